@@ -1,0 +1,464 @@
+//! The application entry point: [`Cqrs`] runs commands against aggregates in a store, feeds
+//! projections and answers queries.
+
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::aggregate::{Aggregate, Command, HandlerError, HandlerKind, Handles};
+use crate::cache::{Caches, Hydrated};
+use crate::context::{CAUSED_BY_EVENT, CommandContext, CommandOutcome};
+use crate::envelope::{NewEvent, Payload};
+use crate::error::{BuildError, CommandError, DecodeError, QueryError, StoreError};
+use crate::event::EventSet;
+use crate::ids::{Position, new_id};
+use crate::projection::{DynProjection, Projection};
+use crate::query::RoutedQuery;
+use crate::read_side::{ProjectionStatus, ReadSide};
+use crate::registry;
+use crate::services::Services;
+use crate::store::{EventStore, ExpectedVersion};
+use crate::unwind::{self, CatchUnwind};
+
+/// Events read per round trip when an aggregate is loaded.
+const LOAD_BATCH: usize = 4096;
+
+/// A command bus, query bus and projection host over one event store.
+///
+/// Cheap to clone: clones share the store, caches and projections.
+///
+/// ```
+/// # use cqrs_core::{Cqrs, MemoryStore};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let app = Cqrs::builder(MemoryStore::new()).max_retries(3).build().await.unwrap();
+/// assert_eq!(app.position(), cqrs_core::Position::ZERO);
+/// # }
+/// ```
+pub struct Cqrs<S> {
+    inner: Arc<Inner<S>>,
+}
+
+impl<S> Clone for Cqrs<S> {
+    fn clone(&self) -> Self {
+        Cqrs {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+struct Inner<S> {
+    store: S,
+    services: Services,
+    caches: Caches,
+    read_side: ReadSide,
+    max_retries: u32,
+    query_timeout: Duration,
+}
+
+/// Configures a [`Cqrs`] application. Made by [`Cqrs::builder`].
+pub struct CqrsBuilder<S> {
+    store: S,
+    services: Services,
+    projections: Vec<Box<dyn DynProjection>>,
+    max_retries: u32,
+    cache_capacity: usize,
+    query_timeout: Duration,
+    discover: bool,
+}
+
+impl<S: EventStore> CqrsBuilder<S> {
+    /// Adds a projection; it receives every event in global order from position 1.
+    pub fn projection<P: Projection>(mut self, projection: P) -> Self {
+        self.projections.push(Box::new(projection));
+        self
+    }
+
+    /// Adds every projection registered with `#[projection]` (through `inventory`) that this
+    /// builder does not already have, each as `Default::default()`.
+    pub fn discover_projections(mut self) -> Self {
+        self.discover = true;
+        self
+    }
+
+    /// Registers a service that handlers take by reference (`limits: &Limits`).
+    pub fn service<T: Send + Sync + 'static>(mut self, service: T) -> Self {
+        self.services.insert(service);
+        self
+    }
+
+    /// How many times a command is retried on fresh state after a concurrent write to its
+    /// stream (default 5). `0` fails at the first conflict.
+    pub fn max_retries(mut self, retries: u32) -> Self {
+        self.max_retries = retries;
+        self
+    }
+
+    /// How many hydrated aggregates of each type stay in memory (default 10 000). `0` disables
+    /// the cache, so every command replays its stream.
+    pub fn cache_capacity(mut self, entries: usize) -> Self {
+        self.cache_capacity = entries;
+        self
+    }
+
+    /// How long `query_after` waits for a projection to reach a position (default 5 s).
+    pub fn query_timeout(mut self, timeout: Duration) -> Self {
+        self.query_timeout = timeout;
+        self
+    }
+
+    /// Checks the wiring (duplicate event or projection names anywhere in the program), then
+    /// catches every projection up with the events already stored.
+    pub async fn build(mut self) -> Result<Cqrs<S>, BuildError> {
+        registry::check()?;
+        if self.discover {
+            for registration in registry::projections() {
+                let known = self
+                    .projections
+                    .iter()
+                    .any(|p| p.name() == registration.name);
+                if let (false, Some(create)) = (known, registration.create) {
+                    self.projections.push(create());
+                }
+            }
+        }
+        let mut names: Vec<(&'static str, &'static str)> = self
+            .projections
+            .iter()
+            .map(|p| (p.name(), p.type_name()))
+            .collect();
+        names.sort();
+        if let Some(pair) = names.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+            return Err(BuildError::DuplicateProjection {
+                name: pair[0].0,
+                types: [pair[0].1, pair[1].1],
+            });
+        }
+        let app = Cqrs {
+            inner: Arc::new(Inner {
+                read_side: ReadSide::new(self.projections),
+                store: self.store,
+                services: self.services,
+                caches: Caches::new(self.cache_capacity),
+                max_retries: self.max_retries,
+                query_timeout: self.query_timeout,
+            }),
+        };
+        app.inner
+            .read_side
+            .catch_up(&app.inner.store)
+            .await
+            .map_err(BuildError::Store)?;
+        Ok(app)
+    }
+}
+
+impl<S: EventStore> Cqrs<S> {
+    /// Starts configuring an application over `store`.
+    pub fn builder(store: S) -> CqrsBuilder<S> {
+        CqrsBuilder {
+            store,
+            services: Services::new(),
+            projections: Vec::new(),
+            max_retries: 5,
+            cache_capacity: 10_000,
+            query_timeout: Duration::from_secs(5),
+            discover: false,
+        }
+    }
+
+    /// The event store.
+    pub fn store(&self) -> &S {
+        &self.inner.store
+    }
+
+    /// The registered services.
+    pub fn services(&self) -> &Services {
+        &self.inner.services
+    }
+
+    /// Runs `cmd` as a new business transaction. See [`Cqrs::execute_with`].
+    pub async fn execute<C>(
+        &self,
+        cmd: C,
+    ) -> Result<CommandOutcome, CommandError<<C::Aggregate as Handles<C>>::Error>>
+    where
+        C: Command,
+        C::Aggregate: Handles<C>,
+    {
+        self.execute_with(cmd, CommandContext::default()).await
+    }
+
+    /// Runs `cmd`: loads its aggregate (from the cache, or by replaying its stream), asks the
+    /// handler, applies and appends the events with the version it read, and hands them to the
+    /// projections. On a concurrent write it reloads and retries, up to `max_retries` times.
+    ///
+    /// A rejection, a panic, or a failed append leaves the store and the cache as they were.
+    pub async fn execute_with<C>(
+        &self,
+        cmd: C,
+        context: CommandContext,
+    ) -> Result<CommandOutcome, CommandError<<C::Aggregate as Handles<C>>::Error>>
+    where
+        C: Command,
+        C::Aggregate: Handles<C>,
+    {
+        let inner = &*self.inner;
+        let cache = inner.caches.of::<C::Aggregate>();
+        let id = cmd.aggregate_id();
+        let command_id = context.command_id.unwrap_or_else(new_id);
+        let correlation_id = context.correlation_id.unwrap_or(command_id);
+        let mut metadata = context.metadata;
+        if let Some(event_id) = context.caused_by_event {
+            metadata.insert(CAUSED_BY_EVENT, event_id.to_string());
+        }
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let Hydrated {
+                mut state,
+                version,
+                stream,
+            } = match cache.take(id) {
+                Some(hydrated) => hydrated,
+                None => self.hydrate::<C::Aggregate, _>(id).await?,
+            };
+            match (<C::Aggregate as Handles<C>>::KIND, version) {
+                (HandlerKind::Create, 1..) => {
+                    let err = CommandError::AlreadyExists {
+                        stream: stream.clone(),
+                        version,
+                    };
+                    cache.put(
+                        id,
+                        Hydrated {
+                            state,
+                            version,
+                            stream,
+                        },
+                    );
+                    return Err(err);
+                }
+                (HandlerKind::Update, 0) => return Err(CommandError::NotFound { stream }),
+                _ => {}
+            }
+            let decided = CatchUnwind(pin!(state.handle(&cmd, &inner.services))).await;
+            let events = match decided {
+                Ok(Ok(events)) => events,
+                Ok(Err(rejection)) => {
+                    cache.put(
+                        id,
+                        Hydrated {
+                            state,
+                            version,
+                            stream,
+                        },
+                    );
+                    return Err(match rejection {
+                        HandlerError::Rejected(e) => CommandError::Rejected(e),
+                        HandlerError::MissingService(service) => CommandError::MissingService {
+                            command: C::NAME,
+                            service,
+                        },
+                    });
+                }
+                Err(message) => {
+                    return Err(CommandError::Panicked {
+                        command: C::NAME,
+                        stream,
+                        message,
+                    });
+                }
+            };
+            if events.is_empty() {
+                cache.put(
+                    id,
+                    Hydrated {
+                        state,
+                        version,
+                        stream: stream.clone(),
+                    },
+                );
+                return Ok(CommandOutcome {
+                    command_id,
+                    correlation_id,
+                    stream,
+                    version,
+                    attempts,
+                    events: Vec::new(),
+                });
+            }
+            // Apply before appending: an `#[apply]` that panics then appends nothing.
+            if let Err(message) = unwind::catch(|| events.iter().for_each(|e| state.apply(e))) {
+                return Err(CommandError::Panicked {
+                    command: C::NAME,
+                    stream,
+                    message,
+                });
+            }
+            let new_events = encode(&events, command_id, correlation_id, &metadata)?;
+            let expected = match version {
+                0 => ExpectedVersion::NoStream,
+                v => ExpectedVersion::Exact(v),
+            };
+            match inner.store.append(&stream, expected, new_events).await {
+                Ok(recorded) => {
+                    let version = recorded.last().map_or(version, |e| e.meta.version);
+                    cache.put(
+                        id,
+                        Hydrated {
+                            state,
+                            version,
+                            stream: stream.clone(),
+                        },
+                    );
+                    inner
+                        .read_side
+                        .deliver(&inner.store, &recorded, &events)
+                        .await;
+                    return Ok(CommandOutcome {
+                        command_id,
+                        correlation_id,
+                        stream,
+                        version,
+                        attempts,
+                        events: recorded,
+                    });
+                }
+                // The state was stale: drop it (it is not in the cache) and decide again.
+                Err(StoreError::Conflict { .. }) if attempts <= inner.max_retries => {}
+                Err(StoreError::Conflict { .. }) => {
+                    return Err(CommandError::Conflict { stream, attempts });
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+    }
+
+    /// Replays aggregate `id` from the store, bypassing the cache: its state and version
+    /// (`0` when the stream is empty).
+    pub async fn load<A: Aggregate>(
+        &self,
+        id: &A::Id,
+    ) -> Result<(A, u64), CommandError<std::convert::Infallible>> {
+        let hydrated = self.hydrate::<A, _>(id).await?;
+        Ok((hydrated.state, hydrated.version))
+    }
+
+    async fn hydrate<A: Aggregate, E>(&self, id: &A::Id) -> Result<Hydrated<A>, CommandError<E>> {
+        let stream = A::stream_id(id);
+        let mut state = A::default();
+        let mut version = 0;
+        loop {
+            let batch = self
+                .inner
+                .store
+                .read_stream(&stream, version + 1, LOAD_BATCH)
+                .await?;
+            for stored in &batch {
+                let meta = &stored.meta;
+                let event = A::Event::decode(
+                    &meta.event_name,
+                    meta.event_version,
+                    stored.payload.as_str(),
+                )
+                .map_err(|failure| {
+                    CommandError::Decode(DecodeError {
+                        stream: stream.clone(),
+                        version: meta.version,
+                        event_name: meta.event_name.to_string(),
+                        event_version: meta.event_version,
+                        failure,
+                    })
+                })?;
+                unwind::catch(|| state.apply(&event)).map_err(|message| {
+                    CommandError::Panicked {
+                        command: "(loading)",
+                        stream: stream.clone(),
+                        message,
+                    }
+                })?;
+                version = meta.version;
+            }
+            if batch.len() < LOAD_BATCH {
+                return Ok(Hydrated {
+                    state,
+                    version,
+                    stream,
+                });
+            }
+        }
+    }
+
+    /// Answers `query` from its projection's current state (which may lag behind commands of
+    /// other processes; see [`Cqrs::query_after`]).
+    pub async fn query<Q: RoutedQuery>(&self, query: Q) -> Result<Q::Response, QueryError> {
+        self.inner.read_side.query(&query).await
+    }
+
+    /// Read-your-writes: waits until the projections have applied every event up to `position`
+    /// (e.g. `outcome.position()`), then answers `query`. Fails with `QueryError::Timeout`
+    /// after the configured query timeout.
+    pub async fn query_after<Q: RoutedQuery>(
+        &self,
+        position: Position,
+        query: Q,
+    ) -> Result<Q::Response, QueryError> {
+        let inner = &*self.inner;
+        inner
+            .read_side
+            .query_after(&inner.store, position, &query, inner.query_timeout)
+            .await
+    }
+
+    /// Applies to the projections every stored event they have not seen (e.g. appended by
+    /// another process), and returns the position reached.
+    pub async fn catch_up(&self) -> Result<Position, StoreError> {
+        self.inner.read_side.catch_up(&self.inner.store).await
+    }
+
+    /// The last global position the projections have applied.
+    pub fn position(&self) -> Position {
+        self.inner.read_side.applied()
+    }
+
+    /// Name, handled events, position and error of every projection.
+    pub async fn projections(&self) -> Vec<ProjectionStatus> {
+        self.inner.read_side.status().await
+    }
+}
+
+/// Serializes each event once, into the envelope the store records.
+fn encode<E: EventSet, X>(
+    events: &[E],
+    command_id: crate::Uuid,
+    correlation_id: crate::Uuid,
+    metadata: &crate::UserMetadata,
+) -> Result<Vec<NewEvent>, CommandError<X>> {
+    let mut buffer = Vec::with_capacity(128);
+    events
+        .iter()
+        .map(|event| {
+            buffer.clear();
+            event
+                .encode(&mut buffer)
+                .map_err(|e| CommandError::Encode {
+                    event: event.event_name(),
+                    message: e.to_string(),
+                })?;
+            // serde_json writes UTF-8 only.
+            let json = std::str::from_utf8(&buffer).map_err(|e| CommandError::Encode {
+                event: event.event_name(),
+                message: e.to_string(),
+            })?;
+            Ok(NewEvent {
+                event_id: new_id(),
+                event_name: event.event_name().into(),
+                event_version: event.event_version(),
+                payload: Payload::from_json(json),
+                correlation_id: Some(correlation_id),
+                causation_id: Some(command_id),
+                metadata: metadata.clone(),
+            })
+        })
+        .collect()
+}

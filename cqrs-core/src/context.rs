@@ -1,0 +1,96 @@
+//! What travels with a command (correlation, causation, metadata) and what comes back.
+
+use serde_json::Value;
+
+use crate::envelope::{EventMeta, RecordedEvent, UserMetadata};
+use crate::ids::{Position, StreamId, Uuid};
+
+/// Correlation, causation and metadata for one command.
+///
+/// `CommandContext::default()` starts a new business transaction: the command's own id becomes
+/// the correlation id. [`CommandContext::caused_by`] continues one: the command inherits the
+/// event's correlation id and records the event as its cause.
+#[derive(Clone, Debug, Default)]
+pub struct CommandContext {
+    pub(crate) command_id: Option<Uuid>,
+    pub(crate) correlation_id: Option<Uuid>,
+    pub(crate) caused_by_event: Option<Uuid>,
+    pub(crate) metadata: UserMetadata,
+}
+
+/// Metadata key under which events record the event that caused their command (if any).
+pub const CAUSED_BY_EVENT: &str = "caused_by_event";
+
+impl CommandContext {
+    /// A new business transaction.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Uses this command id (for idempotent resubmission or external tracing).
+    pub fn with_command_id(mut self, id: Uuid) -> Self {
+        self.command_id = Some(id);
+        self
+    }
+
+    /// Joins an existing business transaction.
+    pub fn correlated_with(mut self, correlation_id: Uuid) -> Self {
+        self.correlation_id = Some(correlation_id);
+        self
+    }
+
+    /// Continues from `event`: inherits its correlation id and records it as the cause.
+    pub fn caused_by(mut self, event: &EventMeta) -> Self {
+        self.correlation_id = event.correlation_id.or(Some(event.event_id));
+        self.caused_by_event = Some(event.event_id);
+        self
+    }
+
+    /// Adds an application metadata entry that every recorded event will carry.
+    pub fn with(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.metadata.insert(key, value);
+        self
+    }
+
+    /// The command id, if one was set.
+    pub fn command_id(&self) -> Option<Uuid> {
+        self.command_id
+    }
+
+    /// The correlation id, if one was set.
+    pub fn correlation_id(&self) -> Option<Uuid> {
+        self.correlation_id
+    }
+
+    /// The metadata the events will carry (without the ids).
+    pub fn metadata(&self) -> &UserMetadata {
+        &self.metadata
+    }
+}
+
+/// What a successful command did.
+#[derive(Clone, Debug)]
+pub struct CommandOutcome {
+    /// The command's id: the causation id of every event it recorded.
+    pub command_id: Uuid,
+    /// The business transaction it belongs to.
+    pub correlation_id: Uuid,
+    /// The aggregate's stream.
+    pub stream: StreamId,
+    /// The stream's version after the command.
+    pub version: u64,
+    /// How many times the handler ran (more than 1 after conflicts).
+    pub attempts: u32,
+    /// The recorded events (empty if the handler decided nothing happens).
+    pub events: Vec<RecordedEvent>,
+}
+
+impl CommandOutcome {
+    /// The global position of the last recorded event, to pass to `Cqrs::query_after` for
+    /// read-your-writes. `Position::ZERO` when nothing was recorded.
+    pub fn position(&self) -> Position {
+        self.events
+            .last()
+            .map_or(Position::ZERO, |e| e.meta.position)
+    }
+}

@@ -1,0 +1,506 @@
+//! Typed errors. Each variant names what went wrong and where, so callers can match on it and
+//! humans can read it.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::ids::{Position, StreamId, Uuid};
+use crate::store::ExpectedVersion;
+
+/// A boxed error, used where the concrete type is erased (untyped dispatch, store back-ends).
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// Why a payload could not be turned back into an event (without saying where; see [`DecodeError`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DecodeFailure {
+    /// No event type of this set has this stored name.
+    UnknownEvent,
+    /// The stored schema version is newer than the code knows.
+    UnsupportedVersion {
+        /// The newest version the code knows.
+        known: u32,
+    },
+    /// The payload is not valid JSON or does not fit the event type.
+    InvalidPayload(String),
+}
+
+impl fmt::Display for DecodeFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeFailure::UnknownEvent => f.write_str("no event type has this name"),
+            DecodeFailure::UnsupportedVersion { known } => {
+                write!(
+                    f,
+                    "stored version is newer than the newest known version {known}"
+                )
+            }
+            DecodeFailure::InvalidPayload(msg) => write!(f, "payload does not decode: {msg}"),
+        }
+    }
+}
+
+/// A stored event that could not be decoded, naming the stream, version and event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodeError {
+    /// Stream of the bad event.
+    pub stream: StreamId,
+    /// Version of the bad event in its stream.
+    pub version: u64,
+    /// Stored name of the bad event.
+    pub event_name: String,
+    /// Stored schema version of the bad event.
+    pub event_version: u32,
+    /// What was wrong.
+    pub failure: DecodeFailure,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "cannot decode event `{}` (schema version {}) at version {} of stream `{}`: {}",
+            self.event_name, self.event_version, self.version, self.stream, self.failure
+        )
+    }
+}
+
+impl StdError for DecodeError {}
+
+/// A failure of an [`EventStore`](crate::EventStore) operation.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The stream's version did not match the expected version; nothing was written.
+    Conflict {
+        /// The stream appended to.
+        stream: StreamId,
+        /// What the caller expected.
+        expected: ExpectedVersion,
+        /// The stream's actual version (0 when it does not exist).
+        actual: u64,
+    },
+    /// An event id of the batch is already stored, but not as the same events of the same stream
+    /// (a retry of the same append is idempotent; reusing ids elsewhere is an error).
+    DuplicateEventId {
+        /// The id.
+        event_id: Uuid,
+        /// The stream of the rejected append.
+        stream: StreamId,
+    },
+    /// The append was refused before anything was written (empty stream name, event too large, …).
+    InvalidAppend {
+        /// The stream appended to.
+        stream: StreamId,
+        /// Why.
+        reason: String,
+    },
+    /// A stored row could not be read back.
+    Decode(DecodeError),
+    /// The back-end failed (I/O, connection, SQL error).
+    Backend(BoxError),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Conflict {
+                stream,
+                expected,
+                actual,
+            } => write!(
+                f,
+                "version conflict on stream `{stream}`: expected {expected}, stream is at version {actual}"
+            ),
+            StoreError::DuplicateEventId { event_id, stream } => write!(
+                f,
+                "event id {event_id} is already stored and this append to `{stream}` is not a retry of it"
+            ),
+            StoreError::InvalidAppend { stream, reason } => {
+                write!(f, "append to `{stream}` refused: {reason}")
+            }
+            StoreError::Decode(e) => fmt::Display::fmt(e, f),
+            StoreError::Backend(e) => write!(f, "event store failure: {e}"),
+        }
+    }
+}
+
+impl StdError for StoreError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            StoreError::Decode(e) => Some(e),
+            StoreError::Backend(e) => Some(&**e),
+            _ => None,
+        }
+    }
+}
+
+/// Why a command failed. `E` is the handler's business error type.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum CommandError<E> {
+    /// The handler rejected the command; nothing was appended.
+    Rejected(E),
+    /// An update command (a `&self` handler) reached a stream with no events.
+    NotFound {
+        /// The empty stream.
+        stream: StreamId,
+    },
+    /// A creation command (a handler without `self`) reached a stream that already has events.
+    AlreadyExists {
+        /// The stream.
+        stream: StreamId,
+        /// Its current version.
+        version: u64,
+    },
+    /// Every attempt met a concurrent writer (see `CqrsBuilder::max_retries`); nothing was appended.
+    Conflict {
+        /// The stream.
+        stream: StreamId,
+        /// How many times the command ran.
+        attempts: u32,
+    },
+    /// A handler asks for a service that was not registered with `CqrsBuilder::service`.
+    MissingService {
+        /// The command.
+        command: &'static str,
+        /// Type name of the missing service.
+        service: &'static str,
+    },
+    /// A handler or an `#[apply]` method panicked; nothing was appended and the cached state was dropped.
+    Panicked {
+        /// The command.
+        command: &'static str,
+        /// The stream.
+        stream: StreamId,
+        /// The panic message.
+        message: String,
+    },
+    /// An event could not be serialized; nothing was appended.
+    Encode {
+        /// The event's stored name.
+        event: &'static str,
+        /// The serializer's message.
+        message: String,
+    },
+    /// The aggregate's stored events could not be decoded.
+    Decode(DecodeError),
+    /// The store failed.
+    Store(StoreError),
+}
+
+impl<E> CommandError<E> {
+    /// Maps the business error, keeping every other variant.
+    pub fn map_rejection<F>(self, f: impl FnOnce(E) -> F) -> CommandError<F> {
+        match self {
+            CommandError::Rejected(e) => CommandError::Rejected(f(e)),
+            CommandError::NotFound { stream } => CommandError::NotFound { stream },
+            CommandError::AlreadyExists { stream, version } => {
+                CommandError::AlreadyExists { stream, version }
+            }
+            CommandError::Conflict { stream, attempts } => {
+                CommandError::Conflict { stream, attempts }
+            }
+            CommandError::MissingService { command, service } => {
+                CommandError::MissingService { command, service }
+            }
+            CommandError::Panicked {
+                command,
+                stream,
+                message,
+            } => CommandError::Panicked {
+                command,
+                stream,
+                message,
+            },
+            CommandError::Encode { event, message } => CommandError::Encode { event, message },
+            CommandError::Decode(e) => CommandError::Decode(e),
+            CommandError::Store(e) => CommandError::Store(e),
+        }
+    }
+
+    /// The business error, if the handler rejected the command.
+    pub fn rejection(&self) -> Option<&E> {
+        match self {
+            CommandError::Rejected(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for CommandError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CommandError::Rejected(e) => write!(f, "command rejected: {e}"),
+            CommandError::NotFound { stream } => {
+                write!(f, "`{stream}` does not exist (it has no events yet)")
+            }
+            CommandError::AlreadyExists { stream, version } => write!(
+                f,
+                "`{stream}` already exists (version {version}); a creation command needs an empty stream"
+            ),
+            CommandError::Conflict { stream, attempts } => write!(
+                f,
+                "`{stream}` kept changing concurrently; gave up after {attempts} attempts"
+            ),
+            CommandError::MissingService { command, service } => write!(
+                f,
+                "the handler of `{command}` needs service `{service}`: register it with `CqrsBuilder::service`"
+            ),
+            CommandError::Panicked {
+                command,
+                stream,
+                message,
+            } => write!(f, "handling `{command}` on `{stream}` panicked: {message}"),
+            CommandError::Encode { event, message } => {
+                write!(f, "cannot serialize event `{event}`: {message}")
+            }
+            CommandError::Decode(e) => fmt::Display::fmt(e, f),
+            CommandError::Store(e) => fmt::Display::fmt(e, f),
+        }
+    }
+}
+
+impl<E: StdError + 'static> StdError for CommandError<E> {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            CommandError::Rejected(e) => Some(e),
+            CommandError::Decode(e) => Some(e),
+            CommandError::Store(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl<E> From<StoreError> for CommandError<E> {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Decode(d) => CommandError::Decode(d),
+            other => CommandError::Store(other),
+        }
+    }
+}
+
+/// Why a projection stopped. It names the projection and the event it stopped at.
+#[derive(Clone, Debug)]
+pub struct ProjectionError {
+    /// The projection's name.
+    pub projection: &'static str,
+    /// Stream of the event it failed on.
+    pub stream: StreamId,
+    /// Version of that event in its stream.
+    pub version: u64,
+    /// Global position of that event.
+    pub position: Position,
+    /// Stored name of that event.
+    pub event_name: String,
+    /// What happened.
+    pub failure: ProjectionFailure,
+}
+
+/// What went wrong inside a projection.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum ProjectionFailure {
+    /// The event's payload does not decode into the handler's parameter type.
+    Decode(DecodeFailure),
+    /// The handler returned an error.
+    Handler(Arc<dyn StdError + Send + Sync + 'static>),
+    /// The handler panicked.
+    Panicked(String),
+}
+
+impl fmt::Display for ProjectionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "projection `{}` stopped at event `{}` (version {} of `{}`, position {}): ",
+            self.projection, self.event_name, self.version, self.stream, self.position
+        )?;
+        match &self.failure {
+            ProjectionFailure::Decode(d) => write!(f, "{d}"),
+            ProjectionFailure::Handler(e) => write!(f, "handler failed: {e}"),
+            ProjectionFailure::Panicked(m) => write!(f, "handler panicked: {m}"),
+        }
+    }
+}
+
+impl StdError for ProjectionError {}
+
+/// Why a query could not be answered.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum QueryError {
+    /// The projection that answers this query was not added to this application.
+    ProjectionNotRegistered {
+        /// The query type.
+        query: &'static str,
+        /// The projection that answers it.
+        projection: &'static str,
+    },
+    /// The projection stopped on an event and cannot answer until it is fixed and rebuilt.
+    ProjectionFailed(ProjectionError),
+    /// `query_after` waited this long and the projection did not reach the position.
+    Timeout {
+        /// The projection.
+        projection: &'static str,
+        /// The position waited for.
+        target: Position,
+        /// The position the projection had reached.
+        reached: Position,
+        /// How long it waited.
+        waited: Duration,
+    },
+    /// Reading events to catch the projection up failed.
+    Store(StoreError),
+}
+
+impl fmt::Display for QueryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QueryError::ProjectionNotRegistered { query, projection } => write!(
+                f,
+                "query `{query}` is answered by projection `{projection}`, which this application does not run: add it with `CqrsBuilder::projection`"
+            ),
+            QueryError::ProjectionFailed(e) => fmt::Display::fmt(e, f),
+            QueryError::Timeout {
+                projection,
+                target,
+                reached,
+                waited,
+            } => write!(
+                f,
+                "projection `{projection}` reached position {reached}, not {target}, within {waited:?}"
+            ),
+            QueryError::Store(e) => fmt::Display::fmt(e, f),
+        }
+    }
+}
+
+impl StdError for QueryError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            QueryError::ProjectionFailed(e) => Some(e),
+            QueryError::Store(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Why an untyped (name + JSON) command could not be dispatched or failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum DispatchError {
+    /// No command of this name is routed.
+    UnknownCommand {
+        /// The name that was sent.
+        name: String,
+        /// The names that are routed.
+        known: Vec<&'static str>,
+    },
+    /// The body is not valid JSON for this command.
+    InvalidBody {
+        /// The command name.
+        command: &'static str,
+        /// The JSON parser's message (with line and column).
+        message: String,
+    },
+    /// The command type does not implement `serde::Deserialize`, so it cannot come from JSON.
+    NotDeserializable {
+        /// The command name.
+        command: &'static str,
+    },
+    /// Two aggregates added to one router handle commands with the same name.
+    DuplicateCommand {
+        /// The command name.
+        name: &'static str,
+    },
+    /// The command ran and failed; a rejection carries the handler's error, boxed.
+    Command(CommandError<BoxError>),
+}
+
+impl fmt::Display for DispatchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DispatchError::UnknownCommand { name, known } => {
+                write!(
+                    f,
+                    "unknown command `{name}`; known commands: {}",
+                    known.join(", ")
+                )
+            }
+            DispatchError::InvalidBody { command, message } => {
+                write!(f, "invalid JSON body for command `{command}`: {message}")
+            }
+            DispatchError::NotDeserializable { command } => write!(
+                f,
+                "command `{command}` cannot be sent as JSON: derive `serde::Deserialize` for it"
+            ),
+            DispatchError::DuplicateCommand { name } => {
+                write!(f, "two aggregates handle a command named `{name}`")
+            }
+            DispatchError::Command(e) => fmt::Display::fmt(e, f),
+        }
+    }
+}
+
+impl StdError for DispatchError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            DispatchError::Command(CommandError::Rejected(e)) => Some(&**e),
+            DispatchError::Command(CommandError::Decode(e)) => Some(e),
+            DispatchError::Command(CommandError::Store(e)) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// A start-up check failed: the application's wiring is inconsistent.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// Two projections with one name.
+    DuplicateProjection {
+        /// The name.
+        name: &'static str,
+        /// The two types.
+        types: [&'static str; 2],
+    },
+    /// Two event types anywhere in the program share a stored name.
+    DuplicateEventName {
+        /// The stored name.
+        name: &'static str,
+        /// The two types.
+        types: [&'static str; 2],
+    },
+    /// Catching the projections up with the stored events failed.
+    Store(StoreError),
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::DuplicateProjection { name, types } => write!(
+                f,
+                "two projections are named `{name}`: `{}` and `{}`; give one another `#[projection(name = …)]`",
+                types[0], types[1]
+            ),
+            BuildError::DuplicateEventName { name, types } => write!(
+                f,
+                "two event types are stored as `{name}`: `{}` and `{}`; give one another `#[event(name = …)]`",
+                types[0], types[1]
+            ),
+            BuildError::Store(e) => write!(f, "cannot catch projections up: {e}"),
+        }
+    }
+}
+
+impl StdError for BuildError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            BuildError::Store(e) => Some(e),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! Events: the [`Event`] trait every event type implements (`#[derive(Event)]`), the
+//! [`EventSet`] trait of an aggregate's generated event enum, and [`IntoEvents`], which lets a
+//! handler return one event, several, or none.
+
+use std::any::Any;
+use std::fmt::Debug;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::aggregate::Aggregate;
+use crate::error::DecodeFailure;
+
+/// A fact that happened, stored under a stable name and schema version.
+///
+/// Implement it with `#[derive(Event)]`; `#[event(name = "account.opened", version = 2)]`
+/// overrides the defaults (the type's name, version 1). The stored name must never change once
+/// events are stored: it is how stored rows find their type again.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an event",
+    label = "not an event",
+    note = "add `#[derive(Event)]` (with `Serialize`, `Deserialize`, `Clone`, `Debug`, `PartialEq`) to `{Self}`"
+)]
+pub trait Event:
+    Serialize + DeserializeOwned + Clone + Debug + PartialEq + Send + Sync + 'static
+{
+    /// The stable stored name.
+    const NAME: &'static str;
+    /// The payload's schema version (starts at 1).
+    const VERSION: u32;
+}
+
+/// The closed set of events one aggregate records: the enum that `#[aggregate]` generates
+/// (`AccountEvent` for `Account`), one variant per `#[apply]` method.
+pub trait EventSet: Clone + Debug + PartialEq + Send + Sync + Sized + 'static {
+    /// Stored names of every variant, in declaration order.
+    const NAMES: &'static [&'static str];
+
+    /// Stored name of this event.
+    fn event_name(&self) -> &'static str;
+
+    /// Schema version of this event.
+    fn event_version(&self) -> u32;
+
+    /// Serializes the inner event (not the enum) as JSON into `out`.
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error>;
+
+    /// Decodes a stored payload by its stored name and schema version.
+    fn decode(name: &str, version: u32, payload: &str) -> Result<Self, DecodeFailure>;
+
+    /// The inner event as `Any`, so in-process projections read it without decoding.
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// What a handler may return: an event of the aggregate, the aggregate's event enum, a `Vec` or
+/// `Option` of those, a tuple of them, or `()` for "nothing happened".
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an event of aggregate `{A}`",
+    label = "`{A}` has no `#[apply]` method for this",
+    note = "add `#[apply] fn …(&mut self, event: &{Self})` to the `#[aggregate]` impl of `{A}`, or return one of its events (a single event, a `Vec`, an `Option`, a tuple or `()`)"
+)]
+pub trait IntoEvents<A: Aggregate> {
+    /// Appends the events to `out`, in order.
+    fn into_events(self, out: &mut Vec<A::Event>);
+}
+
+impl<A: Aggregate> IntoEvents<A> for () {
+    fn into_events(self, _: &mut Vec<A::Event>) {}
+}
+
+impl<A: Aggregate, T: IntoEvents<A>> IntoEvents<A> for Vec<T> {
+    fn into_events(self, out: &mut Vec<A::Event>) {
+        out.reserve(self.len());
+        for item in self {
+            item.into_events(out);
+        }
+    }
+}
+
+impl<A: Aggregate, T: IntoEvents<A>> IntoEvents<A> for Option<T> {
+    fn into_events(self, out: &mut Vec<A::Event>) {
+        if let Some(item) = self {
+            item.into_events(out);
+        }
+    }
+}
+
+macro_rules! tuple_into_events {
+    ($($t:ident $i:tt),+) => {
+        impl<A: Aggregate, $($t: IntoEvents<A>),+> IntoEvents<A> for ($($t,)+) {
+            fn into_events(self, out: &mut Vec<A::Event>) {
+                $( self.$i.into_events(out); )+
+            }
+        }
+    };
+}
+tuple_into_events!(T0 0);
+tuple_into_events!(T0 0, T1 1);
+tuple_into_events!(T0 0, T1 1, T2 2);
+tuple_into_events!(T0 0, T1 1, T2 2, T3 3);
+tuple_into_events!(T0 0, T1 1, T2 2, T3 3, T4 4);
+tuple_into_events!(T0 0, T1 1, T2 2, T3 3, T4 4, T5 5);

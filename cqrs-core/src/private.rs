@@ -1,0 +1,214 @@
+//! Support for macro-generated code. Not public API: names here may change in any release,
+//! which is why `cqrs-core` pins `cqrs-derive` to one exact version.
+
+use std::error::Error as StdError;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use serde::de::{DeserializeOwned, Error as _};
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+pub use ::inventory;
+pub use ::serde;
+pub use ::serde_json;
+
+pub use crate::Cqrs;
+pub use crate::aggregate::{
+    Aggregate, AggregateId, Command, CommandOf, HandlerError, HandlerKind, Handles,
+};
+pub use crate::context::{CommandContext, CommandOutcome};
+pub use crate::dispatch::CommandSet;
+pub use crate::envelope::EventMeta;
+pub use crate::error::{
+    BoxError, CommandError, DecodeFailure, DispatchError, ProjectionError, ProjectionFailure,
+};
+pub use crate::event::{Event, EventSet, IntoEvents};
+pub use crate::projection::{DynProjection, EventRef, Projection};
+pub use crate::query::{Query, RoutedQuery};
+pub use crate::registry::{AggregateRegistration, EventRegistration, ProjectionRegistration};
+pub use crate::services::Services;
+pub use crate::store::EventStore;
+
+pub use ::core::any::Any;
+pub use ::core::future::{Future, ready};
+pub use ::core::result::Result::{self, Err, Ok};
+pub use ::std::vec::Vec;
+
+/// Serializes one event's payload.
+#[inline]
+pub fn encode_event<E: Serialize>(event: &E, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+    serde_json::to_writer(out, event)
+}
+
+/// Decodes one event's payload written at schema `version`.
+#[inline]
+pub fn decode_event<E: Event>(version: u32, payload: &str) -> Result<E, DecodeFailure> {
+    if version > E::VERSION {
+        return Err(DecodeFailure::UnsupportedVersion { known: E::VERSION });
+    }
+    serde_json::from_str(payload).map_err(|e| DecodeFailure::InvalidPayload(e.to_string()))
+}
+
+/// Serializes an event enum as `{"type": name, "version": n, "data": event}`.
+pub fn serialize_tagged<S: Serializer, E: Serialize>(
+    name: &str,
+    version: u32,
+    event: &E,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let mut s = serializer.serialize_struct("Event", 3)?;
+    s.serialize_field("type", name)?;
+    s.serialize_field("version", &version)?;
+    s.serialize_field("data", event)?;
+    s.end()
+}
+
+/// Reads the form [`serialize_tagged`] writes.
+pub fn deserialize_tagged<'de, D: Deserializer<'de>, T: EventSet>(
+    deserializer: D,
+) -> Result<T, D::Error> {
+    #[derive(Deserialize)]
+    struct Tagged {
+        #[serde(rename = "type")]
+        name: String,
+        version: u32,
+        data: serde_json::Value,
+    }
+    let tagged = Tagged::deserialize(deserializer)?;
+    let payload = serde_json::to_string(&tagged.data).map_err(D::Error::custom)?;
+    T::decode(&tagged.name, tagged.version, &payload)
+        .map_err(|failure| D::Error::custom(format_args!("event `{}`: {failure}", tagged.name)))
+}
+
+/// `true` when two strings are equal, in a `const` context.
+pub const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Compile-time check, spanned on the user's `#[apply]` parameter: no earlier event of the same
+/// aggregate is stored under `name`.
+pub const fn assert_unique_event_name(name: &str, earlier: &[&str]) {
+    let mut i = 0;
+    while i < earlier.len() {
+        if str_eq(name, earlier[i]) {
+            panic!(
+                "two events of this aggregate have the same stored name; give one of them another `#[event(name = \"…\")]`"
+            );
+        }
+        i += 1;
+    }
+}
+
+/// Looks up a handler's service parameter.
+#[inline]
+pub fn service<T: 'static, E>(services: &Services) -> Result<&T, HandlerError<E>> {
+    services
+        .get::<T>()
+        .ok_or(HandlerError::MissingService(std::any::type_name::<T>()))
+}
+
+/// A handler that takes its command by value gets a clone: it may run again after a conflict.
+#[diagnostic::on_unimplemented(
+    message = "a handler that takes `{Self}` by value needs `{Self}: Clone`",
+    label = "taken by value here",
+    note = "take the command by reference (`cmd: &{Self}`), or derive `Clone` for `{Self}`: a handler may run again after a conflict"
+)]
+pub trait CloneCommand {
+    /// A copy for one attempt.
+    fn clone_command(&self) -> Self;
+}
+
+impl<T: Clone> CloneCommand for T {
+    #[inline]
+    fn clone_command(&self) -> Self {
+        self.clone()
+    }
+}
+
+/// Boxes the business error of a typed command error, for untyped dispatch.
+pub fn box_command_error<E: StdError + Send + Sync + 'static>(
+    error: CommandError<E>,
+) -> DispatchError {
+    DispatchError::Command(error.map_rejection(|e| Box::new(e) as BoxError))
+}
+
+/// Autoref probe: `(&&JsonProbe::<C>::new()).decode_command(…)` deserializes when
+/// `C: Deserialize` and reports `NotDeserializable` otherwise.
+pub struct JsonProbe<T>(PhantomData<T>);
+
+impl<T> JsonProbe<T> {
+    /// A probe for `T`.
+    pub const fn new() -> Self {
+        JsonProbe(PhantomData)
+    }
+}
+
+impl<T> Default for JsonProbe<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The branch taken when the command implements `Deserialize`.
+pub trait DecodeViaSerde<T> {
+    /// Deserializes the body.
+    fn decode_command(&self, command: &'static str, body: &str) -> Result<T, DispatchError>;
+}
+
+impl<T: DeserializeOwned> DecodeViaSerde<T> for &JsonProbe<T> {
+    fn decode_command(&self, command: &'static str, body: &str) -> Result<T, DispatchError> {
+        serde_json::from_str(body).map_err(|e| DispatchError::InvalidBody {
+            command,
+            message: e.to_string(),
+        })
+    }
+}
+
+/// The branch taken when it does not.
+pub trait DecodeUnsupported<T> {
+    /// Reports that the command cannot come from JSON.
+    fn decode_command(&self, command: &'static str, body: &str) -> Result<T, DispatchError>;
+}
+
+impl<T> DecodeUnsupported<T> for JsonProbe<T> {
+    fn decode_command(&self, command: &'static str, _: &str) -> Result<T, DispatchError> {
+        Err(DispatchError::NotDeserializable { command })
+    }
+}
+
+/// What a projection's event handler may return.
+#[diagnostic::on_unimplemented(
+    message = "a projection handler returns `()` or `Result<(), E>`, not `{Self}`",
+    label = "unsupported return type",
+    note = "`E` must implement `std::error::Error + Send + Sync + 'static`"
+)]
+pub trait ProjectionOutcome {
+    /// The handler's error, if any.
+    fn into_failure(self) -> Option<ProjectionFailure>;
+}
+
+impl ProjectionOutcome for () {
+    #[inline]
+    fn into_failure(self) -> Option<ProjectionFailure> {
+        None
+    }
+}
+
+impl<E: StdError + Send + Sync + 'static> ProjectionOutcome for Result<(), E> {
+    #[inline]
+    fn into_failure(self) -> Option<ProjectionFailure> {
+        self.err().map(|e| ProjectionFailure::Handler(Arc::new(e)))
+    }
+}

@@ -1,0 +1,253 @@
+//! In-process projections, fed in global-position order.
+//!
+//! After each commit the command bus hands its events here with their typed values, so a
+//! projection in the same process reads them without decoding. Commits of concurrent commands
+//! can arrive out of order; an event is applied only when every earlier position has been, either
+//! from another command of this process or from the store (`read_all`), which also brings in
+//! events that other processes appended. Events that arrive too early wait in `pending`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, RwLock};
+
+use crate::envelope::RecordedEvent;
+use crate::error::{ProjectionError, ProjectionFailure, QueryError, StoreError};
+use crate::event::EventSet;
+use crate::ids::Position;
+use crate::projection::{DynProjection, EventRef};
+use crate::query::RoutedQuery;
+use crate::store::EventStore;
+use crate::unwind;
+
+/// Events read from the store per catch-up round trip.
+const CATCH_UP_BATCH: usize = 1024;
+
+/// How often `query_after` re-reads the store while it waits for events of other processes.
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+struct Slot {
+    projection: Box<dyn DynProjection>,
+    /// Set when the projection stopped on an event; it then receives nothing more.
+    failed: Option<ProjectionError>,
+}
+
+struct State {
+    applied: Position,
+    slots: Vec<Slot>,
+    pending: BTreeMap<Position, RecordedEvent>,
+}
+
+pub(crate) struct ReadSide {
+    state: RwLock<State>,
+    /// Mirror of `State::applied`, readable without the lock.
+    applied: AtomicU64,
+    advanced: Notify,
+    enabled: bool,
+}
+
+/// A status line of one projection.
+#[derive(Clone, Debug)]
+pub struct ProjectionStatus {
+    /// Projection name.
+    pub name: &'static str,
+    /// Stored names of the events it handles.
+    pub events: &'static [&'static str],
+    /// The last global position it has seen.
+    pub position: Position,
+    /// Why it stopped, if it did.
+    pub error: Option<ProjectionError>,
+}
+
+impl ReadSide {
+    pub fn new(projections: Vec<Box<dyn DynProjection>>) -> Self {
+        ReadSide {
+            enabled: !projections.is_empty(),
+            state: RwLock::new(State {
+                applied: Position::ZERO,
+                slots: projections
+                    .into_iter()
+                    .map(|projection| Slot {
+                        projection,
+                        failed: None,
+                    })
+                    .collect(),
+                pending: BTreeMap::new(),
+            }),
+            applied: AtomicU64::new(0),
+            advanced: Notify::new(),
+        }
+    }
+
+    pub fn applied(&self) -> Position {
+        Position(self.applied.load(Ordering::Acquire))
+    }
+
+    /// Hands the events of one commit (with their typed values) to every projection.
+    pub async fn deliver<S: EventStore, E: EventSet>(
+        &self,
+        store: &S,
+        recorded: &[RecordedEvent],
+        typed: &[E],
+    ) {
+        let Some(last) = recorded.last() else {
+            return;
+        };
+        if !self.enabled || self.applied() >= last.meta.position {
+            return;
+        }
+        let mut state = self.state.write().await;
+        if recorded[0].meta.position > state.applied.next() {
+            // A failed read only delays: these events wait in `pending` for the next catch-up.
+            let _ = state.catch_up(store).await;
+        }
+        for (event, value) in recorded.iter().zip(typed) {
+            let position = event.meta.position;
+            if position <= state.applied {
+                continue;
+            }
+            if position == state.applied.next() {
+                state.apply(EventRef::with_typed(event, value.as_any()));
+                state.applied = position;
+            } else {
+                state.pending.insert(position, event.clone());
+            }
+        }
+        state.drain_pending();
+        self.publish(&state);
+    }
+
+    /// Reads and applies everything the store has beyond what was applied.
+    pub async fn catch_up<S: EventStore>(&self, store: &S) -> Result<Position, StoreError> {
+        if !self.enabled {
+            return Ok(self.applied());
+        }
+        let mut state = self.state.write().await;
+        state.catch_up(store).await?;
+        self.publish(&state);
+        Ok(state.applied)
+    }
+
+    fn publish(&self, state: &State) {
+        if state.applied.0 > self.applied.load(Ordering::Acquire) {
+            self.applied.store(state.applied.0, Ordering::Release);
+            self.advanced.notify_waiters();
+        }
+    }
+
+    /// Answers `query` from its projection's current state.
+    pub async fn query<Q: RoutedQuery>(&self, query: &Q) -> Result<Q::Response, QueryError> {
+        let state = self.state.read().await;
+        for slot in &state.slots {
+            if let Some(projection) = slot.projection.as_any().downcast_ref::<Q::Projection>() {
+                if let Some(error) = &slot.failed {
+                    return Err(QueryError::ProjectionFailed(error.clone()));
+                }
+                return Ok(Q::answer(projection, query));
+            }
+        }
+        Err(QueryError::ProjectionNotRegistered {
+            query: std::any::type_name::<Q>(),
+            projection: <Q::Projection as crate::Projection>::NAME,
+        })
+    }
+
+    /// Waits until every event up to `target` is applied (catching up from the store while it
+    /// waits), then answers `query`.
+    pub async fn query_after<S: EventStore, Q: RoutedQuery>(
+        &self,
+        store: &S,
+        target: Position,
+        query: &Q,
+        timeout: Duration,
+    ) -> Result<Q::Response, QueryError> {
+        let started = Instant::now();
+        while self.applied() < target {
+            let notified = self.advanced.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.catch_up(store).await.map_err(QueryError::Store)? >= target {
+                break;
+            }
+            let waited = started.elapsed();
+            if waited >= timeout {
+                return Err(QueryError::Timeout {
+                    projection: <Q::Projection as crate::Projection>::NAME,
+                    target,
+                    reached: self.applied(),
+                    waited,
+                });
+            }
+            let nap = POLL_INTERVAL.min(timeout - waited);
+            let _ = tokio::time::timeout(nap, notified).await;
+        }
+        self.query(query).await
+    }
+
+    pub async fn status(&self) -> Vec<ProjectionStatus> {
+        let state = self.state.read().await;
+        state
+            .slots
+            .iter()
+            .map(|slot| ProjectionStatus {
+                name: slot.projection.name(),
+                events: slot.projection.events(),
+                position: state.applied,
+                error: slot.failed.clone(),
+            })
+            .collect()
+    }
+}
+
+impl State {
+    fn apply(&mut self, event: EventRef<'_>) {
+        for slot in &mut self.slots {
+            if slot.failed.is_some() {
+                continue;
+            }
+            let projection = &mut slot.projection;
+            match unwind::catch(|| projection.handle_dyn(event)) {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => slot.failed = Some(error),
+                Err(message) => {
+                    slot.failed = Some(
+                        event.error(slot.projection.name(), ProjectionFailure::Panicked(message)),
+                    )
+                }
+            }
+        }
+    }
+
+    async fn catch_up<S: EventStore>(&mut self, store: &S) -> Result<(), StoreError> {
+        loop {
+            let batch = store.read_all(self.applied.next(), CATCH_UP_BATCH).await?;
+            let full = batch.len() == CATCH_UP_BATCH;
+            for event in &batch {
+                // The store never returns a position while an earlier one may still appear, so
+                // a jump here is a permanent hole (a transaction that never committed).
+                if event.meta.position > self.applied {
+                    self.apply(EventRef::stored(event));
+                    self.applied = event.meta.position;
+                }
+            }
+            let applied = self.applied;
+            self.pending.retain(|&position, _| position > applied);
+            self.drain_pending();
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    fn drain_pending(&mut self) {
+        while let Some(entry) = self.pending.first_entry() {
+            if *entry.key() != self.applied.next() {
+                break;
+            }
+            let event = entry.remove();
+            self.apply(EventRef::stored(&event));
+            self.applied = event.meta.position;
+        }
+    }
+}

@@ -1,0 +1,227 @@
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::Notify;
+
+use crate::envelope::{NewEvent, RecordedEvent};
+use crate::error::StoreError;
+use crate::ids::{Position, StreamId, Timestamp, Uuid};
+use crate::store::{EventStore, ExpectedVersion};
+
+/// An event store in process memory: for tests, examples and projections rebuilt at start-up.
+///
+/// It keeps the whole store contract (atomic appends, expected versions, idempotent retries,
+/// gap-free global order, live subscriptions); it only forgets everything when dropped.
+/// Clones share the same events.
+#[derive(Clone, Default)]
+pub struct MemoryStore {
+    shared: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    log: Mutex<Log>,
+    /// Position of the newest event, readable without the lock.
+    head: AtomicU64,
+    appended: Notify,
+}
+
+#[derive(Default)]
+struct Log {
+    /// Every event; the event at index `i` has position `i + 1`.
+    events: Vec<RecordedEvent>,
+    /// Per stream, the indexes of its events in version order.
+    streams: HashMap<StreamId, Vec<usize>>,
+    /// Index of each stored event id, for idempotent retries.
+    ids: HashMap<Uuid, usize>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many events are stored.
+    pub fn len(&self) -> usize {
+        self.lock().events.len()
+    }
+
+    /// Whether no event is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Log> {
+        // No user code runs under this lock, so a poisoned lock still holds consistent data.
+        self.shared
+            .log
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Log {
+    /// `Some(recorded)` when `events` is a retry of an append that is already stored.
+    fn replayed_append(
+        &self,
+        stream: &StreamId,
+        events: &[NewEvent],
+    ) -> Result<Option<Vec<RecordedEvent>>, StoreError> {
+        let Some(&first) = self.ids.get(&events[0].event_id) else {
+            if let Some(e) = events[1..]
+                .iter()
+                .find(|e| self.ids.contains_key(&e.event_id))
+            {
+                return Err(StoreError::DuplicateEventId {
+                    event_id: e.event_id,
+                    stream: stream.clone(),
+                });
+            }
+            return Ok(None);
+        };
+        let stored = self.events.get(first..first + events.len());
+        let same = stored.is_some_and(|stored| {
+            stored
+                .iter()
+                .zip(events)
+                .all(|(s, e)| s.meta.event_id == e.event_id && s.meta.stream == *stream)
+        });
+        match (same, stored) {
+            (true, Some(stored)) => Ok(Some(stored.to_vec())),
+            _ => Err(StoreError::DuplicateEventId {
+                event_id: events[0].event_id,
+                stream: stream.clone(),
+            }),
+        }
+    }
+}
+
+fn duplicate_within(events: &[NewEvent]) -> Option<Uuid> {
+    let mut seen = std::collections::HashSet::with_capacity(events.len());
+    events
+        .iter()
+        .find(|e| !seen.insert(e.event_id))
+        .map(|e| e.event_id)
+}
+
+impl EventStore for MemoryStore {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        if stream.as_str().is_empty() {
+            return Err(StoreError::InvalidAppend {
+                stream: stream.clone(),
+                reason: "the stream name is empty".into(),
+            });
+        }
+        if events.len() > 1
+            && let Some(event_id) = duplicate_within(&events)
+        {
+            return Err(StoreError::DuplicateEventId {
+                event_id,
+                stream: stream.clone(),
+            });
+        }
+        let recorded = {
+            let mut log = self.lock();
+            let version = log.streams.get(stream).map_or(0, Vec::len) as u64;
+            if events.is_empty() {
+                if !expected.admits(version) {
+                    return Err(StoreError::Conflict {
+                        stream: stream.clone(),
+                        expected,
+                        actual: version,
+                    });
+                }
+                return Ok(Vec::new());
+            }
+            if let Some(stored) = log.replayed_append(stream, &events)? {
+                return Ok(stored);
+            }
+            if !expected.admits(version) {
+                return Err(StoreError::Conflict {
+                    stream: stream.clone(),
+                    expected,
+                    actual: version,
+                });
+            }
+            let now = Timestamp::now();
+            let start = log.events.len();
+            let mut recorded = Vec::with_capacity(events.len());
+            for (i, event) in events.into_iter().enumerate() {
+                let index = start + i;
+                let record = event.record(
+                    stream.clone(),
+                    version + 1 + i as u64,
+                    Position(index as u64 + 1),
+                    now,
+                );
+                log.ids.insert(record.meta.event_id, index);
+                log.events.push(record.clone());
+                recorded.push(record);
+            }
+            let Log {
+                streams, events, ..
+            } = &mut *log;
+            streams
+                .entry(stream.clone())
+                .or_default()
+                .extend(start..events.len());
+            self.shared
+                .head
+                .store(events.len() as u64, Ordering::Release);
+            recorded
+        };
+        self.shared.appended.notify_waiters();
+        Ok(recorded)
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let log = self.lock();
+        let Some(indexes) = log.streams.get(stream) else {
+            return Ok(Vec::new());
+        };
+        let skip = from_version.max(1) as usize - 1;
+        Ok(indexes
+            .iter()
+            .skip(skip)
+            .take(limit)
+            .map(|&i| log.events[i].clone())
+            .collect())
+    }
+
+    async fn read_all(
+        &self,
+        from: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let log = self.lock();
+        let skip = (from.0.max(1) - 1) as usize;
+        Ok(log.events.iter().skip(skip).take(limit).cloned().collect())
+    }
+
+    async fn head(&self) -> Result<Position, StoreError> {
+        Ok(Position(self.shared.head.load(Ordering::Acquire)))
+    }
+
+    async fn wait_for_events(&self, after: Position) {
+        let notified = self.shared.appended.notified();
+        tokio::pin!(notified);
+        // Register before checking, so an append between the check and the await still wakes us.
+        notified.as_mut().enable();
+        if self.shared.head.load(Ordering::Acquire) > after.0 {
+            return;
+        }
+        notified.await;
+    }
+}
