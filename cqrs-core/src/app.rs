@@ -11,7 +11,7 @@ use crate::context::{CAUSED_BY_EVENT, CommandContext, CommandOutcome};
 use crate::envelope::{NewEvent, Payload};
 use crate::error::{BuildError, CommandError, DecodeError, QueryError, StoreError};
 use crate::event::EventSet;
-use crate::ids::{Position, new_id};
+use crate::ids::{Position, new_id_at, unix_millis};
 use crate::projection::{DynProjection, Projection};
 use crate::query::RoutedQuery;
 use crate::read_side::{ProjectionStatus, ReadSide};
@@ -205,7 +205,9 @@ impl<S: EventStore> Cqrs<S> {
         let inner = &*self.inner;
         let cache = inner.caches.of::<C::Aggregate>();
         let id = cmd.aggregate_id();
-        let command_id = context.command_id.unwrap_or_else(new_id);
+        // One clock reading stamps the command id and the ids of the events it records.
+        let millis = unix_millis();
+        let command_id = context.command_id.unwrap_or_else(|| new_id_at(millis));
         let correlation_id = context.correlation_id.unwrap_or(command_id);
         let mut metadata = context.metadata;
         if let Some(event_id) = context.caused_by_event {
@@ -295,7 +297,7 @@ impl<S: EventStore> Cqrs<S> {
                     message,
                 });
             }
-            let new_events = encode(&events, command_id, correlation_id, &metadata)?;
+            let new_events = encode(&events, millis, command_id, correlation_id, &metadata)?;
             let expected = match version {
                 0 => ExpectedVersion::NoStream,
                 v => ExpectedVersion::Exact(v),
@@ -427,38 +429,41 @@ impl<S: EventStore> Cqrs<S> {
     }
 }
 
+thread_local! {
+    /// Serialization scratch space, reused so an append allocates only the payloads themselves.
+    static ENCODE_BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(256));
+}
+
 /// Serializes each event once, into the envelope the store records.
 fn encode<E: EventSet, X>(
     events: &[E],
+    millis: u64,
     command_id: crate::Uuid,
     correlation_id: crate::Uuid,
     metadata: &crate::UserMetadata,
 ) -> Result<Vec<NewEvent>, CommandError<X>> {
-    let mut buffer = Vec::with_capacity(128);
-    events
-        .iter()
-        .map(|event| {
-            buffer.clear();
-            event
-                .encode(&mut buffer)
-                .map_err(|e| CommandError::Encode {
+    ENCODE_BUFFER.with_borrow_mut(|buffer| {
+        events
+            .iter()
+            .map(|event| {
+                buffer.clear();
+                let failed = |message: String| CommandError::Encode {
                     event: event.event_name(),
-                    message: e.to_string(),
-                })?;
-            // serde_json writes UTF-8 only.
-            let json = std::str::from_utf8(&buffer).map_err(|e| CommandError::Encode {
-                event: event.event_name(),
-                message: e.to_string(),
-            })?;
-            Ok(NewEvent {
-                event_id: new_id(),
-                event_name: event.event_name().into(),
-                event_version: event.event_version(),
-                payload: Payload::from_json(json),
-                correlation_id: Some(correlation_id),
-                causation_id: Some(command_id),
-                metadata: metadata.clone(),
+                    message,
+                };
+                event.encode(buffer).map_err(|e| failed(e.to_string()))?;
+                // serde_json writes UTF-8 only; this check is a cheap guard, not a conversion.
+                let json = std::str::from_utf8(buffer).map_err(|e| failed(e.to_string()))?;
+                Ok(NewEvent {
+                    event_id: new_id_at(millis),
+                    event_name: event.event_name().into(),
+                    event_version: event.event_version(),
+                    payload: Payload::from_json(json),
+                    correlation_id: Some(correlation_id),
+                    causation_id: Some(command_id),
+                    metadata: metadata.clone(),
+                })
             })
-        })
-        .collect()
+            .collect()
+    })
 }

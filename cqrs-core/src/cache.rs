@@ -7,9 +7,9 @@
 //! expected-version check, evicted, and the command retried on fresh state.
 
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
+use crate::FastMap;
 use crate::aggregate::Aggregate;
 use crate::ids::StreamId;
 
@@ -22,14 +22,14 @@ pub(crate) struct Hydrated<A> {
 
 /// The cache of one aggregate type.
 pub(crate) struct AggregateCache<A: Aggregate> {
-    entries: Mutex<HashMap<A::Id, Hydrated<A>>>,
+    entries: Mutex<FastMap<A::Id, Hydrated<A>>>,
     capacity: usize,
 }
 
 impl<A: Aggregate> AggregateCache<A> {
     fn new(capacity: usize) -> Self {
         AggregateCache {
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(FastMap::default()),
             capacity,
         }
     }
@@ -54,7 +54,7 @@ impl<A: Aggregate> AggregateCache<A> {
         entries.insert(id.clone(), entry);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<A::Id, Hydrated<A>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, FastMap<A::Id, Hydrated<A>>> {
         // Only map operations run under this lock; user code never does.
         self.entries
             .lock()
@@ -64,14 +64,14 @@ impl<A: Aggregate> AggregateCache<A> {
 
 /// One cache per aggregate type, created on first use.
 pub(crate) struct Caches {
-    by_type: RwLock<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
+    by_type: RwLock<FastMap<TypeId, Arc<dyn Any + Send + Sync>>>,
     capacity: usize,
 }
 
 impl Caches {
     pub fn new(capacity: usize) -> Self {
         Caches {
-            by_type: RwLock::new(HashMap::new()),
+            by_type: RwLock::new(FastMap::default()),
             capacity,
         }
     }

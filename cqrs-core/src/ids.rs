@@ -129,10 +129,19 @@ impl From<Timestamp> for SystemTime {
 /// Time-ordered ids keep B-tree indexes of SQL stores append-only. The random part comes from a
 /// per-thread generator seeded from the operating system once, so no system call happens per id.
 pub fn new_id() -> Uuid {
-    let millis = SystemTime::now()
+    new_id_at(unix_millis())
+}
+
+/// Milliseconds since the Unix epoch, for [`new_id_at`].
+pub(crate) fn unix_millis() -> u64 {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
+        .unwrap_or(0)
+}
+
+/// A new version 7 UUID stamped with `millis`: ids made together share one clock reading.
+pub(crate) fn new_id_at(millis: u64) -> Uuid {
     let a = next_random();
     let b = next_random();
     let mut bytes = [0u8; 10];

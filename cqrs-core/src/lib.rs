@@ -86,6 +86,10 @@ mod services;
 mod store;
 mod unwind;
 
+/// The hash map of the hot paths: foldhash is several times faster than SipHash on short keys
+/// and still randomly seeded per map, so keys chosen by clients cannot force collisions cheaply.
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;

@@ -1,14 +1,14 @@
 //! Services that handlers take by reference (`limits: &Limits`), registered once with
 //! `CqrsBuilder::service` and looked up by type.
 
+use crate::FastMap;
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
 use std::fmt;
 
 /// A type-keyed set of shared services.
 #[derive(Default)]
 pub struct Services {
-    by_type: HashMap<TypeId, (&'static str, Box<dyn Any + Send + Sync>)>,
+    by_type: FastMap<TypeId, (&'static str, Box<dyn Any + Send + Sync>)>,
 }
 
 impl Services {

@@ -77,7 +77,12 @@ fn projection_fixture_answers_queries() {
 fn projection_fixture_reports_a_bad_payload() {
     let fixture = ProjectionFixture::new(Totals::default())
         .given("counter-1", Added { n: 4 })
-        .given_raw(StreamId::from("counter-1"), "counter.added", 1, Payload::from_json("[]"))
+        .given_raw(
+            StreamId::from("counter-1"),
+            "counter.added",
+            1,
+            Payload::from_json("[]"),
+        )
         .given("counter-1", Added { n: 1 });
     let err = fixture.error().expect("the projection must stop");
     assert_eq!((err.version, err.position.0), (2, 2));

@@ -53,7 +53,10 @@ async fn a_rejected_command_appends_nothing_and_returns_the_users_error() {
     let app = app().await;
     app.execute(Open { id: 1 }).await.unwrap();
     let err = app.execute(Add { id: 1, n: 0 }).await.unwrap_err();
-    assert!(matches!(err, CommandError::Rejected(CounterError::Zero)), "{err:?}");
+    assert!(
+        matches!(err, CommandError::Rejected(CounterError::Zero)),
+        "{err:?}"
+    );
     assert_eq!(app.store().len(), 1);
 }
 
@@ -64,7 +67,10 @@ async fn creation_and_update_rules() {
     assert!(matches!(&err, CommandError::NotFound { stream } if stream.as_str() == "counter-9"));
     app.execute(Open { id: 9 }).await.unwrap();
     let err = app.execute(Open { id: 9 }).await.unwrap_err();
-    assert!(matches!(err, CommandError::AlreadyExists { version: 1, .. }), "{err:?}");
+    assert!(
+        matches!(err, CommandError::AlreadyExists { version: 1, .. }),
+        "{err:?}"
+    );
     assert_eq!(app.store().len(), 1);
 }
 
@@ -75,7 +81,9 @@ async fn a_panicking_handler_corrupts_nothing_and_the_next_command_works() {
     app.execute(Add { id: 1, n: 2 }).await.unwrap();
     let err = app.execute(Add { id: 1, n: 13 }).await.unwrap_err();
     match err {
-        CommandError::Panicked { message, command, .. } => {
+        CommandError::Panicked {
+            message, command, ..
+        } => {
             assert_eq!(command, "Add");
             assert!(message.contains("refuses 13"), "{message}");
         }
@@ -86,7 +94,9 @@ async fn a_panicking_handler_corrupts_nothing_and_the_next_command_works() {
     assert_eq!(outcome.version, 3);
     let (state, _) = app.load::<Counter>(&1).await.unwrap();
     assert_eq!(state.total, 5);
-    let total = app.query_after(outcome.position(), TotalOf("counter-1".into())).await;
+    let total = app
+        .query_after(outcome.position(), TotalOf("counter-1".into()))
+        .await;
     assert_eq!(total.unwrap(), 5);
 }
 
@@ -108,7 +118,11 @@ async fn a_stale_cache_is_detected_by_the_expected_version_and_retried() {
     // Another writer appends behind the cache's back.
     let stream = StreamId::from("counter-1");
     app.store()
-        .append(&stream, ExpectedVersion::Exact(2), vec![raw("counter.added", r#"{"n":10}"#)])
+        .append(
+            &stream,
+            ExpectedVersion::Exact(2),
+            vec![raw("counter.added", r#"{"n":10}"#)],
+        )
         .await
         .unwrap();
     let outcome = app.execute(Add { id: 1, n: 100 }).await.unwrap();
@@ -119,15 +133,26 @@ async fn a_stale_cache_is_detected_by_the_expected_version_and_retried() {
 
 #[tokio::test]
 async fn retries_are_bounded() {
-    let app = Cqrs::builder(MemoryStore::new()).max_retries(0).build().await.unwrap();
+    let app = Cqrs::builder(MemoryStore::new())
+        .max_retries(0)
+        .build()
+        .await
+        .unwrap();
     app.execute(Open { id: 1 }).await.unwrap();
     let stream = StreamId::from("counter-1");
     app.store()
-        .append(&stream, ExpectedVersion::Exact(1), vec![raw("counter.added", r#"{"n":1}"#)])
+        .append(
+            &stream,
+            ExpectedVersion::Exact(1),
+            vec![raw("counter.added", r#"{"n":1}"#)],
+        )
         .await
         .unwrap();
     let err = app.execute(Add { id: 1, n: 1 }).await.unwrap_err();
-    assert!(matches!(err, CommandError::Conflict { attempts: 1, .. }), "{err:?}");
+    assert!(
+        matches!(err, CommandError::Conflict { attempts: 1, .. }),
+        "{err:?}"
+    );
     assert_eq!(app.store().len(), 2);
 }
 
@@ -166,29 +191,47 @@ async fn concurrent_writers_lose_nothing_and_projections_see_global_order() {
     let mut events = 0;
     for id in 0..4u64 {
         let stream = StreamId::from(format!("counter-{id}"));
-        let stored = app.store().read_stream(&stream, 1, usize::MAX).await.unwrap();
+        let stored = app
+            .store()
+            .read_stream(&stream, 1, usize::MAX)
+            .await
+            .unwrap();
         let versions: Vec<u64> = stored.iter().map(|e| e.meta.version).collect();
         assert_eq!(versions, (1..=stored.len() as u64).collect::<Vec<_>>());
-        assert_eq!(app.load::<Counter>(&id).await.unwrap().0.total, expected[id as usize]);
+        assert_eq!(
+            app.load::<Counter>(&id).await.unwrap().0.total,
+            expected[id as usize]
+        );
         let projected = app.query(TotalOf(stream.to_string())).await.unwrap();
         assert_eq!(projected, expected[id as usize]);
         events += stored.len();
     }
     assert_eq!(events, 4 + 8 * 200);
-    let all = app.store().read_all(Position::ZERO, usize::MAX).await.unwrap();
+    let all = app
+        .store()
+        .read_all(Position::ZERO, usize::MAX)
+        .await
+        .unwrap();
     let mut ids: Vec<_> = all.iter().map(|e| e.meta.event_id).collect();
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), all.len(), "an event was duplicated");
     let seen = app.query(SeenPositions).await.unwrap();
-    assert_eq!(seen, (5..=all.len() as u64).collect::<Vec<_>>(), "projection saw events out of order");
+    assert_eq!(
+        seen,
+        (5..=all.len() as u64).collect::<Vec<_>>(),
+        "projection saw events out of order"
+    );
 }
 
 #[tokio::test]
 async fn services_are_injected_and_missing_ones_are_typed_errors() {
     let without = Cqrs::builder(MemoryStore::new()).build().await.unwrap();
     without.execute(Open { id: 1 }).await.unwrap();
-    let err = without.execute(AddLimited { id: 1, n: 1 }).await.unwrap_err();
+    let err = without
+        .execute(AddLimited { id: 1, n: 1 })
+        .await
+        .unwrap_err();
     match err {
         CommandError::MissingService { service, command } => {
             assert_eq!(command, "AddLimited");
@@ -200,7 +243,10 @@ async fn services_are_injected_and_missing_ones_are_typed_errors() {
     app.execute(Open { id: 1 }).await.unwrap();
     app.execute(AddLimited { id: 1, n: 60 }).await.unwrap();
     let err = app.execute(AddLimited { id: 1, n: 60 }).await.unwrap_err();
-    assert!(matches!(err, CommandError::Rejected(CounterError::OverLimit)));
+    assert!(matches!(
+        err,
+        CommandError::Rejected(CounterError::OverLimit)
+    ));
 }
 
 #[tokio::test]
@@ -212,10 +258,21 @@ async fn query_after_waits_and_times_out_with_a_typed_error() {
         .await
         .unwrap();
     app.execute(Open { id: 1 }).await.unwrap();
-    let err = app.query_after(Position(99), TotalOf("counter-1".into())).await.unwrap_err();
+    let err = app
+        .query_after(Position(99), TotalOf("counter-1".into()))
+        .await
+        .unwrap_err();
     match err {
-        QueryError::Timeout { target, reached, projection, .. } => {
-            assert_eq!((target, reached, projection), (Position(99), Position(1), "totals"));
+        QueryError::Timeout {
+            target,
+            reached,
+            projection,
+            ..
+        } => {
+            assert_eq!(
+                (target, reached, projection),
+                (Position(99), Position(1), "totals")
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -226,16 +283,33 @@ async fn events_of_other_writers_reach_projections_on_build_and_on_query_after()
     let store = MemoryStore::new();
     let stream = StreamId::from("counter-7");
     store
-        .append(&stream, ExpectedVersion::NoStream, vec![raw("counter.opened", "null"), raw("counter.added", r#"{"n":4}"#)])
+        .append(
+            &stream,
+            ExpectedVersion::NoStream,
+            vec![
+                raw("counter.opened", "null"),
+                raw("counter.added", r#"{"n":4}"#),
+            ],
+        )
         .await
         .unwrap();
-    let app = Cqrs::builder(store.clone()).projection(Totals::default()).build().await.unwrap();
+    let app = Cqrs::builder(store.clone())
+        .projection(Totals::default())
+        .build()
+        .await
+        .unwrap();
     assert_eq!(app.query(TotalOf("counter-7".into())).await.unwrap(), 4);
     let more = store
-        .append(&stream, ExpectedVersion::Exact(2), vec![raw("counter.added", r#"{"n":6}"#)])
+        .append(
+            &stream,
+            ExpectedVersion::Exact(2),
+            vec![raw("counter.added", r#"{"n":6}"#)],
+        )
         .await
         .unwrap();
-    let total = app.query_after(more[0].meta.position, TotalOf("counter-7".into())).await;
+    let total = app
+        .query_after(more[0].meta.position, TotalOf("counter-7".into()))
+        .await;
     assert_eq!(total.unwrap(), 10);
 }
 
@@ -243,21 +317,44 @@ async fn events_of_other_writers_reach_projections_on_build_and_on_query_after()
 async fn queries_of_projections_the_app_does_not_run_are_typed_errors() {
     let app = Cqrs::builder(MemoryStore::new()).build().await.unwrap();
     let err = app.query(TotalOf("x".into())).await.unwrap_err();
-    assert!(matches!(err, QueryError::ProjectionNotRegistered { projection: "totals", .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            QueryError::ProjectionNotRegistered {
+                projection: "totals",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_projection_that_cannot_decode_stops_with_a_named_error() {
     let store = MemoryStore::new();
-    let app = Cqrs::builder(store.clone()).projection(Totals::default()).build().await.unwrap();
-    store
-        .append(&"counter-3".into(), ExpectedVersion::Any, vec![raw("counter.added", r#"{"n":"many"}"#)])
+    let app = Cqrs::builder(store.clone())
+        .projection(Totals::default())
+        .build()
         .await
         .unwrap();
-    let err = app.query_after(Position(1), TotalOf("counter-3".into())).await.unwrap_err();
+    store
+        .append(
+            &"counter-3".into(),
+            ExpectedVersion::Any,
+            vec![raw("counter.added", r#"{"n":"many"}"#)],
+        )
+        .await
+        .unwrap();
+    let err = app
+        .query_after(Position(1), TotalOf("counter-3".into()))
+        .await
+        .unwrap_err();
     match err {
         QueryError::ProjectionFailed(e) => {
-            assert_eq!((e.projection, e.stream.as_str(), e.version), ("totals", "counter-3", 1));
+            assert_eq!(
+                (e.projection, e.stream.as_str(), e.version),
+                ("totals", "counter-3", 1)
+            );
             assert_eq!(e.event_name, "counter.added");
         }
         other => panic!("{other:?}"),
@@ -273,17 +370,28 @@ async fn corrupt_stored_events_are_typed_errors_and_other_streams_keep_working()
     app.execute(Open { id: 2 }).await.unwrap();
     let bad = StreamId::from("counter-1");
     app.store()
-        .append(&bad, ExpectedVersion::Exact(1), vec![raw("counter.added", "{not json")])
+        .append(
+            &bad,
+            ExpectedVersion::Exact(1),
+            vec![raw("counter.added", "{not json")],
+        )
         .await
         .unwrap();
     app.store()
-        .append(&bad, ExpectedVersion::Exact(2), vec![raw("counter.renamed", "{}")])
+        .append(
+            &bad,
+            ExpectedVersion::Exact(2),
+            vec![raw("counter.renamed", "{}")],
+        )
         .await
         .unwrap();
     let err = app.load::<Counter>(&1).await.unwrap_err();
     match err {
         CommandError::Decode(d) => {
-            assert_eq!((d.stream.as_str(), d.version, d.event_name.as_str()), ("counter-1", 2, "counter.added"));
+            assert_eq!(
+                (d.stream.as_str(), d.version, d.event_name.as_str()),
+                ("counter-1", 2, "counter.added")
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -296,7 +404,10 @@ async fn untyped_dispatch_names_what_was_wrong() {
     let router = Router::new(app.clone()).aggregate::<Counter>().unwrap();
     assert_eq!(router.commands(), vec!["Add", "AddLimited", "Open"]);
     router.dispatch("Open", r#"{"id": 4}"#).await.unwrap();
-    let outcome = router.dispatch("Add", r#"{"id": 4, "n": 2}"#).await.unwrap();
+    let outcome = router
+        .dispatch("Add", r#"{"id": 4, "n": 2}"#)
+        .await
+        .unwrap();
     assert_eq!(outcome.version, 2);
 
     match router.dispatch("Subtract", "{}").await.unwrap_err() {
@@ -306,23 +417,37 @@ async fn untyped_dispatch_names_what_was_wrong() {
         }
         other => panic!("{other:?}"),
     }
-    match router.dispatch("Add", r#"{"id": 4, "n": "#).await.unwrap_err() {
+    match router
+        .dispatch("Add", r#"{"id": 4, "n": "#)
+        .await
+        .unwrap_err()
+    {
         DispatchError::InvalidBody { command, message } => {
             assert_eq!(command, "Add");
             assert!(message.contains("line 1"), "{message}");
         }
         other => panic!("{other:?}"),
     }
-    match router.dispatch("Add", r#"{"id": 4, "n": 0}"#).await.unwrap_err() {
+    match router
+        .dispatch("Add", r#"{"id": 4, "n": 0}"#)
+        .await
+        .unwrap_err()
+    {
         DispatchError::Command(CommandError::Rejected(e)) => assert_eq!(e.to_string(), "Zero"),
         other => panic!("{other:?}"),
     }
     assert!(matches!(
-        Router::new(app.clone()).aggregate::<Counter>().unwrap().aggregate::<Counter>(),
+        Router::new(app.clone())
+            .aggregate::<Counter>()
+            .unwrap()
+            .aggregate::<Counter>(),
         Err(DispatchError::DuplicateCommand { .. })
     ));
     assert_eq!(app.store().len(), 2);
-    let direct = app.dispatch::<Counter>("Add", r#"{"id": 4, "n": 1}"#).await.unwrap();
+    let direct = app
+        .dispatch::<Counter>("Add", r#"{"id": 4, "n": 1}"#)
+        .await
+        .unwrap();
     assert_eq!(direct.version, 3);
 }
 
@@ -334,16 +459,25 @@ async fn events_carry_correlation_and_causation() {
     assert_eq!(meta.causation_id, Some(opened.command_id));
     assert_eq!(meta.correlation_id, Some(opened.command_id));
     let follow = app
-        .execute_with(Add { id: 1, n: 1 }, CommandContext::new().caused_by(meta).with("user", "ada"))
+        .execute_with(
+            Add { id: 1, n: 1 },
+            CommandContext::new().caused_by(meta).with("user", "ada"),
+        )
         .await
         .unwrap();
     let meta2 = &follow.events[0].meta;
     assert_eq!(meta2.correlation_id, Some(opened.correlation_id));
     assert_eq!(meta2.causation_id, Some(follow.command_id));
     assert_ne!(follow.command_id, opened.command_id);
-    assert_eq!(meta2.metadata.get("user").and_then(|v| v.as_str()), Some("ada"));
     assert_eq!(
-        meta2.metadata.get(cqrs_core::CAUSED_BY_EVENT).and_then(|v| v.as_str()),
+        meta2.metadata.get("user").and_then(|v| v.as_str()),
+        Some("ada")
+    );
+    assert_eq!(
+        meta2
+            .metadata
+            .get(cqrs_core::CAUSED_BY_EVENT)
+            .and_then(|v| v.as_str()),
         Some(meta.event_id.to_string().as_str())
     );
 }
@@ -359,8 +493,15 @@ async fn a_command_is_independent_of_its_streams_length_thanks_to_the_cache() {
         app.execute(Add { id: 1, n: 1 }).await.unwrap();
     }
     assert_eq!(app.execute(Add { id: 1, n: 1 }).await.unwrap().version, 52);
-    let uncached = Cqrs::builder(store).cache_capacity(0).build().await.unwrap();
-    assert_eq!(uncached.execute(Add { id: 1, n: 1 }).await.unwrap().version, 53);
+    let uncached = Cqrs::builder(store)
+        .cache_capacity(0)
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(
+        uncached.execute(Add { id: 1, n: 1 }).await.unwrap().version,
+        53
+    );
     // The first app's cache is now stale; it notices and retries.
     let outcome = app.execute(Add { id: 1, n: 1 }).await.unwrap();
     assert_eq!((outcome.version, outcome.attempts), (54, 2));

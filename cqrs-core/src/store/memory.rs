@@ -1,9 +1,10 @@
-use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
+use crate::FastMap;
 use crate::envelope::{NewEvent, RecordedEvent};
 use crate::error::StoreError;
 use crate::ids::{Position, StreamId, Timestamp, Uuid};
@@ -32,9 +33,9 @@ struct Log {
     /// Every event; the event at index `i` has position `i + 1`.
     events: Vec<RecordedEvent>,
     /// Per stream, the indexes of its events in version order.
-    streams: HashMap<StreamId, Vec<usize>>,
+    streams: FastMap<StreamId, Vec<usize>>,
     /// Index of each stored event id, for idempotent retries.
-    ids: HashMap<Uuid, usize>,
+    ids: FastMap<Uuid, usize>,
 }
 
 impl MemoryStore {
@@ -63,38 +64,20 @@ impl MemoryStore {
 }
 
 impl Log {
-    /// `Some(recorded)` when `events` is a retry of an append that is already stored.
+    /// The stored events of an earlier append that `events` retries: the first id is stored,
+    /// and the whole batch matches, in order, events of the same stream.
     fn replayed_append(
         &self,
         stream: &StreamId,
+        first: usize,
         events: &[NewEvent],
-    ) -> Result<Option<Vec<RecordedEvent>>, StoreError> {
-        let Some(&first) = self.ids.get(&events[0].event_id) else {
-            if let Some(e) = events[1..]
-                .iter()
-                .find(|e| self.ids.contains_key(&e.event_id))
-            {
-                return Err(StoreError::DuplicateEventId {
-                    event_id: e.event_id,
-                    stream: stream.clone(),
-                });
-            }
-            return Ok(None);
-        };
-        let stored = self.events.get(first..first + events.len());
-        let same = stored.is_some_and(|stored| {
-            stored
-                .iter()
-                .zip(events)
-                .all(|(s, e)| s.meta.event_id == e.event_id && s.meta.stream == *stream)
-        });
-        match (same, stored) {
-            (true, Some(stored)) => Ok(Some(stored.to_vec())),
-            _ => Err(StoreError::DuplicateEventId {
-                event_id: events[0].event_id,
-                stream: stream.clone(),
-            }),
-        }
+    ) -> Option<Vec<RecordedEvent>> {
+        let stored = self.events.get(first..first + events.len())?;
+        let same = stored
+            .iter()
+            .zip(events)
+            .all(|(s, e)| s.meta.event_id == e.event_id && s.meta.stream == *stream);
+        same.then(|| stored.to_vec())
     }
 }
 
@@ -140,10 +123,34 @@ impl EventStore for MemoryStore {
                 }
                 return Ok(Vec::new());
             }
-            if let Some(stored) = log.replayed_append(stream, &events)? {
-                return Ok(stored);
+            // Claim the ids first (one hash probe each); undo the claims if one is taken.
+            let start = log.events.len();
+            for (i, event) in events.iter().enumerate() {
+                match log.ids.entry(event.event_id) {
+                    Entry::Vacant(slot) => {
+                        slot.insert(start + i);
+                    }
+                    Entry::Occupied(taken) => {
+                        let first = *taken.get();
+                        for undo in &events[..i] {
+                            log.ids.remove(&undo.event_id);
+                        }
+                        if i == 0
+                            && let Some(stored) = log.replayed_append(stream, first, &events)
+                        {
+                            return Ok(stored);
+                        }
+                        return Err(StoreError::DuplicateEventId {
+                            event_id: event.event_id,
+                            stream: stream.clone(),
+                        });
+                    }
+                }
             }
             if !expected.admits(version) {
+                for undo in &events {
+                    log.ids.remove(&undo.event_id);
+                }
                 return Err(StoreError::Conflict {
                     stream: stream.clone(),
                     expected,
@@ -151,17 +158,14 @@ impl EventStore for MemoryStore {
                 });
             }
             let now = Timestamp::now();
-            let start = log.events.len();
             let mut recorded = Vec::with_capacity(events.len());
             for (i, event) in events.into_iter().enumerate() {
-                let index = start + i;
                 let record = event.record(
                     stream.clone(),
                     version + 1 + i as u64,
-                    Position(index as u64 + 1),
+                    Position((start + i) as u64 + 1),
                     now,
                 );
-                log.ids.insert(record.meta.event_id, index);
                 log.events.push(record.clone());
                 recorded.push(record);
             }
