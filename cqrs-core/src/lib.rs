@@ -83,6 +83,7 @@ mod query;
 mod read_side;
 pub mod registry;
 mod services;
+mod signal;
 mod store;
 mod unwind;
 

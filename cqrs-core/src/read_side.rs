@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Notify, RwLock};
+use tokio::sync::RwLock;
 
 use crate::envelope::RecordedEvent;
 use crate::error::{ProjectionError, ProjectionFailure, QueryError, StoreError};
@@ -18,6 +18,7 @@ use crate::event::EventSet;
 use crate::ids::Position;
 use crate::projection::{DynProjection, EventRef};
 use crate::query::RoutedQuery;
+use crate::signal::Signal;
 use crate::store::EventStore;
 use crate::unwind;
 
@@ -43,7 +44,7 @@ pub(crate) struct ReadSide {
     state: RwLock<State>,
     /// Mirror of `State::applied`, readable without the lock.
     applied: AtomicU64,
-    advanced: Notify,
+    advanced: Signal,
     enabled: bool,
 }
 
@@ -76,7 +77,7 @@ impl ReadSide {
                 pending: BTreeMap::new(),
             }),
             applied: AtomicU64::new(0),
-            advanced: Notify::new(),
+            advanced: Signal::default(),
         }
     }
 
@@ -131,8 +132,8 @@ impl ReadSide {
 
     fn publish(&self, state: &State) {
         if state.applied.0 > self.applied.load(Ordering::Acquire) {
-            self.applied.store(state.applied.0, Ordering::Release);
-            self.advanced.notify_waiters();
+            self.applied.store(state.applied.0, Ordering::SeqCst);
+            self.advanced.wake_all();
         }
     }
 
@@ -164,9 +165,10 @@ impl ReadSide {
     ) -> Result<Q::Response, QueryError> {
         let started = Instant::now();
         while self.applied() < target {
-            let notified = self.advanced.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
+            let applied = &self.applied;
+            let advanced = self
+                .advanced
+                .wait_unless(|| applied.load(Ordering::SeqCst) >= target.0);
             if self.catch_up(store).await.map_err(QueryError::Store)? >= target {
                 break;
             }
@@ -180,7 +182,7 @@ impl ReadSide {
                 });
             }
             let nap = POLL_INTERVAL.min(timeout - waited);
-            let _ = tokio::time::timeout(nap, notified).await;
+            let _ = tokio::time::timeout(nap, advanced).await;
         }
         self.query(query).await
     }

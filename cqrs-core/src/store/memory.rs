@@ -2,12 +2,11 @@ use std::collections::hash_map::Entry;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::Notify;
-
 use crate::FastMap;
 use crate::envelope::{NewEvent, RecordedEvent};
 use crate::error::StoreError;
 use crate::ids::{Position, StreamId, Timestamp, Uuid};
+use crate::signal::Signal;
 use crate::store::{EventStore, ExpectedVersion};
 
 /// An event store in process memory: for tests, examples and projections rebuilt at start-up.
@@ -25,7 +24,7 @@ struct Shared {
     log: Mutex<Log>,
     /// Position of the newest event, readable without the lock.
     head: AtomicU64,
-    appended: Notify,
+    appended: Signal,
 }
 
 #[derive(Default)]
@@ -169,19 +168,17 @@ impl EventStore for MemoryStore {
                 log.events.push(record.clone());
                 recorded.push(record);
             }
-            let Log {
-                streams, events, ..
-            } = &mut *log;
-            streams
-                .entry(stream.clone())
-                .or_default()
-                .extend(start..events.len());
-            self.shared
-                .head
-                .store(events.len() as u64, Ordering::Release);
+            let end = log.events.len();
+            match log.streams.get_mut(stream) {
+                Some(indexes) => indexes.extend(start..end),
+                None => {
+                    log.streams.insert(stream.clone(), (start..end).collect());
+                }
+            }
+            self.shared.head.store(end as u64, Ordering::SeqCst);
             recorded
         };
-        self.shared.appended.notify_waiters();
+        self.shared.appended.wake_all();
         Ok(recorded)
     }
 
@@ -219,13 +216,10 @@ impl EventStore for MemoryStore {
     }
 
     async fn wait_for_events(&self, after: Position) {
-        let notified = self.shared.appended.notified();
-        tokio::pin!(notified);
-        // Register before checking, so an append between the check and the await still wakes us.
-        notified.as_mut().enable();
-        if self.shared.head.load(Ordering::Acquire) > after.0 {
-            return;
-        }
-        notified.await;
+        let head = &self.shared.head;
+        self.shared
+            .appended
+            .wait_unless(|| head.load(Ordering::SeqCst) > after.0)
+            .await;
     }
 }
