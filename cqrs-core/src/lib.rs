@@ -85,6 +85,8 @@ pub mod registry;
 mod services;
 mod signal;
 mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod unwind;
 
 /// The hash map of the hot paths: foldhash is several times faster than SipHash on short keys

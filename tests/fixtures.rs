@@ -1,10 +1,8 @@
 //! The given/when/then fixtures.
 
-mod common;
-
-use common::*;
 use cqrs_core::CommandError;
 use cqrs_core::fixture::{AggregateFixture, ProjectionFixture};
+use cqrs_core::testing::domain::*;
 use cqrs_core::{Payload, StreamId};
 
 #[tokio::test]

@@ -1,10 +1,8 @@
 //! The command bus, read side and untyped dispatch, against a hand-written aggregate.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use cqrs_core::testing::domain::*;
 use cqrs_core::{
     CommandContext, CommandError, Cqrs, DispatchError, EventStore, ExpectedVersion, MemoryStore,
     NewEvent, Payload, Position, QueryError, Router, StreamId, UserMetadata, new_id,

@@ -1,18 +1,22 @@
-//! A hand-written aggregate (no macros) shared by the runtime tests: what the macros generate,
-//! written out, so the runtime is tested independently of `cqrs-derive`.
-
-#![allow(dead_code)]
+//! A tiny counter domain written by hand against the traits (no macros): what the macros
+//! generate, spelled out. The conformance suite drives stores through it, and the runtime's own
+//! tests use it so they do not depend on `cqrs-derive`.
+//!
+//! Rules: `Open` creates a counter; `Add { n }` adds `n`, except that `n == 0` is rejected with
+//! [`CounterError::Zero`], `n == 13` panics in the handler and `n == 666` panics in `apply`;
+//! `AddLimited` needs a [`Limit`] service. [`Totals`] projects totals per stream.
 
 use std::any::Any;
 use std::fmt;
 
-use cqrs_core::{
+use crate::{
     Aggregate, Command, CommandContext, CommandOutcome, CommandSet, Cqrs, DecodeFailure,
     DispatchError, Event, EventRef, EventSet, EventStore, HandlerError, HandlerKind, Handles,
     IntoEvents, Projection, ProjectionError, ProjectionFailure, Query, RoutedQuery, Services,
 };
 use serde::{Deserialize, Serialize};
 
+/// A counter was opened.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Opened;
 impl Event for Opened {
@@ -20,8 +24,10 @@ impl Event for Opened {
     const VERSION: u32 = 1;
 }
 
+/// `n` was added.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Added {
+    /// The amount.
     pub n: u64,
 }
 impl Event for Added {
@@ -29,9 +35,12 @@ impl Event for Added {
     const VERSION: u32 = 1;
 }
 
+/// The counter's event enum.
 #[derive(Clone, Debug, PartialEq)]
 pub enum CounterEvent {
+    /// See [`Opened`].
     Opened(Opened),
+    /// See [`Added`].
     Added(Added),
 }
 
@@ -54,9 +63,9 @@ impl EventSet for CounterEvent {
     }
     fn decode(name: &str, version: u32, payload: &str) -> Result<Self, DecodeFailure> {
         if name == Opened::NAME {
-            cqrs_core::__private::decode_event(version, payload).map(CounterEvent::Opened)
+            crate::__private::decode_event(version, payload).map(CounterEvent::Opened)
         } else if name == Added::NAME {
-            cqrs_core::__private::decode_event(version, payload).map(CounterEvent::Added)
+            crate::__private::decode_event(version, payload).map(CounterEvent::Added)
         } else {
             Err(DecodeFailure::UnknownEvent)
         }
@@ -80,11 +89,12 @@ impl IntoEvents<Counter> for Added {
     }
 }
 
-/// `Add { n: 0 }` is rejected; `Add { n: 13 }` panics in the handler; `Add { n: 666 }`
-/// panics in `apply`.
+/// The aggregate.
 #[derive(Default, Debug)]
 pub struct Counter {
+    /// Whether `Opened` was applied.
     pub open: bool,
+    /// Sum of the `Added` events.
     pub total: u64,
 }
 
@@ -104,8 +114,10 @@ impl Aggregate for Counter {
     }
 }
 
+/// Creates counter `id`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Open {
+    /// The counter.
     pub id: u64,
 }
 impl Command for Open {
@@ -116,9 +128,12 @@ impl Command for Open {
     }
 }
 
+/// Adds `n` to counter `id`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Add {
+    /// The counter.
     pub id: u64,
+    /// The amount.
     pub n: u64,
 }
 impl Command for Add {
@@ -129,10 +144,12 @@ impl Command for Add {
     }
 }
 
-/// Needs a `Limit` service.
+/// Adds `n` if the total stays within the [`Limit`] service.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AddLimited {
+    /// The counter.
     pub id: u64,
+    /// The amount.
     pub n: u64,
 }
 impl Command for AddLimited {
@@ -143,11 +160,15 @@ impl Command for AddLimited {
     }
 }
 
+/// A service: the largest total `AddLimited` accepts.
 pub struct Limit(pub u64);
 
+/// Rejections.
 #[derive(Debug, PartialEq)]
 pub enum CounterError {
+    /// `Add { n: 0 }`.
     Zero,
+    /// `AddLimited` beyond the limit.
     OverLimit,
 }
 impl fmt::Display for CounterError {
@@ -197,7 +218,7 @@ impl Handles<AddLimited> for Counter {
         services: &Services,
     ) -> impl Future<Output = Result<Vec<CounterEvent>, HandlerError<Self::Error>>> + Send {
         let result = (|| {
-            let limit = cqrs_core::__private::service::<Limit, CounterError>(services)?;
+            let limit = crate::__private::service::<Limit, CounterError>(services)?;
             if self.total + cmd.n > limit.0 {
                 return Err(HandlerError::Rejected(CounterError::OverLimit));
             }
@@ -207,9 +228,13 @@ impl Handles<AddLimited> for Counter {
     }
 }
 
+/// The counter's command enum.
 pub enum CounterCommand {
+    /// See [`Open`].
     Open(Open),
+    /// See [`Add`].
     Add(Add),
+    /// See [`AddLimited`].
     AddLimited(AddLimited),
 }
 
@@ -248,15 +273,15 @@ impl CommandSet for CounterCommand {
             CounterCommand::Open(c) => app
                 .execute_with(c, context)
                 .await
-                .map_err(cqrs_core::__private::box_command_error),
+                .map_err(crate::__private::box_command_error),
             CounterCommand::Add(c) => app
                 .execute_with(c, context)
                 .await
-                .map_err(cqrs_core::__private::box_command_error),
+                .map_err(crate::__private::box_command_error),
             CounterCommand::AddLimited(c) => app
                 .execute_with(c, context)
                 .await
-                .map_err(cqrs_core::__private::box_command_error),
+                .map_err(crate::__private::box_command_error),
         }
     }
 }
@@ -264,7 +289,9 @@ impl CommandSet for CounterCommand {
 /// Totals per stream, and the global positions it saw (to check ordering).
 #[derive(Default)]
 pub struct Totals {
+    /// Sum of `Added` per stream.
     pub by_stream: std::collections::HashMap<String, u64>,
+    /// Global positions of the `Added` events, in the order seen.
     pub positions: Vec<u64>,
 }
 
@@ -287,6 +314,7 @@ impl Projection for Totals {
     }
 }
 
+/// The total of one stream.
 pub struct TotalOf(pub String);
 impl Query for TotalOf {
     type Response = u64;
@@ -298,6 +326,7 @@ impl RoutedQuery for TotalOf {
     }
 }
 
+/// The positions [`Totals`] saw.
 pub struct SeenPositions;
 impl Query for SeenPositions {
     type Response = Vec<u64>;

@@ -1,0 +1,45 @@
+//! Test support for code built on this crate (feature `testing`): a hand-written domain and the
+//! store conformance suite that every [`EventStore`](crate::EventStore) must pass.
+//!
+//! A store crate runs the whole suite with one line in an integration test:
+//!
+//! ```ignore
+//! cqrs_core::store_conformance_tests!(|| async { my_store::open_fresh().await });
+//! ```
+//!
+//! The expression is called once per test and must return a fresh, empty store. The generated
+//! tests use `#[tokio::test]`, so the calling crate needs `tokio` (features `macros`, `rt-multi-thread`)
+//! as a dev-dependency.
+
+pub mod conformance;
+pub mod domain;
+
+/// Generates one `#[tokio::test]` per case of [`conformance`], each on a fresh store made by
+/// the given async closure.
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($make:expr) => {
+        $crate::store_conformance_tests!(@cases $make;
+            append_and_read_round_trip,
+            expected_versions_are_enforced,
+            batches_are_all_or_nothing,
+            retries_with_the_same_event_ids_are_idempotent,
+            read_all_returns_global_order_from_any_position,
+            data_is_stored_verbatim,
+            metadata_round_trips,
+            empty_stream_names_and_empty_batches,
+            subscriptions_catch_up_then_follow_live,
+            concurrent_appends_lose_and_duplicate_nothing,
+            concurrent_commands_through_the_bus_lose_nothing,
+        );
+    };
+    (@cases $make:expr; $($case:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let make = $make;
+                $crate::testing::conformance::$case(&make).await;
+            }
+        )+
+    };
+}

@@ -1,0 +1,18 @@
+//! `MemoryStore` keeps the whole store contract: the shared conformance suite, run on it.
+
+use cqrs_core::{EventStore, ExpectedVersion, MemoryStore, StreamId};
+
+cqrs_core::store_conformance_tests!(|| async { MemoryStore::new() });
+
+#[tokio::test]
+async fn clones_share_the_same_events() {
+    let store = MemoryStore::new();
+    let clone = store.clone();
+    let event = cqrs_core::testing::conformance::event("1");
+    clone
+        .append(&StreamId::from("s"), ExpectedVersion::NoStream, vec![event])
+        .await
+        .unwrap();
+    assert_eq!(store.len(), 1);
+    assert!(!store.is_empty());
+}
