@@ -212,3 +212,35 @@ impl<E: StdError + Send + Sync + 'static> ProjectionOutcome for Result<(), E> {
         self.err().map(|e| ProjectionFailure::Handler(Arc::new(e)))
     }
 }
+
+/// Compile-time check, spanned on a handler's command parameter: `Self` is the aggregate that
+/// command `C` targets (`<C as Command>::Aggregate`) and `A` the aggregate whose `#[aggregate]`
+/// impl holds the handler. Implemented only when the two are the same type.
+///
+/// (A bound `C: CommandOf<A>` reports a type mismatch on the associated type instead of
+/// `CommandOf`'s message; this form reports its own.)
+#[diagnostic::on_unimplemented(
+    message = "`{C}` is not a command of aggregate `{A}`",
+    label = "`{C}` targets `{Self}`",
+    note = "`#[command(aggregate = {Self})]` on `{C}` names another aggregate: move this handler to the `#[aggregate]` impl of `{Self}`, or change the attribute"
+)]
+pub trait CommandTarget<C, A> {}
+
+impl<C, A> CommandTarget<C, A> for A {}
+
+/// The constructor a `#[projection]` registers for `CqrsBuilder::discover_projections`.
+#[diagnostic::on_unimplemented(
+    message = "projection `{Self}` is discoverable, so it needs `Default`",
+    label = "`{Self}` does not implement `Default`",
+    note = "derive `Default` for `{Self}`, or write `#[projection(discover = false)]` and add it with `CqrsBuilder::projection`"
+)]
+pub trait DiscoverableProjection {
+    /// A fresh, empty instance.
+    fn create() -> Box<dyn DynProjection>;
+}
+
+impl<P: Projection + Default> DiscoverableProjection for P {
+    fn create() -> Box<dyn DynProjection> {
+        Box::new(P::default())
+    }
+}

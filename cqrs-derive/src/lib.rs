@@ -1,28 +1,211 @@
-//! Procedural macros of the cqrs framework. Use them through `cqrs_core` (feature `derive`).
-use proc_macro::TokenStream;
+//! Procedural macros of the cqrs framework. Use them through `cqrs_core` (feature `derive`,
+//! on by default): `use cqrs_core::prelude::*;` brings every macro and trait into scope.
+//!
+//! | macro | goes on | generates |
+//! |---|---|---|
+//! | [`Event`](derive@Event) | an event struct or enum | `impl Event` (stored name and schema version) and its registration |
+//! | [`Command`](derive@Command) | a command struct | `impl Command` (target aggregate, name, id field) |
+//! | [`Query`](derive@Query) | a query struct or enum | `impl Query` (response type) |
+//! | [`aggregate`](macro@aggregate) | the impl block of an aggregate | the event and command enums, `impl Aggregate`, one `impl Handles<C>` per handler, checks, registration |
+//! | [`projection`](macro@projection) | the impl block of a read model | `impl Projection`, one `impl RoutedQuery` per query, registration |
+//!
+//! Every macro accepts `crate = "path"` (for example `#[aggregate(id = u64, crate =
+//! "my_app::cqrs")]`) when `cqrs_core` is reachable only under another path, such as a
+//! re-export from a facade crate.
+//!
+//! Mistakes are compile errors on your own tokens, each saying what to write instead; one
+//! mistake gives one error, because the macros still emit your code and a placeholder for the
+//! part in error.
+//!
+//! The examples below use `ignore` because this crate cannot depend on `cqrs_core`; the same
+//! code is compiled and run by the workspace's `tests/macros.rs` and `tests/ui/pass`.
 
-/// Stub.
+mod attr;
+mod check;
+mod ctxt;
+mod expand;
+mod model;
+mod naming;
+
+use proc_macro::TokenStream;
+use syn::parse_macro_input;
+
+use crate::model::derive::DeriveInput;
+
+/// Implements `Event` for a struct or enum: a fact stored under a stable name and schema
+/// version.
+///
+/// ```ignore
+/// #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+/// #[event(name = "account.opened", version = 2)]
+/// pub struct AccountOpened { pub owner: String }
+/// ```
+///
+/// - `name = "…"`: the stored name (default: the type's name). Never change it once events are
+///   stored: it is how stored rows find their type again. Two event types of one aggregate
+///   with the same name do not compile; two anywhere in the program fail at start-up.
+/// - `version = n`: the payload's schema version, an integer from 1 (default 1). Stored events
+///   of a newer version than the code knows fail to decode with a typed error.
+/// - `crate = "path"`: where `cqrs_core` is.
+///
+/// The type must also implement `Serialize`, `Deserialize`, `Clone`, `Debug` and `PartialEq`
+/// (derive them), and be `Send + Sync + 'static`. Generic types and unions are rejected.
 #[proc_macro_derive(Event, attributes(event))]
-pub fn derive_event(_input: TokenStream) -> TokenStream {
-    TokenStream::new()
+pub fn derive_event(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    expand::derive::event(&input).into()
 }
-/// Stub.
+
+/// Implements `Command` for a struct with named fields: a request to change one aggregate.
+///
+/// ```ignore
+/// #[derive(Command, Clone, Debug, Deserialize)]
+/// #[command(aggregate = Account, name = "deposit")]
+/// pub struct Deposit {
+///     #[id]
+///     pub account: AccountId,
+///     pub amount: u64,
+/// }
+/// ```
+///
+/// - `aggregate = Type` (required): the aggregate whose `#[handle]` method takes this command.
+/// - `name = "…"`: the name used by untyped dispatch (`Router::dispatch`; default: the type's
+///   name).
+/// - `crate = "path"`: where `cqrs_core` is.
+/// - `#[id]` on exactly one field, whose type is the aggregate's `id` type: it names the
+///   aggregate instance the command goes to.
+///
+/// A command taken by value by its handler must be `Clone` (the handler may run again after a
+/// concurrent write); one that derives `Deserialize` can also be sent as JSON by name.
 #[proc_macro_derive(Command, attributes(command, id))]
-pub fn derive_command(_input: TokenStream) -> TokenStream {
-    TokenStream::new()
+pub fn derive_command(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    expand::derive::command(&input).into()
 }
-/// Stub.
+
+/// Implements `Query` for a struct or enum: a question with a typed answer.
+///
+/// ```ignore
+/// #[derive(Query)]
+/// #[query(response = Option<u64>)]
+/// pub struct GetBalance { pub account: AccountId }
+/// ```
+///
+/// - `response = Type` (required): what the answer is. The `#[query]` method of a
+///   `#[projection]` impl that answers it must return exactly this type.
+/// - `crate = "path"`: where `cqrs_core` is.
+///
+/// Type parameters are bounded by `Send + Sync + 'static`.
 #[proc_macro_derive(Query, attributes(query))]
-pub fn derive_query(_input: TokenStream) -> TokenStream {
-    TokenStream::new()
+pub fn derive_query(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    expand::derive::query(&input).into()
 }
-/// Stub.
+
+/// Makes a type an aggregate, from the impl block that holds its `#[handle]` and `#[apply]`
+/// methods.
+///
+/// ```ignore
+/// #[aggregate(id = AccountId, name = "account")]
+/// impl Account {
+///     #[handle]
+///     fn open(cmd: Open) -> AccountOpened { AccountOpened { owner: cmd.owner } }
+///
+///     #[handle]
+///     fn deposit(&self, cmd: &Deposit) -> Result<MoneyDeposited, AccountError> {
+///         if !self.open { return Err(AccountError::Closed); }
+///         Ok(MoneyDeposited { amount: cmd.amount })
+///     }
+///
+///     #[handle]
+///     async fn withdraw(&self, cmd: Withdraw, limits: &Limits) -> Result<Vec<AccountEvent>, AccountError> {
+///         /* … */
+///     }
+///
+///     #[apply]
+///     fn opened(&mut self, _: &AccountOpened) { self.open = true; }
+///
+///     #[apply]
+///     fn deposited(&mut self, e: &MoneyDeposited) { self.balance += e.amount; }
+/// }
+/// ```
+///
+/// Arguments:
+/// - `id = Type` (required): what identifies one instance (`u64`, `String`, `Uuid`, a newtype
+///   with `Display`, …). The stream of instance `id` is `"{name}-{id}"`.
+/// - `name = "…"`: the stream category (default: the type's name in snake case).
+/// - `event = Ident`, `command = Ident`: the names of the generated enums (default
+///   `{Type}Event`, `{Type}Command`).
+/// - `crate = "path"`: where `cqrs_core` is.
+///
+/// Methods:
+/// - `#[apply] fn name(&mut self, event: &SomeEvent)`: folds one event into the state. Each
+///   event type becomes a variant of the generated event enum, named after the type's last
+///   path segment. Not `async`, no other parameter, no return value.
+/// - `#[handle]`: decides what a command causes. Forms:
+///   - `fn name(&self, cmd: C) -> R` or `cmd: &C`: changes an existing aggregate (the command
+///     fails with `NotFound` on an empty stream);
+///   - `fn name(cmd: C) -> R` or `cmd: &C`, without `self`: creates it (fails with
+///     `AlreadyExists` on a stream that has events);
+///   - optionally `async`, and followed by services taken by shared reference (`limits:
+///     &Limits`, registered with `CqrsBuilder::service`).
+///
+///   `R` is `Result<T, E>` (written out, with `E: std::error::Error + Send + Sync + 'static`)
+///   or a plain `T` for a handler that cannot fail. `T` is one event of this aggregate, the
+///   event enum, a `Vec`, `Option` or tuple of those, or `()`. A command taken by value must be
+///   `Clone`: the handler gets a copy because it may run again after a conflict. A handler must
+///   not change the state: it returns events, and `#[apply]` methods change the state.
+/// - Other methods are kept as they are.
+///
+/// Generated next to the block: `pub enum AccountEvent` (`Clone`, `Debug`, `PartialEq`, serde
+/// by stored name, `From` each event), `impl Aggregate`, `pub enum AccountCommand` (`From` each
+/// command, dispatch by name with a JSON body), `impl Handles<C>` per handler, and the
+/// link-time registration.
+///
+/// Compile-time checks: one `#[apply]` per event type and one `#[handle]` per command, no two
+/// events with the same stored name, each handled command targets this aggregate
+/// (`#[command(aggregate = …)]`), handlers return only events this aggregate applies, and
+/// every signature has one of the forms above.
 #[proc_macro_attribute]
-pub fn aggregate(_args: TokenStream, input: TokenStream) -> TokenStream {
-    input
+pub fn aggregate(args: TokenStream, input: TokenStream) -> TokenStream {
+    expand::aggregate::expand(args.into(), input.into()).into()
 }
-/// Stub.
+
+/// Makes a type a projection (a read model folded from events), from the impl block that holds
+/// its event handlers and `#[query]` methods.
+///
+/// ```ignore
+/// #[derive(Default)]
+/// pub struct Balances { by_account: HashMap<AccountId, u64> }
+///
+/// #[projection(name = "balances")]
+/// impl Balances {
+///     fn on_deposited(&mut self, e: &MoneyDeposited, meta: &EventMeta) { /* … */ }
+///
+///     fn on_withdrawn(&mut self, e: &MoneyWithdrawn) -> Result<(), BalanceError> { /* … */ }
+///
+///     #[query]
+///     fn balance(&self, q: &GetBalance) -> Option<u64> { /* … */ }
+/// }
+/// ```
+///
+/// Arguments:
+/// - `name = "…"`: the projection's unique name (default: the type's name in snake case).
+/// - `discover = false`: do not register a constructor for
+///   `CqrsBuilder::discover_projections` (the type then need not implement `Default`; add it
+///   with `CqrsBuilder::projection`).
+/// - `crate = "path"`: where `cqrs_core` is.
+///
+/// Methods:
+/// - Every `&mut self` method handles an event: `fn name(&mut self, event: &SomeEvent)` or
+///   `fn name(&mut self, event: &SomeEvent, meta: &EventMeta)`, returning `()` or
+///   `Result<(), E>` (an error stops the projection at that event). One handler per event
+///   type. Keep other `&mut self` methods in a separate impl block.
+/// - `#[query] fn name(&self, query: &SomeQuery) -> Response` answers a query; `Response` is
+///   the query's `#[query(response = …)]` type. One `#[query]` method per query type in the
+///   program.
+/// - Other methods are kept as they are.
 #[proc_macro_attribute]
-pub fn projection(_args: TokenStream, input: TokenStream) -> TokenStream {
-    input
+pub fn projection(args: TokenStream, input: TokenStream) -> TokenStream {
+    expand::projection::expand(args.into(), input.into()).into()
 }

@@ -1,0 +1,407 @@
+//! Attribute arguments, `key = value` lists such as `#[aggregate(id = AccountId, name = "account")]`.
+//!
+//! A list is first split into raw arguments (a key and the tokens of its value), then each
+//! macro picks the keys it accepts and parses their values. Errors are recorded, not returned,
+//! so every wrong argument is reported in one build.
+
+use proc_macro2::{Span, TokenStream, TokenTree};
+use syn::ext::IdentExt;
+use syn::parse::{Parse, ParseStream, Parser};
+use syn::{Attribute, Ident, LitBool, LitInt, LitStr, Meta, Path, Token, Type};
+
+use crate::ctxt::Ctxt;
+
+// Argument keywords.
+/// `id = AccountId` in `#[aggregate]`.
+pub const ID: &str = "id";
+/// `name = "…"` in every macro but `#[derive(Query)]`.
+pub const NAME: &str = "name";
+/// `version = 2` in `#[event]`.
+pub const VERSION: &str = "version";
+/// `aggregate = Account` in `#[command]`.
+pub const AGGREGATE: &str = "aggregate";
+/// `response = Type` in `#[query]`.
+pub const RESPONSE: &str = "response";
+/// `event = AccountEvent` in `#[aggregate]`.
+pub const EVENT: &str = "event";
+/// `command = AccountCommand` in `#[aggregate]`.
+pub const COMMAND: &str = "command";
+/// `discover = false` in `#[projection]`.
+pub const DISCOVER: &str = "discover";
+/// `crate = "path"` everywhere: where the runtime crate is.
+pub const CRATE: &str = "crate";
+
+// Helper attributes.
+/// `#[apply]` on an aggregate method.
+pub const APPLY: &str = "apply";
+/// `#[handle]` on an aggregate method.
+pub const HANDLE: &str = "handle";
+/// `#[query]` on a projection method.
+pub const QUERY: &str = "query";
+/// `#[id]` on a command field.
+pub const ID_FIELD: &str = "id";
+
+/// One `key = value` argument, with the value's tokens not yet interpreted.
+pub struct RawArg {
+    pub key: Ident,
+    /// `None` when the key stands alone (`#[event(name)]`).
+    pub value: Option<TokenStream>,
+}
+
+impl RawArg {
+    /// The key as written, without `r#`.
+    pub fn key(&self) -> String {
+        self.key.unraw().to_string()
+    }
+
+    /// Parses the value as `T`; records an error showing `syntax` when it is missing or wrong.
+    pub fn value<T: Parse>(&self, cx: &mut Ctxt, syntax: &str) -> Option<T> {
+        let Some(tokens) = &self.value else {
+            cx.error_spanned_by(&self.key, format!("expected a value: write `{syntax}`"));
+            return None;
+        };
+        if tokens.is_empty() {
+            cx.error_spanned_by(&self.key, format!("expected a value: write `{syntax}`"));
+            return None;
+        }
+        match syn::parse2::<T>(tokens.clone()) {
+            Ok(value) => Some(value),
+            Err(e) => {
+                cx.error_at(e.span(), format!("{e}: write `{syntax}`"));
+                None
+            }
+        }
+    }
+}
+
+impl Parse for RawArg {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        // Keys may be keywords (`crate`).
+        let key = Ident::parse_any(input)?;
+        if input.is_empty() || input.peek(Token![,]) {
+            return Ok(RawArg { key, value: None });
+        }
+        if !input.peek(Token![=]) {
+            return Err(input.error(format!("expected `=` after `{}`", key.unraw())));
+        }
+        input.parse::<Token![=]>()?;
+        // The value runs to the next comma outside `<…>` (`HashMap<K, V>` is one value).
+        let mut value = TokenStream::new();
+        let mut depth = 0usize;
+        let mut after_minus = false;
+        loop {
+            let at_end = input.is_empty() || (depth == 0 && input.peek(Token![,]));
+            if at_end {
+                break;
+            }
+            let tt: TokenTree = input.parse()?;
+            if let TokenTree::Punct(p) = &tt {
+                match p.as_char() {
+                    '<' => depth += 1,
+                    // `->` in a function type is not a closing bracket.
+                    '>' if !after_minus => depth = depth.saturating_sub(1),
+                    _ => {}
+                }
+                after_minus = p.as_char() == '-';
+            } else {
+                after_minus = false;
+            }
+            value.extend([tt]);
+        }
+        Ok(RawArg {
+            key,
+            value: Some(value),
+        })
+    }
+}
+
+/// Splits `tokens` into arguments. A syntax error is recorded and ends the list.
+pub fn parse_raw_args(cx: &mut Ctxt, tokens: TokenStream) -> Vec<RawArg> {
+    let parser = syn::punctuated::Punctuated::<RawArg, Token![,]>::parse_terminated;
+    match parser.parse2(tokens) {
+        Ok(args) => args.into_iter().collect(),
+        Err(e) => {
+            cx.push(e);
+            Vec::new()
+        }
+    }
+}
+
+/// The arguments of every `#[name(…)]` helper attribute in `attrs`, in order.
+/// `syntax` shows the accepted form in the error for `#[name]` or `#[name = …]`.
+pub fn helper_args(cx: &mut Ctxt, attrs: &[Attribute], name: &str, syntax: &str) -> Vec<RawArg> {
+    let mut args = Vec::new();
+    for attr in attrs.iter().filter(|a| a.path().is_ident(name)) {
+        match &attr.meta {
+            Meta::List(list) => args.extend(parse_raw_args(cx, list.tokens.clone())),
+            _ => cx.error_spanned_by(attr, format!("expected arguments: write `{syntax}`")),
+        }
+    }
+    args
+}
+
+/// Stores `value` in `slot`, or records a duplicate-argument error at the second `key`.
+pub fn set_once<T>(cx: &mut Ctxt, slot: &mut Option<T>, arg: &RawArg, value: Option<T>) {
+    if slot.is_some() {
+        cx.error_spanned_by(
+            &arg.key,
+            format!("duplicate argument `{}`: give it once", arg.key()),
+        );
+    } else if value.is_some() {
+        *slot = value;
+    }
+}
+
+/// Records an "unknown argument" error listing the accepted keys.
+pub fn unknown(cx: &mut Ctxt, arg: &RawArg, attribute: &str, accepted: &[&str]) {
+    let list = accepted
+        .iter()
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    cx.error_spanned_by(
+        &arg.key,
+        format!(
+            "unknown argument `{}`: `#[{attribute}]` accepts {list}",
+            arg.key()
+        ),
+    );
+}
+
+/// The value of `crate = "path"` or `crate = path`.
+pub struct CratePath(pub Path);
+
+impl Parse for CratePath {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        if input.peek(LitStr) {
+            let lit: LitStr = input.parse()?;
+            return lit.parse_with(Path::parse_mod_style).map(CratePath);
+        }
+        input.call(Path::parse_mod_style).map(CratePath)
+    }
+}
+
+/// The runtime crate's path: `crate = …` or `::cqrs_core`.
+pub fn crate_path(krate: Option<CratePath>) -> Path {
+    krate.map_or_else(|| syn::parse_quote!(::cqrs_core), |k| k.0)
+}
+
+const CRATE_SYNTAX: &str = "crate = \"path::to::cqrs_core\"";
+
+/// `#[event(name = "…", version = n, crate = …)]`.
+#[derive(Default)]
+pub struct EventArgs {
+    pub name: Option<LitStr>,
+    pub version: Option<(u32, Span)>,
+    pub krate: Option<CratePath>,
+}
+
+impl EventArgs {
+    pub fn from_attrs(cx: &mut Ctxt, attrs: &[Attribute]) -> Self {
+        let mut out = EventArgs::default();
+        let syntax = "#[event(name = \"account.opened\", version = 1)]";
+        for arg in helper_args(cx, attrs, "event", syntax) {
+            match arg.key().as_str() {
+                // name = "account.opened"
+                NAME => {
+                    let v = arg.value::<LitStr>(cx, "name = \"account.opened\"");
+                    set_once(cx, &mut out.name, &arg, v);
+                }
+                // version = 2 (an integer, at least 1)
+                VERSION => {
+                    let v = arg
+                        .value::<LitInt>(cx, "version = 2")
+                        .and_then(|lit| version(cx, &lit));
+                    set_once(cx, &mut out.version, &arg, v);
+                }
+                // crate = "path"
+                CRATE => {
+                    let v = arg.value::<CratePath>(cx, CRATE_SYNTAX);
+                    set_once(cx, &mut out.krate, &arg, v);
+                }
+                _ => unknown(cx, &arg, "event", &[NAME, VERSION, CRATE]),
+            }
+        }
+        out
+    }
+}
+
+fn version(cx: &mut Ctxt, lit: &LitInt) -> Option<(u32, Span)> {
+    match lit.base10_parse::<u32>() {
+        Ok(0) => {
+            cx.error_spanned_by(
+                lit,
+                "schema versions start at 1: write `version = 1` or higher",
+            );
+            None
+        }
+        Ok(v) => Some((v, lit.span())),
+        Err(_) => {
+            cx.error_spanned_by(
+                lit,
+                "expected a version number from 1 to 4294967295, such as `version = 2`",
+            );
+            None
+        }
+    }
+}
+
+/// `#[command(aggregate = Account, name = "…", crate = …)]`.
+#[derive(Default)]
+pub struct CommandArgs {
+    pub aggregate: Option<Type>,
+    pub name: Option<LitStr>,
+    pub krate: Option<CratePath>,
+}
+
+impl CommandArgs {
+    pub fn from_attrs(cx: &mut Ctxt, attrs: &[Attribute]) -> Self {
+        let mut out = CommandArgs::default();
+        for arg in helper_args(cx, attrs, "command", "#[command(aggregate = Account)]") {
+            match arg.key().as_str() {
+                // aggregate = Account
+                AGGREGATE => {
+                    let v = arg.value::<Type>(cx, "aggregate = Account");
+                    set_once(cx, &mut out.aggregate, &arg, v);
+                }
+                // name = "Deposit"
+                NAME => {
+                    let v = arg.value::<LitStr>(cx, "name = \"Deposit\"");
+                    set_once(cx, &mut out.name, &arg, v);
+                }
+                // crate = "path"
+                CRATE => {
+                    let v = arg.value::<CratePath>(cx, CRATE_SYNTAX);
+                    set_once(cx, &mut out.krate, &arg, v);
+                }
+                _ => unknown(cx, &arg, "command", &[AGGREGATE, NAME, CRATE]),
+            }
+        }
+        out
+    }
+}
+
+/// `#[query(response = Type, crate = …)]`.
+#[derive(Default)]
+pub struct QueryArgs {
+    pub response: Option<Type>,
+    pub krate: Option<CratePath>,
+}
+
+impl QueryArgs {
+    pub fn from_attrs(cx: &mut Ctxt, attrs: &[Attribute]) -> Self {
+        let mut out = QueryArgs::default();
+        for arg in helper_args(cx, attrs, "query", "#[query(response = Option<u64>)]") {
+            match arg.key().as_str() {
+                // response = Option<u64>
+                RESPONSE => {
+                    let v = arg.value::<Type>(cx, "response = Option<u64>");
+                    set_once(cx, &mut out.response, &arg, v);
+                }
+                // crate = "path"
+                CRATE => {
+                    let v = arg.value::<CratePath>(cx, CRATE_SYNTAX);
+                    set_once(cx, &mut out.krate, &arg, v);
+                }
+                _ => unknown(cx, &arg, "query", &[RESPONSE, CRATE]),
+            }
+        }
+        out
+    }
+}
+
+/// `#[aggregate(id = AccountId, name = "account", event = …, command = …, crate = …)]`.
+#[derive(Default)]
+pub struct AggregateArgs {
+    pub id: Option<Type>,
+    pub name: Option<LitStr>,
+    pub event: Option<Ident>,
+    pub command: Option<Ident>,
+    pub krate: Option<CratePath>,
+}
+
+impl AggregateArgs {
+    pub fn parse(cx: &mut Ctxt, tokens: TokenStream) -> Self {
+        let mut out = AggregateArgs::default();
+        for arg in parse_raw_args(cx, tokens) {
+            match arg.key().as_str() {
+                // id = AccountId
+                ID => {
+                    let v = arg.value::<Type>(cx, "id = AccountId");
+                    set_once(cx, &mut out.id, &arg, v);
+                }
+                // name = "account"
+                NAME => {
+                    let v = arg.value::<LitStr>(cx, "name = \"account\"");
+                    set_once(cx, &mut out.name, &arg, v);
+                }
+                // event = AccountEvent
+                EVENT => {
+                    let v = arg.value::<Ident>(cx, "event = AccountEvent");
+                    set_once(cx, &mut out.event, &arg, v);
+                }
+                // command = AccountCommand
+                COMMAND => {
+                    let v = arg.value::<Ident>(cx, "command = AccountCommand");
+                    set_once(cx, &mut out.command, &arg, v);
+                }
+                // crate = "path"
+                CRATE => {
+                    let v = arg.value::<CratePath>(cx, CRATE_SYNTAX);
+                    set_once(cx, &mut out.krate, &arg, v);
+                }
+                _ => unknown(cx, &arg, "aggregate", &[ID, NAME, EVENT, COMMAND, CRATE]),
+            }
+        }
+        out
+    }
+}
+
+/// `#[projection(name = "balances", discover = false, crate = …)]`.
+#[derive(Default)]
+pub struct ProjectionArgs {
+    pub name: Option<LitStr>,
+    pub discover: Option<LitBool>,
+    pub krate: Option<CratePath>,
+}
+
+impl ProjectionArgs {
+    pub fn parse(cx: &mut Ctxt, tokens: TokenStream) -> Self {
+        let mut out = ProjectionArgs::default();
+        for arg in parse_raw_args(cx, tokens) {
+            match arg.key().as_str() {
+                // name = "balances"
+                NAME => {
+                    let v = arg.value::<LitStr>(cx, "name = \"balances\"");
+                    set_once(cx, &mut out.name, &arg, v);
+                }
+                // discover = false
+                DISCOVER => {
+                    let v = arg.value::<LitBool>(cx, "discover = false");
+                    set_once(cx, &mut out.discover, &arg, v);
+                }
+                // crate = "path"
+                CRATE => {
+                    let v = arg.value::<CratePath>(cx, CRATE_SYNTAX);
+                    set_once(cx, &mut out.krate, &arg, v);
+                }
+                _ => unknown(cx, &arg, "projection", &[NAME, DISCOVER, CRATE]),
+            }
+        }
+        out
+    }
+}
+
+/// Whether `attr` is the bare helper attribute `#[name]`; records an error if it has arguments.
+pub fn is_marker(cx: &mut Ctxt, attr: &Attribute, name: &str) -> bool {
+    if !attr.path().is_ident(name) {
+        return false;
+    }
+    if !matches!(attr.meta, Meta::Path(_)) {
+        cx.error_spanned_by(
+            attr,
+            format!("`#[{name}]` takes no arguments: write `#[{name}]`"),
+        );
+    }
+    true
+}

@@ -1,0 +1,130 @@
+//! Rules that involve several methods of one impl block. Each check records an error at the
+//! later method and marks it [`State::Dropped`], so the expansion generates nothing for it and
+//! rustc reports nothing more (no conflicting impls, no duplicate variants).
+
+use std::collections::HashMap;
+
+use crate::ctxt::Ctxt;
+use crate::model::State;
+use crate::model::aggregate::AggregateDef;
+use crate::model::projection::ProjectionDef;
+use crate::model::sig::{display, type_key};
+use crate::naming::plain;
+
+/// One `#[apply]` method per event type, and one variant name per event: the event enum
+/// has a variant per event, named after the type.
+pub fn distinct_events(cx: &mut Ctxt, def: &mut AggregateDef) {
+    let mut by_type: HashMap<String, String> = HashMap::new();
+    let mut by_variant: HashMap<String, String> = HashMap::new();
+    for apply in def.applies.iter_mut().filter(|a| a.state != State::Dropped) {
+        let key = type_key(&apply.event);
+        let variant = plain(&apply.variant);
+        if let Some(method) = by_type.get(&key) {
+            cx.error_spanned_by(
+                &apply.param,
+                format!(
+                    "`{}` is already applied by `{method}`: an aggregate has one `#[apply]` method per event type; remove this one",
+                    display(&apply.event)
+                ),
+            );
+            apply.state = State::Dropped;
+        } else if let Some(other) = by_variant.get(&variant) {
+            cx.error_spanned_by(
+                &apply.param,
+                format!(
+                    "two events of `{}` are named `{variant}` (`{other}` and `{}`): the variants of the generated `{}` need distinct names; import one under another name (`use … as Other{variant};`)",
+                    plain(&def.ident),
+                    display(&apply.event),
+                    plain(&def.event_enum)
+                ),
+            );
+            apply.state = State::Dropped;
+        } else {
+            by_type.insert(key, plain(&apply.method));
+            by_variant.insert(variant, display(&apply.event));
+        }
+    }
+}
+
+/// One `#[handle]` method per command (a second would be a conflicting `Handles` impl), and
+/// one variant name per command in the command enum.
+pub fn distinct_commands(cx: &mut Ctxt, def: &mut AggregateDef) {
+    let mut by_type: HashMap<String, String> = HashMap::new();
+    let mut by_variant: HashMap<String, String> = HashMap::new();
+    for handler in def
+        .handlers
+        .iter_mut()
+        .filter(|h| h.state != State::Dropped)
+    {
+        let key = type_key(&handler.command);
+        let variant = plain(&handler.variant);
+        if let Some(method) = by_type.get(&key) {
+            cx.error_spanned_by(
+                &handler.param,
+                format!(
+                    "`{}` already has a handler, `{method}`: an aggregate has one `#[handle]` method per command; remove this one or merge the two",
+                    display(&handler.command)
+                ),
+            );
+            handler.state = State::Dropped;
+        } else if let Some(other) = by_variant.get(&variant) {
+            cx.error_spanned_by(
+                &handler.param,
+                format!(
+                    "two commands of `{}` are named `{variant}` (`{other}` and `{}`): the variants of the generated `{}` need distinct names; import one under another name (`use … as Other{variant};`)",
+                    plain(&def.ident),
+                    display(&handler.command),
+                    plain(&def.command_enum)
+                ),
+            );
+            handler.state = State::Dropped;
+        } else {
+            by_type.insert(key, plain(&handler.method));
+            by_variant.insert(variant, display(&handler.command));
+        }
+    }
+}
+
+/// One handler per event type in a projection: the generated `handle` calls the first match.
+pub fn distinct_projection_events(cx: &mut Ctxt, def: &mut ProjectionDef) {
+    let mut by_type: HashMap<String, String> = HashMap::new();
+    for handler in def
+        .handlers
+        .iter_mut()
+        .filter(|h| h.state != State::Dropped)
+    {
+        let key = type_key(&handler.event);
+        if let Some(method) = by_type.get(&key) {
+            cx.error_spanned_by(
+                &handler.param,
+                format!(
+                    "`{}` is already handled by `{method}`: a projection has one handler per event type; merge the two",
+                    display(&handler.event)
+                ),
+            );
+            handler.state = State::Dropped;
+        } else {
+            by_type.insert(key, plain(&handler.method));
+        }
+    }
+}
+
+/// One `#[query]` method per query type: a query is routed to exactly one answer.
+pub fn distinct_queries(cx: &mut Ctxt, def: &mut ProjectionDef) {
+    let mut by_type: HashMap<String, String> = HashMap::new();
+    for query in def.queries.iter_mut().filter(|q| q.state != State::Dropped) {
+        let key = type_key(&query.query);
+        if let Some(method) = by_type.get(&key) {
+            cx.error_spanned_by(
+                &query.param,
+                format!(
+                    "`{}` is already answered by `{method}`: a query has one `#[query]` method; remove this one",
+                    display(&query.query)
+                ),
+            );
+            query.state = State::Dropped;
+        } else {
+            by_type.insert(key, plain(&query.method));
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! `#[derive(Event)]`, `#[derive(Command)]` and `#[derive(Query)]`.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::LitInt;
+
+use super::{impl_attrs, private, type_name};
+use crate::ctxt::Ctxt;
+use crate::model::derive::{self, CommandDef, DeriveInput, EventDef, QueryDef};
+
+/// `impl Event` and its registration.
+pub fn event(input: &DeriveInput) -> TokenStream {
+    let mut cx = Ctxt::new();
+    let def = derive::event(&mut cx, input);
+    let mut out = cx.into_compile_errors();
+    if let Some(def) = def {
+        out.extend(event_impl(&def));
+    }
+    out
+}
+
+fn event_impl(def: &EventDef) -> TokenStream {
+    let EventDef {
+        krate,
+        ident,
+        name,
+        version,
+        version_span,
+    } = def;
+    let p = private(krate);
+    let attrs = impl_attrs();
+    let version = LitInt::new(&format!("{version}u32"), *version_span);
+    let type_name = type_name(ident);
+    quote! {
+        #attrs
+        impl #p::Event for #ident {
+            const NAME: &'static str = #name;
+            const VERSION: u32 = #version;
+        }
+
+        const _: () = {
+            #p::inventory::submit! {
+                #p::EventRegistration {
+                    name: <#ident as #p::Event>::NAME,
+                    version: <#ident as #p::Event>::VERSION,
+                    type_name: #type_name,
+                }
+            }
+        };
+    }
+}
+
+/// `impl Command`.
+pub fn command(input: &DeriveInput) -> TokenStream {
+    let mut cx = Ctxt::new();
+    let def = derive::command(&mut cx, input);
+    let mut out = cx.into_compile_errors();
+    if let Some(def) = def {
+        out.extend(command_impl(&def));
+    }
+    out
+}
+
+fn command_impl(def: &CommandDef) -> TokenStream {
+    let CommandDef {
+        krate,
+        ident,
+        aggregate,
+        name,
+        id,
+    } = def;
+    let p = private(krate);
+    let attrs = impl_attrs();
+    // A type mismatch between the field and the aggregate's `Id` points at the field.
+    let body = match id {
+        Some((member, span)) => quote_spanned!(*span=> &self.#member),
+        None => quote!(::core::unimplemented!("this command has no `#[id]` field")),
+    };
+    quote! {
+        #attrs
+        impl #p::Command for #ident {
+            type Aggregate = #aggregate;
+            const NAME: &'static str = #name;
+
+            #[inline]
+            fn aggregate_id(&self) -> &<<Self as #p::Command>::Aggregate as #p::Aggregate>::Id {
+                #body
+            }
+        }
+    }
+}
+
+/// `impl Query`.
+pub fn query(input: &DeriveInput) -> TokenStream {
+    let mut cx = Ctxt::new();
+    let def = derive::query(&mut cx, input);
+    let mut out = cx.into_compile_errors();
+    if let Some(def) = def {
+        out.extend(query_impl(def));
+    }
+    out
+}
+
+fn query_impl(def: QueryDef) -> TokenStream {
+    let QueryDef {
+        krate,
+        ident,
+        mut generics,
+        response,
+    } = def;
+    let p = private(&krate);
+    let attrs = impl_attrs();
+    // A query crosses tasks: its type parameters must be `Send + Sync + 'static` too.
+    let params: Vec<_> = generics.type_params().map(|t| t.ident.clone()).collect();
+    if !params.is_empty() {
+        let where_clause = generics.make_where_clause();
+        for param in params {
+            where_clause.predicates.push(syn::parse_quote!(
+                #param: ::core::marker::Send + ::core::marker::Sync + 'static
+            ));
+        }
+    }
+    let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
+    quote! {
+        #attrs
+        impl #impl_generics #p::Query for #ident #ty_generics #where_clause {
+            type Response = #response;
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! Expansion: turns a checked model into Rust items. Generated code names only `::core`,
+//! `::std` and the runtime's `__private` module (through the crate path, `::cqrs_core` unless
+//! `crate = …` says otherwise), and puts calls that can fail to type-check on the user's tokens.
+
+pub mod aggregate;
+pub mod derive;
+pub mod projection;
+
+use proc_macro2::TokenStream;
+use quote::quote;
+use syn::{ImplItem, ItemImpl, Path};
+
+/// `path::__private`.
+pub fn private(krate: &Path) -> TokenStream {
+    quote!(#krate::__private)
+}
+
+/// Attributes for every generated impl: marked as generated, and silent under the strictest
+/// lint settings of the user's crate.
+pub fn impl_attrs() -> TokenStream {
+    quote! {
+        #[automatically_derived]
+        #[allow(
+            unused_qualifications,
+            unused_variables,
+            unused_imports,
+            unreachable_code,
+            non_camel_case_types,
+            non_snake_case,
+            clippy::all,
+            clippy::pedantic,
+            clippy::nursery,
+        )]
+    }
+}
+
+/// Lint allows for the generated enums, which users see but did not write.
+pub fn enum_attrs() -> TokenStream {
+    quote! {
+        #[allow(
+            non_camel_case_types,
+            clippy::all,
+            clippy::pedantic,
+            clippy::nursery,
+        )]
+    }
+}
+
+/// `module::path::Type` at compile time.
+pub fn type_name(ident: &syn::Ident) -> TokenStream {
+    let name = crate::naming::plain(ident);
+    quote!(::core::concat!(::core::module_path!(), "::", #name))
+}
+
+/// Adds `#[allow(dead_code)]` to the methods at `indices`: methods whose signature was
+/// rejected are not called by generated code, and the error already says why.
+pub fn allow_dead_code(item: &mut ItemImpl, indices: impl IntoIterator<Item = usize>) {
+    for index in indices {
+        if let Some(ImplItem::Fn(method)) = item.items.get_mut(index) {
+            method.attrs.push(syn::parse_quote!(#[allow(dead_code)]));
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! `#[projection]`: `impl Projection`, one `impl RoutedQuery` per `#[query]` method, and the
+//! registration.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::ItemImpl;
+use syn::spanned::Spanned;
+
+use super::{allow_dead_code, impl_attrs, private, type_name};
+use crate::attr::ProjectionArgs;
+use crate::check;
+use crate::ctxt::Ctxt;
+use crate::model::State;
+use crate::model::projection::{self, EventHandler, ProjectionDef, QueryMethod};
+
+/// Expands `#[projection(args)] item`. Errors come out as `compile_error!`s beside the impl
+/// block (always re-emitted without the helper attributes) and whatever could be generated.
+pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
+    let mut cx = Ctxt::new();
+    let mut item: ItemImpl = match syn::parse2(input.clone()) {
+        Ok(item) => item,
+        Err(_) => {
+            cx.error_at(
+                Span::call_site(),
+                "`#[projection]` goes on the impl block that holds a read model's event handlers: `#[projection] impl Balances { … }`",
+            );
+            let errors = cx.into_compile_errors();
+            return quote!(#errors #input);
+        }
+    };
+    let args = ProjectionArgs::parse(&mut cx, args);
+    let generated = projection::parse(&mut cx, args, &mut item).map(|mut def| {
+        check::distinct_projection_events(&mut cx, &mut def);
+        check::distinct_queries(&mut cx, &mut def);
+        let wired: Vec<usize> = def
+            .handlers
+            .iter()
+            .filter(|h| h.state == State::Wired)
+            .map(|h| h.index)
+            .chain(
+                def.queries
+                    .iter()
+                    .filter(|q| q.state == State::Wired)
+                    .map(|q| q.index),
+            )
+            .collect();
+        allow_dead_code(
+            &mut item,
+            def.marked.iter().copied().filter(|i| !wired.contains(i)),
+        );
+        generate(&def)
+    });
+    let errors = cx.into_compile_errors();
+    quote! {
+        #errors
+        #item
+        #generated
+    }
+}
+
+fn generate(def: &ProjectionDef) -> TokenStream {
+    let handlers: Vec<&EventHandler> = def
+        .handlers
+        .iter()
+        .filter(|h| h.state == State::Wired)
+        .collect();
+    let mut out = projection_impl(def, &handlers);
+    for query in def.queries.iter().filter(|q| q.state != State::Dropped) {
+        out.extend(routed_query(def, query));
+    }
+    out.extend(registration(def));
+    out
+}
+
+/// `impl Projection`: `handle` tries each handled event type in order.
+fn projection_impl(def: &ProjectionDef, handlers: &[&EventHandler]) -> TokenStream {
+    let p = private(&def.krate);
+    let attrs = impl_attrs();
+    let ProjectionDef { self_ty, name, .. } = def;
+    let events: Vec<_> = handlers.iter().map(|h| &h.event).collect();
+    let arms = handlers.iter().map(|h| {
+        let event = &h.event;
+        let method = &h.method;
+        let meta = h.with_meta.then(|| quote!(, __event.meta()));
+        // Fails with `ProjectionOutcome`'s message, on the return type, for other return types.
+        let span = h
+            .returns
+            .as_ref()
+            .map_or_else(|| method.span(), |r| r.span());
+        let outcome = quote_spanned! {span=>
+            #p::ProjectionOutcome::into_failure(Self::#method(self, &*__decoded #meta))
+        };
+        quote! {
+            match __event.decode::<#event>() {
+                #p::Ok(::core::option::Option::Some(__decoded)) => {
+                    return match #outcome {
+                        ::core::option::Option::None => #p::Ok(()),
+                        ::core::option::Option::Some(__failure) => {
+                            #p::Err(__event.error(<Self as #p::Projection>::NAME, __failure))
+                        }
+                    };
+                }
+                #p::Ok(::core::option::Option::None) => {}
+                #p::Err(__failure) => {
+                    return #p::Err(__event.error(
+                        <Self as #p::Projection>::NAME,
+                        #p::ProjectionFailure::Decode(__failure),
+                    ));
+                }
+            }
+        }
+    });
+    quote! {
+        #attrs
+        impl #p::Projection for #self_ty {
+            const NAME: &'static str = #name;
+            const EVENTS: &'static [&'static str] = &[#(<#events as #p::Event>::NAME),*];
+
+            fn handle(
+                &mut self,
+                __event: #p::EventRef<'_>,
+            ) -> #p::Result<(), #p::ProjectionError> {
+                #(#arms)*
+                #p::Ok(())
+            }
+        }
+    }
+}
+
+/// `impl RoutedQuery` for one `#[query]` method.
+fn routed_query(def: &ProjectionDef, query: &QueryMethod) -> TokenStream {
+    let p = private(&def.krate);
+    let attrs = impl_attrs();
+    let self_ty = &def.self_ty;
+    let QueryMethod {
+        method,
+        query: ty,
+        returns,
+        state,
+        ..
+    } = query;
+    // The user's return type is the signature's: one that differs from the query's response
+    // is reported on it ("expected `Option<u64>`, found `u64`").
+    let answer = match (state, returns) {
+        (State::Wired, Some(returns)) => quote! {
+            fn answer(__projection: &#self_ty, __query: &#ty) -> #returns {
+                <#self_ty>::#method(__projection, __query)
+            }
+        },
+        _ => quote! {
+            fn answer(__projection: &#self_ty, __query: &#ty) -> <#ty as #p::Query>::Response {
+                ::core::unimplemented!("this `#[query]` method has errors")
+            }
+        },
+    };
+    quote! {
+        #attrs
+        impl #p::RoutedQuery for #ty {
+            type Projection = #self_ty;
+            #answer
+        }
+    }
+}
+
+/// The link-time registration, with a constructor unless `discover = false`.
+fn registration(def: &ProjectionDef) -> TokenStream {
+    let p = private(&def.krate);
+    let ProjectionDef { self_ty, ident, .. } = def;
+    let type_name = type_name(ident);
+    let create = if def.discover {
+        // Fails with `DiscoverableProjection`'s message, on the type, without `Default`.
+        quote_spanned! {self_ty.span()=>
+            ::core::option::Option::Some(<#self_ty as #p::DiscoverableProjection>::create)
+        }
+    } else {
+        quote!(::core::option::Option::None)
+    };
+    quote! {
+        const _: () = {
+            #p::inventory::submit! {
+                #p::ProjectionRegistration {
+                    name: <#self_ty as #p::Projection>::NAME,
+                    type_name: #type_name,
+                    events: <#self_ty as #p::Projection>::EVENTS,
+                    create: #create,
+                }
+            }
+        };
+    }
+}

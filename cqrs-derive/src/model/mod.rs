@@ -1,0 +1,141 @@
+//! The model: what each macro's input means, with the original syn nodes kept so later checks
+//! and the expansion can put errors and generated calls on the user's own tokens.
+
+pub mod aggregate;
+pub mod derive;
+pub mod projection;
+pub mod sig;
+
+use syn::{Attribute, Ident, ImplItem, ItemImpl, Type};
+
+use crate::attr;
+use crate::ctxt::Ctxt;
+
+/// How far an annotated method could be understood.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum State {
+    /// Its signature is right: generated code calls it.
+    Wired,
+    /// Its signature is wrong (an error was recorded): generated code keeps its type in the
+    /// enums and emits a placeholder impl, so the one mistake causes no other error.
+    Fallback,
+    /// It repeats an earlier method (an error was recorded): nothing is generated for it.
+    Dropped,
+}
+
+/// A helper attribute found on a method (`#[apply]`, `#[handle]`, `#[query]`).
+pub struct Marker {
+    pub name: &'static str,
+    pub attr: Attribute,
+}
+
+/// Removes the helper attributes `names` from `attrs` and returns them, in order.
+pub fn take_markers(
+    cx: &mut Ctxt,
+    attrs: &mut Vec<Attribute>,
+    names: &[&'static str],
+) -> Vec<Marker> {
+    let mut found = Vec::new();
+    attrs.retain(|a| match names.iter().find(|n| attr::is_marker(cx, a, n)) {
+        Some(name) => {
+            found.push(Marker {
+                name,
+                attr: a.clone(),
+            });
+            false
+        }
+        None => true,
+    });
+    found
+}
+
+/// The one role among `markers`, recording an error at each extra marker.
+pub fn single_role<'m>(cx: &mut Ctxt, markers: &'m [Marker]) -> Option<&'m Marker> {
+    let first = markers.first()?;
+    for extra in &markers[1..] {
+        if extra.name == first.name {
+            cx.error_spanned_by(
+                &extra.attr,
+                format!("duplicate `#[{}]`: remove this one", extra.name),
+            );
+        } else {
+            cx.error_spanned_by(
+                &extra.attr,
+                format!(
+                    "a method is either `#[{}]` or `#[{}]`, not both: remove one of them",
+                    first.name, extra.name
+                ),
+            );
+        }
+    }
+    Some(first)
+}
+
+/// The self type of an inherent `impl` block and its name, or an error at the block.
+/// `macro_name` is `aggregate` or `projection`.
+pub fn inherent_self(cx: &mut Ctxt, item: &ItemImpl, macro_name: &str) -> Option<(Type, Ident)> {
+    if let Some((_, path, _)) = &item.trait_ {
+        cx.error_spanned_by(
+            path,
+            format!(
+                "`#[{macro_name}]` goes on an inherent impl block (`impl {} {{ … }}`), not on a trait impl",
+                sig::display(&item.self_ty)
+            ),
+        );
+        return None;
+    }
+    let mut ok = true;
+    if !item.generics.params.is_empty() {
+        cx.error_spanned_by(
+            &item.generics,
+            format!(
+                "`#[{macro_name}]` does not support generic types: the generated enums and the registry need one concrete type"
+            ),
+        );
+        ok = false;
+    }
+    let ident = match sig::ungroup(&item.self_ty) {
+        Type::Path(p) if p.qself.is_none() => p.path.segments.last().and_then(|s| {
+            if s.arguments.is_empty() {
+                Some(s.ident.clone())
+            } else {
+                cx.error_spanned_by(
+                    &s.arguments,
+                    format!(
+                        "`#[{macro_name}]` does not support generic types: the generated enums and the registry need one concrete type"
+                    ),
+                );
+                None
+            }
+        }),
+        _ => {
+            cx.error_spanned_by(
+                &item.self_ty,
+                format!("`#[{macro_name}]` goes on the impl block of a named struct or enum"),
+            );
+            None
+        }
+    };
+    match (ok, ident) {
+        (true, Some(ident)) => Some(((*item.self_ty).clone(), ident)),
+        _ => None,
+    }
+}
+
+/// Records an error for each helper attribute in `names` on a non-method item of the block.
+pub fn reject_markers_on_other_items(cx: &mut Ctxt, item: &mut ItemImpl, names: &[&'static str]) {
+    for impl_item in &mut item.items {
+        let attrs = match impl_item {
+            ImplItem::Const(c) => &mut c.attrs,
+            ImplItem::Type(t) => &mut t.attrs,
+            ImplItem::Macro(m) => &mut m.attrs,
+            _ => continue,
+        };
+        for marker in take_markers(cx, attrs, names) {
+            cx.error_spanned_by(
+                &marker.attr,
+                format!("`#[{}]` goes on a method", marker.name),
+            );
+        }
+    }
+}

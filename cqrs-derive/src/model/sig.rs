@@ -1,0 +1,213 @@
+//! Reading method signatures: receivers, reference parameters, `Result` return types.
+
+use syn::{
+    FnArg, GenericArgument, Ident, PatType, PathArguments, ReturnType, Signature, Type,
+    TypeReference,
+};
+
+use crate::ctxt::Ctxt;
+
+/// How a method takes `self`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum SelfKind {
+    /// No receiver: an associated function.
+    None,
+    /// `&self`.
+    Ref,
+    /// `&mut self`.
+    RefMut,
+    /// `self` or `mut self`.
+    Value,
+    /// `self: Box<Self>` and other typed receivers.
+    Typed,
+}
+
+/// The receiver of `sig`.
+pub fn self_kind(sig: &Signature) -> SelfKind {
+    match sig.receiver() {
+        None => SelfKind::None,
+        Some(r) if r.colon_token.is_some() => SelfKind::Typed,
+        Some(r) => match (&r.reference, &r.mutability) {
+            (Some(_), Some(_)) => SelfKind::RefMut,
+            (Some(_), None) => SelfKind::Ref,
+            (None, _) => SelfKind::Value,
+        },
+    }
+}
+
+/// The parameters after the receiver.
+pub fn params(sig: &Signature) -> Vec<&PatType> {
+    sig.inputs
+        .iter()
+        .filter_map(|arg| match arg {
+            FnArg::Typed(t) => Some(t),
+            FnArg::Receiver(_) => None,
+        })
+        .collect()
+}
+
+/// Strips invisible groups and parentheses (`(T)`), which macros may leave around types.
+pub fn ungroup(mut ty: &Type) -> &Type {
+    loop {
+        match ty {
+            Type::Group(g) => ty = &g.elem,
+            Type::Paren(p) => ty = &p.elem,
+            _ => return ty,
+        }
+    }
+}
+
+/// `T` when `ty` is `&T` (not `&mut T`).
+pub fn shared_ref(ty: &Type) -> Option<&Type> {
+    match ungroup(ty) {
+        Type::Reference(TypeReference {
+            mutability: None,
+            elem,
+            ..
+        }) => Some(elem),
+        _ => None,
+    }
+}
+
+/// `T` when `ty` is `&mut T`.
+pub fn mut_ref(ty: &Type) -> Option<&Type> {
+    match ungroup(ty) {
+        Type::Reference(TypeReference {
+            mutability: Some(_),
+            elem,
+            ..
+        }) => Some(elem),
+        _ => None,
+    }
+}
+
+/// The last segment's identifier of a plain path type (`events::Opened` → `Opened`).
+pub fn last_ident(ty: &Type) -> Option<&Ident> {
+    match ungroup(ty) {
+        Type::Path(p) if p.qself.is_none() => p.path.segments.last().map(|s| &s.ident),
+        _ => None,
+    }
+}
+
+/// What a handler returns: `-> T` (cannot fail) or `-> Result<T, E>`.
+pub struct Returns {
+    /// `T`.
+    pub ok: Type,
+    /// `E`, for a `Result`.
+    pub error: Option<Type>,
+}
+
+/// Reads a handler's return type: `Result<T, E>` (by its last segment and two type arguments)
+/// or a plain `T`. `what` names the method kind in messages.
+pub fn handler_returns(cx: &mut Ctxt, sig: &Signature, what: &str) -> Option<Returns> {
+    let ty = match &sig.output {
+        ReturnType::Type(_, ty) => ty,
+        ReturnType::Default => {
+            cx.error_spanned_by(
+                &sig.ident,
+                format!(
+                    "{what} returns the events it records: add `-> SomeEvent`, `-> Vec<…>`, `-> Result<SomeEvent, SomeError>`, or `-> ()` when it never records anything"
+                ),
+            );
+            return None;
+        }
+    };
+    let Type::Path(path) = ungroup(ty) else {
+        return Some(plain(ty));
+    };
+    let Some(last) = path.path.segments.last() else {
+        return Some(plain(ty));
+    };
+    if last.ident != "Result" || path.qself.is_some() {
+        return Some(plain(ty));
+    }
+    let types: Vec<&Type> = match &last.arguments {
+        PathArguments::AngleBracketed(args) => args
+            .args
+            .iter()
+            .filter_map(|a| match a {
+                GenericArgument::Type(t) => Some(t),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    match types.as_slice() {
+        [ok, error] => Some(Returns {
+            ok: (*ok).clone(),
+            error: Some((*error).clone()),
+        }),
+        _ => {
+            cx.error_spanned_by(
+                ty,
+                "spell out the error type: `Result<T, E>`, where `E` implements `std::error::Error` (a `Result` alias hides which error the handler returns)",
+            );
+            None
+        }
+    }
+}
+
+fn plain(ty: &Type) -> Returns {
+    Returns {
+        ok: ty.clone(),
+        error: None,
+    }
+}
+
+/// Records an error for `async`, generics, `unsafe` or `extern` on a method of kind `what`.
+/// Returns whether the signature is free of them.
+pub fn check_plain_fn(cx: &mut Ctxt, sig: &Signature, what: &str, allow_async: bool) -> bool {
+    let mut ok = true;
+    if let (false, Some(token)) = (allow_async, &sig.asyncness) {
+        cx.error_spanned_by(token, format!("{what} cannot be `async`: remove `async`"));
+        ok = false;
+    }
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        let message =
+            format!("{what} cannot be generic: the macro calls it with one concrete type");
+        if sig.generics.params.is_empty() {
+            cx.error_spanned_by(&sig.generics.where_clause, message);
+        } else {
+            cx.error_spanned_by(&sig.generics, message);
+        }
+        ok = false;
+    }
+    if let Some(token) = &sig.unsafety {
+        cx.error_spanned_by(token, format!("{what} cannot be `unsafe`"));
+        ok = false;
+    }
+    if let Some(abi) = &sig.abi {
+        cx.error_spanned_by(abi, format!("{what} cannot be `extern`"));
+        ok = false;
+    }
+    if let Some(variadic) = &sig.variadic {
+        cx.error_spanned_by(variadic, format!("{what} cannot be variadic"));
+        ok = false;
+    }
+    ok
+}
+
+/// The tokens of a type as text, to compare two types syntactically.
+pub fn type_key(ty: &Type) -> String {
+    quote::ToTokens::to_token_stream(ungroup(ty)).to_string()
+}
+
+/// Tokens as a reader would write them, for messages: `Vec<Opened>`, not `Vec < Opened >`.
+pub fn display(tokens: &impl quote::ToTokens) -> String {
+    let text = tokens.to_token_stream().to_string();
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == ' ' {
+            let prev = out.chars().last();
+            let next = chars.peek().copied();
+            let glue_before = matches!(next, Some('<' | '>' | ',' | ':' | ')' | ']'));
+            let glue_after = matches!(prev, Some('<' | '&' | ':' | '(' | '['));
+            if glue_before || glue_after {
+                continue;
+            }
+        }
+        out.push(c);
+    }
+    out
+}

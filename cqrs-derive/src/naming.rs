@@ -1,0 +1,59 @@
+//! Names derived from the user's identifiers.
+
+use syn::Ident;
+use syn::ext::IdentExt;
+
+/// `BankAccount` → `bank_account`, `HTTPServer` → `http_server`, `Account2` → `account2`.
+pub(crate) fn snake_case(name: &str) -> String {
+    let chars: Vec<char> = name.chars().collect();
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_uppercase() {
+            let prev = i.checked_sub(1).map(|j| chars[j]);
+            let next = chars.get(i + 1).copied();
+            let starts_word = match prev {
+                None | Some('_') => false,
+                Some(p) if p.is_lowercase() || p.is_ascii_digit() => true,
+                // The last capital of an acronym starts the next word: `HTTPServer`.
+                Some(p) if p.is_uppercase() => next.is_some_and(char::is_lowercase),
+                Some(_) => false,
+            };
+            if starts_word {
+                out.push('_');
+            }
+            out.extend(c.to_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The identifier as the user wrote it, without `r#`.
+pub(crate) fn plain(ident: &Ident) -> String {
+    ident.unraw().to_string()
+}
+
+/// `{prefix}{suffix}` as a new identifier, spanned like `prefix`.
+pub(crate) fn suffixed(prefix: &Ident, suffix: &str) -> Ident {
+    Ident::new(&format!("{}{suffix}", plain(prefix)), prefix.span())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::snake_case;
+
+    #[test]
+    fn converts_type_names_to_snake_case() {
+        assert_eq!(snake_case("Account"), "account");
+        assert_eq!(snake_case("BankAccount"), "bank_account");
+        assert_eq!(snake_case("HTTPServer"), "http_server");
+        assert_eq!(snake_case("MyXMLParser"), "my_xml_parser");
+        assert_eq!(snake_case("Account2"), "account2");
+        assert_eq!(snake_case("V2Account"), "v2_account");
+        assert_eq!(snake_case("already_snake"), "already_snake");
+        assert_eq!(snake_case("Some_Thing"), "some_thing");
+        assert_eq!(snake_case("A"), "a");
+        assert_eq!(snake_case(""), "");
+    }
+}
