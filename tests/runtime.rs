@@ -357,7 +357,7 @@ async fn a_projection_that_cannot_decode_stops_with_a_named_error() {
         }
         other => panic!("{other:?}"),
     }
-    let status = app.projections().await;
+    let status = app.projections();
     assert!(status[0].error.is_some());
 }
 

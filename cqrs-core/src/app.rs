@@ -424,8 +424,8 @@ impl<S: EventStore> Cqrs<S> {
     }
 
     /// Name, handled events, position and error of every projection.
-    pub async fn projections(&self) -> Vec<ProjectionStatus> {
-        self.inner.read_side.status().await
+    pub fn projections(&self) -> Vec<ProjectionStatus> {
+        self.inner.read_side.status()
     }
 }
 
@@ -443,27 +443,26 @@ fn encode<E: EventSet, X>(
     metadata: &crate::UserMetadata,
 ) -> Result<Vec<NewEvent>, CommandError<X>> {
     ENCODE_BUFFER.with_borrow_mut(|buffer| {
-        events
-            .iter()
-            .map(|event| {
-                buffer.clear();
-                let failed = |message: String| CommandError::Encode {
-                    event: event.event_name(),
-                    message,
-                };
-                event.encode(buffer).map_err(|e| failed(e.to_string()))?;
-                // serde_json writes UTF-8 only; this check is a cheap guard, not a conversion.
-                let json = std::str::from_utf8(buffer).map_err(|e| failed(e.to_string()))?;
-                Ok(NewEvent {
-                    event_id: new_id_at(millis),
-                    event_name: event.event_name().into(),
-                    event_version: event.event_version(),
-                    payload: Payload::from_json(json),
-                    correlation_id: Some(correlation_id),
-                    causation_id: Some(command_id),
-                    metadata: metadata.clone(),
-                })
-            })
-            .collect()
+        let mut encoded = Vec::with_capacity(events.len());
+        for event in events {
+            buffer.clear();
+            let failed = |message: String| CommandError::Encode {
+                event: event.event_name(),
+                message,
+            };
+            event.encode(buffer).map_err(|e| failed(e.to_string()))?;
+            // serde_json writes UTF-8 only; this check is a cheap guard, not a conversion.
+            let json = std::str::from_utf8(buffer).map_err(|e| failed(e.to_string()))?;
+            encoded.push(NewEvent {
+                event_id: new_id_at(millis),
+                event_name: event.event_name().into(),
+                event_version: event.event_version(),
+                payload: Payload::from_json(json),
+                correlation_id: Some(correlation_id),
+                causation_id: Some(command_id),
+                metadata: metadata.clone(),
+            });
+        }
+        Ok(encoded)
     })
 }

@@ -8,9 +8,8 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-
-use tokio::sync::RwLock;
 
 use crate::envelope::RecordedEvent;
 use crate::error::{ProjectionError, ProjectionFailure, QueryError, StoreError};
@@ -41,7 +40,8 @@ struct State {
 }
 
 pub(crate) struct ReadSide {
-    state: RwLock<State>,
+    /// Never held across an `await`: store reads happen outside it.
+    state: Mutex<State>,
     /// Mirror of `State::applied`, readable without the lock.
     applied: AtomicU64,
     advanced: Signal,
@@ -65,7 +65,7 @@ impl ReadSide {
     pub fn new(projections: Vec<Box<dyn DynProjection>>) -> Self {
         ReadSide {
             enabled: !projections.is_empty(),
-            state: RwLock::new(State {
+            state: Mutex::new(State {
                 applied: Position::ZERO,
                 slots: projections
                     .into_iter()
@@ -98,11 +98,11 @@ impl ReadSide {
         if !self.enabled || self.applied() >= last.meta.position {
             return;
         }
-        let mut state = self.state.write().await;
-        if recorded[0].meta.position > state.applied.next() {
+        if recorded[0].meta.position > self.applied().next() {
             // A failed read only delays: these events wait in `pending` for the next catch-up.
-            let _ = state.catch_up(store).await;
+            let _ = self.catch_up(store).await;
         }
+        let mut state = self.lock();
         for (event, value) in recorded.iter().zip(typed) {
             let position = event.meta.position;
             if position <= state.applied {
@@ -124,10 +124,35 @@ impl ReadSide {
         if !self.enabled {
             return Ok(self.applied());
         }
-        let mut state = self.state.write().await;
-        state.catch_up(store).await?;
-        self.publish(&state);
-        Ok(state.applied)
+        loop {
+            let from = self.lock().applied.next();
+            let batch = store.read_all(from, CATCH_UP_BATCH).await?;
+            let mut state = self.lock();
+            for event in &batch {
+                // Another task may have applied part of this batch meanwhile; skip that part.
+                // The store never returns a position while an earlier one may still appear, so
+                // a jump here is a permanent hole (a transaction that never committed).
+                if event.meta.position > state.applied {
+                    state.apply(EventRef::stored(event));
+                    state.applied = event.meta.position;
+                }
+            }
+            let applied = state.applied;
+            state.pending.retain(|&position, _| position > applied);
+            state.drain_pending();
+            self.publish(&state);
+            if batch.len() < CATCH_UP_BATCH {
+                return Ok(state.applied);
+            }
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Projection handlers run under `catch_unwind`; a panicking query handler only had `&`
+        // access. Either way the state is consistent, so a poisoned lock is still usable.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn publish(&self, state: &State) {
@@ -139,7 +164,7 @@ impl ReadSide {
 
     /// Answers `query` from its projection's current state.
     pub async fn query<Q: RoutedQuery>(&self, query: &Q) -> Result<Q::Response, QueryError> {
-        let state = self.state.read().await;
+        let state = self.lock();
         for slot in &state.slots {
             if let Some(projection) = slot.projection.as_any().downcast_ref::<Q::Projection>() {
                 if let Some(error) = &slot.failed {
@@ -187,8 +212,8 @@ impl ReadSide {
         self.query(query).await
     }
 
-    pub async fn status(&self) -> Vec<ProjectionStatus> {
-        let state = self.state.read().await;
+    pub fn status(&self) -> Vec<ProjectionStatus> {
+        let state = self.lock();
         state
             .slots
             .iter()
@@ -217,27 +242,6 @@ impl State {
                         event.error(slot.projection.name(), ProjectionFailure::Panicked(message)),
                     )
                 }
-            }
-        }
-    }
-
-    async fn catch_up<S: EventStore>(&mut self, store: &S) -> Result<(), StoreError> {
-        loop {
-            let batch = store.read_all(self.applied.next(), CATCH_UP_BATCH).await?;
-            let full = batch.len() == CATCH_UP_BATCH;
-            for event in &batch {
-                // The store never returns a position while an earlier one may still appear, so
-                // a jump here is a permanent hole (a transaction that never committed).
-                if event.meta.position > self.applied {
-                    self.apply(EventRef::stored(event));
-                    self.applied = event.meta.position;
-                }
-            }
-            let applied = self.applied;
-            self.pending.retain(|&position, _| position > applied);
-            self.drain_pending();
-            if !full {
-                return Ok(());
             }
         }
     }

@@ -109,6 +109,7 @@ impl EventStore for MemoryStore {
                 stream: stream.clone(),
             });
         }
+        let now = Timestamp::now();
         let recorded = {
             let mut log = self.lock();
             let version = log.streams.get(stream).map_or(0, Vec::len) as u64;
@@ -156,7 +157,6 @@ impl EventStore for MemoryStore {
                     actual: version,
                 });
             }
-            let now = Timestamp::now();
             let mut recorded = Vec::with_capacity(events.len());
             for (i, event) in events.into_iter().enumerate() {
                 let record = event.record(
