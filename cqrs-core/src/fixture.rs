@@ -5,7 +5,7 @@
 //! # use cqrs_core::prelude::*;
 //! # use serde::{Deserialize, Serialize};
 //! # #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
-//! # pub struct Opened;
+//! # pub struct Started;
 //! # #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
 //! # pub struct Added { pub n: u32 }
 //! # #[derive(Command)]
@@ -22,23 +22,23 @@
 //! # pub struct Counter { total: u32 }
 //! # #[aggregate(id = u64)]
 //! # impl Counter {
-//! #     #[handle] fn open(_: Open) -> Opened { Opened }
+//! #     #[handle] fn open(_: &Open) -> Started { Started }
 //! #     #[handle] fn add(&self, cmd: &Add) -> Result<Added, TooBig> {
 //! #         if self.total + cmd.n > 10 { Err(TooBig) } else { Ok(Added { n: cmd.n }) }
 //! #     }
-//! #     #[apply] fn opened(&mut self, _: &Opened) {}
+//! #     #[apply] fn opened(&mut self, _: &Started) {}
 //! #     #[apply] fn added(&mut self, e: &Added) { self.total += e.n; }
 //! # }
 //! use cqrs_core::fixture::AggregateFixture;
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! AggregateFixture::<Counter>::new()
-//!     .given((Opened, Added { n: 7 }))
+//!     .given((Started, Added { n: 7 }))
 //!     .when(Add { id: 1, n: 2 })
 //!     .await
 //!     .expect_events(Added { n: 2 });
 //!
 //! AggregateFixture::<Counter>::new()
-//!     .given((Opened, Added { n: 7 }))
+//!     .given((Started, Added { n: 7 }))
 //!     .when(Add { id: 1, n: 5 })
 //!     .await
 //!     .expect_error(TooBig);

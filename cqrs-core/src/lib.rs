@@ -12,6 +12,107 @@
 //!   projection that answers them, and [`Cqrs::query_after`] gives read-your-writes.
 //! - **Tests**: [`fixture`] holds given/when/then fixtures.
 //!
+//! ## Tutorial
+//!
+//! Events are plain serializable structs with a stable stored name:
+//!
+//! ```
+//! use cqrs_core::prelude::*;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+//! #[event(name = "lamp.installed")] // the default would be "Installed"
+//! pub struct Installed { pub watts: u32 }
+//!
+//! #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+//! pub struct Switched { pub on: bool }
+//!
+//! // Commands name the aggregate they target and the field that identifies it.
+//! #[derive(Command, Clone, Serialize, Deserialize)]
+//! #[command(aggregate = Lamp)]
+//! pub struct Install { #[id] pub lamp: u32, pub watts: u32 }
+//!
+//! #[derive(Command, Clone, Serialize, Deserialize)]
+//! #[command(aggregate = Lamp)]
+//! pub struct Switch { #[id] pub lamp: u32, pub on: bool }
+//!
+//! #[derive(Debug, PartialEq)]
+//! pub enum LampError { AlreadyThere }
+//! impl std::fmt::Display for LampError {
+//!     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("already there") }
+//! }
+//! impl std::error::Error for LampError {}
+//!
+//! /// A service the handlers borrow.
+//! pub struct Grid { pub max_watts: u32 }
+//!
+//! // The aggregate: `#[handle]` methods decide, `#[apply]` methods change state.
+//! #[derive(Default)]
+//! pub struct Lamp { on: bool, watts: u32 }
+//!
+//! #[aggregate(id = u32)]
+//! impl Lamp {
+//!     // No `self`: a creation command, run only on an empty stream.
+//!     #[handle]
+//!     fn install(cmd: &Install, grid: &Grid) -> Installed {
+//!         Installed { watts: cmd.watts.min(grid.max_watts) }
+//!     }
+//!     // `&self`: an update, run only on an existing stream. `None` records nothing.
+//!     #[handle]
+//!     async fn switch(&self, cmd: &Switch) -> Result<Option<Switched>, LampError> {
+//!         Ok((self.on != cmd.on).then_some(Switched { on: cmd.on }))
+//!     }
+//!     #[apply] fn installed(&mut self, e: &Installed) { self.watts = e.watts; }
+//!     #[apply] fn switched(&mut self, e: &Switched) { self.on = e.on; }
+//! }
+//!
+//! // A projection folds events (by parameter type) and answers queries.
+//! #[derive(Default)]
+//! pub struct Consumption { watts_on: u32, installed: std::collections::HashMap<String, u32> }
+//!
+//! #[derive(Query)]
+//! #[query(response = u32)]
+//! pub struct WattsOn;
+//!
+//! #[projection(name = "consumption")]
+//! impl Consumption {
+//!     fn on_installed(&mut self, e: &Installed, meta: &EventMeta) {
+//!         self.installed.insert(meta.stream.to_string(), e.watts);
+//!     }
+//!     fn on_switched(&mut self, e: &Switched, meta: &EventMeta) {
+//!         let watts = self.installed.get(meta.stream.as_str()).copied().unwrap_or(0);
+//!         if e.on { self.watts_on += watts } else { self.watts_on -= watts }
+//!     }
+//!     #[query]
+//!     fn watts_on(&self, _: &WattsOn) -> u32 { self.watts_on }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let app = Cqrs::builder(MemoryStore::new())
+//!     .projection(Consumption::default())
+//!     .service(Grid { max_watts: 60 })
+//!     .build()
+//!     .await?;
+//! app.execute(Install { lamp: 1, watts: 100 }).await?;
+//! let on = app.execute(Switch { lamp: 1, on: true }).await?;
+//! assert_eq!(app.query_after(on.position(), WattsOn).await?, 60);
+//!
+//! // Switching on twice records nothing; installing twice is a typed error.
+//! assert!(app.execute(Switch { lamp: 1, on: true }).await?.events.is_empty());
+//! let again = app.execute(Install { lamp: 1, watts: 5 }).await.unwrap_err();
+//! assert!(matches!(again, CommandError::AlreadyExists { .. }));
+//!
+//! // Commands also arrive by name with a JSON body (HTTP, queues):
+//! let off = app.dispatch::<Lamp>("Switch", r#"{"lamp": 1, "on": false}"#).await?;
+//! assert_eq!(app.query_after(off.position(), WattsOn).await?, 0);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Test decisions without a store with [`fixture::AggregateFixture`], and projections with
+//! [`fixture::ProjectionFixture`].
+//!
 //! ## Mistakes the compiler catches
 //!
 //! Executing a command that its aggregate has no handler for does not compile:
@@ -34,7 +135,7 @@
 //!
 //! #[aggregate(id = u64)]
 //! impl Door {
-//!     #[handle] fn open(_: Open) -> Opened { Opened }
+//!     #[handle] fn open(_: &Open) -> Opened { Opened }
 //!     #[apply] fn opened(&mut self, _: &Opened) {}
 //! }
 //!
@@ -59,7 +160,7 @@
 //! # pub struct Door;
 //! #[aggregate(id = u64)]
 //! impl Door {
-//!     #[handle] fn open(_: Open) -> Slammed { Slammed } // error: `Slammed` is not an event of `Door`
+//!     #[handle] fn open(_: &Open) -> Slammed { Slammed } // error: `Slammed` is not an event of `Door`
 //!     #[apply] fn opened(&mut self, _: &Opened) {}
 //! }
 //! ```
