@@ -894,7 +894,7 @@ async fn projections_and_aggregates_are_registered_for_discovery() {
             .unwrap(),
         Some(0)
     );
-    let status = app.projections().await;
+    let status = app.projections();
     assert!(status.iter().any(|s| s.name == "balances"));
     assert!(!status.iter().any(|s| s.name == "closed_count"));
 }

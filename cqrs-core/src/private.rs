@@ -213,20 +213,39 @@ impl<E: StdError + Send + Sync + 'static> ProjectionOutcome for Result<(), E> {
     }
 }
 
-/// Compile-time check, spanned on a handler's command parameter: `Self` is the aggregate that
-/// command `C` targets (`<C as Command>::Aggregate`) and `A` the aggregate whose `#[aggregate]`
-/// impl holds the handler. Implemented only when the two are the same type.
+/// How the generated command enum runs a command, and the compile-time check that the command
+/// targets the aggregate whose `#[aggregate]` impl handles it.
 ///
-/// (A bound `C: CommandOf<A>` reports a type mismatch on the associated type instead of
-/// `CommandOf`'s message; this form reports its own.)
+/// The generated code calls `<<C as Command>::Aggregate as CommandTarget<C, A>>::execute_routed`
+/// with `A` the aggregate of the impl block, spanned on the handler's command parameter. It is
+/// implemented only when `C`'s aggregate is `A`, so a `#[command(aggregate = Other)]` fails with
+/// this message (a `C: CommandOf<A>` bound would report a type mismatch on the associated type
+/// instead), and only once (the call itself needs no other bound).
 #[diagnostic::on_unimplemented(
     message = "`{C}` is not a command of aggregate `{A}`",
     label = "`{C}` targets `{Self}`",
     note = "`#[command(aggregate = {Self})]` on `{C}` names another aggregate: move this handler to the `#[aggregate]` impl of `{Self}`, or change the attribute"
 )]
-pub trait CommandTarget<C, A> {}
+pub trait CommandTarget<C, A> {
+    /// `app.execute_with(command, context)`, with the business error boxed.
+    fn execute_routed<S: EventStore>(
+        app: &Cqrs<S>,
+        command: C,
+        context: CommandContext,
+    ) -> impl Future<Output = Result<CommandOutcome, DispatchError>> + Send;
+}
 
-impl<C, A> CommandTarget<C, A> for A {}
+impl<C: Command<Aggregate = A>, A: Handles<C>> CommandTarget<C, A> for A {
+    async fn execute_routed<S: EventStore>(
+        app: &Cqrs<S>,
+        command: C,
+        context: CommandContext,
+    ) -> Result<CommandOutcome, DispatchError> {
+        app.execute_with(command, context)
+            .await
+            .map_err(box_command_error)
+    }
+}
 
 /// The constructor a `#[projection]` registers for `CqrsBuilder::discover_projections`.
 #[diagnostic::on_unimplemented(

@@ -6,7 +6,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::ItemImpl;
 use syn::spanned::Spanned;
 
-use super::{allow_dead_code, enum_attrs, impl_attrs, private, type_name};
+use super::{allow_dead_code, enum_attrs, impl_attrs, private, respan, type_name};
 use crate::attr::AggregateArgs;
 use crate::check;
 use crate::ctxt::Ctxt;
@@ -100,15 +100,17 @@ fn event_enum(def: &AggregateDef, applies: &[&Apply]) -> TokenStream {
     let variants: Vec<_> = applies.iter().map(|a| &a.variant).collect();
     let events: Vec<_> = applies.iter().map(|a| &a.event).collect();
     let variant_docs = applies.iter().map(|a| format!("`{}`.", display(&a.event)));
+    // Const-evaluation fails on the later of two events with one stored name.
     let unique_names = applies.iter().enumerate().skip(1).map(|(i, a)| {
         let event = &a.event;
         let earlier = &events[..i];
-        quote_spanned! {a.event.span()=>
+        let check = quote! {
             const _: () = #p::assert_unique_event_name(
                 <#event as #p::Event>::NAME,
                 &[#(<#earlier as #p::Event>::NAME),*],
             );
-        }
+        };
+        respan(check, a.event.span())
     });
     quote! {
         #[doc = #doc]
@@ -280,6 +282,16 @@ fn command_enum(def: &AggregateDef, handlers: &[&Handler]) -> TokenStream {
     let variant_docs = handlers
         .iter()
         .map(|h| format!("`{}`.", display(&h.command)));
+    // Fails with `CommandTarget`'s message, once, on the handler's command parameter, when the
+    // command's `#[command(aggregate = …)]` names another aggregate.
+    let execute = handlers.iter().map(|h| {
+        let command = &h.command;
+        let call = quote! {
+            <<#command as #p::Command>::Aggregate as #p::CommandTarget<#command, #self_ty>>
+                ::execute_routed(__app, __command, __context)
+        };
+        respan(call, h.command.span())
+    });
     quote! {
         #[doc = #doc]
         #enum_attrs
@@ -317,8 +329,8 @@ fn command_enum(def: &AggregateDef, handlers: &[&Handler]) -> TokenStream {
                     }
                 )*
                 #p::Err(#p::DispatchError::UnknownCommand {
-                    name: ::std::string::String::from(__name),
-                    known: #p::Vec::from(<Self as #p::CommandSet>::NAMES),
+                    name: ::std::borrow::ToOwned::to_owned(__name),
+                    known: <[&'static str]>::to_vec(<Self as #p::CommandSet>::NAMES),
                 })
             }
 
@@ -330,12 +342,7 @@ fn command_enum(def: &AggregateDef, handlers: &[&Handler]) -> TokenStream {
                    + ::core::marker::Send {
                 async move {
                     match self {
-                        #(
-                            #cmd::#variants(__command) => __app
-                                .execute_with(__command, __context)
-                                .await
-                                .map_err(#p::box_command_error),
-                        )*
+                        #(#cmd::#variants(__command) => #execute.await,)*
                     }
                 }
             }
@@ -368,16 +375,6 @@ fn handles_impl(def: &AggregateDef, handler: &Handler) -> TokenStream {
             #p::ready::<#output>(::core::unimplemented!("this `#[handle]` method has errors"))
         },
     };
-    let target_check = quote_spanned! {command.span()=>
-        const _: fn() = || {
-            fn __check<__C: #p::Command>()
-            where
-                <__C as #p::Command>::Aggregate: #p::CommandTarget<__C, #self_ty>,
-            {
-            }
-            __check::<#command>();
-        };
-    };
     quote! {
         #attrs
         impl #p::Handles<#command> for #self_ty {
@@ -392,8 +389,6 @@ fn handles_impl(def: &AggregateDef, handler: &Handler) -> TokenStream {
                 #body
             }
         }
-
-        #target_check
     }
 }
 
@@ -413,7 +408,10 @@ fn handler_body(
     let services = &handler.services;
     let command = if handler.by_value {
         // Fails with `CloneCommand`'s message, on the parameter, when the command is not `Clone`.
-        quote_spanned!(handler.param.span()=> #p::CloneCommand::clone_command(__command))
+        respan(
+            quote!(#p::CloneCommand::clone_command(__command)),
+            handler.param.span(),
+        )
     } else {
         quote!(__command)
     };
@@ -425,8 +423,10 @@ fn handler_body(
     let fallible = returns.error.is_some();
     // Fails with `IntoEvents`' message, on the return type, when the handler returns something
     // that is not one of this aggregate's events.
-    let into_events =
-        quote_spanned!(ok_type.span()=> <#ok_type as #p::IntoEvents<#self_ty>>::into_events);
+    let spanned_p = respan(p.clone(), ok_type.span());
+    let into_events = quote_spanned! {ok_type.span()=>
+        <#ok_type as #spanned_p::IntoEvents<#self_ty>>::into_events
+    };
     let collect = |value: TokenStream| {
         quote!({
             let mut __events = #p::Vec::with_capacity(2);

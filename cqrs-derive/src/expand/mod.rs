@@ -6,13 +6,35 @@ pub mod aggregate;
 pub mod derive;
 pub mod projection;
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use quote::quote;
 use syn::{ImplItem, ItemImpl, Path};
 
 /// `path::__private`.
 pub fn private(krate: &Path) -> TokenStream {
     quote!(#krate::__private)
+}
+
+/// `tokens` with every token (also inside groups) spanned at `span`.
+///
+/// Generated calls whose failure must be reported on one user token are built entirely on that
+/// token's span, so rustc reports the error there, and identical reports of one failure (on the
+/// qualified path and on the call) collapse into one.
+pub fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|tree| match tree {
+            TokenTree::Group(group) => {
+                let mut respanned = Group::new(group.delimiter(), respan(group.stream(), span));
+                respanned.set_span(span);
+                TokenTree::Group(respanned)
+            }
+            mut other => {
+                other.set_span(span);
+                other
+            }
+        })
+        .collect()
 }
 
 /// Attributes for every generated impl: marked as generated, and silent under the strictest

@@ -2,11 +2,11 @@
 //! registration.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{quote, quote_spanned};
+use quote::quote;
 use syn::ItemImpl;
 use syn::spanned::Spanned;
 
-use super::{allow_dead_code, impl_attrs, private, type_name};
+use super::{allow_dead_code, impl_attrs, private, respan, type_name};
 use crate::attr::ProjectionArgs;
 use crate::check;
 use crate::ctxt::Ctxt;
@@ -87,9 +87,10 @@ fn projection_impl(def: &ProjectionDef, handlers: &[&EventHandler]) -> TokenStre
             .returns
             .as_ref()
             .map_or_else(|| method.span(), |r| r.span());
-        let outcome = quote_spanned! {span=>
-            #p::ProjectionOutcome::into_failure(Self::#method(self, &*__decoded #meta))
-        };
+        let outcome = respan(
+            quote!(#p::ProjectionOutcome::into_failure(Self::#method(self, &*__decoded #meta))),
+            span,
+        );
         quote! {
             match __event.decode::<#event>() {
                 #p::Ok(::core::option::Option::Some(__decoded)) => {
@@ -169,9 +170,10 @@ fn registration(def: &ProjectionDef) -> TokenStream {
     let type_name = type_name(ident);
     let create = if def.discover {
         // Fails with `DiscoverableProjection`'s message, on the type, without `Default`.
-        quote_spanned! {self_ty.span()=>
-            ::core::option::Option::Some(<#self_ty as #p::DiscoverableProjection>::create)
-        }
+        respan(
+            quote!(::core::option::Option::Some(<#self_ty as #p::DiscoverableProjection>::create)),
+            self_ty.span(),
+        )
     } else {
         quote!(::core::option::Option::None)
     };

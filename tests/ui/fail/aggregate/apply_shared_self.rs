@@ -1,0 +1,17 @@
+// Guarantee 4: an `#[apply]` method that cannot change the state.
+use cqrs_core::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Opened;
+
+#[derive(Default)]
+pub struct Door;
+
+#[aggregate(id = u64)]
+impl Door {
+    #[apply]
+    fn opened(&self, _: &Opened) {}
+}
+
+fn main() {}

@@ -1,0 +1,18 @@
+// A method marked both `#[handle]` and `#[apply]`.
+use cqrs_core::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Opened;
+
+#[derive(Default)]
+pub struct Door;
+
+#[aggregate(id = u64)]
+impl Door {
+    #[apply]
+    #[handle]
+    fn opened(&mut self, _: &Opened) {}
+}
+
+fn main() {}

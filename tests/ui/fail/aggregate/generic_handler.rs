@@ -1,0 +1,30 @@
+// A generic handler.
+use cqrs_core::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Opened;
+
+#[derive(Command, Clone)]
+#[command(aggregate = Door)]
+pub struct Open {
+    #[id]
+    pub id: u64,
+}
+
+#[derive(Default)]
+pub struct Door;
+
+#[aggregate(id = u64)]
+impl Door {
+    #[handle]
+    fn open<T: Default>(_: Open) -> Opened {
+        let _ = T::default();
+        Opened
+    }
+
+    #[apply]
+    fn opened(&mut self, _: &Opened) {}
+}
+
+fn main() {}

@@ -1,0 +1,32 @@
+// Guarantee 4: `&mut self` in a handler.
+use cqrs_core::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Opened;
+
+#[derive(Command, Clone)]
+#[command(aggregate = Door)]
+pub struct Open {
+    #[id]
+    pub id: u64,
+}
+
+#[derive(Default)]
+pub struct Door {
+    open: bool,
+}
+
+#[aggregate(id = u64)]
+impl Door {
+    #[handle]
+    fn open(&mut self, _: Open) -> Opened {
+        self.open = true;
+        Opened
+    }
+
+    #[apply]
+    fn opened(&mut self, _: &Opened) {}
+}
+
+fn main() {}

@@ -1,0 +1,32 @@
+// A service parameter taken by value.
+use cqrs_core::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Opened;
+
+#[derive(Command, Clone)]
+#[command(aggregate = Door)]
+pub struct Open {
+    #[id]
+    pub id: u64,
+}
+
+pub struct Clock;
+
+#[derive(Default)]
+pub struct Door;
+
+#[aggregate(id = u64)]
+impl Door {
+    #[handle]
+    fn open(_: Open, clock: Clock) -> Opened {
+        let _ = clock;
+        Opened
+    }
+
+    #[apply]
+    fn opened(&mut self, _: &Opened) {}
+}
+
+fn main() {}

@@ -1,0 +1,17 @@
+// An argument that `#[aggregate]` does not know.
+use cqrs_core::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Opened;
+
+#[derive(Default)]
+pub struct Door;
+
+#[aggregate(id = u64, stream = "door")]
+impl Door {
+    #[apply]
+    fn opened(&mut self, _: &Opened) {}
+}
+
+fn main() {}

@@ -1,0 +1,10 @@
+// A command without `#[command(aggregate = …)]`.
+use cqrs_core::prelude::*;
+
+#[derive(Command)]
+pub struct Open {
+    #[id]
+    pub id: u64,
+}
+
+fn main() {}

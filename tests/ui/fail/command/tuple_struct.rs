@@ -1,0 +1,14 @@
+// A tuple struct cannot mark its id field.
+use cqrs_core::prelude::*;
+
+#[derive(Default)]
+pub struct Door;
+
+#[aggregate(id = u64)]
+impl Door {}
+
+#[derive(Command)]
+#[command(aggregate = Door)]
+pub struct Open(pub u64);
+
+fn main() {}

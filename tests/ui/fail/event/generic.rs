@@ -1,0 +1,10 @@
+// An event type cannot be generic: it is stored under one name.
+use cqrs_core::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Changed<T> {
+    pub value: T,
+}
+
+fn main() {}

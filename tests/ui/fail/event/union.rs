@@ -1,0 +1,10 @@
+// An event cannot be a union.
+use cqrs_core::prelude::*;
+
+#[derive(Event)]
+pub union Bits {
+    pub a: u32,
+    pub b: f32,
+}
+
+fn main() {}

@@ -1,0 +1,20 @@
+// A projection's event handler takes the event by reference.
+use cqrs_core::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Opened;
+
+#[derive(Default)]
+pub struct Openings {
+    count: u64,
+}
+
+#[projection]
+impl Openings {
+    fn on_opened(&mut self, _: Opened) {
+        self.count += 1;
+    }
+}
+
+fn main() {}

@@ -1,0 +1,19 @@
+// A discoverable projection needs `Default`.
+use cqrs_core::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Opened;
+
+pub struct Openings {
+    count: u64,
+}
+
+#[projection(name = "openings")]
+impl Openings {
+    fn on_opened(&mut self, _: &Opened) {
+        self.count += 1;
+    }
+}
+
+fn main() {}
