@@ -179,9 +179,8 @@ impl Account {
         (payout, AccountClosed)
     }
 
-    /// Nothing happens: `()` is written out.
+    /// Nothing happens: `()` is written out (and clippy's `unused_unit` stays quiet).
     #[handle]
-    #[allow(clippy::unused_unit)]
     fn ping(&self, _: &Ping) -> () {}
 
     /// An `Option` of one event.

@@ -405,3 +405,81 @@ pub fn is_marker(cx: &mut Ctxt, attr: &Attribute, name: &str) -> bool {
     }
     true
 }
+
+#[cfg(test)]
+mod tests {
+    use quote::{ToTokens, quote};
+
+    use super::*;
+
+    fn keys_and_values(tokens: TokenStream) -> Vec<(String, String)> {
+        let mut cx = Ctxt::new();
+        let args = parse_raw_args(&mut cx, tokens);
+        assert!(cx.into_compile_errors().is_empty());
+        args.iter()
+            .map(|a| {
+                let value = a
+                    .value
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                (a.key(), value)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn values_run_to_the_next_comma_outside_angle_brackets() {
+        let args = keys_and_values(quote!(
+            response = HashMap<u64, Vec<String>>,
+            id = fn(u8, u8) -> Option<u8>,
+            crate = "my::path",
+            discover
+        ));
+        let keys: Vec<_> = args.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["response", "id", "crate", "discover"]);
+        assert_eq!(args[0].1, quote!(HashMap<u64, Vec<String>>).to_string());
+        assert_eq!(args[1].1, quote!(fn(u8, u8) -> Option<u8>).to_string());
+        assert_eq!(args[3].1, "");
+    }
+
+    #[test]
+    fn every_bad_argument_is_reported() {
+        let mut cx = Ctxt::new();
+        let args =
+            AggregateArgs::parse(&mut cx, quote!(id = u64, stream = "x", id = u32, name = x));
+        let errors = cx.into_compile_errors().to_string();
+        assert!(errors.contains("unknown argument `stream`"), "{errors}");
+        assert!(errors.contains("duplicate argument `id`"), "{errors}");
+        assert!(errors.contains("expected string literal"), "{errors}");
+        assert_eq!(args.id.to_token_stream().to_string(), "u64");
+        assert!(args.name.is_none());
+    }
+
+    #[test]
+    fn the_crate_path_is_a_string_or_a_path() {
+        for tokens in [quote!("crate::facade::cqrs"), quote!(crate::facade::cqrs)] {
+            let path = syn::parse2::<CratePath>(tokens).unwrap().0;
+            assert_eq!(
+                path.to_token_stream().to_string(),
+                "crate :: facade :: cqrs"
+            );
+        }
+        let default = crate_path(None);
+        assert_eq!(default.to_token_stream().to_string(), ":: cqrs_core");
+    }
+
+    #[test]
+    fn versions_start_at_one() {
+        let mut cx = Ctxt::new();
+        assert_eq!(
+            version(&mut cx, &syn::parse_quote!(2)).map(|v| v.0),
+            Some(2)
+        );
+        assert!(version(&mut cx, &syn::parse_quote!(0)).is_none());
+        assert!(version(&mut cx, &syn::parse_quote!(4294967296)).is_none());
+        let errors = cx.into_compile_errors().to_string();
+        assert!(errors.contains("start at 1"), "{errors}");
+        assert!(errors.contains("from 1 to 4294967295"), "{errors}");
+    }
+}

@@ -94,7 +94,17 @@ pub fn parse(cx: &mut Ctxt, args: AggregateArgs, item: &mut ItemImpl) -> Option<
         marked.push(index);
         match role.name {
             attr::APPLY => applies.extend(parse_apply(cx, method, index)),
-            attr::HANDLE => handlers.extend(parse_handler(cx, method, index)),
+            attr::HANDLE => {
+                let handler = parse_handler(cx, method, index);
+                // `-> ()` must be written, but clippy's `unused_unit` would flag it in the
+                // re-emitted method: drop it there (the handler's model keeps it).
+                if let ReturnType::Type(_, ty) = &method.sig.output
+                    && is_unit(ty)
+                {
+                    method.sig.output = ReturnType::Default;
+                }
+                handlers.extend(handler);
+            }
             _ => cx.error_spanned_by(
                 &role.attr,
                 "`#[query]` methods belong in a `#[projection]` impl block: an aggregate answers commands, a projection answers queries",

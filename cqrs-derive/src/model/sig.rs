@@ -211,3 +211,61 @@ pub fn display(tokens: &impl quote::ToTokens) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use syn::parse_quote;
+
+    use super::*;
+
+    fn returns(sig: Signature) -> Option<(String, Option<String>)> {
+        let mut cx = Ctxt::new();
+        let r = handler_returns(&mut cx, &sig, "a handler");
+        r.map(|r| (display(&r.ok), r.error.as_ref().map(display)))
+    }
+
+    #[test]
+    fn result_is_recognised_by_its_last_segment_and_two_arguments() {
+        assert_eq!(
+            returns(parse_quote!(fn f(&self) -> Result<Opened, Error>)),
+            Some(("Opened".into(), Some("Error".into())))
+        );
+        assert_eq!(
+            returns(parse_quote!(fn f(&self) -> std::result::Result<Vec<E>, my::Error>)),
+            Some(("Vec<E>".into(), Some("my::Error".into())))
+        );
+        assert_eq!(
+            returns(parse_quote!(fn f(&self) -> (A, Option<B>))),
+            Some(("(A, Option<B>)".into(), None))
+        );
+        assert_eq!(returns(parse_quote!(fn f(&self) -> io::Result<A>)), None);
+        assert_eq!(returns(parse_quote!(fn f(&self))), None);
+    }
+
+    #[test]
+    fn receivers_and_references() {
+        let kinds = [
+            (parse_quote!(fn f(x: u8)), SelfKind::None),
+            (parse_quote!(fn f(&self)), SelfKind::Ref),
+            (parse_quote!(fn f(&'a mut self)), SelfKind::RefMut),
+            (parse_quote!(fn f(mut self)), SelfKind::Value),
+            (parse_quote!(fn f(self: Box<Self>)), SelfKind::Typed),
+        ];
+        for (sig, kind) in kinds {
+            assert!(self_kind(&sig) == kind, "{}", display(&sig));
+        }
+        let ty: Type = parse_quote!(&events::Opened);
+        assert_eq!(shared_ref(&ty).and_then(last_ident).unwrap(), "Opened");
+        assert!(mut_ref(&ty).is_none());
+        let ty: Type = parse_quote!(&mut Opened);
+        assert!(shared_ref(&ty).is_none());
+    }
+
+    #[test]
+    fn display_reads_like_source() {
+        let ty: Type = parse_quote!(&'a HashMap<u64, Vec<(A, B)>>);
+        assert_eq!(display(&ty), "&'a HashMap<u64, Vec<(A, B)>>");
+        let ty: Type = parse_quote!(std::io::Result<Opened>);
+        assert_eq!(display(&ty), "std::io::Result<Opened>");
+    }
+}

@@ -1,0 +1,17 @@
+// An `#[apply]` method cannot be `async`.
+use cqrs_core::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Opened;
+
+#[derive(Default)]
+pub struct Door;
+
+#[aggregate(id = u64)]
+impl Door {
+    #[apply]
+    async fn opened(&mut self, _: &Opened) {}
+}
+
+fn main() {}

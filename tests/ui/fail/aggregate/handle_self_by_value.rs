@@ -1,0 +1,29 @@
+// A handler that consumes the aggregate.
+use cqrs_core::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Opened;
+
+#[derive(Command, Clone)]
+#[command(aggregate = Door)]
+pub struct Open {
+    #[id]
+    pub id: u64,
+}
+
+#[derive(Default)]
+pub struct Door;
+
+#[aggregate(id = u64)]
+impl Door {
+    #[handle]
+    fn open(self, _: Open) -> Opened {
+        Opened
+    }
+
+    #[apply]
+    fn opened(&mut self, _: &Opened) {}
+}
+
+fn main() {}

@@ -1,0 +1,24 @@
+// Two handlers for one event type in a projection: the error is at the second.
+use cqrs_core::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Opened;
+
+#[derive(Default)]
+pub struct Openings {
+    count: u64,
+}
+
+#[projection]
+impl Openings {
+    fn on_opened(&mut self, _: &Opened) {
+        self.count += 1;
+    }
+
+    fn count_again(&mut self, _: &Opened) {
+        self.count += 1;
+    }
+}
+
+fn main() {}
