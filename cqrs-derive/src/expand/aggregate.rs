@@ -6,7 +6,9 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::ItemImpl;
 use syn::spanned::Spanned;
 
-use super::{allow_dead_code, enum_attrs, impl_attrs, private, respan, type_name};
+use super::{
+    allow_dead_code, allow_required_signatures, enum_attrs, impl_attrs, private, respan, type_name,
+};
 use crate::attr::AggregateArgs;
 use crate::check;
 use crate::ctxt::Ctxt;
@@ -50,6 +52,7 @@ pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
             &mut item,
             def.marked.iter().copied().filter(|i| !wired.contains(i)),
         );
+        allow_required_signatures(&mut item, &def.marked);
         generate(&def)
     });
     let errors = cx.into_compile_errors();

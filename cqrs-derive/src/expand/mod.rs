@@ -74,6 +74,22 @@ pub fn type_name(ident: &syn::Ident) -> TokenStream {
     quote!(::core::concat!(::core::module_path!(), "::", #name))
 }
 
+/// Allows, on the methods at `indices`, the clippy lints about signatures that the macros
+/// require: a `&self` handler that only reads its command (`unused_self`), an `#[apply]` method
+/// of a unit event, `&Event` parameters of small `Copy` events, and so on.
+pub fn allow_required_signatures(item: &mut ItemImpl, indices: &[usize]) {
+    for &index in indices {
+        if let Some(ImplItem::Fn(method)) = item.items.get_mut(index) {
+            method.attrs.push(syn::parse_quote!(#[allow(
+                clippy::unused_self,
+                clippy::trivially_copy_pass_by_ref,
+                clippy::needless_pass_by_ref_mut,
+                clippy::missing_const_for_fn
+            )]));
+        }
+    }
+}
+
 /// Adds `#[allow(dead_code)]` to the methods at `indices`: methods whose signature was
 /// rejected are not called by generated code, and the error already says why.
 pub fn allow_dead_code(item: &mut ItemImpl, indices: impl IntoIterator<Item = usize>) {

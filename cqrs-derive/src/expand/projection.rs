@@ -6,7 +6,7 @@ use quote::quote;
 use syn::ItemImpl;
 use syn::spanned::Spanned;
 
-use super::{allow_dead_code, impl_attrs, private, respan, type_name};
+use super::{allow_dead_code, allow_required_signatures, impl_attrs, private, respan, type_name};
 use crate::attr::ProjectionArgs;
 use crate::check;
 use crate::ctxt::Ctxt;
@@ -48,6 +48,7 @@ pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
             &mut item,
             def.marked.iter().copied().filter(|i| !wired.contains(i)),
         );
+        allow_required_signatures(&mut item, &def.marked);
         generate(&def)
     });
     let errors = cx.into_compile_errors();
