@@ -7,7 +7,7 @@
 use proc_macro2::{Span, TokenStream, TokenTree};
 use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream, Parser};
-use syn::{Attribute, Ident, LitBool, LitInt, LitStr, Meta, Path, Token, Type};
+use syn::{Attribute, Ident, LitBool, LitInt, LitStr, Meta, Path, Token, Type, Visibility};
 
 use crate::ctxt::Ctxt;
 
@@ -26,6 +26,8 @@ pub const RESPONSE: &str = "response";
 pub const EVENT: &str = "event";
 /// `command = AccountCommand` in `#[aggregate]`.
 pub const COMMAND: &str = "command";
+/// `vis = pub(crate)` in `#[aggregate]`: visibility of the generated enums.
+pub const VIS: &str = "vis";
 /// `discover = false` in `#[projection]`.
 pub const DISCOVER: &str = "discover";
 /// `crate = "path"` everywhere: where the runtime crate is.
@@ -310,13 +312,14 @@ impl QueryArgs {
     }
 }
 
-/// `#[aggregate(id = AccountId, name = "account", event = …, command = …, crate = …)]`.
+/// `#[aggregate(id = AccountId, name = "account", event = …, command = …, vis = …, crate = …)]`.
 #[derive(Default)]
 pub struct AggregateArgs {
     pub id: Option<Type>,
     pub name: Option<LitStr>,
     pub event: Option<Ident>,
     pub command: Option<Ident>,
+    pub vis: Option<Visibility>,
     pub krate: Option<CratePath>,
 }
 
@@ -345,12 +348,22 @@ impl AggregateArgs {
                     let v = arg.value::<Ident>(cx, "command = AccountCommand");
                     set_once(cx, &mut out.command, &arg, v);
                 }
+                // vis = pub(crate)
+                VIS => {
+                    let v = arg.value::<Visibility>(cx, "vis = pub(crate)");
+                    set_once(cx, &mut out.vis, &arg, v);
+                }
                 // crate = "path"
                 CRATE => {
                     let v = arg.value::<CratePath>(cx, CRATE_SYNTAX);
                     set_once(cx, &mut out.krate, &arg, v);
                 }
-                _ => unknown(cx, &arg, "aggregate", &[ID, NAME, EVENT, COMMAND, CRATE]),
+                _ => unknown(
+                    cx,
+                    &arg,
+                    "aggregate",
+                    &[ID, NAME, EVENT, COMMAND, VIS, CRATE],
+                ),
             }
         }
         out

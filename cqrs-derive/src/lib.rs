@@ -136,6 +136,10 @@ pub fn derive_query(input: TokenStream) -> TokenStream {
 /// - `name = "…"`: the stream category (default: the type's name in snake case).
 /// - `event = Ident`, `command = Ident`: the names of the generated enums (default
 ///   `{Type}Event`, `{Type}Command`).
+/// - `vis = pub(crate)`: the visibility of the generated enums (default `pub`). An aggregate
+///   that is not `pub` needs its own visibility here (`vis = pub(self)` for a private one):
+///   otherwise the command enum's `CommandSet` impl exposes it ("private type in public
+///   interface").
 /// - `crate = "path"`: where `cqrs_core` is.
 ///
 /// Methods:

@@ -93,6 +93,7 @@ fn event_enum(def: &AggregateDef, applies: &[&Apply]) -> TokenStream {
         self_ty,
         ident,
         event_enum: ev,
+        vis,
         ..
     } = def;
     let enum_attrs = enum_attrs();
@@ -119,7 +120,7 @@ fn event_enum(def: &AggregateDef, applies: &[&Apply]) -> TokenStream {
         #[doc = #doc]
         #[derive(::core::clone::Clone, ::core::fmt::Debug, ::core::cmp::PartialEq)]
         #enum_attrs
-        pub enum #ev {
+        #vis enum #ev {
             #(
                 #[doc = #variant_docs]
                 #variants(#events),
@@ -273,6 +274,7 @@ fn command_enum(def: &AggregateDef, handlers: &[&Handler]) -> TokenStream {
         self_ty,
         ident,
         command_enum: cmd,
+        vis,
         ..
     } = def;
     let enum_attrs = enum_attrs();
@@ -298,7 +300,7 @@ fn command_enum(def: &AggregateDef, handlers: &[&Handler]) -> TokenStream {
     quote! {
         #[doc = #doc]
         #enum_attrs
-        pub enum #cmd {
+        #vis enum #cmd {
             #(
                 #[doc = #variant_docs]
                 #variants(#commands),

@@ -56,10 +56,12 @@ pub fn impl_attrs() -> TokenStream {
     }
 }
 
-/// Lint allows for the generated enums, which users see but did not write.
+/// Lint allows for the generated enums, which users see but did not write. They are `pub`
+/// even when the aggregate's events are private types (`private_interfaces`).
 pub fn enum_attrs() -> TokenStream {
     quote! {
         #[allow(
+            private_interfaces,
             non_camel_case_types,
             clippy::all,
             clippy::pedantic,

@@ -1,6 +1,6 @@
 //! The model of `#[aggregate(…)] impl Account { … }`: its `#[apply]` and `#[handle]` methods.
 
-use syn::{Ident, ImplItem, ImplItemFn, ItemImpl, LitStr, Path, ReturnType, Type};
+use syn::{Ident, ImplItem, ImplItemFn, ItemImpl, LitStr, Path, ReturnType, Type, Visibility};
 
 use super::sig::{self, Returns, SelfKind};
 use super::{State, inherent_self, reject_markers_on_other_items, single_role, take_markers};
@@ -24,6 +24,8 @@ pub struct AggregateDef {
     pub event_enum: Ident,
     /// The generated command enum (`AccountCommand`).
     pub command_enum: Ident,
+    /// The visibility of both enums (`pub` unless `vis = …`).
+    pub vis: Visibility,
     pub applies: Vec<Apply>,
     pub handlers: Vec<Handler>,
     /// Indices of every method that had a helper attribute.
@@ -133,6 +135,7 @@ pub fn parse(cx: &mut Ctxt, args: AggregateArgs, item: &mut ItemImpl) -> Option<
         command_enum: args
             .command
             .unwrap_or_else(|| naming::suffixed(&ident, "Command")),
+        vis: args.vis.unwrap_or_else(|| syn::parse_quote!(pub)),
         self_ty,
         ident,
         id,
