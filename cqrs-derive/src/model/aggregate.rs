@@ -305,6 +305,18 @@ fn parse_handler(cx: &mut Ctxt, method: &ImplItemFn, index: usize) -> Option<Han
     let mut services = Vec::new();
     for param in &params[1..] {
         match sig::shared_ref(&param.ty) {
+            Some(service)
+                if matches!(
+                    sig::ungroup(service),
+                    Type::ImplTrait(_) | Type::TraitObject(_)
+                ) =>
+            {
+                cx.error_spanned_by(
+                    service,
+                    "a service has a concrete type, such as `limits: &Limits`: services are looked up by type",
+                );
+                ok = false;
+            }
             Some(service) => services.push(service.clone()),
             None => {
                 cx.error_spanned_by(
