@@ -100,13 +100,3 @@ pub trait Handles<C: Command>: Aggregate {
         services: &Services,
     ) -> impl Future<Output = Result<Vec<Self::Event>, HandlerError<Self::Error>>> + Send;
 }
-
-/// Compile-time check that a handler's command targets the aggregate whose impl block holds it.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` is not a command of aggregate `{A}`",
-    label = "this command targets another aggregate",
-    note = "`#[command(aggregate = …)]` on `{Self}` names a different aggregate: move this handler to that aggregate's `#[aggregate]` impl, or change the attribute"
-)]
-pub trait CommandOf<A: Aggregate>: Command {}
-
-impl<C: Command> CommandOf<C::Aggregate> for C {}

@@ -198,9 +198,7 @@ pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::
 #[path = "private.rs"]
 pub mod __private;
 
-pub use aggregate::{
-    Aggregate, AggregateId, Command, CommandOf, HandlerError, HandlerKind, Handles,
-};
+pub use aggregate::{Aggregate, AggregateId, Command, HandlerError, HandlerKind, Handles};
 pub use app::{Cqrs, CqrsBuilder};
 pub use context::{CAUSED_BY_EVENT, CommandContext, CommandOutcome};
 pub use dispatch::{CommandSet, Router};

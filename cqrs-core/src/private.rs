@@ -14,9 +14,7 @@ pub use ::serde;
 pub use ::serde_json;
 
 pub use crate::Cqrs;
-pub use crate::aggregate::{
-    Aggregate, AggregateId, Command, CommandOf, HandlerError, HandlerKind, Handles,
-};
+pub use crate::aggregate::{Aggregate, AggregateId, Command, HandlerError, HandlerKind, Handles};
 pub use crate::context::{CommandContext, CommandOutcome};
 pub use crate::dispatch::CommandSet;
 pub use crate::envelope::EventMeta;
@@ -219,7 +217,7 @@ impl<E: StdError + Send + Sync + 'static> ProjectionOutcome for Result<(), E> {
 /// The generated code calls `<<C as Command>::Aggregate as CommandTarget<C, A>>::execute_routed`
 /// with `A` the aggregate of the impl block, spanned on the handler's command parameter. It is
 /// implemented only when `C`'s aggregate is `A`, so a `#[command(aggregate = Other)]` fails with
-/// this message (a `C: CommandOf<A>` bound would report a type mismatch on the associated type
+/// this message (a bound such as `C: Command<Aggregate = A>` would report a type mismatch on the associated type
 /// instead), and only once (the call itself needs no other bound).
 #[diagnostic::on_unimplemented(
     message = "`{C}` is not a command of aggregate `{A}`",

@@ -1,0 +1,1 @@
+//! Runtime tests live in this crate's `[[test]]` targets; this library is empty.
