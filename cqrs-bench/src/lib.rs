@@ -1,177 +1,29 @@
 //! Benchmark workloads, shared by the `cqrs-bench` binary (full sizes, printed table) and by
-//! the quick-mode test that keeps them compiling and correct inside `cargo test`.
+//! the quick-mode tests that keep them compiling and correct inside `cargo test`.
 //!
-//! Every workload goes through the public `Cqrs::execute` path with the bank domain of the
-//! example and its balances projection attached, and checks its result, so a fast but wrong
-//! run cannot report a number.
+//! Every workload checks its result, so a fast but wrong run cannot report a number. Each
+//! family of workloads lives in its own module and returns [`Row`]s for the table.
 
-use std::time::{Duration, Instant};
+pub mod memory;
+pub mod table;
 
-use bank::{AccountId, Balances, Deposit, GetBalance, Limits, OpenAccount};
-use cqrs_core::{Cqrs, MemoryStore};
+pub use table::{Row, median, print_table};
 
-/// One workload's sizes.
-#[derive(Clone, Copy, Debug)]
-pub struct Sizes {
-    /// Accounts in the many-accounts workload.
-    pub accounts: u64,
-    /// Commands per account (one open, the rest deposits).
-    pub commands_per_account: u64,
-    /// Deposits in the one-long-stream workload.
-    pub long_stream: u64,
+/// Full sizes (the issues' targets) or tiny ones (for `cargo test`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// The sizes the issues set; several rounds, median.
+    Full,
+    /// Tiny sizes, one round, no timing claims.
+    Quick,
 }
 
-impl Sizes {
-    /// The sizes the issue sets: 2,000 × 20 and 1 × 5,000.
-    pub const FULL: Sizes = Sizes {
-        accounts: 2_000,
-        commands_per_account: 20,
-        long_stream: 5_000,
-    };
-    /// Tiny sizes for `cargo test`.
-    pub const QUICK: Sizes = Sizes {
-        accounts: 20,
-        commands_per_account: 5,
-        long_stream: 50,
-    };
-}
-
-/// One measured run.
-#[derive(Clone, Copy, Debug)]
-pub struct Run {
-    /// Commands executed.
-    pub commands: u64,
-    /// Wall time.
-    pub elapsed: Duration,
-}
-
-impl Run {
-    /// Commands per second.
-    pub fn rate(&self) -> f64 {
-        self.commands as f64 / self.elapsed.as_secs_f64()
-    }
-}
-
-async fn bank_app() -> Cqrs<MemoryStore> {
-    Cqrs::builder(MemoryStore::new())
-        .projection(Balances::default())
-        .service(Limits {
-            max_withdrawal: u64::MAX,
-        })
-        .build()
-        .await
-        .expect("the bank wiring is valid")
-}
-
-/// (a) Many accounts, each opened then deposited into, one command after the other.
-pub async fn many_accounts(sizes: Sizes) -> Run {
-    let app = bank_app().await;
-    let deposits = sizes.commands_per_account - 1;
-    let started = Instant::now();
-    for id in 0..sizes.accounts {
-        let account = AccountId(id);
-        app.execute(OpenAccount {
-            account,
-            owner: String::new(),
-        })
-        .await
-        .expect("open");
-        for _ in 0..deposits {
-            app.execute(Deposit { account, amount: 1 })
-                .await
-                .expect("deposit");
+impl Mode {
+    /// How many rounds a workload runs (the median is reported).
+    pub fn rounds(self) -> usize {
+        match self {
+            Mode::Full => 7,
+            Mode::Quick => 1,
         }
-    }
-    let elapsed = started.elapsed();
-    check_balance(&app, AccountId(sizes.accounts - 1), deposits).await;
-    Run {
-        commands: sizes.accounts * sizes.commands_per_account,
-        elapsed,
-    }
-}
-
-/// (b) One account with a long stream: the cost per command must not grow with its length.
-/// Returns the whole run and the rates of its first and last tenths.
-pub async fn long_stream(sizes: Sizes) -> (Run, f64, f64) {
-    let app = bank_app().await;
-    let account = AccountId(1);
-    app.execute(OpenAccount {
-        account,
-        owner: String::new(),
-    })
-    .await
-    .expect("open");
-    let tenth = (sizes.long_stream / 10).max(1);
-    let mut tenths = Vec::with_capacity(10);
-    let started = Instant::now();
-    let mut lap = started;
-    for i in 1..=sizes.long_stream {
-        app.execute(Deposit { account, amount: 1 })
-            .await
-            .expect("deposit");
-        if i % tenth == 0 {
-            tenths.push(lap.elapsed());
-            lap = Instant::now();
-        }
-    }
-    let elapsed = started.elapsed();
-    check_balance(&app, account, sizes.long_stream).await;
-    let rate = |d: &Duration| tenth as f64 / d.as_secs_f64();
-    let first = tenths.first().map_or(0.0, rate);
-    let last = tenths.last().map_or(0.0, rate);
-    (
-        Run {
-            commands: sizes.long_stream,
-            elapsed,
-        },
-        first,
-        last,
-    )
-}
-
-async fn check_balance(app: &Cqrs<MemoryStore>, account: AccountId, expected: u64) {
-    let balance = app
-        .query_after(app.position(), GetBalance { account })
-        .await
-        .expect("the balances projection answers");
-    assert_eq!(
-        balance,
-        Some(expected),
-        "the workload lost or duplicated a deposit"
-    );
-}
-
-/// The median of some values (the mean of the middle two for an even count).
-pub fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(|a, b| a.total_cmp(b));
-    let n = values.len();
-    if n == 0 {
-        return 0.0;
-    }
-    if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test(flavor = "current_thread")]
-    async fn quick_mode_runs_and_checks_its_results() {
-        let run = many_accounts(Sizes::QUICK).await;
-        assert_eq!(run.commands, 100);
-        let (run, first, last) = long_stream(Sizes::QUICK).await;
-        assert_eq!(run.commands, 50);
-        assert!(first > 0.0 && last > 0.0);
-    }
-
-    #[test]
-    fn median_of_odd_and_even_counts() {
-        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
-        assert_eq!(median(&mut []), 0.0);
     }
 }

@@ -213,7 +213,10 @@ pub use projection::{Decoded, DynProjection, EventRef, Projection};
 pub use query::{Query, RoutedQuery};
 pub use read_side::ProjectionStatus;
 pub use services::Services;
-pub use store::{EventStore, ExpectedVersion, MemoryStore, Subscription};
+pub use store::{
+    DEFAULT_MAX_EVENT_BYTES, EventStore, ExpectedVersion, MemoryStore, Subscription,
+    check_event_sizes,
+};
 
 /// The derive and attribute macros (with the `derive` feature, on by default).
 #[cfg(feature = "derive")]

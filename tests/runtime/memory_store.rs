@@ -2,7 +2,10 @@
 
 use cqrs_core::{EventStore, ExpectedVersion, MemoryStore, StreamId};
 
-cqrs_core::store_conformance_tests!(|| async { MemoryStore::new() });
+cqrs_core::store_conformance_tests! {
+    fresh: || async { MemoryStore::new() },
+    limited: |max: usize| async move { MemoryStore::with_max_event_bytes(max) },
+}
 
 #[tokio::test]
 async fn clones_share_the_same_events() {

@@ -7,7 +7,7 @@ use crate::envelope::{NewEvent, RecordedEvent};
 use crate::error::StoreError;
 use crate::ids::{Position, StreamId, Timestamp, Uuid};
 use crate::signal::Signal;
-use crate::store::{EventStore, ExpectedVersion};
+use crate::store::{DEFAULT_MAX_EVENT_BYTES, EventStore, ExpectedVersion, check_event_sizes};
 
 /// An event store in process memory: for tests, examples and projections rebuilt at start-up.
 ///
@@ -19,8 +19,8 @@ pub struct MemoryStore {
     shared: Arc<Shared>,
 }
 
-#[derive(Default)]
 struct Shared {
+    max_event_bytes: usize,
     log: Mutex<Log>,
     /// Position of the newest event, readable without the lock.
     head: AtomicU64,
@@ -37,10 +37,32 @@ struct Log {
     ids: FastMap<Uuid, usize>,
 }
 
+impl Default for Shared {
+    fn default() -> Self {
+        Shared {
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+            log: Mutex::default(),
+            head: AtomicU64::default(),
+            appended: Signal::default(),
+        }
+    }
+}
+
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store that refuses events larger than `bytes` (payload plus metadata; default
+    /// [`DEFAULT_MAX_EVENT_BYTES`]).
+    pub fn with_max_event_bytes(bytes: usize) -> Self {
+        MemoryStore {
+            shared: Arc::new(Shared {
+                max_event_bytes: bytes,
+                ..Shared::default()
+            }),
+        }
     }
 
     /// How many events are stored.
@@ -101,6 +123,7 @@ impl EventStore for MemoryStore {
                 reason: "the stream name is empty".into(),
             });
         }
+        check_event_sizes(stream, &events, self.shared.max_event_bytes)?;
         if events.len() > 1
             && let Some(event_id) = duplicate_within(&events)
         {

@@ -14,6 +14,37 @@ use crate::envelope::{NewEvent, RecordedEvent};
 use crate::error::StoreError;
 use crate::ids::{Position, StreamId};
 
+/// The largest serialized event (payload plus metadata) a store accepts unless configured
+/// otherwise: 16 MiB.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
+
+/// Refuses, before anything is written, a batch holding an event whose payload and metadata
+/// together exceed `max` bytes. Stores call it first thing in `append`.
+pub fn check_event_sizes(
+    stream: &StreamId,
+    events: &[NewEvent],
+    max: usize,
+) -> Result<(), StoreError> {
+    for event in events {
+        let metadata = if event.metadata.is_empty() {
+            0
+        } else {
+            serde_json::to_string(event.metadata.as_map()).map_or(0, |m| m.len())
+        };
+        let size = event.payload.len() + metadata;
+        if size > max {
+            return Err(StoreError::InvalidAppend {
+                stream: stream.clone(),
+                reason: format!(
+                    "event `{}` ({}) is {size} bytes, above the limit of {max} bytes",
+                    event.event_name, event.event_id
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// What an append expects the stream's current version to be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ExpectedVersion {

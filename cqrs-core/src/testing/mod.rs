@@ -1,13 +1,17 @@
 //! Test support for code built on this crate (feature `testing`): a hand-written domain and the
 //! store conformance suite that every [`EventStore`](crate::EventStore) must pass.
 //!
-//! A store crate runs the whole suite with one line in an integration test:
+//! A store crate runs the whole suite with one macro call in an integration test:
 //!
 //! ```ignore
-//! cqrs_core::store_conformance_tests!(|| async { my_store::open_fresh().await });
+//! cqrs_core::store_conformance_tests! {
+//!     fresh: || async { my_store::open_fresh().await },
+//!     limited: |max_event_bytes| async move { my_store::open_fresh_with_limit(max_event_bytes).await },
+//! }
 //! ```
 //!
-//! The expression is called once per test and must return a fresh, empty store. The generated
+//! `fresh` is called once per test and must return a fresh, empty store; `limited` must return
+//! one that refuses events above the given size. The generated
 //! tests use `#[tokio::test]`, so the calling crate needs `tokio` (features `macros`, `rt-multi-thread`)
 //! as a dev-dependency.
 
@@ -18,7 +22,12 @@ pub mod domain;
 /// the given async closure.
 #[macro_export]
 macro_rules! store_conformance_tests {
-    ($make:expr) => {
+    (fresh: $make:expr, limited: $limited:expr $(,)?) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn oversized_events_are_refused_before_anything_is_written() {
+            let limited = $limited;
+            $crate::testing::conformance::oversized_events_are_refused_before_anything_is_written(&limited).await;
+        }
         $crate::store_conformance_tests!(@cases $make;
             append_and_read_round_trip,
             expected_versions_are_enforced,
@@ -31,6 +40,7 @@ macro_rules! store_conformance_tests {
             subscriptions_catch_up_then_follow_live,
             concurrent_appends_lose_and_duplicate_nothing,
             concurrent_commands_through_the_bus_lose_nothing,
+            undecodable_events_are_typed_errors_and_lose_nothing,
         );
     };
     (@cases $make:expr; $($case:ident),+ $(,)?) => {

@@ -1,0 +1,208 @@
+//! In-memory workloads: the public `Cqrs::execute` path with the bank domain of the example and
+//! its balances projection attached, on `MemoryStore`.
+
+use std::time::{Duration, Instant};
+
+use bank::{AccountId, Balances, Deposit, GetBalance, Limits, OpenAccount};
+use cqrs_core::{Cqrs, MemoryStore};
+
+/// One workload's sizes.
+#[derive(Clone, Copy, Debug)]
+pub struct Sizes {
+    /// Accounts in the many-accounts workload.
+    pub accounts: u64,
+    /// Commands per account (one open, the rest deposits).
+    pub commands_per_account: u64,
+    /// Deposits in the one-long-stream workload.
+    pub long_stream: u64,
+}
+
+impl Sizes {
+    /// The sizes the issue sets: 2,000 × 20 and 1 × 5,000.
+    pub const FULL: Sizes = Sizes {
+        accounts: 2_000,
+        commands_per_account: 20,
+        long_stream: 5_000,
+    };
+    /// Tiny sizes for `cargo test`.
+    pub const QUICK: Sizes = Sizes {
+        accounts: 20,
+        commands_per_account: 5,
+        long_stream: 50,
+    };
+}
+
+/// One measured run.
+#[derive(Clone, Copy, Debug)]
+pub struct Run {
+    /// Commands executed.
+    pub commands: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+impl Run {
+    /// Commands per second.
+    pub fn rate(&self) -> f64 {
+        self.commands as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+async fn bank_app() -> Cqrs<MemoryStore> {
+    Cqrs::builder(MemoryStore::new())
+        .projection(Balances::default())
+        .service(Limits {
+            max_withdrawal: u64::MAX,
+        })
+        .build()
+        .await
+        .expect("the bank wiring is valid")
+}
+
+/// (a) Many accounts, each opened then deposited into, one command after the other.
+pub async fn many_accounts(sizes: Sizes) -> Run {
+    let app = bank_app().await;
+    let deposits = sizes.commands_per_account - 1;
+    let started = Instant::now();
+    for id in 0..sizes.accounts {
+        let account = AccountId(id);
+        app.execute(OpenAccount {
+            account,
+            owner: String::new(),
+        })
+        .await
+        .expect("open");
+        for _ in 0..deposits {
+            app.execute(Deposit { account, amount: 1 })
+                .await
+                .expect("deposit");
+        }
+    }
+    let elapsed = started.elapsed();
+    check_balance(&app, AccountId(sizes.accounts - 1), deposits).await;
+    Run {
+        commands: sizes.accounts * sizes.commands_per_account,
+        elapsed,
+    }
+}
+
+/// (b) One account with a long stream: the cost per command must not grow with its length.
+/// Returns the whole run and the rates of its first and last tenths.
+pub async fn long_stream(sizes: Sizes) -> (Run, f64, f64) {
+    let app = bank_app().await;
+    let account = AccountId(1);
+    app.execute(OpenAccount {
+        account,
+        owner: String::new(),
+    })
+    .await
+    .expect("open");
+    let tenth = (sizes.long_stream / 10).max(1);
+    let mut tenths = Vec::with_capacity(10);
+    let started = Instant::now();
+    let mut lap = started;
+    for i in 1..=sizes.long_stream {
+        app.execute(Deposit { account, amount: 1 })
+            .await
+            .expect("deposit");
+        if i % tenth == 0 {
+            tenths.push(lap.elapsed());
+            lap = Instant::now();
+        }
+    }
+    let elapsed = started.elapsed();
+    check_balance(&app, account, sizes.long_stream).await;
+    let rate = |d: &Duration| tenth as f64 / d.as_secs_f64();
+    let first = tenths.first().map_or(0.0, rate);
+    let last = tenths.last().map_or(0.0, rate);
+    (
+        Run {
+            commands: sizes.long_stream,
+            elapsed,
+        },
+        first,
+        last,
+    )
+}
+
+async fn check_balance(app: &Cqrs<MemoryStore>, account: AccountId, expected: u64) {
+    let balance = app
+        .query_after(app.position(), GetBalance { account })
+        .await
+        .expect("the balances projection answers");
+    assert_eq!(
+        balance,
+        Some(expected),
+        "the workload lost or duplicated a deposit"
+    );
+}
+
+/// Runs workloads (a) and (b) and returns their rows.
+pub async fn run(mode: crate::Mode) -> Vec<crate::Row> {
+    let sizes = match mode {
+        crate::Mode::Full => Sizes::FULL,
+        crate::Mode::Quick => Sizes::QUICK,
+    };
+    let (mut many, mut long, mut first, mut last) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..mode.rounds() {
+        many.push(many_accounts(sizes).await.rate());
+        let (run, f, l) = long_stream(sizes).await;
+        long.push(run.rate());
+        first.push(f);
+        last.push(l);
+    }
+    let row = |workload: String, rate: f64, target: &str| crate::Row {
+        workload,
+        rate,
+        unit: "commands/s",
+        baseline: None,
+        target: target.to_owned(),
+    };
+    vec![
+        row(
+            format!(
+                "(a) memory: {} accounts x {} commands",
+                sizes.accounts, sizes.commands_per_account
+            ),
+            crate::median(&mut many),
+            ">= 2,000,000/s",
+        ),
+        row(
+            format!("(b) memory: 1 account x {} deposits", sizes.long_stream),
+            crate::median(&mut long),
+            ">= 1,000,000/s",
+        ),
+        row(
+            "(b) first tenth of that stream".to_owned(),
+            crate::median(&mut first),
+            "no slower than the last tenth",
+        ),
+        row(
+            "(b) last tenth of that stream".to_owned(),
+            crate::median(&mut last),
+            "-",
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn quick_mode_runs_and_checks_its_results() {
+        let run = many_accounts(Sizes::QUICK).await;
+        assert_eq!(run.commands, 100);
+        let (run, first, last) = long_stream(Sizes::QUICK).await;
+        assert_eq!(run.commands, 50);
+        assert!(first > 0.0 && last > 0.0);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn quick_table_has_every_row() {
+        let rows = run(crate::Mode::Quick).await;
+        assert_eq!(rows.len(), 4);
+        assert!(rows.iter().all(|r| r.rate > 0.0));
+    }
+}

@@ -1,0 +1,62 @@
+//! The printed table.
+
+/// One line of the table: a workload, its rate, and optionally a baseline measured in the same
+/// run (e.g. raw database inserts) with the target ratio.
+#[derive(Clone, Debug)]
+pub struct Row {
+    /// What ran.
+    pub workload: String,
+    /// Events or commands per second (median of the rounds).
+    pub rate: f64,
+    /// Unit of `rate` (`commands/s`, `events/s`).
+    pub unit: &'static str,
+    /// A baseline measured in the same run, with its name.
+    pub baseline: Option<(String, f64)>,
+    /// The target, in words (`>= 2,000,000/s`, `>= 90% of raw`).
+    pub target: String,
+}
+
+/// The median of some values (the mean of the middle two for an even count; 0 for none).
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(|a, b| a.total_cmp(b));
+    let n = values.len();
+    if n == 0 {
+        return 0.0;
+    }
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+/// Prints the rows as a Markdown table.
+pub fn print_table(rows: &[Row]) {
+    println!("| workload | rate | baseline (same run) | ratio | target |");
+    println!("|---|---:|---|---:|---|");
+    for row in rows {
+        let (baseline, ratio) = match &row.baseline {
+            Some((name, rate)) => (
+                format!("{name}: {rate:.0} {}", row.unit),
+                format!("{:.0}%", 100.0 * row.rate / rate),
+            ),
+            None => ("-".to_owned(), "-".to_owned()),
+        };
+        println!(
+            "| {} | {:.0} {} | {baseline} | {ratio} | {} |",
+            row.workload, row.rate, row.unit, row.target
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(&mut []), 0.0);
+    }
+}

@@ -1,0 +1,1 @@
+//! Event store on postgres (work in progress).

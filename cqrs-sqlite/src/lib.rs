@@ -1,0 +1,1 @@
+//! Event store on sqlite (work in progress).
