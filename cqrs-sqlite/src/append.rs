@@ -1,0 +1,190 @@
+//! The append transaction: expected-version check, idempotent retries and the inserts, all in
+//! one `BEGIN IMMEDIATE` transaction, so a batch is written whole or not at all.
+
+use std::collections::HashSet;
+
+use cqrs_core::{
+    ExpectedVersion, NewEvent, Position, RecordedEvent, StoreError, StreamId, Timestamp, Uuid,
+};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior};
+
+use crate::error::backend;
+use crate::read::{COLUMNS, decode_row, to_sql_int};
+
+const INSERT: &str = "INSERT INTO events (event_id, stream, version, event_name, event_version, \
+     payload, metadata, correlation_id, causation_id, recorded_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+
+/// Checks that need no database: a named stream, no id twice in the batch.
+pub(crate) fn validate(stream: &StreamId, events: &[NewEvent]) -> Result<(), StoreError> {
+    if stream.as_str().is_empty() {
+        return Err(StoreError::InvalidAppend {
+            stream: stream.clone(),
+            reason: "the stream name is empty".into(),
+        });
+    }
+    if events.len() > 1 {
+        let mut seen = HashSet::with_capacity(events.len());
+        if let Some(e) = events.iter().find(|e| !seen.insert(e.event_id)) {
+            return Err(StoreError::DuplicateEventId {
+                event_id: e.event_id,
+                stream: stream.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Appends `events` to `stream` in one transaction on the write connection.
+pub(crate) fn append(
+    conn: &mut Connection,
+    stream: &StreamId,
+    expected: ExpectedVersion,
+    events: Vec<NewEvent>,
+    now: Timestamp,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    // IMMEDIATE takes the write lock first, so the version read below cannot go stale before
+    // the inserts (a DEFERRED transaction could fail to upgrade its lock instead).
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(backend)?;
+    let version = stream_version(&tx, stream)?;
+    if !expected.admits(version) {
+        // A retry of a committed append comes with a stale expectation: recognise it first.
+        if let Some(outcome) = earlier_append(&tx, stream, &events)? {
+            return outcome;
+        }
+        return Err(StoreError::Conflict {
+            stream: stream.clone(),
+            expected,
+            actual: version,
+        });
+    }
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut positions = Vec::with_capacity(events.len());
+    {
+        let mut insert = tx.prepare_cached(INSERT).map_err(backend)?;
+        for (i, event) in events.iter().enumerate() {
+            let metadata = if event.metadata.is_empty() {
+                None
+            } else {
+                Some(serde_json::to_string(event.metadata.as_map()).map_err(|e| {
+                    StoreError::InvalidAppend {
+                        stream: stream.clone(),
+                        reason: format!("metadata does not serialize: {e}"),
+                    }
+                })?)
+            };
+            let inserted = insert.execute((
+                id_bytes(&event.event_id),
+                stream.as_str(),
+                to_sql_int(version + 1 + i as u64),
+                &*event.event_name,
+                event.event_version,
+                event.payload.as_str(),
+                metadata,
+                event.correlation_id.as_ref().map(id_bytes),
+                event.causation_id.as_ref().map(id_bytes),
+                now.unix_micros(),
+            ));
+            match inserted {
+                Ok(_) => positions.push(tx.last_insert_rowid()),
+                Err(e) if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
+                    // An id of the batch is stored already. The statement failed alone; the
+                    // rows inserted before it still belong to this transaction, so roll it
+                    // back before looking the ids up.
+                    drop(insert);
+                    tx.rollback().map_err(backend)?;
+                    return match earlier_append(conn, stream, &events)? {
+                        Some(outcome) => outcome,
+                        None => Err(backend(e)),
+                    };
+                }
+                Err(e) => return Err(backend(e)),
+            }
+        }
+    }
+    tx.commit().map_err(backend)?;
+    Ok(events
+        .into_iter()
+        .zip(positions)
+        .enumerate()
+        .map(|(i, (event, position))| {
+            event.record(
+                stream.clone(),
+                version + 1 + i as u64,
+                Position(position as u64),
+                now,
+            )
+        })
+        .collect())
+}
+
+/// The stream's current version (0 when it has no events).
+fn stream_version(tx: &Transaction<'_>, stream: &StreamId) -> Result<u64, StoreError> {
+    let version: Option<i64> = tx
+        .prepare_cached("SELECT MAX(version) FROM events WHERE stream = ?1")
+        .and_then(|mut s| s.query_row([stream.as_str()], |row| row.get(0)))
+        .map_err(backend)?;
+    Ok(version.map_or(0, |v| v as u64))
+}
+
+/// What to answer when some id of `events` may already be stored: `None` if none is; the
+/// stored events if the batch is exactly an earlier append to this stream (same ids, same
+/// order); otherwise `DuplicateEventId` naming the first stored id.
+fn earlier_append(
+    conn: &Connection,
+    stream: &StreamId,
+    events: &[NewEvent],
+) -> Result<Option<Result<Vec<RecordedEvent>, StoreError>>, StoreError> {
+    let mut find = conn
+        .prepare_cached("SELECT position FROM events WHERE event_id = ?1")
+        .map_err(backend)?;
+    let mut first_taken = None;
+    for (i, event) in events.iter().enumerate() {
+        let position: Option<i64> = find
+            .query_row([id_bytes(&event.event_id)], |row| row.get(0))
+            .optional()
+            .map_err(backend)?;
+        if let Some(position) = position {
+            first_taken = Some((i, event.event_id, position));
+            break;
+        }
+    }
+    let Some((index, event_id, position)) = first_taken else {
+        return Ok(None);
+    };
+    let duplicate = Err(StoreError::DuplicateEventId {
+        event_id,
+        stream: stream.clone(),
+    });
+    if index != 0 {
+        return Ok(Some(duplicate));
+    }
+    // An append's events hold consecutive positions: read as many from the first one on.
+    let mut read = conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM events WHERE position >= ?1 ORDER BY position LIMIT ?2"
+        ))
+        .map_err(backend)?;
+    let mut rows = read
+        .query((position, events.len() as i64))
+        .map_err(backend)?;
+    let mut stored = Vec::with_capacity(events.len());
+    while let Some(row) = rows.next().map_err(backend)? {
+        stored.push(decode_row(row, None)?);
+    }
+    let same = stored.len() == events.len()
+        && stored
+            .iter()
+            .zip(events)
+            .all(|(s, e)| s.meta.event_id == e.event_id && s.meta.stream == *stream);
+    Ok(Some(if same { Ok(stored) } else { duplicate }))
+}
+
+/// Ids are stored as their 16 bytes (big-endian, as the UUID is written).
+fn id_bytes(id: &Uuid) -> &[u8] {
+    &id.as_bytes()[..]
+}

@@ -1,0 +1,136 @@
+//! The schema and its versioned migrations.
+//!
+//! `schema_migrations` holds one row per migration applied to the file. Opening a file applies,
+//! in one write transaction, every migration it lacks; a file whose newest migration is above
+//! [`SCHEMA_VERSION`] was written by a newer crate and is refused, untouched.
+
+use std::path::Path;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::error::OpenError;
+
+/// The schema version this version of the crate writes and reads.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One step of the schema's history. Never edit a released migration: add the next one.
+struct Migration {
+    version: u32,
+    description: &'static str,
+    sql: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "events table with unique event ids and unique stream versions",
+    // `position` is the rowid: SQLite serialises writers, so positions are assigned in commit
+    // order with no gaps. Ids are 16-byte blobs; payload and metadata are JSON text, stored
+    // verbatim; `recorded_at` is microseconds since the Unix epoch.
+    sql: "
+        CREATE TABLE events (
+            position       INTEGER PRIMARY KEY,
+            event_id       BLOB    NOT NULL,
+            stream         TEXT    NOT NULL,
+            version        INTEGER NOT NULL,
+            event_name     TEXT    NOT NULL,
+            event_version  INTEGER NOT NULL,
+            payload        TEXT    NOT NULL,
+            metadata       TEXT,
+            correlation_id BLOB,
+            causation_id   BLOB,
+            recorded_at    INTEGER NOT NULL
+        ) STRICT;
+        CREATE UNIQUE INDEX events_event_id ON events (event_id);
+        CREATE UNIQUE INDEX events_stream_version ON events (stream, version);
+    ",
+}];
+
+const _: () = assert!(MIGRATIONS[MIGRATIONS.len() - 1].version == SCHEMA_VERSION);
+
+/// Brings the file's schema up to [`SCHEMA_VERSION`]; returns the version the file had.
+pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<u32, OpenError> {
+    let failed = || OpenError::database(path);
+    // IMMEDIATE: two processes opening a new file at once migrate one after the other.
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(failed())?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version     INTEGER PRIMARY KEY,
+            description TEXT    NOT NULL,
+            applied_at  INTEGER NOT NULL
+        ) STRICT",
+    )
+    .map_err(failed())?;
+    let found: i64 = tx
+        .query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(failed())?;
+    let found = u32::try_from(found).unwrap_or(u32::MAX);
+    if found > SCHEMA_VERSION {
+        return Err(OpenError::SchemaTooNew {
+            path: path.to_owned(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for migration in MIGRATIONS.iter().filter(|m| m.version > found) {
+        tx.execute_batch(migration.sql).map_err(failed())?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?1, ?2, ?3)",
+            (
+                migration.version,
+                migration.description,
+                cqrs_core::Timestamp::now().unix_micros(),
+            ),
+        )
+        .map_err(failed())?;
+    }
+    tx.commit().map_err(failed())?;
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_numbered_from_one_without_gaps() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version as usize, i + 1, "{}", m.description);
+        }
+    }
+
+    #[test]
+    fn migrating_twice_applies_each_migration_once() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let path = Path::new(":memory:");
+        assert_eq!(migrate(&mut conn, path).unwrap(), 0);
+        assert_eq!(migrate(&mut conn, path).unwrap(), SCHEMA_VERSION);
+        let rows: i64 = conn
+            .query_row("SELECT COUNT(*) FROM schema_migrations", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_and_left_untouched() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let path = Path::new(":memory:");
+        migrate(&mut conn, path).unwrap();
+        conn.execute(
+            "INSERT INTO schema_migrations VALUES (?1, 'from the future', 0)",
+            [SCHEMA_VERSION + 1],
+        )
+        .unwrap();
+        match migrate(&mut conn, path) {
+            Err(OpenError::SchemaTooNew {
+                found, supported, ..
+            }) => assert_eq!((found, supported), (SCHEMA_VERSION + 1, SCHEMA_VERSION)),
+            other => panic!("a newer schema must be refused, got {other:?}"),
+        }
+    }
+}

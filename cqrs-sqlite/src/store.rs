@@ -1,0 +1,212 @@
+//! [`SqliteStore`]: the handle, its constructors and its [`EventStore`] implementation, which
+//! delegates to `append`, `read` and `changes`.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use cqrs_core::{
+    EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent, StoreError, StreamId,
+    Timestamp, check_event_sizes,
+};
+use rusqlite::Connection;
+
+use crate::changes::Changes;
+use crate::config::SqliteConfig;
+use crate::connection::{Readers, open_writer};
+use crate::error::OpenError;
+use crate::{append, read, schema};
+
+/// An event store in one SQLite file: durable, embedded, no server.
+///
+/// Cheap to clone: clones share the connections and wake each other's waiters. See the
+/// [crate documentation](crate) for durability settings and the execution model.
+#[derive(Clone)]
+pub struct SqliteStore {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    path: PathBuf,
+    config: SqliteConfig,
+    /// The one write connection; appends of this handle take turns on it.
+    writer: Mutex<Connection>,
+    readers: Readers,
+    changes: Changes,
+    /// Set for [`SqliteStore::temporary`]: removes the files. Declared last so it drops after
+    /// the connections are closed.
+    _temporary: Option<TemporaryFiles>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the store in the file at `path` with the default
+    /// [`SqliteConfig`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, OpenError> {
+        Self::open_with(path, SqliteConfig::default())
+    }
+
+    /// Opens (creating if missing) the store in the file at `path`: switches the file to WAL,
+    /// creates or migrates the schema, and refuses a file of a newer schema version
+    /// ([`OpenError::SchemaTooNew`]).
+    pub fn open_with(path: impl AsRef<Path>, config: SqliteConfig) -> Result<Self, OpenError> {
+        Self::open_inner(path.as_ref().to_owned(), config, None)
+    }
+
+    /// A new, empty store in a file of its own under [`std::env::temp_dir`], removed (with its
+    /// WAL files) when the last clone is dropped. For tests and benchmarks.
+    pub fn temporary() -> Result<Self, OpenError> {
+        Self::temporary_with(SqliteConfig::default())
+    }
+
+    /// Like [`SqliteStore::temporary`], with a configuration.
+    pub fn temporary_with(config: SqliteConfig) -> Result<Self, OpenError> {
+        let files = TemporaryFiles::new();
+        Self::open_inner(files.path.clone(), config, Some(files))
+    }
+
+    fn open_inner(
+        path: PathBuf,
+        config: SqliteConfig,
+        temporary: Option<TemporaryFiles>,
+    ) -> Result<Self, OpenError> {
+        let mut writer = open_writer(&path, &config)?;
+        schema::migrate(&mut writer, &path)?;
+        let head: i64 = writer
+            .query_row("SELECT COALESCE(MAX(position), 0) FROM events", [], |row| {
+                row.get(0)
+            })
+            .map_err(OpenError::database(&path))?;
+        let changes = Changes::default();
+        changes.committed(Position(head.max(0) as u64));
+        Ok(SqliteStore {
+            shared: Arc::new(Shared {
+                path,
+                config,
+                writer: Mutex::new(writer),
+                readers: Readers::new(),
+                changes,
+                _temporary: temporary,
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    /// The configuration it was opened with.
+    pub fn config(&self) -> &SqliteConfig {
+        &self.shared.config
+    }
+
+    fn writer(&self) -> MutexGuard<'_, Connection> {
+        // An append that panicked dropped its transaction, which rolls back: the connection is
+        // clean, so a poisoned lock is still usable.
+        self.shared
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let shared = &*self.shared;
+        shared.readers.with(&shared.path, &shared.config, f)
+    }
+
+    fn read_head(&self) -> Result<Position, StoreError> {
+        self.read(read::head)
+    }
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.shared.path)
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EventStore for SqliteStore {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        append::validate(stream, &events)?;
+        check_event_sizes(stream, &events, self.shared.config.max_event_bytes)?;
+        let now = Timestamp::now();
+        let recorded = append::append(&mut self.writer(), stream, expected, events, now)?;
+        if let Some(last) = recorded.last() {
+            self.shared.changes.committed(last.meta.position);
+        }
+        Ok(recorded)
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.read(|conn| read::read_stream(conn, stream, from_version, limit))
+    }
+
+    async fn read_all(
+        &self,
+        from: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.read(|conn| read::read_all(conn, from, limit))
+    }
+
+    async fn head(&self) -> Result<Position, StoreError> {
+        let head = self.read_head()?;
+        self.shared.changes.observed(head);
+        Ok(head)
+    }
+
+    async fn wait_for_events(&self, after: Position) {
+        let shared = &*self.shared;
+        shared
+            .changes
+            .wait_for(after, shared.config.poll_interval, || self.read_head())
+            .await;
+    }
+}
+
+/// The files of a temporary store, removed on drop.
+struct TemporaryFiles {
+    path: PathBuf,
+}
+
+impl TemporaryFiles {
+    fn new() -> Self {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let name = format!(
+            "cqrs-sqlite-{}-{}-{}.db",
+            std::process::id(),
+            Timestamp::now().unix_micros(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        TemporaryFiles {
+            path: std::env::temp_dir().join(name),
+        }
+    }
+}
+
+impl Drop for TemporaryFiles {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut file = self.path.clone().into_os_string();
+            file.push(suffix);
+            // Missing files are fine: SQLite removes the WAL files when the last connection closes.
+            let _ = std::fs::remove_file(file);
+        }
+    }
+}
