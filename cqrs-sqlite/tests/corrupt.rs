@@ -36,7 +36,7 @@ fn insert_row(
     Position(conn.last_insert_rowid() as u64)
 }
 
-async fn app(store: &SqliteStore) -> Cqrs<SqliteStore> {
+async fn build_app(store: &SqliteStore) -> Cqrs<SqliteStore> {
     Cqrs::builder(store.clone())
         .projection(Totals::default())
         .build()
@@ -60,7 +60,7 @@ fn assert_names(e: &DecodeError, stream: &StreamId, version: u64, name: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_payloads_are_typed_errors_for_the_bus_and_projections() {
     let store = SqliteStore::temporary().unwrap();
-    let app = app(&store).await;
+    let app = build_app(&store).await;
     let (broken, unknown, reshaped, healthy) = (1, 2, 3, 4);
     for id in [broken, unknown, reshaped, healthy] {
         app.execute(Open { id }).await.unwrap();
@@ -133,7 +133,7 @@ async fn bad_payloads_are_typed_errors_for_the_bus_and_projections() {
     let all = store.read_all(Position::ZERO, 100).await.unwrap();
     assert_eq!(all.len(), 4 + 1 + 3 + 1, "every event is still readable");
     // A new application on the same file builds; its projection reports the same event.
-    let again = app(&store).await;
+    let again = build_app(&store).await;
     assert!(matches!(
         again.query(TotalOf(String::new())).await,
         Err(QueryError::ProjectionFailed(e)) if e.position == positions[0]
@@ -143,7 +143,7 @@ async fn bad_payloads_are_typed_errors_for_the_bus_and_projections() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_metadata_is_a_typed_store_error_not_a_panic() {
     let store = SqliteStore::temporary().unwrap();
-    let app = app(&store).await;
+    let app = build_app(&store).await;
     let (bad_json, not_object, healthy) = (1, 2, 3);
     for id in [bad_json, not_object, healthy] {
         app.execute(Open { id }).await.unwrap();
