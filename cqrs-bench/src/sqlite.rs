@@ -1,0 +1,306 @@
+//! SQLite workloads: sequential bank commands through `Cqrs::execute` on a `SqliteStore` in a
+//! temporary file, beside raw single-row insert transactions into a table of the same shape with
+//! the same pragmas, measured in the same run (the two alternate round by round); and the
+//! catch-up rate of a projection reading the stored events at start-up, beside a raw `SELECT`.
+
+use std::time::{Duration, Instant};
+
+use bank::{AccountId, Balances, Deposit, GetBalance, Limits, OpenAccount};
+use cqrs_core::{Cqrs, EventStore, Position, Timestamp, new_id};
+use cqrs_sqlite::rusqlite::{Connection, TransactionBehavior};
+use cqrs_sqlite::{Durability, SqliteConfig, SqliteStore};
+
+/// One workload's sizes.
+#[derive(Clone, Copy, Debug)]
+pub struct Sizes {
+    /// Accounts.
+    pub accounts: u64,
+    /// Commands per account (one open, the rest deposits).
+    pub commands_per_account: u64,
+}
+
+impl Sizes {
+    /// The sizes the issue sets: 200 accounts × 20 commands.
+    pub const FULL: Sizes = Sizes {
+        accounts: 200,
+        commands_per_account: 20,
+    };
+    /// Tiny sizes for `cargo test`.
+    pub const QUICK: Sizes = Sizes {
+        accounts: 5,
+        commands_per_account: 4,
+    };
+
+    fn commands(self) -> u64 {
+        self.accounts * self.commands_per_account
+    }
+}
+
+/// A number of operations and how long they took.
+#[derive(Clone, Copy, Debug)]
+pub struct Run {
+    /// Commands, inserts or events.
+    pub count: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+impl Run {
+    /// Operations per second.
+    pub fn rate(&self) -> f64 {
+        self.count as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+fn config(durability: Durability) -> SqliteConfig {
+    SqliteConfig::new().durability(durability)
+}
+
+async fn bank_app(store: SqliteStore) -> Cqrs<SqliteStore> {
+    Cqrs::builder(store)
+        .projection(Balances::default())
+        .service(Limits {
+            max_withdrawal: u64::MAX,
+        })
+        .build()
+        .await
+        .expect("the bank wiring is valid")
+}
+
+/// Sequential commands: each account opened, then deposited into, one command after the other.
+/// Returns the run and the store, for the catch-up workload.
+pub async fn commands(sizes: Sizes, durability: Durability) -> (Run, SqliteStore) {
+    let store = SqliteStore::temporary_with(config(durability)).expect("a temporary store");
+    let app = bank_app(store.clone()).await;
+    let deposits = sizes.commands_per_account - 1;
+    let started = Instant::now();
+    for id in 0..sizes.accounts {
+        let account = AccountId(id);
+        app.execute(OpenAccount {
+            account,
+            owner: String::new(),
+        })
+        .await
+        .expect("open");
+        for _ in 0..deposits {
+            app.execute(Deposit { account, amount: 1 })
+                .await
+                .expect("deposit");
+        }
+    }
+    let elapsed = started.elapsed();
+    let balance = app
+        .query_after(
+            app.position(),
+            GetBalance {
+                account: AccountId(sizes.accounts - 1),
+            },
+        )
+        .await
+        .expect("the balances projection answers");
+    assert_eq!(balance, Some(deposits), "a deposit was lost or duplicated");
+    assert_eq!(
+        store.head().await.expect("head"),
+        Position(sizes.commands()),
+        "one event per command is stored"
+    );
+    (
+        Run {
+            count: sizes.commands(),
+            elapsed,
+        },
+        store,
+    )
+}
+
+/// The baseline: the same number of single-row insert transactions, written with rusqlite
+/// straight into the `events` table of a fresh store file (so the same table and indexes),
+/// on a connection with the same pragmas (WAL, the same `synchronous`).
+pub fn raw_inserts(sizes: Sizes, durability: Durability) -> Run {
+    let store = SqliteStore::temporary_with(config(durability)).expect("a temporary store");
+    let mut conn = Connection::open(store.path()).expect("a raw connection");
+    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+    conn.pragma_update(None, "synchronous", durability.pragma_value())
+        .unwrap();
+    let deposits = sizes.commands_per_account - 1;
+    let started = Instant::now();
+    for id in 0..sizes.accounts {
+        let stream = format!("account-{id}");
+        for version in 1..=sizes.commands_per_account {
+            let (name, payload) = if version == 1 {
+                ("account.opened", r#"{"owner":""}"#)
+            } else {
+                ("account.deposited", r#"{"amount":1}"#)
+            };
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .unwrap();
+            tx.prepare_cached(
+                "INSERT INTO events (event_id, stream, version, event_name, event_version, \
+                 payload, metadata, correlation_id, causation_id, recorded_at) \
+                 VALUES (?1, ?2, ?3, ?4, 1, ?5, NULL, ?6, ?7, ?8)",
+            )
+            .unwrap()
+            .execute((
+                &new_id().as_bytes()[..],
+                stream.as_str(),
+                version as i64,
+                name,
+                payload,
+                &new_id().as_bytes()[..],
+                &new_id().as_bytes()[..],
+                Timestamp::now().unix_micros(),
+            ))
+            .unwrap();
+            tx.commit().unwrap();
+        }
+    }
+    let elapsed = started.elapsed();
+    let rows: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM events WHERE event_name = 'account.deposited'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        rows as u64,
+        sizes.accounts * deposits,
+        "every insert is stored"
+    );
+    Run {
+        count: sizes.commands(),
+        elapsed,
+    }
+}
+
+/// A new application on a filled store: its `build()` reads every event and folds it into the
+/// balances projection (what a restart costs).
+pub async fn catch_up(store: &SqliteStore, sizes: Sizes) -> Run {
+    let started = Instant::now();
+    let app = bank_app(store.clone()).await;
+    let elapsed = started.elapsed();
+    assert_eq!(
+        app.position(),
+        Position(sizes.commands()),
+        "every event is applied"
+    );
+    let balance = app
+        .query(GetBalance {
+            account: AccountId(0),
+        })
+        .await
+        .unwrap();
+    assert_eq!(balance, Some(sizes.commands_per_account - 1));
+    Run {
+        count: sizes.commands(),
+        elapsed,
+    }
+}
+
+/// The baseline of the catch-up: one raw `SELECT` of every column of every row, in position
+/// order, copying the text columns out.
+pub fn raw_select(store: &SqliteStore) -> Run {
+    let conn = Connection::open(store.path()).expect("a raw connection");
+    let started = Instant::now();
+    let mut statement = conn
+        .prepare(
+            "SELECT position, stream, version, event_name, event_id, event_version, payload, \
+             metadata, correlation_id, causation_id, recorded_at FROM events ORDER BY position",
+        )
+        .unwrap();
+    let mut rows = statement.query([]).unwrap();
+    let mut count = 0;
+    let mut bytes = 0;
+    while let Some(row) = rows.next().unwrap() {
+        let stream: String = row.get(1).unwrap();
+        let name: String = row.get(3).unwrap();
+        let payload: String = row.get(6).unwrap();
+        bytes += stream.len() + name.len() + payload.len();
+        count += 1;
+    }
+    let elapsed = started.elapsed();
+    assert!(bytes > 0);
+    Run { count, elapsed }
+}
+
+/// Runs the workloads, alternating the command run and its raw baseline round by round, and
+/// returns their rows.
+pub async fn run(mode: crate::Mode) -> Vec<crate::Row> {
+    let sizes = match mode {
+        crate::Mode::Full => Sizes::FULL,
+        crate::Mode::Quick => Sizes::QUICK,
+    };
+    let durability = Durability::Normal;
+    let (mut ours, mut raw, mut caught_up, mut selected) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for round in 0..mode.rounds() {
+        // Alternate which goes first, so neither always meets a warmer cache or disk.
+        if round % 2 == 1 {
+            raw.push(raw_inserts(sizes, durability).rate());
+        }
+        let (run, store) = commands(sizes, durability).await;
+        ours.push(run.rate());
+        caught_up.push(catch_up(&store, sizes).await.rate());
+        selected.push(raw_select(&store).rate());
+        drop(store);
+        if round % 2 == 0 {
+            raw.push(raw_inserts(sizes, durability).rate());
+        }
+    }
+    vec![
+        crate::Row {
+            workload: format!(
+                "(c) sqlite: {} accounts x {} commands, synchronous=NORMAL",
+                sizes.accounts, sizes.commands_per_account
+            ),
+            rate: crate::median(&mut ours),
+            unit: "commands/s",
+            baseline: Some((
+                "raw 1-row insert transactions".to_owned(),
+                crate::median(&mut raw),
+            )),
+            target: ">= 80% of raw".to_owned(),
+        },
+        crate::Row {
+            workload: format!(
+                "(c) sqlite: catch-up of {} events into Balances at build()",
+                sizes.commands()
+            ),
+            rate: crate::median(&mut caught_up),
+            unit: "events/s",
+            baseline: Some((
+                "raw SELECT of the rows".to_owned(),
+                crate::median(&mut selected),
+            )),
+            target: "-".to_owned(),
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn quick_mode_runs_and_checks_its_results() {
+        let (run, store) = commands(Sizes::QUICK, Durability::Normal).await;
+        assert_eq!(run.count, 20);
+        assert_eq!(catch_up(&store, Sizes::QUICK).await.count, 20);
+        assert_eq!(raw_select(&store).count, 20);
+        assert_eq!(raw_inserts(Sizes::QUICK, Durability::Full).count, 20);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn quick_table_has_both_rows_with_baselines() {
+        let rows = run(crate::Mode::Quick).await;
+        assert_eq!(rows.len(), 2);
+        for row in &rows {
+            assert!(row.rate > 0.0, "{row:?}");
+            assert!(
+                row.baseline.as_ref().is_some_and(|(_, rate)| *rate > 0.0),
+                "{row:?}"
+            );
+        }
+    }
+}
