@@ -9,7 +9,7 @@ use cqrs_core::{
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior};
 
 use crate::error::backend;
-use crate::read::{COLUMNS, decode_row, to_sql_int};
+use crate::read::{ALL_FROM, decode_row, to_sql_int};
 
 const INSERT: &str = "INSERT INTO events (event_id, stream, version, event_name, event_version, \
      payload, metadata, correlation_id, causation_id, recorded_at) \
@@ -164,11 +164,7 @@ fn earlier_append(
         return Ok(Some(duplicate));
     }
     // An append's events hold consecutive positions: read as many from the first one on.
-    let mut read = conn
-        .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM events WHERE position >= ?1 ORDER BY position LIMIT ?2"
-        ))
-        .map_err(backend)?;
+    let mut read = conn.prepare_cached(ALL_FROM).map_err(backend)?;
     let mut rows = read
         .query((position, events.len() as i64))
         .map_err(backend)?;

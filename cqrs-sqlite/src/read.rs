@@ -18,10 +18,14 @@ use rusqlite::{Connection, Row};
 
 use crate::error::backend;
 
-/// The columns every read selects, in the order [`decode_row`] reads them.
-pub(crate) const COLUMNS: &str = "position, stream, version, event_name, event_id, event_version, \
-     payload, metadata, correlation_id, causation_id, recorded_at";
-
+/// The columns every read selects, in the order [`decode_row`] reads them (a macro, so
+/// statements are built with `concat!` at compile time).
+macro_rules! columns {
+    () => {
+        "position, stream, version, event_name, event_id, event_version, payload, metadata, \
+         correlation_id, causation_id, recorded_at"
+    };
+}
 /// Up to `limit` events of `stream` from `from_version` on.
 pub(crate) fn read_stream(
     conn: &Connection,
@@ -33,9 +37,10 @@ pub(crate) fn read_stream(
         return Ok(Vec::new());
     }
     let mut statement = conn
-        .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM events WHERE stream = ?1 AND version >= ?2 \
-             ORDER BY version LIMIT ?3"
+        .prepare_cached(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM events WHERE stream = ?1 AND version >= ?2 ORDER BY version LIMIT ?3"
         ))
         .map_err(backend)?;
     let mut rows = statement
@@ -49,6 +54,13 @@ pub(crate) fn read_stream(
     Ok(events)
 }
 
+/// Every stream's events from a position on, in position order.
+pub(crate) const ALL_FROM: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM events WHERE position >= ?1 ORDER BY position LIMIT ?2"
+);
+
 /// Up to `limit` events of every stream from position `from` on.
 ///
 /// One statement reads one snapshot, and SQLite commits one writer at a time with positions
@@ -61,11 +73,7 @@ pub(crate) fn read_all(
     if limit == 0 {
         return Ok(Vec::new());
     }
-    let mut statement = conn
-        .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM events WHERE position >= ?1 ORDER BY position LIMIT ?2"
-        ))
-        .map_err(backend)?;
+    let mut statement = conn.prepare_cached(ALL_FROM).map_err(backend)?;
     let mut rows = statement
         .query((to_sql_int(from.0), sql_limit(limit)))
         .map_err(backend)?;
@@ -94,7 +102,7 @@ fn sql_limit(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
 }
 
-/// Turns one row (selected with [`COLUMNS`]) into an event. `stream` is the stream's name when
+/// Turns one row (selected with [`columns!`]) into an event. `stream` is the stream's name when
 /// the caller already holds it.
 pub(crate) fn decode_row(
     row: &Row<'_>,

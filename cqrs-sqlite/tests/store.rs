@@ -256,3 +256,50 @@ async fn recorded_at_is_in_microseconds_and_empty_metadata_is_null() {
         []
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_handles_on_one_file_append_concurrently_without_loss() {
+    // Two handles share no memory, so they meet only at SQLite's write lock, like two
+    // processes: expected versions still hold, and a busy writer waits (busy timeout).
+    let path = TempPath::new("two-writers");
+    let handles = [
+        SqliteStore::open(&*path).unwrap(),
+        SqliteStore::open(&*path).unwrap(),
+    ];
+    let s = StreamId::from("shared");
+    let tasks: Vec<_> = (0..4)
+        .map(|w| {
+            let store = handles[w % 2].clone();
+            let s = s.clone();
+            tokio::spawn(async move {
+                let mut conflicts = 0;
+                for i in 0..50 {
+                    let e = event(&format!("\"{w}-{i}\""));
+                    loop {
+                        let version = store.read_stream(&s, 1, usize::MAX).await.unwrap().len();
+                        match store
+                            .append(&s, ExpectedVersion::Exact(version as u64), vec![e.clone()])
+                            .await
+                        {
+                            Ok(_) => break,
+                            Err(cqrs_core::StoreError::Conflict { .. }) => conflicts += 1,
+                            Err(other) => panic!("append failed: {other}"),
+                        }
+                    }
+                }
+                conflicts
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let read = handles[0].read_stream(&s, 1, usize::MAX).await.unwrap();
+    assert_eq!(read.len(), 200, "every acknowledged append is stored once");
+    assert!(read.iter().zip(1..).all(|(e, v)| e.meta.version == v));
+    let mut payloads: Vec<_> = read.iter().map(|e| e.payload.as_str()).collect();
+    payloads.sort_unstable();
+    payloads.dedup();
+    assert_eq!(payloads.len(), 200, "no event twice");
+    assert_eq!(handles[1].head().await.unwrap(), Position(200));
+}
