@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use cqrs_core::{
@@ -63,17 +63,18 @@ async fn crash_child() {
 
 #[test]
 fn acknowledged_batches_survive_sigkill_and_no_batch_is_split() {
-    let path = std::env::temp_dir().join(format!(
+    let file = Removed(std::env::temp_dir().join(format!(
         "cqrs-sqlite-crash-{}-{}.db",
         std::process::id(),
         new_id().simple()
-    ));
+    )));
+    let path = &file.0;
     let mut seed = (new_id().as_u128() as u64) | 1;
     println!("seed {seed}");
     let mut acknowledged = HashSet::new();
     for run in 0..RUNS {
         let kill_after = 1 + (xorshift(&mut seed) % 40) as usize;
-        let acks = kill_writer_after(&path, run, kill_after);
+        let acks = kill_writer_after(path, run, kill_after);
         assert!(
             acks.len() >= kill_after,
             "run {run}: the writer stopped by itself after {} acks",
@@ -81,10 +82,9 @@ fn acknowledged_batches_survive_sigkill_and_no_batch_is_split() {
         );
         acknowledged.extend(acks);
         // Every restart sees everything acknowledged so far, whole.
-        verify(&path, &acknowledged);
+        verify(path, &acknowledged);
     }
     assert!(acknowledged.len() >= RUNS as usize);
-    remove(&path);
 }
 
 /// Runs one writer, kills it with SIGKILL after `kill_after` acks, and returns every batch it
@@ -200,10 +200,15 @@ fn xorshift(state: &mut u64) -> u64 {
     *state
 }
 
-fn remove(path: &Path) {
-    for suffix in ["", "-wal", "-shm"] {
-        let mut file = path.as_os_str().to_owned();
-        file.push(suffix);
-        let _ = std::fs::remove_file(file);
+/// The store's files, removed when the test ends, passed or not.
+struct Removed(PathBuf);
+
+impl Drop for Removed {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = self.0.as_os_str().to_owned();
+            file.push(suffix);
+            let _ = std::fs::remove_file(file);
+        }
     }
 }
