@@ -87,10 +87,10 @@ where
         assert!(same_json(r.payload.as_str(), w.payload.as_str()));
     }
     let from_second = store.read_stream(&s, 2, 100).await.unwrap();
-    assert_eq!(
-        from_second,
-        recorded[1..],
-        "read_stream starts at from_version"
+    assert_same_events(
+        &from_second,
+        &recorded[1..],
+        "read_stream starts at from_version",
     );
     let all = store
         .read_all(recorded[0].meta.position, 100)

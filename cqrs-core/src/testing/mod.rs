@@ -14,21 +14,43 @@
 //! one that refuses events above the given size. The generated
 //! tests use `#[tokio::test]`, so the calling crate needs `tokio` (features `macros`, `rt-multi-thread`)
 //! as a dev-dependency.
+//!
+//! A store that needs an external service may add `skip: || -> Option<String>`: each generated
+//! test calls it first and, when it returns a reason, prints `SKIPPED: <test>: <reason>` to
+//! stderr (see [`report_skip`]) and returns without running (e.g. when no database URL is configured).
 
 pub mod conformance;
 pub mod domain;
+
+/// Prints `SKIPPED: <test>: <reason>` straight to the process's stderr, past the test
+/// harness's output capture, so a skipped test is visible in a plain `cargo test` run.
+pub fn report_skip(test: &str, reason: &dyn std::fmt::Display) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {reason}");
+}
 
 /// Generates one `#[tokio::test]` per case of [`conformance`], each on a fresh store made by
 /// the given async closure.
 #[macro_export]
 macro_rules! store_conformance_tests {
     (fresh: $make:expr, limited: $limited:expr $(,)?) => {
+        $crate::store_conformance_tests!(
+            fresh: $make,
+            limited: $limited,
+            skip: || ::core::option::Option::<::std::string::String>::None,
+        );
+    };
+    (fresh: $make:expr, limited: $limited:expr, skip: $skip:expr $(,)?) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn oversized_events_are_refused_before_anything_is_written() {
+            if let ::core::option::Option::Some(reason) = ($skip)() {
+                $crate::testing::report_skip("oversized_events_are_refused_before_anything_is_written", &reason);
+                return;
+            }
             let limited = $limited;
             $crate::testing::conformance::oversized_events_are_refused_before_anything_is_written(&limited).await;
         }
-        $crate::store_conformance_tests!(@cases $make;
+        $crate::store_conformance_tests!(@cases $make, $skip;
             append_and_read_round_trip,
             expected_versions_are_enforced,
             batches_are_all_or_nothing,
@@ -43,10 +65,14 @@ macro_rules! store_conformance_tests {
             undecodable_events_are_typed_errors_and_lose_nothing,
         );
     };
-    (@cases $make:expr; $($case:ident),+ $(,)?) => {
+    (@cases $make:expr, $skip:expr; $($case:ident),+ $(,)?) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
+                if let ::core::option::Option::Some(reason) = ($skip)() {
+                    $crate::testing::report_skip(::core::stringify!($case), &reason);
+                    return;
+                }
                 let make = $make;
                 $crate::testing::conformance::$case(&make).await;
             }

@@ -1,0 +1,369 @@
+//! Appends: one statement per batch, in its own implicit transaction (one round trip), with the
+//! expected version checked inside the statement and by the unique (stream, version) constraint.
+//!
+//! When the statement inserts nothing or hits a unique constraint, the store looks at what is
+//! stored to tell the cases apart: the batch's ids stored as the same events of the same stream
+//! is a retry (return the stored events), ids stored otherwise is `DuplicateEventId`, and
+//! otherwise the stream's version did not admit the append (`Conflict`). A failed statement
+//! writes nothing: a batch mixing stored and new ids leaves no trace.
+
+use std::collections::HashSet;
+use std::time::SystemTime;
+
+use cqrs_core::{
+    ExpectedVersion, NewEvent, Position, RecordedEvent, StoreError, StreamId, Timestamp, Uuid,
+    check_event_sizes,
+};
+use tokio_postgres::Row;
+use tokio_postgres::error::SqlState;
+
+use crate::decode::{self, JsonParam};
+use crate::error::backend;
+use crate::pool::Conn;
+use crate::store::Shared;
+
+/// How often an append re-runs after losing a race it can win on a second try (`Any` meeting a
+/// concurrent append, a conflict whose stream then turned out to admit the expectation).
+const MAX_ATTEMPTS: usize = 32;
+
+/// Why the statement wrote nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Refusal {
+    /// The expected version did not hold (no row inserted, or a (stream, version) conflict).
+    Version,
+    /// An event id is already stored.
+    EventId,
+}
+
+/// The serialized metadata of each event (`None` when empty).
+pub(crate) struct Encoded {
+    metadata: Vec<Option<String>>,
+}
+
+impl Shared {
+    pub async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let encoded = validate(stream, &events, self.config.max_event_bytes)?;
+        let conn = self.pool.get().await?;
+        if events.is_empty() {
+            let actual = stream_version(&conn, stream).await?;
+            return if expected.admits(actual) {
+                Ok(Vec::new())
+            } else {
+                Err(StoreError::Conflict {
+                    stream: stream.clone(),
+                    expected,
+                    actual,
+                })
+            };
+        }
+        for _ in 0..MAX_ATTEMPTS {
+            let refusal = match insert(&conn, stream, expected, &events, &encoded).await {
+                Ok(rows) if !rows.is_empty() => {
+                    drop(conn);
+                    let recorded = recorded(stream, events, &rows)?;
+                    self.notifier.committed();
+                    return Ok(recorded);
+                }
+                Ok(_) => Refusal::Version,
+                Err(e) => match self.refusal(&e) {
+                    Some(refusal) => refusal,
+                    None => return Err(backend(e)),
+                },
+            };
+            let stored = stored_events(&conn, &events).await?;
+            if !stored.is_empty() {
+                return retried(stream, &events, stored);
+            }
+            match refusal {
+                Refusal::Version => {
+                    let actual = stream_version(&conn, stream).await?;
+                    if !expected.admits(actual) {
+                        return Err(StoreError::Conflict {
+                            stream: stream.clone(),
+                            expected,
+                            actual,
+                        });
+                    }
+                    // `Any`, or a stream that moved on to the expected version meanwhile: again.
+                }
+                // The conflicting id's transaction rolled back after all: again.
+                Refusal::EventId => {}
+            }
+        }
+        Err(StoreError::Backend(
+            format!("append to `{stream}` kept racing with concurrent appends; gave up after {MAX_ATTEMPTS} attempts").into(),
+        ))
+    }
+
+    /// Whether a failed statement is a refusal the store resolves (a unique violation), and which.
+    fn refusal(&self, e: &tokio_postgres::Error) -> Option<Refusal> {
+        let db = e.as_db_error()?;
+        if *db.code() != SqlState::UNIQUE_VIOLATION {
+            return None;
+        }
+        match db.constraint() {
+            Some(c) if c == self.names.event_id_key => Some(Refusal::EventId),
+            Some(c) if c == self.names.stream_version_key => Some(Refusal::Version),
+            _ => None,
+        }
+    }
+}
+
+/// Refuses what must not reach the database: an empty stream name, oversized events, ids
+/// repeated within the batch, schema versions PostgreSQL's `integer` cannot hold. Serializes
+/// the metadata on the way.
+pub(crate) fn validate(
+    stream: &StreamId,
+    events: &[NewEvent],
+    max: usize,
+) -> Result<Encoded, StoreError> {
+    let invalid = |reason: String| StoreError::InvalidAppend {
+        stream: stream.clone(),
+        reason,
+    };
+    if stream.as_str().is_empty() {
+        return Err(invalid("the stream name is empty".into()));
+    }
+    check_event_sizes(stream, events, max)?;
+    if events.len() > 1 {
+        let mut seen = HashSet::with_capacity(events.len());
+        if let Some(e) = events.iter().find(|e| !seen.insert(e.event_id)) {
+            return Err(StoreError::DuplicateEventId {
+                event_id: e.event_id,
+                stream: stream.clone(),
+            });
+        }
+    }
+    let mut metadata = Vec::with_capacity(events.len());
+    for e in events {
+        if i32::try_from(e.event_version).is_err() {
+            return Err(invalid(format!(
+                "event `{}` has schema version {}, above {}",
+                e.event_name,
+                e.event_version,
+                i32::MAX
+            )));
+        }
+        metadata.push(if e.metadata.is_empty() {
+            None
+        } else {
+            Some(
+                serde_json::to_string(e.metadata.as_map())
+                    .map_err(|err| invalid(err.to_string()))?,
+            )
+        });
+    }
+    Ok(Encoded { metadata })
+}
+
+/// The expected version as the statement's `$2`: -1 for "any".
+fn expected_param(expected: ExpectedVersion) -> i64 {
+    match expected {
+        ExpectedVersion::Any => -1,
+        ExpectedVersion::NoStream => 0,
+        // No stream reaches i64::MAX events; an expectation beyond it simply conflicts.
+        ExpectedVersion::Exact(v) => i64::try_from(v).unwrap_or(i64::MAX),
+    }
+}
+
+/// Runs the append statement: the rows it inserted (position, version, recorded_at), or none
+/// when the expected version does not exist.
+pub(crate) async fn insert(
+    conn: &Conn,
+    stream: &StreamId,
+    expected: ExpectedVersion,
+    events: &[NewEvent],
+    encoded: &Encoded,
+) -> Result<Vec<Row>, tokio_postgres::Error> {
+    let expected = expected_param(expected);
+    let name = stream.as_str();
+    if let [e] = events {
+        let version = e.event_version as i32;
+        let metadata = encoded.metadata[0].as_deref().map(JsonParam);
+        return conn
+            .client
+            .query(
+                &conn.st.append_one,
+                &[
+                    &name,
+                    &expected,
+                    &e.event_id,
+                    &e.event_name.as_ref(),
+                    &version,
+                    &JsonParam(e.payload.as_str()),
+                    &metadata,
+                    &e.correlation_id,
+                    &e.causation_id,
+                ],
+            )
+            .await;
+    }
+    let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+    let names: Vec<&str> = events.iter().map(|e| e.event_name.as_ref()).collect();
+    let versions: Vec<i32> = events.iter().map(|e| e.event_version as i32).collect();
+    let payloads: Vec<JsonParam<'_>> = events
+        .iter()
+        .map(|e| JsonParam(e.payload.as_str()))
+        .collect();
+    let metadata: Vec<Option<JsonParam<'_>>> = encoded
+        .metadata
+        .iter()
+        .map(|m| m.as_deref().map(JsonParam))
+        .collect();
+    let correlations: Vec<Option<Uuid>> = events.iter().map(|e| e.correlation_id).collect();
+    let causations: Vec<Option<Uuid>> = events.iter().map(|e| e.causation_id).collect();
+    conn.client
+        .query(
+            &conn.st.append_batch,
+            &[
+                &name,
+                &expected,
+                &ids,
+                &names,
+                &versions,
+                &payloads,
+                &metadata,
+                &correlations,
+                &causations,
+            ],
+        )
+        .await
+}
+
+/// The envelopes of a successful insert, from the rows it returned.
+pub(crate) fn recorded(
+    stream: &StreamId,
+    events: Vec<NewEvent>,
+    rows: &[Row],
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    if rows.len() != events.len() {
+        return Err(StoreError::Backend(
+            format!(
+                "the append to `{stream}` inserted {} rows for {} events",
+                rows.len(),
+                events.len()
+            )
+            .into(),
+        ));
+    }
+    let mut placed = Vec::with_capacity(rows.len());
+    for row in rows {
+        let position: i64 = row.try_get(0).map_err(backend)?;
+        let version: i64 = row.try_get(1).map_err(backend)?;
+        let at: SystemTime = row.try_get(2).map_err(backend)?;
+        placed.push((
+            version as u64,
+            Position(position as u64),
+            Timestamp::from(at),
+        ));
+    }
+    // RETURNING gives rows in insertion order; sort anyway rather than rely on it.
+    placed.sort_unstable_by_key(|&(version, ..)| version);
+    Ok(events
+        .into_iter()
+        .zip(placed)
+        .map(|(event, (version, position, at))| event.record(stream.clone(), version, position, at))
+        .collect())
+}
+
+/// The stream's current version (0 when it has no events).
+pub(crate) async fn stream_version(conn: &Conn, stream: &StreamId) -> Result<u64, StoreError> {
+    let row = conn
+        .client
+        .query_one(&conn.st.stream_version, &[&stream.as_str()])
+        .await
+        .map_err(backend)?;
+    let version: i64 = row.try_get(0).map_err(backend)?;
+    Ok(version as u64)
+}
+
+/// The stored events that carry any of the batch's ids, in position order.
+async fn stored_events(conn: &Conn, events: &[NewEvent]) -> Result<Vec<RecordedEvent>, StoreError> {
+    let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+    let rows = conn
+        .client
+        .query(&conn.st.by_ids, &[&ids])
+        .await
+        .map_err(backend)?;
+    let mut last = None;
+    rows.iter()
+        .map(|row| decode::event(row, 0, &mut last))
+        .collect()
+}
+
+/// The answer to a batch some of whose ids are stored: the stored events if the batch is a
+/// retry of one earlier append (same ids, same order, same stream, consecutive versions),
+/// otherwise `DuplicateEventId` naming the first stored id of the batch.
+fn retried(
+    stream: &StreamId,
+    events: &[NewEvent],
+    stored: Vec<RecordedEvent>,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let same = stored.len() == events.len()
+        && stored
+            .iter()
+            .zip(events)
+            .all(|(s, e)| s.meta.event_id == e.event_id && s.meta.stream == *stream)
+        && stored
+            .windows(2)
+            .all(|w| w[1].meta.version == w[0].meta.version + 1);
+    if same {
+        return Ok(stored);
+    }
+    let taken: HashSet<Uuid> = stored.iter().map(|s| s.meta.event_id).collect();
+    let event_id = events
+        .iter()
+        .map(|e| e.event_id)
+        .find(|id| taken.contains(id))
+        .unwrap_or(stored[0].meta.event_id);
+    Err(StoreError::DuplicateEventId {
+        event_id,
+        stream: stream.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cqrs_core::testing::conformance::event;
+
+    #[test]
+    fn expected_versions_become_the_statement_parameter() {
+        assert_eq!(expected_param(ExpectedVersion::Any), -1);
+        assert_eq!(expected_param(ExpectedVersion::NoStream), 0);
+        assert_eq!(expected_param(ExpectedVersion::Exact(7)), 7);
+        assert_eq!(expected_param(ExpectedVersion::Exact(u64::MAX)), i64::MAX);
+    }
+
+    #[test]
+    fn validation_refuses_before_the_database_sees_anything() {
+        let s = StreamId::from("s");
+        let e = event("1");
+        assert!(matches!(
+            validate(&StreamId::from(""), std::slice::from_ref(&e), 100),
+            Err(StoreError::InvalidAppend { .. })
+        ));
+        assert!(matches!(
+            validate(&s, &[e.clone(), e.clone()], 100),
+            Err(StoreError::DuplicateEventId { event_id, .. }) if event_id == e.event_id
+        ));
+        let mut newer = event("1");
+        newer.event_version = u32::MAX;
+        assert!(matches!(
+            validate(&s, &[newer], 100),
+            Err(StoreError::InvalidAppend { .. })
+        ));
+        let mut tagged = event("1");
+        tagged.metadata.insert("user", "ada");
+        let encoded = validate(&s, &[event("2"), tagged], 100).unwrap();
+        assert_eq!(
+            encoded.metadata,
+            [None, Some(r#"{"user":"ada"}"#.to_owned())]
+        );
+    }
+}

@@ -1,0 +1,217 @@
+//! Rows to envelopes, and JSON text to and from JSONB without a round trip through
+//! `serde_json::Value`.
+//!
+//! A row that cannot be read back (a NULL where a value belongs, metadata that is not a JSON
+//! object, a negative schema version, a column of another type) becomes
+//! [`StoreError::Decode`] naming the stream, version and event name as far as they are
+//! readable; nothing here panics on stored data.
+
+use std::borrow::Cow;
+use std::error::Error as StdError;
+use std::time::SystemTime;
+
+use bytes::{BufMut, BytesMut};
+use cqrs_core::{
+    DecodeError, DecodeFailure, EventMeta, Payload, Position, RecordedEvent, StoreError, StreamId,
+    Timestamp, UserMetadata, Uuid,
+};
+use tokio_postgres::Row;
+use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
+
+type DriverError = Box<dyn StdError + Sync + Send>;
+
+/// The JSONB binary format: a version byte, then the JSON text.
+const JSONB_VERSION: u8 = 1;
+
+/// A JSON document sent as a `jsonb` (or `json`) parameter, from text the caller already has.
+#[derive(Debug)]
+pub(crate) struct JsonParam<'a>(pub &'a str);
+
+impl ToSql for JsonParam<'_> {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, DriverError> {
+        if *ty == Type::JSONB {
+            out.put_u8(JSONB_VERSION);
+        }
+        out.extend_from_slice(self.0.as_bytes());
+        Ok(IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::JSONB || *ty == Type::JSON
+    }
+
+    to_sql_checked!();
+}
+
+/// The text of a `jsonb` (or `json`) column, borrowed from the row.
+pub(crate) struct JsonText<'a>(pub &'a str);
+
+impl<'a> FromSql<'a> for JsonText<'a> {
+    fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, DriverError> {
+        let text = if *ty == Type::JSONB {
+            match raw.split_first() {
+                Some((&JSONB_VERSION, rest)) => rest,
+                _ => return Err("unsupported jsonb binary format version".into()),
+            }
+        } else {
+            raw
+        };
+        Ok(JsonText(std::str::from_utf8(text)?))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::JSONB || *ty == Type::JSON
+    }
+}
+
+/// Where a row's event columns start, and what the row is known to be so far (for errors).
+struct Cursor<'r> {
+    row: &'r Row,
+    at: usize,
+    stream: StreamId,
+    version: u64,
+    event_name: String,
+    event_version: u32,
+}
+
+impl<'r> Cursor<'r> {
+    fn fail(&self, column: &str, problem: impl std::fmt::Display) -> StoreError {
+        StoreError::Decode(DecodeError {
+            stream: self.stream.clone(),
+            version: self.version,
+            event_name: self.event_name.clone(),
+            event_version: self.event_version,
+            failure: DecodeFailure::InvalidPayload(format!(
+                "the stored row's column `{column}` {problem}"
+            )),
+        })
+    }
+
+    /// Column `offset` (after `at`), which must not be NULL.
+    fn required<T: FromSql<'r>>(&self, offset: usize, column: &str) -> Result<T, StoreError> {
+        match self.row.try_get::<_, Option<T>>(self.at + offset) {
+            Ok(Some(value)) => Ok(value),
+            Ok(None) => Err(self.fail(column, "is NULL")),
+            Err(e) => Err(self.fail(column, format_args!("cannot be read: {e}"))),
+        }
+    }
+
+    /// Column `offset` (after `at`), which may be NULL.
+    fn optional<T: FromSql<'r>>(
+        &self,
+        offset: usize,
+        column: &str,
+    ) -> Result<Option<T>, StoreError> {
+        self.row
+            .try_get::<_, Option<T>>(self.at + offset)
+            .map_err(|e| self.fail(column, format_args!("cannot be read: {e}")))
+    }
+}
+
+/// The position of the event whose columns start at `at` (`None` for the NULL row of an
+/// empty outer join).
+pub(crate) fn position(row: &Row, at: usize) -> Result<Option<u64>, StoreError> {
+    match row.try_get::<_, Option<i64>>(at) {
+        Ok(p) => Ok(p.map(|p| p as u64)),
+        Err(e) => Err(StoreError::Backend(Box::new(e))),
+    }
+}
+
+/// The event whose columns (in `statements::EVENT_COLUMNS` order) start at `at`. `last_stream`
+/// lets consecutive rows of one stream share one `StreamId` allocation.
+pub(crate) fn event(
+    row: &Row,
+    at: usize,
+    last_stream: &mut Option<StreamId>,
+) -> Result<RecordedEvent, StoreError> {
+    // First the identifying columns, leniently, so that any later error can name them.
+    let stream_text = row.try_get::<_, Option<&str>>(at + 1).ok().flatten();
+    let stream = match (stream_text, last_stream.as_ref()) {
+        (Some(text), Some(last)) if last.as_str() == text => last.clone(),
+        (Some(text), _) => {
+            let stream = StreamId::from(text);
+            *last_stream = Some(stream.clone());
+            stream
+        }
+        (None, _) => StreamId::from(""),
+    };
+    let mut cursor = Cursor {
+        row,
+        at,
+        stream,
+        version: row
+            .try_get::<_, Option<i64>>(at + 2)
+            .ok()
+            .flatten()
+            .map_or(0, |v| v.max(0) as u64),
+        event_name: row
+            .try_get::<_, Option<&str>>(at + 4)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+            .to_owned(),
+        event_version: row
+            .try_get::<_, Option<i32>>(at + 5)
+            .ok()
+            .flatten()
+            .map_or(0, |v| v.max(0) as u32),
+    };
+    let position: i64 = cursor.required(0, "position")?;
+    if position < 1 {
+        return Err(cursor.fail("position", format_args!("is {position}, not a position")));
+    }
+    let _: &str = cursor.required(1, "stream")?;
+    let version: i64 = cursor.required(2, "version")?;
+    if version < 1 {
+        return Err(cursor.fail("version", format_args!("is {version}; versions start at 1")));
+    }
+    let event_id: Uuid = cursor.required(3, "event_id")?;
+    let _: &str = cursor.required(4, "event_name")?;
+    let event_version: i32 = cursor.required(5, "event_version")?;
+    let event_version = u32::try_from(event_version).map_err(|_| {
+        cursor.fail(
+            "event_version",
+            format_args!("is {event_version}; schema versions are not negative"),
+        )
+    })?;
+    cursor.event_version = event_version;
+    let payload: JsonText<'_> = cursor.required(6, "payload")?;
+    let payload = Payload::from_json(payload.0);
+    let metadata = match cursor.optional::<JsonText<'_>>(7, "metadata")? {
+        None => UserMetadata::empty(),
+        Some(JsonText(text)) => {
+            match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text) {
+                Ok(map) => UserMetadata::from_map(map),
+                Err(_) => {
+                    let shown: String = text.chars().take(40).collect();
+                    return Err(cursor.fail(
+                        "metadata",
+                        format_args!("holds `{shown}`, which is not a JSON object"),
+                    ));
+                }
+            }
+        }
+    };
+    let correlation_id: Option<Uuid> = cursor.optional(8, "correlation_id")?;
+    let causation_id: Option<Uuid> = cursor.optional(9, "causation_id")?;
+    let recorded_at: SystemTime = cursor.required(10, "recorded_at")?;
+    cursor.version = version as u64;
+    let Cursor {
+        stream, event_name, ..
+    } = cursor;
+    Ok(RecordedEvent {
+        meta: EventMeta {
+            event_id,
+            stream,
+            version: version as u64,
+            position: Position(position as u64),
+            event_name: Cow::Owned(event_name),
+            event_version,
+            recorded_at: Timestamp::from(recorded_at),
+            correlation_id,
+            causation_id,
+            metadata,
+        },
+        payload,
+    })
+}

@@ -1,0 +1,142 @@
+//! A small connection pool: at most `size` connections, opened on demand, each with the store's
+//! statements prepared once, handed out one operation at a time.
+//!
+//! A connection goes back to the pool when its guard drops, unless the driver reports it closed
+//! or the guard was told to discard it (a connection left inside an open transaction).
+
+use std::ops::Deref;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use cqrs_core::StoreError;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_postgres::{Client, NoTls};
+
+use crate::error::backend;
+use crate::statements::{Prepared, Sql};
+
+/// One connection and its prepared statements.
+pub(crate) struct Conn {
+    pub client: Client,
+    pub st: Prepared,
+}
+
+/// Cheap to clone: clones share the connections.
+#[derive(Clone)]
+pub(crate) struct Pool {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    config: tokio_postgres::Config,
+    sql: Sql,
+    permits: Arc<Semaphore>,
+    idle: Mutex<Vec<Conn>>,
+}
+
+/// A connection checked out of the pool.
+pub(crate) struct Pooled {
+    conn: Option<Conn>,
+    shared: Arc<Shared>,
+    reuse: bool,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// Opens a connection and drives it on a spawned task (which ends when the connection closes).
+pub(crate) async fn connect(
+    config: &tokio_postgres::Config,
+) -> Result<Client, tokio_postgres::Error> {
+    let (client, connection) = config.connect(NoTls).await?;
+    tokio::spawn(async move {
+        // An I/O error closes the client; callers see it as an error of their next request.
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+impl Pool {
+    pub fn new(config: tokio_postgres::Config, sql: Sql, size: usize) -> Pool {
+        Pool {
+            shared: Arc::new(Shared {
+                config,
+                sql,
+                permits: Arc::new(Semaphore::new(size)),
+                idle: Mutex::new(Vec::with_capacity(size)),
+            }),
+        }
+    }
+
+    /// Prepares the statements on an open connection and keeps it for later use.
+    pub async fn adopt(&self, client: Client) -> Result<(), tokio_postgres::Error> {
+        let st = Prepared::new(&client, &self.shared.sql).await?;
+        self.shared.lock().push(Conn { client, st });
+        Ok(())
+    }
+
+    /// A connection: an idle one, or a new one while fewer than `size` are open; otherwise
+    /// waits for one to come back.
+    pub async fn get(&self) -> Result<Pooled, StoreError> {
+        let permit = Arc::clone(&self.shared.permits)
+            .acquire_owned()
+            .await
+            .expect("the pool's semaphore is never closed");
+        loop {
+            let Some(conn) = self.shared.lock().pop() else {
+                break;
+            };
+            if !conn.client.is_closed() {
+                return Ok(self.guard(conn, permit));
+            }
+        }
+        let client = connect(&self.shared.config).await.map_err(backend)?;
+        let st = Prepared::new(&client, &self.shared.sql)
+            .await
+            .map_err(backend)?;
+        Ok(self.guard(Conn { client, st }, permit))
+    }
+
+    fn guard(&self, conn: Conn, permit: OwnedSemaphorePermit) -> Pooled {
+        Pooled {
+            conn: Some(conn),
+            shared: Arc::clone(&self.shared),
+            reuse: true,
+            _permit: permit,
+        }
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Vec<Conn>> {
+        // Only pushes and pops happen under this lock; a poisoned one still holds valid data.
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Pooled {
+    /// Closes the connection instead of returning it (e.g. it may be inside a transaction).
+    pub fn discard_on_drop(&mut self) {
+        self.reuse = false;
+    }
+
+    /// Returns it to the pool on drop again (after the transaction ended cleanly).
+    pub fn reuse_on_drop(&mut self) {
+        self.reuse = true;
+    }
+}
+
+impl Deref for Pooled {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        self.conn.as_ref().expect("present until drop")
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take()
+            && self.reuse
+            && !conn.client.is_closed()
+        {
+            self.shared.lock().push(conn);
+        }
+    }
+}

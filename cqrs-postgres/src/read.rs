@@ -1,0 +1,169 @@
+//! Reads: one stream by version, all streams by position (stopping at holes that may still
+//! fill, see `holes.rs`), the head, and waiting for new events.
+
+use std::time::Duration;
+
+use cqrs_core::{Position, RecordedEvent, StoreError, StreamId};
+
+use crate::decode;
+use crate::error::backend;
+use crate::holes::Snapshot;
+use crate::store::Shared;
+
+/// The longest wait for events while the notification connection is not listening.
+const UNLISTENED_POLL: Duration = Duration::from_millis(100);
+
+/// A `LIMIT` parameter: PostgreSQL's `bigint` caps what `usize::MAX` ("everything") means.
+fn limit_param(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+impl Shared {
+    /// Up to `limit` events of `stream` from `from_version` on. A row that does not decode
+    /// fails the whole read (a loader must not mistake a shorter batch for the stream's end).
+    pub async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let from = i64::try_from(from_version.max(1)).unwrap_or(i64::MAX);
+        let conn = self.pool.get().await?;
+        let rows = conn
+            .client
+            .query(
+                &conn.st.read_stream,
+                &[&stream.as_str(), &from, &limit_param(limit)],
+            )
+            .await
+            .map_err(backend)?;
+        drop(conn);
+        let mut last = Some(stream.clone());
+        rows.iter()
+            .map(|row| decode::event(row, 0, &mut last))
+            .collect()
+    }
+
+    /// Up to `limit` events from position `from` on, in position order, never past a position
+    /// that a running transaction may still fill. A row that does not decode ends the batch
+    /// before it; a read that starts at it fails with `StoreError::Decode`, so readers get every
+    /// event up to the bad one and then a typed error.
+    pub async fn read_all(
+        &self,
+        from: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let from = from.0.max(1);
+        let conn = self.pool.get().await?;
+        let rows = conn
+            .client
+            .query(
+                &conn.st.read_all,
+                &[
+                    &i64::try_from(from).unwrap_or(i64::MAX),
+                    &limit_param(limit),
+                ],
+            )
+            .await
+            .map_err(backend)?;
+        drop(conn);
+        let Some(first) = rows.first() else {
+            return Ok(Vec::new());
+        };
+        let snapshot = Snapshot {
+            xmin: first.try_get::<_, i64>(0).map_err(backend)? as u64,
+            xmax: first.try_get::<_, i64>(1).map_err(backend)? as u64,
+        };
+        // Column 2 on are the event's; the one row of an empty read has a NULL position.
+        let mut events = Vec::with_capacity(rows.len());
+        let mut positions = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if let Some(position) = decode::position(row, 2)? {
+                positions.push(position);
+                events.push(row);
+            }
+        }
+        if !positions.is_sorted() {
+            let mut paired: Vec<_> = positions.into_iter().zip(events).collect();
+            paired.sort_unstable_by_key(|&(position, _)| position);
+            (positions, events) = paired.into_iter().unzip();
+        }
+        let admitted = self.holes.admit(from, &positions, snapshot);
+        let mut out = Vec::with_capacity(admitted);
+        let mut last = None;
+        for row in &events[..admitted] {
+            match decode::event(row, 2, &mut last) {
+                Ok(event) => out.push(event),
+                Err(e) if out.is_empty() => return Err(e),
+                Err(_) => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// The newest committed position (`Position::ZERO` when the store is empty). A reader
+    /// reaches it once every hole below it is filled or known to be permanent.
+    pub async fn head(&self) -> Result<Position, StoreError> {
+        let conn = self.pool.get().await?;
+        let row = conn
+            .client
+            .query_one(&conn.st.head, &[])
+            .await
+            .map_err(backend)?;
+        Ok(Position(row.try_get::<_, i64>(0).map_err(backend)? as u64))
+    }
+
+    /// Resolves once an event after `after` may be readable: at once if one is committed (and
+    /// no pending hole blocks it), else at the next local commit or notification, else after the
+    /// poll interval (a tenth of it while a pending hole blocks the reader).
+    pub async fn wait_for_events(&self, after: Position) {
+        // Registered before looking, so a commit after the look always wakes this waiter.
+        let registration = self.notifier.register();
+        let poll = self.config.poll_interval;
+        let listening = self.notifier.listening(poll).await;
+        let nap = if self.holes.pending_at(after.0 + 1) {
+            // Rows lie beyond the hole; only its resolution (a commit, or time) helps.
+            self.hole_retry()
+        } else {
+            match self.exists_after(after).await {
+                Ok(true) => return,
+                Ok(false) if listening => poll,
+                // No LISTEN in place (yet): nothing from other processes would wake this waiter.
+                Ok(false) => poll.min(UNLISTENED_POLL),
+                // The caller's next read reports the failure.
+                Err(_) => poll,
+            }
+        };
+        registration.wait(nap).await;
+    }
+
+    async fn exists_after(&self, after: Position) -> Result<bool, StoreError> {
+        let conn = self.pool.get().await?;
+        let row = conn
+            .client
+            .query_one(
+                &conn.st.exists_after,
+                &[&i64::try_from(after.0).unwrap_or(i64::MAX)],
+            )
+            .await
+            .map_err(backend)?;
+        row.try_get(0).map_err(backend)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_saturate_at_bigint() {
+        assert_eq!(limit_param(10), 10);
+        assert_eq!(limit_param(usize::MAX), i64::MAX);
+    }
+}

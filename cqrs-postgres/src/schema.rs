@@ -1,0 +1,152 @@
+//! The store's tables, created and upgraded by numbered migrations.
+//!
+//! `migrate` runs in one transaction that first takes a transaction-scoped advisory lock keyed
+//! by the schema name, so processes that start at once queue up: the first applies what is
+//! missing and commits, the others then find nothing left to do. DDL is transactional in
+//! PostgreSQL, so a migration that fails leaves nothing behind.
+
+use tokio_postgres::Client;
+
+use crate::config::Names;
+use crate::error::OpenError;
+
+/// One schema change. Versions start at 1 and never change once released; a new change is a
+/// new migration.
+struct Migration {
+    version: i32,
+    description: &'static str,
+    sql: fn(&Names) -> String,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "events table: global position, unique (stream, version), unique event id",
+    sql: events_table,
+}];
+
+/// The newest migration this crate knows.
+pub(crate) fn latest_version() -> i32 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+/// Version 1: the events table.
+///
+/// - `position` comes from a sequence with `CACHE 1`, so positions are handed out in strictly
+///   increasing order across all sessions (a per-session cache would let one session hand out a
+///   position lower than one another session already committed: see `read.rs`). Appends draw
+///   it explicitly, after taking a transaction id; the column default serves hand-written rows.
+/// - `(stream, version)` is unique: two appends at the same expected version cannot both commit.
+/// - `event_id` is unique: the basis of idempotent retries.
+/// - `metadata` is NULL when an event has none; `payload` and `metadata` are JSONB.
+fn events_table(n: &Names) -> String {
+    format!(
+        "CREATE SEQUENCE {sequence} AS bigint MINVALUE 1 NO CYCLE CACHE 1;
+        CREATE TABLE {events} (
+            position bigint PRIMARY KEY DEFAULT nextval({sequence_literal}::regclass),
+            stream text NOT NULL,
+            version bigint NOT NULL,
+            event_id uuid NOT NULL,
+            event_name text NOT NULL,
+            event_version integer NOT NULL,
+            payload jsonb NOT NULL,
+            metadata jsonb,
+            correlation_id uuid,
+            causation_id uuid,
+            recorded_at timestamptz NOT NULL DEFAULT now(),
+            CONSTRAINT {stream_version} UNIQUE (stream, version),
+            CONSTRAINT {event_id} UNIQUE (event_id)
+        );
+        ALTER SEQUENCE {sequence} OWNED BY {events}.position;
+        COMMENT ON TABLE {events} IS
+            'cqrs-postgres event store. Write only through the store: it takes a transaction id before drawing positions, which gap-free reading relies on.';",
+        events = n.events,
+        sequence = n.position_sequence,
+        sequence_literal = crate::statements::quote_literal(&n.position_sequence),
+        stream_version = crate::config::quote(&n.stream_version_key),
+        event_id = crate::config::quote(&n.event_id_key),
+    )
+}
+
+/// Creates the schema and applies every migration it lacks, under the schema's advisory lock.
+pub(crate) async fn migrate(client: &mut Client, names: &Names) -> Result<(), OpenError> {
+    let failed = |version: i32| {
+        move |e: tokio_postgres::Error| OpenError::Migration {
+            version,
+            source: Box::new(e),
+        }
+    };
+    let tx = client.transaction().await.map_err(failed(0))?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&names.migration_lock])
+        .await
+        .map_err(failed(0))?;
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS {schema};
+         CREATE TABLE IF NOT EXISTS {migrations} (
+             version integer PRIMARY KEY,
+             description text NOT NULL,
+             applied_at timestamptz NOT NULL DEFAULT now()
+         );",
+        schema = names.schema,
+        migrations = names.migrations,
+    ))
+    .await
+    .map_err(failed(0))?;
+    let applied: i32 = tx
+        .query_one(
+            &format!("SELECT coalesce(max(version), 0) FROM {}", names.migrations),
+            &[],
+        )
+        .await
+        .and_then(|row| row.try_get(0))
+        .map_err(failed(0))?;
+    if applied > latest_version() {
+        return Err(OpenError::SchemaTooNew {
+            found: applied,
+            known: latest_version(),
+        });
+    }
+    let record = format!(
+        "INSERT INTO {} (version, description) VALUES ($1, $2)",
+        names.migrations
+    );
+    for migration in MIGRATIONS.iter().filter(|m| m.version > applied) {
+        let failed = failed(migration.version);
+        tx.batch_execute(&(migration.sql)(names))
+            .await
+            .map_err(failed)?;
+        tx.execute(&record, &[&migration.version, &migration.description])
+            .await
+            .map_err(failed)?;
+    }
+    tx.commit().await.map_err(failed(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_start_at_one_and_increase_by_one() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version, i as i32 + 1, "{}", m.description);
+        }
+        assert_eq!(latest_version(), MIGRATIONS.len() as i32);
+    }
+
+    #[test]
+    fn migrations_use_only_quoted_names() {
+        let names = crate::PostgresConfig::new("postgres://x")
+            .schema("we\"ird")
+            .names()
+            .unwrap();
+        let sql = events_table(&names);
+        assert!(
+            sql.contains("CREATE TABLE \"we\"\"ird\".\"events\""),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("CACHE 1;"),
+            "positions must not be cached per session"
+        );
+    }
+}

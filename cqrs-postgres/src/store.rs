@@ -1,0 +1,130 @@
+//! [`PostgresStore`]: opening (connect, migrate, pool) and the [`EventStore`] implementation,
+//! which delegates to `append.rs` and `read.rs`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cqrs_core::{
+    EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent, StoreError, StreamId,
+};
+
+use crate::config::{Names, PostgresConfig};
+use crate::error::OpenError;
+use crate::holes::Holes;
+use crate::notify::Notifier;
+use crate::pool::{self, Pool};
+use crate::schema;
+use crate::statements::Sql;
+
+/// An event store in a PostgreSQL database, shared by any number of processes.
+///
+/// Cheap to clone: clones share the connection pool, the notification connection and the
+/// reader's bookkeeping of holes. See the [crate documentation](crate) for an example, the
+/// configuration and how reads stay gap-free.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pub(crate) shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    pub config: PostgresConfig,
+    pub names: Names,
+    pub pool: Pool,
+    pub holes: Holes,
+    pub notifier: Notifier,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.notifier.stop();
+    }
+}
+
+impl PostgresStore {
+    /// Connects to the database, creates or upgrades the store's schema (safe when several
+    /// processes start at once) and returns a store with a pool of connections.
+    pub async fn open(config: PostgresConfig) -> Result<PostgresStore, OpenError> {
+        let names = config.names()?;
+        let mut pg: tokio_postgres::Config = config
+            .url
+            .parse()
+            .map_err(|e| OpenError::Config(format!("invalid connection URL: {e}")))?;
+        if pg.get_application_name().is_none() {
+            pg.application_name("cqrs-postgres");
+        }
+        let connect_failed = |e: tokio_postgres::Error| OpenError::Connect(Box::new(e));
+        let mut client = pool::connect(&pg).await.map_err(connect_failed)?;
+        schema::migrate(&mut client, &names).await?;
+        let pool = Pool::new(pg.clone(), Sql::new(&names), config.pool_size);
+        pool.adopt(client).await.map_err(connect_failed)?;
+        let notifier = Notifier::new(pg, names.channel.clone(), names.channel_ident());
+        Ok(PostgresStore {
+            shared: Arc::new(Shared {
+                config,
+                names,
+                pool,
+                holes: Holes::default(),
+                notifier,
+            }),
+        })
+    }
+
+    /// [`PostgresStore::open`] with the default configuration for the database at `url`.
+    pub async fn connect(url: &str) -> Result<PostgresStore, OpenError> {
+        PostgresStore::open(PostgresConfig::new(url)).await
+    }
+
+    /// The configuration the store was opened with.
+    pub fn config(&self) -> &PostgresConfig {
+        &self.shared.config
+    }
+
+    /// The newest schema migration this version of the crate applies.
+    pub fn schema_version() -> i32 {
+        schema::latest_version()
+    }
+}
+
+impl Shared {
+    /// How long a reader stopped at a pending hole waits before it re-reads: holes left by
+    /// rolled-back transactions announce nothing.
+    pub fn hole_retry(&self) -> Duration {
+        (self.config.poll_interval / 10).clamp(Duration::from_millis(1), Duration::from_millis(50))
+    }
+}
+
+impl EventStore for PostgresStore {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.shared.append(stream, expected, events).await
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.shared.read_stream(stream, from_version, limit).await
+    }
+
+    async fn read_all(
+        &self,
+        from: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.shared.read_all(from, limit).await
+    }
+
+    async fn head(&self) -> Result<Position, StoreError> {
+        self.shared.head().await
+    }
+
+    async fn wait_for_events(&self, after: Position) {
+        self.shared.wait_for_events(after).await
+    }
+}

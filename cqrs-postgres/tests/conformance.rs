@@ -1,0 +1,11 @@
+//! `PostgresStore` keeps the whole store contract: the shared conformance suite, each case on
+//! its own schema (so the cases run in parallel). Skipped, saying so, without
+//! `CQRS_POSTGRES_URL`.
+
+mod common;
+
+cqrs_core::store_conformance_tests! {
+    fresh: || common::open_fresh(None),
+    limited: |max: usize| common::open_fresh(Some(max)),
+    skip: common::skip_reason,
+}
