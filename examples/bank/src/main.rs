@@ -199,6 +199,8 @@ async fn run<S: EventStore>(app: Cqrs<S>) -> Result<(), Box<dyn Error>> {
     )
     .await;
 
+    send(app, CloseAccount { account: cy }).await;
+
     println!("\n== Rejections (nothing is recorded) ==");
     send(
         app,
@@ -242,7 +244,6 @@ async fn run<S: EventStore>(app: Cqrs<S>) -> Result<(), Box<dyn Error>> {
     )
     .await;
     send(app, CloseAccount { account: ada }).await;
-    send(app, CloseAccount { account: cy }).await;
     send(
         app,
         Deposit {
