@@ -84,8 +84,13 @@ pub async fn raw_client(url: &str) -> Client {
 pub async fn drop_schema(url: &str, schema: &str) {
     let client = raw_client(url).await;
     let _ = client
-        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", quote(schema)))
         .await;
+}
+
+/// `name` as a quoted SQL identifier.
+pub fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// Once per test process: drops test schemas left behind by runs that ended long ago.
@@ -115,7 +120,7 @@ async fn sweep_stale_schemas(url: &str) {
             .and_then(|secs| secs.parse::<u64>().ok());
         if created.is_some_and(|secs| secs + STALE_AFTER_SECS < now) {
             let _ = client
-                .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"))
+                .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", quote(&name)))
                 .await;
         }
     }
