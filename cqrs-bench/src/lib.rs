@@ -5,6 +5,7 @@
 //! family of workloads lives in its own module and returns [`Row`]s for the table.
 
 pub mod memory;
+pub mod postgres;
 pub mod sqlite;
 pub mod table;
 

@@ -14,6 +14,7 @@ async fn main() {
     };
     let mut rows = Vec::new();
     rows.extend(memory::run(mode).await);
+    rows.extend(cqrs_bench::postgres::run(mode).await);
     rows.extend(cqrs_bench::sqlite::run(mode).await);
     println!(
         "cqrs benchmarks ({mode:?} mode): median of {} round(s)\n",

@@ -62,10 +62,14 @@ impl Shared {
             };
         }
         for _ in 0..MAX_ATTEMPTS {
-            let refusal = match insert(&conn, stream, expected, &events, &encoded).await {
+            let known = self.version_known(stream, expected);
+            let refusal = match insert(&conn, stream, expected, known, &events, &encoded).await {
                 Ok(rows) if !rows.is_empty() => {
                     drop(conn);
                     let recorded = recorded(stream, events, &rows)?;
+                    if let Some(last) = recorded.last() {
+                        self.versions.saw(stream, last.meta.version);
+                    }
                     self.notifier.committed();
                     return Ok(recorded);
                 }
@@ -98,6 +102,15 @@ impl Shared {
         Err(StoreError::Backend(
             format!("append to `{stream}` kept racing with concurrent appends; gave up after {MAX_ATTEMPTS} attempts").into(),
         ))
+    }
+
+    /// Whether the version an append expects is known to exist already.
+    pub(crate) fn version_known(&self, stream: &StreamId, expected: ExpectedVersion) -> bool {
+        match expected {
+            ExpectedVersion::Any => false,
+            ExpectedVersion::NoStream => true,
+            ExpectedVersion::Exact(v) => self.versions.exists(stream, v),
+        }
     }
 
     /// Whether a failed statement is a refusal the store resolves (a unique violation), and which.
@@ -172,23 +185,31 @@ fn expected_param(expected: ExpectedVersion) -> i64 {
 }
 
 /// Runs the append statement: the rows it inserted (position, version, recorded_at), or none
-/// when the expected version does not exist.
+/// when the expected version does not exist. `known`: the expected version is known to exist,
+/// so a single event takes the statement without the existence check.
 pub(crate) async fn insert(
     conn: &Conn,
     stream: &StreamId,
     expected: ExpectedVersion,
+    known: bool,
     events: &[NewEvent],
     encoded: &Encoded,
 ) -> Result<Vec<Row>, tokio_postgres::Error> {
+    let any = expected == ExpectedVersion::Any;
     let expected = expected_param(expected);
     let name = stream.as_str();
+    let st = &conn.st;
     if let [e] = events {
         let version = e.event_version as i32;
         let metadata = encoded.metadata[0].as_deref().map(JsonParam);
         return conn
             .client
             .query(
-                &conn.st.append_one,
+                match (any, known) {
+                    (true, _) => &st.append_one_any,
+                    (false, true) => &st.append_one_known,
+                    (false, false) => &st.append_one,
+                },
                 &[
                     &name,
                     &expected,
@@ -219,7 +240,11 @@ pub(crate) async fn insert(
     let causations: Vec<Option<Uuid>> = events.iter().map(|e| e.causation_id).collect();
     conn.client
         .query(
-            &conn.st.append_batch,
+            if any {
+                &st.append_batch_any
+            } else {
+                &st.append_batch
+            },
             &[
                 &name,
                 &expected,

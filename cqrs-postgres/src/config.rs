@@ -35,13 +35,14 @@ pub struct PostgresConfig {
     pub(crate) pool_size: usize,
     pub(crate) max_event_bytes: usize,
     pub(crate) poll_interval: Duration,
+    pub(crate) notify_interval: Duration,
 }
 
 impl PostgresConfig {
     /// A configuration for the database at `url` (`postgres://user:password@host:port/database`,
     /// or the `key=value` form libpq accepts), with the defaults: schema `cqrs`, tables `events`
     /// and `schema_migrations`, 8 pooled connections, events up to
-    /// [`DEFAULT_MAX_EVENT_BYTES`], a 500 ms poll interval.
+    /// [`DEFAULT_MAX_EVENT_BYTES`], a 500 ms poll interval, a 5 ms notify interval.
     pub fn new(url: impl Into<String>) -> Self {
         PostgresConfig {
             url: url.into(),
@@ -51,6 +52,7 @@ impl PostgresConfig {
             pool_size: 8,
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
             poll_interval: Duration::from_millis(500),
+            notify_interval: Duration::from_millis(5),
         }
     }
 
@@ -99,6 +101,16 @@ impl PostgresConfig {
         self
     }
 
+    /// The shortest time between two NOTIFYs this store sends to wake readers in other
+    /// processes (default 5 ms). Commits are announced after they commit, one NOTIFY for all
+    /// the commits of an interval, because a NOTIFY inside each append transaction would
+    /// serialise the commits of all writers. Readers in this process are woken at once, without
+    /// a NOTIFY; readers elsewhere hear of a commit at most this much (plus a round trip) later.
+    pub fn notify_interval(mut self, interval: Duration) -> Self {
+        self.notify_interval = interval;
+        self
+    }
+
     /// The configured schema name (unquoted).
     pub fn schema_name(&self) -> &str {
         &self.schema
@@ -126,6 +138,7 @@ impl fmt::Debug for PostgresConfig {
             .field("pool_size", &self.pool_size)
             .field("max_event_bytes", &self.max_event_bytes)
             .field("poll_interval", &self.poll_interval)
+            .field("notify_interval", &self.notify_interval)
             .finish()
     }
 }

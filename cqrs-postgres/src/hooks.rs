@@ -36,7 +36,8 @@ impl PostgresStore {
         let mut conn = shared.pool.get().await?;
         conn.discard_on_drop();
         conn.client.batch_execute("BEGIN").await.map_err(backend)?;
-        let rows = insert(&conn, stream, expected, &events, &encoded)
+        let known = shared.version_known(stream, expected);
+        let rows = insert(&conn, stream, expected, known, &events, &encoded)
             .await
             .map_err(backend)?;
         if rows.is_empty() {

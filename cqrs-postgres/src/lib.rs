@@ -12,6 +12,7 @@ mod read;
 mod schema;
 mod statements;
 mod store;
+mod versions;
 
 pub use config::PostgresConfig;
 pub use error::OpenError;

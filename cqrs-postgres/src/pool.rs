@@ -67,9 +67,23 @@ impl Pool {
 
     /// Prepares the statements on an open connection and keeps it for later use.
     pub async fn adopt(&self, client: Client) -> Result<(), tokio_postgres::Error> {
-        let st = Prepared::new(&client, &self.shared.sql).await?;
-        self.shared.lock().push(Conn { client, st });
+        let conn = self.prepare(client).await?;
+        self.shared.lock().push(conn);
         Ok(())
+    }
+
+    /// Sets the connection up for the store's statements and prepares them.
+    ///
+    /// The statements are planned once, generically: left to choose, PostgreSQL re-plans an
+    /// append with custom plans on every execution (measured: 60 to 90 µs of server time per
+    /// append instead of about 25), and a plan of these statements does not depend on the
+    /// values anyway (they are index lookups by key).
+    async fn prepare(&self, client: Client) -> Result<Conn, tokio_postgres::Error> {
+        client
+            .batch_execute("SET plan_cache_mode = force_generic_plan")
+            .await?;
+        let st = Prepared::new(&client, &self.shared.sql).await?;
+        Ok(Conn { client, st })
     }
 
     /// A connection: an idle one, or a new one while fewer than `size` are open; otherwise
@@ -88,10 +102,8 @@ impl Pool {
             }
         }
         let client = connect(&self.shared.config).await.map_err(backend)?;
-        let st = Prepared::new(&client, &self.shared.sql)
-            .await
-            .map_err(backend)?;
-        Ok(self.guard(Conn { client, st }, permit))
+        let conn = self.prepare(client).await.map_err(backend)?;
+        Ok(self.guard(conn, permit))
     }
 
     fn guard(&self, conn: Conn, permit: OwnedSemaphorePermit) -> Pooled {

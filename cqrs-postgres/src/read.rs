@@ -42,9 +42,14 @@ impl Shared {
             .map_err(backend)?;
         drop(conn);
         let mut last = Some(stream.clone());
-        rows.iter()
+        let events = rows
+            .iter()
             .map(|row| decode::event(row, 0, &mut last))
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(newest) = events.last() {
+            self.versions.saw(stream, newest.meta.version);
+        }
+        Ok(events)
     }
 
     /// Up to `limit` events from position `from` on, in position order, never past a position

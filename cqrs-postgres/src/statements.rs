@@ -12,8 +12,17 @@ pub(crate) const EVENT_COLUMNS: &str = "position, stream, version, event_id, eve
 /// Statement texts, shared by every connection of a pool.
 #[derive(Debug)]
 pub(crate) struct Sql {
-    pub append_batch: String,
+    /// One event at version `$2` + 1, where version `$2` is known to exist (or is 0): no check
+    /// beyond the unique (stream, version) constraint.
+    pub append_one_known: String,
+    /// One event at expected version `$2` (0 for no stream).
     pub append_one: String,
+    /// One event at whatever version the stream has (`$2` is -1).
+    pub append_one_any: String,
+    /// A batch at expected version `$2`.
+    pub append_batch: String,
+    /// A batch at whatever version the stream has.
+    pub append_batch_any: String,
     pub read_stream: String,
     pub read_all: String,
     pub head: String,
@@ -22,74 +31,97 @@ pub(crate) struct Sql {
     pub stream_version: String,
 }
 
-/// How an append computes its first version: `$2` is the expected version, or -1 for "any"
-/// (then the stream's current version, read in the same statement). The append inserts rows
-/// only if that version exists (or is 0); a stream already beyond it makes the insert of
-/// version + 1 violate the unique (stream, version) constraint.
-///
-/// Ordering that gap-free reading depends on: `xact` assigns the transaction id first, and the
-/// position is drawn by an expression that reads `xact.xid`, so no position can be drawn before
-/// the transaction has its id (see `read.rs`).
-fn append_prefix(n: &Names) -> String {
-    format!(
-        "WITH xact AS (SELECT pg_current_xact_id() AS xid),
-         base AS (
-             SELECT CASE WHEN $2::int8 >= 0 THEN $2::int8
-                         ELSE (SELECT coalesce(max(version), 0) FROM {events} WHERE stream = $1::text)
-                    END AS version
-         )
-         INSERT INTO {events} (position, stream, version, event_id, event_name, event_version,
-                               payload, metadata, correlation_id, causation_id)",
-        events = n.events
-    )
-}
+/// The columns an append writes.
+const INSERT_COLUMNS: &str = "position, stream, version, event_id, event_name, event_version, \
+     payload, metadata, correlation_id, causation_id";
 
-fn append_guard(n: &Names) -> String {
-    format!(
-        "xact.xid IS NOT NULL
-         AND (base.version = 0
-              OR EXISTS (SELECT 1 FROM {events} WHERE stream = $1::text AND version = base.version))",
-        events = n.events
-    )
-}
-
+/// The position of a new row. PostgreSQL evaluates a `CASE` condition before its result, and
+/// the result only if the condition holds, so the position is drawn only once the transaction
+/// has its id: `pg_current_xact_id()` assigns one if it has none yet. Gap-free reading depends on
+/// that order (see `holes.rs`).
 fn next_position(n: &Names) -> String {
     format!(
-        "CASE WHEN xact.xid IS NOT NULL THEN nextval({}::regclass) END",
+        "CASE WHEN pg_current_xact_id() IS NOT NULL THEN nextval({}::regclass) END",
         quote_literal(&n.position_sequence)
     )
 }
+
+/// The version check of an append at a known version `$2`: the rows go in only if version `$2`
+/// exists (or is 0). A stream already beyond `$2` makes the insert of `$2 + 1` violate the
+/// unique (stream, version) constraint instead.
+fn version_exists(n: &Names) -> String {
+    format!(
+        "$2::int8 = 0 OR EXISTS (SELECT 1 FROM {} WHERE stream = $1::text AND version = $2::int8)",
+        n.events
+    )
+}
+
+/// The stream's current version, for appends that accept any (`$2` is then -1).
+fn current_version(n: &Names) -> String {
+    format!(
+        "(SELECT coalesce(max(version), 0) AS version FROM {} WHERE stream = $1::text) AS base",
+        n.events
+    )
+}
+
+/// The batch's columns, one array each, as rows in the batch's order (`e.ord` from 1).
+const UNNEST: &str = "unnest($3::uuid[], $4::text[], $5::int4[], $6::jsonb[], $7::jsonb[], \
+     $8::uuid[], $9::uuid[]) WITH ORDINALITY AS e(event_id, event_name, event_version, payload, \
+     metadata, correlation_id, causation_id, ord)";
+
+/// The values of a single event, as parameters.
+const ONE: &str = "$3::uuid, $4::text, $5::int4, $6::jsonb, $7::jsonb, $8::uuid, $9::uuid";
+
+/// The values of a batch's rows.
+const MANY: &str = "e.event_id, e.event_name, e.event_version, e.payload, e.metadata, \
+     e.correlation_id, e.causation_id";
 
 impl Sql {
     pub fn new(n: &Names) -> Sql {
         let events = &n.events;
         Sql {
-            append_batch: format!(
-                "{prefix}
-                 SELECT {next}, $1::text, base.version + e.ord, e.event_id, e.event_name,
-                        e.event_version, e.payload, e.metadata, e.correlation_id, e.causation_id
-                 FROM xact, base,
-                      unnest($3::uuid[], $4::text[], $5::int4[], $6::jsonb[], $7::jsonb[],
-                             $8::uuid[], $9::uuid[])
-                      WITH ORDINALITY AS e(event_id, event_name, event_version, payload, metadata,
-                                           correlation_id, causation_id, ord)
-                 WHERE {guard}
-                 ORDER BY e.ord
+            append_one_known: format!(
+                "INSERT INTO {events} ({INSERT_COLUMNS})
+                 VALUES ({next}, $1::text, $2::int8 + 1, {ONE})
                  RETURNING position, version, recorded_at",
-                prefix = append_prefix(n),
                 next = next_position(n),
-                guard = append_guard(n),
             ),
             append_one: format!(
-                "{prefix}
-                 SELECT {next}, $1::text, base.version + 1, $3::uuid, $4::text, $5::int4,
-                        $6::jsonb, $7::jsonb, $8::uuid, $9::uuid
-                 FROM xact, base
-                 WHERE {guard}
+                "INSERT INTO {events} ({INSERT_COLUMNS})
+                 SELECT {next}, $1::text, $2::int8 + 1, {ONE}
+                 WHERE {exists}
                  RETURNING position, version, recorded_at",
-                prefix = append_prefix(n),
                 next = next_position(n),
-                guard = append_guard(n),
+                exists = version_exists(n),
+            ),
+            append_one_any: format!(
+                "INSERT INTO {events} ({INSERT_COLUMNS})
+                 SELECT {next}, $1::text, base.version + 1, {ONE}
+                 FROM {current}
+                 WHERE $2::int8 < 0
+                 RETURNING position, version, recorded_at",
+                next = next_position(n),
+                current = current_version(n),
+            ),
+            append_batch: format!(
+                "INSERT INTO {events} ({INSERT_COLUMNS})
+                 SELECT {next}, $1::text, $2::int8 + e.ord, {MANY}
+                 FROM {UNNEST}
+                 WHERE {exists}
+                 ORDER BY e.ord
+                 RETURNING position, version, recorded_at",
+                next = next_position(n),
+                exists = version_exists(n),
+            ),
+            append_batch_any: format!(
+                "INSERT INTO {events} ({INSERT_COLUMNS})
+                 SELECT {next}, $1::text, base.version + e.ord, {MANY}
+                 FROM {current}, {UNNEST}
+                 WHERE $2::int8 < 0
+                 ORDER BY e.ord
+                 RETURNING position, version, recorded_at",
+                next = next_position(n),
+                current = current_version(n),
             ),
             read_stream: format!(
                 "SELECT {EVENT_COLUMNS} FROM {events}
@@ -123,8 +155,11 @@ impl Sql {
 
 /// The statements of [`Sql`], prepared on one connection.
 pub(crate) struct Prepared {
-    pub append_batch: Statement,
+    pub append_one_known: Statement,
     pub append_one: Statement,
+    pub append_one_any: Statement,
+    pub append_batch: Statement,
+    pub append_batch_any: Statement,
     pub read_stream: Statement,
     pub read_all: Statement,
     pub head: Statement,
@@ -136,9 +171,24 @@ pub(crate) struct Prepared {
 impl Prepared {
     /// Prepares every statement; the requests are pipelined, so this costs about one round trip.
     pub async fn new(client: &Client, sql: &Sql) -> Result<Prepared, tokio_postgres::Error> {
-        let (append_batch, append_one, read_stream, read_all, head, exists_after, by_ids, version) = tokio::join!(
-            client.prepare(&sql.append_batch),
+        let (
+            known,
+            one,
+            one_any,
+            batch,
+            batch_any,
+            read_stream,
+            read_all,
+            head,
+            exists_after,
+            by_ids,
+            version,
+        ) = tokio::join!(
+            client.prepare(&sql.append_one_known),
             client.prepare(&sql.append_one),
+            client.prepare(&sql.append_one_any),
+            client.prepare(&sql.append_batch),
+            client.prepare(&sql.append_batch_any),
             client.prepare(&sql.read_stream),
             client.prepare(&sql.read_all),
             client.prepare(&sql.head),
@@ -147,8 +197,11 @@ impl Prepared {
             client.prepare(&sql.stream_version),
         );
         Ok(Prepared {
-            append_batch: append_batch?,
-            append_one: append_one?,
+            append_one_known: known?,
+            append_one: one?,
+            append_one_any: one_any?,
+            append_batch: batch?,
+            append_batch_any: batch_any?,
             read_stream: read_stream?,
             read_all: read_all?,
             head: head?,
@@ -178,11 +231,18 @@ mod tests {
     fn positions_are_drawn_from_an_expression_that_reads_the_transaction_id() {
         let names = crate::PostgresConfig::new("postgres://x").names().unwrap();
         let sql = Sql::new(&names);
-        for text in [&sql.append_batch, &sql.append_one] {
-            let xid = text.find("pg_current_xact_id()").expect("takes an xid");
-            let draw = text.find("nextval(").expect("draws a position");
-            assert!(xid < draw);
-            assert!(text.contains("CASE WHEN xact.xid IS NOT NULL THEN nextval("));
+        for text in [
+            &sql.append_one_known,
+            &sql.append_one,
+            &sql.append_one_any,
+            &sql.append_batch,
+            &sql.append_batch_any,
+        ] {
+            assert!(
+                text.contains("CASE WHEN pg_current_xact_id() IS NOT NULL THEN nextval("),
+                "{text}"
+            );
+            assert_eq!(text.matches("nextval(").count(), 1, "{text}");
         }
     }
 }

@@ -15,6 +15,7 @@ use crate::notify::Notifier;
 use crate::pool::{self, Pool};
 use crate::schema;
 use crate::statements::Sql;
+use crate::versions::KnownVersions;
 
 /// An event store in a PostgreSQL database, shared by any number of processes.
 ///
@@ -31,6 +32,7 @@ pub(crate) struct Shared {
     pub names: Names,
     pub pool: Pool,
     pub holes: Holes,
+    pub versions: KnownVersions,
     pub notifier: Notifier,
 }
 
@@ -57,13 +59,19 @@ impl PostgresStore {
         schema::migrate(&mut client, &names).await?;
         let pool = Pool::new(pg.clone(), Sql::new(&names), config.pool_size);
         pool.adopt(client).await.map_err(connect_failed)?;
-        let notifier = Notifier::new(pg, names.channel.clone(), names.channel_ident());
+        let notifier = Notifier::new(
+            pg,
+            config.notify_interval,
+            names.channel.clone(),
+            names.channel_ident(),
+        );
         Ok(PostgresStore {
             shared: Arc::new(Shared {
                 config,
                 names,
                 pool,
                 holes: Holes::default(),
+                versions: KnownVersions::default(),
                 notifier,
             }),
         })

@@ -1,0 +1,468 @@
+//! PostgreSQL workloads: the bank domain through `Cqrs::execute` on `PostgresStore`, beside raw
+//! baselines measured in the same run with tokio-postgres on a table of the same shape (same
+//! columns, same unique indexes), one single-row insert per transaction.
+//!
+//! Each round runs on a fresh schema (dropped afterwards) and alternates raw and framework
+//! workloads, so drift of the machine during a run hits both alike. Needs `CQRS_POSTGRES_URL`;
+//! without it the workloads are skipped with a printed line.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bank::{Account, AccountId, Deposit, Limits, OpenAccount};
+use cqrs_core::{
+    Cqrs, EventStore, ExpectedVersion, NewEvent, Payload, Position, StreamId, UserMetadata, new_id,
+};
+use cqrs_postgres::{PostgresConfig, PostgresStore};
+use tokio::task::JoinSet;
+use tokio_postgres::{Client, NoTls};
+
+/// The variable naming the database.
+pub const URL_VAR: &str = "CQRS_POSTGRES_URL";
+
+/// One run's sizes.
+#[derive(Clone, Copy, Debug)]
+pub struct Sizes {
+    /// Accounts in the many-accounts workloads.
+    pub accounts: u64,
+    /// Commands per account (one open, the rest deposits).
+    pub commands_per_account: u64,
+    /// Concurrent clients in the concurrent workloads.
+    pub clients: u64,
+    /// Commands on the one long stream.
+    pub long_stream: u64,
+    /// Events per append in the batch workload.
+    pub batch_events: usize,
+    /// Appends in the batch workload.
+    pub batches: usize,
+    /// Events per `read_all` in the catch-up workload.
+    pub read_batch: usize,
+    /// How many alternating slices of raw and framework runs the account workloads take.
+    pub chunks: u64,
+}
+
+impl Sizes {
+    /// The sizes the issue sets.
+    pub const FULL: Sizes = Sizes {
+        accounts: 200,
+        commands_per_account: 20,
+        clients: 8,
+        long_stream: 1_000,
+        batch_events: 1_000,
+        batches: 50,
+        read_batch: 1_000,
+        chunks: 10,
+    };
+    /// Tiny sizes for `cargo test`.
+    pub const QUICK: Sizes = Sizes {
+        accounts: 16,
+        commands_per_account: 3,
+        clients: 8,
+        long_stream: 20,
+        batch_events: 100,
+        batches: 3,
+        read_batch: 50,
+        chunks: 2,
+    };
+
+    fn commands(&self) -> u64 {
+        self.accounts * self.commands_per_account
+    }
+}
+
+/// The rates of one round.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Round {
+    /// Raw single-row insert transactions, one client.
+    pub raw_one: f64,
+    /// Commands, one client.
+    pub cqrs_one: f64,
+    /// Raw single-row insert transactions, `clients` clients.
+    pub raw_many: f64,
+    /// Commands, `clients` clients on distinct accounts.
+    pub cqrs_many: f64,
+    /// Commands on one long stream.
+    pub long_stream: f64,
+    /// Events appended in batches.
+    pub batch_append: f64,
+    /// Events read by `read_all` from position 0.
+    pub read_all: f64,
+}
+
+fn rate(count: u64, elapsed: Duration) -> f64 {
+    count as f64 / elapsed.as_secs_f64()
+}
+
+async fn connect(url: &str) -> Client {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .expect("connect to the benchmark database");
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client
+}
+
+/// A table of the store's shape (columns, primary key, unique constraints) for raw inserts.
+async fn create_raw_table(client: &Client, schema: &str) -> String {
+    let table = format!("\"{schema}\".raw_events");
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE {table} (
+                position bigint GENERATED ALWAYS AS IDENTITY (CACHE 1) PRIMARY KEY,
+                stream text NOT NULL,
+                version bigint NOT NULL,
+                event_id uuid NOT NULL UNIQUE,
+                event_name text NOT NULL,
+                event_version integer NOT NULL,
+                payload jsonb NOT NULL,
+                metadata jsonb,
+                correlation_id uuid,
+                causation_id uuid,
+                recorded_at timestamptz NOT NULL DEFAULT now(),
+                UNIQUE (stream, version)
+            )"
+        ))
+        .await
+        .expect("create the raw table");
+    table
+}
+
+/// `count` single-row insert transactions of a deposit-shaped row on one connection, on
+/// streams tagged `tag` (20 rows per stream, like the accounts).
+async fn raw_inserts(client: &Client, table: &str, tag: u64, count: u64) {
+    let insert = client
+        .prepare(&format!(
+            "INSERT INTO {table} (stream, version, event_id, event_name, event_version, payload,
+                                  metadata, correlation_id, causation_id)
+             VALUES ($1, $2, $3, 'account.deposited', 1, $4::text::jsonb, NULL, $5, $6)"
+        ))
+        .await
+        .expect("prepare the raw insert");
+    for i in 0..count {
+        let stream = format!("account-{tag}-{}", i / 20);
+        let version = (i % 20) as i64 + 1;
+        let id = new_id();
+        client
+            .execute(
+                &insert,
+                &[&stream, &version, &id, &r#"{"amount":1}"#, &id, &id],
+            )
+            .await
+            .expect("raw insert");
+    }
+}
+
+async fn app(store: PostgresStore) -> Cqrs<PostgresStore> {
+    Cqrs::builder(store)
+        .service(Limits {
+            max_withdrawal: u64::MAX,
+        })
+        .build()
+        .await
+        .expect("the bank wiring is valid")
+}
+
+/// Opens each account, then deposits `commands_per_account - 1` times into it.
+async fn drive_accounts(app: Cqrs<PostgresStore>, accounts: Vec<u64>, commands_per_account: u64) {
+    for id in accounts {
+        let account = AccountId(id);
+        app.execute(OpenAccount {
+            account,
+            owner: String::new(),
+        })
+        .await
+        .expect("open");
+        for _ in 1..commands_per_account {
+            app.execute(Deposit { account, amount: 1 })
+                .await
+                .expect("deposit");
+        }
+    }
+}
+
+async fn check_balance(app: &Cqrs<PostgresStore>, id: u64, expected: u64) {
+    let (account, version) = app
+        .load::<Account>(&AccountId(id))
+        .await
+        .expect("the account loads");
+    assert_eq!(
+        (account.balance(), version),
+        (expected, expected + 1),
+        "account {id} lost or duplicated a deposit"
+    );
+}
+
+fn deposit_event(amount: u64) -> NewEvent {
+    NewEvent {
+        event_id: new_id(),
+        event_name: "account.deposited".into(),
+        event_version: 1,
+        payload: Payload::from_json(format!(r#"{{"amount":{amount}}}"#)),
+        correlation_id: Some(new_id()),
+        causation_id: Some(new_id()),
+        metadata: UserMetadata::empty(),
+    }
+}
+
+/// One round of every workload on a fresh schema.
+pub async fn round(url: &str, sizes: Sizes) -> Round {
+    let schema = format!("cqrs_bench_{}", new_id().simple());
+    let admin = connect(url).await;
+    let store = PostgresStore::open(
+        PostgresConfig::new(url)
+            .schema(&schema)
+            .pool_size(sizes.clients as usize),
+    )
+    .await
+    .expect("open the store");
+    let raw_table = create_raw_table(&admin, &schema).await;
+    let commands = sizes.commands();
+    let mut r = Round::default();
+    // Raw and framework runs alternate in chunks of accounts, so that a slower minute of the
+    // machine (fsync latency on a VM varies) weighs on both sides alike.
+    let chunk = (sizes.accounts / sizes.chunks).max(1);
+    let chunks: Vec<Vec<u64>> = (0..sizes.accounts)
+        .collect::<Vec<_>>()
+        .chunks(chunk as usize)
+        .map(<[u64]>::to_vec)
+        .collect();
+
+    // One client.
+    let app_one = app(store.clone()).await;
+    let (mut raw_time, mut cqrs_time) = (Duration::ZERO, Duration::ZERO);
+    for (c, accounts) in chunks.iter().enumerate() {
+        let started = Instant::now();
+        raw_inserts(
+            &admin,
+            &raw_table,
+            c as u64,
+            accounts.len() as u64 * sizes.commands_per_account,
+        )
+        .await;
+        raw_time += started.elapsed();
+        let started = Instant::now();
+        drive_accounts(
+            app_one.clone(),
+            accounts.clone(),
+            sizes.commands_per_account,
+        )
+        .await;
+        cqrs_time += started.elapsed();
+    }
+    r.raw_one = rate(commands, raw_time);
+    r.cqrs_one = rate(commands, cqrs_time);
+    for id in [0, sizes.accounts - 1] {
+        check_balance(&app_one, id, sizes.commands_per_account - 1).await;
+    }
+
+    // Many clients, each on its own accounts (and its own raw connection).
+    let mut raw_clients = Vec::new();
+    for _ in 0..sizes.clients {
+        raw_clients.push(Arc::new(connect(url).await));
+    }
+    let app_many = app(store.clone()).await;
+    let first = 1_000_000;
+    let (mut raw_time, mut cqrs_time) = (Duration::ZERO, Duration::ZERO);
+    for (c, accounts) in chunks.iter().enumerate() {
+        let started = Instant::now();
+        let mut tasks = JoinSet::new();
+        for (k, client) in raw_clients.iter().enumerate() {
+            let (client, table) = (Arc::clone(client), raw_table.clone());
+            let mine = accounts
+                .iter()
+                .filter(|id| *id % sizes.clients == k as u64)
+                .count() as u64;
+            let tag = 1_000 * (1 + k as u64) + c as u64;
+            tasks.spawn(async move {
+                raw_inserts(&client, &table, tag, mine * sizes.commands_per_account).await;
+            });
+        }
+        tasks.join_all().await;
+        raw_time += started.elapsed();
+        let started = Instant::now();
+        let mut tasks = JoinSet::new();
+        for k in 0..sizes.clients {
+            let mine = accounts
+                .iter()
+                .filter(|id| *id % sizes.clients == k)
+                .map(|id| first + id)
+                .collect();
+            tasks.spawn(drive_accounts(
+                app_many.clone(),
+                mine,
+                sizes.commands_per_account,
+            ));
+        }
+        tasks.join_all().await;
+        cqrs_time += started.elapsed();
+    }
+    r.raw_many = rate(commands, raw_time);
+    r.cqrs_many = rate(commands, cqrs_time);
+    for id in [first, first + sizes.accounts - 1] {
+        check_balance(&app_many, id, sizes.commands_per_account - 1).await;
+    }
+
+    // One long stream: the aggregate cache keeps a command's cost flat.
+    let long = 2_000_000;
+    let started = Instant::now();
+    drive_accounts(app_one.clone(), vec![long], sizes.long_stream).await;
+    r.long_stream = rate(sizes.long_stream, started.elapsed());
+    check_balance(&app_one, long, sizes.long_stream - 1).await;
+
+    // Batches of events, one append each.
+    let batches: Vec<Vec<NewEvent>> = (0..sizes.batches)
+        .map(|_| (0..sizes.batch_events).map(|_| deposit_event(1)).collect())
+        .collect();
+    let started = Instant::now();
+    for (i, batch) in batches.into_iter().enumerate() {
+        let stream = StreamId::from(format!("batch-{i}"));
+        let recorded = store
+            .append(&stream, ExpectedVersion::NoStream, batch)
+            .await
+            .expect("batch append");
+        assert_eq!(recorded.len(), sizes.batch_events);
+    }
+    let appended = (sizes.batches * sizes.batch_events) as u64;
+    r.batch_append = rate(appended, started.elapsed());
+
+    // Catch-up: everything from position 0, in batches.
+    let total: i64 = admin
+        .query_one(&format!("SELECT count(*) FROM \"{schema}\".events"), &[])
+        .await
+        .expect("count")
+        .get(0);
+    let started = Instant::now();
+    let mut from = Position::ZERO;
+    let mut read = 0u64;
+    loop {
+        let batch = store
+            .read_all(from, sizes.read_batch)
+            .await
+            .expect("read_all");
+        let Some(last) = batch.last() else { break };
+        from = last.meta.position.next();
+        read += batch.len() as u64;
+    }
+    r.read_all = rate(read, started.elapsed());
+    assert_eq!(read, total as u64, "read_all returned every stored event");
+
+    drop((app_one, app_many, store));
+    admin
+        .batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .await
+        .expect("drop the benchmark schema");
+    r
+}
+
+/// Runs every workload `mode.rounds()` times and returns the rows (medians); none, after a
+/// printed line, without `CQRS_POSTGRES_URL`.
+pub async fn run(mode: crate::Mode) -> Vec<crate::Row> {
+    let Some(url) = std::env::var(URL_VAR).ok().filter(|u| !u.is_empty()) else {
+        eprintln!("SKIPPED: PostgreSQL benchmarks: {URL_VAR} is not set");
+        return Vec::new();
+    };
+    let sizes = match mode {
+        crate::Mode::Full => Sizes::FULL,
+        crate::Mode::Quick => Sizes::QUICK,
+    };
+    let mut rounds = Vec::new();
+    for _ in 0..mode.rounds() {
+        rounds.push(round(&url, sizes).await);
+    }
+    let median_of =
+        |f: fn(&Round) -> f64| crate::median(&mut rounds.iter().map(f).collect::<Vec<_>>());
+    let row = |workload: String,
+               rate: f64,
+               unit: &'static str,
+               baseline: Option<(String, f64)>,
+               target: &str| {
+        crate::Row {
+            workload,
+            rate,
+            unit,
+            baseline,
+            target: target.to_owned(),
+        }
+    };
+    let one = median_of(|r| r.cqrs_one);
+    vec![
+        row(
+            format!(
+                "(pg) {} accounts x {} commands, 1 client",
+                sizes.accounts, sizes.commands_per_account
+            ),
+            one,
+            "commands/s",
+            Some(("raw insert tx, 1 client".into(), median_of(|r| r.raw_one))),
+            ">= 90% of raw",
+        ),
+        row(
+            format!("(pg) same, {} clients on distinct accounts", sizes.clients),
+            median_of(|r| r.cqrs_many),
+            "commands/s",
+            Some((
+                format!("raw insert tx, {} clients", sizes.clients),
+                median_of(|r| r.raw_many),
+            )),
+            ">= 85% of raw",
+        ),
+        row(
+            format!("(pg) 1 stream x {} commands", sizes.long_stream),
+            median_of(|r| r.long_stream),
+            "commands/s",
+            Some(("the 1-client row above".into(), one)),
+            ">= 100% of the 1-client row",
+        ),
+        row(
+            format!(
+                "(pg) batch append, {} events per append",
+                sizes.batch_events
+            ),
+            median_of(|r| r.batch_append),
+            "events/s",
+            None,
+            ">= 100,000/s",
+        ),
+        row(
+            format!("(pg) read_all catch-up, {} per read", sizes.read_batch),
+            median_of(|r| r.read_all),
+            "events/s",
+            None,
+            ">= 200,000/s",
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn quick_mode_runs_and_checks_its_results() {
+        let Some(url) = std::env::var(URL_VAR).ok().filter(|u| !u.is_empty()) else {
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: quick_mode_runs_and_checks_its_results: {URL_VAR} is not set"
+            );
+            return;
+        };
+        // `round` asserts balances, versions and the read-all count itself.
+        let r = round(&url, Sizes::QUICK).await;
+        for (name, rate) in [
+            ("raw_one", r.raw_one),
+            ("cqrs_one", r.cqrs_one),
+            ("raw_many", r.raw_many),
+            ("cqrs_many", r.cqrs_many),
+            ("long_stream", r.long_stream),
+            ("batch_append", r.batch_append),
+            ("read_all", r.read_all),
+        ] {
+            assert!(rate.is_finite() && rate > 0.0, "{name}: {rate}");
+        }
+        let rows = run(crate::Mode::Quick).await;
+        assert_eq!(rows.len(), 5);
+        assert!(rows.iter().all(|row| row.rate > 0.0));
+    }
+}
