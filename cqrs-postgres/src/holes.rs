@@ -2,16 +2,18 @@
 //!
 //! A *hole* is a position that no visible row holds although a later position is visible. Its
 //! transaction (if it ever had one) took its transaction id before drawing the position, and
-//! the visible later row was drawn after it and committed before the reader's snapshot, so the
-//! holder's id is below that snapshot's `xmax`: it was still running then, or it rolled back.
-//! A hole therefore becomes *permanent* (safe to skip) as soon as a snapshot's `xmin` reaches
-//! the `xmax` of a snapshot in which the hole was seen before a visible row: every transaction
-//! that could hold it has ended, and it is still missing. See ARCHITECTURE.md for the proof.
+//! the visible later row was drawn after that and committed before the reader's snapshot, so the
+//! holder's id was assigned before the snapshot: it is below the snapshot's `next_xid` (the next
+//! id to be assigned, read right after the snapshot). The holder was still running then, or it
+//! rolled back. A hole therefore becomes *permanent* (safe to skip) as soon as a later
+//! snapshot's `xmin` reaches the `next_xid` of a snapshot in which the hole was seen before a
+//! visible row: every transaction that could hold it has ended, and it is still missing. See
+//! ARCHITECTURE.md for the proof.
 //!
-//! Holes are remembered as ranges `[start, end)` bounded by visible rows, with the `xmax` of the
-//! first snapshot that showed them. Holes only shrink (rows appear, none vanish), so a hole seen
-//! later that starts inside a remembered range lies wholly inside it and inherits its `xmax`.
-//! Forgetting a range (the table is bounded) is safe: it is re-learnt with a newer `xmax`, which
+//! Holes are remembered as ranges `[start, end)` bounded by visible rows, with the `next_xid` of
+//! the first snapshot that showed them. Holes only shrink (rows appear, none vanish), so a hole
+//! seen later that starts inside a remembered range lies wholly inside it and inherits its bound.
+//! Forgetting a range (the table is bounded) is safe: it is re-learnt with a newer bound, which
 //! only delays the reader.
 
 use std::collections::BTreeMap;
@@ -20,13 +22,15 @@ use std::sync::{Mutex, MutexGuard};
 /// How many hole ranges are remembered; beyond that the lowest positions are forgotten.
 const MAX_RANGES: usize = 10_000;
 
-/// The transaction horizon of a snapshot, as `pg_current_snapshot()` reports it.
+/// The transaction horizon of a read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Snapshot {
-    /// Every transaction id below this had ended when the snapshot was taken.
+    /// Every transaction id below this had ended when the snapshot was taken
+    /// (`pg_snapshot_xmin`).
     pub xmin: u64,
-    /// No transaction id at or above this had been assigned when the snapshot was taken.
-    pub xmax: u64,
+    /// No transaction id at or above this had been assigned when the snapshot was taken (the
+    /// next id to be assigned, read just after it).
+    pub next_xid: u64,
 }
 
 #[derive(Default)]
@@ -36,8 +40,8 @@ pub(crate) struct Holes {
 
 #[derive(Default)]
 struct State {
-    /// `start -> (end, xmax)`: positions `start..end` were missing before a visible row in a
-    /// snapshot whose `xmax` was `xmax`.
+    /// `start -> (end, bound)`: positions `start..end` were missing before a visible row in a
+    /// snapshot whose `next_xid` was `bound`.
     ranges: BTreeMap<u64, (u64, u64)>,
     /// The largest `xmin` seen so far (transaction horizons only move forward).
     newest_xmin: u64,
@@ -66,7 +70,7 @@ impl Holes {
         let state = self.lock();
         state
             .covering(position)
-            .is_some_and(|(_, xmax)| state.newest_xmin < xmax)
+            .is_some_and(|(_, bound)| state.newest_xmin < bound)
     }
 
     /// How many hole ranges are remembered.
@@ -82,7 +86,7 @@ impl Holes {
 }
 
 impl State {
-    /// The remembered range holding `position`, as `(end, xmax)`.
+    /// The remembered range holding `position`, as `(end, bound)`.
     fn covering(&self, position: u64) -> Option<(u64, u64)> {
         self.ranges
             .range(..=position)
@@ -94,17 +98,17 @@ impl State {
     /// Whether the hole `start..end` (missing in `snapshot`, with position `end` visible) may be
     /// stepped over. Remembers it if it is new.
     fn passable(&mut self, start: u64, end: u64, snapshot: Snapshot) -> bool {
-        let xmax = match self.covering(start) {
-            Some((_, xmax)) => xmax,
+        let bound = match self.covering(start) {
+            Some((_, bound)) => bound,
             None => {
-                self.ranges.insert(start, (end, snapshot.xmax));
+                self.ranges.insert(start, (end, snapshot.next_xid));
                 while self.ranges.len() > MAX_RANGES {
                     self.ranges.pop_first();
                 }
-                snapshot.xmax
+                snapshot.next_xid
             }
         };
-        snapshot.xmin >= xmax
+        snapshot.xmin >= bound
     }
 }
 
@@ -112,8 +116,8 @@ impl State {
 mod tests {
     use super::*;
 
-    fn snap(xmin: u64, xmax: u64) -> Snapshot {
-        Snapshot { xmin, xmax }
+    fn snap(xmin: u64, next_xid: u64) -> Snapshot {
+        Snapshot { xmin, next_xid }
     }
 
     #[test]
@@ -139,17 +143,17 @@ mod tests {
     }
 
     #[test]
-    fn the_first_xmax_counts_not_a_later_one() {
+    fn the_first_bound_counts_not_a_later_one() {
         let holes = Holes::default();
         assert_eq!(holes.admit(1, &[2], snap(5, 8)), 0);
-        // xmin 9 passes the first xmax (8), though not this snapshot's xmax (30).
+        // xmin 9 passes the first bound (8), though not this snapshot's (30).
         assert_eq!(holes.admit(1, &[2], snap(9, 30)), 1);
     }
 
     #[test]
     fn a_hole_seen_with_nothing_running_is_permanent_at_once() {
         let holes = Holes::default();
-        // xmin == xmax: no transaction was running, so the hole's holder rolled back.
+        // Nothing was running and no id was handed out since: the hole's holder rolled back.
         assert_eq!(holes.admit(1, &[1, 4, 5], snap(40, 40)), 3);
     }
 

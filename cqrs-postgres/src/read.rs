@@ -83,7 +83,7 @@ impl Shared {
         };
         let snapshot = Snapshot {
             xmin: first.try_get::<_, i64>(0).map_err(backend)? as u64,
-            xmax: first.try_get::<_, i64>(1).map_err(backend)? as u64,
+            next_xid: first.try_get::<_, i64>(1).map_err(backend)? as u64,
         };
         // Column 2 on are the event's; the one row of an empty read has a NULL position.
         let mut events = Vec::with_capacity(rows.len());

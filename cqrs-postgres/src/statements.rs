@@ -128,11 +128,16 @@ impl Sql {
                  WHERE stream = $1::text AND version >= $2::int8
                  ORDER BY version LIMIT $3::int8"
             ),
-            // The snapshot and the rows come from one statement, hence one snapshot.
+            // The rows and the horizon come from one statement, hence one snapshot. `next_xid`
+            // bounds every transaction id assigned before the snapshot: `age(x)` is the distance
+            // from `x` to the next id to be assigned, read during execution (after the snapshot
+            // was taken) without assigning one. The snapshot's `xmax` is no such bound: it is
+            // one past the newest *completed* id, and a running transaction can hold a higher id.
             read_all: format!(
-                "SELECT s.xmin, s.xmax, e.*
+                "SELECT s.xmin, s.next_xid, e.*
                  FROM (SELECT pg_snapshot_xmin(c)::text::int8 AS xmin,
-                              pg_snapshot_xmax(c)::text::int8 AS xmax
+                              pg_snapshot_xmin(c)::text::int8 + age(xid(pg_snapshot_xmin(c)))
+                                  AS next_xid
                        FROM pg_current_snapshot() AS c) AS s
                  LEFT JOIN LATERAL (
                      SELECT {EVENT_COLUMNS} FROM {events}

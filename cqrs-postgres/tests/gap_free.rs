@@ -86,6 +86,69 @@ async fn a_reader_never_passes_a_position_a_running_transaction_holds() {
     common::drop_schema(&url, &schema).await;
 }
 
+/// The holder of a hole may have a *higher* transaction id than every completed one: here the
+/// later position is written by a transaction that took its id first. A reader that bounded
+/// the holder by the snapshot's `xmax` (one past the newest completed id) would step over the
+/// hole while its holder still runs, and miss its event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hole_held_by_a_younger_transaction_than_the_visible_row_is_not_skipped() {
+    let Some(url) = common::url_or_skip(
+        "a_hole_held_by_a_younger_transaction_than_the_visible_row_is_not_skipped",
+    ) else {
+        return;
+    };
+    let config = common::fresh_config(&url).await;
+    let schema = config.schema_name().to_owned();
+    let store = store_on(config).await;
+    // T1 takes its transaction id first...
+    let t1 = common::raw_client(&url).await;
+    t1.batch_execute("BEGIN; SELECT pg_current_xact_id();")
+        .await
+        .unwrap();
+    // ...T2 takes a higher id and draws position g...
+    let early = event("\"held\"");
+    let t2 = store
+        .__begin_append(
+            &StreamId::from("t2"),
+            ExpectedVersion::NoStream,
+            vec![early.clone()],
+        )
+        .await
+        .unwrap();
+    // ...then T1 draws a later position and commits: the newest completed id is now T1's.
+    let late: Uuid = t1
+        .query_one(
+            &format!(
+                "INSERT INTO {}.events (stream, version, event_id, event_name, event_version, payload)
+                 VALUES ('t1', 1, gen_random_uuid(), 'conformance.happened', 1, '1')
+                 RETURNING event_id",
+                common::quote(&schema)
+            ),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    t1.batch_execute("COMMIT").await.unwrap();
+    for _ in 0..5 {
+        let read = store.read_all(Position::ZERO, 10).await.unwrap();
+        assert!(
+            read.is_empty(),
+            "stepped over a hole whose holder still runs: {read:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    t2.commit().await.unwrap();
+    let read = store.read_all(Position::ZERO, 10).await.unwrap();
+    assert_eq!(
+        ids(&read),
+        vec![early.event_id, late],
+        "both events, in position order"
+    );
+    drop(store);
+    common::drop_schema(&url, &schema).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolled_back_position_is_stepped_over_once_its_transaction_ended() {
     let Some(url) =
