@@ -15,7 +15,7 @@ use cqrs_core::{
 };
 use cqrs_postgres::{PostgresConfig, PostgresStore};
 use tokio::task::JoinSet;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::{Client, NoTls, Statement};
 
 /// The variable naming the database.
 pub const URL_VAR: &str = "CQRS_POSTGRES_URL";
@@ -37,8 +37,6 @@ pub struct Sizes {
     pub batches: usize,
     /// Events per `read_all` in the catch-up workload.
     pub read_batch: usize,
-    /// How many alternating slices of raw and framework runs the account workloads take.
-    pub chunks: u64,
 }
 
 impl Sizes {
@@ -51,7 +49,6 @@ impl Sizes {
         batch_events: 1_000,
         batches: 50,
         read_batch: 1_000,
-        chunks: 12,
     };
     /// Tiny sizes for `cargo test`.
     pub const QUICK: Sizes = Sizes {
@@ -62,7 +59,6 @@ impl Sizes {
         batch_events: 100,
         batches: 3,
         read_batch: 50,
-        chunks: 3,
     };
 
     fn commands(&self) -> u64 {
@@ -128,28 +124,41 @@ async fn create_raw_table(client: &Client, schema: &str) -> String {
     table
 }
 
-/// `count` single-row insert transactions of a deposit-shaped row on one connection, on
-/// streams tagged `tag` (20 rows per stream, like the accounts).
-async fn raw_inserts(client: &Client, table: &str, tag: u64, count: u64) {
-    let insert = client
-        .prepare(&format!(
-            "INSERT INTO {table} (stream, version, event_id, event_name, event_version, payload,
-                                  metadata, correlation_id, causation_id)
-             VALUES ($1, $2, $3, 'account.deposited', 1, $4::text::jsonb, NULL, $5, $6)"
-        ))
-        .await
-        .expect("prepare the raw insert");
-    for i in 0..count {
-        let stream = format!("account-{tag}-{}", i / 20);
-        let version = (i % 20) as i64 + 1;
-        let id = new_id();
-        client
-            .execute(
-                &insert,
-                &[&stream, &version, &id, &r#"{"amount":1}"#, &id, &id],
-            )
+/// A raw connection with its insert statement prepared.
+struct Raw {
+    client: Client,
+    insert: Statement,
+}
+
+impl Raw {
+    async fn connect(url: &str, table: &str) -> Raw {
+        let client = connect(url).await;
+        let insert = client
+            .prepare(&format!(
+                "INSERT INTO {table} (stream, version, event_id, event_name, event_version, payload,
+                                      metadata, correlation_id, causation_id)
+                 VALUES ($1, $2, $3, 'account.deposited', 1, $4::text::jsonb, NULL, $5, $6)"
+            ))
             .await
-            .expect("raw insert");
+            .expect("prepare the raw insert");
+        Raw { client, insert }
+    }
+
+    /// `count` single-row insert transactions of a deposit-shaped row, on streams tagged `tag`
+    /// (20 rows per stream, like the accounts).
+    async fn inserts(&self, tag: u64, count: u64) {
+        for i in 0..count {
+            let stream = format!("account-{tag}-{}", i / 20);
+            let version = (i % 20) as i64 + 1;
+            let id = new_id();
+            self.client
+                .execute(
+                    &self.insert,
+                    &[&stream, &version, &id, &r#"{"amount":1}"#, &id, &id],
+                )
+                .await
+                .expect("raw insert");
+        }
     }
 }
 
@@ -219,30 +228,33 @@ pub async fn round(url: &str, sizes: Sizes) -> Round {
     let raw_table = create_raw_table(&admin, &schema).await;
     let commands = sizes.commands();
     let mut r = Round::default();
-    // Raw and framework runs alternate in chunks of accounts, so that a slower minute of the
-    // machine (fsync latency on a VM varies) weighs on both sides alike.
-    let chunk = sizes.accounts.div_ceil(sizes.chunks).max(1);
+    // Raw and framework runs alternate (account by account, or one account per client for the
+    // concurrent workloads), so that a slower moment of the machine (fsync latency on a VM
+    // varies) weighs on both alike.
     let chunks: Vec<Vec<u64>> = (0..sizes.accounts)
         .collect::<Vec<_>>()
-        .chunks(chunk as usize)
+        .chunks(sizes.clients as usize)
         .map(<[u64]>::to_vec)
         .collect();
 
-    // One client, and one long stream in slices between the chunks: the aggregate cache keeps
-    // a command's cost independent of its stream's length. The three take turns going first
-    // (whichever runs first after the others measured a few per cent faster).
+    // One client, and one long stream in slices in between: the aggregate cache keeps a
+    // command's cost independent of its stream's length. They alternate account by account
+    // and take turns going first (whichever ran first after the others measured a few per
+    // cent faster, and coarser alternation left a bias of that size).
     let app_one = app(store.clone()).await;
+    let raw_one = Raw::connect(url, &raw_table).await;
     let long = AccountId(2_000_000);
     let (mut raw_time, mut cqrs_time, mut long_time) =
         (Duration::ZERO, Duration::ZERO, Duration::ZERO);
-    let slice = |c: usize| c as u64 * sizes.long_stream / chunks.len() as u64;
-    for (c, accounts) in chunks.iter().enumerate() {
+    let singles: Vec<Vec<u64>> = (0..sizes.accounts).map(|a| vec![a]).collect();
+    let slice = |c: usize| c as u64 * sizes.long_stream / singles.len() as u64;
+    for (c, accounts) in singles.iter().enumerate() {
         for step in (0..3).map(|k| (c + k) % 3) {
             let started = Instant::now();
             match step {
                 0 => {
                     let rows = accounts.len() as u64 * sizes.commands_per_account;
-                    raw_inserts(&admin, &raw_table, c as u64, rows).await;
+                    raw_one.inserts(c as u64, rows).await;
                     raw_time += started.elapsed();
                 }
                 1 => {
@@ -283,7 +295,7 @@ pub async fn round(url: &str, sizes: Sizes) -> Round {
     // Many clients, each on its own accounts (and its own raw connection).
     let mut raw_clients = Vec::new();
     for _ in 0..sizes.clients {
-        raw_clients.push(Arc::new(connect(url).await));
+        raw_clients.push(Arc::new(Raw::connect(url, &raw_table).await));
     }
     let app_many = app(store.clone()).await;
     let first = 1_000_000;
@@ -294,14 +306,14 @@ pub async fn round(url: &str, sizes: Sizes) -> Round {
             let mut tasks = JoinSet::new();
             if raw_turn {
                 for (k, client) in raw_clients.iter().enumerate() {
-                    let (client, table) = (Arc::clone(client), raw_table.clone());
+                    let client = Arc::clone(client);
                     let mine = accounts
                         .iter()
                         .filter(|id| *id % sizes.clients == k as u64)
                         .count() as u64;
                     let tag = 1_000 * (1 + k as u64) + c as u64;
                     tasks.spawn(async move {
-                        raw_inserts(&client, &table, tag, mine * sizes.commands_per_account).await;
+                        client.inserts(tag, mine * sizes.commands_per_account).await;
                     });
                 }
                 tasks.join_all().await;

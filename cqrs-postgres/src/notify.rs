@@ -11,8 +11,9 @@
 //! cost 2 to 7 % of single-client append throughput in the benchmark). A writer killed between its commit and that NOTIFY leaves
 //! remote readers to find its events at their next poll (`PostgresConfig::poll_interval`).
 //!
-//! The same connection LISTENs. Notifications it sent itself (same backend pid) are ignored:
-//! this process's waiters were already woken locally.
+//! The same connection LISTENs, from the first time a reader waits on (a store that only
+//! appends never receives its own notifications back). Notifications it sent itself (same
+//! backend pid) are ignored: this process's waiters were already woken locally.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -47,6 +48,8 @@ struct Inner {
     kick: Notify,
     started: AtomicBool,
     stopped: AtomicBool,
+    /// Set once a reader waited: the connection then LISTENs (again after reconnecting).
+    wanted: AtomicBool,
     /// Whether the LISTEN is in place now.
     listening: watch::Sender<bool>,
 }
@@ -70,6 +73,7 @@ impl Notifier {
                 kick: Notify::new(),
                 started: AtomicBool::new(false),
                 stopped: AtomicBool::new(false),
+                wanted: AtomicBool::new(false),
                 listening: watch::Sender::new(false),
             }),
         }
@@ -100,6 +104,9 @@ impl Notifier {
     /// Starts the notification connection (once) and waits up to `patience` for its LISTEN to
     /// be in place. Returns whether it is.
     pub async fn listening(&self, patience: Duration) -> bool {
+        if !self.inner.wanted.swap(true, Ordering::AcqRel) {
+            self.inner.kick.notify_one();
+        }
         self.start();
         let mut listening = self.inner.listening.subscribe();
         tokio::time::timeout(patience, listening.wait_for(|on| *on))
@@ -162,8 +169,10 @@ async fn run(inner: Arc<Inner>) {
     const FIRST_BACKOFF: Duration = Duration::from_millis(50);
     let mut backoff = FIRST_BACKOFF;
     while !inner.is_stopped() {
-        let stopped = session(&inner).await.unwrap_or(false);
-        if inner.listening.send_replace(false) {
+        let mut connected = false;
+        let stopped = session(&inner, &mut connected).await.unwrap_or(false);
+        inner.listening.send_replace(false);
+        if connected {
             backoff = FIRST_BACKOFF;
         }
         if stopped || inner.is_stopped() {
@@ -175,9 +184,10 @@ async fn run(inner: Arc<Inner>) {
 }
 
 /// One connection's life: `Ok(true)` when the store was dropped, `Ok(false)` or `Err` when the
-/// connection failed.
-async fn session(inner: &Arc<Inner>) -> Result<bool, tokio_postgres::Error> {
+/// connection failed (`connected` tells whether it was established at all).
+async fn session(inner: &Arc<Inner>, connected: &mut bool) -> Result<bool, tokio_postgres::Error> {
     let (client, mut connection) = inner.config.connect(NoTls).await?;
+    *connected = true;
     let own_pid = Arc::new(AtomicI32::new(0));
     let (closed_tx, mut closed_rx) = oneshot::channel::<()>();
     let driver = {
@@ -202,16 +212,20 @@ async fn session(inner: &Arc<Inner>) -> Result<bool, tokio_postgres::Error> {
         .await?
         .get(0);
     own_pid.store(pid, Ordering::SeqCst);
-    client
-        .batch_execute(&format!("LISTEN {}", inner.listen))
-        .await?;
     let notify = client.prepare("SELECT pg_notify($1, '')").await?;
-    inner.listening.send_replace(true);
-    // Notifications may have been missed while there was no connection: let waiters re-read.
-    inner.wake_local();
+    let mut listening = false;
     loop {
         if inner.is_stopped() {
             return Ok(true);
+        }
+        if !listening && inner.wanted.load(Ordering::Acquire) {
+            client
+                .batch_execute(&format!("LISTEN {}", inner.listen))
+                .await?;
+            listening = true;
+            inner.listening.send_replace(true);
+            // Notifications may have been missed while nobody listened: let waiters re-read.
+            inner.wake_local();
         }
         if inner.dirty.swap(false, Ordering::AcqRel) {
             client.query(&notify, &[&inner.channel]).await?;
