@@ -215,3 +215,34 @@ pub(crate) fn event(
         payload,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jsonb_parameters_carry_the_format_version_byte() {
+        let mut out = BytesMut::new();
+        JsonParam(r#"{"a":1}"#)
+            .to_sql(&Type::JSONB, &mut out)
+            .unwrap();
+        assert_eq!(&out[..], b"\x01{\"a\":1}");
+        let mut out = BytesMut::new();
+        JsonParam("[]").to_sql(&Type::JSON, &mut out).unwrap();
+        assert_eq!(&out[..], b"[]", "plain json has no version byte");
+        assert!(!<JsonParam<'_> as ToSql>::accepts(&Type::TEXT));
+    }
+
+    #[test]
+    fn jsonb_columns_are_read_as_text_and_unknown_formats_refused() {
+        let text = JsonText::from_sql(&Type::JSONB, b"\x01{\"a\": 1}").unwrap();
+        assert_eq!(text.0, "{\"a\": 1}");
+        assert_eq!(JsonText::from_sql(&Type::JSON, b"[1]").unwrap().0, "[1]");
+        assert!(JsonText::from_sql(&Type::JSONB, b"\x02{}").is_err());
+        assert!(JsonText::from_sql(&Type::JSONB, b"").is_err());
+        assert!(
+            JsonText::from_sql(&Type::JSONB, b"\x01\xff").is_err(),
+            "not UTF-8"
+        );
+    }
+}
