@@ -109,8 +109,9 @@
 //! [`wait_for_events`](cqrs_core::EventStore::wait_for_events), and so
 //! [`Subscription`](cqrs_core::Subscription), is woken at once by appends of the same store
 //! instance, and by appends of other processes through a NOTIFY on a channel derived from the
-//! schema and table names. One dedicated connection per store LISTENs and sends the NOTIFYs: a
-//! commit marks the store dirty and one NOTIFY announces all commits of a
+//! schema and table names. One dedicated connection per store sends the NOTIFYs (and LISTENs,
+//! from the first time a reader of this store waits): a commit marks the store dirty and one
+//! NOTIFY announces all commits of a
 //! [`notify_interval`](PostgresConfig::notify_interval). The NOTIFY is deliberately not sent
 //! inside the append transaction: PostgreSQL serialises the commits of notifying transactions,
 //! which measured 12,700 → 4,500 inserts per second with 8 clients. Polling every
