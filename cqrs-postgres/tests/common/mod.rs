@@ -13,9 +13,9 @@ use tokio_postgres::{Client, NoTls};
 /// The variable that names the test database.
 pub const URL_VAR: &str = "CQRS_POSTGRES_URL";
 
-/// Test schemas older than this are dropped by the next test run (schemas of a run that is
-/// still going are younger).
-const STALE_AFTER_SECS: u64 = 3600;
+/// Test schemas older than this are dropped by the next test run (a whole test run takes well
+/// under a minute, so schemas of a run that is still going are younger).
+const STALE_AFTER_SECS: u64 = 900;
 
 /// The test database's URL, if configured.
 pub fn url() -> Option<String> {
