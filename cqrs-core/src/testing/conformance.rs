@@ -471,7 +471,7 @@ where
     assert_eq!(payloads.len(), 400, "every acknowledged append is stored");
 }
 
-/// Eight tasks send commands to four shared counters through `Cqrs` (conflicts guaranteed,
+/// Eight tasks send 500 commands each to four shared counters through `Cqrs` (conflicts guaranteed,
 /// retried by the bus): totals equal the accepted additions, versions are contiguous, the
 /// projection agrees.
 pub async fn concurrent_commands_through_the_bus_lose_nothing<S, F, Fut>(make: &F)
@@ -497,7 +497,7 @@ where
             let app = app.clone();
             tokio::spawn(async move {
                 let mut sums = [0u64; 4];
-                for i in 0..100u64 {
+                for i in 0..500u64 {
                     let c = (t + i) % 4;
                     let n = 1 + (t * 31 + i) % 7;
                     app.execute(Add { id: base + c, n }).await.unwrap();
