@@ -213,6 +213,7 @@ impl<S: EventStore> Cqrs<S> {
         if let Some(event_id) = context.caused_by_event {
             metadata.insert(CAUSED_BY_EVENT, event_id.to_string());
         }
+        let creates = <C::Aggregate as Handles<C>>::KIND == HandlerKind::Create;
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -222,6 +223,13 @@ impl<S: EventStore> Cqrs<S> {
                 stream,
             } = match cache.take(id) {
                 Some(hydrated) => hydrated,
+                // A creation command needs an empty stream, and the append's `NoStream` check
+                // proves it is one: no read round trip before it (the usual case is a new id).
+                None if creates => Hydrated {
+                    state: C::Aggregate::default(),
+                    version: 0,
+                    stream: C::Aggregate::stream_id(id),
+                },
                 None => self.hydrate::<C::Aggregate, _>(id).await?,
             };
             match (<C::Aggregate as Handles<C>>::KIND, version) {
@@ -324,6 +332,13 @@ impl<S: EventStore> Cqrs<S> {
                         version,
                         attempts,
                         events: recorded,
+                    });
+                }
+                // A creation met an existing stream: that is the user's mistake, not a race.
+                Err(StoreError::Conflict { actual, .. }) if creates => {
+                    return Err(CommandError::AlreadyExists {
+                        stream,
+                        version: actual,
                     });
                 }
                 // The state was stale: drop it (it is not in the cache) and decide again.

@@ -504,3 +504,27 @@ async fn a_command_is_independent_of_its_streams_length_thanks_to_the_cache() {
     let outcome = app.execute(Add { id: 1, n: 1 }).await.unwrap();
     assert_eq!((outcome.version, outcome.attempts), (54, 2));
 }
+
+#[tokio::test]
+async fn a_creation_command_on_an_uncached_existing_stream_is_already_exists() {
+    let store = MemoryStore::new();
+    let first = Cqrs::builder(store.clone()).build().await.unwrap();
+    first.execute(Open { id: 5 }).await.unwrap();
+    first.execute(Add { id: 5, n: 2 }).await.unwrap();
+    // A second application (another process, or an evicted cache) has not seen counter 5.
+    let second = Cqrs::builder(store.clone())
+        .cache_capacity(0)
+        .build()
+        .await
+        .unwrap();
+    let err = second.execute(Open { id: 5 }).await.unwrap_err();
+    assert!(
+        matches!(err, CommandError::AlreadyExists { version: 2, .. }),
+        "{err:?}"
+    );
+    assert_eq!(store.len(), 2, "nothing was appended");
+    assert_eq!(
+        second.execute(Add { id: 5, n: 1 }).await.unwrap().version,
+        3
+    );
+}
