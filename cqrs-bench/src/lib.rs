@@ -1,5 +1,7 @@
-//! Benchmark workloads, shared by the `cqrs-bench` binary (full sizes, printed table) and by
-//! the quick-mode tests that keep them compiling and correct inside `cargo test`.
+//! Benchmark workloads, shared by the `cqrs-bench` binary (our rows, full sizes, printed
+//! table), the `suite` bench target (the same rows with the peer, `cqrs-es`, beside ours:
+//! `cargo bench -p cqrs-bench --bench suite`) and the quick-mode tests that keep them compiling
+//! and correct inside `cargo test` (`tests/quick.rs` runs the peer too).
 //!
 //! Every workload checks its result, so a fast but wrong run cannot report a number. Each
 //! family of workloads lives in its own module and returns [`Row`]s for the table.

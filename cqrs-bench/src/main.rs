@@ -1,7 +1,10 @@
-//! Runs the benchmark suite and prints a table.
+//! Runs our own rows of the benchmark suite and prints a table.
 //!
 //! `cargo run -p cqrs-bench --release` (full sizes, 7 rounds, median)
 //! `cargo run -p cqrs-bench --release -- --quick` (tiny sizes, 1 round)
+//!
+//! The whole suite, with the peer (`cqrs-es`, a dev-dependency) beside ours:
+//! `cargo bench -p cqrs-bench --bench suite` (see `benches/suite.rs`).
 
 use cqrs_bench::{Mode, memory, print_table};
 

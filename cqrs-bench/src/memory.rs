@@ -137,26 +137,86 @@ async fn check_balance(app: &Cqrs<MemoryStore>, account: AccountId, expected: u6
     );
 }
 
+/// Another framework running workloads (a) and (b) with the same bank domain, the same
+/// commands and the same sizes, so the suite can put it beside ours. Each run must check its
+/// final balance, as ours do, so a wrong run cannot report a number.
+///
+/// The peer itself (`cqrs-es`) is a dev-dependency of this crate, so its implementation lives
+/// in the bench target (`cargo bench -p cqrs-bench --bench suite`) and the quick test.
+pub trait MemoryPeer {
+    /// (a) `sizes.accounts` accounts, each opened then deposited into
+    /// `sizes.commands_per_account - 1` times.
+    fn many_accounts(&self, sizes: Sizes) -> impl Future<Output = Run>;
+    /// (b) One account opened, then `sizes.long_stream` deposits (only those are timed).
+    fn long_stream(&self, sizes: Sizes) -> impl Future<Output = Run>;
+}
+
+/// No peer: only our own rows.
+struct NoPeer;
+
+impl MemoryPeer for NoPeer {
+    async fn many_accounts(&self, _: Sizes) -> Run {
+        unreachable!("never called")
+    }
+    async fn long_stream(&self, _: Sizes) -> Run {
+        unreachable!("never called")
+    }
+}
+
 /// Runs workloads (a) and (b) and returns their rows.
 pub async fn run(mode: crate::Mode) -> Vec<crate::Row> {
+    run_with(mode, None::<&NoPeer>).await
+}
+
+/// Runs workloads (a) and (b), ours and the peer's alternating run by run within each round
+/// (which goes first alternates too), and returns the rows with the peer's medians beside ours.
+pub async fn run_against(mode: crate::Mode, peer: &impl MemoryPeer) -> Vec<crate::Row> {
+    run_with(mode, Some(peer)).await
+}
+
+async fn run_with<P: MemoryPeer>(mode: crate::Mode, peer: Option<&P>) -> Vec<crate::Row> {
     let sizes = match mode {
         crate::Mode::Full => Sizes::FULL,
         crate::Mode::Quick => Sizes::QUICK,
     };
     let (mut many, mut long, mut first, mut last) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..mode.rounds() {
+    let (mut peer_many, mut peer_long) = (Vec::new(), Vec::new());
+    for round in 0..mode.rounds() {
+        let peer_first = round % 2 == 1;
+        if let Some(peer) = peer
+            && peer_first
+        {
+            peer_many.push(peer.many_accounts(sizes).await.rate());
+        }
         many.push(many_accounts(sizes).await.rate());
+        if let Some(peer) = peer
+            && !peer_first
+        {
+            peer_many.push(peer.many_accounts(sizes).await.rate());
+        }
+        if let Some(peer) = peer
+            && peer_first
+        {
+            peer_long.push(peer.long_stream(sizes).await.rate());
+        }
         let (run, f, l) = long_stream(sizes).await;
         long.push(run.rate());
         first.push(f);
         last.push(l);
+        if let Some(peer) = peer
+            && !peer_first
+        {
+            peer_long.push(peer.long_stream(sizes).await.rate());
+        }
     }
-    let row = |workload: String, rate: f64, target: &str| crate::Row {
+    let with_peer = peer.is_some();
+    let row = |workload: String, rate: f64, peer: Option<f64>, target: &str| crate::Row {
         workload,
         rate,
         unit: "commands/s",
         baseline: None,
+        peer,
         target: target.to_owned(),
     };
     vec![
@@ -166,21 +226,33 @@ pub async fn run(mode: crate::Mode) -> Vec<crate::Row> {
                 sizes.accounts, sizes.commands_per_account
             ),
             crate::median(&mut many),
-            ">= 2,000,000/s",
+            with_peer.then(|| crate::median(&mut peer_many)),
+            if with_peer {
+                ">= 2,000,000/s; >= 10x the peer"
+            } else {
+                ">= 2,000,000/s"
+            },
         ),
         row(
             format!("(b) memory: 1 account x {} deposits", sizes.long_stream),
             crate::median(&mut long),
-            ">= 1,000,000/s",
+            with_peer.then(|| crate::median(&mut peer_long)),
+            if with_peer {
+                ">= 1,000,000/s; >= 500x the peer"
+            } else {
+                ">= 1,000,000/s"
+            },
         ),
         row(
             "(b) first tenth of that stream".to_owned(),
             crate::median(&mut first),
+            None,
             "no slower than the last tenth",
         ),
         row(
             "(b) last tenth of that stream".to_owned(),
             crate::median(&mut last),
+            None,
             "-",
         ),
     ]

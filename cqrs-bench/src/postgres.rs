@@ -411,6 +411,7 @@ pub async fn run(mode: crate::Mode) -> Vec<crate::Row> {
             rate,
             unit,
             baseline,
+            peer: None,
             target: target.to_owned(),
         }
     };

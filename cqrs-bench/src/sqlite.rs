@@ -282,6 +282,7 @@ pub async fn run(mode: crate::Mode) -> Vec<crate::Row> {
         rate: ours,
         unit: "commands/s",
         baseline: Some(("raw 1-row insert transactions".to_owned(), raw)),
+        peer: None,
         target: ">= 80% of raw".to_owned(),
     };
     vec![
@@ -298,6 +299,7 @@ pub async fn run(mode: crate::Mode) -> Vec<crate::Row> {
                 "raw SELECT of the rows".to_owned(),
                 crate::median(&mut selected),
             )),
+            peer: None,
             target: "-".to_owned(),
         },
     ]

@@ -12,6 +12,9 @@ pub struct Row {
     pub unit: &'static str,
     /// A baseline measured in the same run, with its name.
     pub baseline: Option<(String, f64)>,
+    /// The peer framework's rate on the same workload, measured in the same run, rounds
+    /// alternating with ours (`None` where the peer has not been run).
+    pub peer: Option<f64>,
     /// The target, in words (`>= 2,000,000/s`, `>= 90% of raw`).
     pub target: String,
 }
@@ -30,11 +33,21 @@ pub fn median(values: &mut [f64]) -> f64 {
     }
 }
 
-/// Prints the rows as a Markdown table.
+/// Prints the rows as a Markdown table: this framework, the peer (`cqrs-es`) and our ratio to
+/// it, then the raw baseline and our share of it.
 pub fn print_table(rows: &[Row]) {
-    println!("| workload | rate | baseline (same run) | ratio | target |");
-    println!("|---|---:|---|---:|---|");
+    println!(
+        "| workload | this framework | peer (cqrs-es) | vs peer | baseline (same run) | vs baseline | target |"
+    );
+    println!("|---|---:|---:|---:|---|---:|---|");
     for row in rows {
+        let (peer, versus_peer) = match row.peer {
+            Some(peer) => (
+                format!("{peer:.0} {}", row.unit),
+                format!("{:.1}x", row.rate / peer),
+            ),
+            None => ("-".to_owned(), "-".to_owned()),
+        };
         let (baseline, ratio) = match &row.baseline {
             Some((name, rate)) => (
                 format!("{name}: {rate:.0} {}", row.unit),
@@ -43,7 +56,7 @@ pub fn print_table(rows: &[Row]) {
             None => ("-".to_owned(), "-".to_owned()),
         };
         println!(
-            "| {} | {:.0} {} | {baseline} | {ratio} | {} |",
+            "| {} | {:.0} {} | {peer} | {versus_peer} | {baseline} | {ratio} | {} |",
             row.workload, row.rate, row.unit, row.target
         );
     }

@@ -1,0 +1,32 @@
+//! The whole benchmark suite, side by side with the peer (`cqrs-es`) where the peer runs:
+//!
+//! `cargo bench -p cqrs-bench --bench suite` (full sizes, 7 rounds, median)
+//! `cargo bench -p cqrs-bench --bench suite -- --quick` (tiny sizes, 1 round)
+//!
+//! The peer is a dev-dependency of this crate, hence a bench target; `cargo run -p cqrs-bench
+//! --release` prints our own rows only.
+
+// The peer's domain has every command of the bank; the workloads send only some of them (the
+// rest are exercised by `tests/quick.rs`).
+#[allow(dead_code)]
+mod peer;
+
+use cqrs_bench::{Mode, memory, postgres, print_table, sqlite};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let mode = if std::env::args().any(|a| a == "--quick") {
+        Mode::Quick
+    } else {
+        Mode::Full
+    };
+    let mut rows = memory::run_against(mode, &peer::memory::EsMemory).await;
+    rows.extend(postgres::run(mode).await);
+    rows.extend(sqlite::run(mode).await);
+    println!(
+        "cqrs benchmarks side by side with cqrs-es ({mode:?} mode): median of {} round(s), \
+         the two systems alternating\n",
+        mode.rounds()
+    );
+    print_table(&rows);
+}

@@ -1,0 +1,87 @@
+//! Quick mode of the side-by-side suite inside `cargo test`: both frameworks run workloads (a)
+//! and (b) at tiny sizes and check their results (no timing claims), and the peer's domain
+//! keeps the bank's business rules.
+
+#[path = "../benches/peer/mod.rs"]
+mod peer;
+
+use cqrs_bench::Mode;
+use cqrs_bench::memory::{self, MemoryPeer, Sizes};
+use cqrs_es::mem_store::MemStore;
+use cqrs_es::{AggregateError, CqrsFramework};
+use peer::bank::{EsAccount, EsBalances, EsCommand, EsError, EsLimits};
+use peer::memory::EsMemory;
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_peer_runs_the_quick_workloads_and_checks_its_balances() {
+    let run = EsMemory.many_accounts(Sizes::QUICK).await;
+    assert_eq!(run.commands, 100);
+    let run = EsMemory.long_stream(Sizes::QUICK).await;
+    assert_eq!(run.commands, 50);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_quick_side_by_side_table_has_both_columns() {
+    let rows = memory::run_against(Mode::Quick, &EsMemory).await;
+    assert_eq!(rows.len(), 4);
+    assert!(rows.iter().all(|r| r.rate > 0.0));
+    for row in &rows[..2] {
+        assert!(row.peer.is_some_and(|p| p > 0.0), "{}", row.workload);
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_peer_keeps_the_banks_rules() {
+    let balances = EsBalances::default();
+    let app = CqrsFramework::<EsAccount, MemStore<EsAccount>>::new(
+        MemStore::default(),
+        vec![Box::new(balances.clone())],
+        EsLimits {
+            max_withdrawal: 100,
+        },
+    );
+    let rejected = async |command: EsCommand| match app.execute("7", command).await {
+        Err(AggregateError::UserError(e)) => e,
+        other => panic!("expected a rejection, got {other:?}"),
+    };
+    assert_eq!(
+        rejected(EsCommand::Deposit { amount: 1 }).await,
+        EsError::NotOpen
+    );
+    assert_eq!(rejected(EsCommand::Close).await, EsError::NotOpen);
+    app.execute("7", EsCommand::Open { owner: "a".into() })
+        .await
+        .unwrap();
+    assert_eq!(
+        rejected(EsCommand::Open { owner: "a".into() }).await,
+        EsError::AlreadyOpen
+    );
+    assert_eq!(
+        rejected(EsCommand::Deposit { amount: 0 }).await,
+        EsError::ZeroAmount
+    );
+    app.execute("7", EsCommand::Deposit { amount: 150 })
+        .await
+        .unwrap();
+    assert_eq!(
+        rejected(EsCommand::Withdraw { amount: 101 }).await,
+        EsError::OverLimit
+    );
+    assert_eq!(rejected(EsCommand::Close).await, EsError::NotEmpty);
+    app.execute("7", EsCommand::Withdraw { amount: 100 })
+        .await
+        .unwrap();
+    assert_eq!(
+        rejected(EsCommand::Withdraw { amount: 51 }).await,
+        EsError::InsufficientFunds
+    );
+    app.execute("7", EsCommand::Withdraw { amount: 50 })
+        .await
+        .unwrap();
+    app.execute("7", EsCommand::Close).await.unwrap();
+    assert_eq!(
+        rejected(EsCommand::Deposit { amount: 1 }).await,
+        EsError::Closed
+    );
+    assert_eq!(balances.balance("7"), Some(0));
+}
