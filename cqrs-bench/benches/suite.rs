@@ -21,7 +21,7 @@ async fn main() {
         Mode::Full
     };
     let mut rows = memory::run_against(mode, &peer::memory::EsMemory).await;
-    rows.extend(postgres::run(mode).await);
+    rows.extend(postgres::run_against(mode, &peer::postgres::EsPostgres).await);
     rows.extend(sqlite::run(mode).await);
     println!(
         "cqrs benchmarks side by side with cqrs-es ({mode:?} mode): median of {} round(s), \

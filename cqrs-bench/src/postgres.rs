@@ -384,9 +384,50 @@ pub async fn round(url: &str, sizes: Sizes) -> Round {
     r
 }
 
+/// The rates of one round of the peer (`cqrs-es` with `postgres-es`) on workloads (c), (d)
+/// and (e).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PeerRound {
+    /// Commands, one client.
+    pub one: f64,
+    /// Commands, `clients` clients on distinct accounts.
+    pub many: f64,
+    /// Commands on one long stream.
+    pub long_stream: f64,
+}
+
+/// Another framework running the PostgreSQL workloads (c), (d) and (e) with the bank domain:
+/// the same commands and sizes as [`round`], its result checked, in a schema of its own.
+///
+/// The peer itself is a dev-dependency of this crate, so its implementation lives in the bench
+/// target (`cargo bench -p cqrs-bench --bench suite`).
+pub trait PostgresPeer {
+    /// One round of the three workloads on the database at `url`.
+    fn round(&self, url: &str, sizes: Sizes) -> impl Future<Output = PeerRound>;
+}
+
+/// No peer: only our own rows.
+struct NoPeer;
+
+impl PostgresPeer for NoPeer {
+    async fn round(&self, _: &str, _: Sizes) -> PeerRound {
+        unreachable!("never called")
+    }
+}
+
 /// Runs every workload `mode.rounds()` times and returns the rows (medians); none, after a
 /// printed line, without `CQRS_POSTGRES_URL`.
 pub async fn run(mode: crate::Mode) -> Vec<crate::Row> {
+    run_with(mode, None::<&NoPeer>).await
+}
+
+/// As [`run`], with the peer's round after ours in even rounds and before it in odd ones, and
+/// the peer's medians beside ours on (c), (d) and (e).
+pub async fn run_against(mode: crate::Mode, peer: &impl PostgresPeer) -> Vec<crate::Row> {
+    run_with(mode, Some(peer)).await
+}
+
+async fn run_with<P: PostgresPeer>(mode: crate::Mode, peer: Option<&P>) -> Vec<crate::Row> {
     let Some(url) = std::env::var(URL_VAR).ok().filter(|u| !u.is_empty()) else {
         eprintln!("SKIPPED: PostgreSQL benchmarks: {URL_VAR} is not set");
         return Vec::new();
@@ -395,24 +436,45 @@ pub async fn run(mode: crate::Mode) -> Vec<crate::Row> {
         crate::Mode::Full => Sizes::FULL,
         crate::Mode::Quick => Sizes::QUICK,
     };
-    let mut rounds = Vec::new();
-    for _ in 0..mode.rounds() {
+    let (mut rounds, mut peer_rounds) = (Vec::new(), Vec::new());
+    for i in 0..mode.rounds() {
+        if let Some(peer) = peer
+            && i % 2 == 1
+        {
+            peer_rounds.push(peer.round(&url, sizes).await);
+        }
         rounds.push(round(&url, sizes).await);
+        if let Some(peer) = peer
+            && i % 2 == 0
+        {
+            peer_rounds.push(peer.round(&url, sizes).await);
+        }
     }
+    let peer_median = |f: fn(&PeerRound) -> f64| {
+        peer.map(|_| crate::median(&mut peer_rounds.iter().map(f).collect::<Vec<_>>()))
+    };
+    let with_peer = |target: &str, vs_peer: &str| {
+        if peer.is_some() {
+            format!("{target}; {vs_peer}")
+        } else {
+            target.to_owned()
+        }
+    };
     let median_of =
         |f: fn(&Round) -> f64| crate::median(&mut rounds.iter().map(f).collect::<Vec<_>>());
     let row = |workload: String,
                rate: f64,
                unit: &'static str,
                baseline: Option<(String, f64)>,
-               target: &str| {
+               peer: Option<f64>,
+               target: String| {
         crate::Row {
             workload,
             rate,
             unit,
             baseline,
-            peer: None,
-            target: target.to_owned(),
+            peer,
+            target,
         }
     };
     let one = median_of(|r| r.cqrs_one);
@@ -425,7 +487,8 @@ pub async fn run(mode: crate::Mode) -> Vec<crate::Row> {
             one,
             "commands/s",
             Some(("raw insert tx, 1 client".into(), median_of(|r| r.raw_one))),
-            ">= 90% of raw",
+            peer_median(|r| r.one),
+            with_peer(">= 90% of raw", ">= 3x the peer"),
         ),
         row(
             format!("(pg) same, {} clients on distinct accounts", sizes.clients),
@@ -435,14 +498,16 @@ pub async fn run(mode: crate::Mode) -> Vec<crate::Row> {
                 format!("raw insert tx, {} clients", sizes.clients),
                 median_of(|r| r.raw_many),
             )),
-            ">= 85% of raw",
+            peer_median(|r| r.many),
+            ">= 85% of raw".to_owned(),
         ),
         row(
             format!("(pg) 1 stream x {} commands", sizes.long_stream),
             median_of(|r| r.long_stream),
             "commands/s",
             Some(("the 1-client row above".into(), one)),
-            ">= 100% of the 1-client row",
+            peer_median(|r| r.long_stream),
+            with_peer(">= 100% of the 1-client row", ">= 10x the peer"),
         ),
         row(
             format!(
@@ -452,14 +517,16 @@ pub async fn run(mode: crate::Mode) -> Vec<crate::Row> {
             median_of(|r| r.batch_append),
             "events/s",
             None,
-            ">= 100,000/s",
+            None,
+            ">= 100,000/s".to_owned(),
         ),
         row(
             format!("(pg) read_all catch-up, {} per read", sizes.read_batch),
             median_of(|r| r.read_all),
             "events/s",
             None,
-            ">= 200,000/s",
+            None,
+            ">= 200,000/s".to_owned(),
         ),
     ]
 }

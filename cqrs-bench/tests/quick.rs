@@ -85,3 +85,21 @@ async fn the_peer_keeps_the_banks_rules() {
     );
     assert_eq!(balances.balance("7"), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_peer_runs_the_quick_postgres_workloads_and_checks_its_balances() {
+    use cqrs_bench::postgres::{PostgresPeer, Sizes, URL_VAR};
+    let Some(url) = std::env::var(URL_VAR).ok().filter(|u| !u.is_empty()) else {
+        eprintln!("SKIPPED: the peer's PostgreSQL quick run: {URL_VAR} is not set");
+        return;
+    };
+    // `round` asserts the balances itself.
+    let r = peer::postgres::EsPostgres.round(&url, Sizes::QUICK).await;
+    for (name, rate) in [
+        ("one", r.one),
+        ("many", r.many),
+        ("long_stream", r.long_stream),
+    ] {
+        assert!(rate.is_finite() && rate > 0.0, "{name}: {rate}");
+    }
+}

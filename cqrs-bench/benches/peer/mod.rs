@@ -4,3 +4,4 @@
 
 pub mod bank;
 pub mod memory;
+pub mod postgres;
