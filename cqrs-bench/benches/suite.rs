@@ -5,13 +5,16 @@
 //!
 //! The peer is a dev-dependency of this crate, hence a bench target; `cargo run -p cqrs-bench
 //! --release` prints our own rows only.
+//!
+//! The table goes to stderr: the peer's `MemStore` prints two lines to stdout on every command
+//! (its own `println!`s), so send stdout to `/dev/null` to keep that cost as small as it gets.
 
 // The peer's domain has every command of the bank; the workloads send only some of them (the
 // rest are exercised by `tests/quick.rs`).
 #[allow(dead_code)]
 mod peer;
 
-use cqrs_bench::{Mode, memory, postgres, print_table, sqlite};
+use cqrs_bench::{Mode, format_table, memory, postgres, sqlite};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
@@ -23,10 +26,10 @@ async fn main() {
     let mut rows = memory::run_against(mode, &peer::memory::EsMemory).await;
     rows.extend(postgres::run_against(mode, &peer::postgres::EsPostgres).await);
     rows.extend(sqlite::run(mode).await);
-    println!(
+    eprintln!(
         "cqrs benchmarks side by side with cqrs-es ({mode:?} mode): median of {} round(s), \
          the two systems alternating\n",
         mode.rounds()
     );
-    print_table(&rows);
+    eprint!("{}", format_table(&rows));
 }

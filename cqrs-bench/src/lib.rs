@@ -11,7 +11,7 @@ pub mod postgres;
 pub mod sqlite;
 pub mod table;
 
-pub use table::{Row, median, print_table};
+pub use table::{Row, format_table, median, print_table};
 
 /// Full sizes (the issues' targets) or tiny ones (for `cargo test`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -33,13 +33,20 @@ pub fn median(values: &mut [f64]) -> f64 {
     }
 }
 
-/// Prints the rows as a Markdown table: this framework, the peer (`cqrs-es`) and our ratio to
-/// it, then the raw baseline and our share of it.
+/// Prints the rows as a Markdown table (see [`format_table`]) to stdout.
 pub fn print_table(rows: &[Row]) {
-    println!(
-        "| workload | this framework | peer (cqrs-es) | vs peer | baseline (same run) | vs baseline | target |"
+    print!("{}", format_table(rows));
+}
+
+/// The rows as a Markdown table: this framework, the peer (`cqrs-es`) and our ratio to it, then
+/// the raw baseline and our share of it.
+pub fn format_table(rows: &[Row]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    out.push_str(
+        "| workload | this framework | peer (cqrs-es) | vs peer | baseline (same run) | vs baseline | target |\n",
     );
-    println!("|---|---:|---:|---:|---|---:|---|");
+    out.push_str("|---|---:|---:|---:|---|---:|---|\n");
     for row in rows {
         let (peer, versus_peer) = match row.peer {
             Some(peer) => (
@@ -55,11 +62,13 @@ pub fn print_table(rows: &[Row]) {
             ),
             None => ("-".to_owned(), "-".to_owned()),
         };
-        println!(
+        let _ = writeln!(
+            out,
             "| {} | {:.0} {} | {peer} | {versus_peer} | {baseline} | {ratio} | {} |",
             row.workload, row.rate, row.unit, row.target
         );
     }
+    out
 }
 
 #[cfg(test)]
