@@ -156,12 +156,28 @@ fn acknowledged_batches_survive_sigkill_whole() {
         let store = PostgresStore::open(PostgresConfig::new(&url).schema(&schema))
             .await
             .unwrap();
-        let all = store
-            .read_all(cqrs_core::Position::ZERO, 100_000)
-            .await
-            .unwrap();
         let total: u64 = stored.values().map(|(size, _)| size).sum();
-        assert_eq!(all.len() as u64, total, "read_all sees every stored event");
+        // A killed writer's transaction may still be open on the server (until its backend
+        // notices the dropped connection), and other tests' transactions hold the horizon
+        // back: `read_all` rightly stops at such a hole until every transaction that could
+        // fill it has ended. Wait for that, within a bound.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut seen;
+        loop {
+            seen = store
+                .read_all(cqrs_core::Position::ZERO, 100_000)
+                .await
+                .unwrap()
+                .len() as u64;
+            if seen == total || std::time::Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            seen, total,
+            "read_all sees every stored event once its holes are decided"
+        );
         drop(store);
         common::drop_schema(&url, &schema).await;
     });
