@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use bank::{AccountId, Balances, Deposit, GetBalance, Limits, OpenAccount};
-use cqrs_core::{Cqrs, MemoryStore};
+use cqrs_core::{Cqrs, EventStore, MemoryStore};
 
 /// One workload's sizes.
 #[derive(Clone, Copy, Debug)]
@@ -48,8 +48,9 @@ impl Run {
     }
 }
 
-async fn bank_app() -> Cqrs<MemoryStore> {
-    Cqrs::builder(MemoryStore::new())
+/// The bank of the example over `store`, with its balances projection attached.
+pub async fn bank_app<S: EventStore>(store: S) -> Cqrs<S> {
+    Cqrs::builder(store)
         .projection(Balances::default())
         .service(Limits {
             max_withdrawal: u64::MAX,
@@ -59,12 +60,15 @@ async fn bank_app() -> Cqrs<MemoryStore> {
         .expect("the bank wiring is valid")
 }
 
-/// (a) Many accounts, each opened then deposited into, one command after the other.
-pub async fn many_accounts(sizes: Sizes) -> Run {
-    let app = bank_app().await;
-    let deposits = sizes.commands_per_account - 1;
+/// Opens accounts `0..accounts` and deposits 1 into each `deposits` times, one command after
+/// the other; returns the wall time.
+pub async fn open_and_deposit<S: EventStore>(
+    app: &Cqrs<S>,
+    accounts: u64,
+    deposits: u64,
+) -> Duration {
     let started = Instant::now();
-    for id in 0..sizes.accounts {
+    for id in 0..accounts {
         let account = AccountId(id);
         app.execute(OpenAccount {
             account,
@@ -78,7 +82,14 @@ pub async fn many_accounts(sizes: Sizes) -> Run {
                 .expect("deposit");
         }
     }
-    let elapsed = started.elapsed();
+    started.elapsed()
+}
+
+/// (a) Many accounts, each opened then deposited into, one command after the other.
+pub async fn many_accounts(sizes: Sizes) -> Run {
+    let app = bank_app(MemoryStore::new()).await;
+    let deposits = sizes.commands_per_account - 1;
+    let elapsed = open_and_deposit(&app, sizes.accounts, deposits).await;
     check_balance(&app, AccountId(sizes.accounts - 1), deposits).await;
     Run {
         commands: sizes.accounts * sizes.commands_per_account,
@@ -89,7 +100,7 @@ pub async fn many_accounts(sizes: Sizes) -> Run {
 /// (b) One account with a long stream: the cost per command must not grow with its length.
 /// Returns the whole run and the rates of its first and last tenths.
 pub async fn long_stream(sizes: Sizes) -> (Run, f64, f64) {
-    let app = bank_app().await;
+    let app = bank_app(MemoryStore::new()).await;
     let account = AccountId(1);
     app.execute(OpenAccount {
         account,

@@ -5,8 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use bank::{AccountId, Balances, Deposit, GetBalance, Limits, OpenAccount};
-use cqrs_core::{Cqrs, EventStore, Position, Timestamp, new_id};
+use bank::{AccountId, GetBalance};
+use cqrs_core::{EventStore, Position, Timestamp, new_id};
 use cqrs_sqlite::rusqlite::{Connection, TransactionBehavior};
 use cqrs_sqlite::{Durability, SqliteConfig, SqliteStore};
 
@@ -61,39 +61,13 @@ fn config(durability: Durability) -> SqliteConfig {
     SqliteConfig::new().durability(durability)
 }
 
-async fn bank_app(store: SqliteStore) -> Cqrs<SqliteStore> {
-    Cqrs::builder(store)
-        .projection(Balances::default())
-        .service(Limits {
-            max_withdrawal: u64::MAX,
-        })
-        .build()
-        .await
-        .expect("the bank wiring is valid")
-}
-
 /// Sequential commands: each account opened, then deposited into, one command after the other.
 /// Returns the run and the store, for the catch-up workload.
 pub async fn commands(sizes: Sizes, durability: Durability) -> (Run, SqliteStore) {
     let store = SqliteStore::temporary_with(config(durability)).expect("a temporary store");
-    let app = bank_app(store.clone()).await;
+    let app = crate::memory::bank_app(store.clone()).await;
     let deposits = sizes.commands_per_account - 1;
-    let started = Instant::now();
-    for id in 0..sizes.accounts {
-        let account = AccountId(id);
-        app.execute(OpenAccount {
-            account,
-            owner: String::new(),
-        })
-        .await
-        .expect("open");
-        for _ in 0..deposits {
-            app.execute(Deposit { account, amount: 1 })
-                .await
-                .expect("deposit");
-        }
-    }
-    let elapsed = started.elapsed();
+    let elapsed = crate::memory::open_and_deposit(&app, sizes.accounts, deposits).await;
     let balance = app
         .query_after(
             app.position(),
@@ -183,7 +157,7 @@ pub fn raw_inserts(sizes: Sizes, durability: Durability) -> Run {
 /// balances projection (what a restart costs).
 pub async fn catch_up(store: &SqliteStore, sizes: Sizes) -> Run {
     let started = Instant::now();
-    let app = bank_app(store.clone()).await;
+    let app = crate::memory::bank_app(store.clone()).await;
     let elapsed = started.elapsed();
     assert_eq!(
         app.position(),
