@@ -318,7 +318,13 @@ impl fmt::Display for ProjectionError {
             "projection `{}` stopped at event `{}` (version {} of `{}`, position {}): ",
             self.projection, self.event_name, self.version, self.stream, self.position
         )?;
-        match &self.failure {
+        fmt::Display::fmt(&self.failure, f)
+    }
+}
+
+impl fmt::Display for ProjectionFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
             ProjectionFailure::Decode(d) => write!(f, "{d}"),
             ProjectionFailure::Handler(e) => write!(f, "handler failed: {e}"),
             ProjectionFailure::Panicked(m) => write!(f, "handler panicked: {m}"),

@@ -183,6 +183,7 @@ mod projection;
 mod query;
 mod read_side;
 pub mod registry;
+pub mod runner;
 mod services;
 mod signal;
 mod store;

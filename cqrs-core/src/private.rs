@@ -24,7 +24,9 @@ pub use crate::error::{
 pub use crate::event::{Event, EventSet, IntoEvents};
 pub use crate::projection::{DynProjection, EventRef, Projection};
 pub use crate::query::{Query, RoutedQuery};
-pub use crate::registry::{AggregateRegistration, EventRegistration, ProjectionRegistration};
+pub use crate::registry::{
+    AggregateRegistration, EventRegistration, ProjectionKind, ProjectionRegistration,
+};
 pub use crate::services::Services;
 pub use crate::store::EventStore;
 

@@ -41,9 +41,21 @@ pub struct ProjectionRegistration {
     pub type_name: &'static str,
     /// Stored names of the events it handles.
     pub events: &'static [&'static str],
+    /// In memory, or durable (run from a checkpoint).
+    pub kind: ProjectionKind,
     /// Makes a fresh, empty instance (`Default::default()`), or `None` when the projection opted
     /// out of discovery (`#[projection(discover = false)]`).
     pub create: Option<fn() -> Box<dyn DynProjection>>,
+}
+
+/// How a projection keeps its state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProjectionKind {
+    /// A [`Projection`](crate::Projection): state in memory, fed by the application and rebuilt
+    /// from the first event at start-up.
+    InMemory,
+    /// A [`DurableProjection`](crate::runner::DurableProjection): run from a stored checkpoint.
+    Durable,
 }
 
 impl std::fmt::Debug for ProjectionRegistration {
@@ -52,6 +64,7 @@ impl std::fmt::Debug for ProjectionRegistration {
             .field("name", &self.name)
             .field("type_name", &self.type_name)
             .field("events", &self.events)
+            .field("kind", &self.kind)
             .field("discoverable", &self.create.is_some())
             .finish()
     }

@@ -6,6 +6,7 @@ use crate::FastMap;
 use crate::envelope::{NewEvent, RecordedEvent};
 use crate::error::StoreError;
 use crate::ids::{Position, StreamId, Timestamp, Uuid};
+use crate::runner::{Checkpoints, ParkedEvent};
 use crate::signal::Signal;
 use crate::store::{DEFAULT_MAX_EVENT_BYTES, EventStore, ExpectedVersion, check_event_sizes};
 
@@ -25,6 +26,8 @@ struct Shared {
     /// Position of the newest event, readable without the lock.
     head: AtomicU64,
     appended: Signal,
+    /// Checkpoints and parked events of durable projections.
+    checkpoints: Mutex<FastMap<String, (Position, Vec<ParkedEvent>)>>,
 }
 
 #[derive(Default)]
@@ -44,6 +47,7 @@ impl Default for Shared {
             log: Mutex::default(),
             head: AtomicU64::default(),
             appended: Signal::default(),
+            checkpoints: Mutex::default(),
         }
     }
 }
@@ -244,5 +248,47 @@ impl EventStore for MemoryStore {
             .appended
             .wait_unless(|| head.load(Ordering::SeqCst) > after.0)
             .await;
+    }
+}
+
+impl MemoryStore {
+    fn checkpoints(&self) -> MutexGuard<'_, FastMap<String, (Position, Vec<ParkedEvent>)>> {
+        self.shared
+            .checkpoints
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Checkpoints for MemoryStore {
+    async fn load_checkpoint(&self, projection: &str) -> Result<Position, StoreError> {
+        Ok(self
+            .checkpoints()
+            .get(projection)
+            .map_or(Position::ZERO, |(p, _)| *p))
+    }
+
+    async fn save_checkpoint(&self, projection: &str, position: Position) -> Result<(), StoreError> {
+        self.checkpoints()
+            .entry(projection.to_owned())
+            .or_default()
+            .0 = position;
+        Ok(())
+    }
+
+    async fn park_event(&self, parked: ParkedEvent) -> Result<(), StoreError> {
+        let mut all = self.checkpoints();
+        let entry = all.entry(parked.projection.clone()).or_default();
+        entry.0 = entry.0.max(parked.position);
+        entry.1.push(parked);
+        Ok(())
+    }
+
+    async fn parked_events(&self, projection: &str) -> Result<Vec<ParkedEvent>, StoreError> {
+        Ok(self
+            .checkpoints()
+            .get(projection)
+            .map(|(_, parked)| parked.clone())
+            .unwrap_or_default())
     }
 }

@@ -185,6 +185,7 @@ fn registration(def: &ProjectionDef) -> TokenStream {
                     name: <#self_ty as #p::Projection>::NAME,
                     type_name: #type_name,
                     events: <#self_ty as #p::Projection>::EVENTS,
+                    kind: #p::ProjectionKind::InMemory,
                     create: #create,
                 }
             }

@@ -1,0 +1,41 @@
+//! Durable projections run from checkpoints.
+//!
+//! A [`ProjectionRunner`] feeds one [`ProjectionSink`] from the sink's checkpoint: stored
+//! events in batches up to the store's head (reporting [`Progress`]), then live events as the
+//! store's notifications announce them. A failing handler is retried with back-off
+//! ([`RetryPolicy`]); after the last try the runner stops at that event with the error in its
+//! status, or parks the event ([`OnFailure`]). Nothing is skipped silently.
+//!
+//! Sinks decide the delivery guarantee:
+//! - [`MemorySink`]: the read model lives in memory and is rebuilt from the first event at
+//!   every start;
+//! - [`CheckpointedSink`]: effects outside the store (e-mail, HTTP, a broker), checkpoint saved
+//!   in the store after each batch: **at least once**, deduplicate with `meta.event_id`;
+//! - `cqrs_sqlite::SqliteSink` and `cqrs_postgres::PgSink`: the read model lives in the store's
+//!   database and each batch commits its changes and the checkpoint in one transaction:
+//!   **exactly once**.
+//!
+//! [`Leases`] let several processes run the same projections against one database: one of them
+//! works, the others stand by and take over from the checkpoint when it dies.
+
+mod checkpoint;
+mod durable;
+mod group;
+mod lease;
+mod progress;
+mod run;
+mod sink;
+
+pub use checkpoint::{Checkpoints, ParkedEvent};
+pub use durable::DurableProjection;
+pub use group::{ProjectionGroup, ProjectionListing, list_projections};
+pub use lease::{Lease, Leases, LocalLease};
+pub use progress::{Progress, ProgressFn};
+pub use run::{
+    OnFailure, ProjectionRunner, RebuildError, RetryPolicy, RunnerState, RunnerStatus,
+    RunningProjection,
+};
+pub use sink::{
+    ApplyError, CheckpointedSink, MemorySink, ProjectionSink, handle_caught, reset_caught,
+    reset_error, stored_error,
+};

@@ -1,0 +1,257 @@
+//! [`ProjectionSink`]: what a runner drives. A sink owns one projection and the place its
+//! checkpoint lives, and applies batches of events to both.
+//!
+//! Two sinks live here: [`MemorySink`] (state in memory, rebuilt from the first event at every
+//! start) and [`CheckpointedSink`] (at-least-once: effects outside the store, checkpoint saved
+//! in the store after each batch). The SQL stores provide exactly-once sinks whose read-model
+//! changes and checkpoint commit in one transaction.
+
+use std::future::Future;
+
+use crate::envelope::RecordedEvent;
+use crate::error::{ProjectionError, ProjectionFailure, StoreError};
+use crate::ids::Position;
+use crate::runner::checkpoint::{Checkpoints, ParkedEvent};
+use crate::runner::durable::DurableProjection;
+use crate::unwind::CatchUnwind;
+
+/// Why a batch was not applied.
+#[derive(Debug)]
+pub enum ApplyError {
+    /// A handler failed or panicked on this event. What the sink committed before it is what
+    /// its [`ProjectionSink::checkpoint`] says.
+    Handler(ProjectionError),
+    /// The sink's storage failed (connection lost, lock timeout, …).
+    Store(StoreError),
+}
+
+impl From<StoreError> for ApplyError {
+    fn from(e: StoreError) -> Self {
+        ApplyError::Store(e)
+    }
+}
+
+/// Applies events to one projection and keeps its checkpoint.
+///
+/// The runner calls `apply` with events after the checkpoint, in order, and the position of the
+/// last event it read (events the projection does not handle are filtered out, so `through`
+/// can be beyond the last event given). After an error it asks `checkpoint` again and resumes
+/// from there, so a sink decides what a failed batch left committed:
+/// - exactly-once sinks commit the changes of the batch and the checkpoint `through` together,
+///   or nothing;
+/// - at-least-once sinks may have applied events before the failing one; their checkpoint
+///   never passes an event whose effects are not done.
+pub trait ProjectionSink: Send + 'static {
+    /// The projection's name.
+    fn name(&self) -> &'static str;
+
+    /// Stored names of the events the projection handles.
+    fn events(&self) -> &'static [&'static str];
+
+    /// The position of the last event whose effects are committed (`Position::ZERO` if none).
+    fn checkpoint(&mut self) -> impl Future<Output = Result<Position, StoreError>> + Send;
+
+    /// Applies `events` and moves the checkpoint to `through`.
+    fn apply(
+        &mut self,
+        events: &[RecordedEvent],
+        through: Position,
+    ) -> impl Future<Output = Result<(), ApplyError>> + Send;
+
+    /// Records `event` as parked (the runner gave up on it) and moves the checkpoint to it.
+    fn park(
+        &mut self,
+        event: &RecordedEvent,
+        error: &ProjectionError,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Calls the projection's reset hook and sets the checkpoint to `Position::ZERO`.
+    fn reset(&mut self) -> impl Future<Output = Result<(), ApplyError>> + Send;
+}
+
+/// Runs `projection.handle` for one event, a panic turned into `ProjectionFailure::Panicked`.
+pub async fn handle_caught<P, U>(
+    projection: &mut P,
+    unit: &U,
+    event: &RecordedEvent,
+) -> Result<(), ProjectionError>
+where
+    P: DurableProjection<U>,
+    U: ?Sized + Sync,
+{
+    match CatchUnwind(std::pin::pin!(projection.handle(unit, event))).await {
+        Ok(result) => result,
+        Err(message) => Err(stored_error(
+            P::NAME,
+            event,
+            ProjectionFailure::Panicked(message),
+        )),
+    }
+}
+
+/// Runs `projection.reset`, a panic turned into `ProjectionFailure::Panicked`.
+pub async fn reset_caught<P, U>(projection: &mut P, unit: &U) -> Result<(), ProjectionFailure>
+where
+    P: DurableProjection<U>,
+    U: ?Sized + Sync,
+{
+    match CatchUnwind(std::pin::pin!(projection.reset(unit))).await {
+        Ok(result) => result,
+        Err(message) => Err(ProjectionFailure::Panicked(message)),
+    }
+}
+
+/// A [`ProjectionError`] about a stored event.
+pub fn stored_error(
+    projection: &'static str,
+    event: &RecordedEvent,
+    failure: ProjectionFailure,
+) -> ProjectionError {
+    crate::projection::EventRef::stored(event).error(projection, failure)
+}
+
+/// The error a failed reset hook is reported as.
+pub fn reset_error(projection: &'static str, failure: ProjectionFailure) -> ApplyError {
+    ApplyError::Store(StoreError::Backend(
+        format!("reset of projection `{projection}` failed: {failure}").into(),
+    ))
+}
+
+/// A durable projection whose state lives in this process: it starts from the first event
+/// every time (its checkpoint is kept in memory), which makes it the rebuild-on-start sink.
+pub struct MemorySink<P> {
+    projection: P,
+    checkpoint: Position,
+    parked: Vec<ParkedEvent>,
+}
+
+impl<P: DurableProjection> MemorySink<P> {
+    /// A sink for `projection`, starting at the first event.
+    pub fn new(projection: P) -> Self {
+        MemorySink {
+            projection,
+            checkpoint: Position::ZERO,
+            parked: Vec::new(),
+        }
+    }
+
+    /// The projection.
+    pub fn projection(&self) -> &P {
+        &self.projection
+    }
+
+    /// The events it parked.
+    pub fn parked(&self) -> &[ParkedEvent] {
+        &self.parked
+    }
+}
+
+impl<P: DurableProjection> ProjectionSink for MemorySink<P> {
+    fn name(&self) -> &'static str {
+        P::NAME
+    }
+
+    fn events(&self) -> &'static [&'static str] {
+        P::EVENTS
+    }
+
+    async fn checkpoint(&mut self) -> Result<Position, StoreError> {
+        Ok(self.checkpoint)
+    }
+
+    async fn apply(&mut self, events: &[RecordedEvent], through: Position) -> Result<(), ApplyError> {
+        for event in events {
+            handle_caught(&mut self.projection, &(), event)
+                .await
+                .map_err(ApplyError::Handler)?;
+            self.checkpoint = event.meta.position;
+        }
+        self.checkpoint = through;
+        Ok(())
+    }
+
+    async fn park(&mut self, event: &RecordedEvent, error: &ProjectionError) -> Result<(), StoreError> {
+        self.parked
+            .push(ParkedEvent::new(P::NAME, event, error.to_string()));
+        self.checkpoint = event.meta.position;
+        Ok(())
+    }
+
+    async fn reset(&mut self) -> Result<(), ApplyError> {
+        reset_caught(&mut self.projection, &())
+            .await
+            .map_err(|f| reset_error(P::NAME, f))?;
+        self.checkpoint = Position::ZERO;
+        Ok(())
+    }
+}
+
+/// At-least-once delivery to a projection with external effects (e-mail, HTTP calls, a message
+/// broker): the checkpoint is saved in the store after each batch, so after a crash the events
+/// since the last saved checkpoint are handled again. Handlers deduplicate with
+/// `meta.event_id`, which is the same on every delivery.
+pub struct CheckpointedSink<P, C> {
+    projection: P,
+    checkpoints: C,
+}
+
+impl<P: DurableProjection, C: Checkpoints> CheckpointedSink<P, C> {
+    /// A sink for `projection` whose checkpoint lives in `checkpoints` (usually the store).
+    pub fn new(projection: P, checkpoints: C) -> Self {
+        CheckpointedSink {
+            projection,
+            checkpoints,
+        }
+    }
+
+    /// The projection.
+    pub fn projection(&self) -> &P {
+        &self.projection
+    }
+}
+
+impl<P: DurableProjection, C: Checkpoints> ProjectionSink for CheckpointedSink<P, C> {
+    fn name(&self) -> &'static str {
+        P::NAME
+    }
+
+    fn events(&self) -> &'static [&'static str] {
+        P::EVENTS
+    }
+
+    async fn checkpoint(&mut self) -> Result<Position, StoreError> {
+        self.checkpoints.load_checkpoint(P::NAME).await
+    }
+
+    async fn apply(&mut self, events: &[RecordedEvent], through: Position) -> Result<(), ApplyError> {
+        for (i, event) in events.iter().enumerate() {
+            if let Err(error) = handle_caught(&mut self.projection, &(), event).await {
+                // Keep the effects already done from being repeated on the retry.
+                if i > 0 {
+                    self.checkpoints
+                        .save_checkpoint(P::NAME, events[i - 1].meta.position)
+                        .await?;
+                }
+                return Err(ApplyError::Handler(error));
+            }
+        }
+        self.checkpoints.save_checkpoint(P::NAME, through).await?;
+        Ok(())
+    }
+
+    async fn park(&mut self, event: &RecordedEvent, error: &ProjectionError) -> Result<(), StoreError> {
+        self.checkpoints
+            .park_event(ParkedEvent::new(P::NAME, event, error.to_string()))
+            .await
+    }
+
+    async fn reset(&mut self) -> Result<(), ApplyError> {
+        reset_caught(&mut self.projection, &())
+            .await
+            .map_err(|f| reset_error(P::NAME, f))?;
+        self.checkpoints
+            .save_checkpoint(P::NAME, Position::ZERO)
+            .await?;
+        Ok(())
+    }
+}
