@@ -95,3 +95,19 @@ impl Readers {
         self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
+
+/// Prepared statements kept by the connection of a projection sink: its own few, and those of
+/// the projection's handlers.
+const SINK_STATEMENT_CACHE: usize = 64;
+
+/// Opens the connection of a projection sink to an existing store file (already in WAL mode),
+/// with the store's busy timeout and durability.
+pub(crate) fn open_sink(path: &Path, config: &SqliteConfig) -> Result<Connection, OpenError> {
+    let failed = || OpenError::database(path);
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(failed())?;
+    conn.busy_timeout(config.busy_timeout).map_err(failed())?;
+    configure(&conn, config).map_err(failed())?;
+    conn.set_prepared_statement_cache_capacity(SINK_STATEMENT_CACHE);
+    Ok(conn)
+}

@@ -87,3 +87,31 @@ impl StdError for OpenError {
 pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(Box::new(e))
 }
+
+/// A [`SqliteSink`](crate::SqliteSink) refused to write because its projection's checkpoint is
+/// not where this sink left it: another process (or another sink in this one) moved it. Nothing
+/// was written. Returned inside `StoreError::Backend`; the runner then reads the checkpoint
+/// again and goes on from there, so no event is applied twice. Seeing it means two runners feed
+/// one projection: give them leases so one works at a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointMoved {
+    /// The projection.
+    pub projection: &'static str,
+    /// The checkpoint this sink last read or committed.
+    pub expected: cqrs_core::Position,
+    /// The checkpoint found in the database.
+    pub found: cqrs_core::Position,
+}
+
+impl fmt::Display for CheckpointMoved {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the checkpoint of projection `{}` is at {}, but this sink left it at {}: another runner \
+             moved it (run one runner per projection, with leases); nothing was written",
+            self.projection, self.found, self.expected
+        )
+    }
+}
+
+impl StdError for CheckpointMoved {}

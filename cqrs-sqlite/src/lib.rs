@@ -92,17 +92,22 @@
 
 mod append;
 mod changes;
+mod checkpoints;
 mod config;
 mod connection;
 mod error;
 mod read;
 mod schema;
+mod sink;
 mod store;
+mod tx;
 
 pub use config::{Durability, SqliteConfig};
-pub use error::OpenError;
+pub use error::{CheckpointMoved, OpenError};
 pub use schema::SCHEMA_VERSION;
+pub use sink::SqliteSink;
 pub use store::SqliteStore;
+pub use tx::SqliteTx;
 
 /// The SQLite bindings this crate is built on, for code that opens the store's file directly
 /// (inspection, repairs, read models kept in the same file).

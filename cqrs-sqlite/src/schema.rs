@@ -11,7 +11,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::error::OpenError;
 
 /// The schema version this version of the crate writes and reads.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// One step of the schema's history. Never edit a released migration: add the next one.
 struct Migration {
@@ -20,13 +20,14 @@ struct Migration {
     sql: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "events table with unique event ids and unique stream versions",
-    // `position` is the rowid: SQLite serialises writers, so positions are assigned in commit
-    // order with no gaps. Ids are 16-byte blobs; payload and metadata are JSON text, stored
-    // verbatim; `recorded_at` is microseconds since the Unix epoch.
-    sql: "
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "events table with unique event ids and unique stream versions",
+        // `position` is the rowid: SQLite serialises writers, so positions are assigned in commit
+        // order with no gaps. Ids are 16-byte blobs; payload and metadata are JSON text, stored
+        // verbatim; `recorded_at` is microseconds since the Unix epoch.
+        sql: "
         CREATE TABLE events (
             position       INTEGER PRIMARY KEY,
             event_id       BLOB    NOT NULL,
@@ -43,7 +44,34 @@ const MIGRATIONS: &[Migration] = &[Migration {
         CREATE UNIQUE INDEX events_event_id ON events (event_id);
         CREATE UNIQUE INDEX events_stream_version ON events (stream, version);
     ",
-}];
+    },
+    Migration {
+        version: 2,
+        description: "checkpoints and parked events of durable projections",
+        // One checkpoint row per projection: the position of the last event whose effects are
+        // committed. SQL projections commit their read-model changes and this row in one
+        // transaction. `parked_events` keeps the events a projection gave up on, for an
+        // operator; `event_id` is a 16-byte blob, times are microseconds since the Unix epoch.
+        sql: "
+        CREATE TABLE checkpoints (
+            projection TEXT    PRIMARY KEY,
+            position   INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        ) STRICT;
+        CREATE TABLE parked_events (
+            projection TEXT    NOT NULL,
+            position   INTEGER NOT NULL,
+            event_id   BLOB    NOT NULL,
+            stream     TEXT    NOT NULL,
+            version    INTEGER NOT NULL,
+            event_name TEXT    NOT NULL,
+            error      TEXT    NOT NULL,
+            parked_at  INTEGER NOT NULL,
+            PRIMARY KEY (projection, position)
+        ) STRICT;
+    ",
+    },
+];
 
 const _: () = assert!(MIGRATIONS[MIGRATIONS.len() - 1].version == SCHEMA_VERSION);
 
@@ -114,6 +142,40 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM schema_migrations", [], |r| r.get(0))
             .unwrap();
         assert_eq!(rows, MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn a_file_of_version_1_is_migrated_and_keeps_its_events() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let path = Path::new(":memory:");
+        // A file written by the crate when version 1 was the newest.
+        conn.execute_batch(
+            "CREATE TABLE schema_migrations (
+                version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at INTEGER NOT NULL
+            ) STRICT",
+        )
+        .unwrap();
+        conn.execute_batch(MIGRATIONS[0].sql).unwrap();
+        conn.execute(
+            "INSERT INTO schema_migrations VALUES (1, ?1, 0)",
+            [MIGRATIONS[0].description],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO events (event_id, stream, version, event_name, event_version, payload, recorded_at)
+             VALUES (x'00000000000000000000000000000001', 's', 1, 'e', 1, '{}', 0)",
+            [],
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut conn, path).unwrap(), 1);
+        let count = |table: &str| -> i64 {
+            conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(count("events"), 1);
+        assert_eq!(count("checkpoints"), 0);
+        assert_eq!(count("parked_events"), 0);
+        assert_eq!(count("schema_migrations"), 2);
     }
 
     #[test]

@@ -100,7 +100,7 @@ impl SqliteStore {
         &self.shared.config
     }
 
-    fn writer(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn writer(&self) -> MutexGuard<'_, Connection> {
         // An append that panicked dropped its transaction, which rolls back: the connection is
         // clean, so a poisoned lock is still usable.
         self.shared
@@ -109,7 +109,7 @@ impl SqliteStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn read<T>(
+    pub(crate) fn read<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {

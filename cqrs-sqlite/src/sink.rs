@@ -1,0 +1,289 @@
+//! [`SqliteSink`]: exactly-once delivery to a projection whose read model lives in SQLite. Each
+//! batch runs the handlers and moves the checkpoint in one transaction.
+
+use cqrs_core::runner::{
+    ApplyError, DurableProjection, ParkedEvent, ProjectionSink, handle_caught, reset_caught,
+    reset_error,
+};
+use cqrs_core::{Position, ProjectionError, RecordedEvent, StoreError};
+use rusqlite::Connection;
+
+use crate::checkpoints;
+use crate::connection::open_sink;
+use crate::error::{CheckpointMoved, OpenError, backend};
+use crate::store::SqliteStore;
+use crate::tx::SqliteTx;
+
+/// Runs a `DurableProjection<SqliteTx>` **exactly once**: for each batch the runner hands it,
+/// the sink opens a write transaction (`BEGIN IMMEDIATE`) on a connection of its own to the
+/// store's file, runs the handlers (their statements go through the [`SqliteTx`]), sets the
+/// projection's row in the `checkpoints` table, and commits. A crash, a failing handler or a
+/// cancelled batch leaves the read model and the checkpoint as they were together.
+///
+/// - **A handler fails on an event**: the changes of that event are rolled back (each event
+///   runs under a savepoint); those of the events before it in the batch are committed with
+///   the checkpoint just before it, and the runner retries or parks the failing event.
+/// - **Fence**: inside the transaction the sink reads the checkpoint and writes nothing unless
+///   it is where this sink left it ([`CheckpointMoved`], a storage error after which the
+///   runner reads the checkpoint again). Two runners of one projection (no leases) thus never
+///   apply an event twice.
+/// - **Cancellation**: a batch whose future is dropped at an `.await` (the runner lost its
+///   lease) rolls its transaction back at once, releasing the write lock; every operation also
+///   rolls back a transaction it finds open before it starts.
+/// - [`park`](ProjectionSink::park) records the event in `parked_events` and moves the
+///   checkpoint in one transaction; [`reset`](ProjectionSink::reset) runs the projection's
+///   reset hook (which empties its tables) and sets the checkpoint to zero in one transaction.
+///
+/// The read model is queried with the application's own connections and SQL: it is ordinary
+/// tables in the file (`rusqlite::Connection::open(store.path())`).
+///
+/// While a batch runs it holds SQLite's write lock: appends of other connections wait (up to the
+/// busy timeout), so keep batches short if appends must not wait (`ProjectionRunner::batch_size`).
+pub struct SqliteSink<P> {
+    projection: P,
+    tx: SqliteTx,
+    /// The checkpoint this sink last read or committed: the fence.
+    expected: Position,
+    /// Keeps a temporary store's file alive while the sink uses it. After `tx`, so the sink's
+    /// connection closes first.
+    _store: SqliteStore,
+}
+
+impl<P: DurableProjection<SqliteTx>> SqliteSink<P> {
+    /// A sink for `projection` over the file of `store`, on a connection of its own opened with
+    /// the store's busy timeout and durability.
+    pub fn new(store: &SqliteStore, projection: P) -> Result<Self, OpenError> {
+        let path = store.path();
+        let conn = open_sink(path, store.config())?;
+        let expected = checkpoints::load(&conn, P::NAME).map_err(OpenError::database(path))?;
+        Ok(SqliteSink {
+            projection,
+            tx: SqliteTx::new(conn),
+            expected,
+            _store: store.clone(),
+        })
+    }
+
+    /// The projection.
+    pub fn projection(&self) -> &P {
+        &self.projection
+    }
+
+    /// The sink's connection, for setting up the read model's tables before the runner starts
+    /// (`CREATE TABLE IF NOT EXISTS …`). Outside a batch, statements commit on their own.
+    pub fn unit(&self) -> &SqliteTx {
+        &self.tx
+    }
+
+    /// Takes the projection back.
+    pub fn into_projection(self) -> P {
+        self.projection
+    }
+}
+
+impl<P: DurableProjection<SqliteTx>> ProjectionSink for SqliteSink<P> {
+    fn name(&self) -> &'static str {
+        P::NAME
+    }
+
+    fn events(&self) -> &'static [&'static str] {
+        P::EVENTS
+    }
+
+    async fn checkpoint(&mut self) -> Result<Position, StoreError> {
+        let conn = self.tx.try_conn().ok_or_else(busy)?;
+        rollback_leftover(&conn);
+        let position = checkpoints::load(&conn, P::NAME).map_err(backend)?;
+        drop(conn);
+        self.expected = position;
+        Ok(position)
+    }
+
+    async fn apply(
+        &mut self,
+        events: &[RecordedEvent],
+        through: Position,
+    ) -> Result<(), ApplyError> {
+        let batch = Batch::fenced(&self.tx, P::NAME, self.expected)?;
+        for (i, event) in events.iter().enumerate() {
+            batch.run(|conn| savepoint(conn, "SAVEPOINT cqrs_event"))?;
+            match handle_caught(&mut self.projection, &self.tx, event).await {
+                Ok(()) => {
+                    batch.check_open(P::NAME, event)?;
+                    batch.run(|conn| savepoint(conn, "RELEASE cqrs_event"))?;
+                }
+                Err(error) => {
+                    // Keep the effects of the events before it (they are done); drop its own.
+                    if i > 0 && !batch.is_closed() {
+                        let kept = events[i - 1].meta.position;
+                        batch.run(|conn| {
+                            savepoint(conn, "ROLLBACK TO cqrs_event")?;
+                            savepoint(conn, "RELEASE cqrs_event")?;
+                            checkpoints::save(conn, P::NAME, kept)
+                        })?;
+                        batch.commit()?;
+                        self.expected = kept;
+                    }
+                    return Err(ApplyError::Handler(error));
+                }
+            }
+        }
+        batch.run(|conn| checkpoints::save(conn, P::NAME, through))?;
+        batch.commit()?;
+        self.expected = through;
+        Ok(())
+    }
+
+    async fn park(
+        &mut self,
+        event: &RecordedEvent,
+        error: &ProjectionError,
+    ) -> Result<(), StoreError> {
+        let position = self.expected.max(event.meta.position);
+        let parked = ParkedEvent::new(P::NAME, event, error.to_string());
+        let batch = Batch::fenced(&self.tx, P::NAME, self.expected).map_err(into_store)?;
+        batch.run(|conn| {
+            checkpoints::insert_parked(conn, &parked)?;
+            checkpoints::save(conn, P::NAME, position)
+        })?;
+        batch.commit()?;
+        self.expected = position;
+        Ok(())
+    }
+
+    async fn reset(&mut self) -> Result<(), ApplyError> {
+        let batch = Batch::begin(&self.tx)?;
+        reset_caught(&mut self.projection, &self.tx)
+            .await
+            .map_err(|failure| reset_error(P::NAME, failure))?;
+        if batch.is_closed() {
+            return Err(ApplyError::Store(StoreError::Backend(
+                format!(
+                    "the reset hook of projection `{}` ended the sink's transaction; nothing was reset",
+                    P::NAME
+                )
+                .into(),
+            )));
+        }
+        batch.run(|conn| checkpoints::save(conn, P::NAME, Position::ZERO))?;
+        batch.commit()?;
+        self.expected = Position::ZERO;
+        Ok(())
+    }
+}
+
+/// An open write transaction on the sink's connection, rolled back when dropped uncommitted:
+/// on an error return, and when the future of `apply` is dropped at an `.await`.
+struct Batch<'a> {
+    tx: &'a SqliteTx,
+    committed: bool,
+}
+
+impl<'a> Batch<'a> {
+    /// Rolls back a transaction a cancelled batch left open, then opens one.
+    fn begin(tx: &'a SqliteTx) -> Result<Self, StoreError> {
+        let conn = tx.try_conn().ok_or_else(busy)?;
+        rollback_leftover(&conn);
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(backend)?;
+        drop(conn);
+        Ok(Batch {
+            tx,
+            committed: false,
+        })
+    }
+
+    /// Like [`Batch::begin`], then checks the fence: the checkpoint of `projection` must be
+    /// `expected`, the one this sink last read or committed.
+    fn fenced(
+        tx: &'a SqliteTx,
+        projection: &'static str,
+        expected: Position,
+    ) -> Result<Self, ApplyError> {
+        let batch = Batch::begin(tx)?;
+        let found = batch.run(|conn| checkpoints::load(conn, projection))?;
+        if found != expected {
+            drop(batch); // rolls back
+            return Err(ApplyError::Store(StoreError::Backend(Box::new(
+                CheckpointMoved {
+                    projection,
+                    expected,
+                    found,
+                },
+            ))));
+        }
+        Ok(batch)
+    }
+
+    /// Runs `f` on the connection (never while a handler runs).
+    fn run<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+        let conn = self.tx.try_conn().ok_or_else(busy)?;
+        f(&conn).map_err(backend)
+    }
+
+    /// Whether the transaction has ended (SQLite rolls back on some errors, such as a full
+    /// disk; a handler may have run `COMMIT` or `ROLLBACK`).
+    fn is_closed(&self) -> bool {
+        self.tx.try_conn().is_none_or(|conn| conn.is_autocommit())
+    }
+
+    /// Fails the batch if the handler of `event` ended the transaction.
+    fn check_open(
+        &self,
+        projection: &'static str,
+        event: &RecordedEvent,
+    ) -> Result<(), StoreError> {
+        if self.is_closed() {
+            let meta = &event.meta;
+            return Err(StoreError::Backend(
+                format!(
+                    "the handler of projection `{projection}` for event `{}` (version {} of `{}`, \
+                     position {}) ended the sink's transaction (it must not run BEGIN, COMMIT or \
+                     ROLLBACK); the batch is not committed",
+                    meta.event_name, meta.version, meta.stream, meta.position
+                )
+                .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn commit(mut self) -> Result<(), StoreError> {
+        self.run(|conn| conn.execute_batch("COMMIT"))?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for Batch<'_> {
+    fn drop(&mut self) {
+        if !self.committed
+            && let Some(conn) = self.tx.try_conn()
+        {
+            rollback_leftover(&conn);
+        }
+    }
+}
+
+/// Rolls back a transaction left open (a failed commit, a cancelled batch whose guard could
+/// not run). Errors are ignored: a connection without a transaction is what is wanted.
+fn rollback_leftover(conn: &Connection) {
+    if !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+}
+
+fn savepoint(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([])?;
+    Ok(())
+}
+
+fn busy() -> StoreError {
+    StoreError::Backend("the sink's connection is still held by a projection handler".into())
+}
+
+fn into_store(error: ApplyError) -> StoreError {
+    match error {
+        ApplyError::Store(e) => e,
+        ApplyError::Handler(e) => StoreError::Backend(Box::new(e)),
+    }
+}
