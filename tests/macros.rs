@@ -5,6 +5,8 @@
 
 #[path = "macros/bank.rs"]
 mod bank;
+#[path = "macros/durable.rs"]
+mod durable;
 #[path = "macros/options.rs"]
 mod options;
 

@@ -17,21 +17,23 @@ pub use crate::Cqrs;
 pub use crate::aggregate::{Aggregate, AggregateId, Command, HandlerError, HandlerKind, Handles};
 pub use crate::context::{CommandContext, CommandOutcome};
 pub use crate::dispatch::CommandSet;
-pub use crate::envelope::EventMeta;
+pub use crate::envelope::{EventMeta, RecordedEvent};
 pub use crate::error::{
     BoxError, CommandError, DecodeFailure, DispatchError, ProjectionError, ProjectionFailure,
 };
 pub use crate::event::{Event, EventSet, IntoEvents};
-pub use crate::projection::{DynProjection, EventRef, Projection};
+pub use crate::projection::{Decoded, DynProjection, EventRef, Projection};
 pub use crate::query::{Query, RoutedQuery};
 pub use crate::registry::{
     AggregateRegistration, EventRegistration, ProjectionKind, ProjectionRegistration,
 };
+pub use crate::runner::DurableProjection;
 pub use crate::services::Services;
 pub use crate::store::EventStore;
 
 pub use ::core::any::Any;
 pub use ::core::future::{Future, ready};
+pub use ::core::marker::Send;
 pub use ::core::result::Result::{self, Err, Ok};
 pub use ::std::vec::Vec;
 
@@ -211,6 +213,49 @@ impl<E: StdError + Send + Sync + 'static> ProjectionOutcome for Result<(), E> {
     fn into_failure(self) -> Option<ProjectionFailure> {
         self.err().map(|e| ProjectionFailure::Handler(Arc::new(e)))
     }
+}
+
+/// A durable projection's handler gets the event as an owned value: an `EventRef` (which may
+/// hold a `&dyn Any`) is not `Send`, so none may live across the handler's `.await`.
+/// `Ok(None)` when `event` is not an `E`.
+pub fn decode_stored<E: Event>(
+    projection: &'static str,
+    event: &RecordedEvent,
+) -> Result<Option<E>, ProjectionError> {
+    let stored = EventRef::stored(event);
+    match stored.decode::<E>() {
+        Ok(None) => Ok(None),
+        Ok(Some(Decoded::Owned(e))) => Ok(Some(e)),
+        Ok(Some(Decoded::Borrowed(e))) => Ok(Some(e.clone())),
+        Err(failure) => Err(stored.error(projection, ProjectionFailure::Decode(failure))),
+    }
+}
+
+/// What a durable projection's handler returned, as `DurableProjection::handle` reports it.
+#[inline]
+pub fn handled(
+    projection: &'static str,
+    event: &RecordedEvent,
+    failure: Option<ProjectionFailure>,
+) -> Result<(), ProjectionError> {
+    match failure {
+        None => Ok(()),
+        Some(failure) => Err(EventRef::stored(event).error(projection, failure)),
+    }
+}
+
+/// What a `#[reset]` method returned, as `DurableProjection::reset` reports it.
+#[inline]
+pub fn reset_done(failure: Option<ProjectionFailure>) -> Result<(), ProjectionFailure> {
+    failure.map_or(Ok(()), Err)
+}
+
+/// The future of a durable projection's `async` handler, checked to be `Send` where the
+/// generated code calls the handler (spanned on its name), so a handler that holds a non-`Send`
+/// value across an `.await` is reported once, at that handler.
+#[inline]
+pub fn send_handler<F: Future + Send>(future: F) -> impl Future<Output = F::Output> + Send {
+    future
 }
 
 /// How the generated command enum runs a command, and the compile-time check that the command

@@ -40,6 +40,8 @@ pub const APPLY: &str = "apply";
 pub const HANDLE: &str = "handle";
 /// `#[query]` on a projection method.
 pub const QUERY: &str = "query";
+/// `#[reset]` on a durable projection method.
+pub const RESET: &str = "reset";
 /// `#[id]` on a command field.
 pub const ID_FIELD: &str = "id";
 

@@ -128,3 +128,63 @@ pub fn distinct_queries(cx: &mut Ctxt, def: &mut ProjectionDef) {
         }
     }
 }
+
+/// One `#[reset]` method per projection: the runner calls one hook before a rebuild.
+pub fn single_reset(cx: &mut Ctxt, def: &mut ProjectionDef) {
+    let mut resets = def.resets.iter_mut();
+    let Some(first) = resets.next() else {
+        return;
+    };
+    let first = plain(&first.method);
+    for reset in resets {
+        cx.error_spanned_by(
+            &reset.attr,
+            format!(
+                "`{first}` already resets this projection: a projection has one `#[reset]` method; merge the two"
+            ),
+        );
+        reset.state = State::Dropped;
+    }
+}
+
+/// One unit of work per durable projection: it implements `DurableProjection<U>` for one `U`,
+/// the unit of the sink that runs it. The first method that takes a unit sets it.
+pub fn same_unit(cx: &mut Ctxt, def: &mut ProjectionDef) {
+    let handlers = def
+        .handlers
+        .iter_mut()
+        .filter(|h| h.state == State::Wired)
+        .filter_map(|h| {
+            let unit = h.unit.as_ref()?;
+            Some((h.index, &h.method, unit, &mut h.state))
+        });
+    let resets = def
+        .resets
+        .iter_mut()
+        .filter(|r| r.state == State::Wired)
+        .filter_map(|r| {
+            let unit = r.unit.as_ref()?;
+            Some((r.index, &r.method, unit, &mut r.state))
+        });
+    let mut methods: Vec<_> = handlers.chain(resets).collect();
+    methods.sort_by_key(|(index, ..)| *index);
+    let mut methods = methods.into_iter();
+    let Some((_, first_method, first_unit, _)) = methods.next() else {
+        return;
+    };
+    let key = type_key(&first_unit.ty);
+    for (_, _, unit, state) in methods {
+        if type_key(&unit.ty) != key {
+            cx.error_spanned_by(
+                &unit.param,
+                format!(
+                    "`{}` takes `{}`, so every method of this durable projection takes `&{}`: a projection runs over the unit of work of one kind of sink",
+                    plain(first_method),
+                    display(&first_unit.param),
+                    display(&first_unit.ty)
+                ),
+            );
+            *state = State::Fallback;
+        }
+    }
+}

@@ -1,5 +1,5 @@
-//! `#[projection]`: `impl Projection`, one `impl RoutedQuery` per `#[query]` method, and the
-//! registration.
+//! `#[projection]`: `impl Projection` and one `impl RoutedQuery` per `#[query]` method, or
+//! for a durable projection `impl DurableProjection<U>`; and the registration.
 
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
@@ -11,7 +11,7 @@ use crate::attr::ProjectionArgs;
 use crate::check;
 use crate::ctxt::Ctxt;
 use crate::model::State;
-use crate::model::projection::{self, EventHandler, ProjectionDef, QueryMethod};
+use crate::model::projection::{self, EventHandler, ProjectionDef, QueryMethod, ResetMethod};
 
 /// Expands `#[projection(args)] item`. Errors come out as `compile_error!`s beside the impl
 /// block (always re-emitted without the helper attributes) and whatever could be generated.
@@ -32,6 +32,8 @@ pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
     let generated = projection::parse(&mut cx, args, &mut item).map(|mut def| {
         check::distinct_projection_events(&mut cx, &mut def);
         check::distinct_queries(&mut cx, &mut def);
+        check::single_reset(&mut cx, &mut def);
+        check::same_unit(&mut cx, &mut def);
         let wired: Vec<usize> = def
             .handlers
             .iter()
@@ -42,6 +44,12 @@ pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
                     .iter()
                     .filter(|q| q.state == State::Wired)
                     .map(|q| q.index),
+            )
+            .chain(
+                def.resets
+                    .iter()
+                    .filter(|r| r.state == State::Wired)
+                    .map(|r| r.index),
             )
             .collect();
         allow_dead_code(
@@ -65,6 +73,11 @@ fn generate(def: &ProjectionDef) -> TokenStream {
         .iter()
         .filter(|h| h.state == State::Wired)
         .collect();
+    if def.durable {
+        let mut out = durable_impl(def, &handlers);
+        out.extend(registration(def));
+        return out;
+    }
     let mut out = projection_impl(def, &handlers);
     for query in def.queries.iter().filter(|q| q.state != State::Dropped) {
         out.extend(routed_query(def, query));
@@ -129,6 +142,113 @@ fn projection_impl(def: &ProjectionDef, handlers: &[&EventHandler]) -> TokenStre
     }
 }
 
+/// `impl DurableProjection<U>`, for the unit of work `U` its methods take, or for every `U`
+/// when none takes one. `handle` decodes the event to an owned value first: an `EventRef`
+/// is not `Send`, and the handler's future may hold the value across an `.await`.
+fn durable_impl(def: &ProjectionDef, handlers: &[&EventHandler]) -> TokenStream {
+    let p = private(&def.krate);
+    let attrs = impl_attrs();
+    let ProjectionDef { self_ty, name, .. } = def;
+    let (generics, unit) = match def.unit() {
+        Some(unit) => {
+            let ty = &unit.ty;
+            (quote!(), quote!(#ty))
+        }
+        None => (
+            quote!(<__U: ?::core::marker::Sized + ::core::marker::Sync>),
+            quote!(__U),
+        ),
+    };
+    let events: Vec<_> = handlers.iter().map(|h| &h.event).collect();
+    let arms = handlers.iter().map(|h| {
+        let event = &h.event;
+        let meta = h.with_meta.then(|| quote!(, &__event.meta));
+        let unit = h.unit.is_some().then(|| quote!(, __unit));
+        let call = user_call(&p, &h.method, h.is_async, quote!(&__decoded #meta #unit));
+        let outcome = outcome(&p, &h.method, h.returns.as_ref());
+        quote! {
+            match #p::decode_stored::<#event>(#name, __event) {
+                #p::Ok(::core::option::Option::Some(__decoded)) => {
+                    let __returned = #call;
+                    return #p::handled(#name, __event, #outcome(__returned));
+                }
+                #p::Ok(::core::option::Option::None) => {}
+                #p::Err(__error) => return #p::Err(__error),
+            }
+        }
+    });
+    let reset = def
+        .resets
+        .iter()
+        .find(|r| r.state == State::Wired)
+        .map(|r| reset_fn(&p, &unit, r));
+    quote! {
+        #attrs
+        impl #generics #p::DurableProjection<#unit> for #self_ty {
+            const NAME: &'static str = #name;
+            const EVENTS: &'static [&'static str] = &[#(<#events as #p::Event>::NAME),*];
+
+            fn handle<'__a>(
+                &'__a mut self,
+                __unit: &'__a #unit,
+                __event: &'__a #p::RecordedEvent,
+            ) -> impl #p::Future<Output = #p::Result<(), #p::ProjectionError>> + #p::Send + '__a {
+                async move {
+                    #(#arms)*
+                    #p::Ok(())
+                }
+            }
+
+            #reset
+        }
+    }
+}
+
+/// `DurableProjection::reset`, calling the `#[reset]` method.
+fn reset_fn(p: &TokenStream, unit: &TokenStream, reset: &ResetMethod) -> TokenStream {
+    let args = reset.unit.is_some().then(|| quote!(__unit));
+    let call = user_call(p, &reset.method, reset.is_async, quote!(#args));
+    let outcome = outcome(p, &reset.method, reset.returns.as_ref());
+    quote! {
+        fn reset<'__a>(
+            &'__a mut self,
+            __unit: &'__a #unit,
+        ) -> impl #p::Future<Output = #p::Result<(), #p::ProjectionFailure>> + #p::Send + '__a {
+            async move {
+                let __returned = #call;
+                #p::reset_done(#outcome(__returned))
+            }
+        }
+    }
+}
+
+/// `Self::method(self, args)`, awaited if the method is `async`. The future is checked to be
+/// `Send` on the method's name, so a handler holding a non-`Send` value across an `.await` is
+/// reported there.
+fn user_call(
+    p: &TokenStream,
+    method: &syn::Ident,
+    is_async: bool,
+    args: TokenStream,
+) -> TokenStream {
+    if is_async {
+        let future = respan(
+            quote!(#p::send_handler(Self::#method(self, #args))),
+            method.span(),
+        );
+        quote!(#future.await)
+    } else {
+        quote!(Self::#method(self, #args))
+    }
+}
+
+/// `ProjectionOutcome::into_failure`, spanned on the return type (or the method's name), so
+/// an unsupported return type fails with `ProjectionOutcome`'s message there.
+fn outcome(p: &TokenStream, method: &syn::Ident, returns: Option<&syn::Type>) -> TokenStream {
+    let span = returns.map_or_else(|| method.span(), |r| r.span());
+    respan(quote!(#p::ProjectionOutcome::into_failure), span)
+}
+
 /// `impl RoutedQuery` for one `#[query]` method.
 fn routed_query(def: &ProjectionDef, query: &QueryMethod) -> TokenStream {
     let p = private(&def.krate);
@@ -164,11 +284,34 @@ fn routed_query(def: &ProjectionDef, query: &QueryMethod) -> TokenStream {
     }
 }
 
-/// The link-time registration, with a constructor unless `discover = false`.
+/// The link-time registration, with a constructor unless `discover = false` or the projection
+/// is durable (a runner, not the application, holds a durable projection).
 fn registration(def: &ProjectionDef) -> TokenStream {
     let p = private(&def.krate);
     let ProjectionDef { self_ty, ident, .. } = def;
     let type_name = type_name(ident);
+    if def.durable {
+        let unit = match def.unit() {
+            Some(unit) => {
+                let ty = &unit.ty;
+                quote!(#ty)
+            }
+            None => quote!(()),
+        };
+        return quote! {
+            const _: () = {
+                #p::inventory::submit! {
+                    #p::ProjectionRegistration {
+                        name: <#self_ty as #p::DurableProjection<#unit>>::NAME,
+                        type_name: #type_name,
+                        events: <#self_ty as #p::DurableProjection<#unit>>::EVENTS,
+                        kind: #p::ProjectionKind::Durable,
+                        create: ::core::option::Option::None,
+                    }
+                }
+            };
+        };
+    }
     let create = if def.discover {
         // Fails with `DiscoverableProjection`'s message, on the type, without `Default`.
         respan(

@@ -23,7 +23,8 @@ pub enum State {
     Dropped,
 }
 
-/// A helper attribute found on a method (`#[apply]`, `#[handle]`, `#[query]`).
+/// A helper attribute found on a method (`#[apply]`, `#[handle]`, `#[query]`, `#[reset]`).
+#[derive(Clone)]
 pub struct Marker {
     pub name: &'static str,
     pub attr: Attribute,

@@ -1,10 +1,18 @@
 //! The model of `#[projection(…)] impl Balances { … }`: its event handlers (every
-//! `&mut self` method taking `&SomeEvent`) and its `#[query]` methods.
+//! `&mut self` method taking `&SomeEvent`), its `#[query]` methods, and, for a durable
+//! projection, its `#[reset]` method.
+//!
+//! A projection is durable when a handler is `async` or takes a unit of work (`db: &U`): it
+//! then implements `DurableProjection<U>` instead of `Projection`.
 
-use syn::{Ident, ImplItem, ImplItemFn, ItemImpl, LitStr, Path, ReturnType, Type};
+use syn::{
+    Attribute, Ident, ImplItem, ImplItemFn, ItemImpl, LitStr, PatType, Path, ReturnType, Type,
+};
 
 use super::sig::{self, SelfKind};
-use super::{State, inherent_self, reject_markers_on_other_items, single_role, take_markers};
+use super::{
+    Marker, State, inherent_self, reject_markers_on_other_items, single_role, take_markers,
+};
 use crate::attr::{self, ProjectionArgs};
 use crate::ctxt::Ctxt;
 use crate::naming;
@@ -18,13 +26,20 @@ pub struct ProjectionDef {
     pub name: LitStr,
     /// Whether it registers a constructor for `CqrsBuilder::discover_projections`.
     pub discover: bool,
+    /// Whether a handler is `async` or takes a unit of work: `impl DurableProjection<U>`.
+    pub durable: bool,
     pub handlers: Vec<EventHandler>,
+    /// Empty in a durable projection (each `#[query]` there is an error).
     pub queries: Vec<QueryMethod>,
-    /// Indices of the methods the macro handles (event handlers and `#[query]` methods).
+    /// `#[reset]` methods (only in a durable projection; a check keeps one).
+    pub resets: Vec<ResetMethod>,
+    /// Indices of the methods the macro handles (event handlers, `#[query]` and `#[reset]`
+    /// methods).
     pub marked: Vec<usize>,
 }
 
-/// `fn on_opened(&mut self, e: &Opened, meta: &EventMeta) -> Result<(), Error>`.
+/// `fn on_opened(&mut self, e: &Opened, meta: &EventMeta) -> Result<(), Error>`, or in a
+/// durable projection `async fn on_opened(&mut self, e: &Opened, db: &SqliteTx)`.
 pub struct EventHandler {
     pub index: usize,
     pub method: Ident,
@@ -34,9 +49,23 @@ pub struct EventHandler {
     pub param: Type,
     /// Whether it takes `&EventMeta` too.
     pub with_meta: bool,
+    /// Whether it is `async`.
+    pub is_async: bool,
+    /// Whether it has a parameter after the event and the metadata (right or wrong).
+    pub wants_unit: bool,
+    /// Its unit of work, when that parameter is `db: &U`.
+    pub unit: Option<Unit>,
     /// The return type, if written.
     pub returns: Option<Type>,
     pub state: State,
+}
+
+/// The unit of work a durable projection's method borrows: `db: &SqliteTx`.
+pub struct Unit {
+    /// `SqliteTx`.
+    pub ty: Type,
+    /// The parameter's type as written (`&SqliteTx`).
+    pub param: Type,
 }
 
 /// `#[query] fn balance(&self, q: &GetBalance) -> Option<u64>`.
@@ -52,42 +81,109 @@ pub struct QueryMethod {
     pub state: State,
 }
 
+/// `#[reset] async fn clear(&mut self, db: &SqliteTx) -> Result<(), Error>`.
+pub struct ResetMethod {
+    pub index: usize,
+    pub method: Ident,
+    /// The `#[reset]` attribute.
+    pub attr: Attribute,
+    /// Whether it is `async`.
+    pub is_async: bool,
+    /// Its unit of work, if it takes one.
+    pub unit: Option<Unit>,
+    /// The return type, if written.
+    pub returns: Option<Type>,
+    pub state: State,
+}
+
+impl ProjectionDef {
+    /// The unit of work of a durable projection: the first one a wired method takes (a check
+    /// makes the others agree), or `None` when no method takes one.
+    pub fn unit(&self) -> Option<&Unit> {
+        let handlers = self
+            .handlers
+            .iter()
+            .filter(|h| h.state == State::Wired)
+            .filter_map(|h| h.unit.as_ref().map(|u| (h.index, u)));
+        let resets = self
+            .resets
+            .iter()
+            .filter(|r| r.state == State::Wired)
+            .filter_map(|r| r.unit.as_ref().map(|u| (r.index, u)));
+        handlers
+            .chain(resets)
+            .min_by_key(|(i, _)| *i)
+            .map(|(_, u)| u)
+    }
+}
+
 const HANDLER_FORMS: &str = "`fn name(&mut self, event: &SomeEvent)` or `fn name(&mut self, event: &SomeEvent, meta: &EventMeta)`";
+const DURABLE_FORM: &str = "`async fn name(&mut self, event: &SomeEvent, meta: &EventMeta, db: &Unit)`, where `async`, `meta` and `db` are optional";
 const QUERY_FORM: &str = "`#[query] fn name(&self, query: &SomeQuery) -> Response`";
+const RESET_FORM: &str =
+    "`#[reset] async fn name(&mut self, db: &Unit)`, where `async` and `db` are optional";
 
 /// Reads the impl block and strips the helper attributes from it. `None` when the block
 /// cannot be a projection at all.
 pub fn parse(cx: &mut Ctxt, args: ProjectionArgs, item: &mut ItemImpl) -> Option<ProjectionDef> {
-    let names = [attr::QUERY, attr::APPLY, attr::HANDLE];
+    let names = [attr::QUERY, attr::RESET, attr::APPLY, attr::HANDLE];
     let mut handlers = Vec::new();
-    let mut queries = Vec::new();
+    let mut roles: Vec<(usize, Marker)> = Vec::new();
     let mut marked = Vec::new();
     reject_markers_on_other_items(cx, item, &names);
+    // First the handlers, which decide whether the projection is durable.
     for (index, impl_item) in item.items.iter_mut().enumerate() {
         let ImplItem::Fn(method) = impl_item else {
             continue;
         };
         let markers = take_markers(cx, &mut method.attrs, &names);
         match single_role(cx, &markers) {
-            Some(role) if role.name == attr::QUERY => {
-                marked.push(index);
-                queries.extend(parse_query(cx, method, index));
-            }
             Some(role) => {
                 marked.push(index);
-                cx.error_spanned_by(
-                    &role.attr,
-                    format!(
-                        "`#[{}]` belongs in an `#[aggregate]` impl block; in a `#[projection]` impl, every {HANDLER_FORMS} handles its event without an attribute",
-                        role.name
-                    ),
-                );
+                roles.push((index, role.clone()));
             }
             None if sig::self_kind(&method.sig) == SelfKind::RefMut => {
                 marked.push(index);
                 handlers.extend(parse_handler(cx, method, index));
             }
             None => {}
+        }
+    }
+    let durable = handlers.iter().any(|h| h.is_async || h.wants_unit);
+    let shown = sig::display(&item.self_ty);
+    let mut queries = Vec::new();
+    let mut resets = Vec::new();
+    for (index, role) in roles {
+        let Some(ImplItem::Fn(method)) = item.items.get(index) else {
+            continue;
+        };
+        match role.name {
+            // #[query] fn name(&self, query: &SomeQuery) -> Response
+            attr::QUERY if durable => cx.error_spanned_by(
+                &role.attr,
+                format!(
+                    "`{}` is a durable projection (a handler is `async` or takes `db: &…`), and a durable read model is queried from its database, not through `#[query]`: move this method to a separate impl block that reads the database; `RunningProjection::wait_for(position, timeout)` then gives read-your-writes",
+                    shown
+                ),
+            ),
+            attr::QUERY => queries.extend(parse_query(cx, method, index)),
+            // #[reset] async fn name(&mut self, db: &Unit)
+            attr::RESET if durable => resets.push(parse_reset(cx, method, index, role.attr)),
+            attr::RESET => cx.error_spanned_by(
+                &role.attr,
+                format!(
+                    "`#[reset]` empties the read model of a durable projection before a rebuild, but `{}` is an in-memory projection (no handler is `async` or takes `db: &…`), rebuilt from its first event at every start: remove `#[reset]`",
+                    shown
+                ),
+            ),
+            // #[apply] and #[handle]
+            _ => cx.error_spanned_by(
+                &role.attr,
+                format!(
+                    "`#[{}]` belongs in an `#[aggregate]` impl block; in a `#[projection]` impl, every {HANDLER_FORMS} handles its event without an attribute",
+                    role.name
+                ),
+            ),
         }
     }
     let (self_ty, ident) = inherent_self(cx, item, "projection")?;
@@ -97,19 +193,28 @@ pub fn parse(cx: &mut Ctxt, args: ProjectionArgs, item: &mut ItemImpl) -> Option
     Some(ProjectionDef {
         krate: attr::crate_path(args.krate),
         discover: args.discover.is_none_or(|d| d.value),
+        durable,
         self_ty,
         ident,
         name,
         handlers,
         queries,
+        resets,
         marked,
     })
+}
+
+fn is_meta(ty: &Type) -> bool {
+    let inner = sig::shared_ref(ty)
+        .or_else(|| sig::mut_ref(ty))
+        .unwrap_or(ty);
+    sig::last_ident(inner).is_some_and(|i| i == "EventMeta")
 }
 
 fn parse_handler(cx: &mut Ctxt, method: &ImplItemFn, index: usize) -> Option<EventHandler> {
     let sig = &method.sig;
     let name = &sig.ident;
-    let mut ok = sig::check_plain_fn(cx, sig, "a projection's event handler", false);
+    let mut ok = sig::check_plain_fn(cx, sig, "a projection's event handler", true);
     let params = sig::params(sig);
     let Some(first) = params.first() else {
         cx.error_spanned_by(
@@ -139,27 +244,38 @@ fn parse_handler(cx: &mut Ctxt, method: &ImplItemFn, index: usize) -> Option<Eve
         );
         return None;
     }
+    // event, then `meta: &EventMeta` (optional), then `db: &Unit` (optional).
+    let mut next = 1;
     let mut with_meta = false;
-    if let Some(second) = params.get(1) {
-        let is_meta = sig::shared_ref(&second.ty)
-            .and_then(sig::last_ident)
-            .is_some_and(|i| i == "EventMeta");
-        if is_meta {
-            with_meta = true;
-        } else {
+    if let Some(second) = params.get(1).filter(|p| is_meta(&p.ty)) {
+        with_meta = true;
+        next = 2;
+        if sig::shared_ref(&second.ty).is_none() {
             cx.error_spanned_by(
                 &second.ty,
                 format!(
-                    "the optional last parameter of a projection's event handler is `meta: &EventMeta` (the accepted forms are {HANDLER_FORMS})"
+                    "take the metadata by shared reference: `{}: &EventMeta`",
+                    sig::display(&second.pat)
                 ),
             );
             ok = false;
         }
     }
-    for extra in params.iter().skip(2) {
+    let wants_unit = params.len() > next;
+    let unit = match params.get(next) {
+        Some(param) => {
+            let unit = parse_unit(cx, param);
+            ok &= unit.is_some();
+            unit
+        }
+        None => None,
+    };
+    for extra in params.iter().skip(next + 1) {
         cx.error_spanned_by(
             extra,
-            format!("remove this parameter: the accepted forms are {HANDLER_FORMS}"),
+            format!(
+                "remove this parameter: the accepted forms are {HANDLER_FORMS}, and for a durable projection {DURABLE_FORM}"
+            ),
         );
         ok = false;
     }
@@ -169,12 +285,98 @@ fn parse_handler(cx: &mut Ctxt, method: &ImplItemFn, index: usize) -> Option<Eve
         event: event.clone(),
         param: (*first.ty).clone(),
         with_meta,
+        is_async: sig.asyncness.is_some(),
+        wants_unit,
+        unit,
         returns: match &sig.output {
             ReturnType::Default => None,
             ReturnType::Type(_, ty) => Some((**ty).clone()),
         },
         state: if ok { State::Wired } else { State::Fallback },
     })
+}
+
+/// `db: &Unit`, the unit of work of a durable projection's method.
+fn parse_unit(cx: &mut Ctxt, param: &PatType) -> Option<Unit> {
+    if let Some(ty) = sig::shared_ref(&param.ty) {
+        return Some(Unit {
+            ty: ty.clone(),
+            param: (*param.ty).clone(),
+        });
+    }
+    let pat = sig::display(&param.pat);
+    match sig::mut_ref(&param.ty) {
+        Some(ty) => cx.error_spanned_by(
+            &param.ty,
+            format!(
+                "borrow the unit of work by shared reference: `{pat}: &{}` (the sink lends it to every handler of a batch and commits it after the last one; a unit whose statements need `&mut` uses interior mutability)",
+                sig::display(ty)
+            ),
+        ),
+        None => cx.error_spanned_by(
+            &param.ty,
+            format!(
+                "borrow the unit of work by shared reference: `{pat}: &{}` (the sink owns it and commits it after the batch)",
+                sig::display(&param.ty)
+            ),
+        ),
+    }
+    None
+}
+
+fn parse_reset(cx: &mut Ctxt, method: &ImplItemFn, index: usize, attr: Attribute) -> ResetMethod {
+    let sig = &method.sig;
+    let name = &sig.ident;
+    let mut ok = sig::check_plain_fn(cx, sig, "a `#[reset]` method", true);
+    match sig::self_kind(sig) {
+        SelfKind::RefMut => {}
+        SelfKind::None => {
+            cx.error_spanned_by(
+                name,
+                format!(
+                    "a `#[reset]` method empties the read model: add `&mut self` ({RESET_FORM})"
+                ),
+            );
+            ok = false;
+        }
+        SelfKind::Ref | SelfKind::Value | SelfKind::Typed => {
+            cx.error_spanned_by(
+                sig.receiver(),
+                format!(
+                    "a `#[reset]` method empties the read model: take `&mut self` ({RESET_FORM})"
+                ),
+            );
+            ok = false;
+        }
+    }
+    let params = sig::params(sig);
+    let unit = match params.first() {
+        Some(param) => {
+            let unit = parse_unit(cx, param);
+            ok &= unit.is_some();
+            unit
+        }
+        None => None,
+    };
+    for extra in params.iter().skip(1) {
+        cx.error_spanned_by(
+            extra,
+            format!("remove this parameter: a `#[reset]` method is {RESET_FORM}"),
+        );
+        ok = false;
+    }
+    ResetMethod {
+        index,
+        method: name.clone(),
+        attr,
+        is_async: sig.asyncness.is_some(),
+        unit,
+        returns: match &sig.output {
+            ReturnType::Default => None,
+            ReturnType::Type(_, ty) => Some((**ty).clone()),
+        },
+        state: if ok { State::Wired } else { State::Fallback },
+    }
 }
 
 fn parse_query(cx: &mut Ctxt, method: &ImplItemFn, index: usize) -> Option<QueryMethod> {
