@@ -165,12 +165,12 @@ fn durable_impl(def: &ProjectionDef, handlers: &[&EventHandler]) -> TokenStream 
         let meta = h.with_meta.then(|| quote!(, &__event.meta));
         let unit = h.unit.is_some().then(|| quote!(, __unit));
         let call = user_call(&p, &h.method, h.is_async, quote!(&__decoded #meta #unit));
-        let outcome = outcome(&p, &h.method, h.returns.as_ref());
+        let outcome = outcome(&p, &h.method, h.returns.as_ref(), quote!(__returned));
         quote! {
             match #p::decode_stored::<#event>(#name, __event) {
                 #p::Ok(::core::option::Option::Some(__decoded)) => {
                     let __returned = #call;
-                    return #p::handled(#name, __event, #outcome(__returned));
+                    return #p::handled(#name, __event, #outcome);
                 }
                 #p::Ok(::core::option::Option::None) => {}
                 #p::Err(__error) => return #p::Err(__error),
@@ -208,7 +208,7 @@ fn durable_impl(def: &ProjectionDef, handlers: &[&EventHandler]) -> TokenStream 
 fn reset_fn(p: &TokenStream, unit: &TokenStream, reset: &ResetMethod) -> TokenStream {
     let args = reset.unit.is_some().then(|| quote!(__unit));
     let call = user_call(p, &reset.method, reset.is_async, quote!(#args));
-    let outcome = outcome(p, &reset.method, reset.returns.as_ref());
+    let outcome = outcome(p, &reset.method, reset.returns.as_ref(), quote!(__returned));
     quote! {
         fn reset<'__a>(
             &'__a mut self,
@@ -216,15 +216,15 @@ fn reset_fn(p: &TokenStream, unit: &TokenStream, reset: &ResetMethod) -> TokenSt
         ) -> impl #p::Future<Output = #p::Result<(), #p::ProjectionFailure>> + #p::Send + '__a {
             async move {
                 let __returned = #call;
-                #p::reset_done(#outcome(__returned))
+                #p::reset_done(#outcome)
             }
         }
     }
 }
 
 /// `Self::method(self, args)`, awaited if the method is `async`. The future is checked to be
-/// `Send` on the method's name, so a handler holding a non-`Send` value across an `.await` is
-/// reported there.
+/// `Send` on the method's name (the call and its `.await`), so a handler holding a non-`Send`
+/// value across an `.await` is reported once, there.
 fn user_call(
     p: &TokenStream,
     method: &syn::Ident,
@@ -232,21 +232,25 @@ fn user_call(
     args: TokenStream,
 ) -> TokenStream {
     if is_async {
-        let future = respan(
-            quote!(#p::send_handler(Self::#method(self, #args))),
+        respan(
+            quote!(#p::send_handler(Self::#method(self, #args)).await),
             method.span(),
-        );
-        quote!(#future.await)
+        )
     } else {
         quote!(Self::#method(self, #args))
     }
 }
 
-/// `ProjectionOutcome::into_failure`, spanned on the return type (or the method's name), so
-/// an unsupported return type fails with `ProjectionOutcome`'s message there.
-fn outcome(p: &TokenStream, method: &syn::Ident, returns: Option<&syn::Type>) -> TokenStream {
+/// `ProjectionOutcome::into_failure(returned)`, spanned on the return type (or the method's
+/// name), so an unsupported return type fails with `ProjectionOutcome`'s message there.
+fn outcome(
+    p: &TokenStream,
+    method: &syn::Ident,
+    returns: Option<&syn::Type>,
+    returned: TokenStream,
+) -> TokenStream {
     let span = returns.map_or_else(|| method.span(), |r| r.span());
-    respan(quote!(#p::ProjectionOutcome::into_failure), span)
+    respan(quote!(#p::ProjectionOutcome::into_failure(#returned)), span)
 }
 
 /// `impl RoutedQuery` for one `#[query]` method.

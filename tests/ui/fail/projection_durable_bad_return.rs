@@ -1,0 +1,21 @@
+// An async handler returns `()` or `Result<(), E>`, like a synchronous one.
+use cqrs_core::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Opened;
+
+#[derive(Default)]
+pub struct Openings {
+    count: u64,
+}
+
+#[projection]
+impl Openings {
+    async fn on_opened(&mut self, _: &Opened) -> u64 {
+        self.count += 1;
+        self.count
+    }
+}
+
+fn main() {}

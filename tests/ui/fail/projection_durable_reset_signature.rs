@@ -1,0 +1,25 @@
+// A `#[reset]` method empties the read model: it takes `&mut self`.
+use cqrs_core::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Opened;
+
+pub struct SqlTx;
+
+#[derive(Default)]
+pub struct Openings;
+
+#[projection]
+impl Openings {
+    async fn on_opened(&mut self, _: &Opened, db: &SqlTx) {
+        let _ = db;
+    }
+
+    #[reset]
+    async fn clear(&self, db: &SqlTx) {
+        let _ = db;
+    }
+}
+
+fn main() {}

@@ -1,0 +1,28 @@
+// A durable projection has one `#[reset]` method.
+use cqrs_core::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Opened;
+
+pub struct SqlTx;
+
+#[derive(Default)]
+pub struct Openings;
+
+#[projection]
+impl Openings {
+    async fn on_opened(&mut self, _: &Opened, db: &SqlTx) {
+        let _ = db;
+    }
+
+    #[reset]
+    async fn clear(&mut self, db: &SqlTx) {
+        let _ = db;
+    }
+
+    #[reset]
+    fn clear_again(&mut self) {}
+}
+
+fn main() {}

@@ -1,0 +1,20 @@
+// The unit of work is borrowed: `db: &SqlTx`.
+use cqrs_core::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Opened;
+
+pub struct SqlTx;
+
+#[derive(Default)]
+pub struct Openings;
+
+#[projection]
+impl Openings {
+    async fn on_opened(&mut self, _: &Opened, db: SqlTx) {
+        let _ = db;
+    }
+}
+
+fn main() {}
