@@ -163,6 +163,14 @@ pub(crate) struct Names {
     pub channel: String,
     /// The key of the advisory lock that serialises migrations of this schema.
     pub migration_lock: i64,
+    /// `"schema"."checkpoints"` (or `"schema"."<events>_checkpoints"`): one row per durable
+    /// projection, the position of the last event whose effects are committed.
+    pub checkpoints: String,
+    /// `"schema"."parked_events"` (or `"schema"."<events>_parked_events"`): events projections
+    /// gave up on.
+    pub parked: String,
+    /// The unquoted schema and events table names, from which lease keys are derived.
+    lease_seed: (String, String),
 }
 
 impl Names {
@@ -181,6 +189,15 @@ impl Names {
         }
         // Constraint names are identifiers too: derive short, stable ones.
         let tag = fnv1a(&[schema, events]);
+        let checkpoints = side_table(events, "checkpoints", tag);
+        let parked = side_table(events, "parked_events", tag);
+        for side in [&checkpoints, &parked] {
+            if side == migrations {
+                return Err(OpenError::Config(format!(
+                    "the migrations table is named `{migrations}`, which the store needs for its projection checkpoints"
+                )));
+            }
+        }
         Ok(Names {
             schema: quote(schema),
             events: format!("{}.{}", quote(schema), quote(events)),
@@ -194,12 +211,38 @@ impl Names {
             event_id_key: format!("cqrs_{tag:016x}_event_id"),
             channel: format!("cqrs_{tag:016x}"),
             migration_lock: fnv1a(&["cqrs-postgres migrations", schema]) as i64,
+            checkpoints: format!("{}.{}", quote(schema), quote(&checkpoints)),
+            parked: format!("{}.{}", quote(schema), quote(&parked)),
+            lease_seed: (schema.to_owned(), events.to_owned()),
         })
+    }
+
+    /// The advisory-lock key of the lease of `projection`: derived from the schema, the events
+    /// table and the projection name, stable across processes and builds.
+    pub fn lease_key(&self, projection: &str) -> i64 {
+        let (schema, events) = &self.lease_seed;
+        fnv1a(&["cqrs-postgres lease", schema, events, projection]) as i64
     }
 
     /// The channel as a quoted identifier, for `LISTEN`.
     pub fn channel_ident(&self) -> String {
         quote(&self.channel)
+    }
+}
+
+/// The unquoted name of a table that belongs beside the events table: `checkpoints` beside the
+/// default `events`, `<events>_checkpoints` beside any other (so stores with different events
+/// tables can share a schema), and a hashed name when that would not fit in an identifier.
+fn side_table(events: &str, suffix: &str, tag: u64) -> String {
+    let name = if events == "events" {
+        suffix.to_owned()
+    } else {
+        format!("{events}_{suffix}")
+    };
+    if name.len() <= MAX_IDENTIFIER_BYTES {
+        name
+    } else {
+        format!("cqrs_{tag:016x}_{suffix}")
     }
 }
 
@@ -279,6 +322,30 @@ mod tests {
         assert!(a.stream_version_key.len() <= MAX_IDENTIFIER_BYTES);
         // FNV-1a of the empty input is its offset basis.
         assert_eq!(fnv1a(&[]), 0xcbf2_9ce4_8422_2325);
+    }
+
+    #[test]
+    fn side_tables_follow_the_events_table() {
+        let default = Names::new("s", "events", "m").unwrap();
+        assert_eq!(default.checkpoints, "\"s\".\"checkpoints\"");
+        assert_eq!(default.parked, "\"s\".\"parked_events\"");
+        let other = Names::new("s", "ledger", "m").unwrap();
+        assert_eq!(other.checkpoints, "\"s\".\"ledger_checkpoints\"");
+        assert_eq!(other.parked, "\"s\".\"ledger_parked_events\"");
+        let long = Names::new("s", &"e".repeat(60), "m").unwrap();
+        assert!(
+            long.checkpoints.starts_with("\"s\".\"cqrs_"),
+            "{}",
+            long.checkpoints
+        );
+        assert!(long.checkpoints.len() <= 4 + 2 + MAX_IDENTIFIER_BYTES + 2);
+        assert!(Names::new("s", "events", "checkpoints").is_err());
+        assert_ne!(default.lease_key("p"), other.lease_key("p"));
+        assert_ne!(default.lease_key("p"), default.lease_key("q"));
+        assert_eq!(
+            default.lease_key("p"),
+            Names::new("s", "events", "m").unwrap().lease_key("p")
+        );
     }
 
     #[test]

@@ -129,15 +129,18 @@
 //! `read_all` returns the events before it, and fails when it starts at it.
 
 mod append;
+mod checkpoint;
 mod config;
 mod decode;
 mod error;
 mod holes;
 mod hooks;
+mod lease;
 mod notify;
 mod pool;
 mod read;
 mod schema;
+mod sink;
 mod statements;
 mod store;
 mod versions;
@@ -146,4 +149,6 @@ pub use config::PostgresConfig;
 pub use error::OpenError;
 #[doc(hidden)]
 pub use hooks::HeldAppend;
+pub use lease::{PgLease, PgLeases};
+pub use sink::{PgSink, PgStatement, PgTx};
 pub use store::PostgresStore;

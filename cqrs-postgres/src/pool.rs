@@ -4,20 +4,56 @@
 //! A connection goes back to the pool when its guard drops, unless the driver reports it closed
 //! or the guard was told to discard it (a connection left inside an open transaction).
 
+use std::collections::HashMap;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use cqrs_core::StoreError;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::{Client, NoTls, Statement};
 
 use crate::error::backend;
 use crate::statements::{Prepared, Sql};
+
+/// Statements other than the store's own (projection SQL, checkpoints) a connection keeps
+/// prepared, by text. Beyond this many, statements are prepared for one use: a handler that
+/// formats values into its SQL text must not grow the cache without bound.
+const CACHED_STATEMENTS: usize = 256;
 
 /// One connection and its prepared statements.
 pub(crate) struct Conn {
     pub client: Client,
     pub st: Prepared,
+    /// Statements prepared on demand, by SQL text (see [`Conn::cached`]).
+    cache: Mutex<HashMap<Box<str>, Statement>>,
+}
+
+impl Conn {
+    fn new(client: Client, st: Prepared) -> Conn {
+        Conn {
+            client,
+            st,
+            cache: Mutex::default(),
+        }
+    }
+
+    /// `sql` prepared on this connection: once, then from the cache.
+    pub async fn cached(&self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
+        if let Some(statement) = self.cache().get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare(sql).await?;
+        let mut cache = self.cache();
+        if cache.len() < CACHED_STATEMENTS {
+            cache.insert(sql.into(), statement.clone());
+        }
+        Ok(statement)
+    }
+
+    fn cache(&self) -> MutexGuard<'_, HashMap<Box<str>, Statement>> {
+        // Only lookups and inserts happen under this lock.
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// Cheap to clone: clones share the connections.
@@ -83,7 +119,7 @@ impl Pool {
             .batch_execute("SET plan_cache_mode = force_generic_plan")
             .await?;
         let st = Prepared::new(&client, &self.shared.sql).await?;
-        Ok(Conn { client, st })
+        Ok(Conn::new(client, st))
     }
 
     /// A connection: an idle one, or a new one while fewer than `size` are open; otherwise
@@ -104,6 +140,11 @@ impl Pool {
         let client = connect(&self.shared.config).await.map_err(backend)?;
         let conn = self.prepare(client).await.map_err(backend)?;
         Ok(self.guard(conn, permit))
+    }
+
+    /// How the pool connects (for the dedicated connections of leases).
+    pub fn config(&self) -> &tokio_postgres::Config {
+        &self.shared.config
     }
 
     fn guard(&self, conn: Conn, permit: OwnedSemaphorePermit) -> Pooled {

@@ -18,11 +18,18 @@ struct Migration {
     sql: fn(&Names) -> String,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "events table: global position, unique (stream, version), unique event id",
-    sql: events_table,
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "events table: global position, unique (stream, version), unique event id",
+        sql: events_table,
+    },
+    Migration {
+        version: 2,
+        description: "projection checkpoints and parked events",
+        sql: projection_tables,
+    },
+];
 
 /// The newest migration this crate knows.
 pub(crate) fn latest_version() -> i32 {
@@ -64,6 +71,36 @@ fn events_table(n: &Names) -> String {
         sequence_literal = crate::statements::quote_literal(&n.position_sequence),
         stream_version = crate::config::quote(&n.stream_version_key),
         event_id = crate::config::quote(&n.event_id_key),
+    )
+}
+
+/// Version 2: what durable projections keep in the store's database.
+///
+/// - `checkpoints`: per projection, the position of the last event whose effects are
+///   committed. SQL projections update it in the transaction of their read-model changes, and
+///   lock the row (`FOR UPDATE`) to fence off a second process that lost its lease.
+/// - `parked_events`: events a projection gave up on after its retries, one row per
+///   (projection, position), with the last error.
+fn projection_tables(n: &Names) -> String {
+    format!(
+        "CREATE TABLE {checkpoints} (
+            projection text PRIMARY KEY,
+            position bigint NOT NULL,
+            updated_at timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE TABLE {parked} (
+            projection text NOT NULL,
+            position bigint NOT NULL,
+            event_id uuid NOT NULL,
+            stream text NOT NULL,
+            version bigint NOT NULL,
+            event_name text NOT NULL,
+            error text NOT NULL,
+            parked_at timestamptz NOT NULL,
+            PRIMARY KEY (projection, position)
+        );",
+        checkpoints = n.checkpoints,
+        parked = n.parked,
     )
 }
 
@@ -148,5 +185,11 @@ mod tests {
             sql.contains("CACHE 1;"),
             "positions must not be cached per session"
         );
+        let sql = projection_tables(&names);
+        assert!(
+            sql.contains("CREATE TABLE \"we\"\"ird\".\"checkpoints\""),
+            "{sql}"
+        );
+        assert!(sql.contains("PRIMARY KEY (projection, position)"), "{sql}");
     }
 }

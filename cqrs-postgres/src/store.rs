@@ -8,6 +8,7 @@ use cqrs_core::{
     EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent, StoreError, StreamId,
 };
 
+use crate::checkpoint::CheckpointSql;
 use crate::config::{Names, PostgresConfig};
 use crate::error::OpenError;
 use crate::holes::Holes;
@@ -34,6 +35,7 @@ pub(crate) struct Shared {
     pub holes: Holes,
     pub versions: KnownVersions,
     pub notifier: Notifier,
+    pub checkpoint_sql: CheckpointSql,
 }
 
 impl Drop for Shared {
@@ -67,6 +69,7 @@ impl PostgresStore {
         );
         Ok(PostgresStore {
             shared: Arc::new(Shared {
+                checkpoint_sql: CheckpointSql::new(&names),
                 config,
                 names,
                 pool,
