@@ -7,7 +7,7 @@
 //! | [`Command`](derive@Command) | a command struct | `impl Command` (target aggregate, name, id field) |
 //! | [`Query`](derive@Query) | a query struct or enum | `impl Query` (response type) |
 //! | [`aggregate`](macro@aggregate) | the impl block of an aggregate | the event and command enums, `impl Aggregate`, one `impl Handles<C>` per handler, checks, registration |
-//! | [`projection`](macro@projection) | the impl block of a read model | `impl Projection`, one `impl RoutedQuery` per query, registration |
+//! | [`projection`](macro@projection) | the impl block of a read model | `impl Projection` and one `impl RoutedQuery` per query, or `impl DurableProjection<U>` for a durable read model; registration |
 //!
 //! Every macro accepts `crate = "path"` (for example `#[aggregate(id = u64, crate =
 //! "my_app::cqrs")]`) when `cqrs_core` is reachable only under another path, such as a
@@ -194,10 +194,11 @@ pub fn aggregate(args: TokenStream, input: TokenStream) -> TokenStream {
 /// ```
 ///
 /// Arguments:
-/// - `name = "…"`: the projection's unique name (default: the type's name in snake case).
+/// - `name = "…"`: the projection's unique name (default: the type's name in snake case). A
+///   durable projection's checkpoint is stored under it: do not change it once deployed.
 /// - `discover = false`: do not register a constructor for
 ///   `CqrsBuilder::discover_projections` (the type then need not implement `Default`; add it
-///   with `CqrsBuilder::projection`).
+///   with `CqrsBuilder::projection`). Durable projections are never discovered that way.
 /// - `crate = "path"`: where `cqrs_core` is.
 ///
 /// Methods:
@@ -209,6 +210,55 @@ pub fn aggregate(args: TokenStream, input: TokenStream) -> TokenStream {
 ///   the query's `#[query(response = …)]` type. One `#[query]` method per query type in the
 ///   program.
 /// - Other methods are kept as they are.
+///
+/// These generate `impl Projection`: the state lives in memory, the application feeds it
+/// (`CqrsBuilder::projection`) and rebuilds it from the first event at every start.
+///
+/// # Durable projections
+///
+/// A projection is *durable* when a handler is `async` or borrows a unit of work as its last
+/// parameter, after the event and the optional `&EventMeta`:
+///
+/// ```ignore
+/// pub struct BalanceTable;
+///
+/// #[projection(name = "balance_table")]
+/// impl BalanceTable {
+///     async fn on_deposited(&mut self, e: &MoneyDeposited, meta: &EventMeta, db: &PgTx) -> Result<(), PgError> {
+///         db.execute("update balances set amount = amount + $1 where stream = $2", /* … */).await
+///     }
+///
+///     fn on_withdrawn(&mut self, e: &MoneyWithdrawn, db: &PgTx) { /* … */ }
+///
+///     #[reset]
+///     async fn truncate(&mut self, db: &PgTx) -> Result<(), PgError> {
+///         db.execute("truncate balances", &[]).await
+///     }
+/// }
+/// ```
+///
+/// It implements `cqrs_core::runner::DurableProjection<U>` instead of `Projection`, where `U`
+/// is the unit of work its methods borrow (`cqrs_sqlite::SqliteTx`, `cqrs_postgres::PgTx`, or
+/// a type of your own: the macro only reads its name). A `ProjectionRunner` runs it from its
+/// checkpoint through a sink of that unit, whose changes commit together with the checkpoint.
+/// When no method takes a unit (the handlers are `async` only), it implements
+/// `DurableProjection<U>` for every `U`, and runs under any sink (for example `MemorySink`).
+///
+/// - Handlers have the forms above, optionally `async`, optionally followed by `db: &Unit`.
+///   Every method that takes a unit takes the same type, by shared reference (`U` must be
+///   `Sync`), and every `async` handler's future must be `Send` (hold no `Rc` or lock guard
+///   across an `.await`): the runner is a task of the tokio runtime. The handler gets the event
+///   decoded to an owned value, so it may keep borrowing it across an `.await`.
+/// - `#[reset] fn name(&mut self)` or `#[reset] async fn name(&mut self, db: &Unit)`, returning
+///   `()` or `Result<(), E>`: at most one; the runner calls it before a rebuild to empty the read
+///   model (by default, nothing is emptied). Only durable projections have one: an in-memory
+///   projection is rebuilt from nothing at every start.
+/// - No `#[query]` methods: a durable read model is queried from its database (write those
+///   queries in a separate impl block), and `RunningProjection::wait_for(position, timeout)`
+///   gives read-your-writes.
+///
+/// The registration says `ProjectionKind::Durable` and has no constructor: a runner, not the
+/// application, owns a durable projection.
 #[proc_macro_attribute]
 pub fn projection(args: TokenStream, input: TokenStream) -> TokenStream {
     expand::projection::expand(args.into(), input.into()).into()

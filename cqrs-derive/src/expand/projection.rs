@@ -1,7 +1,7 @@
 //! `#[projection]`: `impl Projection` and one `impl RoutedQuery` per `#[query]` method, or
 //! for a durable projection `impl DurableProjection<U>`; and the registration.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Delimiter, Group, Span, TokenStream};
 use quote::quote;
 use syn::ItemImpl;
 use syn::spanned::Spanned;
@@ -149,16 +149,20 @@ fn durable_impl(def: &ProjectionDef, handlers: &[&EventHandler]) -> TokenStream 
     let p = private(&def.krate);
     let attrs = impl_attrs();
     let ProjectionDef { self_ty, name, .. } = def;
-    let (generics, unit) = match def.unit() {
+    // A unit that is not `Sync` fails the trait's bound: reported on the user's `&Unit`, as is
+    // the `async` block that borrows it.
+    let (generics, unit, span) = match def.unit() {
         Some(unit) => {
             let ty = &unit.ty;
-            (quote!(), quote!(#ty))
+            (quote!(), quote!(#ty), ty.span())
         }
         None => (
             quote!(<__U: ?::core::marker::Sized + ::core::marker::Sync>),
             quote!(__U),
+            Span::call_site(),
         ),
     };
+    let trait_ref = respan(quote!(#p::DurableProjection<#unit>), span);
     let events: Vec<_> = handlers.iter().map(|h| &h.event).collect();
     let arms = handlers.iter().map(|h| {
         let event = &h.event;
@@ -182,9 +186,17 @@ fn durable_impl(def: &ProjectionDef, handlers: &[&EventHandler]) -> TokenStream 
         .iter()
         .find(|r| r.state == State::Wired)
         .map(|r| reset_fn(&p, &unit, r));
+    let mut block = Group::new(Delimiter::Brace, quote!(#(#arms)* #p::Ok(())));
+    block.set_span(span);
+    let body = respan(quote!(async move), span);
+    let body = quote!(#body #block);
+    let returns = respan(
+        quote!(impl #p::Future<Output = #p::Result<(), #p::ProjectionError>> + #p::Send + '__a),
+        span,
+    );
     quote! {
         #attrs
-        impl #generics #p::DurableProjection<#unit> for #self_ty {
+        impl #generics #trait_ref for #self_ty {
             const NAME: &'static str = #name;
             const EVENTS: &'static [&'static str] = &[#(<#events as #p::Event>::NAME),*];
 
@@ -192,11 +204,8 @@ fn durable_impl(def: &ProjectionDef, handlers: &[&EventHandler]) -> TokenStream 
                 &'__a mut self,
                 __unit: &'__a #unit,
                 __event: &'__a #p::RecordedEvent,
-            ) -> impl #p::Future<Output = #p::Result<(), #p::ProjectionError>> + #p::Send + '__a {
-                async move {
-                    #(#arms)*
-                    #p::Ok(())
-                }
+            ) -> #returns {
+                #body
             }
 
             #reset
@@ -295,20 +304,21 @@ fn registration(def: &ProjectionDef) -> TokenStream {
     let ProjectionDef { self_ty, ident, .. } = def;
     let type_name = type_name(ident);
     if def.durable {
-        let unit = match def.unit() {
-            Some(unit) => {
-                let ty = &unit.ty;
-                quote!(#ty)
-            }
-            None => quote!(()),
-        };
+        // Not through the trait's constants: naming `DurableProjection<U>` would repeat the
+        // error of a unit that is not `Sync`.
+        let name = &def.name;
+        let events = def
+            .handlers
+            .iter()
+            .filter(|h| h.state == State::Wired)
+            .map(|h| &h.event);
         return quote! {
             const _: () = {
                 #p::inventory::submit! {
                     #p::ProjectionRegistration {
-                        name: <#self_ty as #p::DurableProjection<#unit>>::NAME,
+                        name: #name,
                         type_name: #type_name,
-                        events: <#self_ty as #p::DurableProjection<#unit>>::EVENTS,
+                        events: &[#(<#events as #p::Event>::NAME),*],
                         kind: #p::ProjectionKind::Durable,
                         create: ::core::option::Option::None,
                     }

@@ -93,7 +93,10 @@ fn main() {
     assert_durable::<Counter, ()>();
     assert_durable::<Counter, Tx>();
     assert_durable::<Counter, str>();
-    assert_eq!(<Owners as DurableProjection<Tx>>::EVENTS, ["Opened", "Closed"]);
+    assert_eq!(
+        <Owners as DurableProjection<Tx>>::EVENTS,
+        ["Opened", "Closed"]
+    );
     assert_eq!(<Counter as DurableProjection>::NAME, "counter");
     assert_eq!(Counter::default().opened, 0);
 }

@@ -1,0 +1,20 @@
+// After the event, the metadata and the unit of work, a handler takes nothing else.
+use cqrs_core::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Opened;
+
+pub struct SqlTx;
+
+#[derive(Default)]
+pub struct Openings;
+
+#[projection]
+impl Openings {
+    async fn on_opened(&mut self, _: &Opened, meta: &EventMeta, db: &SqlTx, by: &str) {
+        let _ = (meta, db, by);
+    }
+}
+
+fn main() {}
