@@ -55,11 +55,17 @@
 //!
 //! # Schema
 //!
-//! One table, `events`: `position` (bigint primary key, drawn from a sequence with `CACHE 1`),
+//! The events table, `events`: `position` (bigint primary key, drawn from a sequence with `CACHE 1`),
 //! `stream`, `version` (unique together), `event_id` (unique uuid), `event_name`,
 //! `event_version`, `payload` (jsonb), `metadata` (jsonb, NULL when empty), `correlation_id`,
 //! `causation_id`, `recorded_at` (timestamptz, the database's clock). JSONB normalises
 //! formatting: a payload comes back as the same JSON value, not the same text.
+//!
+//! Two more tables serve durable projections: `checkpoints` (`projection` primary key,
+//! `position`, `updated_at`) and `parked_events` (`projection`, `position`, `event_id`,
+//! `stream`, `version`, `event_name`, `error`, `parked_at`; primary key `(projection, position)`).
+//! Beside an events table with another name than `events` they are named
+//! `<events>_checkpoints` and `<events>_parked_events`.
 //!
 //! Write to the table only through the store: gap-free reading relies on how appends draw
 //! positions (below), and the store assumes rows are never deleted or changed.
@@ -119,6 +125,96 @@
 //! (a writer killed between commit and NOTIFY, a dropped listening connection); a reader stopped
 //! at a hole left by a rolled-back transaction, which announces nothing, re-reads ten times as
 //! often.
+//!
+//! # Projections in the same database (exactly once)
+//!
+//! A read model kept in tables of the same database is updated **exactly once**: [`PgSink`]
+//! runs each batch of events in one transaction that also moves the projection's checkpoint
+//! (table `checkpoints`), so a batch's changes and its checkpoint commit together or not at
+//! all; after a crash, a handler error or a lost lease, the runner resumes from the committed
+//! checkpoint and no event is counted twice. The projection implements
+//! [`DurableProjection<PgTx>`](cqrs_core::runner::DurableProjection) (by hand, as here, or with
+//! `#[projection]` and handlers that take `db: &PgTx`); its statements go through [`PgTx`] and
+//! run in the batch's transaction.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
+//! use cqrs_core::runner::{DurableProjection, OnFailure, ProjectionRunner, stored_error};
+//! use cqrs_core::{EventRef, ProjectionError, ProjectionFailure, RecordedEvent};
+//! use cqrs_postgres::{PgLeases, PgSink, PgTx, PostgresStore};
+//! # use cqrs_core::Event as _;
+//! # use cqrs_core::testing::domain::Added;
+//!
+//! /// Per counter, the number of `Added` events and their sum, in table `counter_totals`.
+//! struct CounterTotals;
+//!
+//! impl DurableProjection<PgTx> for CounterTotals {
+//!     const NAME: &'static str = "counter_totals";
+//!     const EVENTS: &'static [&'static str] = &[Added::NAME];
+//!
+//!     async fn handle(&mut self, db: &PgTx, event: &RecordedEvent) -> Result<(), ProjectionError> {
+//!         let failed = |failure| stored_error(Self::NAME, event, failure);
+//!         let Some(added) = EventRef::stored(event)
+//!             .decode::<Added>()
+//!             .map_err(|e| failed(ProjectionFailure::Decode(e)))?
+//!         else {
+//!             return Ok(());
+//!         };
+//!         // Text statements are prepared once per connection, then reused.
+//!         db.execute(
+//!             "INSERT INTO counter_totals AS t (counter, events, total) VALUES ($1, 1, $2)
+//!              ON CONFLICT (counter) DO UPDATE SET events = t.events + 1, total = t.total + $2",
+//!             &[&event.meta.stream.as_str(), &(added.n as i64)],
+//!         )
+//!         .await
+//!         .map_err(|e| failed(ProjectionFailure::Handler(Arc::new(e))))?;
+//!         Ok(())
+//!     }
+//!
+//!     /// Before a rebuild: empty the table (in the transaction that sets the checkpoint to 0).
+//!     async fn reset(&mut self, db: &PgTx) -> Result<(), ProjectionFailure> {
+//!         db.execute("DELETE FROM counter_totals", &[])
+//!             .await
+//!             .map(drop)
+//!             .map_err(|e| ProjectionFailure::Handler(Arc::new(e)))
+//!     }
+//! }
+//!
+//! # async fn run(store: PostgresStore) -> Result<(), Box<dyn std::error::Error>> {
+//! let running = ProjectionRunner::new(store.clone(), PgSink::new(&store, CounterTotals))
+//!     .on_failure(OnFailure::Park)
+//!     // Every application server runs this; one at a time works, the others stand by.
+//!     .leases(PgLeases::new(&store), Duration::from_secs(1))
+//!     .spawn();
+//! # let _ = running;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Every batch: `BEGIN`; `SELECT position FROM checkpoints WHERE projection = $1 FOR UPDATE`,
+//! refused unless it is where this sink last left it; the handlers; the checkpoint update;
+//! `COMMIT`, the first two and the last two pipelined. A handler error rolls back the batch and
+//! commits the events before the failing one on their own, so the runner retries, parks or stops
+//! exactly at that event. An `apply` the runner drops (its lease was lost) closes its
+//! connection rather than returning it to the pool mid-transaction, and the server rolls back.
+//! Each projection transaction sets `idle_in_transaction_session_timeout` to 60 s (`SET LOCAL`),
+//! so a process frozen mid-batch cannot hold the checkpoint row forever. Events a projection
+//! gives up on ([`OnFailure::Park`](cqrs_core::runner::OnFailure)) are kept in `parked_events`
+//! and listed by [`Checkpoints::parked_events`](cqrs_core::runner::Checkpoints::parked_events).
+//! Measured: about 47,000 events per second with one upsert per event in batches of 512
+//! (release build, local server).
+//!
+//! ## Leases
+//!
+//! [`PgLeases`] lets several processes run the same projections: a lease is a session-level
+//! advisory lock (`pg_try_advisory_lock`, keyed by schema, events table and projection name) on
+//! a connection of its own, outside the pool. A process that dies loses its connection and its
+//! locks, and a standby's runner takes over from the checkpoint (measured: about 150 ms after a
+//! `SIGKILL`, with a 100 ms retry). A lease is lost when its connection ends or a `SELECT 1`
+//! every second fails; the runner then stops at once. A process may not know yet that it lost its
+//! lease; the checkpoint fence above makes its next commit fail instead of counting events twice.
 //!
 //! # Errors
 //!
