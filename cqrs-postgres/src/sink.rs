@@ -13,6 +13,12 @@ use crate::checkpoint::{self, to_db};
 use crate::pool::Pooled;
 use crate::store::PostgresStore;
 
+// Handler futures hold `&PgTx` and must be `Send`.
+const _: fn() = || {
+    fn shared_across_threads<T: Send + Sync>() {}
+    shared_across_threads::<PgTx>();
+};
+
 mod sealed {
     pub trait Sealed {}
     impl Sealed for str {}
@@ -158,6 +164,11 @@ impl PgTx {
 /// (one lost its connection but has not noticed yet): the second to commit finds the checkpoint
 /// moved, rolls back, and reports `ApplyError::Store`, after which its runner reloads the
 /// checkpoint.
+///
+/// When a handler fails, the batch is rolled back and the events before the failing one are
+/// applied again in a transaction of their own (so the checkpoint stops right before the failing
+/// event): their handlers run twice, their statements take effect once. Keep handler state that
+/// is not in the database (counters, caches) free of consequences.
 ///
 /// An `apply` dropped before it finishes (the runner stops it when the lease is lost) closes its
 /// connection instead of returning it to the pool, and the server rolls the transaction back.

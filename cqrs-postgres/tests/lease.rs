@@ -8,7 +8,10 @@
 
 mod common;
 
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::read_model::{self, Model, Totals, append_added, expected};
@@ -127,12 +130,27 @@ fn lease_child_runs_the_projection_until_killed() {
         let mut projection = Totals::<Shared>::new(&schema).recording(&schema);
         // Slow enough that the parent kills the first holder mid-run.
         projection.delay = Duration::from_millis(1);
+        projection.announce = true;
         let leases = PgLeases::new(&store).check_interval(Duration::from_millis(200));
-        let _running = ProjectionRunner::new(store.clone(), PgSink::new(&store, projection))
+        let running = ProjectionRunner::new(store.clone(), PgSink::new(&store, projection))
             .batch_size(20)
             .leases(leases, Duration::from_millis(100))
             .spawn();
-        std::future::pending::<()>().await;
+        // Report each change of state, for the parent to check that the standby stood by.
+        let mut last = String::new();
+        loop {
+            let state = format!("{:?}", running.status().state);
+            let state = state
+                .split([' ', '{', '('])
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            if state != last {
+                println!("STATE {state}");
+                last = state;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     });
 }
 
@@ -143,8 +161,16 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("a tokio runtime")
 }
 
-fn spawn_child(schema: &str) -> Child {
-    Command::new(std::env::current_exe().unwrap())
+/// What a child reported: its handler calls (committed or not) and its runner's states.
+#[derive(Default)]
+struct Reports {
+    calls: AtomicU64,
+    states: Mutex<Vec<String>>,
+}
+
+/// A child process running the projection, and what it reports.
+fn spawn_child(schema: &str) -> (Child, Arc<Reports>) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "lease_child_runs_the_projection_until_killed",
             "--exact",
@@ -153,10 +179,23 @@ fn spawn_child(schema: &str) -> Child {
             "--test-threads=1",
         ])
         .env(CHILD_SCHEMA, schema)
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap()
+        .unwrap();
+    let reports = Arc::new(Reports::default());
+    let sink = Arc::clone(&reports);
+    let out = BufReader::new(child.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in out.lines().map_while(Result::ok) {
+            if line.starts_with("HANDLING ") {
+                sink.calls.fetch_add(1, Ordering::SeqCst);
+            } else if let Some(state) = line.strip_prefix("STATE ") {
+                sink.states.lock().unwrap().push(state.to_owned());
+            }
+        }
+    });
+    (child, reports)
 }
 
 /// Events handled (committed) so far, per process id, in order of first handling.
@@ -212,13 +251,27 @@ fn two_processes_one_at_a_time_with_takeover_after_sigkill() {
     };
     let holder = children
         .iter()
-        .position(|c| c.id() == first)
+        .position(|(c, _)| c.id() == first)
         .expect("a child's pid");
-    let mut killed = children.remove(holder);
+    let (mut killed, _) = children.remove(holder);
+    let (mut survivor, survivor_reports) = children.pop().unwrap();
+    // The standby stood by: it ran no handler and its runner did nothing but wait for the
+    // lease (the checkpoint fence alone would also keep the read model right, but with the
+    // second runner failing its commits).
+    assert_eq!(survivor_reports.calls.load(Ordering::SeqCst), 0);
+    let states = survivor_reports.states.lock().unwrap().clone();
+    assert_eq!(
+        states.last().map(String::as_str),
+        Some("Standby"),
+        "{states:?}"
+    );
+    assert!(
+        states.iter().skip(1).all(|s| s == "Standby"),
+        "the standby only waited for the lease: {states:?}"
+    );
     killed.kill().unwrap(); // SIGKILL
     let killed_at = Instant::now();
     killed.wait().unwrap();
-    let mut survivor = children.pop().unwrap();
 
     // The other takes over from the checkpoint.
     let takeover = loop {

@@ -46,6 +46,9 @@ pub struct Totals<M> {
     lenient: bool,
     /// Sleep this long per event (to make a run take a while).
     pub delay: Duration,
+    /// Print `HANDLING <position>` on stdout at every handler call, committed or not (for a
+    /// parent process watching a child).
+    pub announce: bool,
     pub knobs: Arc<Knobs>,
     _model: PhantomData<M>,
 }
@@ -65,6 +68,7 @@ impl<M: Model> Totals<M> {
             reset: format!("DELETE FROM {table}"),
             lenient: false,
             delay: Duration::ZERO,
+            announce: false,
             knobs: Arc::default(),
             _model: PhantomData,
         }
@@ -133,6 +137,12 @@ impl<M: Model> DurableProjection<PgTx> for Totals<M> {
 
     async fn handle(&mut self, tx: &PgTx, event: &RecordedEvent) -> Result<(), ProjectionError> {
         self.knobs.calls.fetch_add(1, Ordering::SeqCst);
+        if self.announce {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "HANDLING {}", event.meta.position);
+            let _ = out.flush();
+        }
         let n = match EventRef::stored(event).decode::<Added>() {
             Ok(Some(added)) => added.n,
             Ok(None) => return Ok(()),
@@ -156,7 +166,12 @@ impl<M: Model> DurableProjection<PgTx> for Totals<M> {
         .await
         .map_err(|e| self.failed(event, e))?;
         if let Some(record) = &self.record {
-            tx.execute(record, &[&position, &i64::from(std::process::id())])
+            // Through a prepared `Statement`, the other way `PgTx` takes SQL.
+            let statement = tx
+                .prepare(record)
+                .await
+                .map_err(|e| self.failed(event, e))?;
+            tx.execute(&statement, &[&position, &i64::from(std::process::id())])
                 .await
                 .map_err(|e| self.failed(event, e))?;
         }
