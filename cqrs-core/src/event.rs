@@ -49,7 +49,7 @@ pub trait EventSet: Clone + Debug + PartialEq + Send + Sync + Sized + 'static {
     fn decode(name: &str, version: u32, payload: &str) -> Result<Self, DecodeFailure>;
 
     /// The inner event as `Any`, so in-process projections read it without decoding.
-    fn as_any(&self) -> &dyn Any;
+    fn as_any(&self) -> &(dyn Any + Send + Sync);
 }
 
 /// What a handler may return: an event of the aggregate, the aggregate's event enum, a `Vec` or

@@ -33,7 +33,7 @@ pub trait Projection: Send + Sync + 'static {
 pub struct EventRef<'a> {
     meta: &'a EventMeta,
     payload: &'a Payload,
-    typed: Option<&'a dyn Any>,
+    typed: Option<&'a (dyn Any + Send + Sync)>,
 }
 
 impl<'a> EventRef<'a> {
@@ -47,7 +47,7 @@ impl<'a> EventRef<'a> {
     }
 
     /// A stored event whose typed value is at hand (`typed` is the inner event, not an enum).
-    pub fn with_typed(event: &'a RecordedEvent, typed: &'a dyn Any) -> Self {
+    pub fn with_typed(event: &'a RecordedEvent, typed: &'a (dyn Any + Send + Sync)) -> Self {
         EventRef {
             meta: &event.meta,
             payload: &event.payload,
@@ -75,7 +75,7 @@ impl<'a> EventRef<'a> {
         if *self.meta.event_name != *E::NAME {
             return Ok(None);
         }
-        if let Some(e) = self.typed.and_then(|t| t.downcast_ref::<E>()) {
+        if let Some(e) = self.typed.and_then(|t| (t as &dyn Any).downcast_ref::<E>()) {
             return Ok(Some(Decoded::Borrowed(e)));
         }
         if self.meta.event_version > E::VERSION {

@@ -32,7 +32,7 @@ type Starter = Box<dyn FnOnce() -> Member + Send>;
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let store = MemoryStore::new();
 /// let running = ProjectionGroup::new()
-///     .add(ProjectionRunner::new(store.clone(), MemorySink::new(Audit)))
+///     .runner(ProjectionRunner::new(store.clone(), MemorySink::new(Audit)))
 ///     .start()
 ///     .unwrap();
 /// running.wait_for(Position::ZERO, std::time::Duration::from_secs(1)).await.unwrap();
@@ -53,7 +53,7 @@ impl ProjectionGroup {
     }
 
     /// Adds a runner (started by [`ProjectionGroup::start`]).
-    pub fn add<S, K, L>(mut self, runner: ProjectionRunner<S, K, L>) -> Self
+    pub fn runner<S, K, L>(mut self, runner: ProjectionRunner<S, K, L>) -> Self
     where
         S: EventStore,
         K: ProjectionSink,

@@ -381,10 +381,7 @@ impl<K: ProjectionSink> RunningProjection<K> {
     /// Resets the projection (its reset hook, checkpoint `ZERO`) and replays every event,
     /// reporting progress to `progress`. Resolves when it has caught up with the events stored
     /// when the rebuild began; the runner then goes on live.
-    pub async fn rebuild(
-        &self,
-        progress: Option<ProgressFn>,
-    ) -> Result<Position, RebuildError> {
+    pub async fn rebuild(&self, progress: Option<ProgressFn>) -> Result<Position, RebuildError> {
         let (done, finished) = oneshot::channel();
         self.control
             .send(Control::Rebuild { progress, done })
@@ -395,6 +392,13 @@ impl<K: ProjectionSink> RunningProjection<K> {
     /// Resumes a runner that stopped on a failing event (after the cause was fixed), from its
     /// checkpoint, with a fresh retry count.
     pub fn restart(&self) {
+        // Waiters see the failure cleared at once, not after the task wakes up.
+        {
+            let mut status = self.shared.lock();
+            if matches!(status.0, RunnerState::Failed(_)) {
+                status.0 = RunnerState::CatchingUp;
+            }
+        }
         let _ = self.control.send(Control::Restart);
     }
 
@@ -454,8 +458,15 @@ impl<S: EventStore, K: ProjectionSink> Task<S, K> {
             match exit {
                 Some(Exit::Stop) => break,
                 // Lost the lease: whatever `work` was doing was cancelled, and the sink's
-                // checkpoint says what is committed. Another process may take over now.
-                None => self.shared.set_state(RunnerState::Standby),
+                // checkpoint says what is committed. Another process may take over now; this
+                // one waits before trying again.
+                None => {
+                    drop(lease);
+                    self.shared.set_state(RunnerState::Standby);
+                    if !self.pause(self.config.lease_retry).await {
+                        break;
+                    }
+                }
             }
         }
         if let Some(rebuild) = &mut self.rebuild {
@@ -665,7 +676,8 @@ impl<S: EventStore, K: ProjectionSink> Task<S, K> {
                         .iter()
                         .find(|e| e.meta.position == error.position)
                         .cloned();
-                    if !self.handler_failed(error, event).await {
+                    let isolated = handled.first().map(|e| e.meta.position) == Some(error.position);
+                    if !self.handler_failed(error, event, isolated).await {
                         return Exit::Stop;
                     }
                     checkpoint = match self.load_checkpoint().await {
@@ -688,16 +700,31 @@ impl<S: EventStore, K: ProjectionSink> Task<S, K> {
 
     /// Counts a try of a failing event, waits the back-off, and stops or parks after the
     /// last try. `false` when asked to stop meanwhile.
-    async fn handler_failed(&mut self, error: ProjectionError, event: Option<RecordedEvent>) -> bool {
+    async fn handler_failed(
+        &mut self,
+        error: ProjectionError,
+        event: Option<RecordedEvent>,
+        isolated: bool,
+    ) -> bool {
         let attempts = match self.failing {
             Some((position, tries)) if position == error.position => tries + 1,
             _ => 1,
         };
+        if !isolated {
+            // The batch held events before the failing one, which an exactly-once sink rolled
+            // back with it: commit those first (next round), then try this event alone. Only
+            // then may it stop the runner or be parked, with the checkpoint right before it.
+            self.failing = Some((error.position, attempts));
+            self.shared
+                .set_state(RunnerState::Retrying { attempts, error });
+            return true;
+        }
         // A payload that does not decode will not decode on a retry either.
         let hopeless = matches!(error.failure, ProjectionFailure::Decode(_));
         if attempts < self.config.retry.max_attempts && !hopeless {
             self.failing = Some((error.position, attempts));
-            self.shared.set_state(RunnerState::Retrying { attempts, error });
+            self.shared
+                .set_state(RunnerState::Retrying { attempts, error });
             return self.pause(self.config.retry.delay(attempts)).await;
         }
         match (self.config.on_failure, event) {

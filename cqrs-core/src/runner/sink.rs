@@ -159,7 +159,11 @@ impl<P: DurableProjection> ProjectionSink for MemorySink<P> {
         Ok(self.checkpoint)
     }
 
-    async fn apply(&mut self, events: &[RecordedEvent], through: Position) -> Result<(), ApplyError> {
+    async fn apply(
+        &mut self,
+        events: &[RecordedEvent],
+        through: Position,
+    ) -> Result<(), ApplyError> {
         for event in events {
             handle_caught(&mut self.projection, &(), event)
                 .await
@@ -170,7 +174,11 @@ impl<P: DurableProjection> ProjectionSink for MemorySink<P> {
         Ok(())
     }
 
-    async fn park(&mut self, event: &RecordedEvent, error: &ProjectionError) -> Result<(), StoreError> {
+    async fn park(
+        &mut self,
+        event: &RecordedEvent,
+        error: &ProjectionError,
+    ) -> Result<(), StoreError> {
         self.parked
             .push(ParkedEvent::new(P::NAME, event, error.to_string()));
         self.checkpoint = event.meta.position;
@@ -223,7 +231,11 @@ impl<P: DurableProjection, C: Checkpoints> ProjectionSink for CheckpointedSink<P
         self.checkpoints.load_checkpoint(P::NAME).await
     }
 
-    async fn apply(&mut self, events: &[RecordedEvent], through: Position) -> Result<(), ApplyError> {
+    async fn apply(
+        &mut self,
+        events: &[RecordedEvent],
+        through: Position,
+    ) -> Result<(), ApplyError> {
         for (i, event) in events.iter().enumerate() {
             if let Err(error) = handle_caught(&mut self.projection, &(), event).await {
                 // Keep the effects already done from being repeated on the retry.
@@ -239,7 +251,11 @@ impl<P: DurableProjection, C: Checkpoints> ProjectionSink for CheckpointedSink<P
         Ok(())
     }
 
-    async fn park(&mut self, event: &RecordedEvent, error: &ProjectionError) -> Result<(), StoreError> {
+    async fn park(
+        &mut self,
+        event: &RecordedEvent,
+        error: &ProjectionError,
+    ) -> Result<(), StoreError> {
         self.checkpoints
             .park_event(ParkedEvent::new(P::NAME, event, error.to_string()))
             .await

@@ -268,7 +268,11 @@ impl Checkpoints for MemoryStore {
             .map_or(Position::ZERO, |(p, _)| *p))
     }
 
-    async fn save_checkpoint(&self, projection: &str, position: Position) -> Result<(), StoreError> {
+    async fn save_checkpoint(
+        &self,
+        projection: &str,
+        position: Position,
+    ) -> Result<(), StoreError> {
         self.checkpoints()
             .entry(projection.to_owned())
             .or_default()
@@ -280,7 +284,10 @@ impl Checkpoints for MemoryStore {
         let mut all = self.checkpoints();
         let entry = all.entry(parked.projection.clone()).or_default();
         entry.0 = entry.0.max(parked.position);
-        entry.1.push(parked);
+        // Parking the same event again replaces its record.
+        entry.1.retain(|p| p.position != parked.position);
+        let at = entry.1.partition_point(|p| p.position < parked.position);
+        entry.1.insert(at, parked);
         Ok(())
     }
 

@@ -70,7 +70,7 @@ impl EventSet for CounterEvent {
             Err(DecodeFailure::UnknownEvent)
         }
     }
-    fn as_any(&self) -> &dyn Any {
+    fn as_any(&self) -> &(dyn Any + Send + Sync) {
         match self {
             CounterEvent::Opened(e) => e,
             CounterEvent::Added(e) => e,

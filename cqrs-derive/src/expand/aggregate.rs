@@ -188,9 +188,9 @@ fn event_enum(def: &AggregateDef, applies: &[&Apply]) -> TokenStream {
                 #p::Err(#p::DecodeFailure::UnknownEvent)
             }
 
-            fn as_any(&self) -> &dyn #p::Any {
+            fn as_any(&self) -> &(dyn #p::Any + ::core::marker::Send + ::core::marker::Sync) {
                 match *self {
-                    #(#ev::#variants(ref __event) => __event as &dyn #p::Any,)*
+                    #(#ev::#variants(ref __event) => __event as &(dyn #p::Any + ::core::marker::Send + ::core::marker::Sync),)*
                 }
             }
         }

@@ -12,8 +12,8 @@ pub struct Openings {
 
 #[projection]
 impl Openings {
-    fn on_opened(&mut self, _: &Opened, by: &str) {
-        let _ = by;
+    fn on_opened(&mut self, _: &Opened, meta: EventMeta) {
+        let _ = meta;
         self.count += 1;
     }
 }
