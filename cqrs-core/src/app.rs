@@ -16,6 +16,7 @@ use crate::projection::{DynProjection, Projection};
 use crate::query::RoutedQuery;
 use crate::read_side::{ProjectionStatus, ReadSide};
 use crate::registry;
+use crate::runner::{Progress, ProgressFn};
 use crate::services::Services;
 use crate::store::{EventStore, ExpectedVersion};
 use crate::unwind::{self, CatchUnwind};
@@ -64,6 +65,7 @@ pub struct CqrsBuilder<S> {
     cache_capacity: usize,
     query_timeout: Duration,
     discover: bool,
+    progress: Option<ProgressFn>,
 }
 
 impl<S: EventStore> CqrsBuilder<S> {
@@ -106,6 +108,13 @@ impl<S: EventStore> CqrsBuilder<S> {
         self
     }
 
+    /// Reports the progress of the start-up catch-up of the in-memory projections (once per
+    /// batch of stored events, and once at the end), e.g. to draw a progress bar.
+    pub fn on_progress(mut self, report: impl Fn(&Progress) + Send + Sync + 'static) -> Self {
+        self.progress = Some(Arc::new(report));
+        self
+    }
+
     /// Checks the wiring (duplicate event or projection names anywhere in the program), then
     /// catches every projection up with the events already stored.
     pub async fn build(mut self) -> Result<Cqrs<S>, BuildError> {
@@ -145,7 +154,7 @@ impl<S: EventStore> CqrsBuilder<S> {
         };
         app.inner
             .read_side
-            .catch_up(&app.inner.store)
+            .catch_up_reporting(&app.inner.store, self.progress.as_ref())
             .await
             .map_err(BuildError::Store)?;
         Ok(app)
@@ -163,6 +172,7 @@ impl<S: EventStore> Cqrs<S> {
             cache_capacity: 10_000,
             query_timeout: Duration::from_secs(5),
             discover: false,
+            progress: None,
         }
     }
 

@@ -17,6 +17,8 @@ use crate::event::EventSet;
 use crate::ids::Position;
 use crate::projection::{DynProjection, EventRef};
 use crate::query::RoutedQuery;
+use crate::runner::ProgressFn;
+use crate::runner::progress::Meter;
 use crate::signal::Signal;
 use crate::store::EventStore;
 use crate::unwind;
@@ -121,9 +123,31 @@ impl ReadSide {
 
     /// Reads and applies everything the store has beyond what was applied.
     pub async fn catch_up<S: EventStore>(&self, store: &S) -> Result<Position, StoreError> {
+        self.catch_up_reporting(store, None).await
+    }
+
+    /// [`ReadSide::catch_up`], reporting progress after each batch and at the end.
+    pub async fn catch_up_reporting<S: EventStore>(
+        &self,
+        store: &S,
+        progress: Option<&ProgressFn>,
+    ) -> Result<Position, StoreError> {
         if !self.enabled {
             return Ok(self.applied());
         }
+        let meter = match progress {
+            Some(_) => Some(Meter::new(
+                "(in-memory projections)",
+                self.applied(),
+                store.head().await?,
+            )),
+            None => None,
+        };
+        let report = |position: Position, finished: bool| {
+            if let (Some(progress), Some(meter)) = (progress, &meter) {
+                progress(&meter.report(position, finished));
+            }
+        };
         loop {
             let from = self.lock().applied.next();
             let batch = store.read_all(from, CATCH_UP_BATCH).await?;
@@ -141,9 +165,13 @@ impl ReadSide {
             state.pending.retain(|&position, _| position > applied);
             state.drain_pending();
             self.publish(&state);
+            let applied = state.applied;
+            drop(state);
             if batch.len() < CATCH_UP_BATCH {
-                return Ok(state.applied);
+                report(applied, true);
+                return Ok(applied);
             }
+            report(applied, false);
         }
     }
 

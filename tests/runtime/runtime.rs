@@ -528,3 +528,28 @@ async fn a_creation_command_on_an_uncached_existing_stream_is_already_exists() {
         3
     );
 }
+
+#[tokio::test]
+async fn build_reports_the_progress_of_the_start_up_catch_up() {
+    let store = MemoryStore::new();
+    let writer = Cqrs::builder(store.clone()).build().await.unwrap();
+    writer.execute(Open { id: 1 }).await.unwrap();
+    for _ in 0..2999 {
+        writer.execute(Add { id: 1, n: 1 }).await.unwrap();
+    }
+    let reports = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = std::sync::Arc::clone(&reports);
+    let app = Cqrs::builder(store)
+        .projection(Totals::default())
+        .on_progress(move |p| sink.lock().unwrap().push(p.clone()))
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(app.query(TotalOf("counter-1".into())).await.unwrap(), 2999);
+    let reports = reports.lock().unwrap();
+    assert!(reports.len() >= 3, "one per batch of 1024 and a last one");
+    assert!(reports.windows(2).all(|w| w[0].done <= w[1].done));
+    let last = reports.last().unwrap();
+    assert_eq!((last.done, last.total, last.finished), (3000, 3000, true));
+    assert_eq!(reports.iter().filter(|r| r.finished).count(), 1);
+}

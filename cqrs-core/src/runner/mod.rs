@@ -22,7 +22,7 @@ mod checkpoint;
 mod durable;
 mod group;
 mod lease;
-mod progress;
+pub(crate) mod progress;
 mod run;
 mod sink;
 
