@@ -9,3 +9,8 @@ cqrs_core::store_conformance_tests! {
     limited: |max: usize| common::open_fresh(Some(max)),
     skip: common::skip_reason,
 }
+
+cqrs_core::checkpoint_conformance_tests! {
+    fresh: || common::open_fresh(None),
+    skip: common::skip_reason,
+}

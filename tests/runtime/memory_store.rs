@@ -7,6 +7,10 @@ cqrs_core::store_conformance_tests! {
     limited: |max: usize| async move { MemoryStore::with_max_event_bytes(max) },
 }
 
+cqrs_core::checkpoint_conformance_tests! {
+    fresh: || async { MemoryStore::new() },
+}
+
 #[tokio::test]
 async fn clones_share_the_same_events() {
     let store = MemoryStore::new();

@@ -19,6 +19,7 @@
 //! test calls it first and, when it returns a reason, prints `SKIPPED: <test>: <reason>` to
 //! stderr (see [`report_skip`]) and returns without running (e.g. when no database URL is configured).
 
+pub mod checkpoints;
 pub mod conformance;
 pub mod domain;
 
@@ -75,6 +76,38 @@ macro_rules! store_conformance_tests {
                 }
                 let make = $make;
                 $crate::testing::conformance::$case(&make).await;
+            }
+        )+
+    };
+}
+
+/// Generates one `#[tokio::test]` per case of [`checkpoints`], each on a fresh store made by the
+/// given async closure (with an optional `skip`, as in [`store_conformance_tests!`]).
+#[macro_export]
+macro_rules! checkpoint_conformance_tests {
+    (fresh: $make:expr $(,)?) => {
+        $crate::checkpoint_conformance_tests!(
+            fresh: $make,
+            skip: || ::core::option::Option::<::std::string::String>::None,
+        );
+    };
+    (fresh: $make:expr, skip: $skip:expr $(,)?) => {
+        $crate::checkpoint_conformance_tests!(@cases $make, $skip;
+            unknown_projection_is_at_zero,
+            save_load_and_overwrite,
+            park_moves_the_checkpoint_and_lists_in_position_order,
+        );
+    };
+    (@cases $make:expr, $skip:expr; $($case:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                if let ::core::option::Option::Some(reason) = ($skip)() {
+                    $crate::testing::report_skip(::core::stringify!($case), &reason);
+                    return;
+                }
+                let make = $make;
+                $crate::testing::checkpoints::$case(&make).await;
             }
         )+
     };
