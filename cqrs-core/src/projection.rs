@@ -15,7 +15,8 @@ use crate::event::Event;
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a projection",
     label = "not a projection",
-    note = "put `#[projection(name = \"…\")]` on an impl block of `{Self}` that holds its event handlers"
+    note = "put `#[projection(name = \"…\")]` on an impl block of `{Self}` that holds its event handlers",
+    note = "a `#[projection]` whose handlers are `async` or take `db: &…` is durable: run it with `cqrs_core::runner::ProjectionRunner`, not `CqrsBuilder::projection`"
 )]
 pub trait Projection: Send + Sync + 'static {
     /// Unique name; checkpoints and start-up checks use it.
