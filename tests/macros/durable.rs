@@ -295,3 +295,53 @@ async fn handlers_and_the_reset_hook_borrow_the_unit_of_work() {
         .unwrap();
     assert_eq!(takings.total, 4);
 }
+
+#[tokio::test]
+async fn registered_projections_are_listed_with_kind_checkpoint_and_lag() {
+    use cqrs_core::runner::{CheckpointedSink, Checkpoints, list_projections};
+    let store = MemoryStore::new();
+    for amount in [5, 7, 9] {
+        record(&store, "till-1", new_event(&Paid { amount })).await;
+    }
+    store.save_checkpoint("takings", Position(1)).await.unwrap();
+    let listed = list_projections(&store).await.unwrap();
+    let takings = listed.iter().find(|l| l.name == "takings").unwrap();
+    assert_eq!(takings.kind, ProjectionKind::Durable);
+    assert_eq!(takings.events, &["till.paid", "till.refunded"]);
+    assert_eq!((takings.checkpoint, takings.lag), (Position(1), 2));
+    assert!(
+        takings.type_name.ends_with("Takings"),
+        "{}",
+        takings.type_name
+    );
+    // The in-memory `balances` projection of the bank module has no stored checkpoint.
+    let balances = listed.iter().find(|l| l.name == "balances").unwrap();
+    assert_eq!(balances.kind, ProjectionKind::InMemory);
+    assert_eq!((balances.checkpoint, balances.lag), (Position::ZERO, 3));
+    let mut names: Vec<_> = listed.iter().map(|l| l.name).collect();
+    let sorted = {
+        let mut s = names.clone();
+        s.sort_unstable();
+        s
+    };
+    assert_eq!(names, sorted, "sorted by name");
+    names.dedup();
+    assert_eq!(names.len(), listed.len(), "one entry per name");
+
+    // A runner over the stored checkpoint brings the lag to zero.
+    let running = ProjectionRunner::new(
+        store.clone(),
+        CheckpointedSink::new(Takings::default(), store.clone()),
+    )
+    .spawn();
+    running.wait_for(Position(3), WAIT).await.unwrap();
+    let sink = running.stop().await;
+    assert_eq!(
+        sink.projection().total,
+        16,
+        "only the events after the checkpoint"
+    );
+    let listed = list_projections(&store).await.unwrap();
+    let takings = listed.iter().find(|l| l.name == "takings").unwrap();
+    assert_eq!((takings.checkpoint, takings.lag), (Position(3), 0));
+}
