@@ -1,15 +1,26 @@
 //! The bank domain of the example: accounts (open, deposit, withdraw, close), transfers between
-//! two accounts, a balances projection and an account-history projection.
+//! two accounts, a durable balances read model in SQL and an in-memory account-history
+//! projection.
 //!
 //! Everything here is plain Rust plus the framework's attributes; `main.rs` runs it and prints
-//! a transcript. The benchmarks reuse this domain.
+//! a transcript. The benchmarks reuse this domain (with the in-memory [`Balances`]).
+//!
+//! Two kinds of read model, side by side:
+//! - [`balances`]: a **durable** projection ([`BalancesTable`]) whose handlers write a SQL table
+//!   in the store's SQLite file, exactly once, from a stored checkpoint; it is queried with SQL.
+//! - [`history`]: an **in-memory** projection ([`AccountHistory`]) attached to the application
+//!   and rebuilt from the first event at every start; it answers typed queries.
 
 pub mod account;
 pub mod balances;
+pub mod balances_in_memory;
 pub mod history;
+pub mod progress;
+pub mod seed;
 pub mod transfer;
 
 pub use account::*;
-pub use balances::*;
+pub use balances::{AccountSummary, BalancesTable};
+pub use balances_in_memory::*;
 pub use history::*;
 pub use transfer::*;

@@ -2,20 +2,54 @@
 //! (`!`) and query answers (`?`).
 //!
 //! `cargo run -p bank` keeps the bank in the SQLite file `bank.db` in the current directory
-//! (another path with `BANK_DB=path`): a second run starts from the first run's events, rebuilt
-//! into the aggregates and projections. `cargo run -p bank -- --memory` (or `BANK_STORE=memory`)
-//! runs on a `MemoryStore` that forgets everything at exit.
+//! (another path with `BANK_DB=path`): a second run starts from the first run's events.
+//!
+//! Start-up shows the two kinds of read model at work:
+//! - the projection listing (`cqrs_core::runner::list_projections`): every `#[projection]` in
+//!   the program, found through its registration, with its kind, stored checkpoint and lag;
+//! - the in-memory account history is rebuilt from the first event (`Cqrs::builder`), with a
+//!   progress bar on stderr when there are more than 1,000 events, and always a one-line
+//!   summary;
+//! - the durable balances projection (`bank::balances`) resumes from its checkpoint in the
+//!   file: its SQL table already holds every older event, exactly once, so it only reads what
+//!   was appended since. Balances are SQL reads of that table, after
+//!   `RunningProjection::wait_for` (read-your-writes).
+//!
+//! `cargo run -p bank -- --seed 50000` first appends that many deposits (to account 1000,
+//! batched) so the history rebuild and the balances catch-up are long enough to see the bars.
+//!
+//! `cargo run -p bank -- --memory` (or `BANK_STORE=memory`) runs on a `MemoryStore` that forgets
+//! everything at exit. The balances projection is the same durable one, writing its table (and
+//! checkpoint) in a temporary SQLite file deleted at exit: one read model and one query path in
+//! both modes, rather than a second, in-memory balances projection for this mode only. (The
+//! runner reads events from any store; the sink keeps its checkpoint next to its table.)
 
 use std::error::Error;
 use std::fmt::Debug;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use bank::progress::ProgressBar;
+use bank::seed::{SEED_ACCOUNT, seed_deposits};
 use bank::*;
+use cqrs_core::registry::ProjectionKind;
+use cqrs_core::runner::{Checkpoints, ProjectionRunner, RunningProjection, list_projections};
 use cqrs_core::{
     BuildError, CommandError, CommandOutcome, Cqrs, Event, EventStore, MemoryStore, Position,
-    Router,
+    QueryError, Router,
 };
-use cqrs_sqlite::SqliteStore;
+use cqrs_sqlite::rusqlite::Connection;
+use cqrs_sqlite::{SqliteSink, SqliteStore};
+
+/// Any error of the example, reported by `main`.
+type Failure = Box<dyn Error + Send + Sync>;
+
+/// How long a read waits for the balances projection to reach the application's position.
+const WAIT: Duration = Duration::from_secs(120);
+
+/// Catch-ups of more events than this draw a progress bar.
+const BAR_ABOVE: u64 = 1_000;
 
 fn show_events(outcome: &CommandOutcome) {
     for event in &outcome.events {
@@ -55,26 +89,9 @@ where
     show(app.execute(cmd).await)
 }
 
-/// Asks with read-your-writes (everything recorded so far is applied first).
-async fn ask<S: EventStore, Q>(
-    app: &Cqrs<S>,
-    query: Q,
-) -> Result<Q::Response, cqrs_core::QueryError>
-where
-    Q: cqrs_core::RoutedQuery + Debug,
-    Q::Response: Debug,
-{
-    print!("? {query:?} -> ");
-    let answer = app.query_after(app.position(), query).await?;
-    println!("{answer:?}");
-    Ok(answer)
-}
-
-/// Like `ask`, for queries answering with rows the caller prints.
-async fn ask_rows<S: EventStore, Q, T>(
-    app: &Cqrs<S>,
-    query: Q,
-) -> Result<Vec<T>, cqrs_core::QueryError>
+/// A typed query to an in-memory projection, with read-your-writes (everything recorded so far
+/// is applied first), for queries answering with rows the caller prints.
+async fn ask_rows<S: EventStore, Q, T>(app: &Cqrs<S>, query: Q) -> Result<Vec<T>, QueryError>
 where
     Q: cqrs_core::RoutedQuery<Response = Vec<T>> + Debug,
 {
@@ -84,13 +101,65 @@ where
     Ok(rows)
 }
 
+/// Prints a SQL read of the balances table like a query answer.
+fn answer<T: Debug>(what: &str, answer: T) -> T {
+    println!("? {what} -> {answer:?}");
+    answer
+}
+
+fn print_accounts(accounts: &[AccountSummary]) {
+    for line in accounts {
+        println!(
+            "    {:>3}  {:<6} {:>8}  {}",
+            line.account.0,
+            line.owner,
+            line.balance,
+            if line.open { "open" } else { "closed" }
+        );
+    }
+}
+
+/// Command line: `--memory`, `--seed N`.
+struct Args {
+    in_memory: bool,
+    seed: u64,
+}
+
+fn args() -> Result<Args, String> {
+    let mut args = Args {
+        in_memory: std::env::var("BANK_STORE").is_ok_and(|s| s == "memory"),
+        seed: 0,
+    };
+    let mut words = std::env::args().skip(1);
+    while let Some(word) = words.next() {
+        match word.as_str() {
+            "--memory" => args.in_memory = true,
+            "--seed" => {
+                let n = words.next().ok_or("--seed needs a number of deposits")?;
+                args.seed = n
+                    .replace(['_', ','], "")
+                    .parse()
+                    .map_err(|e| format!("--seed {n}: {e}"))?;
+            }
+            other => {
+                return Err(format!(
+                    "unknown argument `{other}` (expected --memory or --seed N)"
+                ));
+            }
+        }
+    }
+    Ok(args)
+}
+
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Box<dyn Error>> {
-    let in_memory = std::env::args().skip(1).any(|a| a == "--memory")
-        || std::env::var("BANK_STORE").is_ok_and(|s| s == "memory");
-    if in_memory {
-        println!("Store: in memory (forgotten at exit)\n");
-        run(build(MemoryStore::new()).await?).await
+async fn main() -> Result<(), Failure> {
+    let args = args()?;
+    if args.in_memory {
+        println!(
+            "Store: in memory (forgotten at exit); balances table in a temporary SQLite file\n"
+        );
+        let tables = SqliteStore::temporary()?;
+        run(MemoryStore::new(), &tables, args.seed).await
     } else {
         let path =
             std::env::var_os("BANK_DB").map_or_else(|| PathBuf::from("bank.db"), PathBuf::from);
@@ -98,25 +167,100 @@ async fn main() -> Result<(), Box<dyn Error>> {
             "Store: SQLite file {} (run again to continue from its events)\n",
             path.display()
         );
-        run(build(SqliteStore::open(&path)?).await?).await
+        let store = SqliteStore::open(&path)?;
+        run(store.clone(), &store, args.seed).await
     }
 }
 
-/// The application over `store`: its projections catch up with the stored events here.
-async fn build<S: EventStore>(store: S) -> Result<Cqrs<S>, BuildError> {
+/// The application over `store` with the in-memory account history, which catches up with the
+/// stored events here, reporting to `bar`.
+async fn build<S: EventStore>(store: S, bar: Arc<ProgressBar>) -> Result<Cqrs<S>, BuildError> {
     Cqrs::builder(store)
-        .projection(Balances::default())
         .projection(AccountHistory::default())
         .service(Limits {
             max_withdrawal: 50_000,
         })
+        .on_progress(move |progress| bar.report(progress))
         .build()
         .await
 }
 
+/// The application and the balances read model it writes through its events.
+struct Bank<S> {
+    app: Cqrs<S>,
+    /// The runner of the durable balances projection.
+    balances: RunningProjection<SqliteSink<BalancesTable>>,
+    /// The application's own connection to the balances table.
+    conn: Connection,
+}
+
+impl<S: EventStore> Bank<S> {
+    /// The balances table, once it holds every event this application has recorded or seen
+    /// (read-your-writes: waits until the projection's checkpoint reaches `app.position()`).
+    async fn balances(&self) -> Result<&Connection, QueryError> {
+        self.balances.wait_for(self.app.position(), WAIT).await?;
+        Ok(&self.conn)
+    }
+}
+
+/// Events of `store` (events) and the balances table in the file of `tables`: the same store in
+/// file mode, a temporary one with `--memory`.
+async fn run<S: EventStore + Checkpoints>(
+    store: S,
+    tables: &SqliteStore,
+    seed: u64,
+) -> Result<(), Failure> {
+    if seed > 0 {
+        let started = Instant::now();
+        let head = seed_deposits(&store, seed).await?;
+        println!(
+            "Seeded {seed} deposits of 1 into account {SEED_ACCOUNT} in {:.2} s (store head: {})\n",
+            started.elapsed().as_secs_f64(),
+            head.0
+        );
+    }
+
+    // Discovery: every `#[projection]` of the program registers itself; durable ones have a
+    // checkpoint in the store, in-memory ones start from zero at every run.
+    println!("== Projections ==");
+    for p in list_projections(&store).await? {
+        let kind = match p.kind {
+            ProjectionKind::InMemory => "in memory",
+            ProjectionKind::Durable => "durable",
+        };
+        println!(
+            "    {:<20} {:<9}  checkpoint {:>6}  lag {:>6}  ({})",
+            p.name, kind, p.checkpoint.0, p.lag, p.type_name
+        );
+    }
+    println!();
+
+    let history = Arc::new(ProgressBar::new("account-history (in memory)", BAR_ABOVE));
+    let app = build(store.clone(), Arc::clone(&history)).await?;
+    println!("{}", history.summary());
+
+    let bar = Arc::new(ProgressBar::new("balances (SQL table)", BAR_ABOVE));
+    let report = Arc::clone(&bar);
+    let running = ProjectionRunner::new(store.clone(), balances::sink(tables)?)
+        .on_progress(move |progress| report.report(progress))
+        .spawn();
+    let bank = Bank {
+        app,
+        balances: running,
+        conn: balances::connect(tables)?,
+    };
+    bank.balances().await?;
+    println!("{}\n", bar.summary());
+
+    let result = transcript(&bank).await;
+    // Between batches; everything read so far is committed with its checkpoint anyway.
+    bank.balances.stop().await;
+    result
+}
+
 /// Money that entered (deposits) minus money that left (withdrawals) through the events
 /// recorded after `start`: transfers only move money between accounts.
-async fn net_inflow<S: EventStore>(app: &Cqrs<S>, start: Position) -> Result<i128, Box<dyn Error>> {
+async fn net_inflow<S: EventStore>(app: &Cqrs<S>, start: Position) -> Result<i128, Failure> {
     let mut inflow = 0i128;
     for event in app.store().read_all(start.next(), usize::MAX).await? {
         let payload = event.payload.as_str();
@@ -129,28 +273,21 @@ async fn net_inflow<S: EventStore>(app: &Cqrs<S>, start: Position) -> Result<i12
     Ok(inflow)
 }
 
-async fn run<S: EventStore>(app: Cqrs<S>) -> Result<(), Box<dyn Error>> {
-    let app = &app;
+async fn transcript<S: EventStore>(bank: &Bank<S>) -> Result<(), Failure> {
     // Positions are gap-free from 1, so the head is the number of stored events.
-    let start = app.store().head().await?;
-    let holdings_before = app.query(TotalHoldings).await?;
+    let start = bank.app.store().head().await?;
+    let holdings_before = balances::total(bank.balances().await?)?;
     println!("== Stored events ==");
     if start == Position::ZERO {
         println!("none: a new bank");
     } else {
         println!(
-            "{} events found; the projections replayed them at start-up. Balances rebuilt:",
-            start.0
+            "{} events found; the history replayed them, the balances table kept them \
+             (checkpoint {}). Balances:",
+            start.0,
+            bank.balances.checkpoint().0
         );
-        for line in app.query(ListAccounts).await? {
-            println!(
-                "    {:>3}  {:<6} {:>8}  {}",
-                line.account.0,
-                line.owner,
-                line.balance,
-                if line.open { "open" } else { "closed" }
-            );
-        }
+        print_accounts(&balances::accounts(bank.balances().await?)?);
         println!("    total holdings: {holdings_before}");
     }
     println!();
@@ -159,7 +296,7 @@ async fn run<S: EventStore>(app: Cqrs<S>) -> Result<(), Box<dyn Error>> {
 
     println!("== Accounts ==");
     send(
-        app,
+        &bank.app,
         OpenAccount {
             account: ada,
             owner: "Ada".into(),
@@ -167,7 +304,7 @@ async fn run<S: EventStore>(app: Cqrs<S>) -> Result<(), Box<dyn Error>> {
     )
     .await;
     send(
-        app,
+        &bank.app,
         OpenAccount {
             account: bob,
             owner: "Bob".into(),
@@ -175,7 +312,7 @@ async fn run<S: EventStore>(app: Cqrs<S>) -> Result<(), Box<dyn Error>> {
     )
     .await;
     send(
-        app,
+        &bank.app,
         OpenAccount {
             account: cy,
             owner: "Cy".into(),
@@ -183,7 +320,7 @@ async fn run<S: EventStore>(app: Cqrs<S>) -> Result<(), Box<dyn Error>> {
     )
     .await;
     send(
-        app,
+        &bank.app,
         Deposit {
             account: ada,
             amount: 10_000,
@@ -191,7 +328,7 @@ async fn run<S: EventStore>(app: Cqrs<S>) -> Result<(), Box<dyn Error>> {
     )
     .await;
     send(
-        app,
+        &bank.app,
         Withdraw {
             account: ada,
             amount: 2_500,
@@ -199,11 +336,11 @@ async fn run<S: EventStore>(app: Cqrs<S>) -> Result<(), Box<dyn Error>> {
     )
     .await;
 
-    send(app, CloseAccount { account: cy }).await;
+    send(&bank.app, CloseAccount { account: cy }).await;
 
     println!("\n== Rejections (nothing is recorded) ==");
     send(
-        app,
+        &bank.app,
         Withdraw {
             account: ada,
             amount: 60_000,
@@ -211,7 +348,7 @@ async fn run<S: EventStore>(app: Cqrs<S>) -> Result<(), Box<dyn Error>> {
     )
     .await;
     send(
-        app,
+        &bank.app,
         // Under the limit but above anything Bob holds, however often the example runs.
         Withdraw {
             account: bob,
@@ -220,7 +357,7 @@ async fn run<S: EventStore>(app: Cqrs<S>) -> Result<(), Box<dyn Error>> {
     )
     .await;
     send(
-        app,
+        &bank.app,
         Deposit {
             account: ada,
             amount: 0,
@@ -228,7 +365,7 @@ async fn run<S: EventStore>(app: Cqrs<S>) -> Result<(), Box<dyn Error>> {
     )
     .await;
     send(
-        app,
+        &bank.app,
         OpenAccount {
             account: ada,
             owner: "Mallory".into(),
@@ -236,16 +373,16 @@ async fn run<S: EventStore>(app: Cqrs<S>) -> Result<(), Box<dyn Error>> {
     )
     .await;
     send(
-        app,
+        &bank.app,
         Deposit {
             account: AccountId(99),
             amount: 5,
         },
     )
     .await;
-    send(app, CloseAccount { account: ada }).await;
+    send(&bank.app, CloseAccount { account: ada }).await;
     send(
-        app,
+        &bank.app,
         Deposit {
             account: cy,
             amount: 5,
@@ -265,7 +402,7 @@ async fn run<S: EventStore>(app: Cqrs<S>) -> Result<(), Box<dyn Error>> {
             "> transfer #{}: {amount} from account {from} to account {to}",
             id.0
         );
-        match transfer(app, id, from, to, amount).await {
+        match transfer(&bank.app, id, from, to, amount).await {
             Ok(TransferOutcome::Completed { sent, received }) => {
                 show_events(&sent);
                 show_events(&received);
@@ -284,7 +421,7 @@ async fn run<S: EventStore>(app: Cqrs<S>) -> Result<(), Box<dyn Error>> {
     }
 
     println!("\n== Untyped dispatch (name + JSON, as from HTTP) ==");
-    let router = Router::new(app.clone()).aggregate::<Account>()?;
+    let router = Router::new(bank.app.clone()).aggregate::<Account>()?;
     for (name, body) in [
         ("Deposit", r#"{"account": 2, "amount": 700}"#),
         ("Deposit", r#"{"account": 2, "amount": "#),
@@ -298,31 +435,23 @@ async fn run<S: EventStore>(app: Cqrs<S>) -> Result<(), Box<dyn Error>> {
     }
 
     println!("\n== Queries (read-your-writes) ==");
-    ask(app, GetBalance { account: ada }).await?;
-    ask(
-        app,
-        GetBalance {
-            account: AccountId(99),
-        },
-    )
-    .await?;
-    for line in ask_rows(app, ListAccounts).await? {
-        println!(
-            "    {:>3}  {:<6} {:>8}  {}",
-            line.account.0,
-            line.owner,
-            line.balance,
-            if line.open { "open" } else { "closed" }
-        );
-    }
-    for line in ask_rows(app, GetStatement { account: ada }).await? {
+    let db = bank.balances().await?;
+    answer(
+        &format!("balance of account {ada}"),
+        balances::balance(db, ada)?,
+    );
+    answer("balance of account 99", balances::balance(db, AccountId(99))?);
+    let accounts = balances::accounts(db)?;
+    println!("? accounts -> {} rows", accounts.len());
+    print_accounts(&accounts);
+    for line in ask_rows(&bank.app, GetStatement { account: ada }).await? {
         println!(
             "    v{:<3} {:<45} balance {}",
             line.version, line.text, line.balance
         );
     }
-    let total = ask(app, TotalHoldings).await?;
-    let inflow = net_inflow(app, start).await?;
+    let total = answer("total holdings", balances::total(db)?);
+    let inflow = net_inflow(&bank.app, start).await?;
     println!(
         "\nMoney check: {holdings_before} held before this run {} {} net deposits of this run = {total}",
         if inflow < 0 { "-" } else { "+" },
