@@ -173,7 +173,9 @@ impl BalancesTable {
 /// The sink that runs [`BalancesTable`] on the file of `store`, with the `balances` table
 /// created (through the sink's own connection, before any batch runs). Run it with
 /// `ProjectionRunner::new(events, sink).spawn()`.
-pub fn sink(store: &SqliteStore) -> Result<SqliteSink<BalancesTable>, Box<dyn Error + Send + Sync>> {
+pub fn sink(
+    store: &SqliteStore,
+) -> Result<SqliteSink<BalancesTable>, Box<dyn Error + Send + Sync>> {
     let sink = SqliteSink::new(store, BalancesTable)?;
     sink.unit().execute(CREATE_TABLE, [])?;
     Ok(sink)

@@ -440,7 +440,10 @@ async fn transcript<S: EventStore>(bank: &Bank<S>) -> Result<(), Failure> {
         &format!("balance of account {ada}"),
         balances::balance(db, ada)?,
     );
-    answer("balance of account 99", balances::balance(db, AccountId(99))?);
+    answer(
+        "balance of account 99",
+        balances::balance(db, AccountId(99))?,
+    );
     let accounts = balances::accounts(db)?;
     println!("? accounts -> {} rows", accounts.len());
     print_accounts(&accounts);

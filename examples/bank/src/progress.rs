@@ -71,7 +71,7 @@ pub fn render(label: &str, p: &Progress) -> String {
     } else {
         (p.done as f64 / p.total as f64).clamp(0.0, 1.0)
     };
-    let filled = (fraction * WIDTH as f64).round() as usize;
+    let filled = (fraction * WIDTH as f64).floor() as usize;
     let eta = match (p.finished, p.eta) {
         (true, _) => "done".to_owned(),
         (false, Some(eta)) => format!("ETA {}", duration(eta)),
@@ -121,9 +121,16 @@ mod tests {
 
     #[test]
     fn the_bar_fills_with_the_events_read() {
-        let half = render("h", &progress(50, 100, Some(Duration::from_millis(50)), false));
+        let half = render(
+            "h",
+            &progress(50, 100, Some(Duration::from_millis(50)), false),
+        );
         assert!(
-            half.starts_with(&format!("h [{}{}]  50/100 events  50%", "#".repeat(15), "-".repeat(15))),
+            half.starts_with(&format!(
+                "h [{}{}]  50/100 events  50%",
+                "#".repeat(15),
+                "-".repeat(15)
+            )),
             "{half}"
         );
         assert!(half.contains("1000 events/s  ETA 0.1 s"), "{half}");
@@ -138,6 +145,9 @@ mod tests {
         let bar = ProgressBar::new("history", 1_000);
         assert_eq!(bar.summary(), "history: nothing to read");
         bar.report(&progress(11, 11, None, true));
-        assert!(bar.summary().starts_with("history: read 11 stored events in "));
+        assert!(
+            bar.summary()
+                .starts_with("history: read 11 stored events in ")
+        );
     }
 }

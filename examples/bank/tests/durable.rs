@@ -1,10 +1,18 @@
 //! The example binary keeps the bank in a SQLite file: a second run starts from the first
-//! run's events. `--memory` forgets everything.
+//! run's events, and the balances table (a durable projection in the same file) holds every
+//! event exactly once across runs. `--memory` forgets everything.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn bank(db: &Path, args: &[&str]) -> String {
+use cqrs_core::EventStore;
+use cqrs_core::runner::Checkpoints;
+use cqrs_sqlite::SqliteStore;
+
+/// Runs the example on `db`; returns stdout and stderr.
+fn bank(db: &Path, args: &[&str]) -> (String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_bank"))
         .args(args)
         .env("BANK_DB", db)
@@ -12,12 +20,12 @@ fn bank(db: &Path, args: &[&str]) -> String {
         .output()
         .expect("the example runs");
     let stdout = String::from_utf8(output.stdout).unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(
         output.status.success(),
-        "the example failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+        "the example failed:\n{stdout}\n{stderr}"
     );
-    stdout
+    (stdout, stderr)
 }
 
 fn remove(db: &Path) {
@@ -28,21 +36,83 @@ fn remove(db: &Path) {
     }
 }
 
-#[test]
-fn a_second_run_continues_from_the_first_runs_events() {
-    let db: PathBuf = std::env::temp_dir().join(format!("bank-example-{}.db", std::process::id()));
-    remove(&db);
-    let first = bank(&db, &[]);
+/// A database path of this test process, removed now and when dropped.
+struct TempDb(PathBuf);
+
+impl TempDb {
+    fn new(name: &str) -> Self {
+        let path =
+            std::env::temp_dir().join(format!("bank-example-{name}-{}.db", std::process::id()));
+        remove(&path);
+        TempDb(path)
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        remove(&self.0);
+    }
+}
+
+/// The SQL balances table of `db` equals the balances computed from its stored events, and the
+/// projection's checkpoint is the store's head (nothing left to apply, nothing applied twice).
+async fn assert_table_matches_events(db: &Path) {
+    let store = SqliteStore::open(db).unwrap();
+    let conn = bank::balances::connect(&store).unwrap();
+    let table = bank::balances::accounts(&conn).unwrap();
+    assert_eq!(table, common::balances_from_events(&store).await);
+    assert_eq!(
+        store.load_checkpoint("balances").await.unwrap(),
+        store.head().await.unwrap()
+    );
+    assert_eq!(
+        bank::balances::total(&conn).unwrap(),
+        table.iter().map(|a| a.balance).sum::<u64>()
+    );
+}
+
+#[tokio::test]
+async fn a_second_run_continues_from_the_first_runs_events() {
+    let db = TempDb::new("runs");
+    let db = &db.0;
+    let (first, _) = bank(db, &[]);
     assert!(first.contains("none: a new bank"), "{first}");
+    assert!(
+        first.contains("account-history (in memory): nothing to read"),
+        "{first}"
+    );
     assert!(
         first.contains("Money check: 0 held before this run + 8200"),
         "{first}"
     );
-
-    let second = bank(&db, &[]);
-    remove(&db);
     assert!(
-        second.contains("11 events found; the projections replayed them at start-up."),
+        first.contains("? balance of account 1 -> Some(4500)"),
+        "{first}"
+    );
+    assert!(first.contains("? total holdings -> 8200"), "{first}");
+    assert_table_matches_events(db).await;
+
+    let (second, _) = bank(db, &[]);
+    // Discovery: every projection of the program, with its checkpoint and lag.
+    assert!(
+        second.contains("    balances             durable    checkpoint     11  lag      0"),
+        "{second}"
+    );
+    assert!(
+        second.contains("    account-history      in memory  checkpoint      0  lag     11"),
+        "{second}"
+    );
+    // The in-memory history replays everything; the balances table resumes at its checkpoint.
+    assert!(
+        second.contains("account-history (in memory): read 11 stored events"),
+        "{second}"
+    );
+    assert!(
+        second.contains("balances (SQL table): nothing to read"),
+        "{second}"
+    );
+    assert!(
+        second.contains("11 events found; the history replayed them, the balances table kept them (checkpoint 11)."),
         "{second}"
     );
     assert!(
@@ -55,8 +125,61 @@ fn a_second_run_continues_from_the_first_runs_events() {
         second.contains("Money check: 8200 held before this run"),
         "{second}"
     );
+    // Exactly once across restarts: the second run's table still equals the events' sums.
+    assert_table_matches_events(db).await;
+}
 
-    let in_memory = bank(&db, &["--memory"]);
+#[tokio::test]
+async fn seeded_deposits_show_progress_and_are_counted_once() {
+    let db = TempDb::new("seed");
+    let db = &db.0;
+    let (first, quiet) = bank(db, &[]);
+    assert!(first.contains("none: a new bank"), "{first}");
+    assert!(
+        !quiet.contains("events/s"),
+        "no bar for a short catch-up: {quiet}"
+    );
+
+    let (seeded, bars) = bank(db, &["--seed", "3000"]);
+    assert!(
+        seeded.contains("Seeded 3000 deposits of 1 into account 1000"),
+        "{seeded}"
+    );
+    // 3,000 deposits and the seed account's opening, on top of the first run's 11 events.
+    assert!(
+        seeded.contains("account-history (in memory): read 3012 stored events"),
+        "{seeded}"
+    );
+    assert!(
+        seeded.contains("balances (SQL table): read 3001 stored events"),
+        "{seeded}"
+    );
+    assert!(
+        seeded.contains("   1000  Seed       3000  open"),
+        "{seeded}"
+    );
+    for bar in ["account-history (in memory) [", "balances (SQL table) ["] {
+        assert!(bars.contains(bar), "{bars}");
+    }
+    assert!(bars.contains("3012/3012 events 100%"), "{bars}");
+    assert_table_matches_events(db).await;
+
+    let (again, _) = bank(db, &[]);
+    assert!(
+        again.contains("balances (SQL table): nothing to read"),
+        "{again}"
+    );
+    assert_table_matches_events(db).await;
+}
+
+#[test]
+fn memory_mode_writes_no_file() {
+    let db = TempDb::new("memory");
+    let (in_memory, _) = bank(&db.0, &["--memory"]);
     assert!(in_memory.contains("none: a new bank"), "{in_memory}");
-    assert!(!db.exists(), "--memory writes no file");
+    assert!(
+        in_memory.contains("Money check: 0 held before this run + 8200"),
+        "{in_memory}"
+    );
+    assert!(!db.0.exists(), "--memory writes no file");
 }
