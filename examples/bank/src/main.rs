@@ -222,7 +222,9 @@ async fn run<S: EventStore + Checkpoints>(
 
     // Discovery: every `#[projection]` of the program registers itself; durable ones have a
     // checkpoint in the store, in-memory ones start from zero at every run.
-    println!("== Projections ==");
+    println!(
+        "== Projections (in memory: replayed from the first event where attached; durable: resume at their checkpoint) =="
+    );
     for p in list_projections(&store).await? {
         let kind = match p.kind {
             ProjectionKind::InMemory => "in memory",
@@ -282,7 +284,7 @@ async fn transcript<S: EventStore>(bank: &Bank<S>) -> Result<(), Failure> {
         println!("none: a new bank");
     } else {
         println!(
-            "{} events found; the history replayed them, the balances table kept them \
+            "{} events found; the history replayed them, the balances table holds them \
              (checkpoint {}). Balances:",
             start.0,
             bank.balances.checkpoint().0

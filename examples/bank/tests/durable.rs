@@ -112,7 +112,7 @@ async fn a_second_run_continues_from_the_first_runs_events() {
         "{second}"
     );
     assert!(
-        second.contains("11 events found; the history replayed them, the balances table kept them (checkpoint 11)."),
+        second.contains("11 events found; the history replayed them, the balances table holds them (checkpoint 11)."),
         "{second}"
     );
     assert!(
