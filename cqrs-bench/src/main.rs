@@ -2,25 +2,32 @@
 //!
 //! `cargo run -p cqrs-bench --release` (full sizes, 7 rounds, median)
 //! `cargo run -p cqrs-bench --release -- --quick` (tiny sizes, 1 round)
+//! `cargo run -p cqrs-bench --release -- --read-side` (only the read-side rows: catch-up,
+//! exactly-once SQL projections, live lag; add `--medium` for a tenth of the full sizes)
 //!
 //! The whole suite, with the peer (`cqrs-es`, a dev-dependency) beside ours:
 //! `cargo bench -p cqrs-bench --bench suite` (see `benches/suite.rs`).
 
-use cqrs_bench::{Mode, memory, print_table};
+use cqrs_bench::{Mode, memory, print_table, read_side};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let mode = if std::env::args().any(|a| a == "--quick") {
+    let flag = |name: &str| std::env::args().any(|a| a == name);
+    let mode = if flag("--quick") {
         Mode::Quick
     } else {
         Mode::Full
     };
     let mut rows = Vec::new();
-    rows.extend(memory::run(mode).await);
-    rows.extend(cqrs_bench::postgres::run(mode).await);
-    rows.extend(cqrs_bench::sqlite::run(mode).await);
+    if !flag("--read-side") {
+        rows.extend(memory::run(mode).await);
+        rows.extend(cqrs_bench::postgres::run(mode).await);
+        rows.extend(cqrs_bench::sqlite::run(mode).await);
+    }
+    rows.extend(read_side::run(mode, flag("--medium")).await);
     println!(
-        "cqrs benchmarks ({mode:?} mode): median of {} round(s)\n",
+        "cqrs benchmarks ({mode:?} mode): median of {} round(s); read-side rows: see \
+         cqrs-bench/src/read_side.rs for their rounds\n",
         mode.rounds()
     );
     print_table(&rows);
