@@ -2,6 +2,7 @@
 //!
 //! `cargo bench -p cqrs-bench --bench suite` (full sizes, 7 rounds, median)
 //! `cargo bench -p cqrs-bench --bench suite -- --quick` (tiny sizes, 1 round)
+//! (`--medium`: the read-side rows at a tenth of their full sizes)
 //!
 //! The peer is a dev-dependency of this crate, hence a bench target; `cargo run -p cqrs-bench
 //! --release` prints our own rows only.
@@ -14,7 +15,7 @@
 #[allow(dead_code)]
 mod peer;
 
-use cqrs_bench::{Mode, format_table, memory, postgres, sqlite};
+use cqrs_bench::{Mode, format_table, memory, postgres, read_side, sqlite};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
@@ -26,6 +27,8 @@ async fn main() {
     let mut rows = memory::run_against(mode, &peer::memory::EsMemory).await;
     rows.extend(postgres::run_against(mode, &peer::postgres::EsPostgres).await);
     rows.extend(sqlite::run(mode).await);
+    let medium = std::env::args().any(|a| a == "--medium");
+    rows.extend(read_side::run_against(mode, medium, &peer::read_side::EsReplay).await);
     eprintln!(
         "cqrs benchmarks side by side with cqrs-es ({mode:?} mode): median of {} round(s), \
          the two systems alternating\n",

@@ -103,7 +103,7 @@ fn stream_of(k: u64) -> StreamId {
 
 /// The amount of the `j`-th deposit (from 1) into account `k`: 1 to 7, so a lost or doubled
 /// event changes the sums.
-fn amount(k: u64, j: u64) -> u64 {
+pub fn amount(k: u64, j: u64) -> u64 {
     1 + (k + j) % 7
 }
 
@@ -681,6 +681,26 @@ async fn check_pg_lag_table(url: &str, schema: &str, deposits: u64) {
     );
 }
 
+/// Another framework catching up with the same events into an in-memory read model (workload
+/// (h)): it fills a store of its own with what [`fill`] appends (accounts `0..`, an open, then
+/// deposits of [`amount`]s; `events` is a multiple of `per_stream`), then times its replay of
+/// every event into its balances and checks them.
+///
+/// The peer is a dev-dependency of this crate, so its implementation lives in the bench target.
+pub trait CatchUpPeer {
+    /// One timed catch-up of `events` events on the database at `url`.
+    fn catch_up(&self, url: &str, events: u64, per_stream: u64) -> impl Future<Output = Run>;
+}
+
+/// No peer: only our own rows.
+struct NoPeer;
+
+impl CatchUpPeer for NoPeer {
+    async fn catch_up(&self, _: &str, _: u64, _: u64) -> Run {
+        unreachable!("never called")
+    }
+}
+
 fn sizes_of(mode: crate::Mode, medium: bool) -> Sizes {
     match (mode, medium) {
         (crate::Mode::Quick, _) => Sizes::QUICK,
@@ -696,14 +716,32 @@ fn ms(d: Duration) -> String {
 /// Runs the read-side workloads and returns their rows (the PostgreSQL ones only with
 /// `CQRS_POSTGRES_URL`). `medium` picks [`Sizes::MEDIUM`] in full mode.
 pub async fn run(mode: crate::Mode, medium: bool) -> Vec<crate::Row> {
+    run_with(mode, medium, None::<&NoPeer>).await
+}
+
+/// As [`run`], with the peer's catch-up of the same events beside our two catch-up rows (one
+/// peer run per round, between ours).
+pub async fn run_against(
+    mode: crate::Mode,
+    medium: bool,
+    peer: &impl CatchUpPeer,
+) -> Vec<crate::Row> {
+    run_with(mode, medium, Some(peer)).await
+}
+
+async fn run_with<P: CatchUpPeer>(
+    mode: crate::Mode,
+    medium: bool,
+    peer: Option<&P>,
+) -> Vec<crate::Row> {
     let sizes = sizes_of(mode, medium);
     let mut rows = Vec::new();
-    let row = |workload: String, rate: f64, unit, baseline, target: &str| crate::Row {
+    let row = |workload: String, rate: f64, unit, peer, target: &str| crate::Row {
         workload,
         rate,
         unit,
-        baseline,
-        peer: None,
+        baseline: None,
+        peer,
         target: target.to_owned(),
     };
     let url = std::env::var(URL_VAR).ok().filter(|u| !u.is_empty());
@@ -711,17 +749,22 @@ pub async fn run(mode: crate::Mode, medium: bool) -> Vec<crate::Row> {
         // Catch-up: one pre-filled schema, the two paths alternating round by round.
         let (store, schema) = fresh_store(url, 4).await;
         let filled = fill(&store, sizes.catch_up_events, sizes.per_stream).await;
-        let (mut runner, mut build) = (Vec::new(), Vec::new());
+        let (mut runner, mut build, mut peers) = (Vec::new(), Vec::new(), Vec::new());
         for round in 0..sizes.catch_up_rounds {
             if round % 2 == 1 {
                 build.push(build_catch_up(&store, &filled).await.rate());
             }
             runner.push(runner_catch_up(&store, &filled, sizes.batch).await.rate());
+            if let Some(peer) = peer {
+                let run = peer.catch_up(url, filled.events, sizes.per_stream).await;
+                peers.push(run.rate());
+            }
             if round % 2 == 0 {
                 build.push(build_catch_up(&store, &filled).await.rate());
             }
         }
         drop_schema(url, store, &schema).await;
+        let peer_rate = peer.map(|_| crate::median(&mut peers));
         rows.push(row(
             format!(
                 "(pg) catch-up of {} events: ProjectionRunner + MemorySink (sums per stream), batch {}",
@@ -729,7 +772,7 @@ pub async fn run(mode: crate::Mode, medium: bool) -> Vec<crate::Row> {
             ),
             crate::median(&mut runner),
             "events/s",
-            None,
+            peer_rate,
             ">= 200,000/s",
         ));
         rows.push(row(
@@ -739,7 +782,7 @@ pub async fn run(mode: crate::Mode, medium: bool) -> Vec<crate::Row> {
             ),
             crate::median(&mut build),
             "events/s",
-            None,
+            peer_rate,
             "-",
         ));
         let pg = pg_sink(url, sizes).await;

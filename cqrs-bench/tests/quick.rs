@@ -1,5 +1,6 @@
 //! Quick mode of the side-by-side suite inside `cargo test`: both frameworks run workloads (a)
-//! and (b) at tiny sizes and check their results (no timing claims), and the peer's domain
+//! and (b) at tiny sizes and check their results (no timing claims), the read-side rows (with
+//! the peer's catch-up, workload (h)) run at tiny sizes and check theirs, and the peer's domain
 //! keeps the bank's business rules.
 
 #[path = "../benches/peer/mod.rs"]
@@ -101,5 +102,20 @@ async fn the_peer_runs_the_quick_postgres_workloads_and_checks_its_balances() {
         ("long_stream", r.long_stream),
     ] {
         assert!(rate.is_finite() && rate > 0.0, "{name}: {rate}");
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_read_side_rows_run_quick_and_check_their_results() {
+    use cqrs_bench::read_side;
+    // Each workload asserts its own result (sums, tables, every event projected once).
+    let rows = read_side::run_against(Mode::Quick, false, &peer::read_side::EsReplay).await;
+    let with_pg = std::env::var(cqrs_bench::postgres::URL_VAR).is_ok_and(|u| !u.is_empty());
+    assert_eq!(rows.len(), if with_pg { 6 } else { 1 }, "{rows:?}");
+    assert!(rows.iter().all(|r| r.rate > 0.0), "{rows:?}");
+    if with_pg {
+        for row in &rows[..2] {
+            assert!(row.peer.is_some_and(|p| p > 0.0), "{}", row.workload);
+        }
     }
 }

@@ -5,3 +5,4 @@
 pub mod bank;
 pub mod memory;
 pub mod postgres;
+pub mod read_side;

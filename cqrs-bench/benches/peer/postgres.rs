@@ -47,6 +47,37 @@ fn check_balance(balances: &EsBalances, account: u64, expected: u64) {
     );
 }
 
+/// Creates `schema` holding the tables postgres-es expects (its `events` table, and its
+/// `snapshots` table, which the event store does not use).
+pub async fn create_tables(pool: &sqlx::PgPool, schema: &str) {
+    sqlx::Executor::execute(
+        pool,
+        &*format!(
+            "CREATE SCHEMA {schema};
+         CREATE TABLE {schema}.events (
+             aggregate_type text NOT NULL,
+             aggregate_id text NOT NULL,
+             sequence bigint CHECK (sequence >= 0) NOT NULL,
+             event_type text NOT NULL,
+             event_version text NOT NULL,
+             payload json NOT NULL,
+             metadata json NOT NULL,
+             PRIMARY KEY (aggregate_type, aggregate_id, sequence)
+         );
+         CREATE TABLE {schema}.snapshots (
+             aggregate_type text NOT NULL,
+             aggregate_id text NOT NULL,
+             last_sequence bigint CHECK (last_sequence >= 0) NOT NULL,
+             current_snapshot bigint CHECK (current_snapshot >= 0) NOT NULL,
+             payload json NOT NULL,
+             PRIMARY KEY (aggregate_type, aggregate_id, last_sequence)
+         );"
+        ),
+    )
+    .await
+    .expect("create the peer's tables");
+}
+
 /// `cqrs-es` with `postgres-es`.
 pub struct EsPostgres;
 
@@ -58,32 +89,7 @@ impl PostgresPeer for EsPostgres {
             .connect(url)
             .await
             .expect("connect the peer's pool");
-        sqlx::Executor::execute(
-            &pool,
-            &*format!(
-                "CREATE SCHEMA {schema};
-             CREATE TABLE {schema}.events (
-                 aggregate_type text NOT NULL,
-                 aggregate_id text NOT NULL,
-                 sequence bigint CHECK (sequence >= 0) NOT NULL,
-                 event_type text NOT NULL,
-                 event_version text NOT NULL,
-                 payload json NOT NULL,
-                 metadata json NOT NULL,
-                 PRIMARY KEY (aggregate_type, aggregate_id, sequence)
-             );
-             CREATE TABLE {schema}.snapshots (
-                 aggregate_type text NOT NULL,
-                 aggregate_id text NOT NULL,
-                 last_sequence bigint CHECK (last_sequence >= 0) NOT NULL,
-                 current_snapshot bigint CHECK (current_snapshot >= 0) NOT NULL,
-                 payload json NOT NULL,
-                 PRIMARY KEY (aggregate_type, aggregate_id, last_sequence)
-             );"
-            ),
-        )
-        .await
-        .expect("create the peer's tables");
+        create_tables(&pool, &schema).await;
         let repo = PostgresEventRepository::new(pool.clone())
             .with_tables(&format!("{schema}.events"), &format!("{schema}.snapshots"));
         let balances = EsBalances::default();
