@@ -2,33 +2,11 @@
 //! checkpoint conformance cases, plus surviving a reopen of the file.
 
 use cqrs_core::runner::{Checkpoints, ParkedEvent};
-use cqrs_core::{
-    EventStore, ExpectedVersion, NewEvent, Payload, Position, RecordedEvent, StreamId,
-    UserMetadata, new_id,
-};
+use cqrs_core::{Position, new_id};
 use cqrs_sqlite::SqliteStore;
 
 cqrs_core::checkpoint_conformance_tests! {
     fresh: || async { SqliteStore::temporary().unwrap() },
-}
-
-/// Appends `n` events to `stream` and returns them.
-async fn events<S: EventStore>(store: &S, stream: &str, n: usize) -> Vec<RecordedEvent> {
-    let batch = (0..n)
-        .map(|i| NewEvent {
-            event_id: new_id(),
-            event_name: "checkpoint.test".into(),
-            event_version: 1,
-            payload: Payload::from_json(format!(r#"{{"i":{i}}}"#)),
-            correlation_id: None,
-            causation_id: None,
-            metadata: UserMetadata::empty(),
-        })
-        .collect();
-    store
-        .append(&StreamId::from(stream), ExpectedVersion::Any, batch)
-        .await
-        .unwrap()
 }
 
 #[tokio::test]
@@ -38,7 +16,7 @@ async fn checkpoints_and_parked_events_survive_reopening_the_file() {
     let path = dir.join("store.db");
     let expected = {
         let store = SqliteStore::open(&path).unwrap();
-        let stored = events(&store, "s", 3).await;
+        let stored = cqrs_core::testing::checkpoints::events(&store, "s", 3).await;
         store.save_checkpoint("kept", Position(2)).await.unwrap();
         let parked = ParkedEvent::new("kept", &stored[2], "bad payload".into());
         store.park_event(parked.clone()).await.unwrap();

@@ -10,7 +10,7 @@ use crate::{
 };
 
 /// Appends `n` events to `stream` and returns them.
-async fn events<S: EventStore>(store: &S, stream: &str, n: usize) -> Vec<RecordedEvent> {
+pub async fn events<S: EventStore>(store: &S, stream: &str, n: usize) -> Vec<RecordedEvent> {
     let batch = (0..n)
         .map(|i| NewEvent {
             event_id: new_id(),

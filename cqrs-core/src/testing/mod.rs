@@ -51,7 +51,7 @@ macro_rules! store_conformance_tests {
             let limited = $limited;
             $crate::testing::conformance::oversized_events_are_refused_before_anything_is_written(&limited).await;
         }
-        $crate::store_conformance_tests!(@cases $make, $skip;
+        $crate::__conformance_cases!(conformance; $make, $skip;
             append_and_read_round_trip,
             expected_versions_are_enforced,
             batches_are_all_or_nothing,
@@ -66,19 +66,6 @@ macro_rules! store_conformance_tests {
             undecodable_events_are_typed_errors_and_lose_nothing,
         );
     };
-    (@cases $make:expr, $skip:expr; $($case:ident),+ $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                if let ::core::option::Option::Some(reason) = ($skip)() {
-                    $crate::testing::report_skip(::core::stringify!($case), &reason);
-                    return;
-                }
-                let make = $make;
-                $crate::testing::conformance::$case(&make).await;
-            }
-        )+
-    };
 }
 
 /// Generates one `#[tokio::test]` per case of [`checkpoints`], each on a fresh store made by the
@@ -92,13 +79,20 @@ macro_rules! checkpoint_conformance_tests {
         );
     };
     (fresh: $make:expr, skip: $skip:expr $(,)?) => {
-        $crate::checkpoint_conformance_tests!(@cases $make, $skip;
+        $crate::__conformance_cases!(checkpoints; $make, $skip;
             unknown_projection_is_at_zero,
             save_load_and_overwrite,
             park_moves_the_checkpoint_and_lists_in_position_order,
         );
     };
-    (@cases $make:expr, $skip:expr; $($case:ident),+ $(,)?) => {
+}
+
+/// One `#[tokio::test]` per case of `testing::<module>`, each with its own fresh store and the
+/// `skip` check. Shared by the conformance macros above.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_cases {
+    ($module:ident; $make:expr, $skip:expr; $($case:ident),+ $(,)?) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
@@ -107,7 +101,7 @@ macro_rules! checkpoint_conformance_tests {
                     return;
                 }
                 let make = $make;
-                $crate::testing::checkpoints::$case(&make).await;
+                $crate::testing::$module::$case(&make).await;
             }
         )+
     };
