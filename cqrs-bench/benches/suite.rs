@@ -2,7 +2,8 @@
 //!
 //! `cargo bench -p cqrs-bench --bench suite` (full sizes, 7 rounds, median)
 //! `cargo bench -p cqrs-bench --bench suite -- --quick` (tiny sizes, 1 round)
-//! (`--medium`: the read-side rows at a tenth of their full sizes)
+//! `cargo bench -p cqrs-bench --bench suite -- --read-side` (only the read-side rows; add
+//! `--medium` for a tenth of the events and 3 s of lag)
 //!
 //! The peer is a dev-dependency of this crate, hence a bench target; `cargo run -p cqrs-bench
 //! --release` prints our own rows only.
@@ -24,15 +25,20 @@ async fn main() {
     } else {
         Mode::Full
     };
-    let mut rows = memory::run_against(mode, &peer::memory::EsMemory).await;
-    rows.extend(postgres::run_against(mode, &peer::postgres::EsPostgres).await);
-    rows.extend(sqlite::run(mode).await);
-    let medium = std::env::args().any(|a| a == "--medium");
+    let flag = |name: &str| std::env::args().any(|a| a == name);
+    let mut rows = Vec::new();
+    if !flag("--read-side") {
+        rows.extend(memory::run_against(mode, &peer::memory::EsMemory).await);
+        rows.extend(postgres::run_against(mode, &peer::postgres::EsPostgres).await);
+        rows.extend(sqlite::run(mode).await);
+    }
+    let medium = flag("--medium");
     rows.extend(read_side::run_against(mode, medium, &peer::read_side::EsReplay).await);
     eprintln!(
         "cqrs benchmarks side by side with cqrs-es ({mode:?} mode): median of {} round(s), \
-         the two systems alternating\n",
-        mode.rounds()
+         the two systems alternating; {}\n",
+        mode.rounds(),
+        read_side::ROUNDS
     );
     eprint!("{}", format_table(&rows));
 }

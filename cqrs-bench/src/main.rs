@@ -3,7 +3,8 @@
 //! `cargo run -p cqrs-bench --release` (full sizes, 7 rounds, median)
 //! `cargo run -p cqrs-bench --release -- --quick` (tiny sizes, 1 round)
 //! `cargo run -p cqrs-bench --release -- --read-side` (only the read-side rows: catch-up,
-//! exactly-once SQL projections, live lag; add `--medium` for a tenth of the full sizes)
+//! exactly-once SQL projections, live lag; add `--medium` for a tenth of the events and 3 s
+//! of lag)
 //!
 //! The whole suite, with the peer (`cqrs-es`, a dev-dependency) beside ours:
 //! `cargo bench -p cqrs-bench --bench suite` (see `benches/suite.rs`).
@@ -18,17 +19,20 @@ async fn main() {
     } else {
         Mode::Full
     };
+    let read_side_only = flag("--read-side");
     let mut rows = Vec::new();
-    if !flag("--read-side") {
+    if !read_side_only {
         rows.extend(memory::run(mode).await);
         rows.extend(cqrs_bench::postgres::run(mode).await);
         rows.extend(cqrs_bench::sqlite::run(mode).await);
     }
     rows.extend(read_side::run(mode, flag("--medium")).await);
-    println!(
-        "cqrs benchmarks ({mode:?} mode): median of {} round(s); read-side rows: see \
-         cqrs-bench/src/read_side.rs for their rounds\n",
-        mode.rounds()
-    );
+    if !read_side_only {
+        print!(
+            "cqrs benchmarks ({mode:?} mode): median of {} round(s); ",
+            mode.rounds()
+        );
+    }
+    println!("{}\n", read_side::ROUNDS);
     print_table(&rows);
 }
