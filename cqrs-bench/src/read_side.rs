@@ -270,7 +270,8 @@ pub struct PgSums {
 }
 
 impl PgSums {
-    /// Creates the table `sums` in `schema` of the database at `url` (empty) and a projection writing to it.
+    /// Creates the table `sums` in `schema` of the database at `url` (empty) and a projection
+    /// writing to it.
     pub async fn create(url: &str, schema: &str) -> PgSums {
         let admin = crate::postgres::connect(url).await;
         admin
