@@ -24,6 +24,14 @@ pub enum DecodeFailure {
     },
     /// The payload is not valid JSON or does not fit the event type.
     InvalidPayload(String),
+    /// The upcaster from schema version `from` to `from + 1` failed: it returned an error, or
+    /// the payload did not fit its input, or its output did not serialize.
+    Upcast {
+        /// The version the failing upcaster reads.
+        from: u32,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 impl fmt::Display for DecodeFailure {
@@ -37,6 +45,11 @@ impl fmt::Display for DecodeFailure {
                 )
             }
             DecodeFailure::InvalidPayload(msg) => write!(f, "payload does not decode: {msg}"),
+            DecodeFailure::Upcast { from, message } => write!(
+                f,
+                "upcasting from schema version {from} to {} failed: {message}",
+                u64::from(*from) + 1
+            ),
         }
     }
 }

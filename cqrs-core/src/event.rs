@@ -16,6 +16,11 @@ use crate::error::DecodeFailure;
 /// Implement it with `#[derive(Event)]`; `#[event(name = "account.opened", version = 2)]`
 /// overrides the defaults (the type's name, version 1). The stored name must never change once
 /// events are stored: it is how stored rows find their type again.
+///
+/// When the payload's shape changes, raise `version` and declare an upcaster from each older
+/// version to the next (`#[upcast(from = 1, with = opened_v1_to_v2)]`): events stored at an
+/// older version are then upcast step by step to the current shape when they are loaded, by
+/// aggregates and projections alike. A missing step does not compile.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an event",
     label = "not an event",
@@ -28,6 +33,73 @@ pub trait Event:
     const NAME: &'static str;
     /// The payload's schema version (starts at 1).
     const VERSION: u32;
+
+    /// Turns the JSON of a payload stored at schema version `from` (older than
+    /// [`VERSION`](Event::VERSION)) into the JSON of the current version, running the upcaster
+    /// of each version from `from` to `VERSION - 1` in turn.
+    ///
+    /// `#[derive(Event)]` generates it from the `#[upcast(from = n, with = f)]` attributes. The
+    /// default, for hand-written impls, returns the payload unchanged: older payloads are then
+    /// read as the current shape.
+    fn upcast(from: u32, payload: serde_json::Value) -> Result<serde_json::Value, DecodeFailure> {
+        let _ = from;
+        Ok(payload)
+    }
+}
+
+/// A payload shape an upcaster may return: `serde_json::Value`, any [`Event`] (the last step
+/// usually returns the event itself), or a typed older version of an event that implements it.
+///
+/// ```ignore
+/// #[derive(Serialize, Deserialize)]
+/// struct OpenedV2 { owner: String }
+///
+/// impl UpcastPayload for OpenedV2 {}
+///
+/// fn opened_v1_to_v2(v1: OpenedV1) -> OpenedV2 { OpenedV2 { owner: v1.name } }
+/// ```
+///
+/// It is not implemented for `()` or `Result`, so an upcaster that returns nothing, or a
+/// `Result` whose error is not a `std::error::Error`, does not compile.
+#[diagnostic::on_unimplemented(
+    message = "an upcaster cannot return `{Self}`",
+    label = "returns `{Self}`",
+    note = "an upcaster returns the next version's payload: `serde_json::Value`, an event, or a type that implements `Serialize` and `UpcastPayload` (`impl UpcastPayload for {Self} {{}}`), optionally in a `Result` whose error implements `std::error::Error + Send + Sync + 'static`"
+)]
+pub trait UpcastPayload: Serialize + 'static {}
+
+impl UpcastPayload for serde_json::Value {}
+
+impl<E: Event> UpcastPayload for E {}
+
+/// Decodes a payload stored at schema version `version` as `E`: the current version directly
+/// (no detour through `serde_json::Value`), an older one through [`Event::upcast`], a newer one
+/// not at all ([`DecodeFailure::UnsupportedVersion`]).
+#[inline]
+pub(crate) fn decode_payload<E: Event>(version: u32, payload: &str) -> Result<E, DecodeFailure> {
+    if version == E::VERSION {
+        return serde_json::from_str(payload).map_err(invalid_payload);
+    }
+    if version > E::VERSION {
+        return Err(DecodeFailure::UnsupportedVersion { known: E::VERSION });
+    }
+    upcast_payload(version, payload)
+}
+
+/// The cold path of [`decode_payload`]: a payload of an older version.
+#[inline(never)]
+fn upcast_payload<E: Event>(version: u32, payload: &str) -> Result<E, DecodeFailure> {
+    let value = serde_json::from_str(payload).map_err(invalid_payload)?;
+    let current = E::upcast(version, value)?;
+    serde_json::from_value(current).map_err(|e| {
+        DecodeFailure::InvalidPayload(format!(
+            "after upcasting from schema version {version}: {e}"
+        ))
+    })
+}
+
+fn invalid_payload(e: serde_json::Error) -> DecodeFailure {
+    DecodeFailure::InvalidPayload(e.to_string())
 }
 
 /// The closed set of events one aggregate records: the enum that `#[aggregate]` generates

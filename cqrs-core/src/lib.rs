@@ -208,7 +208,7 @@ pub use error::{
     BoxError, BuildError, CommandError, DecodeError, DecodeFailure, DispatchError, ProjectionError,
     ProjectionFailure, QueryError, StoreError,
 };
-pub use event::{Event, EventSet, IntoEvents};
+pub use event::{Event, EventSet, IntoEvents, UpcastPayload};
 pub use ids::{Position, StreamId, Timestamp, Uuid, new_id};
 pub use projection::{Decoded, DynProjection, EventRef, Projection};
 pub use query::{Query, RoutedQuery};
@@ -231,6 +231,7 @@ pub mod prelude {
     pub use crate::{
         Aggregate, Command, CommandContext, CommandError, CommandOutcome, Cqrs, Event, EventMeta,
         EventStore, MemoryStore, Position, Projection, Query, QueryError, RoutedQuery,
+        UpcastPayload,
     };
 }
 

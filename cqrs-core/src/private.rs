@@ -21,7 +21,7 @@ pub use crate::envelope::{EventMeta, RecordedEvent};
 pub use crate::error::{
     BoxError, CommandError, DecodeFailure, DispatchError, ProjectionError, ProjectionFailure,
 };
-pub use crate::event::{Event, EventSet, IntoEvents};
+pub use crate::event::{Event, EventSet, IntoEvents, UpcastPayload};
 pub use crate::projection::{Decoded, DynProjection, EventRef, Projection};
 pub use crate::query::{Query, RoutedQuery};
 pub use crate::registry::{
@@ -43,13 +43,10 @@ pub fn encode_event<E: Serialize>(event: &E, out: &mut Vec<u8>) -> Result<(), se
     serde_json::to_writer(out, event)
 }
 
-/// Decodes one event's payload written at schema `version`.
+/// Decodes one event's payload written at schema `version`, upcasting an older one.
 #[inline]
 pub fn decode_event<E: Event>(version: u32, payload: &str) -> Result<E, DecodeFailure> {
-    if version > E::VERSION {
-        return Err(DecodeFailure::UnsupportedVersion { known: E::VERSION });
-    }
-    serde_json::from_str(payload).map_err(|e| DecodeFailure::InvalidPayload(e.to_string()))
+    crate::event::decode_payload(version, payload)
 }
 
 /// Serializes an event enum as `{"type": name, "version": n, "data": event}`.
@@ -306,5 +303,96 @@ pub trait DiscoverableProjection {
 impl<P: Projection + Default> DiscoverableProjection for P {
     fn create() -> Box<dyn DynProjection> {
         Box::new(P::default())
+    }
+}
+
+/// Marks an upcaster `fn(In) -> Out`.
+pub struct Plain<In, Out>(PhantomData<fn(In) -> Out>);
+
+/// Marks an upcaster `fn(In) -> Result<Out, E>`.
+pub struct Fallible<In, Out, E>(PhantomData<fn(In) -> Result<Out, E>>);
+
+/// A function named by `#[upcast(from = n, with = f)]`: it takes the payload of version `n`
+/// and returns the payload of version `n + 1`. `M` tells the accepted forms apart
+/// ([`Plain`], [`Fallible`]); generated code never names it.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an upcaster",
+    label = "expected `fn(Old) -> New` or `fn(Old) -> Result<New, E>`",
+    note = "an upcaster takes one version's payload by value, as `serde_json::Value` or a type that implements `Deserialize`, and returns the next version's: `serde_json::Value`, an event, or a type that implements `UpcastPayload`",
+    note = "a fallible upcaster returns `Result<New, E>` with `E: std::error::Error + Send + Sync + 'static`"
+)]
+pub trait Upcaster<M> {
+    /// Runs the upcaster on JSON; `Err` says what failed.
+    fn upcast_json(&self, payload: serde_json::Value) -> Result<serde_json::Value, String>;
+}
+
+impl<F, In, Out> Upcaster<Plain<In, Out>> for F
+where
+    F: Fn(In) -> Out,
+    In: DeserializeOwned + 'static,
+    Out: UpcastPayload,
+{
+    #[inline]
+    fn upcast_json(&self, payload: serde_json::Value) -> Result<serde_json::Value, String> {
+        into_json(self(from_json(payload)?))
+    }
+}
+
+impl<F, In, Out, E> Upcaster<Fallible<In, Out, E>> for F
+where
+    F: Fn(In) -> Result<Out, E>,
+    In: DeserializeOwned + 'static,
+    Out: UpcastPayload,
+    E: StdError + Send + Sync + 'static,
+{
+    #[inline]
+    fn upcast_json(&self, payload: serde_json::Value) -> Result<serde_json::Value, String> {
+        into_json(self(from_json(payload)?).map_err(|e| e.to_string())?)
+    }
+}
+
+/// Runs the upcaster `f` from version `from` (generated code calls it spanned on the user's
+/// `with = …` path, so a function of the wrong form is reported there, once).
+#[inline]
+pub fn upcast<M, F: Upcaster<M>>(
+    f: F,
+    from: u32,
+    payload: serde_json::Value,
+) -> Result<serde_json::Value, DecodeFailure> {
+    f.upcast_json(payload)
+        .map_err(|message| DecodeFailure::Upcast { from, message })
+}
+
+/// The upcaster's input: the JSON itself when it takes `serde_json::Value`.
+#[inline]
+fn from_json<In: DeserializeOwned + 'static>(payload: serde_json::Value) -> Result<In, String> {
+    same_type(payload).or_else(|payload| {
+        serde_json::from_value(payload)
+            .map_err(|e| format!("the payload does not fit the upcaster's input: {e}"))
+    })
+}
+
+/// The upcaster's output as JSON: itself when it returns `serde_json::Value`.
+#[inline]
+fn into_json<Out: Serialize + 'static>(out: Out) -> Result<serde_json::Value, String> {
+    same_type(out).or_else(|out| {
+        serde_json::to_value(out)
+            .map_err(|e| format!("the upcaster's output does not serialize: {e}"))
+    })
+}
+
+/// `value` as a `U` when `T` is `U` (no copy), or back as it was.
+#[inline]
+fn same_type<T: 'static, U: 'static>(value: T) -> Result<U, T> {
+    let mut slot = Some(value);
+    if let Some(same) = (&mut slot as &mut dyn Any)
+        .downcast_mut::<Option<U>>()
+        .and_then(Option::take)
+    {
+        return Ok(same);
+    }
+    match slot {
+        Some(value) => Err(value),
+        None => unreachable!("the value is taken only when `T` is `U`"),
     }
 }

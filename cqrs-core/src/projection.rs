@@ -71,7 +71,8 @@ impl<'a> EventRef<'a> {
         self.payload
     }
 
-    /// The event as `E` if its stored name is `E::NAME`; `Ok(None)` for other events.
+    /// The event as `E` if its stored name is `E::NAME`; `Ok(None)` for other events. A payload
+    /// stored at an older schema version is upcast to the current one.
     pub fn decode<E: Event>(&self) -> Result<Option<Decoded<'a, E>>, DecodeFailure> {
         if *self.meta.event_name != *E::NAME {
             return Ok(None);
@@ -79,12 +80,8 @@ impl<'a> EventRef<'a> {
         if let Some(e) = self.typed.and_then(|t| (t as &dyn Any).downcast_ref::<E>()) {
             return Ok(Some(Decoded::Borrowed(e)));
         }
-        if self.meta.event_version > E::VERSION {
-            return Err(DecodeFailure::UnsupportedVersion { known: E::VERSION });
-        }
-        serde_json::from_str::<E>(self.payload.as_str())
+        crate::event::decode_payload::<E>(self.meta.event_version, self.payload.as_str())
             .map(|e| Some(Decoded::Owned(e)))
-            .map_err(|e| DecodeFailure::InvalidPayload(e.to_string()))
     }
 
     /// A [`ProjectionError`] about this event.

@@ -18,6 +18,10 @@ pub const ID: &str = "id";
 pub const NAME: &str = "name";
 /// `version = 2` in `#[event]`.
 pub const VERSION: &str = "version";
+/// `from = 1` in `#[upcast]`: the version an upcaster reads.
+pub const FROM: &str = "from";
+/// `with = path::to::function` in `#[upcast]`: the upcaster.
+pub const WITH: &str = "with";
 /// `aggregate = Account` in `#[command]`.
 pub const AGGREGATE: &str = "aggregate";
 /// `response = Type` in `#[query]`.
@@ -44,6 +48,8 @@ pub const QUERY: &str = "query";
 pub const RESET: &str = "reset";
 /// `#[id]` on a command field.
 pub const ID_FIELD: &str = "id";
+/// `#[upcast(from = 1, with = f)]` on an event type.
+pub const UPCAST: &str = "upcast";
 
 /// One `key = value` argument, with the value's tokens not yet interpreted.
 pub struct RawArg {
@@ -197,6 +203,8 @@ const CRATE_SYNTAX: &str = "crate = \"path::to::cqrs_core\"";
 pub struct EventArgs {
     pub name: Option<LitStr>,
     pub version: Option<(u32, Span)>,
+    /// `version = …` was written but is not a valid version (an error was recorded).
+    pub bad_version: bool,
     pub krate: Option<CratePath>,
 }
 
@@ -216,6 +224,7 @@ impl EventArgs {
                     let v = arg
                         .value::<LitInt>(cx, "version = 2")
                         .and_then(|lit| version(cx, &lit));
+                    out.bad_version |= v.is_none();
                     set_once(cx, &mut out.version, &arg, v);
                 }
                 // crate = "path"
@@ -225,6 +234,79 @@ impl EventArgs {
                 }
                 _ => unknown(cx, &arg, "event", &[NAME, VERSION, CRATE]),
             }
+        }
+        out
+    }
+}
+
+/// One `#[upcast(from = n, with = path)]` on an event type.
+pub struct UpcastArgs {
+    /// `from = n` and its literal (any `u32`; the model checks the range).
+    pub from: Option<(u32, LitInt)>,
+    pub with: Option<Path>,
+}
+
+impl UpcastArgs {
+    /// Every `#[upcast(…)]` in `attrs`, in order. An attribute whose arguments do not parse is
+    /// still returned (with what did parse), so the model knows a step was meant.
+    pub fn from_attrs(cx: &mut Ctxt, attrs: &[Attribute]) -> Vec<Self> {
+        let syntax = "#[upcast(from = 1, with = opened_v1_to_v2)]";
+        let mut out = Vec::new();
+        for attr in attrs.iter().filter(|a| a.path().is_ident(UPCAST)) {
+            let mut args = UpcastArgs {
+                from: None,
+                with: None,
+            };
+            let raw = match &attr.meta {
+                Meta::List(list) => parse_raw_args(cx, list.tokens.clone()),
+                _ => {
+                    cx.error_spanned_by(attr, format!("expected arguments: write `{syntax}`"));
+                    Vec::new()
+                }
+            };
+            let (mut saw_from, mut saw_with) = (false, false);
+            for arg in raw {
+                match arg.key().as_str() {
+                    // from = 1 (the older version this upcaster reads)
+                    FROM => {
+                        let v = arg.value::<LitInt>(cx, "from = 1").and_then(|lit| {
+                            match lit.base10_parse::<u32>() {
+                                Ok(v) => Some((v, lit)),
+                                Err(_) => {
+                                    cx.error_spanned_by(
+                                        &lit,
+                                        "expected a version number, such as `from = 1`",
+                                    );
+                                    None
+                                }
+                            }
+                        });
+                        set_once(cx, &mut args.from, &arg, v);
+                        saw_from = true;
+                    }
+                    // with = path::to::function
+                    WITH => {
+                        let v = arg.value::<Path>(cx, "with = opened_v1_to_v2");
+                        set_once(cx, &mut args.with, &arg, v);
+                        saw_with = true;
+                    }
+                    _ => unknown(cx, &arg, UPCAST, &[FROM, WITH]),
+                }
+            }
+            if matches!(attr.meta, Meta::List(_)) && !(saw_from && saw_with) {
+                let missing = if saw_from {
+                    "with = …"
+                } else if saw_with {
+                    "from = …"
+                } else {
+                    "from = …, with = …"
+                };
+                cx.error_spanned_by(
+                    attr,
+                    format!("missing `{missing}`: write `{syntax}`, naming the version the function reads and the function"),
+                );
+            }
+            out.push(args);
         }
         out
     }

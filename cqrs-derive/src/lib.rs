@@ -3,7 +3,7 @@
 //!
 //! | macro | goes on | generates |
 //! |---|---|---|
-//! | [`Event`](derive@Event) | an event struct or enum | `impl Event` (stored name and schema version) and its registration |
+//! | [`Event`](derive@Event) | an event struct or enum | `impl Event` (stored name, schema version, upcasters from older versions) and its registration |
 //! | [`Command`](derive@Command) | a command struct | `impl Command` (target aggregate, name, id field) |
 //! | [`Query`](derive@Query) | a query struct or enum | `impl Query` (response type) |
 //! | [`aggregate`](macro@aggregate) | the impl block of an aggregate | the event and command enums, `impl Aggregate`, one `impl Handles<C>` per handler, checks, registration |
@@ -37,20 +37,56 @@ use crate::model::derive::DeriveInput;
 ///
 /// ```ignore
 /// #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
-/// #[event(name = "account.opened", version = 2)]
-/// pub struct AccountOpened { pub owner: String }
+/// #[event(name = "account.opened", version = 3)]
+/// #[upcast(from = 1, with = opened_v1_to_v2)]
+/// #[upcast(from = 2, with = opened_v2_to_v3)]
+/// pub struct AccountOpened { pub owner: String, pub currency: String, pub overdraft: u64 }
+///
+/// // Version 1 had `name` where version 2 has `owner`: edit the JSON.
+/// fn opened_v1_to_v2(mut v1: serde_json::Value) -> serde_json::Value {
+///     if let Some(name) = v1.get_mut("name").map(serde_json::Value::take) {
+///         v1["owner"] = name;
+///     }
+///     v1
+/// }
+///
+/// // Or read the older version as a type of its own.
+/// #[derive(Deserialize)]
+/// struct OpenedV2 { owner: String, currency: Option<String> }
+///
+/// fn opened_v2_to_v3(v2: OpenedV2) -> Result<AccountOpened, MissingCurrency> {
+///     let currency = v2.currency.ok_or(MissingCurrency)?;
+///     Ok(AccountOpened { owner: v2.owner, currency, overdraft: 0 })
+/// }
 /// ```
 ///
 /// - `name = "…"`: the stored name (default: the type's name). Never change it once events are
 ///   stored: it is how stored rows find their type again. Two event types of one aggregate
 ///   with the same name do not compile; two anywhere in the program fail at start-up.
-/// - `version = n`: the payload's schema version, an integer from 1 (default 1). Stored events
-///   of a newer version than the code knows fail to decode with a typed error.
+/// - `version = n`: the payload's schema version, an integer from 1 (default 1). Raise it when
+///   the payload's shape changes, and add an upcaster from the previous version.
 /// - `crate = "path"`: where `cqrs_core` is.
+/// - `#[upcast(from = n, with = path)]`, one for each older version `n` (1 to `version - 1`):
+///   the function that turns a version `n` payload into a version `n + 1` payload. It takes the
+///   payload by value, as `serde_json::Value` or a type that implements `Deserialize` (the old
+///   shape), and returns `serde_json::Value` or a type that implements `Serialize` (the next
+///   shape, the event type itself for the last step), or `Result` of that with an error that
+///   implements `std::error::Error + Send + Sync + 'static`.
+///
+/// Loading an event stored at version `n` runs the upcasters from `n` up to the current
+/// version, then decodes the result; aggregates and projections see only current events. An
+/// event of the current version is decoded directly. A stored version newer than `version`, or
+/// an upcaster that fails, is a typed error (`DecodeFailure::UnsupportedVersion`,
+/// `DecodeFailure::Upcast`) naming the stream, the version in the stream, the event and its
+/// stored version.
+///
+/// Compile-time checks: an upcaster from every older version (a missing one is reported on
+/// `version = n`), only one from each, none from version 0 or from `version` or later, and
+/// each function has one of the forms above.
 ///
 /// The type must also implement `Serialize`, `Deserialize`, `Clone`, `Debug` and `PartialEq`
 /// (derive them), and be `Send + Sync + 'static`. Generic types and unions are rejected.
-#[proc_macro_derive(Event, attributes(event))]
+#[proc_macro_derive(Event, attributes(event, upcast))]
 pub fn derive_event(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
     expand::derive::event(&input).into()

@@ -23,9 +23,16 @@ pub struct MoneyDeposited {
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[event(name = "account.withdrawn", version = 2)]
+#[upcast(from = 1, with = withdrawn_v1_to_v2)]
 pub struct MoneyWithdrawn {
     pub amount: u64,
     pub fee: u64,
+}
+
+/// Version 1 charged no fee.
+fn withdrawn_v1_to_v2(mut v1: serde_json::Value) -> serde_json::Value {
+    v1["fee"] = 0.into();
+    v1
 }
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -1,12 +1,13 @@
 //! `#[derive(Event)]`, `#[derive(Command)]` and `#[derive(Query)]`.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::LitInt;
+use syn::spanned::Spanned;
 
-use super::{impl_attrs, private, type_name};
+use super::{impl_attrs, private, respan, type_name};
 use crate::ctxt::Ctxt;
-use crate::model::derive::{self, CommandDef, DeriveInput, EventDef, QueryDef};
+use crate::model::derive::{self, CommandDef, DeriveInput, EventDef, QueryDef, UpcastDef};
 
 /// `impl Event` and its registration.
 pub fn event(input: &DeriveInput) -> TokenStream {
@@ -26,16 +27,19 @@ fn event_impl(def: &EventDef) -> TokenStream {
         name,
         version,
         version_span,
+        upcasts,
     } = def;
     let p = private(krate);
     let attrs = impl_attrs();
     let version = LitInt::new(&format!("{version}u32"), *version_span);
     let type_name = type_name(ident);
+    let upcast = upcast_fn(&p, upcasts);
     quote! {
         #attrs
         impl #p::Event for #ident {
             const NAME: &'static str = #name;
             const VERSION: u32 = #version;
+            #upcast
         }
 
         const _: () = {
@@ -47,6 +51,33 @@ fn event_impl(def: &EventDef) -> TokenStream {
                 }
             }
         };
+    }
+}
+
+/// `Event::upcast`: each step from the stored version on, in order. The call is spanned on
+/// the user's `with = …` path, so a function of the wrong form is reported there.
+fn upcast_fn(p: &TokenStream, upcasts: &[UpcastDef]) -> TokenStream {
+    if upcasts.is_empty() {
+        return TokenStream::new();
+    }
+    let steps = upcasts.iter().map(|UpcastDef { from, with }| {
+        let from = LitInt::new(&format!("{from}u32"), Span::call_site());
+        let step = respan(quote!(#p::upcast(#with, #from, __payload)), with.span());
+        quote! {
+            if __from <= #from {
+                __payload = #step?;
+            }
+        }
+    });
+    quote! {
+        #[inline(never)]
+        fn upcast(
+            __from: u32,
+            mut __payload: #p::serde_json::Value,
+        ) -> #p::Result<#p::serde_json::Value, #p::DecodeFailure> {
+            #(#steps)*
+            #p::Ok(__payload)
+        }
     }
 }
 

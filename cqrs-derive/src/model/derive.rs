@@ -1,5 +1,7 @@
 //! The models of `#[derive(Event)]`, `#[derive(Command)]` and `#[derive(Query)]`.
 
+use std::collections::BTreeSet;
+
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote};
 use syn::parse::{Parse, ParseStream};
@@ -7,7 +9,7 @@ use syn::spanned::Spanned;
 use syn::{Attribute, Fields, Generics, Ident, Item, LitStr, Member, Path, Token};
 
 use super::sig;
-use crate::attr::{self, CommandArgs, EventArgs, QueryArgs};
+use crate::attr::{self, CommandArgs, EventArgs, QueryArgs, UpcastArgs};
 use crate::ctxt::{Ctxt, error_type};
 use crate::naming;
 
@@ -58,6 +60,17 @@ pub struct EventDef {
     /// The schema version.
     pub version: u32,
     pub version_span: Span,
+    /// The upcasters, one per older version, sorted by the version they read. Those with an
+    /// error are left out.
+    pub upcasts: Vec<UpcastDef>,
+}
+
+/// `#[upcast(from = n, with = path)]`.
+pub struct UpcastDef {
+    /// The version the function reads.
+    pub from: u32,
+    /// The function.
+    pub with: Path,
 }
 
 /// Reads `#[derive(Event)]`. `None` when no impl can be generated (a union, generics).
@@ -79,6 +92,13 @@ pub fn event(cx: &mut Ctxt, input: &DeriveInput) -> Option<EventDef> {
         return None;
     }
     let (version, version_span) = args.version.unwrap_or((1, input.ident.span()));
+    let upcasts = UpcastArgs::from_attrs(cx, &input.attrs);
+    let upcasts = if args.bad_version {
+        // Which versions need an upcaster is unknown: check nothing more.
+        Vec::new()
+    } else {
+        upcast_chain(cx, &input.ident, version, version_span, upcasts)
+    };
     Some(EventDef {
         krate: attr::crate_path(args.krate),
         name: args
@@ -87,7 +107,105 @@ pub fn event(cx: &mut Ctxt, input: &DeriveInput) -> Option<EventDef> {
         ident: input.ident.clone(),
         version,
         version_span,
+        upcasts,
     })
+}
+
+/// Checks the upcasters of an event at `version`: one from each older version, none from
+/// another. Returns the usable ones in chain order.
+fn upcast_chain(
+    cx: &mut Ctxt,
+    ident: &Ident,
+    version: u32,
+    version_span: Span,
+    upcasts: Vec<UpcastArgs>,
+) -> Vec<UpcastDef> {
+    let event = naming::plain(ident);
+    let mut chain: Vec<UpcastDef> = Vec::new();
+    // `from` values accounted for (an upcaster whose function is in error still covers its
+    // version, so the missing-step error does not pile on).
+    let mut covered = BTreeSet::new();
+    let mut unknown_from = false;
+    for upcast in upcasts {
+        let Some((from, lit)) = upcast.from else {
+            unknown_from = true;
+            continue;
+        };
+        if from == 0 {
+            cx.error_spanned_by(
+                &lit,
+                "schema versions start at 1: an upcaster reads version 1 or higher",
+            );
+            continue;
+        }
+        if from >= version {
+            let message = if version == 1 {
+                format!(
+                    "`{event}` is at version 1, so no older version needs upcasting: raise it with `#[event(version = {})]` when its payload changes",
+                    u64::from(from) + 1
+                )
+            } else {
+                format!(
+                    "`{event}` is at version {version}, so upcasters read versions 1 to {}: remove this `#[upcast]` or raise `version`",
+                    version - 1
+                )
+            };
+            cx.error_spanned_by(&lit, message);
+            continue;
+        }
+        if !covered.insert(from) {
+            cx.error_spanned_by(
+                &lit,
+                format!(
+                    "a second upcaster from version {from}: each older version has exactly one `#[upcast]`; remove this one"
+                ),
+            );
+            continue;
+        }
+        if let Some(with) = upcast.with {
+            chain.push(UpcastDef { from, with });
+        }
+    }
+    if !unknown_from {
+        let missing: Vec<u32> = (1..version).filter(|v| !covered.contains(v)).collect();
+        if let Some(message) = missing_steps(&event, version, &missing) {
+            cx.error_at(version_span, message);
+        }
+    }
+    chain.sort_by_key(|u| u.from);
+    chain
+}
+
+/// The error for versions without an upcaster, or `None` when the chain is complete.
+fn missing_steps(event: &str, version: u32, missing: &[u32]) -> Option<String> {
+    let (&first, rest) = missing.split_first()?;
+    if rest.is_empty() {
+        return Some(format!(
+            "missing upcaster from version {first} to {}: `{event}` is at version {version}, so stored events of version {first} need one; add `#[upcast(from = {first}, with = …)]` naming a function from the version {first} payload to the version {} one",
+            u64::from(first) + 1,
+            u64::from(first) + 1
+        ));
+    }
+    // Runs of consecutive versions read as ranges: `1 to 998, 1000`.
+    let mut runs: Vec<(u32, u32)> = Vec::new();
+    for &v in missing {
+        match runs.last_mut() {
+            Some((_, end)) if *end + 1 == v => *end = v,
+            _ => runs.push((v, v)),
+        }
+    }
+    let list = runs
+        .iter()
+        .map(|&(start, end)| match end - start {
+            0 => start.to_string(),
+            1 => format!("{start}, {end}"),
+            _ => format!("{start} to {end}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    Some(format!(
+        "missing upcasters from versions {list}: `{event}` is at version {version}, so stored events of each older version need one; add `#[upcast(from = n, with = …)]` for each, naming a function from the version n payload to the version n + 1 one"
+    ))
 }
 
 /// Records an error at the generics of a type that must be concrete.

@@ -20,9 +20,18 @@ mod events {
 
     #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
     #[event(name = "bell.tuned", version = 3)]
+    // Upcasters named through `Self`, and one step reused.
+    #[upcast(from = 2, with = Self::unchanged)]
+    #[upcast(from = 1, with = Self::unchanged)]
     pub enum Tuned {
         Up,
         Down,
+    }
+
+    impl Tuned {
+        fn unchanged(payload: serde_json::Value) -> serde_json::Value {
+            payload
+        }
     }
 }
 
