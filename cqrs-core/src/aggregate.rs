@@ -8,6 +8,7 @@ use crate::dispatch::CommandSet;
 use crate::event::EventSet;
 use crate::ids::StreamId;
 use crate::services::Services;
+use crate::snapshot::SnapshotPolicy;
 
 /// What identifies one aggregate instance: anything printable, hashable and cheap to clone
 /// (`u64`, `String`, `Uuid`, or a newtype with `Display`).
@@ -34,8 +35,27 @@ pub trait Aggregate: Default + Send + Sync + Sized + 'static {
     /// The stream category (`#[aggregate(name = …)]`, default: the type's name in snake case).
     const NAME: &'static str;
 
+    /// When the aggregate takes snapshots (`#[aggregate(snapshot_every = 1000,
+    /// snapshot_version = 2)]`); `None`, the default, never. With a policy, a cold load starts
+    /// from the stream's latest snapshot of the same `version` and reads only the events after it.
+    const SNAPSHOTS: Option<SnapshotPolicy> = None;
+
     /// Folds one event into the state. Generated: an exhaustive match over `Self::Event`.
     fn apply(&mut self, event: &Self::Event);
+
+    /// The state as a snapshot payload (JSON). Called only when [`Aggregate::SNAPSHOTS`] is set;
+    /// generated as [`snapshot::to_json`](crate::snapshot::to_json), which a hand-written
+    /// aggregate that takes snapshots calls too.
+    fn encode_snapshot(&self) -> Result<String, String> {
+        Err(format!("`{}` does not take snapshots", Self::NAME))
+    }
+
+    /// The state from a snapshot payload written by [`Aggregate::encode_snapshot`]. An error
+    /// discards the snapshot (with a warning) and the state is rebuilt from the events.
+    fn decode_snapshot(payload: &str) -> Result<Self, String> {
+        let _ = payload;
+        Err(format!("`{}` does not take snapshots", Self::NAME))
+    }
 
     /// The stream that holds the events of aggregate `id`.
     fn stream_id(id: &Self::Id) -> StreamId {

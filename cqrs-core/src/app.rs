@@ -11,18 +11,22 @@ use crate::context::{CAUSED_BY_EVENT, CommandContext, CommandOutcome};
 use crate::envelope::{NewEvent, Payload};
 use crate::error::{BuildError, CommandError, DecodeError, QueryError, StoreError};
 use crate::event::EventSet;
-use crate::ids::{Position, new_id_at, unix_millis};
+use crate::ids::{Position, StreamId, Timestamp, new_id_at, unix_millis};
 use crate::projection::{DynProjection, Projection};
 use crate::query::RoutedQuery;
 use crate::read_side::{ProjectionStatus, ReadSide};
 use crate::registry;
 use crate::runner::{Progress, ProgressFn};
 use crate::services::Services;
+use crate::snapshot::{self, Snapshot, SnapshotPolicy, Warning};
 use crate::store::{EventStore, ExpectedVersion};
 use crate::unwind::{self, CatchUnwind};
 
 /// Events read per round trip when an aggregate is loaded.
 const LOAD_BATCH: usize = 4096;
+
+/// The hook that receives [`Warning`]s.
+type WarningFn = Arc<dyn Fn(&Warning) + Send + Sync>;
 
 /// A command bus, query bus and projection host over one event store.
 ///
@@ -54,6 +58,7 @@ struct Inner<S> {
     read_side: ReadSide,
     max_retries: u32,
     query_timeout: Duration,
+    on_warning: WarningFn,
 }
 
 /// Configures a [`Cqrs`] application. Made by [`Cqrs::builder`].
@@ -66,6 +71,7 @@ pub struct CqrsBuilder<S> {
     query_timeout: Duration,
     discover: bool,
     progress: Option<ProgressFn>,
+    on_warning: WarningFn,
 }
 
 impl<S: EventStore> CqrsBuilder<S> {
@@ -115,6 +121,14 @@ impl<S: EventStore> CqrsBuilder<S> {
         self
     }
 
+    /// Receives what goes wrong without failing a command or a load: a snapshot that does not
+    /// decode (discarded, the aggregate rebuilt from its events) or that could not be saved.
+    /// By default each warning is printed to stderr.
+    pub fn on_warning(mut self, report: impl Fn(&Warning) + Send + Sync + 'static) -> Self {
+        self.on_warning = Arc::new(report);
+        self
+    }
+
     /// Checks the wiring (duplicate event or projection names anywhere in the program), then
     /// catches every projection up with the events already stored.
     pub async fn build(mut self) -> Result<Cqrs<S>, BuildError> {
@@ -150,6 +164,7 @@ impl<S: EventStore> CqrsBuilder<S> {
                 caches: Caches::new(self.cache_capacity),
                 max_retries: self.max_retries,
                 query_timeout: self.query_timeout,
+                on_warning: self.on_warning,
             }),
         };
         app.inner
@@ -173,6 +188,7 @@ impl<S: EventStore> Cqrs<S> {
             query_timeout: Duration::from_secs(5),
             discover: false,
             progress: None,
+            on_warning: Arc::new(snapshot::print_warning),
         }
     }
 
@@ -322,7 +338,16 @@ impl<S: EventStore> Cqrs<S> {
             };
             match inner.store.append(&stream, expected, new_events).await {
                 Ok(recorded) => {
+                    let before = version;
                     let version = recorded.last().map_or(version, |e| e.meta.version);
+                    // Taken before the state goes back to the cache; saved after the append
+                    // (a failed save is a warning: the command succeeded).
+                    let snapshot = match <C::Aggregate as Aggregate>::SNAPSHOTS {
+                        Some(policy) if policy.crossed(before, version) => {
+                            Some(take_snapshot(&state, policy, version))
+                        }
+                        _ => None,
+                    };
                     cache.put(
                         id,
                         Hydrated {
@@ -335,6 +360,9 @@ impl<S: EventStore> Cqrs<S> {
                         .read_side
                         .deliver(&inner.store, &recorded, &events)
                         .await;
+                    if let Some(taken) = snapshot {
+                        self.save_snapshot(&stream, version, taken).await;
+                    }
                     return Ok(CommandOutcome {
                         command_id,
                         correlation_id,
@@ -362,7 +390,8 @@ impl<S: EventStore> Cqrs<S> {
     }
 
     /// Replays aggregate `id` from the store, bypassing the cache: its state and version
-    /// (`0` when the stream is empty).
+    /// (`0` when the stream is empty). An aggregate with a snapshot policy starts from its
+    /// latest usable snapshot and reads only the events after it.
     pub async fn load<A: Aggregate>(
         &self,
         id: &A::Id,
@@ -373,8 +402,11 @@ impl<S: EventStore> Cqrs<S> {
 
     async fn hydrate<A: Aggregate, E>(&self, id: &A::Id) -> Result<Hydrated<A>, CommandError<E>> {
         let stream = A::stream_id(id);
-        let mut state = A::default();
-        let mut version = 0;
+        let (mut state, mut version) = match A::SNAPSHOTS {
+            Some(policy) => self.start_from_snapshot::<A>(&stream, policy).await,
+            None => (A::default(), 0),
+        };
+        let start = version;
         loop {
             let batch = self
                 .inner
@@ -407,12 +439,74 @@ impl<S: EventStore> Cqrs<S> {
                 version = meta.version;
             }
             if batch.len() < LOAD_BATCH {
+                // A load that replayed a whole interval (no snapshot yet, one of another shape,
+                // one discarded, or a save that failed) leaves a snapshot for the next one.
+                if let Some(policy) = A::SNAPSHOTS
+                    && version - start >= policy.every
+                {
+                    let taken = take_snapshot(&state, policy, version);
+                    self.save_snapshot(&stream, version, taken).await;
+                }
                 return Ok(Hydrated {
                     state,
                     version,
                     stream,
                 });
             }
+        }
+    }
+
+    /// The state and version to replay from: the latest snapshot of `stream` when it has the
+    /// policy's version and decodes, else the default state at version 0.
+    async fn start_from_snapshot<A: Aggregate>(
+        &self,
+        stream: &StreamId,
+        policy: SnapshotPolicy,
+    ) -> (A, u64) {
+        let warn = &self.inner.on_warning;
+        match self.inner.store.load_snapshot(stream).await {
+            Ok(Some(kept)) if kept.snapshot_version == policy.version => {
+                match unwind::catch(|| A::decode_snapshot(&kept.payload)) {
+                    Ok(Ok(state)) => return (state, kept.version),
+                    Ok(Err(reason)) | Err(reason) => warn(&Warning::SnapshotDiscarded {
+                        stream: stream.clone(),
+                        version: kept.version,
+                        reason,
+                    }),
+                }
+            }
+            // Another state shape: ignored, and replaced after the replay.
+            Ok(_) => {}
+            Err(error) => warn(&Warning::SnapshotLoadFailed {
+                stream: stream.clone(),
+                error,
+            }),
+        }
+        (A::default(), 0)
+    }
+
+    /// Saves a snapshot taken by [`take_snapshot`]; a failure is a warning.
+    async fn save_snapshot(
+        &self,
+        stream: &StreamId,
+        version: u64,
+        taken: Result<Snapshot, String>,
+    ) {
+        let saved = match taken {
+            Ok(snapshot) => self
+                .inner
+                .store
+                .save_snapshot(stream, snapshot)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(reason) => Err(reason),
+        };
+        if let Err(reason) = saved {
+            (self.inner.on_warning)(&Warning::SnapshotSaveFailed {
+                stream: stream.clone(),
+                version,
+                reason,
+            });
         }
     }
 
@@ -452,6 +546,21 @@ impl<S: EventStore> Cqrs<S> {
     pub fn projections(&self) -> Vec<ProjectionStatus> {
         self.inner.read_side.status()
     }
+}
+
+/// Serializes `state` at stream `version` (a panicking `Serialize` is an error, not a crash).
+fn take_snapshot<A: Aggregate>(
+    state: &A,
+    policy: SnapshotPolicy,
+    version: u64,
+) -> Result<Snapshot, String> {
+    let payload = unwind::catch(|| state.encode_snapshot()).and_then(|encoded| encoded)?;
+    Ok(Snapshot {
+        version,
+        snapshot_version: policy.version,
+        payload,
+        taken_at: Timestamp::now(),
+    })
 }
 
 thread_local! {

@@ -186,6 +186,7 @@ pub mod registry;
 pub mod runner;
 mod services;
 mod signal;
+pub mod snapshot;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -214,6 +215,7 @@ pub use projection::{Decoded, DynProjection, EventRef, Projection};
 pub use query::{Query, RoutedQuery};
 pub use read_side::ProjectionStatus;
 pub use services::Services;
+pub use snapshot::{Snapshot, SnapshotPolicy, Warning};
 pub use store::{
     DEFAULT_MAX_EVENT_BYTES, EventStore, ExpectedVersion, MemoryStore, Subscription,
     check_event_sizes,

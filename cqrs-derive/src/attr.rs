@@ -32,6 +32,10 @@ pub const EVENT: &str = "event";
 pub const COMMAND: &str = "command";
 /// `vis = pub(crate)` in `#[aggregate]`: visibility of the generated enums.
 pub const VIS: &str = "vis";
+/// `snapshot_every = 1000` in `#[aggregate]`: take a snapshot every that many events.
+pub const SNAPSHOT_EVERY: &str = "snapshot_every";
+/// `snapshot_version = 2` in `#[aggregate]`: the shape of the snapshotted state.
+pub const SNAPSHOT_VERSION: &str = "snapshot_version";
 /// `discover = false` in `#[projection]`.
 pub const DISCOVER: &str = "discover";
 /// `crate = "path"` everywhere: where the runtime crate is.
@@ -404,6 +408,8 @@ pub struct AggregateArgs {
     pub event: Option<Ident>,
     pub command: Option<Ident>,
     pub vis: Option<Visibility>,
+    pub snapshot_every: Option<(u64, Span)>,
+    pub snapshot_version: Option<(u32, Span)>,
     pub krate: Option<CratePath>,
 }
 
@@ -437,6 +443,21 @@ impl AggregateArgs {
                     let v = arg.value::<Visibility>(cx, "vis = pub(crate)");
                     set_once(cx, &mut out.vis, &arg, v);
                 }
+                // snapshot_every = 1000
+                SNAPSHOT_EVERY => {
+                    let v = arg
+                        .value::<LitInt>(cx, "snapshot_every = 1000")
+                        .and_then(|lit| snapshot_number(cx, &lit, SNAPSHOT_EVERY, "1000"));
+                    set_once(cx, &mut out.snapshot_every, &arg, v);
+                }
+                // snapshot_version = 2
+                SNAPSHOT_VERSION => {
+                    let v = arg
+                        .value::<LitInt>(cx, "snapshot_version = 2")
+                        .and_then(|lit| snapshot_number(cx, &lit, SNAPSHOT_VERSION, "2"))
+                        .and_then(|(v, span)| Some((u32::try_from(v).ok()?, span)));
+                    set_once(cx, &mut out.snapshot_version, &arg, v);
+                }
                 // crate = "path"
                 CRATE => {
                     let v = arg.value::<CratePath>(cx, CRATE_SYNTAX);
@@ -446,11 +467,53 @@ impl AggregateArgs {
                     cx,
                     &arg,
                     "aggregate",
-                    &[ID, NAME, EVENT, COMMAND, VIS, CRATE],
+                    &[
+                        ID,
+                        NAME,
+                        EVENT,
+                        COMMAND,
+                        VIS,
+                        SNAPSHOT_EVERY,
+                        SNAPSHOT_VERSION,
+                        CRATE,
+                    ],
                 ),
             }
         }
         out
+    }
+}
+
+/// A positive `snapshot_every` or `snapshot_version` (versions fit in a `u32`).
+fn snapshot_number(cx: &mut Ctxt, lit: &LitInt, key: &str, example: &str) -> Option<(u64, Span)> {
+    let max = if key == SNAPSHOT_VERSION {
+        u64::from(u32::MAX)
+    } else {
+        u64::MAX
+    };
+    match lit.base10_parse::<u64>() {
+        Ok(0) if key == SNAPSHOT_EVERY => {
+            cx.error_spanned_by(
+                lit,
+                "`snapshot_every` counts events between snapshots, at least 1: leave it out to take no snapshots",
+            );
+            None
+        }
+        Ok(0) => {
+            cx.error_spanned_by(
+                lit,
+                "snapshot versions start at 1: write `snapshot_version = 1` or higher",
+            );
+            None
+        }
+        Ok(v) if v <= max => Some((v, lit.span())),
+        _ => {
+            cx.error_spanned_by(
+                lit,
+                format!("expected a number from 1 to {max}, such as `{key} = {example}`"),
+            );
+            None
+        }
     }
 }
 

@@ -169,6 +169,9 @@ pub(crate) struct Names {
     /// `"schema"."parked_events"` (or `"schema"."<events>_parked_events"`): events projections
     /// gave up on.
     pub parked: String,
+    /// `"schema"."snapshots"` (or `"schema"."<events>_snapshots"`): the latest snapshot of each
+    /// aggregate stream that has one.
+    pub snapshots: String,
     /// The unquoted schema and events table names, from which lease keys are derived.
     lease_seed: (String, String),
 }
@@ -191,10 +194,11 @@ impl Names {
         let tag = fnv1a(&[schema, events]);
         let checkpoints = side_table(events, "checkpoints", tag);
         let parked = side_table(events, "parked_events", tag);
-        for side in [&checkpoints, &parked] {
+        let snapshots = side_table(events, "snapshots", tag);
+        for side in [&checkpoints, &parked, &snapshots] {
             if side == migrations {
                 return Err(OpenError::Config(format!(
-                    "the migrations table is named `{migrations}`, which the store needs for its projection checkpoints"
+                    "the migrations table is named `{migrations}`, which the store needs for its checkpoints or snapshots"
                 )));
             }
         }
@@ -213,6 +217,7 @@ impl Names {
             migration_lock: fnv1a(&["cqrs-postgres migrations", schema]) as i64,
             checkpoints: format!("{}.{}", quote(schema), quote(&checkpoints)),
             parked: format!("{}.{}", quote(schema), quote(&parked)),
+            snapshots: format!("{}.{}", quote(schema), quote(&snapshots)),
             lease_seed: (schema.to_owned(), events.to_owned()),
         })
     }
@@ -331,6 +336,8 @@ mod tests {
         assert_eq!(default.parked, "\"s\".\"parked_events\"");
         let other = Names::new("s", "ledger", "m").unwrap();
         assert_eq!(other.checkpoints, "\"s\".\"ledger_checkpoints\"");
+        assert_eq!(default.snapshots, "\"s\".\"snapshots\"");
+        assert_eq!(other.snapshots, "\"s\".\"ledger_snapshots\"");
         assert_eq!(other.parked, "\"s\".\"ledger_parked_events\"");
         let long = Names::new("s", &"e".repeat(60), "m").unwrap();
         assert!(

@@ -238,6 +238,7 @@ mod pool;
 mod read;
 mod schema;
 mod sink;
+mod snapshot;
 mod statements;
 mod store;
 mod versions;

@@ -29,6 +29,11 @@ const MIGRATIONS: &[Migration] = &[
         description: "projection checkpoints and parked events",
         sql: projection_tables,
     },
+    Migration {
+        version: 3,
+        description: "aggregate snapshots, the latest per stream",
+        sql: snapshots_table,
+    },
 ];
 
 /// The newest migration this crate knows.
@@ -101,6 +106,23 @@ fn projection_tables(n: &Names) -> String {
         );",
         checkpoints = n.checkpoints,
         parked = n.parked,
+    )
+}
+
+/// Version 3: `snapshots`, one row per aggregate stream: the state after event `version` of
+/// state shape `snapshot_version`, as JSON text stored verbatim (the database never looks
+/// inside it, so `text` spares a `jsonb` parse on every save and load). The primary key is the
+/// only index a load needs.
+fn snapshots_table(n: &Names) -> String {
+    format!(
+        "CREATE TABLE {snapshots} (
+            stream text PRIMARY KEY,
+            version bigint NOT NULL,
+            snapshot_version bigint NOT NULL,
+            payload text NOT NULL,
+            taken_at timestamptz NOT NULL
+        );",
+        snapshots = n.snapshots,
     )
 }
 
@@ -191,5 +213,10 @@ mod tests {
             "{sql}"
         );
         assert!(sql.contains("PRIMARY KEY (projection, position)"), "{sql}");
+        let sql = snapshots_table(&names);
+        assert!(
+            sql.contains("CREATE TABLE \"we\"\"ird\".\"snapshots\""),
+            "{sql}"
+        );
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cqrs_core::{
-    EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent, StoreError, StreamId,
+    EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent, Snapshot, StoreError, StreamId,
 };
 
 use crate::checkpoint::CheckpointSql;
@@ -15,6 +15,7 @@ use crate::holes::Holes;
 use crate::notify::Notifier;
 use crate::pool::{self, Pool};
 use crate::schema;
+use crate::snapshot::SnapshotSql;
 use crate::statements::Sql;
 use crate::versions::KnownVersions;
 
@@ -36,6 +37,7 @@ pub(crate) struct Shared {
     pub versions: KnownVersions,
     pub notifier: Notifier,
     pub checkpoint_sql: CheckpointSql,
+    pub snapshot_sql: SnapshotSql,
 }
 
 impl Drop for Shared {
@@ -70,6 +72,7 @@ impl PostgresStore {
         Ok(PostgresStore {
             shared: Arc::new(Shared {
                 checkpoint_sql: CheckpointSql::new(&names),
+                snapshot_sql: SnapshotSql::new(&names),
                 config,
                 names,
                 pool,
@@ -137,5 +140,13 @@ impl EventStore for PostgresStore {
 
     async fn wait_for_events(&self, after: Position) {
         self.shared.wait_for_events(after).await
+    }
+
+    async fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, StoreError> {
+        self.shared.load_snapshot(stream).await
+    }
+
+    async fn save_snapshot(&self, stream: &StreamId, snapshot: Snapshot) -> Result<(), StoreError> {
+        self.shared.save_snapshot(stream, &snapshot).await
     }
 }

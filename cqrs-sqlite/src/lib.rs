@@ -230,6 +230,7 @@ mod error;
 mod read;
 mod schema;
 mod sink;
+mod snapshots;
 mod store;
 mod tx;
 

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use cqrs_core::{
-    EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent, StoreError, StreamId,
+    EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent, Snapshot, StoreError, StreamId,
     Timestamp, check_event_sizes,
 };
 use rusqlite::Connection;
@@ -14,8 +14,8 @@ use rusqlite::Connection;
 use crate::changes::Changes;
 use crate::config::SqliteConfig;
 use crate::connection::{Readers, open_writer};
-use crate::error::OpenError;
-use crate::{append, read, schema};
+use crate::error::{OpenError, backend};
+use crate::{append, read, schema, snapshots};
 
 /// An event store in one SQLite file: durable, embedded, no server.
 ///
@@ -177,6 +177,14 @@ impl EventStore for SqliteStore {
             .changes
             .wait_for(after, shared.config.poll_interval, || self.read_head())
             .await;
+    }
+
+    async fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, StoreError> {
+        self.read(|conn| snapshots::load(conn, stream))
+    }
+
+    async fn save_snapshot(&self, stream: &StreamId, snapshot: Snapshot) -> Result<(), StoreError> {
+        snapshots::save(&self.writer(), stream, &snapshot).map_err(backend)
     }
 }
 

@@ -8,6 +8,7 @@ use crate::error::StoreError;
 use crate::ids::{Position, StreamId, Timestamp, Uuid};
 use crate::runner::{Checkpoints, ParkedEvent};
 use crate::signal::Signal;
+use crate::snapshot::Snapshot;
 use crate::store::{DEFAULT_MAX_EVENT_BYTES, EventStore, ExpectedVersion, check_event_sizes};
 
 /// An event store in process memory: for tests, examples and projections rebuilt at start-up.
@@ -28,6 +29,8 @@ struct Shared {
     appended: Signal,
     /// Checkpoints and parked events of durable projections.
     checkpoints: Mutex<FastMap<String, (Position, Vec<ParkedEvent>)>>,
+    /// The latest snapshot of each stream that has one.
+    snapshots: Mutex<FastMap<StreamId, Snapshot>>,
 }
 
 #[derive(Default)]
@@ -48,6 +51,7 @@ impl Default for Shared {
             head: AtomicU64::default(),
             appended: Signal::default(),
             checkpoints: Mutex::default(),
+            snapshots: Mutex::default(),
         }
     }
 }
@@ -249,9 +253,36 @@ impl EventStore for MemoryStore {
             .wait_unless(|| head.load(Ordering::SeqCst) > after.0)
             .await;
     }
+
+    async fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, StoreError> {
+        Ok(self.snapshots().get(stream).cloned())
+    }
+
+    async fn save_snapshot(&self, stream: &StreamId, snapshot: Snapshot) -> Result<(), StoreError> {
+        let mut snapshots = self.snapshots();
+        match snapshots.entry(stream.clone()) {
+            Entry::Occupied(mut kept) => {
+                if kept.get().replaced_by(&snapshot) {
+                    kept.insert(snapshot);
+                }
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(snapshot);
+            }
+        }
+        Ok(())
+    }
 }
 
 impl MemoryStore {
+    fn snapshots(&self) -> MutexGuard<'_, FastMap<StreamId, Snapshot>> {
+        // Only map operations run under this lock.
+        self.shared
+            .snapshots
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     fn checkpoints(&self) -> MutexGuard<'_, FastMap<String, (Position, Vec<ParkedEvent>)>> {
         self.shared
             .checkpoints

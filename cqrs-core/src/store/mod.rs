@@ -13,6 +13,7 @@ pub use subscription::Subscription;
 use crate::envelope::{NewEvent, RecordedEvent};
 use crate::error::StoreError;
 use crate::ids::{Position, StreamId};
+use crate::snapshot::Snapshot;
 
 /// The largest serialized event (payload plus metadata) a store accepts unless configured
 /// otherwise: 16 MiB.
@@ -121,6 +122,31 @@ pub trait EventStore: Clone + Send + Sync + 'static {
     /// Resolves once an event after `after` may be readable. It may resolve early (callers
     /// re-read), but must not miss an append that happens after it was called.
     fn wait_for_events(&self, after: Position) -> impl Future<Output = ()> + Send;
+
+    /// The latest snapshot of `stream` (`None` when it has none).
+    ///
+    /// Provided: a store that keeps no snapshots returns `None`, and aggregates with a snapshot
+    /// policy then replay their whole stream. Every store of this project keeps them (the
+    /// snapshot conformance suite tests it).
+    fn load_snapshot(
+        &self,
+        stream: &StreamId,
+    ) -> impl Future<Output = Result<Option<Snapshot>, StoreError>> + Send {
+        let _ = stream;
+        std::future::ready(Ok(None))
+    }
+
+    /// Keeps `snapshot` as the latest of `stream`, unless the one kept is of a newer stream
+    /// version and the same `snapshot_version` ([`Snapshot::replaced_by`]). Provided: does
+    /// nothing.
+    fn save_snapshot(
+        &self,
+        stream: &StreamId,
+        snapshot: Snapshot,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = (stream, snapshot);
+        std::future::ready(Ok(()))
+    }
 
     /// Every event from position `from` on: first the stored ones, then live ones as they are
     /// committed, without gap or duplicate.

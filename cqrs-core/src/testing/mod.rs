@@ -22,6 +22,8 @@
 pub mod checkpoints;
 pub mod conformance;
 pub mod domain;
+#[cfg(feature = "derive")]
+pub mod snapshots;
 
 /// Prints `SKIPPED: <test>: <reason>` straight to the process's stderr, past the test
 /// harness's output capture, so a skipped test is visible in a plain `cargo test` run.
@@ -102,6 +104,43 @@ macro_rules! __conformance_cases {
                 }
                 let make = $make;
                 $crate::testing::$module::$case(&make).await;
+            }
+        )+
+    };
+}
+
+/// Generates one `#[tokio::test]` per case of [`snapshots`], each on a fresh store made by the
+/// given async closure (with an optional `skip`, as in [`store_conformance_tests!`]). Needs the
+/// `derive` feature (the cases use a `#[aggregate]`).
+#[cfg(feature = "derive")]
+#[macro_export]
+macro_rules! snapshot_conformance_tests {
+    (fresh: $make:expr $(,)?) => {
+        $crate::snapshot_conformance_tests!(
+            fresh: $make,
+            skip: || ::core::option::Option::<::std::string::String>::None,
+        );
+    };
+    (fresh: $make:expr, skip: $skip:expr $(,)?) => {
+        $crate::snapshot_conformance_tests!(@cases $make, $skip;
+            save_and_load,
+            newer_replaces_older_never_back,
+            snapshots_are_per_stream,
+            commands_take_snapshots_and_loads_use_them,
+            older_shape_is_ignored_and_replaced,
+            corrupt_snapshot_is_discarded_with_a_warning,
+        );
+    };
+    (@cases $make:expr, $skip:expr; $($case:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                if let ::core::option::Option::Some(reason) = ($skip)() {
+                    $crate::testing::report_skip(::core::stringify!($case), &reason);
+                    return;
+                }
+                let make = $make;
+                $crate::testing::snapshots::$case(&make).await;
             }
         )+
     };

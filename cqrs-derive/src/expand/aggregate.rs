@@ -240,6 +240,25 @@ fn aggregate_impl(def: &AggregateDef, applies: &[&Apply]) -> TokenStream {
         command_enum: cmd,
         ..
     } = def;
+    let krate = &def.krate;
+    // One bound, one span: a state that is not `Serialize + Deserialize` gets one error, on the
+    // `snapshot_every` value.
+    let snapshots = def.snapshots.as_ref().map(|s| {
+        let (every, version) = (s.every, s.version);
+        let state = quote::quote_spanned!(s.span=> <Self as #krate::snapshot::SnapshotState>);
+        quote! {
+            const SNAPSHOTS: ::core::option::Option<#krate::SnapshotPolicy> =
+                ::core::option::Option::Some(#krate::SnapshotPolicy::new(#every, #version));
+
+            fn encode_snapshot(&self) -> ::core::result::Result<::std::string::String, ::std::string::String> {
+                #state::snapshot_to_json(self)
+            }
+
+            fn decode_snapshot(__payload: &str) -> ::core::result::Result<Self, ::std::string::String> {
+                #state::snapshot_from_json(__payload)
+            }
+        }
+    });
     let arms = applies.iter().map(|a| {
         let variant = &a.variant;
         let method = &a.method;
@@ -256,6 +275,7 @@ fn aggregate_impl(def: &AggregateDef, applies: &[&Apply]) -> TokenStream {
             type Event = #ev;
             type Command = #cmd;
             const NAME: &'static str = #name;
+            #snapshots
 
             fn apply(&mut self, __event: &#ev) {
                 match *__event {

@@ -26,10 +26,20 @@ pub struct AggregateDef {
     pub command_enum: Ident,
     /// The visibility of both enums (`pub` unless `vis = …`).
     pub vis: Visibility,
+    /// `snapshot_every = …` (and `snapshot_version = …`, default 1).
+    pub snapshots: Option<Snapshots>,
     pub applies: Vec<Apply>,
     pub handlers: Vec<Handler>,
     /// Indices of every method that had a helper attribute.
     pub marked: Vec<usize>,
+}
+
+/// `#[aggregate(snapshot_every = 1000, snapshot_version = 2)]`.
+pub struct Snapshots {
+    pub every: u64,
+    pub version: u32,
+    /// The `snapshot_every` literal: the "state is not `Serialize`" error points at it.
+    pub span: proc_macro2::Span,
 }
 
 /// `#[apply] fn opened(&mut self, e: &Opened)`.
@@ -124,6 +134,21 @@ pub fn parse(cx: &mut Ctxt, args: AggregateArgs, item: &mut ItemImpl) -> Option<
             ),
         )),
     };
+    let snapshots = match (args.snapshot_every, args.snapshot_version) {
+        (Some((every, span)), version) => Some(Snapshots {
+            every,
+            version: version.map_or(1, |(v, _)| v),
+            span,
+        }),
+        (None, Some((_, span))) => {
+            cx.error_at(
+                span,
+                "`snapshot_version` needs `snapshot_every`: write `#[aggregate(snapshot_every = 1000, snapshot_version = …)]`, or leave both out to take no snapshots",
+            );
+            None
+        }
+        (None, None) => None,
+    };
     let name = args
         .name
         .unwrap_or_else(|| LitStr::new(&naming::snake_case(&naming::plain(&ident)), ident.span()));
@@ -136,6 +161,7 @@ pub fn parse(cx: &mut Ctxt, args: AggregateArgs, item: &mut ItemImpl) -> Option<
             .command
             .unwrap_or_else(|| naming::suffixed(&ident, "Command")),
         vis: args.vis.unwrap_or_else(|| syn::parse_quote!(pub)),
+        snapshots,
         self_ty,
         ident,
         id,
