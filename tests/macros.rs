@@ -9,6 +9,8 @@ mod bank;
 mod durable;
 #[path = "macros/options.rs"]
 mod options;
+#[path = "macros/upcast.rs"]
+mod upcast;
 
 use cqrs_core::fixture::{AggregateFixture, ProjectionFixture};
 use cqrs_core::prelude::*;
