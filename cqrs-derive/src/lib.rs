@@ -176,6 +176,13 @@ pub fn derive_query(input: TokenStream) -> TokenStream {
 ///   that is not `pub` needs its own visibility here (`vis = pub(self)` for a private one):
 ///   otherwise the command enum's `CommandSet` impl exposes it ("private type in public
 ///   interface").
+/// - `snapshot_every = n`: take a snapshot of the state after every append that crosses a
+///   multiple of `n` events (and after a cold load that replayed `n` or more), so a cold load
+///   reads the latest snapshot and at most about `n` events. The state must then implement
+///   `Serialize` and `Deserialize`. Default: no snapshots.
+/// - `snapshot_version = v`: the shape of the serialized state (default 1). Raise it whenever
+///   the state's fields change: snapshots of another version are ignored and replaced, never
+///   decoded into the new shape. Only with `snapshot_every`.
 /// - `crate = "path"`: where `cqrs_core` is.
 ///
 /// Methods:
