@@ -233,6 +233,9 @@ impl<S: EventStore> Cqrs<S> {
         let id = cmd.aggregate_id();
         // One clock reading stamps the command id and the ids of the events it records.
         let millis = unix_millis();
+        // A given command id makes the command idempotent: its event ids derive from it, so
+        // running it again re-appends the same ids (the store's retry or `DuplicateEventId`).
+        let derive_from = context.command_id;
         let command_id = context.command_id.unwrap_or_else(|| new_id_at(millis));
         let correlation_id = context.correlation_id.unwrap_or(command_id);
         let mut metadata = context.metadata;
@@ -331,12 +334,29 @@ impl<S: EventStore> Cqrs<S> {
                     message,
                 });
             }
-            let new_events = encode(&events, millis, command_id, correlation_id, &metadata)?;
+            let ids = EventIds {
+                millis,
+                derive_from,
+            };
+            let new_events = encode(&events, ids, command_id, correlation_id, &metadata)?;
             let expected = match version {
                 0 => ExpectedVersion::NoStream,
                 v => ExpectedVersion::Exact(v),
             };
             match inner.store.append(&stream, expected, new_events).await {
+                // The store recognised events of an earlier run of this command (same derived
+                // ids): they were decided on an older state, so the state just computed has
+                // them twice. It is dropped (not cached); the next command reloads.
+                Ok(recorded) if recorded.first().is_some_and(|e| e.meta.version <= version) => {
+                    return Ok(CommandOutcome {
+                        command_id,
+                        correlation_id,
+                        stream,
+                        version: recorded.last().map_or(version, |e| e.meta.version),
+                        attempts,
+                        events: recorded,
+                    });
+                }
                 Ok(recorded) => {
                     let before = version;
                     let version = recorded.last().map_or(version, |e| e.meta.version);
@@ -568,17 +588,26 @@ thread_local! {
     static ENCODE_BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(256));
 }
 
+/// How the events of one command get their ids.
+#[derive(Clone, Copy)]
+struct EventIds {
+    /// The clock reading of the command (random UUIDv7s).
+    millis: u64,
+    /// The command id given by the caller: event `i` gets `derive_id(id, i)` instead.
+    derive_from: Option<crate::Uuid>,
+}
+
 /// Serializes each event once, into the envelope the store records.
 fn encode<E: EventSet, X>(
     events: &[E],
-    millis: u64,
+    ids: EventIds,
     command_id: crate::Uuid,
     correlation_id: crate::Uuid,
     metadata: &crate::UserMetadata,
 ) -> Result<Vec<NewEvent>, CommandError<X>> {
     ENCODE_BUFFER.with_borrow_mut(|buffer| {
         let mut encoded = Vec::with_capacity(events.len());
-        for event in events {
+        for (index, event) in events.iter().enumerate() {
             buffer.clear();
             let failed = |message: String| CommandError::Encode {
                 event: event.event_name(),
@@ -588,7 +617,10 @@ fn encode<E: EventSet, X>(
             // serde_json writes UTF-8 only; this check is a cheap guard, not a conversion.
             let json = std::str::from_utf8(buffer).map_err(|e| failed(e.to_string()))?;
             encoded.push(NewEvent {
-                event_id: new_id_at(millis),
+                event_id: match ids.derive_from {
+                    None => new_id_at(ids.millis),
+                    Some(base) => crate::process::derive_id(base, "event", index as u64),
+                },
                 event_name: event.event_name().into(),
                 event_version: event.event_version(),
                 payload: Payload::from_json(json),

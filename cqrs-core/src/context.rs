@@ -28,6 +28,11 @@ impl CommandContext {
     }
 
     /// Uses this command id (for idempotent resubmission or external tracing).
+    ///
+    /// The command's event ids are then derived from it (the `i`-th event of the command gets
+    /// the same id every time), so submitting the command again cannot record it twice: the
+    /// append is either the store's idempotent retry or fails with
+    /// `StoreError::DuplicateEventId`. Process managers give each command they issue such an id.
     pub fn with_command_id(mut self, id: Uuid) -> Self {
         self.command_id = Some(id);
         self
@@ -60,6 +65,17 @@ impl CommandContext {
     /// The correlation id, if one was set.
     pub fn correlation_id(&self) -> Option<Uuid> {
         self.correlation_id
+    }
+
+    /// The event that caused this command, if any (recorded under [`CAUSED_BY_EVENT`]).
+    pub fn caused_by_event(&self) -> Option<Uuid> {
+        self.caused_by_event
+    }
+
+    /// Records `event_id` as the cause without changing the correlation id.
+    pub fn with_cause(mut self, event_id: Uuid) -> Self {
+        self.caused_by_event = Some(event_id);
+        self
     }
 
     /// The metadata the events will carry (without the ids).

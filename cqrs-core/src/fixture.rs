@@ -45,6 +45,8 @@
 //! # }
 //! ```
 
+pub use crate::process::{ProcessFixture, ThenProcess};
+
 use std::collections::HashMap;
 use std::fmt::Debug;
 

@@ -179,6 +179,7 @@ mod error;
 mod event;
 pub mod fixture;
 mod ids;
+pub mod process;
 mod projection;
 mod query;
 mod read_side;

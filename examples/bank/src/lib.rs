@@ -18,9 +18,11 @@ pub mod history;
 pub mod progress;
 pub mod seed;
 pub mod transfer;
+pub mod transfer_process;
 
 pub use account::*;
 pub use balances::{AccountSummary, BalancesTable};
 pub use balances_in_memory::*;
 pub use history::*;
 pub use transfer::*;
+pub use transfer_process::*;

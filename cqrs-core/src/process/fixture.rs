@@ -1,0 +1,198 @@
+//! [`ProcessFixture`]: given events, when an event (or a rejection), expect commands and
+//! deadlines — without a store.
+
+use std::fmt::Display;
+
+use serde::Serialize;
+
+use crate::aggregate::Command;
+use crate::envelope::{EventMeta, Payload, RecordedEvent, UserMetadata};
+use crate::event::Event;
+use crate::ids::{Position, StreamId, Timestamp, Uuid, new_id};
+use crate::process::issue::IssuedCommand;
+use crate::process::{Issue, ProcessManager, Rejection, derive_id};
+
+/// Given past events, when an event arrives (or an issued command is rejected), then expect
+/// the commands and deadlines the process manager issues.
+///
+/// Commands compare by name and JSON, so expectations are written with the same
+/// [`Issue::command`] / [`Issue::deadline`] the handlers use.
+pub struct ProcessFixture<P> {
+    state: P,
+    correlation: Uuid,
+    version: u64,
+}
+
+impl<P: ProcessManager> Default for ProcessFixture<P> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<P: ProcessManager> ProcessFixture<P> {
+    /// A new instance (default state).
+    pub fn new() -> Self {
+        ProcessFixture {
+            state: P::default(),
+            correlation: new_id(),
+            version: 0,
+        }
+    }
+
+    /// Handles a past event, in stream `stream` (the issues are dropped).
+    ///
+    /// # Panics
+    /// If the handler fails or `P` does not handle events of this name.
+    pub fn given_in<E: Event>(mut self, stream: &str, event: E) -> Self {
+        let recorded = self.record(stream, &event);
+        if let Err(e) = self.state.handle(&recorded) {
+            panic!("`{}` failed on the given `{}`: {e}", P::NAME, E::NAME);
+        }
+        self
+    }
+
+    /// Handles a past event (in the stream `"fixture"`).
+    pub fn given<E: Event>(self, event: E) -> Self {
+        self.given_in("fixture", event)
+    }
+
+    /// The state the given events produced.
+    pub fn state(&self) -> &P {
+        &self.state
+    }
+
+    /// Handles `event` in stream `stream` and returns what it issued.
+    ///
+    /// # Panics
+    /// If `P` does not handle events of this name, or the handler fails.
+    pub fn when_in<E: Event>(mut self, stream: &str, event: E) -> ThenProcess<P> {
+        let recorded = self.record(stream, &event);
+        match self.state.handle(&recorded) {
+            Ok(issued) => ThenProcess {
+                state: self.state,
+                issued,
+            },
+            Err(e) => panic!("`{}` failed on `{}`: {e}", P::NAME, E::NAME),
+        }
+    }
+
+    /// Handles `event` (in the stream `"fixture"`) and returns what it issued.
+    pub fn when<E: Event>(self, event: E) -> ThenProcess<P> {
+        self.when_in("fixture", event)
+    }
+
+    /// Runs the compensation handler for `command` rejected with `error`.
+    pub fn when_rejected<C: Command + Serialize>(
+        mut self,
+        command: C,
+        error: impl Display,
+    ) -> ThenProcess<P> {
+        let rejection = Rejection {
+            command_id: derive_id(self.correlation, "fixture", self.version),
+            command: IssuedCommand {
+                name: C::NAME.to_owned(),
+                body: serde_json::to_value(&command).expect("the command serializes"),
+            },
+            error: error.to_string(),
+        };
+        let issued = self.state.on_rejected(&rejection);
+        ThenProcess {
+            state: self.state,
+            issued,
+        }
+    }
+
+    fn record<E: Event>(&mut self, stream: &str, event: &E) -> RecordedEvent {
+        assert!(
+            P::EVENTS.contains(&E::NAME),
+            "`{}` does not handle `{}` (its events: {:?})",
+            P::NAME,
+            E::NAME,
+            P::EVENTS
+        );
+        self.version += 1;
+        RecordedEvent {
+            meta: EventMeta {
+                event_id: new_id(),
+                stream: StreamId::from(stream),
+                version: self.version,
+                position: Position(self.version),
+                event_name: E::NAME.into(),
+                event_version: E::VERSION,
+                recorded_at: Timestamp::now(),
+                correlation_id: Some(self.correlation),
+                causation_id: None,
+                metadata: UserMetadata::empty(),
+            },
+            payload: Payload::from_json(
+                serde_json::to_string(event).expect("the event serializes"),
+            ),
+        }
+    }
+}
+
+/// What a process manager issued in a [`ProcessFixture`].
+#[derive(Debug)]
+pub struct ThenProcess<P> {
+    state: P,
+    issued: Vec<Issue>,
+}
+
+impl<P> ThenProcess<P> {
+    /// Asserts that exactly `expected` was issued (commands and deadlines, in order).
+    #[track_caller]
+    pub fn expect_issued(self, expected: impl IntoIterator<Item = Issue>) -> Self {
+        let expected: Vec<Issue> = expected.into_iter().collect();
+        assert_eq!(self.issued, expected, "issued");
+        self
+    }
+
+    /// Asserts the commands issued, in order (deadlines ignored).
+    #[track_caller]
+    pub fn expect_commands(self, expected: impl IntoIterator<Item = Issue>) -> Self {
+        let commands: Vec<&Issue> = self
+            .issued
+            .iter()
+            .filter(|i| i.as_command().is_some())
+            .collect();
+        let expected: Vec<Issue> = expected.into_iter().collect();
+        assert_eq!(
+            commands,
+            expected.iter().collect::<Vec<_>>(),
+            "issued commands"
+        );
+        self
+    }
+
+    /// Asserts that nothing was issued.
+    #[track_caller]
+    pub fn expect_nothing(self) -> Self {
+        assert!(
+            self.issued.is_empty(),
+            "expected nothing, issued {:?}",
+            self.issued
+        );
+        self
+    }
+
+    /// Asserts that `deadline` (an [`Issue::deadline`]) was scheduled.
+    #[track_caller]
+    pub fn expect_deadline(self, deadline: Issue) -> Self {
+        assert!(
+            self.issued.contains(&deadline),
+            "expected {deadline:?}, issued {:?}",
+            self.issued
+        );
+        self
+    }
+
+    /// The state after the event.
+    pub fn state(&self) -> &P {
+        &self.state
+    }
+
+    /// Everything issued.
+    pub fn issued(&self) -> &[Issue] {
+        &self.issued
+    }
+}

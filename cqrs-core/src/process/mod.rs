@@ -1,0 +1,176 @@
+//! Process managers (sagas): react to events of several aggregates by issuing commands.
+//!
+//! A [`ProcessManager`] is a state type whose handlers take events and return [`Issue`]s:
+//! commands to run and deadlines to schedule. One instance lives per business transaction
+//! (the events' correlation id); its state is persisted in the event store, in the stream
+//! `pm-{NAME}-{correlation}`, so every store works without new tables. A
+//! [`ProcessManagerSink`] runs it from a checkpoint like a durable projection (give it to a
+//! [`ProjectionRunner`](crate::runner::ProjectionRunner): checkpoints, retries, leases,
+//! stop/park all apply).
+//!
+//! Exactly-once commands: the instance stream records, per handled event, the new state and
+//! the commands it issued (each with a command id derived from the event id), before any of
+//! them runs. A re-delivered event is found in the instance and issues nothing; a command
+//! interrupted by a crash runs again with the same command id, whose event ids are derived
+//! from it (see [`CommandContext::with_command_id`](crate::CommandContext::with_command_id)),
+//! so it cannot be recorded twice.
+//!
+//! Correlation and causation: every command a process manager issues inherits the triggering
+//! event's correlation id and records that event under
+//! [`CAUSED_BY_EVENT`](crate::CAUSED_BY_EVENT).
+//!
+//! Deadlines: [`Issue::deadline`] schedules a timeout event, due a given time after the
+//! triggering event was recorded. It is recorded in the stream `pm-{NAME}-$deadlines` and
+//! fired (appended to that stream, with the instance's correlation id) by a timer task that
+//! the sink starts; after a restart the timer reads the pending deadlines back. The timeout
+//! event is then delivered to the process manager like any other event.
+//!
+//! Rejections: a command its aggregate rejects is recorded in the instance stream and
+//! [`ProcessManager::on_rejected`] runs (the compensation), whose commands run next.
+
+mod deadline;
+mod fixture;
+mod issue;
+mod record;
+mod sink;
+
+pub use fixture::{ProcessFixture, ThenProcess};
+pub use issue::{IntoIssues, Issue, IssuedCommand, IssuedDeadline, Rejection};
+pub use sink::ProcessManagerSink;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::envelope::RecordedEvent;
+use crate::error::ProjectionFailure;
+use crate::event::{Event, decode_payload};
+use crate::ids::Uuid;
+
+/// A process manager: the state of one business transaction and how it reacts to events.
+///
+/// The state starts as `Default::default()` for each new correlation id and is stored as JSON
+/// after every event it handles, so it must be `Serialize + DeserializeOwned`. Handlers must be
+/// deterministic (same state and event, same issues): they may run again after a crash before
+/// their result was recorded.
+///
+/// ```
+/// # use cqrs_core::prelude::*;
+/// # use cqrs_core::process::{Issue, ProcessManager, Rejection, decode};
+/// # use cqrs_core::{ProjectionFailure, RecordedEvent};
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+/// # #[event(name = "doc.pm.ordered")]
+/// # pub struct Ordered { pub item: u64 }
+/// # #[derive(Command, Clone, Debug, Serialize, Deserialize)]
+/// # #[command(aggregate = Stock)]
+/// # pub struct Reserve { #[id] pub item: u64 }
+/// # #[derive(Default)]
+/// # pub struct Stock;
+/// # #[aggregate(id = u64, name = "doc-pm-stock")]
+/// # impl Stock {
+/// #     #[handle] fn reserve(_: &Reserve) -> Ordered { Ordered { item: 0 } }
+/// #     #[apply] fn ordered(&mut self, _: &Ordered) {}
+/// # }
+/// #[derive(Default, Clone, Serialize, Deserialize)]
+/// struct Fulfilment { item: Option<u64> }
+///
+/// impl ProcessManager for Fulfilment {
+///     const NAME: &'static str = "fulfilment";
+///     const EVENTS: &'static [&'static str] = &[Ordered::NAME];
+///
+///     fn handle(&mut self, event: &RecordedEvent) -> Result<Vec<Issue>, ProjectionFailure> {
+///         let ordered: Ordered = decode(event)?;
+///         self.item = Some(ordered.item);
+///         Ok(vec![Issue::command(Reserve { item: ordered.item })])
+///     }
+/// }
+/// ```
+pub trait ProcessManager:
+    Default + Clone + Serialize + DeserializeOwned + Send + Sync + 'static
+{
+    /// Unique name: the checkpoint and the instance streams are named after it.
+    const NAME: &'static str;
+    /// Stored names of the events it handles (timeout events included).
+    const EVENTS: &'static [&'static str];
+
+    /// Reacts to one event (of a name in [`EVENTS`](Self::EVENTS)): updates the state and
+    /// returns the commands to run and the deadlines to schedule. An error is retried by the
+    /// runner, like a projection's.
+    fn handle(&mut self, event: &RecordedEvent) -> Result<Vec<Issue>, ProjectionFailure>;
+
+    /// Compensation: a command this instance issued was rejected (recorded in the instance
+    /// stream before this runs). By default nothing more is issued.
+    fn on_rejected(&mut self, rejection: &Rejection) -> Vec<Issue> {
+        let _ = rejection;
+        Vec::new()
+    }
+}
+
+/// The typed value of a stored event (older schema versions upcast), for hand-written
+/// [`ProcessManager::handle`] methods.
+pub fn decode<E: Event>(event: &RecordedEvent) -> Result<E, ProjectionFailure> {
+    decode_payload(event.meta.event_version, event.payload.as_str())
+        .map_err(ProjectionFailure::Decode)
+}
+
+/// A deterministic id: the same `(base, salt, index)` always gives the same UUID (version 8,
+/// RFC 9562 variant), different inputs different ones with overwhelming probability.
+///
+/// Command ids of process managers and the event ids of commands run with a given command id
+/// are derived this way, which is what makes running them again detectable.
+pub fn derive_id(base: Uuid, salt: &str, index: u64) -> Uuid {
+    // Two independent 64-bit lanes of a multiply–xorshift mix over the inputs.
+    fn mix(mut h: u64, word: u64) -> u64 {
+        h ^= word;
+        h = h.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        h ^= h >> 32;
+        h = h.wrapping_mul(0xD6E8_FEB8_6659_FD93);
+        h ^ (h >> 29)
+    }
+    let (hi, lo) = base.as_u64_pair();
+    let mut a = 0x243F_6A88_85A3_08D3_u64;
+    let mut b = 0x1319_8A2E_0370_7344_u64;
+    let mut words = vec![hi, lo, index, salt.len() as u64];
+    for chunk in salt.as_bytes().chunks(8) {
+        let mut word = [0u8; 8];
+        word[..chunk.len()].copy_from_slice(chunk);
+        words.push(u64::from_le_bytes(word));
+    }
+    for (i, word) in words.into_iter().enumerate() {
+        a = mix(a, word);
+        b = mix(b, word ^ (i as u64).rotate_left(17));
+        a = mix(a, b);
+    }
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&a.to_le_bytes());
+    bytes[8..].copy_from_slice(&b.to_le_bytes());
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
+/// The stream of one process-manager instance.
+pub fn instance_stream(name: &str, correlation: Uuid) -> crate::StreamId {
+    crate::StreamId::from(format!("pm-{name}-{correlation}"))
+}
+
+/// The stream that holds a process manager's scheduled deadlines and fired timeout events.
+pub fn deadline_stream(name: &str) -> crate::StreamId {
+    crate::StreamId::from(format!("pm-{name}-$deadlines"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_ids_are_deterministic_and_distinct() {
+        let base = Uuid::from_u128(42);
+        assert_eq!(derive_id(base, "a", 0), derive_id(base, "a", 0));
+        assert_ne!(derive_id(base, "a", 0), derive_id(base, "a", 1));
+        assert_ne!(derive_id(base, "a", 0), derive_id(base, "b", 0));
+        assert_ne!(
+            derive_id(base, "a", 0),
+            derive_id(Uuid::from_u128(43), "a", 0)
+        );
+        assert_eq!(derive_id(base, "a", 0).get_version_num(), 8);
+    }
+}
