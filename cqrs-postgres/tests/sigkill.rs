@@ -116,25 +116,47 @@ fn acknowledged_batches_survive_sigkill_whole() {
             "round {round}: the child stopped acknowledging early"
         );
     }
-    let stored: HashMap<u64, (u64, u64)> = rt.block_on(async {
-        let client = common::raw_client(&url).await;
-        let rows = client
-            .query(
-                &format!(
-                    "SELECT (payload->>'batch')::int8, (payload->>'size')::int8, count(*)
-                     FROM \"{schema}\".events GROUP BY 1, 2"
-                ),
-                &[],
-            )
+    // A killed writer's transaction may still be open on the server (until its backend notices
+    // the dropped connection) and may even commit after the kill, and other tests'
+    // transactions hold the horizon back, so `read_all` rightly stops at a hole until every
+    // transaction that could fill it has ended. Count what is committed and what `read_all`
+    // returns until the two agree (within a bound), then check the batches.
+    let (stored, seen) = rt.block_on(async {
+        let store = PostgresStore::open(PostgresConfig::new(&url).schema(&schema))
             .await
             .unwrap();
-        rows.iter()
-            .map(|r| {
-                let batch: i64 = r.get(0);
-                let (size, count): (i64, i64) = (r.get(1), r.get(2));
-                (batch as u64, (size as u64, count as u64))
-            })
-            .collect()
+        let client = common::raw_client(&url).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let rows = client
+                .query(
+                    &format!(
+                        "SELECT (payload->>'batch')::int8, (payload->>'size')::int8, count(*)
+                         FROM \"{schema}\".events GROUP BY 1, 2"
+                    ),
+                    &[],
+                )
+                .await
+                .unwrap();
+            let stored: HashMap<u64, (u64, u64)> = rows
+                .iter()
+                .map(|r| {
+                    let batch: i64 = r.get(0);
+                    let (size, count): (i64, i64) = (r.get(1), r.get(2));
+                    (batch as u64, (size as u64, count as u64))
+                })
+                .collect();
+            let seen = store
+                .read_all(cqrs_core::Position::ZERO, 100_000)
+                .await
+                .unwrap()
+                .len() as u64;
+            let total: u64 = stored.values().map(|(_, count)| count).sum();
+            if seen == total || Instant::now() > deadline {
+                break (stored, seen);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     });
     for (batch, size) in &acked {
         assert_eq!(
@@ -152,33 +174,10 @@ fn acknowledged_batches_survive_sigkill_whole() {
         started.elapsed(),
         acked.len()
     );
-    rt.block_on(async {
-        let store = PostgresStore::open(PostgresConfig::new(&url).schema(&schema))
-            .await
-            .unwrap();
-        let total: u64 = stored.values().map(|(size, _)| size).sum();
-        // A killed writer's transaction may still be open on the server (until its backend
-        // notices the dropped connection), and other tests' transactions hold the horizon
-        // back: `read_all` rightly stops at such a hole until every transaction that could
-        // fill it has ended. Wait for that, within a bound.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        let mut seen;
-        loop {
-            seen = store
-                .read_all(cqrs_core::Position::ZERO, 100_000)
-                .await
-                .unwrap()
-                .len() as u64;
-            if seen == total || std::time::Instant::now() > deadline {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        assert_eq!(
-            seen, total,
-            "read_all sees every stored event once its holes are decided"
-        );
-        drop(store);
-        common::drop_schema(&url, &schema).await;
-    });
+    let total: u64 = stored.values().map(|(_, count)| count).sum();
+    assert_eq!(
+        seen, total,
+        "read_all sees every stored event once its holes are decided"
+    );
+    rt.block_on(common::drop_schema(&url, &schema));
 }
