@@ -343,69 +343,76 @@ impl<S: EventStore> Cqrs<S> {
                 0 => ExpectedVersion::NoStream,
                 v => ExpectedVersion::Exact(v),
             };
-            match inner.store.append(&stream, expected, new_events).await {
-                // The store recognised events of an earlier run of this command (same derived
-                // ids): they were decided on an older state, so the state just computed has
-                // them twice. It is dropped (not cached); the next command reloads.
-                Ok(recorded) if recorded.first().is_some_and(|e| e.meta.version <= version) => {
-                    return Ok(CommandOutcome {
-                        command_id,
-                        correlation_id,
-                        stream,
-                        version: recorded.last().map_or(version, |e| e.meta.version),
-                        attempts,
-                        events: recorded,
-                    });
-                }
-                Ok(recorded) => {
-                    let before = version;
-                    let version = recorded.last().map_or(version, |e| e.meta.version);
-                    // Taken before the state goes back to the cache; saved after the append
-                    // (a failed save is a warning: the command succeeded).
-                    let snapshot = match <C::Aggregate as Aggregate>::SNAPSHOTS {
-                        Some(policy) if policy.crossed(before, version) => {
-                            Some(take_snapshot(&state, policy, version))
+            let writing = inner.read_side.start_write();
+            let recorded = match inner.store.append(&stream, expected, new_events).await {
+                Ok(recorded) => recorded,
+                Err(error) => {
+                    writing.finish(&inner.store).await;
+                    match error {
+                        // A creation met an existing stream: the user's mistake, not a race.
+                        StoreError::Conflict { actual, .. } if creates => {
+                            return Err(CommandError::AlreadyExists {
+                                stream,
+                                version: actual,
+                            });
                         }
-                        _ => None,
-                    };
-                    cache.put(
-                        id,
-                        Hydrated {
-                            state,
-                            version,
-                            stream: stream.clone(),
-                        },
-                    );
-                    inner
-                        .read_side
-                        .deliver(&inner.store, &recorded, &events)
-                        .await;
-                    if let Some(taken) = snapshot {
-                        self.save_snapshot(&stream, version, taken).await;
+                        // The state was stale: drop it (it is not in the cache), decide again.
+                        StoreError::Conflict { .. } if attempts <= inner.max_retries => continue,
+                        StoreError::Conflict { .. } => {
+                            return Err(CommandError::Conflict { stream, attempts });
+                        }
+                        other => return Err(other.into()),
                     }
-                    return Ok(CommandOutcome {
-                        command_id,
-                        correlation_id,
-                        stream,
-                        version,
-                        attempts,
-                        events: recorded,
-                    });
                 }
-                // A creation met an existing stream: that is the user's mistake, not a race.
-                Err(StoreError::Conflict { actual, .. }) if creates => {
-                    return Err(CommandError::AlreadyExists {
-                        stream,
-                        version: actual,
-                    });
-                }
-                // The state was stale: drop it (it is not in the cache) and decide again.
-                Err(StoreError::Conflict { .. }) if attempts <= inner.max_retries => {}
-                Err(StoreError::Conflict { .. }) => {
-                    return Err(CommandError::Conflict { stream, attempts });
-                }
-                Err(other) => return Err(other.into()),
+            };
+            // The store recognised events of an earlier run of this command (same derived ids):
+            // they were decided on an older state, so the state just computed has them twice.
+            // It is dropped (not cached); the next command reloads.
+            if recorded.first().is_some_and(|e| e.meta.version <= version) {
+                writing.finish(&inner.store).await;
+                return Ok(CommandOutcome {
+                    command_id,
+                    correlation_id,
+                    stream,
+                    version: recorded.last().map_or(version, |e| e.meta.version),
+                    attempts,
+                    events: recorded,
+                });
             }
+            let before = version;
+            let version = recorded.last().map_or(version, |e| e.meta.version);
+            // Taken before the state goes back to the cache; saved after the append (a failed
+            // save is a warning: the command succeeded).
+            let snapshot = match <C::Aggregate as Aggregate>::SNAPSHOTS {
+                Some(policy) if policy.crossed(before, version) => {
+                    Some(take_snapshot(&state, policy, version))
+                }
+                _ => None,
+            };
+            cache.put(
+                id,
+                Hydrated {
+                    state,
+                    version,
+                    stream: stream.clone(),
+                },
+            );
+            inner
+                .read_side
+                .deliver(&inner.store, &recorded, &events)
+                .await;
+            writing.finish(&inner.store).await;
+            if let Some(taken) = snapshot {
+                self.save_snapshot(&stream, version, taken).await;
+            }
+            return Ok(CommandOutcome {
+                command_id,
+                correlation_id,
+                stream,
+                version,
+                attempts,
+                events: recorded,
+            });
         }
     }
 

@@ -5,9 +5,14 @@
 //! can arrive out of order; an event is applied only when every earlier position has been, either
 //! from another command of this process or from the store (`read_all`), which also brings in
 //! events that other processes appended. Events that arrive too early wait in `pending`.
+//!
+//! Reading the store costs a round trip, so a command only does it when no other command of
+//! this process is between its append and its delivery ([`Writing`]): while one is, the gap is
+//! usually its events, on their way. The last writer out reads the store for whatever is still
+//! missing (events of other processes, holes of failed appends).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -48,6 +53,40 @@ pub(crate) struct ReadSide {
     applied: AtomicU64,
     advanced: Signal,
     enabled: bool,
+    /// Commands of this process between the start of their append and the end of their
+    /// delivery (counted only when projections are attached).
+    writers: AtomicUsize,
+}
+
+/// A command's write in progress, from before its append until its events are delivered. Made
+/// by [`ReadSide::start_write`]; end it with [`Writing::finish`] (dropping it only uncounts).
+pub(crate) struct Writing<'a> {
+    side: &'a ReadSide,
+    counted: bool,
+}
+
+impl Writing<'_> {
+    /// Ends the write. The last writer out reads the store for the events that still wait for
+    /// an earlier position.
+    pub async fn finish<S: EventStore>(mut self, store: &S) {
+        if !self.counted {
+            return;
+        }
+        self.counted = false;
+        let last = self.side.writers.fetch_sub(1, Ordering::SeqCst) == 1;
+        if last && !self.side.lock().pending.is_empty() {
+            // A failed read only delays: the next delivery or `query_after` reads again.
+            let _ = self.side.catch_up(store).await;
+        }
+    }
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        if self.counted {
+            self.side.writers.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
 }
 
 /// A status line of one projection.
@@ -80,6 +119,18 @@ impl ReadSide {
             }),
             applied: AtomicU64::new(0),
             advanced: Signal::default(),
+            writers: AtomicUsize::new(0),
+        }
+    }
+
+    /// Counts a command's write until [`Writing::finish`].
+    pub fn start_write(&self) -> Writing<'_> {
+        if self.enabled {
+            self.writers.fetch_add(1, Ordering::SeqCst);
+        }
+        Writing {
+            side: self,
+            counted: self.enabled,
         }
     }
 
@@ -100,7 +151,11 @@ impl ReadSide {
         if !self.enabled || self.applied() >= last.meta.position {
             return;
         }
-        if recorded[0].meta.position > self.applied().next() {
+        // This command is one of the writers; with others in flight the gap is probably theirs,
+        // and the last of them reads the store if it is not (see `Writing::finish`).
+        if recorded[0].meta.position > self.applied().next()
+            && self.writers.load(Ordering::SeqCst) <= 1
+        {
             // A failed read only delays: these events wait in `pending` for the next catch-up.
             let _ = self.catch_up(store).await;
         }
