@@ -224,12 +224,12 @@ pub use store::{
 
 /// The derive and attribute macros (with the `derive` feature, on by default).
 #[cfg(feature = "derive")]
-pub use cqrs_derive::{Command, Event, Query, aggregate, projection};
+pub use cqrs_derive::{Command, Event, Query, aggregate, process_manager, projection};
 
 /// Everything a domain module needs: `use cqrs_core::prelude::*;`.
 pub mod prelude {
     #[cfg(feature = "derive")]
-    pub use crate::{aggregate, projection};
+    pub use crate::{aggregate, process_manager, projection};
 
     pub use crate::{
         Aggregate, Command, CommandContext, CommandError, CommandOutcome, Cqrs, Event, EventMeta,

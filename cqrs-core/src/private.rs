@@ -22,6 +22,7 @@ pub use crate::error::{
     BoxError, CommandError, DecodeFailure, DispatchError, ProjectionError, ProjectionFailure,
 };
 pub use crate::event::{Event, EventSet, IntoEvents, UpcastPayload};
+pub use crate::process::{IntoIssues, Issue, ProcessManager, Rejection, decode as process_decode};
 pub use crate::projection::{Decoded, DynProjection, EventRef, Projection};
 pub use crate::query::{Query, RoutedQuery};
 pub use crate::registry::{
@@ -209,6 +210,52 @@ impl<E: StdError + Send + Sync + 'static> ProjectionOutcome for Result<(), E> {
     #[inline]
     fn into_failure(self) -> Option<ProjectionFailure> {
         self.err().map(|e| ProjectionFailure::Handler(Arc::new(e)))
+    }
+}
+
+/// What a process manager's event handler may return: anything [`IntoIssues`], or a `Result`
+/// of it whose error stops the runner at that event (retried, like a projection's).
+#[diagnostic::on_unimplemented(
+    message = "a process manager's event handler returns `()`, `Issue`, `Vec<Issue>`, `Option<Issue>` or `Result<…, E>` of one of those, not `{Self}`",
+    label = "unsupported return type",
+    note = "`E` must implement `std::error::Error + Send + Sync + 'static`"
+)]
+pub trait ProcessOutcome {
+    /// The issues, or the handler's error.
+    fn into_outcome(self) -> Result<Vec<Issue>, ProjectionFailure>;
+}
+
+impl<T: IntoIssues> ProcessOutcome for T {
+    #[inline]
+    fn into_outcome(self) -> Result<Vec<Issue>, ProjectionFailure> {
+        Ok(self.into_issues())
+    }
+}
+
+impl<T: IntoIssues, E: StdError + Send + Sync + 'static> ProcessOutcome for Result<T, E> {
+    #[inline]
+    fn into_outcome(self) -> Result<Vec<Issue>, ProjectionFailure> {
+        self.map(IntoIssues::into_issues)
+            .map_err(|e| ProjectionFailure::Handler(Arc::new(e)))
+    }
+}
+
+/// What an `#[on_rejected]` method may return: anything [`IntoIssues`] (a compensation cannot
+/// fail: the rejection is already recorded).
+#[diagnostic::on_unimplemented(
+    message = "an `#[on_rejected]` method returns `()`, `Issue`, `Vec<Issue>` or `Option<Issue>`, not `{Self}`",
+    label = "unsupported return type",
+    note = "a compensation cannot fail: the rejection is recorded in the instance stream before it runs"
+)]
+pub trait Compensation {
+    /// The issues.
+    fn into_compensation(self) -> Vec<Issue>;
+}
+
+impl<T: IntoIssues> Compensation for T {
+    #[inline]
+    fn into_compensation(self) -> Vec<Issue> {
+        self.into_issues()
     }
 }
 

@@ -50,6 +50,8 @@ pub const HANDLE: &str = "handle";
 pub const QUERY: &str = "query";
 /// `#[reset]` on a durable projection method.
 pub const RESET: &str = "reset";
+/// `#[on_rejected]` on the compensation method of a process manager.
+pub const ON_REJECTED: &str = "on_rejected";
 /// `#[id]` on a command field.
 pub const ID_FIELD: &str = "id";
 /// `#[upcast(from = 1, with = f)]` on an event type.
@@ -546,6 +548,35 @@ impl ProjectionArgs {
                     set_once(cx, &mut out.krate, &arg, v);
                 }
                 _ => unknown(cx, &arg, "projection", &[NAME, DISCOVER, CRATE]),
+            }
+        }
+        out
+    }
+}
+
+/// `#[process_manager(name = "transfer", crate = …)]`.
+#[derive(Default)]
+pub struct ProcessManagerArgs {
+    pub name: Option<LitStr>,
+    pub krate: Option<CratePath>,
+}
+
+impl ProcessManagerArgs {
+    pub fn parse(cx: &mut Ctxt, tokens: TokenStream) -> Self {
+        let mut out = ProcessManagerArgs::default();
+        for arg in parse_raw_args(cx, tokens) {
+            match arg.key().as_str() {
+                // name = "transfer"
+                NAME => {
+                    let v = arg.value::<LitStr>(cx, "name = \"transfer\"");
+                    set_once(cx, &mut out.name, &arg, v);
+                }
+                // crate = "path"
+                CRATE => {
+                    let v = arg.value::<CratePath>(cx, CRATE_SYNTAX);
+                    set_once(cx, &mut out.krate, &arg, v);
+                }
+                _ => unknown(cx, &arg, "process_manager", &[NAME, CRATE]),
             }
         }
         out

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use crate::ctxt::Ctxt;
 use crate::model::State;
 use crate::model::aggregate::AggregateDef;
+use crate::model::process::ProcessDef;
 use crate::model::projection::ProjectionDef;
 use crate::model::sig::{display, type_key};
 use crate::naming::plain;
@@ -186,5 +187,48 @@ pub fn same_unit(cx: &mut Ctxt, def: &mut ProjectionDef) {
             );
             *state = State::Fallback;
         }
+    }
+}
+
+/// One handler per event type in a process manager: an event must issue one, predictable set of
+/// commands.
+pub fn distinct_process_events(cx: &mut Ctxt, def: &mut ProcessDef) {
+    let mut by_type: HashMap<String, String> = HashMap::new();
+    for handler in def
+        .handlers
+        .iter_mut()
+        .filter(|h| h.state != State::Dropped)
+    {
+        let key = type_key(&handler.event);
+        if let Some(method) = by_type.get(&key) {
+            cx.error_spanned_by(
+                &handler.param,
+                format!(
+                    "`{}` is already handled by `{method}`: a process manager has one handler per event type; merge the two",
+                    display(&handler.event)
+                ),
+            );
+            handler.state = State::Dropped;
+        } else {
+            by_type.insert(key, plain(&handler.method));
+        }
+    }
+}
+
+/// One `#[on_rejected]` method per process manager: a rejection runs one compensation.
+pub fn single_on_rejected(cx: &mut Ctxt, def: &mut ProcessDef) {
+    let mut compensations = def.compensations.iter_mut();
+    let Some(first) = compensations.next() else {
+        return;
+    };
+    let first = plain(&first.method);
+    for compensation in compensations {
+        cx.error_spanned_by(
+            &compensation.attr,
+            format!(
+                "`{first}` already compensates rejections: a process manager has one `#[on_rejected]` method; merge the two"
+            ),
+        );
+        compensation.state = State::Dropped;
     }
 }

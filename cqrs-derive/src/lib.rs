@@ -8,6 +8,7 @@
 //! | [`Query`](derive@Query) | a query struct or enum | `impl Query` (response type) |
 //! | [`aggregate`](macro@aggregate) | the impl block of an aggregate | the event and command enums, `impl Aggregate`, one `impl Handles<C>` per handler, checks, registration |
 //! | [`projection`](macro@projection) | the impl block of a read model | `impl Projection` and one `impl RoutedQuery` per query, or `impl DurableProjection<U>` for a durable read model; registration |
+//! | [`process_manager`](macro@process_manager) | the impl block of a process manager's state | `impl ProcessManager` (handlers by stored event name, the `#[on_rejected]` compensation); registration |
 //!
 //! Every macro accepts `crate = "path"` (for example `#[aggregate(id = u64, crate =
 //! "my_app::cqrs")]`) when `cqrs_core` is reachable only under another path, such as a
@@ -305,4 +306,74 @@ pub fn aggregate(args: TokenStream, input: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn projection(args: TokenStream, input: TokenStream) -> TokenStream {
     expand::projection::expand(args.into(), input.into()).into()
+}
+
+/// Makes a type a process manager (a saga), from the impl block of its state: event handlers
+/// that return the commands to run and the deadlines to schedule, and an optional compensation
+/// for a rejected command.
+///
+/// ```ignore
+/// #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+/// pub enum Transfer { #[default] Idle, Crediting { from: AccountId, amount: u64 }, Done }
+///
+/// #[process_manager(name = "transfer")]
+/// impl Transfer {
+///     fn on_sent(&mut self, e: &TransferSent, meta: &EventMeta) -> Result<Issue, NotAnAccount> {
+///         let from = account_of(&meta.stream)?;
+///         *self = Transfer::Crediting { from, amount: e.amount };
+///         Ok(Issue::command(ReceiveTransfer { account: e.to, from, amount: e.amount }))
+///     }
+///
+///     fn on_received(&mut self, _: &TransferReceived) { *self = Transfer::Done; }
+///
+///     fn on_opened(&mut self, e: &AccountOpened) -> Issue {
+///         Issue::deadline(Duration::from_secs(3600), WelcomeDue { /* … */ })
+///     }
+///
+///     #[on_rejected]
+///     fn refund(&mut self, rejection: &Rejection) -> Option<Issue> {
+///         let Transfer::Crediting { from, amount } = *self else { return None };
+///         rejection.is::<ReceiveTransfer>().then(|| Issue::command(RefundTransfer { account: from, amount }))
+///     }
+/// }
+/// ```
+///
+/// The state type must implement `Default + Clone + Serialize + DeserializeOwned + Send +
+/// Sync + 'static` (the `ProcessManager` trait's bounds): each business transaction (a
+/// correlation id) starts from `Default::default()`, and its state is stored as JSON after
+/// every event it handles.
+///
+/// Arguments:
+/// - `name = "…"`: the process manager's unique name (default: the type's name in snake case).
+///   Its checkpoint and its instance streams (`pm-{name}-{correlation}`) are named after it: do
+///   not change it once deployed.
+/// - `crate = "path"`: where `cqrs_core` is.
+///
+/// Methods:
+/// - Every `&mut self` method handles an event: `fn name(&mut self, event: &SomeEvent)` or
+///   `fn name(&mut self, event: &SomeEvent, meta: &EventMeta)` (not `async`: a handler decides,
+///   the sink runs the commands). It returns `()`, `Issue`, `Vec<Issue>` or `Option<Issue>`
+///   (anything `IntoIssues`), or `Result<that, E>` with `E: std::error::Error + Send + Sync +
+///   'static`: an error is a `ProjectionFailure::Handler`, retried by the runner like a
+///   projection's. One handler per event type; timeout events scheduled with `Issue::deadline`
+///   are handled like any other event. Keep other `&mut self` methods in a separate impl block.
+/// - `#[on_rejected] fn name(&mut self, rejection: &Rejection)`, at most one, returning
+///   anything `IntoIssues`: the compensation, run after a command this instance issued was
+///   rejected. Without one, a rejection issues nothing (it is still recorded).
+/// - Other methods are kept as they are. `#[query]`, `#[reset]`, `#[apply]` and `#[handle]`
+///   belong to other macros and are errors here.
+///
+/// Handlers must be deterministic (same state and event, same issues): they may run again after
+/// a crash before their outcome was recorded.
+///
+/// Generated: `impl ProcessManager` (`NAME`, `EVENTS` from the handlers' event types, `handle`
+/// choosing the handler by the stored event name and decoding the payload with
+/// `process::decode`, upcasting older versions; `on_rejected` when there is a compensation),
+/// and the link-time registration, listed as a durable projection (it runs from a stored
+/// checkpoint under its name, so `list_projections` shows its checkpoint and lag, and the
+/// start-up checks refuse a projection of the same name). Run it with a
+/// `ProcessManagerSink` in a `ProjectionRunner`; test it with `ProcessFixture`.
+#[proc_macro_attribute]
+pub fn process_manager(args: TokenStream, input: TokenStream) -> TokenStream {
+    expand::process::expand(args.into(), input.into()).into()
 }

@@ -4,6 +4,7 @@
 
 pub mod aggregate;
 pub mod derive;
+pub mod process;
 pub mod projection;
 
 use proc_macro2::{Group, Span, TokenStream, TokenTree};

@@ -3,6 +3,7 @@
 
 pub mod aggregate;
 pub mod derive;
+pub mod process;
 pub mod projection;
 pub mod sig;
 

@@ -204,7 +204,8 @@ pub fn parse(cx: &mut Ctxt, args: ProjectionArgs, item: &mut ItemImpl) -> Option
     })
 }
 
-fn is_meta(ty: &Type) -> bool {
+/// Whether `ty` is `EventMeta` (by its last segment), by reference or not.
+pub fn is_meta(ty: &Type) -> bool {
     let inner = sig::shared_ref(ty)
         .or_else(|| sig::mut_ref(ty))
         .unwrap_or(ty);

@@ -15,6 +15,11 @@
 //!   was appended since. Balances are SQL reads of that table, after
 //!   `RunningProjection::wait_for` (read-your-writes).
 //!
+//! Transfers run through the transfer process manager (`bank::transfer_process`, in a
+//! `ProjectionRunner` from its checkpoint in the store): the transcript sends the debit, waits
+//! until the process manager has handled every event its commands caused, and prints the
+//! credit, or the rejection and the refund, that it issued.
+//!
 //! `cargo run -p bank -- --seed 50000` first appends that many deposits (to account 1000,
 //! batched) so the history rebuild and the balances catch-up are long enough to see the bars.
 //!
@@ -33,11 +38,12 @@ use std::time::{Duration, Instant};
 use bank::progress::ProgressBar;
 use bank::seed::{SEED_ACCOUNT, seed_deposits};
 use bank::*;
+use cqrs_core::process::{ProcessManager, ProcessManagerSink, instance_stream};
 use cqrs_core::registry::ProjectionKind;
 use cqrs_core::runner::{Checkpoints, ProjectionRunner, RunningProjection, list_projections};
 use cqrs_core::{
     BuildError, CommandError, CommandOutcome, Cqrs, Event, EventStore, MemoryStore, Position,
-    QueryError, Router,
+    QueryError, RecordedEvent, Router, Uuid,
 };
 use cqrs_sqlite::rusqlite::Connection;
 use cqrs_sqlite::{SqliteSink, SqliteStore};
@@ -52,7 +58,11 @@ const WAIT: Duration = Duration::from_secs(120);
 const BAR_ABOVE: u64 = 1_000;
 
 fn show_events(outcome: &CommandOutcome) {
-    for event in &outcome.events {
+    show_recorded(&outcome.events);
+}
+
+fn show_recorded(events: &[RecordedEvent]) {
+    for event in events {
         let meta = &event.meta;
         println!(
             "    + {:<18} {:<40} [{} v{}, position {}]",
@@ -185,22 +195,86 @@ async fn build<S: EventStore>(store: S, bar: Arc<ProgressBar>) -> Result<Cqrs<S>
         .await
 }
 
-/// The application and the balances read model it writes through its events.
+/// The application, the balances read model it writes through its events, and the transfer
+/// process manager.
 struct Bank<S> {
     app: Cqrs<S>,
     /// The runner of the durable balances projection.
     balances: RunningProjection<SqliteSink<BalancesTable>>,
     /// The application's own connection to the balances table.
     conn: Connection,
+    /// The runner of the transfer process manager.
+    transfers: RunningProjection<ProcessManagerSink<TransferProcess, S>>,
 }
 
-impl<S: EventStore> Bank<S> {
+impl<S: EventStore + Checkpoints> Bank<S> {
     /// The balances table, once it holds every event this application has recorded or seen
     /// (read-your-writes: waits until the projection's checkpoint reaches `app.position()`).
     async fn balances(&self) -> Result<&Connection, QueryError> {
         self.balances.wait_for(self.app.position(), WAIT).await?;
         Ok(&self.conn)
     }
+
+    /// Waits until the transfer process manager has handled every stored event, those that its
+    /// own commands recorded included: it runs an event's commands before its checkpoint moves
+    /// past the event, so once the head stays put after a wait, nothing is left to do.
+    async fn transfers_settled(&self) -> Result<(), Failure> {
+        loop {
+            let head = self.app.store().head().await?;
+            self.transfers.wait_for(head, WAIT).await?;
+            if self.app.store().head().await? == head {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The account events of one business transaction recorded after `after`.
+    async fn transaction(
+        &self,
+        correlation: Uuid,
+        after: Position,
+    ) -> Result<Vec<RecordedEvent>, Failure> {
+        let events = self.app.store().read_all(after.next(), usize::MAX).await?;
+        Ok(events
+            .into_iter()
+            .filter(|e| e.meta.correlation_id == Some(correlation))
+            .filter(|e| e.meta.stream.as_str().starts_with("account-"))
+            .collect())
+    }
+
+    /// Why the process manager's commands of one transfer were rejected, from the records in
+    /// its instance stream.
+    async fn rejections(&self, correlation: Uuid) -> Result<Vec<String>, Failure> {
+        let stream = instance_stream(TransferProcess::NAME, correlation);
+        let records = self.app.store().read_stream(&stream, 1, usize::MAX).await?;
+        Ok(records
+            .iter()
+            .filter(|r| r.meta.event_name == "$pm.rejected")
+            .map(|r| {
+                serde_json::from_str::<serde_json::Value>(r.payload.as_str())
+                    .ok()
+                    .and_then(|v| v.get("error")?.as_str().map(str::to_owned))
+                    .unwrap_or_else(|| "rejected".to_owned())
+            })
+            .collect())
+    }
+}
+
+/// Starts the transfer process manager from its checkpoint in `store`. A store whose events
+/// predate the process manager (transfers then ran as direct command sequences, already
+/// complete) has no checkpoint for it: it starts at the head instead of issuing the credits of
+/// those transfers a second time.
+async fn transfers<S: EventStore + Checkpoints>(
+    app: &Cqrs<S>,
+) -> Result<RunningProjection<ProcessManagerSink<TransferProcess, S>>, Failure> {
+    let store = app.store().clone();
+    if store.load_checkpoint(TransferProcess::NAME).await? == Position::ZERO {
+        let head = store.head().await?;
+        if head > Position::ZERO {
+            store.save_checkpoint(TransferProcess::NAME, head).await?;
+        }
+    }
+    Ok(ProjectionRunner::new(store, transfer_process(app)?).spawn())
 }
 
 /// Events of `store` (events) and the balances table in the file of `tables`: the same store in
@@ -247,6 +321,7 @@ async fn run<S: EventStore + Checkpoints>(
         .on_progress(move |progress| report.report(progress))
         .spawn();
     let bank = Bank {
+        transfers: transfers(&app).await?,
         app,
         balances: running,
         conn: balances::connect(tables)?,
@@ -257,6 +332,7 @@ async fn run<S: EventStore + Checkpoints>(
     let result = transcript(&bank).await;
     // Between batches; everything read so far is committed with its checkpoint anyway.
     bank.balances.stop().await;
+    bank.transfers.stop().await;
     result
 }
 
@@ -275,7 +351,7 @@ async fn net_inflow<S: EventStore>(app: &Cqrs<S>, start: Position) -> Result<i12
     Ok(inflow)
 }
 
-async fn transcript<S: EventStore>(bank: &Bank<S>) -> Result<(), Failure> {
+async fn transcript<S: EventStore + Checkpoints>(bank: &Bank<S>) -> Result<(), Failure> {
     // Positions are gap-free from 1, so the head is the number of stored events.
     let start = bank.app.store().head().await?;
     let holdings_before = balances::total(bank.balances().await?)?;
@@ -392,7 +468,7 @@ async fn transcript<S: EventStore>(bank: &Bank<S>) -> Result<(), Failure> {
     )
     .await;
 
-    println!("\n== Transfers ==");
+    println!("\n== Transfers (the debit here; the transfer process manager issues the rest) ==");
     for (id, from, to, amount) in [
         (1, ada, bob, 3_000),
         (2, ada, cy, 1_000),
@@ -404,22 +480,17 @@ async fn transcript<S: EventStore>(bank: &Bank<S>) -> Result<(), Failure> {
             "> transfer #{}: {amount} from account {from} to account {to}",
             id.0
         );
-        match transfer(&bank.app, id, from, to, amount).await {
-            Ok(TransferOutcome::Completed { sent, received }) => {
-                show_events(&sent);
-                show_events(&received);
-            }
-            Ok(TransferOutcome::Refunded {
-                sent,
-                reason,
-                refund,
-            }) => {
-                show_events(&sent);
-                println!("    ! receiver refused: {reason}");
-                show_events(&refund);
-            }
-            Err(e) => println!("    ! {e}"),
+        let Some(sent) = show(start_transfer(&bank.app, id, from, to, amount).await) else {
+            continue;
+        };
+        bank.transfers_settled().await?;
+        for reason in bank.rejections(sent.correlation_id).await? {
+            println!("    ! receiver refused: {reason}");
         }
+        let issued = bank
+            .transaction(sent.correlation_id, sent.position())
+            .await?;
+        show_recorded(&issued);
     }
 
     println!("\n== Untyped dispatch (name + JSON, as from HTTP) ==");

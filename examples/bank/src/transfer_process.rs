@@ -2,15 +2,18 @@
 //! the receiver; if the receiver rejects the credit, refund the sender. Every step inherits the
 //! first command's correlation id, and each command records the event that caused it.
 //!
+//! The handlers are plain methods of the state type; `#[process_manager]` generates the
+//! `ProcessManager` impl that picks them by the stored event name.
+//!
 //! Run it with [`transfer_process`] in a `ProjectionRunner`; start a transfer with
 //! [`start_transfer`] (the debit, an ordinary command).
 
-use cqrs_core::process::{Issue, ProcessManager, ProcessManagerSink, Rejection, decode};
+use std::fmt;
+
+use cqrs_core::process::{Issue, ProcessManagerSink, Rejection};
+use cqrs_core::process_manager;
 use cqrs_core::runner::Checkpoints;
-use cqrs_core::{
-    CommandError, CommandOutcome, Cqrs, DispatchError, Event, EventStore, ProjectionFailure,
-    RecordedEvent,
-};
+use cqrs_core::{CommandError, CommandOutcome, Cqrs, DispatchError, EventMeta, EventStore};
 use serde::{Deserialize, Serialize};
 
 use crate::account::*;
@@ -51,74 +54,76 @@ fn account_of(stream: &str) -> Option<AccountId> {
     id.strip_prefix('-')?.parse().ok().map(AccountId)
 }
 
-impl ProcessManager for TransferProcess {
-    const NAME: &'static str = "transfer";
-    const EVENTS: &'static [&'static str] = &[
-        TransferSent::NAME,
-        TransferReceived::NAME,
-        TransferRefunded::NAME,
-    ];
+/// A `TransferSent` recorded outside an account stream: the process manager stops there (the
+/// runner retries it, then stops or parks it).
+#[derive(Debug)]
+pub struct NotAnAccountStream(pub String);
 
-    fn handle(&mut self, event: &RecordedEvent) -> Result<Vec<Issue>, ProjectionFailure> {
-        match &*event.meta.event_name {
-            TransferSent::NAME => {
-                let sent: TransferSent = decode(event)?;
-                let from = account_of(event.meta.stream.as_str()).ok_or_else(|| {
-                    ProjectionFailure::Panicked(format!(
-                        "`{}` is not an account stream",
-                        event.meta.stream
-                    ))
-                })?;
-                *self = TransferProcess::Crediting {
-                    transfer: sent.transfer,
-                    from,
-                    to: sent.to,
-                    amount: sent.amount,
-                };
-                Ok(vec![Issue::command(ReceiveTransfer {
-                    account: sent.to,
-                    transfer: sent.transfer,
-                    from,
-                    amount: sent.amount,
-                })])
-            }
-            TransferReceived::NAME => {
-                *self = TransferProcess::Completed;
-                Ok(Vec::new())
-            }
-            TransferRefunded::NAME => {
-                *self = TransferProcess::Refunded;
-                Ok(Vec::new())
-            }
-            _ => Ok(Vec::new()),
-        }
+impl fmt::Display for NotAnAccountStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}` is not an account stream", self.0)
+    }
+}
+
+impl std::error::Error for NotAnAccountStream {}
+
+#[process_manager(name = "transfer")]
+impl TransferProcess {
+    /// The sender was debited: credit the receiver.
+    fn on_sent(
+        &mut self,
+        sent: &TransferSent,
+        meta: &EventMeta,
+    ) -> Result<Issue, NotAnAccountStream> {
+        let from = account_of(meta.stream.as_str())
+            .ok_or_else(|| NotAnAccountStream(meta.stream.to_string()))?;
+        *self = TransferProcess::Crediting {
+            transfer: sent.transfer,
+            from,
+            to: sent.to,
+            amount: sent.amount,
+        };
+        Ok(Issue::command(ReceiveTransfer {
+            account: sent.to,
+            transfer: sent.transfer,
+            from,
+            amount: sent.amount,
+        }))
     }
 
-    fn on_rejected(&mut self, rejection: &Rejection) -> Vec<Issue> {
-        match (&*self, rejection.command::<ReceiveTransfer>()) {
-            (
-                TransferProcess::Crediting {
-                    transfer,
-                    from,
-                    amount,
-                    ..
-                },
-                Some(_),
-            ) => {
-                let refund = Issue::command(RefundTransfer {
-                    account: *from,
-                    transfer: *transfer,
-                    amount: *amount,
-                });
-                *self = TransferProcess::Refunding {
-                    transfer: *transfer,
-                    reason: rejection.error.clone(),
-                };
-                vec![refund]
-            }
-            // A refund is never rejected; anything else needs a human (recorded in the stream).
-            _ => Vec::new(),
-        }
+    /// The receiver was credited: done.
+    fn on_received(&mut self, _: &TransferReceived) {
+        *self = TransferProcess::Completed;
+    }
+
+    /// The sender got the money back: done.
+    fn on_refunded(&mut self, _: &TransferRefunded) {
+        *self = TransferProcess::Refunded;
+    }
+
+    /// The receiver refused the credit: refund the sender. A refund is never rejected;
+    /// anything else needs a human (the rejection is recorded in the instance stream).
+    #[on_rejected]
+    fn refund(&mut self, rejection: &Rejection) -> Option<Issue> {
+        let TransferProcess::Crediting {
+            transfer,
+            from,
+            amount,
+            ..
+        } = *self
+        else {
+            return None;
+        };
+        rejection.command::<ReceiveTransfer>()?;
+        *self = TransferProcess::Refunding {
+            transfer,
+            reason: rejection.error.clone(),
+        };
+        Some(Issue::command(RefundTransfer {
+            account: from,
+            transfer,
+            amount,
+        }))
     }
 }
 

@@ -95,16 +95,21 @@ async fn a_second_run_continues_from_the_first_runs_events() {
     let (second, _) = bank(db, &[]);
     // Discovery: every projection of the program, with its checkpoint and lag.
     assert!(
-        second.contains("    balances             durable    checkpoint     11  lag      0"),
+        second.contains("    balances             durable    checkpoint     18  lag      0"),
+        "{second}"
+    );
+    // The transfer process manager resumes at its checkpoint too.
+    assert!(
+        second.contains("    transfer             durable    checkpoint     18  lag      0"),
         "{second}"
     );
     assert!(
-        second.contains("    account-history      in memory  checkpoint      0  lag     11"),
+        second.contains("    account-history      in memory  checkpoint      0  lag     18"),
         "{second}"
     );
     // The in-memory history replays everything; the balances table resumes at its checkpoint.
     assert!(
-        second.contains("account-history (in memory): read 11 stored events"),
+        second.contains("account-history (in memory): read 18 stored events"),
         "{second}"
     );
     assert!(
@@ -112,7 +117,7 @@ async fn a_second_run_continues_from_the_first_runs_events() {
         "{second}"
     );
     assert!(
-        second.contains("11 events found; the history replayed them, the balances table holds them (checkpoint 11)."),
+        second.contains("18 events found; the history replayed them, the balances table holds them (checkpoint 18)."),
         "{second}"
     );
     assert!(
@@ -145,9 +150,10 @@ async fn seeded_deposits_show_progress_and_are_counted_once() {
         seeded.contains("Seeded 3000 deposits of 1 into account 1000"),
         "{seeded}"
     );
-    // 3,000 deposits and the seed account's opening, on top of the first run's 11 events.
+    // 3,000 deposits and the seed account's opening, on top of the first run's 18 events
+    // (11 account events, 7 records of the transfer process manager's instances).
     assert!(
-        seeded.contains("account-history (in memory): read 3012 stored events"),
+        seeded.contains("account-history (in memory): read 3019 stored events"),
         "{seeded}"
     );
     assert!(
@@ -161,7 +167,7 @@ async fn seeded_deposits_show_progress_and_are_counted_once() {
     for bar in ["account-history (in memory) [", "balances (SQL table) ["] {
         assert!(bars.contains(bar), "{bars}");
     }
-    assert!(bars.contains("3012/3012 events 100%"), "{bars}");
+    assert!(bars.contains("3019/3019 events 100%"), "{bars}");
     assert_table_matches_events(db).await;
 
     let (again, _) = bank(db, &[]);

@@ -1,0 +1,175 @@
+//! `#[process_manager]`: `impl ProcessManager` (handlers chosen by the stored event name, the
+//! `#[on_rejected]` compensation) and the registration.
+
+use proc_macro2::{Span, TokenStream};
+use quote::quote;
+use syn::ItemImpl;
+use syn::spanned::Spanned;
+
+use super::{allow_dead_code, allow_required_signatures, impl_attrs, private, respan, type_name};
+use crate::attr::ProcessManagerArgs;
+use crate::check;
+use crate::ctxt::Ctxt;
+use crate::model::State;
+use crate::model::process::{self, Compensation, EventHandler, ProcessDef};
+
+/// Expands `#[process_manager(args)] item`. Errors come out as `compile_error!`s beside the
+/// impl block (always re-emitted without the helper attributes) and whatever could be
+/// generated.
+pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
+    let mut cx = Ctxt::new();
+    let mut item: ItemImpl = match syn::parse2(input.clone()) {
+        Ok(item) => item,
+        Err(_) => {
+            cx.error_at(
+                Span::call_site(),
+                "`#[process_manager]` goes on the impl block that holds a process manager's event handlers: `#[process_manager] impl Transfer { … }`",
+            );
+            let errors = cx.into_compile_errors();
+            return quote!(#errors #input);
+        }
+    };
+    let args = ProcessManagerArgs::parse(&mut cx, args);
+    let generated = process::parse(&mut cx, args, &mut item).map(|mut def| {
+        check::distinct_process_events(&mut cx, &mut def);
+        check::single_on_rejected(&mut cx, &mut def);
+        let wired: Vec<usize> = def
+            .handlers
+            .iter()
+            .filter(|h| h.state == State::Wired)
+            .map(|h| h.index)
+            .chain(
+                def.compensations
+                    .iter()
+                    .filter(|c| c.state == State::Wired)
+                    .map(|c| c.index),
+            )
+            .collect();
+        allow_dead_code(
+            &mut item,
+            def.marked.iter().copied().filter(|i| !wired.contains(i)),
+        );
+        allow_required_signatures(&mut item, &def.marked);
+        let mut out = process_impl(&def);
+        out.extend(registration(&def));
+        out
+    });
+    let errors = cx.into_compile_errors();
+    quote! {
+        #errors
+        #item
+        #generated
+    }
+}
+
+fn wired(def: &ProcessDef) -> Vec<&EventHandler> {
+    def.handlers
+        .iter()
+        .filter(|h| h.state == State::Wired)
+        .collect()
+}
+
+/// `impl ProcessManager`: `handle` picks the handler by the stored event name, decodes the
+/// payload (upcasting older versions) and turns what the handler returned into issues.
+fn process_impl(def: &ProcessDef) -> TokenStream {
+    let p = private(&def.krate);
+    let attrs = impl_attrs();
+    let ProcessDef { self_ty, name, .. } = def;
+    let handlers = wired(def);
+    let events: Vec<_> = handlers.iter().map(|h| &h.event).collect();
+    let arms = handlers.iter().map(|h| {
+        let event = &h.event;
+        let method = &h.method;
+        let meta = h.with_meta.then(|| quote!(, &__event.meta));
+        // An unsupported return type fails with `ProcessOutcome`'s message, on the return type.
+        let span = h
+            .returns
+            .as_ref()
+            .map_or_else(|| method.span(), |r| r.span());
+        let outcome = respan(quote!(#p::ProcessOutcome::into_outcome(__returned)), span);
+        quote! {
+            if __name == <#event as #p::Event>::NAME {
+                let __decoded: #event = match #p::process_decode::<#event>(__event) {
+                    #p::Ok(__decoded) => __decoded,
+                    #p::Err(__failure) => return #p::Err(__failure),
+                };
+                let __returned = Self::#method(self, &__decoded #meta);
+                return #outcome;
+            }
+        }
+    });
+    let on_rejected = def
+        .compensations
+        .iter()
+        .find(|c| c.state == State::Wired)
+        .map(|c| on_rejected(&p, c));
+    // A state type without a supertrait (`Default`, `Serialize`, …) fails on the user's type.
+    let trait_ref = respan(quote!(#p::ProcessManager), self_ty.span());
+    quote! {
+        #attrs
+        impl #trait_ref for #self_ty {
+            const NAME: &'static str = #name;
+            const EVENTS: &'static [&'static str] = &[#(<#events as #p::Event>::NAME),*];
+
+            fn handle(
+                &mut self,
+                __event: &#p::RecordedEvent,
+            ) -> #p::Result<#p::Vec<#p::Issue>, #p::ProjectionFailure> {
+                let __name: &str = &__event.meta.event_name;
+                #(#arms)*
+                #p::Ok(#p::Vec::new())
+            }
+
+            #on_rejected
+        }
+    }
+}
+
+/// `ProcessManager::on_rejected`, calling the `#[on_rejected]` method. The rejection is passed
+/// on the user's parameter type, so a parameter of another type is reported there.
+fn on_rejected(p: &TokenStream, compensation: &Compensation) -> TokenStream {
+    let method = &compensation.method;
+    let argument = match &compensation.param {
+        Some(param) => respan(quote!(__rejection), param.span()),
+        None => quote!(__rejection),
+    };
+    let span = compensation
+        .returns
+        .as_ref()
+        .map_or_else(|| method.span(), |r| r.span());
+    let outcome = respan(
+        quote!(#p::Compensation::into_compensation(__returned)),
+        span,
+    );
+    quote! {
+        fn on_rejected(&mut self, __rejection: &#p::Rejection) -> #p::Vec<#p::Issue> {
+            let __returned = Self::#method(self, #argument);
+            #outcome
+        }
+    }
+}
+
+/// The link-time registration. A process manager runs from a stored checkpoint under its name,
+/// like a durable projection: it is listed as one (with its checkpoint and lag), and the
+/// start-up checks refuse a projection of the same name (they would share the checkpoint).
+/// Not through the trait's constants, so a state type that misses a supertrait is reported
+/// once, on the impl.
+fn registration(def: &ProcessDef) -> TokenStream {
+    let p = private(&def.krate);
+    let name = &def.name;
+    let type_name = type_name(&def.ident);
+    let events = wired(def).into_iter().map(|h| &h.event);
+    quote! {
+        const _: () = {
+            #p::inventory::submit! {
+                #p::ProjectionRegistration {
+                    name: #name,
+                    type_name: #type_name,
+                    events: &[#(<#events as #p::Event>::NAME),*],
+                    kind: #p::ProjectionKind::Durable,
+                    create: ::core::option::Option::None,
+                }
+            }
+        };
+    }
+}
