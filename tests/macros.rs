@@ -9,6 +9,8 @@ mod bank;
 mod durable;
 #[path = "macros/options.rs"]
 mod options;
+#[path = "macros/process.rs"]
+mod process;
 #[path = "macros/upcast.rs"]
 mod upcast;
 

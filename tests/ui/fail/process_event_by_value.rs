@@ -1,0 +1,21 @@
+// A process manager's event handler takes the event by shared reference.
+use cqrs_core::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Ordered;
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Paid;
+
+#[derive(Default, Clone, Serialize, Deserialize)]
+pub struct Checkout;
+
+#[process_manager]
+impl Checkout {
+    fn on_ordered(&mut self, e: Ordered) {
+        let _ = e;
+    }
+}
+
+fn main() {}

@@ -1,0 +1,26 @@
+// The compensation takes `&mut self` and the rejection by shared reference.
+use cqrs_core::prelude::*;
+use cqrs_core::process::{Issue, Rejection};
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Ordered;
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Paid;
+
+#[derive(Default, Clone, Serialize, Deserialize)]
+pub struct Checkout;
+
+#[process_manager]
+impl Checkout {
+    fn on_ordered(&mut self, _: &Ordered) {}
+
+    #[on_rejected]
+    fn compensate(&mut self, rejection: Rejection) -> Option<Issue> {
+        let _ = rejection;
+        None
+    }
+}
+
+fn main() {}

@@ -1,0 +1,24 @@
+// `#[query]` belongs in a projection, not in a process manager.
+use cqrs_core::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Ordered;
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Paid;
+
+#[derive(Default, Clone, Serialize, Deserialize)]
+pub struct Checkout;
+
+#[process_manager]
+impl Checkout {
+    fn on_ordered(&mut self, _: &Ordered) {}
+
+    #[query]
+    fn status(&self, _: &Paid) -> bool {
+        true
+    }
+}
+
+fn main() {}
