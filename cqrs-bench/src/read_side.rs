@@ -31,9 +31,10 @@ use cqrs_core::{
     Cqrs, EventMeta, EventStore, ExpectedVersion, NewEvent, Payload, Position, StreamId,
     UserMetadata, new_id, projection,
 };
-use cqrs_postgres::{PgSink, PgTx, PostgresConfig, PostgresStore};
+use cqrs_postgres::{PgSink, PgTx, PostgresConfig, PostgresStore, params};
 use cqrs_sqlite::{SqliteSink, SqliteStore, SqliteTx, rusqlite};
 use tokio::task::JoinSet;
+use tokio_postgres::types::ToSql;
 
 use crate::postgres::URL_VAR;
 
@@ -264,14 +265,16 @@ pub async fn build_catch_up<S: EventStore>(store: &S, filled: &Filled) -> Run {
 }
 
 /// The sums of [`Sums`] in a PostgreSQL table, one upsert per deposit through the batch's
-/// transaction ([`PgTx`]): exactly once under a [`PgSink`].
+/// transaction ([`PgTx`]): exactly once under a [`PgSink`]. The upserts are staged
+/// ([`PgTx::stage`], sent pipelined before the checkpoint moves) unless [`awaited`](Self::awaited).
 pub struct PgSums {
     upsert: String,
+    staged: bool,
 }
 
 impl PgSums {
     /// Creates the table `sums` in `schema` of the database at `url` (empty) and a projection
-    /// writing to it.
+    /// writing to it, staging its upserts.
     pub async fn create(url: &str, schema: &str) -> PgSums {
         let admin = crate::postgres::connect(url).await;
         admin
@@ -286,6 +289,15 @@ impl PgSums {
                 "INSERT INTO \"{schema}\".sums AS s (stream, total, events) VALUES ($1, $2, 1) \
                  ON CONFLICT (stream) DO UPDATE SET total = s.total + $2, events = s.events + 1"
             ),
+            staged: true,
+        }
+    }
+
+    /// The same projection awaiting each upsert (one round trip per event).
+    pub fn awaited(self) -> PgSums {
+        PgSums {
+            staged: false,
+            ..self
         }
     }
 }
@@ -299,9 +311,14 @@ impl PgSums {
         db: &PgTx,
     ) -> Result<(), tokio_postgres::Error> {
         let total = e.amount as i64;
-        db.execute(&self.upsert, &[&meta.stream.as_str(), &total])
-            .await
-            .map(drop)
+        if self.staged {
+            db.stage(&self.upsert, params![meta.stream.to_string(), total]);
+            Ok(())
+        } else {
+            db.execute(&self.upsert, &[&meta.stream.as_str(), &total])
+                .await
+                .map(drop)
+        }
     }
 }
 
@@ -349,14 +366,20 @@ impl SqliteSums {
     }
 }
 
-/// A [`PgSink`] over [`PgSums`] on a fresh schema pre-filled with `sizes.sql_events` events,
-/// from `spawn` until its checkpoint reaches the head, beside the baseline ([`pg_raw_upserts`],
-/// run before and after it; the mean of the two is returned); every table is checked.
-pub async fn pg_sink(url: &str, sizes: Sizes) -> (Run, Run) {
+/// A [`PgSink`] over [`PgSums`] (upserts staged, or awaited) on a fresh schema pre-filled with
+/// `sizes.sql_events` events, from `spawn` until its checkpoint reaches the head, beside the
+/// baseline ([`pg_raw_upserts`], pipelined when the upserts are staged, run before and after
+/// it; the mean of the two is returned); every table is checked.
+pub async fn pg_sink(url: &str, sizes: Sizes, staged: bool) -> (Run, Run) {
     let (store, schema) = fresh_store(url, 4).await;
     let filled = fill(&store, sizes.sql_events, sizes.per_stream).await;
-    let before = pg_raw_upserts(url, &store, &schema, &filled, sizes.batch).await;
+    let before = pg_raw_upserts(url, &store, &schema, &filled, sizes.batch, staged).await;
     let projection = PgSums::create(url, &schema).await;
+    let projection = if staged {
+        projection
+    } else {
+        projection.awaited()
+    };
     let started = Instant::now();
     let running = ProjectionRunner::new(store.clone(), PgSink::new(&store, projection))
         .batch_size(sizes.batch)
@@ -368,7 +391,7 @@ pub async fn pg_sink(url: &str, sizes: Sizes) -> (Run, Run) {
     let elapsed = started.elapsed();
     running.stop().await;
     check_pg_table(url, &format!("\"{schema}\".sums"), &filled).await;
-    let after = pg_raw_upserts(url, &store, &schema, &filled, sizes.batch).await;
+    let after = pg_raw_upserts(url, &store, &schema, &filled, sizes.batch, staged).await;
     drop_schema(url, store, &schema).await;
     let sink = Run {
         events: filled.events,
@@ -383,16 +406,18 @@ pub async fn pg_sink(url: &str, sizes: Sizes) -> (Run, Run) {
     )
 }
 
-/// The baseline of the PgSink row: the same reads (`read_all`, `batch` events each) and the same
-/// upserts (each deposit decoded, one upsert per event, awaited in turn) by hand with
-/// tokio-postgres, one transaction per batch, into a fresh table `raw_sums`; no runner, no
-/// checkpoint, no fence. Checked.
+/// The baseline of the PgSink rows: the same reads (`read_all`, `batch` events each) and the
+/// same upserts (each deposit decoded, one upsert per event) by hand with tokio-postgres, one
+/// transaction per batch, into a fresh table `raw_sums`; no runner, no checkpoint, no fence.
+/// The upserts are awaited in turn, or, `pipelined`, polled together after the batch is
+/// decoded (as `PgSink` sends staged statements). Checked.
 pub async fn pg_raw_upserts(
     url: &str,
     store: &PostgresStore,
     schema: &str,
     filled: &Filled,
     batch: usize,
+    pipelined: bool,
 ) -> Run {
     let mut client = crate::postgres::connect(url).await;
     let table = format!("\"{schema}\".raw_sums");
@@ -417,14 +442,27 @@ pub async fn pg_raw_upserts(
         let Some(last) = events.last() else { break };
         from = last.meta.position.next();
         let tx = client.transaction().await.expect("begin");
+        let mut rows = Vec::with_capacity(events.len());
         for event in &events {
             let deposit = cqrs_core::EventRef::stored(event).decode::<MoneyDeposited>();
             if let Some(deposit) = deposit.expect("a deposit decodes") {
                 let total = deposit.amount as i64;
-                tx.execute(&upsert, &[&event.meta.stream.as_str(), &total])
-                    .await
-                    .expect("upsert");
+                if pipelined {
+                    rows.push((event.meta.stream.as_str(), total));
+                } else {
+                    tx.execute(&upsert, &[&event.meta.stream.as_str(), &total])
+                        .await
+                        .expect("upsert");
+                }
             }
+        }
+        let params: Vec<[&(dyn ToSql + Sync); 2]> = rows
+            .iter()
+            .map(|(stream, total)| [stream as &(dyn ToSql + Sync), total])
+            .collect();
+        let upserts = params.iter().map(|p| tx.execute(&upsert, p));
+        for done in futures_util::future::join_all(upserts).await {
+            done.expect("upsert");
         }
         tx.commit().await.expect("commit");
     }
@@ -868,19 +906,23 @@ async fn run_with<P: CatchUpPeer>(
             peer_rate,
             "-",
         ));
-        let (pg, raw) = pg_sink(url, sizes).await;
-        rows.push(base_row(
-            format!(
-                "(pg) exactly-once SQL projection: PgSink, 1 upsert per event, {} events, batch {}",
-                pg.events, sizes.batch
-            ),
-            pg.rate(),
-            (
-                "raw upserts, 1 tx per batch (mean of 2)".to_owned(),
-                raw.rate(),
-            ),
-            ">= 20,000/s",
-        ));
+        for staged in [false, true] {
+            let (pg, raw) = pg_sink(url, sizes, staged).await;
+            let (how, raw_how) = if staged {
+                ("upserts staged", "raw pipelined upserts")
+            } else {
+                ("upserts awaited", "raw upserts")
+            };
+            rows.push(base_row(
+                format!(
+                    "(pg) exactly-once SQL projection: PgSink, 1 upsert per event ({how}), {} events, batch {}",
+                    pg.events, sizes.batch
+                ),
+                pg.rate(),
+                (format!("{raw_how}, 1 tx per batch (mean of 2)"), raw.rate()),
+                ">= 20,000/s",
+            ));
+        }
     } else {
         eprintln!("SKIPPED: PostgreSQL read-side benchmarks: {URL_VAR} is not set");
     }

@@ -111,7 +111,7 @@ async fn the_read_side_rows_run_quick_and_check_their_results() {
     // Each workload asserts its own result (sums, tables, every event projected once).
     let rows = read_side::run_against(Mode::Quick, false, &peer::read_side::EsReplay).await;
     let with_pg = std::env::var(cqrs_bench::postgres::URL_VAR).is_ok_and(|u| !u.is_empty());
-    assert_eq!(rows.len(), if with_pg { 6 } else { 1 }, "{rows:?}");
+    assert_eq!(rows.len(), if with_pg { 7 } else { 1 }, "{rows:?}");
     assert!(rows.iter().all(|r| r.rate > 0.0), "{rows:?}");
     if with_pg {
         for row in &rows[..2] {

@@ -5,7 +5,12 @@ use cqrs_core::runner::{
     ApplyError, DurableProjection, ParkedEvent, ProjectionSink, handle_caught, reset_caught,
     reset_error,
 };
-use cqrs_core::{Position, ProjectionError, RecordedEvent, StoreError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use cqrs_core::runner::stored_error;
+use cqrs_core::{Position, ProjectionError, ProjectionFailure, RecordedEvent, StoreError};
+use futures_util::future::join_all;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Error, Row, Statement};
 
@@ -75,11 +80,191 @@ impl PgStatement for Statement {
 /// `COMMIT`, `ROLLBACK` or `BEGIN`: the sink owns the transaction (a `SAVEPOINT` is fine). Pooled
 /// connections plan statements generically (`plan_cache_mode = force_generic_plan`), which suits
 /// key lookups and upserts.
+///
+/// # Staged writes
+///
+/// A statement a handler awaits ([`execute`](PgTx::execute), [`query`](PgTx::query), …) costs
+/// a round trip to the server per event. A write whose result the handler does not need (an
+/// upsert, an insert, a delete) can be **staged** instead with [`stage`](PgTx::stage): it is
+/// queued, and the sink sends the batch's staged statements pipelined (all requests first,
+/// then all responses, on the one connection) before it moves the checkpoint and commits. The
+/// server runs them in the order they were staged, in the batch's transaction, so they commit
+/// with the checkpoint or not at all, exactly like awaited ones.
+///
+/// The queue is flushed (sent and awaited) before any awaited statement of `PgTx`, so a query
+/// sees the writes staged before it: mixing both is correct, but each flush is a round trip,
+/// so a handler that reads after every write gains little. [`client`](PgTx::client) does not
+/// flush: call [`flush`](PgTx::flush) first when its statements must see staged writes.
+///
+/// A staged statement that fails (a constraint violation, a type mismatch) fails the event
+/// whose handler staged it, whichever handler was running when the queue was flushed: the
+/// batch rolls back, the events before that one are committed on their own, and the runner
+/// retries, parks or stops at that event, with a
+/// [`ProjectionError`] that names it and carries the server's error
+/// ([`ProjectionFailure::Handler`]). A statement awaited after the failed staged one returns
+/// the server's error for a failed transaction (SQLSTATE 25P02).
 pub struct PgTx {
     conn: Pooled,
+    /// Staged statements not sent yet, in order.
+    staged: Mutex<Vec<Staged>>,
+    /// Index in the batch of the event whose handler runs now.
+    event: AtomicUsize,
+    /// The first staged statement that failed: the index of the event that staged it, and
+    /// the error.
+    failed: Mutex<Option<(usize, Arc<Error>)>>,
+}
+
+/// Owned parameters of a [staged](PgTx::stage) statement; [`params!`](crate::params) builds
+/// them from values.
+pub type StagedParams = Vec<Box<dyn ToSql + Send + Sync>>;
+
+/// Owned [`StagedParams`] from values of types that implement
+/// [`ToSql`](tokio_postgres::types::ToSql) and own their data (`String`, not `&str`):
+/// `params![stream.to_string(), n as i64]`.
+#[macro_export]
+macro_rules! params {
+    ($($value:expr),* $(,)?) => {
+        <$crate::StagedParams>::from([$(
+            ::std::boxed::Box::new($value)
+                as ::std::boxed::Box<
+                    dyn $crate::__private::ToSql + ::std::marker::Send + ::std::marker::Sync,
+                >
+        ),*])
+    };
+}
+
+/// A statement queued by [`PgTx::stage`].
+struct Staged {
+    sql: StagedSql,
+    params: StagedParams,
+    /// Index in the batch of the event whose handler staged it.
+    event: usize,
+}
+
+enum StagedSql {
+    Text(Box<str>),
+    Prepared(Statement),
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing that can panic runs under these locks.
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl PgTx {
+    fn new(conn: Pooled) -> PgTx {
+        PgTx {
+            conn,
+            staged: Mutex::default(),
+            event: AtomicUsize::new(0),
+            failed: Mutex::default(),
+        }
+    }
+
+    /// Queues a write whose result the handler does not need, to be sent pipelined with the
+    /// batch's other staged statements before the checkpoint moves (see [Staged
+    /// writes](PgTx#staged-writes)). It runs in the batch's transaction, after the statements
+    /// staged or awaited before it and before those issued after it. Its parameters are owned
+    /// ([`params!`](crate::params)); its errors fail the event whose handler staged it.
+    ///
+    /// ```no_run
+    /// # async fn handle(db: &cqrs_postgres::PgTx, counter: &str, n: i64) {
+    /// db.stage(
+    ///     "INSERT INTO counter_totals AS t (counter, events, total) VALUES ($1, 1, $2)
+    ///      ON CONFLICT (counter) DO UPDATE SET events = t.events + 1, total = t.total + $2",
+    ///     cqrs_postgres::params![counter.to_owned(), n],
+    /// );
+    /// # }
+    /// ```
+    pub fn stage<T>(&self, statement: &T, params: StagedParams)
+    where
+        T: ?Sized + PgStatement,
+    {
+        let sql = match (statement.prepared(), statement.text()) {
+            (Some(prepared), _) => StagedSql::Prepared(prepared.clone()),
+            (None, Some(text)) => StagedSql::Text(text.into()),
+            (None, None) => unreachable!("a PgStatement is text or prepared"),
+        };
+        let event = self.event.load(Ordering::Relaxed);
+        lock(&self.staged).push(Staged { sql, params, event });
+    }
+
+    /// Sends the staged statements now, pipelined, and waits for them. The sink does this
+    /// before the checkpoint moves, and every awaited method of `PgTx` before its own
+    /// statement; call it before using [`client`](PgTx::client) when that must see staged
+    /// writes. Fails (with the server's error, shared) if a staged statement failed, now or in
+    /// an earlier flush of this batch; that fails the event which staged it.
+    pub async fn flush(&self) -> Result<(), Arc<Error>> {
+        self.send_staged().await;
+        match &*lock(&self.failed) {
+            Some((_, error)) => Err(Arc::clone(error)),
+            None => Ok(()),
+        }
+    }
+
+    /// Sends the staged statements, pipelined, in order; records the first failure.
+    async fn send_staged(&self) {
+        let staged = std::mem::take(&mut *lock(&self.staged));
+        if staged.is_empty() {
+            return;
+        }
+        // Texts not prepared on this connection yet are prepared first (once each).
+        let mut statements = Vec::with_capacity(staged.len());
+        for s in &staged {
+            let statement = match &s.sql {
+                StagedSql::Prepared(prepared) => prepared.clone(),
+                StagedSql::Text(text) => match self.conn.cached(text).await {
+                    Ok(statement) => statement,
+                    Err(error) => return self.record_failure(s.event, error),
+                },
+            };
+            statements.push(statement);
+        }
+        let params: Vec<Vec<&(dyn ToSql + Sync)>> = staged
+            .iter()
+            .map(|s| {
+                s.params
+                    .iter()
+                    .map(|p| &**p as &(dyn ToSql + Sync))
+                    .collect()
+            })
+            .collect();
+        // Polled together, the requests go out back to back on the one connection; the
+        // server answers them in order. After a failure it answers the rest with errors too
+        // (the transaction is aborted): the first failure in staging order is the cause.
+        let client = &self.conn.client;
+        let results = join_all(
+            statements
+                .iter()
+                .zip(&params)
+                .map(|(statement, params)| client.execute(statement, params)),
+        )
+        .await;
+        if let Some((s, error)) = staged
+            .iter()
+            .zip(results)
+            .find_map(|(s, result)| result.err().map(|e| (s, e)))
+        {
+            self.record_failure(s.event, error);
+        }
+    }
+
+    fn record_failure(&self, event: usize, error: Error) {
+        lock(&self.failed).get_or_insert((event, Arc::new(error)));
+    }
+
+    /// The first staged failure of this batch, as the [`ProjectionError`] of the event that
+    /// staged it: (its index in `events`, the error).
+    fn staged_failure(
+        &self,
+        projection: &'static str,
+        events: &[RecordedEvent],
+    ) -> Option<(usize, ProjectionError)> {
+        let (i, error) = lock(&self.failed).clone()?;
+        let failure = ProjectionFailure::Handler(error);
+        Some((i, stored_error(projection, &events[i], failure)))
+    }
+
     async fn statement<T: ?Sized + PgStatement>(&self, statement: &T) -> Result<Statement, Error> {
         match (statement.prepared(), statement.text()) {
             (Some(prepared), _) => Ok(prepared.clone()),
@@ -94,7 +279,8 @@ impl PgTx {
     }
 
     /// Runs a statement; returns the number of rows it modified (as
-    /// [`Client::execute`]).
+    /// [`Client::execute`]). Like the other awaited methods, it first sends the
+    /// [staged](PgTx::stage) statements, so it sees their effects.
     pub async fn execute<T>(
         &self,
         statement: &T,
@@ -103,6 +289,7 @@ impl PgTx {
     where
         T: ?Sized + PgStatement,
     {
+        self.send_staged().await;
         let statement = self.statement(statement).await?;
         self.conn.client.execute(&statement, params).await
     }
@@ -116,6 +303,7 @@ impl PgTx {
     where
         T: ?Sized + PgStatement,
     {
+        self.send_staged().await;
         let statement = self.statement(statement).await?;
         self.conn.client.query(&statement, params).await
     }
@@ -129,6 +317,7 @@ impl PgTx {
     where
         T: ?Sized + PgStatement,
     {
+        self.send_staged().await;
         let statement = self.statement(statement).await?;
         self.conn.client.query_one(&statement, params).await
     }
@@ -142,12 +331,15 @@ impl PgTx {
     where
         T: ?Sized + PgStatement,
     {
+        self.send_staged().await;
         let statement = self.statement(statement).await?;
         self.conn.client.query_opt(&statement, params).await
     }
 
     /// The connection itself, inside the batch's transaction, for what the methods above do not
     /// cover (`copy_in`, `batch_execute`, …). Its statements also commit with the checkpoint.
+    /// It does not send the staged statements first: call [`flush`](PgTx::flush) before when
+    /// its statements must see them.
     pub fn client(&self) -> &Client {
         &self.conn.client
     }
@@ -243,13 +435,25 @@ impl<P: DurableProjection<PgTx>> PgSink<P> {
     ) -> Result<Result<(), (usize, ProjectionError)>, StoreError> {
         let mut conn = connection(&self.store).await?;
         begin(&self.store, &mut conn, P::NAME, self.committed).await?;
-        let tx = PgTx { conn };
+        let tx = PgTx::new(conn);
         for (i, event) in events.iter().enumerate() {
-            if let Err(error) = handle_caught(&mut self.projection, &tx, event).await {
+            tx.event.store(i, Ordering::Relaxed);
+            let handled = handle_caught(&mut self.projection, &tx, event).await;
+            // A staged statement that failed while this handler ran (flushed by one of its
+            // awaited statements) fails the earlier event that staged it, whatever the handler
+            // made of the error.
+            let failed = tx.staged_failure(P::NAME, events);
+            if let Some(failed) = failed.or(handled.err().map(|error| (i, error))) {
                 let mut conn = tx.conn;
                 checkpoint::rollback(&mut conn).await;
-                return Ok(Err((i, error)));
+                return Ok(Err(failed));
             }
+        }
+        tx.send_staged().await;
+        if let Some(failed) = tx.staged_failure(P::NAME, events) {
+            let mut conn = tx.conn;
+            checkpoint::rollback(&mut conn).await;
+            return Ok(Err(failed));
         }
         let mut conn = tx.conn;
         let advance = &self.store.shared.checkpoint_sql.advance;
@@ -316,8 +520,13 @@ impl<P: DurableProjection<PgTx>> ProjectionSink for PgSink<P> {
         let conn = connection(&self.store).await?;
         // A reset is an operator's decision: it takes the checkpoint wherever it is.
         checkpoint::begin_and_lock(&conn, &self.store.shared.checkpoint_sql, P::NAME).await?;
-        let tx = PgTx { conn };
-        if let Err(failure) = reset_caught(&mut self.projection, &tx).await {
+        let tx = PgTx::new(conn);
+        let mut reset = reset_caught(&mut self.projection, &tx).await;
+        tx.send_staged().await;
+        if let Some((_, error)) = lock(&tx.failed).clone() {
+            reset = Err(ProjectionFailure::Handler(error));
+        }
+        if let Err(failure) = reset {
             let mut conn = tx.conn;
             checkpoint::rollback(&mut conn).await;
             return Err(reset_error(P::NAME, failure));

@@ -38,6 +38,12 @@ impl Model for Parking {
     const TABLE: &'static str = "totals_parking";
 }
 
+struct Staged;
+impl Model for Staged {
+    const NAME: &'static str = "totals_staged";
+    const TABLE: &'static str = "totals_staged";
+}
+
 const WAIT: Duration = Duration::from_secs(30);
 
 fn quick_retries() -> RetryPolicy {
@@ -459,13 +465,194 @@ async fn a_dropped_apply_leaves_nothing_committed_and_no_transaction_open() {
     }
 }
 
-/// Indicative throughput of `PgSink::apply` with one upsert per event, batches of 512. Run with
+#[tokio::test]
+async fn staged_writes_commit_with_the_checkpoint_exactly_once() {
+    let Some((store, schema, client)) =
+        setup("staged_writes_commit_with_the_checkpoint_exactly_once").await
+    else {
+        return;
+    };
+    read_model::create_tables::<Staged>(&client, &schema).await;
+    let (appended, head) = append_added(&store, 1000, 7, 11).await;
+    let projection = Totals::<Staged>::new(&schema).staged(0);
+    let knobs = Arc::clone(&projection.knobs);
+    // The 300th event fails once after staging its upsert: nothing of its batch may stay,
+    // staged or not, and the events before it commit once.
+    knobs.fail_once_at.store(300, Ordering::SeqCst);
+    let running = ProjectionRunner::new(store.clone(), PgSink::new(&store, projection))
+        .batch_size(64)
+        .retry(quick_retries())
+        .spawn();
+    running.wait_for(head, WAIT).await.unwrap();
+    assert_eq!(knobs.fail_once_at.load(Ordering::SeqCst), 0, "it failed");
+    assert!(knobs.calls.load(Ordering::SeqCst) > 1000);
+    assert_eq!(
+        read_model::table::<Staged>(&client, &schema).await,
+        expected(&appended)
+    );
+    assert_eq!(store.load_checkpoint(Staged::NAME).await.unwrap(), head);
+    running.stop().await;
+
+    // A rebuild (whose reset runs in the transaction that sets the checkpoint to 0) gives the
+    // same table.
+    let mut sink = PgSink::new(&store, Totals::<Staged>::new(&schema).staged(0));
+    sink.reset().await.unwrap();
+    assert!(
+        read_model::table::<Staged>(&client, &schema)
+            .await
+            .is_empty()
+    );
+    assert_eq!(sink.checkpoint().await.unwrap(), Position::ZERO);
+    let events = store.read_all(Position::ZERO, 10_000).await.unwrap();
+    for batch in events.chunks(100) {
+        sink.apply(batch, batch.last().unwrap().meta.position)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        read_model::table::<Staged>(&client, &schema).await,
+        expected(&appended)
+    );
+}
+
+#[tokio::test]
+async fn an_awaited_read_sees_the_writes_staged_before_it() {
+    let Some((store, schema, client)) =
+        setup("an_awaited_read_sees_the_writes_staged_before_it").await
+    else {
+        return;
+    };
+    read_model::create_tables::<Staged>(&client, &schema).await;
+    let (appended, head) = append_added(&store, 300, 5, 12).await;
+    // Every handler stages its upsert, then reads its row back and fails unless it shows the
+    // upsert; every third does it, so the others' staged writes are sent by a later read.
+    for read_every in [1, 3] {
+        let mut sink = PgSink::new(&store, Totals::<Staged>::new(&schema).staged(read_every));
+        sink.reset().await.unwrap();
+        let events = store.read_all(Position::ZERO, 1000).await.unwrap();
+        for batch in events.chunks(64) {
+            sink.apply(batch, batch.last().unwrap().meta.position)
+                .await
+                .unwrap();
+        }
+        assert_eq!(sink.checkpoint().await.unwrap(), head);
+        assert_eq!(
+            read_model::table::<Staged>(&client, &schema).await,
+            expected(&appended),
+            "read_every {read_every}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_failing_staged_statement_stops_or_parks_at_the_event_that_staged_it() {
+    let Some((store, schema, client)) =
+        setup("a_failing_staged_statement_stops_or_parks_at_the_event_that_staged_it").await
+    else {
+        return;
+    };
+    read_model::create_tables::<Staged>(&client, &schema).await;
+    read_model::create_tables::<Parking>(&client, &schema).await;
+    for table in [Staged::TABLE, Parking::TABLE] {
+        client
+            .batch_execute(&format!(
+                "ALTER TABLE \"{schema}\".\"{table}\" ADD CHECK (total >= 0)"
+            ))
+            .await
+            .unwrap();
+    }
+    let (appended, head) = append_added(&store, 400, 4, 13).await;
+    let events = store.read_all(Position::ZERO, 1000).await.unwrap();
+    // In the middle of a batch of 32, and not at a multiple of 4: with `staged(4)` its upsert
+    // is sent by the read of a later handler, which must not be blamed.
+    let bad = events[150].clone();
+    assert_ne!(bad.meta.position.0 % 4, 0);
+    assert_ne!(bad.meta.position.0 % 32, 0);
+
+    for (read_every, on_failure) in [(4, OnFailure::Stop), (0, OnFailure::Stop)] {
+        let projection = Totals::<Staged>::new(&schema).staged(read_every);
+        projection
+            .knobs
+            .negative_at
+            .store(bad.meta.position.0, Ordering::SeqCst);
+        let mut sink = PgSink::new(&store, projection);
+        sink.reset().await.unwrap();
+        let strict = ProjectionRunner::new(store.clone(), sink)
+            .batch_size(32)
+            .retry(quick_retries())
+            .on_failure(on_failure)
+            .spawn();
+        let error = match strict.wait_for(head, WAIT).await {
+            Err(QueryError::ProjectionFailed(error)) => error,
+            other => panic!("expected the projection to fail, got {other:?}"),
+        };
+        assert_eq!(error.projection, Staged::NAME);
+        assert_eq!(
+            (&error.stream, error.version, error.position),
+            (&bad.meta.stream, bad.meta.version, bad.meta.position),
+            "read_every {read_every}: {error}"
+        );
+        match &error.failure {
+            ProjectionFailure::Handler(e) => {
+                let text = format!("{e:?}");
+                assert!(text.contains("23514"), "a check violation: {text}");
+            }
+            other => panic!("expected a handler failure, got {other:?}"),
+        }
+        // Everything before the bad event is committed, also the events of its batch.
+        let checkpoint = store.load_checkpoint(Staged::NAME).await.unwrap();
+        assert_eq!(checkpoint, Position(bad.meta.position.0 - 1));
+        assert_eq!(
+            read_model::table::<Staged>(&client, &schema).await,
+            expected(&stored_through(&store, checkpoint).await)
+        );
+        strict.stop().await;
+    }
+
+    let projection = Totals::<Parking>::new(&schema).staged(0);
+    projection
+        .knobs
+        .negative_at
+        .store(bad.meta.position.0, Ordering::SeqCst);
+    let parking = ProjectionRunner::new(store.clone(), PgSink::new(&store, projection))
+        .batch_size(32)
+        .retry(quick_retries())
+        .on_failure(OnFailure::Park)
+        .spawn();
+    parking.wait_for(head, WAIT).await.unwrap();
+    let listed = store.parked_events(Parking::NAME).await.unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].position, bad.meta.position);
+    assert_eq!(listed[0].event_id, bad.meta.event_id);
+    let mut kept = appended.clone();
+    kept.remove(150);
+    assert_eq!(
+        read_model::table::<Parking>(&client, &schema).await,
+        expected(&kept)
+    );
+    assert_eq!(store.load_checkpoint(Parking::NAME).await.unwrap(), head);
+    parking.stop().await;
+}
+
+/// Indicative throughput of `PgSink::apply` with one upsert per event, batches of 512, each
+/// upsert awaited in turn (`sink_throughput`) or staged (`sink_throughput_staged`). Run with
 /// `CQRS_POSTGRES_URL=… CQRS_SINK_EVENTS=100000 cargo test --release -p cqrs-postgres --test
 /// projections -- --ignored --nocapture sink_throughput`.
 #[tokio::test]
 #[ignore = "a measurement, not a check; see its doc comment"]
 async fn sink_throughput() {
-    let Some((store, schema, client)) = setup("sink_throughput").await else {
+    throughput("sink_throughput", false).await;
+}
+
+/// See [`sink_throughput`].
+#[tokio::test]
+#[ignore = "a measurement, not a check; see the doc comment of sink_throughput"]
+async fn sink_throughput_staged() {
+    throughput("sink_throughput_staged", true).await;
+}
+
+async fn throughput(test: &str, staged: bool) {
+    let Some((store, schema, client)) = setup(test).await else {
         return;
     };
     let count: usize = std::env::var("CQRS_SINK_EVENTS")
@@ -483,7 +670,13 @@ async fn sink_throughput() {
             });
         events.extend(store.read_all(from.next(), 10_000).await.unwrap());
     }
-    let mut sink = PgSink::new(&store, Totals::<Main>::new(&schema));
+    let projection = Totals::<Main>::new(&schema);
+    let projection = if staged {
+        projection.staged(0)
+    } else {
+        projection
+    };
+    let mut sink = PgSink::new(&store, projection);
     sink.checkpoint().await.unwrap();
     let started = Instant::now();
     for batch in events.chunks(512) {
@@ -497,8 +690,9 @@ async fn sink_throughput() {
         read_model::table::<Main>(&client, &schema).await,
         expected(&appended)
     );
+    let how = if staged { "staged" } else { "awaited" };
     eprintln!(
-        "PgSink: {count} events, one upsert each, batches of 512: {elapsed:?}, {:.0} events/s",
+        "PgSink: {count} events, one upsert each ({how}), batches of 512: {elapsed:?}, {:.0} events/s",
         count as f64 / elapsed.as_secs_f64()
     );
 }

@@ -14,7 +14,7 @@ use cqrs_core::{
     Event, EventRef, EventStore, ExpectedVersion, NewEvent, Payload, Position, ProjectionError,
     ProjectionFailure, RecordedEvent, StreamId, UserMetadata,
 };
-use cqrs_postgres::{PgTx, PostgresStore};
+use cqrs_postgres::{PgTx, PostgresStore, params};
 use tokio_postgres::Client;
 
 /// Names one read model: its projection name and its table.
@@ -35,15 +35,24 @@ pub struct Knobs {
     pub hang_at: AtomicU64,
     /// Handler calls, including those whose batch rolled back.
     pub calls: AtomicU64,
+    /// Stage (for a staged projection) an amount of -1,000,000,000 for the event at this
+    /// position, which a `CHECK (total >= 0)` refuses; 0 = never.
+    pub negative_at: AtomicU64,
 }
 
 /// Totals per stream, in table `M::TABLE`.
 pub struct Totals<M> {
     upsert: String,
+    read_back: String,
     record: Option<String>,
     reset: String,
     /// Count undecodable events as 0 instead of failing.
     lenient: bool,
+    /// Stage the upsert ([`PgTx::stage`]) instead of awaiting it.
+    staged: bool,
+    /// With `staged`: after staging, the handlers of events whose position is a multiple of this
+    /// read their row back (awaited) and fail unless it shows their event; 0 = never.
+    read_every: u64,
     /// Sleep this long per event (to make a run take a while).
     pub delay: Duration,
     /// Print `HANDLING <position>` on stdout at every handler call, committed or not (for a
@@ -64,9 +73,12 @@ impl<M: Model> Totals<M> {
                  ON CONFLICT (stream) DO UPDATE SET events = t.events + 1,
                      total = t.total + EXCLUDED.total, last_position = EXCLUDED.last_position"
             ),
+            read_back: format!("SELECT last_position FROM {table} WHERE stream = $1"),
             record: None,
             reset: format!("DELETE FROM {table}"),
             lenient: false,
+            staged: false,
+            read_every: 0,
             delay: Duration::ZERO,
             announce: false,
             knobs: Arc::default(),
@@ -77,6 +89,14 @@ impl<M: Model> Totals<M> {
     /// Counts undecodable payloads as 0 instead of failing on them.
     pub fn lenient(mut self) -> Self {
         self.lenient = true;
+        self
+    }
+
+    /// Stages its upserts instead of awaiting them; with `read_every` > 0, the handlers of
+    /// events at multiples of it read their row back after staging (see the field).
+    pub fn staged(mut self, read_every: u64) -> Self {
+        self.staged = true;
+        self.read_every = read_every;
         self
     }
 
@@ -159,12 +179,32 @@ impl<M: Model> DurableProjection<PgTx> for Totals<M> {
             tokio::time::sleep(self.delay).await;
         }
         let position = event.meta.position.0 as i64;
-        tx.execute(
-            &self.upsert,
-            &[&event.meta.stream.as_str(), &(n as i64), &position],
-        )
-        .await
-        .map_err(|e| self.failed(event, e))?;
+        if self.staged {
+            let negative = self.knobs.negative_at.load(Ordering::SeqCst) == event.meta.position.0;
+            let n = if negative { -1_000_000_000 } else { n as i64 };
+            tx.stage(
+                &self.upsert,
+                params![event.meta.stream.to_string(), n, position],
+            );
+            if self.read_every > 0 && event.meta.position.0.is_multiple_of(self.read_every) {
+                let row = tx
+                    .query_one(&self.read_back, &[&event.meta.stream.as_str()])
+                    .await
+                    .map_err(|e| self.failed(event, e))?;
+                let seen: i64 = row.get(0);
+                if seen != position {
+                    let error = format!("read back last_position {seen}, staged {position}");
+                    return Err(self.failed(event, std::io::Error::other(error)));
+                }
+            }
+        } else {
+            tx.execute(
+                &self.upsert,
+                &[&event.meta.stream.as_str(), &(n as i64), &position],
+            )
+            .await
+            .map_err(|e| self.failed(event, e))?;
+        }
         if let Some(record) = &self.record {
             // Through a prepared `Statement`, the other way `PgTx` takes SQL.
             let statement = tx
