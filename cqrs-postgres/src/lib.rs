@@ -219,8 +219,8 @@
 //! staged statement that fails fails the event whose handler staged it, as if that handler
 //! had returned the error: the runner retries, parks or stops at that event, and its
 //! [`ProjectionError`](cqrs_core::ProjectionError) names it. Measured with one upsert per
-//! event in batches of 512 (release build, local server, two-core machine, 100,000 events):
-//! about 21,000 events per second awaited, about 50,000 staged.
+//! event in batches of 512 (release build, local server, busy two-core machine, 100,000
+//! events): 9,000 to 21,000 events per second awaited, about 50,000 staged.
 //!
 //! ## Leases
 //!
