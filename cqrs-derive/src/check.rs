@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+use syn::{Attribute, Ident, Type};
+
 use crate::ctxt::Ctxt;
 use crate::model::State;
 use crate::model::aggregate::AggregateDef;
@@ -88,64 +90,37 @@ pub fn distinct_commands(cx: &mut Ctxt, def: &mut AggregateDef) {
 
 /// One handler per event type in a projection: the generated `handle` calls the first match.
 pub fn distinct_projection_events(cx: &mut Ctxt, def: &mut ProjectionDef) {
-    let mut by_type: HashMap<String, String> = HashMap::new();
-    for handler in def
+    let handlers = def
         .handlers
         .iter_mut()
-        .filter(|h| h.state != State::Dropped)
-    {
-        let key = type_key(&handler.event);
-        if let Some(method) = by_type.get(&key) {
-            cx.error_spanned_by(
-                &handler.param,
-                format!(
-                    "`{}` is already handled by `{method}`: a projection has one handler per event type; merge the two",
-                    display(&handler.event)
-                ),
-            );
-            handler.state = State::Dropped;
-        } else {
-            by_type.insert(key, plain(&handler.method));
-        }
-    }
+        .map(|h| (&h.event, &h.param, &h.method, &mut h.state));
+    one_handler_per_event(cx, handlers, "a projection");
 }
 
 /// One `#[query]` method per query type: a query is routed to exactly one answer.
 pub fn distinct_queries(cx: &mut Ctxt, def: &mut ProjectionDef) {
-    let mut by_type: HashMap<String, String> = HashMap::new();
-    for query in def.queries.iter_mut().filter(|q| q.state != State::Dropped) {
-        let key = type_key(&query.query);
-        if let Some(method) = by_type.get(&key) {
-            cx.error_spanned_by(
-                &query.param,
-                format!(
-                    "`{}` is already answered by `{method}`: a query has one `#[query]` method; remove this one",
-                    display(&query.query)
-                ),
-            );
-            query.state = State::Dropped;
-        } else {
-            by_type.insert(key, plain(&query.method));
-        }
-    }
+    let queries = def
+        .queries
+        .iter_mut()
+        .map(|q| (&q.query, &q.param, &q.method, &mut q.state));
+    one_method_per_type(cx, queries, |query, method| {
+        format!(
+            "`{query}` is already answered by `{method}`: a query has one `#[query]` method; remove this one"
+        )
+    });
 }
 
 /// One `#[reset]` method per projection: the runner calls one hook before a rebuild.
 pub fn single_reset(cx: &mut Ctxt, def: &mut ProjectionDef) {
-    let mut resets = def.resets.iter_mut();
-    let Some(first) = resets.next() else {
-        return;
-    };
-    let first = plain(&first.method);
-    for reset in resets {
-        cx.error_spanned_by(
-            &reset.attr,
-            format!(
-                "`{first}` already resets this projection: a projection has one `#[reset]` method; merge the two"
-            ),
-        );
-        reset.state = State::Dropped;
-    }
+    let resets = def
+        .resets
+        .iter_mut()
+        .map(|r| (&r.method, &r.attr, &mut r.state));
+    only_first(cx, resets, |first| {
+        format!(
+            "`{first}` already resets this projection: a projection has one `#[reset]` method; merge the two"
+        )
+    });
 }
 
 /// One unit of work per durable projection: it implements `DurableProjection<U>` for one `U`,
@@ -193,42 +168,76 @@ pub fn same_unit(cx: &mut Ctxt, def: &mut ProjectionDef) {
 /// One handler per event type in a process manager: an event must issue one, predictable set of
 /// commands.
 pub fn distinct_process_events(cx: &mut Ctxt, def: &mut ProcessDef) {
-    let mut by_type: HashMap<String, String> = HashMap::new();
-    for handler in def
+    let handlers = def
         .handlers
         .iter_mut()
-        .filter(|h| h.state != State::Dropped)
-    {
-        let key = type_key(&handler.event);
-        if let Some(method) = by_type.get(&key) {
-            cx.error_spanned_by(
-                &handler.param,
-                format!(
-                    "`{}` is already handled by `{method}`: a process manager has one handler per event type; merge the two",
-                    display(&handler.event)
-                ),
-            );
-            handler.state = State::Dropped;
-        } else {
-            by_type.insert(key, plain(&handler.method));
-        }
-    }
+        .map(|h| (&h.event, &h.param, &h.method, &mut h.state));
+    one_handler_per_event(cx, handlers, "a process manager");
 }
 
 /// One `#[on_rejected]` method per process manager: a rejection runs one compensation.
 pub fn single_on_rejected(cx: &mut Ctxt, def: &mut ProcessDef) {
-    let mut compensations = def.compensations.iter_mut();
-    let Some(first) = compensations.next() else {
+    let compensations = def
+        .compensations
+        .iter_mut()
+        .map(|c| (&c.method, &c.attr, &mut c.state));
+    only_first(cx, compensations, |first| {
+        format!(
+            "`{first}` already compensates rejections: a process manager has one `#[on_rejected]` method; merge the two"
+        )
+    });
+}
+
+/// A method as [`one_method_per_type`] sees it: the type it handles or answers (`Opened`), that
+/// parameter as written (`&Opened`, where the error goes), its name and its state.
+type Typed<'a> = (&'a Type, &'a Type, &'a Ident, &'a mut State);
+
+/// One handler per event type in `owner` ("a projection", "a process manager").
+fn one_handler_per_event<'a>(
+    cx: &mut Ctxt,
+    handlers: impl Iterator<Item = Typed<'a>>,
+    owner: &str,
+) {
+    one_method_per_type(cx, handlers, |event, method| {
+        format!(
+            "`{event}` is already handled by `{method}`: {owner} has one handler per event type; merge the two"
+        )
+    });
+}
+
+/// Drops each method whose type an earlier method already has, with the error
+/// `repeated(type, earlier method)` on its parameter: generated code routes a type to one
+/// method.
+fn one_method_per_type<'a>(
+    cx: &mut Ctxt,
+    methods: impl Iterator<Item = Typed<'a>>,
+    repeated: impl Fn(&str, &str) -> String,
+) {
+    let mut by_type: HashMap<String, String> = HashMap::new();
+    for (ty, param, method, state) in methods.filter(|(.., state)| **state != State::Dropped) {
+        let key = type_key(ty);
+        if let Some(earlier) = by_type.get(&key) {
+            cx.error_spanned_by(param, repeated(&display(ty), earlier));
+            *state = State::Dropped;
+        } else {
+            by_type.insert(key, plain(method));
+        }
+    }
+}
+
+/// Keeps the first of `methods` (name, helper attribute, state), which may appear once per impl
+/// block, and drops the others with the error `repeated(first's name)` on their attribute.
+fn only_first<'a>(
+    cx: &mut Ctxt,
+    mut methods: impl Iterator<Item = (&'a Ident, &'a Attribute, &'a mut State)>,
+    repeated: impl Fn(&str) -> String,
+) {
+    let Some((first, ..)) = methods.next() else {
         return;
     };
-    let first = plain(&first.method);
-    for compensation in compensations {
-        cx.error_spanned_by(
-            &compensation.attr,
-            format!(
-                "`{first}` already compensates rejections: a process manager has one `#[on_rejected]` method; merge the two"
-            ),
-        );
-        compensation.state = State::Dropped;
+    let message = repeated(&plain(first));
+    for (_, attr, state) in methods {
+        cx.error_spanned_by(attr, &message);
+        *state = State::Dropped;
     }
 }

@@ -1,13 +1,13 @@
 //! `#[aggregate]`: the event enum, the command enum, `impl Aggregate`, one `impl Handles<C>`
 //! per handler, compile-time checks and the registration.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::ItemImpl;
 use syn::spanned::Spanned;
 
 use super::{
-    allow_dead_code, allow_required_signatures, enum_attrs, impl_attrs, private, respan, type_name,
+    ImplBlockMacro, enum_attrs, expand_impl_block, impl_attrs, private, respan, type_name,
 };
 use crate::attr::AggregateArgs;
 use crate::check;
@@ -17,49 +17,36 @@ use crate::model::aggregate::{self, AggregateDef, Apply, Handler, Kind};
 use crate::model::sig::{Returns, display};
 use crate::naming::plain;
 
-/// Expands `#[aggregate(args)] item`. Errors come out as `compile_error!`s beside the impl
-/// block (always re-emitted without the helper attributes) and whatever could be generated.
+/// Expands `#[aggregate(args)] item`.
 pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
-    let mut cx = Ctxt::new();
-    let mut item: ItemImpl = match syn::parse2(input.clone()) {
-        Ok(item) => item,
-        Err(_) => {
-            cx.error_at(
-                Span::call_site(),
-                "`#[aggregate]` goes on the impl block that holds an aggregate's `#[handle]` and `#[apply]` methods: `#[aggregate(id = AccountId)] impl Account { … }`",
-            );
-            let errors = cx.into_compile_errors();
-            return quote!(#errors #input);
-        }
-    };
-    let args = AggregateArgs::parse(&mut cx, args);
-    let generated = aggregate::parse(&mut cx, args, &mut item).map(|mut def| {
-        check::distinct_events(&mut cx, &mut def);
-        check::distinct_commands(&mut cx, &mut def);
-        let wired: Vec<usize> = def
-            .applies
-            .iter()
-            .filter(|a| a.state == State::Wired)
-            .map(|a| a.index)
-            .chain(
-                def.handlers
-                    .iter()
-                    .filter(|h| h.state == State::Wired)
-                    .map(|h| h.index),
-            )
-            .collect();
-        allow_dead_code(
-            &mut item,
-            def.marked.iter().copied().filter(|i| !wired.contains(i)),
-        );
-        allow_required_signatures(&mut item, &def.marked);
-        generate(&def)
-    });
-    let errors = cx.into_compile_errors();
-    quote! {
-        #errors
-        #item
-        #generated
+    expand_impl_block::<AggregateDef>(args, input)
+}
+
+impl ImplBlockMacro for AggregateDef {
+    const NOT_ON_IMPL: &'static str = "`#[aggregate]` goes on the impl block that holds an aggregate's `#[handle]` and `#[apply]` methods: `#[aggregate(id = AccountId)] impl Account { … }`";
+
+    fn parse(cx: &mut Ctxt, args: TokenStream, item: &mut ItemImpl) -> Option<Self> {
+        let args = AggregateArgs::parse(cx, args);
+        aggregate::parse(cx, args, item)
+    }
+
+    fn check(&mut self, cx: &mut Ctxt) {
+        check::distinct_events(cx, self);
+        check::distinct_commands(cx, self);
+    }
+
+    fn marked(&self) -> &[usize] {
+        &self.marked
+    }
+
+    fn methods(&self) -> Vec<(usize, State)> {
+        let applies = self.applies.iter().map(|a| (a.index, a.state));
+        let handlers = self.handlers.iter().map(|h| (h.index, h.state));
+        applies.chain(handlers).collect()
+    }
+
+    fn generate(&self) -> TokenStream {
+        generate(self)
     }
 }
 

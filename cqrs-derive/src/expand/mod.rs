@@ -11,6 +11,63 @@ use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use quote::quote;
 use syn::{ImplItem, ItemImpl, Path};
 
+use crate::ctxt::Ctxt;
+use crate::model::State;
+
+/// The stages of an attribute macro on an impl block (`#[aggregate]`, `#[projection]`,
+/// `#[process_manager]`), implemented by its model and run by [`expand_impl_block`].
+pub trait ImplBlockMacro: Sized {
+    /// The error when the attribute is not on an impl block: which block it goes on.
+    const NOT_ON_IMPL: &'static str;
+    /// Reads the arguments, then the block, stripping the helper attributes from it. `None`
+    /// when the block cannot be this kind of item at all.
+    fn parse(cx: &mut Ctxt, args: TokenStream, item: &mut ItemImpl) -> Option<Self>;
+    /// The rules across methods (`check.rs`).
+    fn check(&mut self, cx: &mut Ctxt);
+    /// Indices of the methods the macro handles.
+    fn marked(&self) -> &[usize];
+    /// Index and state of every method the model read.
+    fn methods(&self) -> Vec<(usize, State)>;
+    /// The generated items.
+    fn generate(&self) -> TokenStream;
+}
+
+/// Expands `#[macro(args)] item`. Errors come out as `compile_error!`s beside the impl block
+/// (always re-emitted without the helper attributes, so one mistake gives one error) and
+/// whatever could be generated.
+pub fn expand_impl_block<M: ImplBlockMacro>(args: TokenStream, input: TokenStream) -> TokenStream {
+    let mut cx = Ctxt::new();
+    let mut item: ItemImpl = match syn::parse2(input.clone()) {
+        Ok(item) => item,
+        Err(_) => {
+            cx.error_at(Span::call_site(), M::NOT_ON_IMPL);
+            let errors = cx.into_compile_errors();
+            return quote!(#errors #input);
+        }
+    };
+    let generated = M::parse(&mut cx, args, &mut item).map(|mut def| {
+        def.check(&mut cx);
+        let wired: Vec<usize> = def
+            .methods()
+            .into_iter()
+            .filter(|(_, state)| *state == State::Wired)
+            .map(|(index, _)| index)
+            .collect();
+        allow_dead_code(
+            &mut item,
+            def.marked().iter().copied().filter(|i| !wired.contains(i)),
+        );
+        allow_required_signatures(&mut item, def.marked());
+        def.generate()
+    });
+    let errors = cx.into_compile_errors();
+    quote! {
+        #errors
+        #item
+        #generated
+    }
+}
+
 /// `path::__private`.
 pub fn private(krate: &Path) -> TokenStream {
     quote!(#krate::__private)

@@ -1,64 +1,50 @@
 //! `#[process_manager]`: `impl ProcessManager` (handlers chosen by the stored event name, the
 //! `#[on_rejected]` compensation) and the registration.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
 use quote::quote;
 use syn::ItemImpl;
 use syn::spanned::Spanned;
 
-use super::{allow_dead_code, allow_required_signatures, impl_attrs, private, respan, type_name};
+use super::{ImplBlockMacro, expand_impl_block, impl_attrs, private, respan, type_name};
 use crate::attr::ProcessManagerArgs;
 use crate::check;
 use crate::ctxt::Ctxt;
 use crate::model::State;
 use crate::model::process::{self, Compensation, EventHandler, ProcessDef};
 
-/// Expands `#[process_manager(args)] item`. Errors come out as `compile_error!`s beside the
-/// impl block (always re-emitted without the helper attributes) and whatever could be
-/// generated.
+/// Expands `#[process_manager(args)] item`.
 pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
-    let mut cx = Ctxt::new();
-    let mut item: ItemImpl = match syn::parse2(input.clone()) {
-        Ok(item) => item,
-        Err(_) => {
-            cx.error_at(
-                Span::call_site(),
-                "`#[process_manager]` goes on the impl block that holds a process manager's event handlers: `#[process_manager] impl Transfer { … }`",
-            );
-            let errors = cx.into_compile_errors();
-            return quote!(#errors #input);
-        }
-    };
-    let args = ProcessManagerArgs::parse(&mut cx, args);
-    let generated = process::parse(&mut cx, args, &mut item).map(|mut def| {
-        check::distinct_process_events(&mut cx, &mut def);
-        check::single_on_rejected(&mut cx, &mut def);
-        let wired: Vec<usize> = def
-            .handlers
-            .iter()
-            .filter(|h| h.state == State::Wired)
-            .map(|h| h.index)
-            .chain(
-                def.compensations
-                    .iter()
-                    .filter(|c| c.state == State::Wired)
-                    .map(|c| c.index),
-            )
-            .collect();
-        allow_dead_code(
-            &mut item,
-            def.marked.iter().copied().filter(|i| !wired.contains(i)),
-        );
-        allow_required_signatures(&mut item, &def.marked);
-        let mut out = process_impl(&def);
-        out.extend(registration(&def));
+    expand_impl_block::<ProcessDef>(args, input)
+}
+
+impl ImplBlockMacro for ProcessDef {
+    const NOT_ON_IMPL: &'static str = "`#[process_manager]` goes on the impl block that holds a process manager's event handlers: `#[process_manager] impl Transfer { … }`";
+
+    fn parse(cx: &mut Ctxt, args: TokenStream, item: &mut ItemImpl) -> Option<Self> {
+        let args = ProcessManagerArgs::parse(cx, args);
+        process::parse(cx, args, item)
+    }
+
+    fn check(&mut self, cx: &mut Ctxt) {
+        check::distinct_process_events(cx, self);
+        check::single_on_rejected(cx, self);
+    }
+
+    fn marked(&self) -> &[usize] {
+        &self.marked
+    }
+
+    fn methods(&self) -> Vec<(usize, State)> {
+        let handlers = self.handlers.iter().map(|h| (h.index, h.state));
+        let compensations = self.compensations.iter().map(|c| (c.index, c.state));
+        handlers.chain(compensations).collect()
+    }
+
+    fn generate(&self) -> TokenStream {
+        let mut out = process_impl(self);
+        out.extend(registration(self));
         out
-    });
-    let errors = cx.into_compile_errors();
-    quote! {
-        #errors
-        #item
-        #generated
     }
 }
 

@@ -6,64 +6,46 @@ use quote::quote;
 use syn::ItemImpl;
 use syn::spanned::Spanned;
 
-use super::{allow_dead_code, allow_required_signatures, impl_attrs, private, respan, type_name};
+use super::{ImplBlockMacro, expand_impl_block, impl_attrs, private, respan, type_name};
 use crate::attr::ProjectionArgs;
 use crate::check;
 use crate::ctxt::Ctxt;
 use crate::model::State;
 use crate::model::projection::{self, EventHandler, ProjectionDef, QueryMethod, ResetMethod};
 
-/// Expands `#[projection(args)] item`. Errors come out as `compile_error!`s beside the impl
-/// block (always re-emitted without the helper attributes) and whatever could be generated.
+/// Expands `#[projection(args)] item`.
 pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
-    let mut cx = Ctxt::new();
-    let mut item: ItemImpl = match syn::parse2(input.clone()) {
-        Ok(item) => item,
-        Err(_) => {
-            cx.error_at(
-                Span::call_site(),
-                "`#[projection]` goes on the impl block that holds a read model's event handlers: `#[projection] impl Balances { … }`",
-            );
-            let errors = cx.into_compile_errors();
-            return quote!(#errors #input);
-        }
-    };
-    let args = ProjectionArgs::parse(&mut cx, args);
-    let generated = projection::parse(&mut cx, args, &mut item).map(|mut def| {
-        check::distinct_projection_events(&mut cx, &mut def);
-        check::distinct_queries(&mut cx, &mut def);
-        check::single_reset(&mut cx, &mut def);
-        check::same_unit(&mut cx, &mut def);
-        let wired: Vec<usize> = def
-            .handlers
-            .iter()
-            .filter(|h| h.state == State::Wired)
-            .map(|h| h.index)
-            .chain(
-                def.queries
-                    .iter()
-                    .filter(|q| q.state == State::Wired)
-                    .map(|q| q.index),
-            )
-            .chain(
-                def.resets
-                    .iter()
-                    .filter(|r| r.state == State::Wired)
-                    .map(|r| r.index),
-            )
-            .collect();
-        allow_dead_code(
-            &mut item,
-            def.marked.iter().copied().filter(|i| !wired.contains(i)),
-        );
-        allow_required_signatures(&mut item, &def.marked);
-        generate(&def)
-    });
-    let errors = cx.into_compile_errors();
-    quote! {
-        #errors
-        #item
-        #generated
+    expand_impl_block::<ProjectionDef>(args, input)
+}
+
+impl ImplBlockMacro for ProjectionDef {
+    const NOT_ON_IMPL: &'static str = "`#[projection]` goes on the impl block that holds a read model's event handlers: `#[projection] impl Balances { … }`";
+
+    fn parse(cx: &mut Ctxt, args: TokenStream, item: &mut ItemImpl) -> Option<Self> {
+        let args = ProjectionArgs::parse(cx, args);
+        projection::parse(cx, args, item)
+    }
+
+    fn check(&mut self, cx: &mut Ctxt) {
+        check::distinct_projection_events(cx, self);
+        check::distinct_queries(cx, self);
+        check::single_reset(cx, self);
+        check::same_unit(cx, self);
+    }
+
+    fn marked(&self) -> &[usize] {
+        &self.marked
+    }
+
+    fn methods(&self) -> Vec<(usize, State)> {
+        let handlers = self.handlers.iter().map(|h| (h.index, h.state));
+        let queries = self.queries.iter().map(|q| (q.index, q.state));
+        let resets = self.resets.iter().map(|r| (r.index, r.state));
+        handlers.chain(queries).chain(resets).collect()
+    }
+
+    fn generate(&self) -> TokenStream {
+        generate(self)
     }
 }
 

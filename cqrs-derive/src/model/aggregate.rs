@@ -178,25 +178,13 @@ fn parse_apply(cx: &mut Ctxt, method: &ImplItemFn, index: usize) -> Option<Apply
     let sig = &method.sig;
     let name = &sig.ident;
     let mut ok = sig::check_plain_fn(cx, sig, "an `#[apply]` method", false);
-    match sig::self_kind(sig) {
-        SelfKind::RefMut => {}
-        SelfKind::None => {
-            cx.error_spanned_by(
-                name,
-                format!(
-                    "an `#[apply]` method changes the state: add `&mut self` (`fn {name}(&mut self, event: &SomeEvent)`)"
-                ),
-            );
-            ok = false;
-        }
-        SelfKind::Ref | SelfKind::Value | SelfKind::Typed => {
-            cx.error_spanned_by(
-                sig.receiver(),
-                "an `#[apply]` method changes the state: take `&mut self`",
-            );
-            ok = false;
-        }
-    }
+    ok &= sig::expect_mut_self(
+        cx,
+        sig,
+        "an `#[apply]` method changes the state",
+        &format!(" (`fn {name}(&mut self, event: &SomeEvent)`)"),
+        "",
+    );
     let params = sig::params(sig);
     let Some(first) = params.first() else {
         cx.error_spanned_by(

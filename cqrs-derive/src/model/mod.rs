@@ -7,7 +7,7 @@ pub mod process;
 pub mod projection;
 pub mod sig;
 
-use syn::{Attribute, Ident, ImplItem, ItemImpl, Type};
+use syn::{Attribute, Ident, ImplItem, ItemImpl, PatType, Signature, Type};
 
 use crate::attr;
 use crate::ctxt::Ctxt;
@@ -140,4 +140,96 @@ pub fn reject_markers_on_other_items(cx: &mut Ctxt, item: &mut ItemImpl, names: 
             );
         }
     }
+}
+
+/// The accepted forms of the event handlers of a projection and of a process manager.
+pub const EVENT_HANDLER_FORMS: &str = "`fn name(&mut self, event: &SomeEvent)` or `fn name(&mut self, event: &SomeEvent, meta: &EventMeta)`";
+
+/// What a projection's and a process manager's event handlers share: a plain signature, the
+/// event by shared reference, then optionally `meta: &EventMeta`.
+pub struct EventHead<'s> {
+    /// `Opened`.
+    pub event: Type,
+    /// The event parameter's type as written (`&Opened`).
+    pub param: Type,
+    /// Whether it takes `&EventMeta` too.
+    pub with_meta: bool,
+    /// The parameters after the event and the metadata, which each macro reads its own way.
+    pub rest: Vec<&'s PatType>,
+    /// Whether the signature and the metadata are right (an error was recorded otherwise).
+    pub ok: bool,
+}
+
+/// Reads the event and metadata parameters of a `&mut self` method in a `#[macro_name]` impl
+/// block. `role` (such as "a projection's event handler") starts the messages, so both macros
+/// word the same mistake the same way. `None` when the event cannot be read.
+pub fn parse_event_head<'s>(
+    cx: &mut Ctxt,
+    sig: &'s Signature,
+    role: &str,
+    macro_name: &str,
+    allow_async: bool,
+) -> Option<EventHead<'s>> {
+    let mut ok = sig::check_plain_fn(cx, sig, role, allow_async);
+    let params = sig::params(sig);
+    let Some(first) = params.first() else {
+        cx.error_spanned_by(
+            &sig.ident,
+            format!(
+                "a `&mut self` method of a `#[{macro_name}]` impl handles an event: write {EVENT_HANDLER_FORMS} (keep other `&mut self` methods in a separate impl block)"
+            ),
+        );
+        return None;
+    };
+    let Some(event) = sig::shared_ref(&first.ty) else {
+        let shown = sig::mut_ref(&first.ty).unwrap_or(&first.ty);
+        cx.error_spanned_by(
+            &first.ty,
+            format!(
+                "{role} takes the event by shared reference: `{}: &{}` (the accepted forms are {EVENT_HANDLER_FORMS})",
+                sig::display(&first.pat),
+                sig::display(shown)
+            ),
+        );
+        return None;
+    };
+    if sig::last_ident(event).is_none() {
+        cx.error_spanned_by(
+            &first.ty,
+            format!("expected a reference to an event type: {EVENT_HANDLER_FORMS}"),
+        );
+        return None;
+    }
+    // event, then `meta: &EventMeta` (optional).
+    let mut next = 1;
+    let mut with_meta = false;
+    if let Some(second) = params.get(1).filter(|p| is_meta(&p.ty)) {
+        with_meta = true;
+        next = 2;
+        if sig::shared_ref(&second.ty).is_none() {
+            cx.error_spanned_by(
+                &second.ty,
+                format!(
+                    "take the metadata by shared reference: `{}: &EventMeta`",
+                    sig::display(&second.pat)
+                ),
+            );
+            ok = false;
+        }
+    }
+    Some(EventHead {
+        event: event.clone(),
+        param: (*first.ty).clone(),
+        with_meta,
+        rest: params[next..].to_vec(),
+        ok,
+    })
+}
+
+/// Whether `ty` is `EventMeta` (by its last segment), by reference or not.
+fn is_meta(ty: &Type) -> bool {
+    let inner = sig::shared_ref(ty)
+        .or_else(|| sig::mut_ref(ty))
+        .unwrap_or(ty);
+    sig::last_ident(inner).is_some_and(|i| i == "EventMeta")
 }

@@ -1,12 +1,12 @@
 //! The model of `#[process_manager(…)] impl Transfer { … }`: its event handlers (every
 //! `&mut self` method taking `&SomeEvent`) and its optional `#[on_rejected]` compensation.
 
-use syn::{Attribute, Ident, ImplItem, ImplItemFn, ItemImpl, LitStr, Path, ReturnType, Type};
+use syn::{Attribute, Ident, ImplItem, ImplItemFn, ItemImpl, LitStr, Path, Type};
 
-use super::projection::is_meta;
 use super::sig::{self, SelfKind};
 use super::{
-    Marker, State, inherent_self, reject_markers_on_other_items, single_role, take_markers,
+    EVENT_HANDLER_FORMS, Marker, State, inherent_self, parse_event_head,
+    reject_markers_on_other_items, single_role, take_markers,
 };
 use crate::attr::{self, ProcessManagerArgs};
 use crate::ctxt::Ctxt;
@@ -54,7 +54,6 @@ pub struct Compensation {
     pub state: State,
 }
 
-const HANDLER_FORMS: &str = "`fn name(&mut self, event: &SomeEvent)` or `fn name(&mut self, event: &SomeEvent, meta: &EventMeta)`";
 const COMPENSATION_FORM: &str = "`#[on_rejected] fn name(&mut self, rejection: &Rejection)`";
 
 /// Reads the impl block and strips the helper attributes from it. `None` when the block
@@ -118,76 +117,36 @@ fn misplaced(name: &str) -> String {
         _ => "an `#[aggregate]`",
     };
     format!(
-        "`#[{name}]` belongs in {home} impl block; a `#[process_manager]` has event handlers ({HANDLER_FORMS}, without an attribute) and at most one {COMPENSATION_FORM}"
+        "`#[{name}]` belongs in {home} impl block; a `#[process_manager]` has event handlers ({EVENT_HANDLER_FORMS}, without an attribute) and at most one {COMPENSATION_FORM}"
     )
 }
 
 fn parse_handler(cx: &mut Ctxt, method: &ImplItemFn, index: usize) -> Option<EventHandler> {
     let sig = &method.sig;
-    let name = &sig.ident;
-    let mut ok = sig::check_plain_fn(cx, sig, "a process manager's event handler", false);
-    let params = sig::params(sig);
-    let Some(first) = params.first() else {
-        cx.error_spanned_by(
-            name,
-            format!(
-                "a `&mut self` method of a `#[process_manager]` impl handles an event: write {HANDLER_FORMS} (keep other `&mut self` methods in a separate impl block)"
-            ),
-        );
-        return None;
-    };
-    let Some(event) = sig::shared_ref(&first.ty) else {
-        let shown = sig::mut_ref(&first.ty).unwrap_or(&first.ty);
-        cx.error_spanned_by(
-            &first.ty,
-            format!(
-                "a process manager's event handler takes the event by shared reference: `{}: &{}` (the accepted forms are {HANDLER_FORMS})",
-                sig::display(&first.pat),
-                sig::display(shown)
-            ),
-        );
-        return None;
-    };
-    if sig::last_ident(event).is_none() {
-        cx.error_spanned_by(
-            &first.ty,
-            format!("expected a reference to an event type: {HANDLER_FORMS}"),
-        );
-        return None;
-    }
-    // event, then `meta: &EventMeta` (optional).
-    let mut next = 1;
-    let mut with_meta = false;
-    if let Some(second) = params.get(1).filter(|p| is_meta(&p.ty)) {
-        with_meta = true;
-        next = 2;
-        if sig::shared_ref(&second.ty).is_none() {
-            cx.error_spanned_by(
-                &second.ty,
-                format!(
-                    "take the metadata by shared reference: `{}: &EventMeta`",
-                    sig::display(&second.pat)
-                ),
-            );
-            ok = false;
-        }
-    }
-    for extra in params.iter().skip(next) {
+    let head = parse_event_head(
+        cx,
+        sig,
+        "a process manager's event handler",
+        "process_manager",
+        false,
+    )?;
+    let mut ok = head.ok;
+    for extra in head.rest {
         cx.error_spanned_by(
             extra,
             format!(
-                "remove this parameter: a process manager's event handler is {HANDLER_FORMS} (it reads nothing else: what it needs later belongs in its state)"
+                "remove this parameter: a process manager's event handler is {EVENT_HANDLER_FORMS} (it reads nothing else: what it needs later belongs in its state)"
             ),
         );
         ok = false;
     }
     Some(EventHandler {
         index,
-        method: name.clone(),
-        event: event.clone(),
-        param: (*first.ty).clone(),
-        with_meta,
-        returns: returns(&sig.output),
+        method: sig.ident.clone(),
+        event: head.event,
+        param: head.param,
+        with_meta: head.with_meta,
+        returns: sig::written_return(&sig.output),
         state: if ok { State::Wired } else { State::Fallback },
     })
 }
@@ -201,27 +160,13 @@ fn parse_compensation(
     let sig = &method.sig;
     let name = &sig.ident;
     let mut ok = sig::check_plain_fn(cx, sig, "an `#[on_rejected]` method", false);
-    match sig::self_kind(sig) {
-        SelfKind::RefMut => {}
-        SelfKind::None => {
-            cx.error_spanned_by(
-                name,
-                format!(
-                    "an `#[on_rejected]` method updates the process manager's state: add `&mut self` ({COMPENSATION_FORM})"
-                ),
-            );
-            ok = false;
-        }
-        SelfKind::Ref | SelfKind::Value | SelfKind::Typed => {
-            cx.error_spanned_by(
-                sig.receiver(),
-                format!(
-                    "an `#[on_rejected]` method updates the process manager's state: take `&mut self` ({COMPENSATION_FORM})"
-                ),
-            );
-            ok = false;
-        }
-    }
+    ok &= sig::expect_mut_self(
+        cx,
+        sig,
+        "an `#[on_rejected]` method updates the process manager's state",
+        &format!(" ({COMPENSATION_FORM})"),
+        &format!(" ({COMPENSATION_FORM})"),
+    );
     let params = sig::params(sig);
     let param = match params.first() {
         Some(first) if sig::shared_ref(&first.ty).is_some() => Some((*first.ty).clone()),
@@ -256,14 +201,7 @@ fn parse_compensation(
         method: name.clone(),
         attr,
         param,
-        returns: returns(&sig.output),
+        returns: sig::written_return(&sig.output),
         state: if ok { State::Wired } else { State::Fallback },
-    }
-}
-
-fn returns(output: &ReturnType) -> Option<Type> {
-    match output {
-        ReturnType::Default => None,
-        ReturnType::Type(_, ty) => Some((**ty).clone()),
     }
 }

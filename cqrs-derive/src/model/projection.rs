@@ -11,7 +11,8 @@ use syn::{
 
 use super::sig::{self, SelfKind};
 use super::{
-    Marker, State, inherent_self, reject_markers_on_other_items, single_role, take_markers,
+    EVENT_HANDLER_FORMS, Marker, State, inherent_self, parse_event_head,
+    reject_markers_on_other_items, single_role, take_markers,
 };
 use crate::attr::{self, ProjectionArgs};
 use crate::ctxt::Ctxt;
@@ -117,7 +118,6 @@ impl ProjectionDef {
     }
 }
 
-const HANDLER_FORMS: &str = "`fn name(&mut self, event: &SomeEvent)` or `fn name(&mut self, event: &SomeEvent, meta: &EventMeta)`";
 const DURABLE_FORM: &str = "`async fn name(&mut self, event: &SomeEvent, meta: &EventMeta, db: &Unit)`, where `async`, `meta` and `db` are optional";
 const QUERY_FORM: &str = "`#[query] fn name(&self, query: &SomeQuery) -> Response`";
 const RESET_FORM: &str =
@@ -180,7 +180,7 @@ pub fn parse(cx: &mut Ctxt, args: ProjectionArgs, item: &mut ItemImpl) -> Option
             _ => cx.error_spanned_by(
                 &role.attr,
                 format!(
-                    "`#[{}]` belongs in an `#[aggregate]` impl block; in a `#[projection]` impl, every {HANDLER_FORMS} handles its event without an attribute",
+                    "`#[{}]` belongs in an `#[aggregate]` impl block; in a `#[projection]` impl, every {EVENT_HANDLER_FORMS} handles its event without an attribute",
                     role.name
                 ),
             ),
@@ -204,66 +204,12 @@ pub fn parse(cx: &mut Ctxt, args: ProjectionArgs, item: &mut ItemImpl) -> Option
     })
 }
 
-/// Whether `ty` is `EventMeta` (by its last segment), by reference or not.
-pub fn is_meta(ty: &Type) -> bool {
-    let inner = sig::shared_ref(ty)
-        .or_else(|| sig::mut_ref(ty))
-        .unwrap_or(ty);
-    sig::last_ident(inner).is_some_and(|i| i == "EventMeta")
-}
-
 fn parse_handler(cx: &mut Ctxt, method: &ImplItemFn, index: usize) -> Option<EventHandler> {
     let sig = &method.sig;
-    let name = &sig.ident;
-    let mut ok = sig::check_plain_fn(cx, sig, "a projection's event handler", true);
-    let params = sig::params(sig);
-    let Some(first) = params.first() else {
-        cx.error_spanned_by(
-            name,
-            format!(
-                "a `&mut self` method of a `#[projection]` impl handles an event: write {HANDLER_FORMS} (keep other `&mut self` methods in a separate impl block)"
-            ),
-        );
-        return None;
-    };
-    let Some(event) = sig::shared_ref(&first.ty) else {
-        let shown = sig::mut_ref(&first.ty).unwrap_or(&first.ty);
-        cx.error_spanned_by(
-            &first.ty,
-            format!(
-                "a projection's event handler takes the event by shared reference: `{}: &{}` (the accepted forms are {HANDLER_FORMS})",
-                sig::display(&first.pat),
-                sig::display(shown)
-            ),
-        );
-        return None;
-    };
-    if sig::last_ident(event).is_none() {
-        cx.error_spanned_by(
-            &first.ty,
-            format!("expected a reference to an event type: {HANDLER_FORMS}"),
-        );
-        return None;
-    }
-    // event, then `meta: &EventMeta` (optional), then `db: &Unit` (optional).
-    let mut next = 1;
-    let mut with_meta = false;
-    if let Some(second) = params.get(1).filter(|p| is_meta(&p.ty)) {
-        with_meta = true;
-        next = 2;
-        if sig::shared_ref(&second.ty).is_none() {
-            cx.error_spanned_by(
-                &second.ty,
-                format!(
-                    "take the metadata by shared reference: `{}: &EventMeta`",
-                    sig::display(&second.pat)
-                ),
-            );
-            ok = false;
-        }
-    }
-    let wants_unit = params.len() > next;
-    let unit = match params.get(next) {
+    let head = parse_event_head(cx, sig, "a projection's event handler", "projection", true)?;
+    let mut ok = head.ok;
+    // After the event and the metadata, `db: &Unit` (optional).
+    let unit = match head.rest.first() {
         Some(param) => {
             let unit = parse_unit(cx, param);
             ok &= unit.is_some();
@@ -271,28 +217,25 @@ fn parse_handler(cx: &mut Ctxt, method: &ImplItemFn, index: usize) -> Option<Eve
         }
         None => None,
     };
-    for extra in params.iter().skip(next + 1) {
+    for extra in head.rest.iter().skip(1) {
         cx.error_spanned_by(
             extra,
             format!(
-                "remove this parameter: the accepted forms are {HANDLER_FORMS}, and for a durable projection {DURABLE_FORM}"
+                "remove this parameter: the accepted forms are {EVENT_HANDLER_FORMS}, and for a durable projection {DURABLE_FORM}"
             ),
         );
         ok = false;
     }
     Some(EventHandler {
         index,
-        method: name.clone(),
-        event: event.clone(),
-        param: (*first.ty).clone(),
-        with_meta,
+        method: sig.ident.clone(),
+        event: head.event,
+        param: head.param,
+        with_meta: head.with_meta,
         is_async: sig.asyncness.is_some(),
-        wants_unit,
+        wants_unit: !head.rest.is_empty(),
         unit,
-        returns: match &sig.output {
-            ReturnType::Default => None,
-            ReturnType::Type(_, ty) => Some((**ty).clone()),
-        },
+        returns: sig::written_return(&sig.output),
         state: if ok { State::Wired } else { State::Fallback },
     })
 }
@@ -329,27 +272,13 @@ fn parse_reset(cx: &mut Ctxt, method: &ImplItemFn, index: usize, attr: Attribute
     let sig = &method.sig;
     let name = &sig.ident;
     let mut ok = sig::check_plain_fn(cx, sig, "a `#[reset]` method", true);
-    match sig::self_kind(sig) {
-        SelfKind::RefMut => {}
-        SelfKind::None => {
-            cx.error_spanned_by(
-                name,
-                format!(
-                    "a `#[reset]` method empties the read model: add `&mut self` ({RESET_FORM})"
-                ),
-            );
-            ok = false;
-        }
-        SelfKind::Ref | SelfKind::Value | SelfKind::Typed => {
-            cx.error_spanned_by(
-                sig.receiver(),
-                format!(
-                    "a `#[reset]` method empties the read model: take `&mut self` ({RESET_FORM})"
-                ),
-            );
-            ok = false;
-        }
-    }
+    ok &= sig::expect_mut_self(
+        cx,
+        sig,
+        "a `#[reset]` method empties the read model",
+        &format!(" ({RESET_FORM})"),
+        &format!(" ({RESET_FORM})"),
+    );
     let params = sig::params(sig);
     let unit = match params.first() {
         Some(param) => {
@@ -372,10 +301,7 @@ fn parse_reset(cx: &mut Ctxt, method: &ImplItemFn, index: usize, attr: Attribute
         attr,
         is_async: sig.asyncness.is_some(),
         unit,
-        returns: match &sig.output {
-            ReturnType::Default => None,
-            ReturnType::Type(_, ty) => Some((**ty).clone()),
-        },
+        returns: sig::written_return(&sig.output),
         state: if ok { State::Wired } else { State::Fallback },
     }
 }

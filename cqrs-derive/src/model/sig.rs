@@ -187,6 +187,40 @@ pub fn check_plain_fn(cx: &mut Ctxt, sig: &Signature, what: &str, allow_async: b
     ok
 }
 
+/// Records an error unless `sig` takes `&mut self`, as the methods that change state must:
+/// `{why}: add `&mut self`{add_hint}` at the name when it has no receiver, `{why}: take `&mut
+/// self`{take_hint}` at any other receiver. Returns whether it takes `&mut self`.
+pub fn expect_mut_self(
+    cx: &mut Ctxt,
+    sig: &Signature,
+    why: &str,
+    add_hint: &str,
+    take_hint: &str,
+) -> bool {
+    match self_kind(sig) {
+        SelfKind::RefMut => true,
+        SelfKind::None => {
+            cx.error_spanned_by(&sig.ident, format!("{why}: add `&mut self`{add_hint}"));
+            false
+        }
+        SelfKind::Ref | SelfKind::Value | SelfKind::Typed => {
+            cx.error_spanned_by(
+                sig.receiver(),
+                format!("{why}: take `&mut self`{take_hint}"),
+            );
+            false
+        }
+    }
+}
+
+/// The return type as written, `None` for none.
+pub fn written_return(output: &ReturnType) -> Option<Type> {
+    match output {
+        ReturnType::Default => None,
+        ReturnType::Type(_, ty) => Some((**ty).clone()),
+    }
+}
+
 /// The tokens of a type as text, to compare two types syntactically.
 pub fn type_key(ty: &Type) -> String {
     quote::ToTokens::to_token_stream(ungroup(ty)).to_string()
