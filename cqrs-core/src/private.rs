@@ -188,6 +188,103 @@ impl<T> DecodeUnsupported<T> for JsonProbe<T> {
     }
 }
 
+/// The check that a state with `#[aggregate(snapshot_every = …)]` can be snapshotted: the
+/// generated code calls [`snapshot_state`] once, spanned on the `snapshot_every` value.
+///
+/// `M` tells two impls apart so that a state that is neither `Serialize` nor `Deserialize` is
+/// reported once, with this message: with a single impl the compiler would report each unmet
+/// serde bound on its own (one error for `Serialize`, one for `Deserialize`); with two that may
+/// apply, it tries both and, when neither does, reports `SnapshotState` itself. The second,
+/// [`NoSnapshot`], applies to no type. Generated code never names `M`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` takes snapshots, so it needs serde's `Serialize` and `Deserialize`",
+    label = "`snapshot_every` needs `{Self}: Serialize + Deserialize`",
+    note = "add `#[derive(serde::Serialize, serde::Deserialize)]` to `{Self}`, or remove `snapshot_every` from its `#[aggregate]` to take no snapshots"
+)]
+pub trait SnapshotState<M> {}
+
+/// Marks the impl of [`SnapshotState`] for a state that serde can (de)serialize.
+pub enum SerdeState {}
+
+/// Marks the impl of [`SnapshotState`] that applies to no type (see there why it exists).
+pub enum NoSnapshot {}
+
+mod sealed {
+    /// Implemented by no type.
+    pub trait Never {}
+}
+
+impl<T: Serialize + DeserializeOwned> SnapshotState<SerdeState> for T {}
+
+impl<T: sealed::Never> SnapshotState<NoSnapshot> for T {}
+
+/// Fails to compile, once, with [`SnapshotState`]'s message when `T` cannot be snapshotted.
+pub const fn snapshot_state<T: SnapshotState<M>, M>() {}
+
+/// Autoref probe: `(&&SnapshotProbe::<A>::new()).encode_state(…)` (de)serializes when
+/// `A: Serialize + DeserializeOwned`, and reports an error otherwise. The generated
+/// `Aggregate::encode_snapshot` and `decode_snapshot` call it so that their bodies add no bound
+/// of their own: [`snapshot_state`] alone reports a state that is not serde's.
+pub struct SnapshotProbe<T>(PhantomData<T>);
+
+impl<T> SnapshotProbe<T> {
+    /// A probe for `T`.
+    pub const fn new() -> Self {
+        SnapshotProbe(PhantomData)
+    }
+}
+
+impl<T> Default for SnapshotProbe<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The branch taken when the state implements `Serialize + DeserializeOwned`.
+pub trait SnapshotViaSerde<T> {
+    /// [`snapshot::to_json`](crate::snapshot::to_json).
+    fn encode_state(&self, state: &T) -> Result<String, String>;
+    /// [`snapshot::from_json`](crate::snapshot::from_json).
+    fn decode_state(&self, payload: &str) -> Result<T, String>;
+}
+
+impl<T: Serialize + DeserializeOwned> SnapshotViaSerde<T> for &SnapshotProbe<T> {
+    #[inline]
+    fn encode_state(&self, state: &T) -> Result<String, String> {
+        crate::snapshot::to_json(state)
+    }
+
+    #[inline]
+    fn decode_state(&self, payload: &str) -> Result<T, String> {
+        crate::snapshot::from_json(payload)
+    }
+}
+
+/// The branch taken when it does not: never run, since [`snapshot_state`] fails to compile then.
+pub trait SnapshotUnsupported<T> {
+    /// An error.
+    fn encode_state(&self, state: &T) -> Result<String, String>;
+    /// An error.
+    fn decode_state(&self, payload: &str) -> Result<T, String>;
+}
+
+impl<T> SnapshotUnsupported<T> for SnapshotProbe<T> {
+    fn encode_state(&self, _: &T) -> Result<String, String> {
+        Err(unsupported::<T>())
+    }
+
+    fn decode_state(&self, _: &str) -> Result<T, String> {
+        Err(unsupported::<T>())
+    }
+}
+
+fn unsupported<T>() -> String {
+    format!(
+        "`{}` does not implement `Serialize + Deserialize`",
+        std::any::type_name::<T>()
+    )
+}
+
 /// What a projection's event handler may return.
 #[diagnostic::on_unimplemented(
     message = "a projection handler returns `()` or `Result<(), E>`, not `{Self}`",

@@ -228,21 +228,28 @@ fn aggregate_impl(def: &AggregateDef, applies: &[&Apply]) -> TokenStream {
         ..
     } = def;
     let krate = &def.krate;
-    // One bound, one span: a state that is not `Serialize + Deserialize` gets one error, on the
-    // `snapshot_every` value.
+    // One check, one span: a state that is not `Serialize + Deserialize` gets one error, on the
+    // `snapshot_every` value. The methods go through an autoref probe, so they add no bound.
     let snapshots = def.snapshots.as_ref().map(|s| {
         let (every, version) = (s.every, s.version);
-        let state = quote::quote_spanned!(s.span=> <Self as #krate::snapshot::SnapshotState>);
+        let check = respan(
+            quote!(const _: () = #p::snapshot_state::<#self_ty, _>();),
+            s.span,
+        );
         quote! {
-            const SNAPSHOTS: ::core::option::Option<#krate::SnapshotPolicy> =
-                ::core::option::Option::Some(#krate::SnapshotPolicy::new(#every, #version));
+            const SNAPSHOTS: ::core::option::Option<#krate::SnapshotPolicy> = {
+                #check
+                ::core::option::Option::Some(#krate::SnapshotPolicy::new(#every, #version))
+            };
 
             fn encode_snapshot(&self) -> ::core::result::Result<::std::string::String, ::std::string::String> {
-                #state::snapshot_to_json(self)
+                use #p::{SnapshotUnsupported as _, SnapshotViaSerde as _};
+                (&&#p::SnapshotProbe::<Self>::new()).encode_state(self)
             }
 
             fn decode_snapshot(__payload: &str) -> ::core::result::Result<Self, ::std::string::String> {
-                #state::snapshot_from_json(__payload)
+                use #p::{SnapshotUnsupported as _, SnapshotViaSerde as _};
+                (&&#p::SnapshotProbe::<Self>::new()).decode_state(__payload)
             }
         }
     });
