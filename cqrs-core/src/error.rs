@@ -81,7 +81,119 @@ impl fmt::Display for DecodeError {
 
 impl StdError for DecodeError {}
 
+/// What a caller may do after a failed operation: the one question a client must be able to
+/// answer from an error alone.
+///
+/// ```
+/// use cqrs_core::{Retry, StoreError, BackendError};
+///
+/// let lost = StoreError::OutcomeUnknown(BackendError::new("connection reset"));
+/// match lost.retry() {
+///     Retry::Never => { /* report it: the input or the stored data must change first */ }
+///     Retry::Safe => { /* nothing was written: try again after a pause */ }
+///     Retry::SameIds => { /* it may have been written: retry only with the same command id */ }
+///     _ => {}
+/// }
+/// assert_eq!(lost.retry(), Retry::SameIds);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Retry {
+    /// Retrying the same operation cannot succeed: the input, the stored data or the code must
+    /// change first.
+    Never,
+    /// Nothing was written: the same operation may be retried as is (after a pause).
+    Safe,
+    /// The operation may or may not have been applied: retry it only with the same event ids
+    /// (the same command id), so that a write that did land is recognised as a retry instead
+    /// of being applied twice.
+    SameIds,
+}
+
+/// A failure of a store's back end (database server, file, network), with what the back end
+/// said: its message and, where it has one, its error code (PostgreSQL's SQLSTATE, SQLite's
+/// extended result code name).
+///
+/// `Display` shows the message and the code; the driver's own error stays reachable through
+/// [`BackendError::get_ref`] for downcasting, but is not a `source()`, so error chains do not
+/// print the same message twice.
+#[derive(Debug)]
+pub struct BackendError {
+    message: String,
+    code: Option<String>,
+    inner: Option<BoxError>,
+}
+
+impl BackendError {
+    /// A failure described by `message`.
+    pub fn new(message: impl Into<String>) -> Self {
+        BackendError {
+            message: message.into(),
+            code: None,
+            inner: None,
+        }
+    }
+
+    /// A failure described by `error`'s own message, keeping `error` for downcasting.
+    pub fn from_error(error: impl StdError + Send + Sync + 'static) -> Self {
+        BackendError::new(error.to_string()).with_inner(error)
+    }
+
+    /// The same failure with the back end's error code (a SQLSTATE such as `57P01`).
+    pub fn with_code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into());
+        self
+    }
+
+    /// The same failure keeping the driver's error (reachable through [`BackendError::get_ref`]).
+    pub fn with_inner(mut self, inner: impl Into<BoxError>) -> Self {
+        self.inner = Some(inner.into());
+        self
+    }
+
+    /// What the back end said.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The back end's error code, if it gave one.
+    pub fn code(&self) -> Option<&str> {
+        self.code.as_deref()
+    }
+
+    /// The driver's error, for downcasting (`e.get_ref()?.downcast_ref::<tokio_postgres::Error>()`).
+    pub fn get_ref(&self) -> Option<&(dyn StdError + Send + Sync + 'static)> {
+        self.inner.as_deref()
+    }
+}
+
+impl fmt::Display for BackendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(code) = &self.code {
+            write!(f, " (code {code})")?;
+        }
+        Ok(())
+    }
+}
+
+impl StdError for BackendError {}
+
+impl From<String> for BackendError {
+    fn from(message: String) -> Self {
+        BackendError::new(message)
+    }
+}
+
+impl From<&str> for BackendError {
+    fn from(message: &str) -> Self {
+        BackendError::new(message)
+    }
+}
+
 /// A failure of an [`EventStore`](crate::EventStore) operation.
+///
+/// [`StoreError::retry`] says whether and how the operation may be retried.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum StoreError {
@@ -111,8 +223,41 @@ pub enum StoreError {
     },
     /// A stored row could not be read back.
     Decode(DecodeError),
-    /// The back-end failed (I/O, connection, SQL error).
-    Backend(BoxError),
+    /// The store could not be reached, or refused the operation for a passing reason (a
+    /// connection that could not be opened or was lost before the request was sent, a server
+    /// shutting down, a timeout waiting for a connection): nothing was written. Retry.
+    Unavailable(BackendError),
+    /// The connection was lost after an append was sent: it may or may not have been written.
+    /// Retry only with the same event ids (the same command id).
+    OutcomeUnknown(BackendError),
+    /// The back end refused the operation for a reason retrying will not fix (a constraint, a
+    /// permission, a corrupt file, …).
+    Backend(BackendError),
+}
+
+impl StoreError {
+    /// Whether and how the failed operation may be retried (see [`Retry`]).
+    pub fn retry(&self) -> Retry {
+        match self {
+            StoreError::Unavailable(_) => Retry::Safe,
+            StoreError::OutcomeUnknown(_) => Retry::SameIds,
+            StoreError::Conflict { .. }
+            | StoreError::DuplicateEventId { .. }
+            | StoreError::InvalidAppend { .. }
+            | StoreError::Decode(_)
+            | StoreError::Backend(_) => Retry::Never,
+        }
+    }
+
+    /// The back end's failure, for the variants that carry one.
+    pub fn backend_error(&self) -> Option<&BackendError> {
+        match self {
+            StoreError::Unavailable(e) | StoreError::OutcomeUnknown(e) | StoreError::Backend(e) => {
+                Some(e)
+            }
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for StoreError {
@@ -134,6 +279,13 @@ impl fmt::Display for StoreError {
                 write!(f, "append to `{stream}` refused: {reason}")
             }
             StoreError::Decode(e) => fmt::Display::fmt(e, f),
+            StoreError::Unavailable(e) => {
+                write!(f, "event store unavailable, nothing was written: {e}")
+            }
+            StoreError::OutcomeUnknown(e) => write!(
+                f,
+                "event store connection lost after the append was sent, it may have been written (retry only with the same command id): {e}"
+            ),
             StoreError::Backend(e) => write!(f, "event store failure: {e}"),
         }
     }
@@ -141,11 +293,8 @@ impl fmt::Display for StoreError {
 
 impl StdError for StoreError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        match self {
-            StoreError::Decode(e) => Some(e),
-            StoreError::Backend(e) => Some(&**e),
-            _ => None,
-        }
+        // `Display` already shows the inner message; `source()` would print it twice.
+        None
     }
 }
 

@@ -207,8 +207,8 @@ pub use context::{CAUSED_BY_EVENT, CommandContext, CommandOutcome};
 pub use dispatch::{CommandSet, Router};
 pub use envelope::{EventMeta, NewEvent, Payload, RecordedEvent, UserMetadata};
 pub use error::{
-    BoxError, BuildError, CommandError, DecodeError, DecodeFailure, DispatchError, ProjectionError,
-    ProjectionFailure, QueryError, StoreError,
+    BackendError, BoxError, BuildError, CommandError, DecodeError, DecodeFailure, DispatchError,
+    ProjectionError, ProjectionFailure, QueryError, Retry, StoreError,
 };
 pub use event::{Event, EventSet, IntoEvents, UpcastPayload};
 pub use ids::{Position, StreamId, Timestamp, Uuid, new_id};

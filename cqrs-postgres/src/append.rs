@@ -76,7 +76,7 @@ impl Shared {
                 Ok(_) => Refusal::Version,
                 Err(e) => match self.refusal(&e) {
                     Some(refusal) => refusal,
-                    None => return Err(backend(e)),
+                    None => return Err(crate::error::append_failed(e)),
                 },
             };
             let stored = stored_events(&conn, &events).await?;

@@ -113,7 +113,7 @@ impl<'r> Cursor<'r> {
 pub(crate) fn position(row: &Row, at: usize) -> Result<Option<u64>, StoreError> {
     match row.try_get::<_, Option<i64>>(at) {
         Ok(p) => Ok(p.map(|p| p as u64)),
-        Err(e) => Err(StoreError::Backend(Box::new(e))),
+        Err(e) => Err(crate::error::backend(e)),
     }
 }
 

@@ -85,7 +85,7 @@ impl StdError for OpenError {
 /// A SQLite failure of a running operation: `StoreError::Backend`, keeping SQLite's error as
 /// the source.
 pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
-    StoreError::Backend(Box::new(e))
+    StoreError::Backend(cqrs_core::BackendError::from_error(e))
 }
 
 /// A [`SqliteSink`](crate::SqliteSink) refused to write because its projection's checkpoint is

@@ -5,7 +5,7 @@ use cqrs_core::runner::{
     ApplyError, DurableProjection, ParkedEvent, ProjectionSink, handle_caught, reset_caught,
     reset_error,
 };
-use cqrs_core::{Position, ProjectionError, RecordedEvent, StoreError};
+use cqrs_core::{BackendError, Position, ProjectionError, RecordedEvent, StoreError};
 use rusqlite::Connection;
 
 use crate::checkpoints;
@@ -203,13 +203,13 @@ impl<'a> Batch<'a> {
         let found = batch.run(|conn| checkpoints::load(conn, projection))?;
         if found != expected {
             drop(batch); // rolls back
-            return Err(ApplyError::Store(StoreError::Backend(Box::new(
-                CheckpointMoved {
+            return Err(ApplyError::Store(StoreError::Backend(
+                BackendError::from_error(CheckpointMoved {
                     projection,
                     expected,
                     found,
-                },
-            ))));
+                }),
+            )));
         }
         Ok(batch)
     }
@@ -284,6 +284,6 @@ fn busy() -> StoreError {
 fn into_store(error: ApplyError) -> StoreError {
     match error {
         ApplyError::Store(e) => e,
-        ApplyError::Handler(e) => StoreError::Backend(Box::new(e)),
+        ApplyError::Handler(e) => StoreError::Backend(BackendError::from_error(e)),
     }
 }

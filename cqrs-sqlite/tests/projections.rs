@@ -469,9 +469,11 @@ async fn a_sink_writes_nothing_over_a_checkpoint_another_sink_moved() {
     b.apply(&events[..5], Position(5)).await.unwrap();
 
     let refused = |result: Result<(), ApplyError>| match result {
-        Err(ApplyError::Store(StoreError::Backend(e))) => *e
-            .downcast::<CheckpointMoved>()
-            .expect("a CheckpointMoved error"),
+        Err(ApplyError::Store(StoreError::Backend(e))) => e
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<CheckpointMoved>())
+            .expect("a CheckpointMoved error")
+            .clone(),
         other => panic!("the fence must refuse, got {other:?}"),
     };
     let moved = refused(a.apply(&events[..5], Position(5)).await);
