@@ -5,6 +5,8 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod earlier;
+
 use crate::aggregate::{Aggregate, Command, HandlerError, HandlerKind, Handles};
 use crate::cache::{Caches, Hydrated};
 use crate::context::{CAUSED_BY_EVENT, CommandContext, CommandOutcome};
@@ -12,6 +14,7 @@ use crate::envelope::{NewEvent, Payload};
 use crate::error::{BuildError, CommandError, DecodeError, QueryError, StoreError};
 use crate::event::EventSet;
 use crate::ids::{Position, StreamId, Timestamp, new_id_at, unix_millis};
+use crate::process::derive_id;
 use crate::projection::{DynProjection, Projection};
 use crate::query::RoutedQuery;
 use crate::read_side::{ProjectionStatus, ReadSide};
@@ -21,6 +24,7 @@ use crate::services::Services;
 use crate::snapshot::{self, Snapshot, SnapshotPolicy, Warning};
 use crate::store::{EventStore, ExpectedVersion};
 use crate::unwind::{self, CatchUnwind};
+use earlier::EarlierRun;
 
 /// Events read per round trip when an aggregate is loaded.
 const LOAD_BATCH: usize = 4096;
@@ -242,6 +246,18 @@ impl<S: EventStore> Cqrs<S> {
         if let Some(event_id) = context.caused_by_event {
             metadata.insert(CAUSED_BY_EVENT, event_id.to_string());
         }
+        // A command id seen before: answer with that run's outcome, or say the command differs.
+        if let Some(base) = derive_from
+            && let Some(first) = inner.store.read_event(derive_id(base, "event", 0)).await?
+        {
+            let earlier = EarlierRun {
+                command_id: base,
+                correlation_id,
+                metadata: &metadata,
+                first,
+            };
+            return self.earlier_run(&cmd, earlier).await;
+        }
         let creates = <C::Aggregate as Handles<C>>::KIND == HandlerKind::Create;
         let mut attempts = 0;
         loop {
@@ -361,6 +377,14 @@ impl<S: EventStore> Cqrs<S> {
                         StoreError::Conflict { .. } => {
                             return Err(CommandError::Conflict { stream, attempts });
                         }
+                        // Another process ran this command id meanwhile, with another command.
+                        StoreError::IdempotencyConflict { mismatch, .. } => {
+                            return Err(CommandError::CommandIdReused {
+                                command_id,
+                                stream,
+                                mismatch,
+                            });
+                        }
                         other => return Err(other.into()),
                     }
                 }
@@ -428,18 +452,35 @@ impl<S: EventStore> Cqrs<S> {
     }
 
     async fn hydrate<A: Aggregate, E>(&self, id: &A::Id) -> Result<Hydrated<A>, CommandError<E>> {
+        self.hydrate_until(id, u64::MAX).await
+    }
+
+    /// The aggregate as it was at stream version `until` (or its latest version, if lower).
+    async fn hydrate_until<A: Aggregate, E>(
+        &self,
+        id: &A::Id,
+        until: u64,
+    ) -> Result<Hydrated<A>, CommandError<E>> {
         let stream = A::stream_id(id);
         let (mut state, mut version) = match A::SNAPSHOTS {
-            Some(policy) => self.start_from_snapshot::<A>(&stream, policy).await,
+            Some(policy) => match self.start_from_snapshot::<A>(&stream, policy).await {
+                (state, version) if version <= until => (state, version),
+                // A snapshot past `until` holds events after it: replay from the start.
+                _ => (A::default(), 0),
+            },
             None => (A::default(), 0),
         };
         let start = version;
         loop {
-            let batch = self
-                .inner
-                .store
-                .read_stream(&stream, version + 1, LOAD_BATCH)
-                .await?;
+            let limit = LOAD_BATCH.min(usize::try_from(until - version).unwrap_or(usize::MAX));
+            let batch = if limit == 0 {
+                Vec::new()
+            } else {
+                self.inner
+                    .store
+                    .read_stream(&stream, version + 1, limit)
+                    .await?
+            };
             for stored in &batch {
                 let meta = &stored.meta;
                 let event = A::Event::decode(
@@ -465,10 +506,11 @@ impl<S: EventStore> Cqrs<S> {
                 })?;
                 version = meta.version;
             }
-            if batch.len() < LOAD_BATCH {
+            if batch.len() < limit || version == until {
                 // A load that replayed a whole interval (no snapshot yet, one of another shape,
                 // one discarded, or a save that failed) leaves a snapshot for the next one.
                 if let Some(policy) = A::SNAPSHOTS
+                    && until == u64::MAX
                     && version - start >= policy.every
                 {
                     let taken = take_snapshot(&state, policy, version);
@@ -626,7 +668,7 @@ fn encode<E: EventSet, X>(
             encoded.push(NewEvent {
                 event_id: match ids.derive_from {
                     None => new_id_at(ids.millis),
-                    Some(base) => crate::process::derive_id(base, "event", index as u64),
+                    Some(base) => derive_id(base, "event", index as u64),
                 },
                 event_name: event.event_name().into(),
                 event_version: event.event_version(),

@@ -208,7 +208,8 @@ pub use dispatch::{CommandSet, Router};
 pub use envelope::{EventMeta, NewEvent, Payload, RecordedEvent, UserMetadata};
 pub use error::{
     BackendError, BoxError, BuildError, CommandError, DecodeError, DecodeFailure, DispatchError,
-    ProjectionError, ProjectionFailure, QueryError, Retry, StoreError,
+    ErrorChain, InputField, InputProblem, InvalidInput, Mismatch, ProjectionError,
+    ProjectionFailure, QueryError, Retry, StoreError,
 };
 pub use event::{Event, EventSet, IntoEvents, UpcastPayload};
 pub use ids::{Position, StreamId, Timestamp, Uuid, new_id};
@@ -218,8 +219,9 @@ pub use read_side::ProjectionStatus;
 pub use services::Services;
 pub use snapshot::{Snapshot, SnapshotPolicy, Warning};
 pub use store::{
-    DEFAULT_MAX_EVENT_BYTES, EventStore, ExpectedVersion, MemoryStore, Subscription,
-    check_event_sizes,
+    DEFAULT_MAX_EVENT_BYTES, EventStore, ExpectedVersion, MAX_EVENT_NAME_BYTES, MAX_EVENT_VERSION,
+    MAX_STREAM_ID_BYTES, MemoryStore, Subscription, check_append, check_event_sizes, check_retry,
+    check_snapshot, check_stream_id, event_mismatch,
 };
 
 /// The derive and attribute macros (with the `derive` feature, on by default).

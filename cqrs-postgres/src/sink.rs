@@ -507,7 +507,7 @@ impl<P: DurableProjection<PgTx>> ProjectionSink for PgSink<P> {
     ) -> Result<(), StoreError> {
         let mut conn = connection(&self.store).await?;
         begin(&self.store, &mut conn, P::NAME, self.committed).await?;
-        let parked = ParkedEvent::new(P::NAME, event, error.to_string());
+        let parked = ParkedEvent::new(P::NAME, event, cqrs_core::ErrorChain(error).to_string());
         checkpoint::park_and_commit(&mut conn, &self.store.shared.checkpoint_sql, &parked).await?;
         self.committed = Some(
             self.committed

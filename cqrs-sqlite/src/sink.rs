@@ -140,7 +140,7 @@ impl<P: DurableProjection<SqliteTx>> ProjectionSink for SqliteSink<P> {
         error: &ProjectionError,
     ) -> Result<(), StoreError> {
         let position = self.expected.max(event.meta.position);
-        let parked = ParkedEvent::new(P::NAME, event, error.to_string());
+        let parked = ParkedEvent::new(P::NAME, event, cqrs_core::ErrorChain(error).to_string());
         let batch = Batch::fenced(&self.tx, P::NAME, self.expected).map_err(into_store)?;
         batch.run(|conn| {
             checkpoints::insert_parked(conn, &parked)?;

@@ -243,7 +243,8 @@ async fn after_its_last_try_a_failing_event_stops_the_runner_until_restarted() {
     assert_eq!(error.stream.as_str(), "counter-5");
     assert_eq!(error.version, 1);
     assert_eq!(error.event_name, "counter.added");
-    assert!(error.to_string().contains("flaky downstream"), "{error}");
+    let cause = std::error::Error::source(&error).expect("the handler's error is the source");
+    assert!(cause.to_string().contains("flaky downstream"), "{cause}");
     assert_eq!(running.checkpoint(), Position(5), "stops just before it");
     let waited = running.wait_for(Position(10), WAIT).await.unwrap_err();
     assert!(

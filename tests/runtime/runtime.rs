@@ -371,7 +371,8 @@ async fn corrupt_stored_events_are_typed_errors_and_other_streams_keep_working()
         .append(
             &bad,
             ExpectedVersion::Exact(1),
-            vec![raw("counter.added", "{not json")],
+            // Stores refuse what is not JSON; a payload of the wrong shape is what remains.
+            vec![raw("counter.added", "[1, 2]")],
         )
         .await
         .unwrap();

@@ -234,11 +234,14 @@ impl<P: ProcessManager, S: EventStore + Checkpoints> ProcessManagerSink<P, S> {
                 .dispatch_with(&next.command.name, &next.command.body.to_string(), context)
                 .await;
             let error = match outcome {
-                // `DuplicateEventId`: the command ran before (a crash came before its record).
+                // `DuplicateEventId`, `CommandIdReused`: the command ran before (a crash came
+                // before its record), and its events differ now only if its handler is not
+                // deterministic.
                 Ok(_)
                 | Err(DispatchError::Command(CommandError::Store(
                     StoreError::DuplicateEventId { .. },
-                ))) => None,
+                )))
+                | Err(DispatchError::Command(CommandError::CommandIdReused { .. })) => None,
                 Err(DispatchError::Command(CommandError::Store(e))) => return Err(e.into()),
                 Err(DispatchError::Command(CommandError::Conflict { stream, attempts })) => {
                     return Err(ApplyError::Store(StoreError::Backend(
@@ -483,8 +486,10 @@ impl<P: ProcessManager, S: EventStore + Checkpoints> ProjectionSink for ProcessM
         event: &RecordedEvent,
         error: &ProjectionError,
     ) -> Result<(), StoreError> {
+        // The whole chain: a handler's error is the source, not part of the message.
+        let reason = crate::ErrorChain(error).to_string();
         self.store
-            .park_event(ParkedEvent::new(P::NAME, event, error.to_string()))
+            .park_event(ParkedEvent::new(P::NAME, event, reason))
             .await
     }
 

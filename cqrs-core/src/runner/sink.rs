@@ -179,8 +179,11 @@ impl<P: DurableProjection> ProjectionSink for MemorySink<P> {
         event: &RecordedEvent,
         error: &ProjectionError,
     ) -> Result<(), StoreError> {
-        self.parked
-            .push(ParkedEvent::new(P::NAME, event, error.to_string()));
+        self.parked.push(ParkedEvent::new(
+            P::NAME,
+            event,
+            crate::ErrorChain(error).to_string(),
+        ));
         self.checkpoint = event.meta.position;
         Ok(())
     }
@@ -256,8 +259,10 @@ impl<P: DurableProjection, C: Checkpoints> ProjectionSink for CheckpointedSink<P
         event: &RecordedEvent,
         error: &ProjectionError,
     ) -> Result<(), StoreError> {
+        // The whole chain: a handler's error is the source, not part of the message.
+        let reason = crate::ErrorChain(error).to_string();
         self.checkpoints
-            .park_event(ParkedEvent::new(P::NAME, event, error.to_string()))
+            .park_event(ParkedEvent::new(P::NAME, event, reason))
             .await
     }
 

@@ -9,12 +9,17 @@ use crate::ids::{Position, StreamId, Timestamp, Uuid};
 use crate::runner::{Checkpoints, ParkedEvent};
 use crate::signal::Signal;
 use crate::snapshot::Snapshot;
-use crate::store::{DEFAULT_MAX_EVENT_BYTES, EventStore, ExpectedVersion, check_event_sizes};
+use crate::store::{
+    DEFAULT_MAX_EVENT_BYTES, EventStore, ExpectedVersion, check_append, check_retry,
+    check_snapshot, check_stream_id,
+};
 
 /// An event store in process memory: for tests, examples and projections rebuilt at start-up.
 ///
 /// It keeps the whole store contract (atomic appends, expected versions, idempotent retries,
-/// gap-free global order, live subscriptions); it only forgets everything when dropped.
+/// gap-free global order, live subscriptions, the same input checks as the durable stores); it
+/// only forgets everything when dropped. Having no back end, it never fails with
+/// `Unavailable`, `OutcomeUnknown` or `Backend`.
 /// Clones share the same events.
 #[derive(Clone, Default)]
 pub struct MemoryStore {
@@ -93,29 +98,23 @@ impl MemoryStore {
 }
 
 impl Log {
-    /// The stored events of an earlier append that `events` retries: the first id is stored,
-    /// and the whole batch matches, in order, events of the same stream.
+    /// The answer to a batch whose first id is stored (at index `first`): the stored events if
+    /// the batch is a retry of an earlier append (the same ids, in order, of this stream, and
+    /// the same events), `IdempotencyConflict` if the ids match but the events differ, and
+    /// `None` when the ids do not line up (the caller reports `DuplicateEventId`).
     fn replayed_append(
         &self,
         stream: &StreamId,
         first: usize,
         events: &[NewEvent],
-    ) -> Option<Vec<RecordedEvent>> {
+    ) -> Option<Result<Vec<RecordedEvent>, StoreError>> {
         let stored = self.events.get(first..first + events.len())?;
-        let same = stored
+        let same_ids = stored
             .iter()
             .zip(events)
             .all(|(s, e)| s.meta.event_id == e.event_id && s.meta.stream == *stream);
-        same.then(|| stored.to_vec())
+        same_ids.then(|| check_retry(stream, stored, events).map(|()| stored.to_vec()))
     }
-}
-
-fn duplicate_within(events: &[NewEvent]) -> Option<Uuid> {
-    let mut seen = std::collections::HashSet::with_capacity(events.len());
-    events
-        .iter()
-        .find(|e| !seen.insert(e.event_id))
-        .map(|e| e.event_id)
 }
 
 impl EventStore for MemoryStore {
@@ -125,21 +124,7 @@ impl EventStore for MemoryStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        if stream.as_str().is_empty() {
-            return Err(StoreError::InvalidAppend {
-                stream: stream.clone(),
-                reason: "the stream name is empty".into(),
-            });
-        }
-        check_event_sizes(stream, &events, self.shared.max_event_bytes)?;
-        if events.len() > 1
-            && let Some(event_id) = duplicate_within(&events)
-        {
-            return Err(StoreError::DuplicateEventId {
-                event_id,
-                stream: stream.clone(),
-            });
-        }
+        check_append(stream, &events, self.shared.max_event_bytes)?;
         let now = Timestamp::now();
         let recorded = {
             let mut log = self.lock();
@@ -167,9 +152,9 @@ impl EventStore for MemoryStore {
                             log.ids.remove(&undo.event_id);
                         }
                         if i == 0
-                            && let Some(stored) = log.replayed_append(stream, first, &events)
+                            && let Some(answer) = log.replayed_append(stream, first, &events)
                         {
-                            return Ok(stored);
+                            return answer;
                         }
                         return Err(StoreError::DuplicateEventId {
                             event_id: event.event_id,
@@ -219,6 +204,7 @@ impl EventStore for MemoryStore {
         from_version: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        check_stream_id(stream)?;
         let log = self.lock();
         let Some(indexes) = log.streams.get(stream) else {
             return Ok(Vec::new());
@@ -246,6 +232,11 @@ impl EventStore for MemoryStore {
         Ok(Position(self.shared.head.load(Ordering::Acquire)))
     }
 
+    async fn read_event(&self, event_id: Uuid) -> Result<Option<RecordedEvent>, StoreError> {
+        let log = self.lock();
+        Ok(log.ids.get(&event_id).map(|&i| log.events[i].clone()))
+    }
+
     async fn wait_for_events(&self, after: Position) {
         let head = &self.shared.head;
         self.shared
@@ -255,10 +246,12 @@ impl EventStore for MemoryStore {
     }
 
     async fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, StoreError> {
+        check_stream_id(stream)?;
         Ok(self.snapshots().get(stream).cloned())
     }
 
     async fn save_snapshot(&self, stream: &StreamId, snapshot: Snapshot) -> Result<(), StoreError> {
+        check_snapshot(stream, &snapshot)?;
         let mut snapshots = self.snapshots();
         match snapshots.entry(stream.clone()) {
             Entry::Occupied(mut kept) => {

@@ -1,50 +1,30 @@
 //! The event-store contract ([`EventStore`]), the version check an append makes
 //! ([`ExpectedVersion`]) and the catch-up-then-live [`Subscription`] built on it.
 
+mod contract;
+mod idempotency;
 mod memory;
 mod subscription;
 
 use std::fmt;
 use std::future::Future;
 
+pub use contract::{
+    MAX_EVENT_NAME_BYTES, MAX_EVENT_VERSION, MAX_STREAM_ID_BYTES, check_append, check_event_sizes,
+    check_snapshot, check_stream_id,
+};
+pub use idempotency::{check_retry, event_mismatch};
 pub use memory::MemoryStore;
 pub use subscription::Subscription;
 
 use crate::envelope::{NewEvent, RecordedEvent};
 use crate::error::StoreError;
-use crate::ids::{Position, StreamId};
+use crate::ids::{Position, StreamId, Uuid};
 use crate::snapshot::Snapshot;
 
 /// The largest serialized event (payload plus metadata) a store accepts unless configured
 /// otherwise: 16 MiB.
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
-
-/// Refuses, before anything is written, a batch holding an event whose payload and metadata
-/// together exceed `max` bytes. Stores call it first thing in `append`.
-pub fn check_event_sizes(
-    stream: &StreamId,
-    events: &[NewEvent],
-    max: usize,
-) -> Result<(), StoreError> {
-    for event in events {
-        let metadata = if event.metadata.is_empty() {
-            0
-        } else {
-            serde_json::to_string(event.metadata.as_map()).map_or(0, |m| m.len())
-        };
-        let size = event.payload.len() + metadata;
-        if size > max {
-            return Err(StoreError::InvalidAppend {
-                stream: stream.clone(),
-                reason: format!(
-                    "event `{}` ({}) is {size} bytes, above the limit of {max} bytes",
-                    event.event_name, event.event_id
-                ),
-            });
-        }
-    }
-    Ok(())
-}
 
 /// What an append expects the stream's current version to be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -88,7 +68,37 @@ impl fmt::Display for ExpectedVersion {
 /// - Every event gets a global position. `read_all` returns events in position order and never
 ///   returns position `p` while an event with a smaller position may still become visible, so a
 ///   reader that remembers the last position it saw never skips or repeats an event.
-/// - Payloads, names and metadata come back exactly as written.
+/// - Payloads, names and metadata come back exactly as written (payloads and metadata as the
+///   same JSON values; a store may normalise their formatting).
+///
+/// **Idempotency.** Appending events whose ids are already stored, as one earlier append to the
+/// same stream, is a retry: if the events are the same (names, schema versions, and payloads and
+/// metadata as JSON values; see [`event_mismatch`]) the store returns the originally recorded
+/// events and writes nothing; if they differ, the ids were reused for another request and the
+/// append fails with [`StoreError::IdempotencyConflict`]. Ids stored in another stream, or a
+/// batch mixing stored and new ids, is [`StoreError::DuplicateEventId`].
+///
+/// **Input.** Every store accepts the same input and refuses the rest with
+/// [`StoreError::InvalidInput`] before reading or writing anything ([`check_append`],
+/// [`check_stream_id`], [`check_snapshot`]), whatever its back end could hold:
+/// - a stream id is 1 to [`MAX_STREAM_ID_BYTES`] (1024) bytes without NUL (U+0000), in every
+///   operation that takes one (reads and snapshots included);
+/// - an event name is 1 to [`MAX_EVENT_NAME_BYTES`] (1024) bytes without NUL; its schema
+///   version is at most [`MAX_EVENT_VERSION`] (`i32::MAX`);
+/// - a payload is one JSON document, nested at most 128 deep, whose strings hold no `\u0000`
+///   escape and no unpaired surrogate escape, and whose numbers fit PostgreSQL's `numeric`
+///   (131,072 digits before the point, 16,383 after);
+/// - metadata strings and keys hold no NUL;
+/// - payload plus metadata is at most the store's size limit ([`DEFAULT_MAX_EVENT_BYTES`]
+///   unless configured);
+/// - a batch holds each event id once ([`StoreError::DuplicateEventId`] otherwise).
+///
+/// The limits are those of PostgreSQL, the strictest store, so that an application tested on
+/// [`MemoryStore`] meets them in its tests rather than in production.
+///
+/// **Failures** say what a caller may do ([`StoreError::retry`]): `Unavailable` (nothing was
+/// written, retry), `OutcomeUnknown` (a write was sent and its reply lost: retry only with the
+/// same ids), everything else is permanent.
 ///
 /// Stores are cheap to clone (a handle to shared state) so subscriptions and runners own one.
 pub trait EventStore: Clone + Send + Sync + 'static {
@@ -118,6 +128,32 @@ pub trait EventStore: Clone + Send + Sync + 'static {
 
     /// The position of the newest event a reader may see now (`Position::ZERO` when empty).
     fn head(&self) -> impl Future<Output = Result<Position, StoreError>> + Send;
+
+    /// The stored event with id `event_id`, if there is one. The command bus asks it before
+    /// running a command with a given command id, to find an earlier run of the same command.
+    ///
+    /// Provided: scans [`read_all`](EventStore::read_all) from the first position, which is
+    /// correct for any store but reads everything; every store of this project overrides it with
+    /// a lookup in its event-id index.
+    fn read_event(
+        &self,
+        event_id: Uuid,
+    ) -> impl Future<Output = Result<Option<RecordedEvent>, StoreError>> + Send {
+        async move {
+            const BATCH: usize = 4096;
+            let mut from = Position(1);
+            loop {
+                let batch = self.read_all(from, BATCH).await?;
+                if let Some(found) = batch.iter().find(|e| e.meta.event_id == event_id) {
+                    return Ok(Some(found.clone()));
+                }
+                match batch.last() {
+                    Some(last) if batch.len() == BATCH => from = last.meta.position.next(),
+                    _ => return Ok(None),
+                }
+            }
+        }
+    }
 
     /// Resolves once an event after `after` may be readable. It may resolve early (callers
     /// re-read), but must not miss an append that happens after it was called.

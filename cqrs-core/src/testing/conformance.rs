@@ -6,10 +6,15 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::time::Duration;
 
+pub use crate::testing::contract::{
+    a_command_id_sent_again_returns_the_first_outcome, invalid_input_is_refused_before_anything,
+    read_event_finds_events_by_id, reads_with_invalid_stream_ids_are_refused,
+    retries_with_other_content_are_idempotency_conflicts,
+};
 use crate::testing::domain::{Add, Counter, Open, TotalOf, Totals};
 use crate::{
-    Cqrs, EventStore, ExpectedVersion, NewEvent, Payload, RecordedEvent, StoreError, StreamId,
-    UserMetadata, new_id,
+    Cqrs, EventStore, ExpectedVersion, InputField, InputProblem, InvalidInput, NewEvent, Payload,
+    RecordedEvent, StoreError, StreamId, UserMetadata, new_id,
 };
 
 /// A new event with a fresh id and the given JSON payload.
@@ -50,7 +55,7 @@ fn assert_same_events(got: &[RecordedEvent], want: &[RecordedEvent], what: &str)
     }
 }
 
-fn stream(name: &str) -> StreamId {
+pub(crate) fn stream(name: &str) -> StreamId {
     // Unique per call, so a store reused across cases (e.g. one schema) cannot mix them up.
     StreamId::from(format!("{name}-{}", new_id().simple()))
 }
@@ -348,7 +353,14 @@ where
         .append(&StreamId::from(""), ExpectedVersion::Any, vec![event("1")])
         .await;
     assert!(
-        matches!(refused, Err(StoreError::InvalidAppend { .. })),
+        matches!(
+            refused,
+            Err(StoreError::InvalidInput(InvalidInput {
+                field: InputField::StreamId,
+                problem: InputProblem::Empty,
+                ..
+            }))
+        ),
         "empty stream names are refused, got {refused:?}"
     );
     let s = stream("empty-batch");
@@ -552,12 +564,12 @@ where
         )
         .await;
     match refused {
-        Err(StoreError::InvalidAppend { reason, .. }) => {
-            assert!(
-                reason.contains("1024"),
-                "the error names the limit: {reason}"
-            )
-        }
+        Err(StoreError::InvalidInput(InvalidInput {
+            field: InputField::Event,
+            problem: InputProblem::TooLong { max: 1024, .. },
+            event_id,
+            ..
+        })) => assert!(event_id.is_some(), "the error names the event"),
         other => panic!("an oversized event must be refused, got {other:?}"),
     }
     assert!(

@@ -21,6 +21,7 @@
 
 pub mod checkpoints;
 pub mod conformance;
+mod contract;
 pub mod domain;
 #[cfg(feature = "derive")]
 pub mod snapshots;
@@ -66,6 +67,11 @@ macro_rules! store_conformance_tests {
             concurrent_appends_lose_and_duplicate_nothing,
             concurrent_commands_through_the_bus_lose_nothing,
             undecodable_events_are_typed_errors_and_lose_nothing,
+            invalid_input_is_refused_before_anything,
+            reads_with_invalid_stream_ids_are_refused,
+            retries_with_other_content_are_idempotency_conflicts,
+            read_event_finds_events_by_id,
+            a_command_id_sent_again_returns_the_first_outcome,
         );
     };
 }

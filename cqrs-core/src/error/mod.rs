@@ -6,8 +6,15 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod input;
+mod store;
+#[cfg(test)]
+mod tests;
+
+pub use input::{InputField, InputProblem, InvalidInput};
+pub use store::{BackendError, Mismatch, Retry, StoreError};
+
 use crate::ids::{Position, StreamId, Uuid};
-use crate::store::ExpectedVersion;
 
 /// A boxed error, used where the concrete type is erased (untyped dispatch, store back-ends).
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -81,223 +88,6 @@ impl fmt::Display for DecodeError {
 
 impl StdError for DecodeError {}
 
-/// What a caller may do after a failed operation: the one question a client must be able to
-/// answer from an error alone.
-///
-/// ```
-/// use cqrs_core::{Retry, StoreError, BackendError};
-///
-/// let lost = StoreError::OutcomeUnknown(BackendError::new("connection reset"));
-/// match lost.retry() {
-///     Retry::Never => { /* report it: the input or the stored data must change first */ }
-///     Retry::Safe => { /* nothing was written: try again after a pause */ }
-///     Retry::SameIds => { /* it may have been written: retry only with the same command id */ }
-///     _ => {}
-/// }
-/// assert_eq!(lost.retry(), Retry::SameIds);
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Retry {
-    /// Retrying the same operation cannot succeed: the input, the stored data or the code must
-    /// change first.
-    Never,
-    /// Nothing was written: the same operation may be retried as is (after a pause).
-    Safe,
-    /// The operation may or may not have been applied: retry it only with the same event ids
-    /// (the same command id), so that a write that did land is recognised as a retry instead
-    /// of being applied twice.
-    SameIds,
-}
-
-/// A failure of a store's back end (database server, file, network), with what the back end
-/// said: its message and, where it has one, its error code (PostgreSQL's SQLSTATE, SQLite's
-/// extended result code name).
-///
-/// `Display` shows the message and the code; the driver's own error stays reachable through
-/// [`BackendError::get_ref`] for downcasting, but is not a `source()`, so error chains do not
-/// print the same message twice.
-#[derive(Debug)]
-pub struct BackendError {
-    message: String,
-    code: Option<String>,
-    inner: Option<BoxError>,
-}
-
-impl BackendError {
-    /// A failure described by `message`.
-    pub fn new(message: impl Into<String>) -> Self {
-        BackendError {
-            message: message.into(),
-            code: None,
-            inner: None,
-        }
-    }
-
-    /// A failure described by `error`'s own message, keeping `error` for downcasting.
-    pub fn from_error(error: impl StdError + Send + Sync + 'static) -> Self {
-        BackendError::new(error.to_string()).with_inner(error)
-    }
-
-    /// The same failure with the back end's error code (a SQLSTATE such as `57P01`).
-    pub fn with_code(mut self, code: impl Into<String>) -> Self {
-        self.code = Some(code.into());
-        self
-    }
-
-    /// The same failure keeping the driver's error (reachable through [`BackendError::get_ref`]).
-    pub fn with_inner(mut self, inner: impl Into<BoxError>) -> Self {
-        self.inner = Some(inner.into());
-        self
-    }
-
-    /// What the back end said.
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-
-    /// The back end's error code, if it gave one.
-    pub fn code(&self) -> Option<&str> {
-        self.code.as_deref()
-    }
-
-    /// The driver's error, for downcasting (`e.get_ref()?.downcast_ref::<tokio_postgres::Error>()`).
-    pub fn get_ref(&self) -> Option<&(dyn StdError + Send + Sync + 'static)> {
-        self.inner.as_deref()
-    }
-}
-
-impl fmt::Display for BackendError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)?;
-        if let Some(code) = &self.code {
-            write!(f, " (code {code})")?;
-        }
-        Ok(())
-    }
-}
-
-impl StdError for BackendError {}
-
-impl From<String> for BackendError {
-    fn from(message: String) -> Self {
-        BackendError::new(message)
-    }
-}
-
-impl From<&str> for BackendError {
-    fn from(message: &str) -> Self {
-        BackendError::new(message)
-    }
-}
-
-/// A failure of an [`EventStore`](crate::EventStore) operation.
-///
-/// [`StoreError::retry`] says whether and how the operation may be retried.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum StoreError {
-    /// The stream's version did not match the expected version; nothing was written.
-    Conflict {
-        /// The stream appended to.
-        stream: StreamId,
-        /// What the caller expected.
-        expected: ExpectedVersion,
-        /// The stream's actual version (0 when it does not exist).
-        actual: u64,
-    },
-    /// An event id of the batch is already stored, but not as the same events of the same stream
-    /// (a retry of the same append is idempotent; reusing ids elsewhere is an error).
-    DuplicateEventId {
-        /// The id.
-        event_id: Uuid,
-        /// The stream of the rejected append.
-        stream: StreamId,
-    },
-    /// The append was refused before anything was written (empty stream name, event too large, …).
-    InvalidAppend {
-        /// The stream appended to.
-        stream: StreamId,
-        /// Why.
-        reason: String,
-    },
-    /// A stored row could not be read back.
-    Decode(DecodeError),
-    /// The store could not be reached, or refused the operation for a passing reason (a
-    /// connection that could not be opened or was lost before the request was sent, a server
-    /// shutting down, a timeout waiting for a connection): nothing was written. Retry.
-    Unavailable(BackendError),
-    /// The connection was lost after an append was sent: it may or may not have been written.
-    /// Retry only with the same event ids (the same command id).
-    OutcomeUnknown(BackendError),
-    /// The back end refused the operation for a reason retrying will not fix (a constraint, a
-    /// permission, a corrupt file, …).
-    Backend(BackendError),
-}
-
-impl StoreError {
-    /// Whether and how the failed operation may be retried (see [`Retry`]).
-    pub fn retry(&self) -> Retry {
-        match self {
-            StoreError::Unavailable(_) => Retry::Safe,
-            StoreError::OutcomeUnknown(_) => Retry::SameIds,
-            StoreError::Conflict { .. }
-            | StoreError::DuplicateEventId { .. }
-            | StoreError::InvalidAppend { .. }
-            | StoreError::Decode(_)
-            | StoreError::Backend(_) => Retry::Never,
-        }
-    }
-
-    /// The back end's failure, for the variants that carry one.
-    pub fn backend_error(&self) -> Option<&BackendError> {
-        match self {
-            StoreError::Unavailable(e) | StoreError::OutcomeUnknown(e) | StoreError::Backend(e) => {
-                Some(e)
-            }
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StoreError::Conflict {
-                stream,
-                expected,
-                actual,
-            } => write!(
-                f,
-                "version conflict on stream `{stream}`: expected {expected}, stream is at version {actual}"
-            ),
-            StoreError::DuplicateEventId { event_id, stream } => write!(
-                f,
-                "event id {event_id} is already stored and this append to `{stream}` is not a retry of it"
-            ),
-            StoreError::InvalidAppend { stream, reason } => {
-                write!(f, "append to `{stream}` refused: {reason}")
-            }
-            StoreError::Decode(e) => fmt::Display::fmt(e, f),
-            StoreError::Unavailable(e) => {
-                write!(f, "event store unavailable, nothing was written: {e}")
-            }
-            StoreError::OutcomeUnknown(e) => write!(
-                f,
-                "event store connection lost after the append was sent, it may have been written (retry only with the same command id): {e}"
-            ),
-            StoreError::Backend(e) => write!(f, "event store failure: {e}"),
-        }
-    }
-}
-
-impl StdError for StoreError {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        // `Display` already shows the inner message; `source()` would print it twice.
-        None
-    }
-}
-
 /// Why a command failed. `E` is the handler's business error type.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -348,6 +138,19 @@ pub enum CommandError<E> {
     },
     /// The aggregate's stored events could not be decoded.
     Decode(DecodeError),
+    /// The command id (given with `CommandContext::with_command_id`, the command's idempotency
+    /// key) was used before for a command that recorded other events: the command sent now is
+    /// not the same. Nothing was appended; the first command's events stay as they are. A
+    /// command id may be sent again only with the same command (like an idempotency key of a
+    /// payment API).
+    CommandIdReused {
+        /// The command id.
+        command_id: Uuid,
+        /// The stream of the command sent now.
+        stream: StreamId,
+        /// How its events differ from the first use's.
+        mismatch: Mismatch,
+    },
     /// The store failed.
     Store(StoreError),
 }
@@ -378,7 +181,41 @@ impl<E> CommandError<E> {
             },
             CommandError::Encode { event, message } => CommandError::Encode { event, message },
             CommandError::Decode(e) => CommandError::Decode(e),
+            CommandError::CommandIdReused {
+                command_id,
+                stream,
+                mismatch,
+            } => CommandError::CommandIdReused {
+                command_id,
+                stream,
+                mismatch,
+            },
             CommandError::Store(e) => CommandError::Store(e),
+        }
+    }
+
+    /// Whether and how the command may be sent again (see [`Retry`]):
+    ///
+    /// - [`Retry::Safe`]: nothing was appended and trying again may succeed: the store was
+    ///   unavailable, or every attempt met a concurrent writer ([`CommandError::Conflict`]).
+    /// - [`Retry::SameIds`]: the append was sent and its outcome is unknown
+    ///   ([`StoreError::OutcomeUnknown`]). Send the command again with the same command id
+    ///   (`CommandContext::with_command_id`): if the first run was recorded, the retry returns
+    ///   its outcome instead of recording the command twice. A command run without a command id
+    ///   has random event ids and cannot be retried safely: read its stream to find out.
+    /// - [`Retry::Never`]: the command, the stored data or the code must change first.
+    pub fn retry(&self) -> Retry {
+        match self {
+            CommandError::Conflict { .. } => Retry::Safe,
+            CommandError::Store(e) => e.retry(),
+            CommandError::Rejected(_)
+            | CommandError::NotFound { .. }
+            | CommandError::AlreadyExists { .. }
+            | CommandError::MissingService { .. }
+            | CommandError::Panicked { .. }
+            | CommandError::Encode { .. }
+            | CommandError::Decode(_)
+            | CommandError::CommandIdReused { .. } => Retry::Never,
         }
     }
 
@@ -419,17 +256,28 @@ impl<E: fmt::Display> fmt::Display for CommandError<E> {
                 write!(f, "cannot serialize event `{event}`: {message}")
             }
             CommandError::Decode(e) => fmt::Display::fmt(e, f),
+            CommandError::CommandIdReused {
+                command_id,
+                stream,
+                mismatch,
+            } => write!(
+                f,
+                "command id {command_id} was used before for another command ({mismatch}); nothing was appended to `{stream}`: send a command id again only with the same command"
+            ),
             CommandError::Store(e) => fmt::Display::fmt(e, f),
         }
     }
 }
 
+/// Every variant shows its inner error's message in `Display` (transparently for `Decode` and
+/// `Store`), so `source()` continues below it: the inner error's own source. A chain then names
+/// each cause once.
 impl<E: StdError + 'static> StdError for CommandError<E> {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
-            CommandError::Rejected(e) => Some(e),
-            CommandError::Decode(e) => Some(e),
-            CommandError::Store(e) => Some(e),
+            CommandError::Rejected(e) => e.source(),
+            CommandError::Decode(e) => e.source(),
+            CommandError::Store(e) => e.source(),
             _ => None,
         }
     }
@@ -480,7 +328,11 @@ impl fmt::Display for ProjectionError {
             "projection `{}` stopped at event `{}` (version {} of `{}`, position {}): ",
             self.projection, self.event_name, self.version, self.stream, self.position
         )?;
-        fmt::Display::fmt(&self.failure, f)
+        match &self.failure {
+            // The handler's error is the `source()`: not repeated here.
+            ProjectionFailure::Handler(_) => f.write_str("handler failed"),
+            other => fmt::Display::fmt(other, f),
+        }
     }
 }
 
@@ -494,7 +346,46 @@ impl fmt::Display for ProjectionFailure {
     }
 }
 
-impl StdError for ProjectionError {}
+/// A handler's error is the `source()` (the message says only "handler failed"); decode
+/// failures and panic messages are part of the message.
+impl StdError for ProjectionError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match &self.failure {
+            ProjectionFailure::Handler(e) => Some(&**e as &(dyn StdError + 'static)),
+            _ => None,
+        }
+    }
+}
+
+/// An error and its causes on one line (`error: cause: cause`), for logs and stored records
+/// (such as a parked event's reason), where nobody walks `source()`.
+///
+/// ```
+/// use cqrs_core::{BackendError, CommandError, ErrorChain, StoreError};
+///
+/// let e: CommandError<std::io::Error> = CommandError::Rejected(std::io::Error::other("no funds"));
+/// assert_eq!(ErrorChain(&e).to_string(), "command rejected: no funds");
+/// ```
+#[derive(Clone, Copy)]
+pub struct ErrorChain<'a>(pub &'a (dyn StdError + 'static));
+
+impl fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut next = self.0.source();
+        while let Some(cause) = next {
+            write!(f, ": {cause}")?;
+            next = cause.source();
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ErrorChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
 
 /// Why a query could not be answered.
 #[derive(Debug)]
@@ -546,11 +437,32 @@ impl fmt::Display for QueryError {
     }
 }
 
+impl QueryError {
+    /// Whether the query may be asked again as is: [`Retry::Safe`] after a timeout or an
+    /// unavailable store, [`Retry::Never`] when the projection is missing or stopped (see
+    /// [`Retry`]).
+    pub fn retry(&self) -> Retry {
+        match self {
+            QueryError::Timeout { .. } => Retry::Safe,
+            // A query reads and never writes: whatever the store says, asking again is safe
+            // exactly when the store's failure was a passing one.
+            QueryError::Store(e) => match e.retry() {
+                Retry::Never => Retry::Never,
+                _ => Retry::Safe,
+            },
+            QueryError::ProjectionNotRegistered { .. } | QueryError::ProjectionFailed(_) => {
+                Retry::Never
+            }
+        }
+    }
+}
+
+/// The transparent variants forward `source()` too (see [`CommandError`]'s impl).
 impl StdError for QueryError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
-            QueryError::ProjectionFailed(e) => Some(e),
-            QueryError::Store(e) => Some(e),
+            QueryError::ProjectionFailed(e) => e.source(),
+            QueryError::Store(e) => e.source(),
             _ => None,
         }
     }
@@ -613,12 +525,25 @@ impl fmt::Display for DispatchError {
     }
 }
 
+impl DispatchError {
+    /// Whether and how the command may be sent again: as [`CommandError::retry`] for a command
+    /// that ran, [`Retry::Never`] for a name or body that cannot be dispatched.
+    pub fn retry(&self) -> Retry {
+        match self {
+            DispatchError::Command(e) => e.retry(),
+            _ => Retry::Never,
+        }
+    }
+}
+
+/// `Command` is transparent: it forwards `source()` to the command error's (see
+/// [`CommandError`]'s impl).
 impl StdError for DispatchError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
-            DispatchError::Command(CommandError::Rejected(e)) => Some(&**e),
-            DispatchError::Command(CommandError::Decode(e)) => Some(e),
-            DispatchError::Command(CommandError::Store(e)) => Some(e),
+            DispatchError::Command(CommandError::Rejected(e)) => e.source(),
+            DispatchError::Command(CommandError::Decode(e)) => e.source(),
+            DispatchError::Command(CommandError::Store(e)) => e.source(),
             _ => None,
         }
     }
@@ -664,10 +589,22 @@ impl fmt::Display for BuildError {
     }
 }
 
+impl BuildError {
+    /// Whether building again may succeed: as [`StoreError::retry`] when catching up failed,
+    /// [`Retry::Never`] for wiring mistakes.
+    pub fn retry(&self) -> Retry {
+        match self {
+            BuildError::Store(e) => e.retry(),
+            _ => Retry::Never,
+        }
+    }
+}
+
+/// `Store` shows the store's message, so `source()` continues below it.
 impl StdError for BuildError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
-            BuildError::Store(e) => Some(e),
+            BuildError::Store(e) => e.source(),
             _ => None,
         }
     }

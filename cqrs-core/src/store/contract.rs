@@ -1,0 +1,343 @@
+//! The input contract of every store, as one set of checks that stores call before they touch
+//! anything: what an [`EventStore`](crate::EventStore) accepts is the same everywhere, and
+//! what it refuses is an [`InvalidInput`] naming the field, never a back-end error.
+//!
+//! The limits are PostgreSQL's (the strictest store), so an application tested on
+//! `MemoryStore` or SQLite does not meet them for the first time in production:
+//! - `text` cannot hold the NUL character;
+//! - `jsonb` refuses the escape `\u0000`, unpaired surrogate escapes and numbers beyond
+//!   `numeric` (131,072 digits before the decimal point, 16,383 after);
+//! - a B-tree index entry holds at most 2,704 bytes on 8 KiB pages, and the stream id is a key
+//!   of the `(stream, version)` index (and of the snapshots table).
+
+use std::collections::HashSet;
+
+use serde::de::IgnoredAny;
+use serde_json::{Map, Value};
+
+use crate::envelope::NewEvent;
+use crate::error::{InputField, InputProblem, InvalidInput, StoreError};
+use crate::ids::StreamId;
+use crate::snapshot::Snapshot;
+
+/// The longest stream id, in bytes. PostgreSQL's B-tree entries hold at most 2,704 bytes (8 KiB
+/// pages), and an id close to that fails only when it does not compress, so the limit is set
+/// well below: it leaves room for the version beside it in the index and for indexes an
+/// application adds, and is still far above any id a naming scheme produces
+/// (`account-<uuid>` is 44 bytes).
+pub const MAX_STREAM_ID_BYTES: usize = 1024;
+
+/// The longest stored event name, in bytes (names are identifiers such as `bank.deposited`; the
+/// same bound as stream ids, so either can be indexed).
+pub const MAX_EVENT_NAME_BYTES: usize = 1024;
+
+/// The largest event schema version: PostgreSQL stores it as `integer`.
+pub const MAX_EVENT_VERSION: u32 = i32::MAX as u32;
+
+/// How deep arrays and objects may nest: serde_json decodes no deeper (its recursion limit), so
+/// a deeper payload could never be decoded into an event.
+const MAX_DEPTH: usize = 128;
+
+/// Digits a JSON number may have before the decimal point (counting a positive exponent):
+/// PostgreSQL's `numeric` limit.
+const MAX_INTEGER_DIGITS: i64 = 131_072;
+
+/// Digits a JSON number may have after the decimal point (counting a negative exponent):
+/// PostgreSQL's `numeric` limit.
+const MAX_SCALE: i64 = 16_383;
+
+/// Refuses a stream id that no store may hold: empty, holding NUL, or longer than
+/// [`MAX_STREAM_ID_BYTES`]. Stores call it first in every operation that takes a stream.
+pub fn check_stream_id(stream: &StreamId) -> Result<(), StoreError> {
+    let problem = text_problem(stream.as_str(), MAX_STREAM_ID_BYTES);
+    match problem {
+        None => Ok(()),
+        Some(problem) => Err(InvalidInput::new(stream, None, InputField::StreamId, problem).into()),
+    }
+}
+
+/// Refuses, before anything is written, a batch that breaks the store contract: a bad stream
+/// id ([`check_stream_id`]); an event name that is empty, holds NUL or is longer than
+/// [`MAX_EVENT_NAME_BYTES`]; a schema version above [`MAX_EVENT_VERSION`]; a payload that is
+/// not a JSON document a store can keep (see [`InputProblem`]); metadata holding NUL; an event
+/// larger than `max_event_bytes` ([`check_event_sizes`]); or an id twice in the batch
+/// ([`StoreError::DuplicateEventId`]). Stores call it first thing in `append`.
+pub fn check_append(
+    stream: &StreamId,
+    events: &[NewEvent],
+    max_event_bytes: usize,
+) -> Result<(), StoreError> {
+    check_stream_id(stream)?;
+    for event in events {
+        let refuse =
+            |field, problem| InvalidInput::new(stream, Some(event.event_id), field, problem);
+        if let Some(problem) = text_problem(&event.event_name, MAX_EVENT_NAME_BYTES) {
+            return Err(refuse(InputField::EventName, problem).into());
+        }
+        if event.event_version > MAX_EVENT_VERSION {
+            let problem = InputProblem::TooLarge {
+                value: event.event_version.into(),
+                max: MAX_EVENT_VERSION.into(),
+            };
+            return Err(refuse(InputField::EventVersion, problem).into());
+        }
+        check_json(event.payload.as_str()).map_err(|p| refuse(InputField::Payload, p))?;
+        if !event.metadata.is_empty() && map_holds_nul(event.metadata.as_map()) {
+            return Err(refuse(InputField::Metadata, InputProblem::ContainsNul).into());
+        }
+    }
+    check_event_sizes(stream, events, max_event_bytes)?;
+    if events.len() > 1 {
+        let mut seen = HashSet::with_capacity(events.len());
+        if let Some(e) = events.iter().find(|e| !seen.insert(e.event_id)) {
+            return Err(StoreError::DuplicateEventId {
+                event_id: e.event_id,
+                stream: stream.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Refuses, before anything is written, a batch holding an event whose payload and metadata
+/// together exceed `max` bytes. Part of [`check_append`].
+pub fn check_event_sizes(
+    stream: &StreamId,
+    events: &[NewEvent],
+    max: usize,
+) -> Result<(), StoreError> {
+    for event in events {
+        let metadata = if event.metadata.is_empty() {
+            0
+        } else {
+            serde_json::to_string(event.metadata.as_map()).map_or(0, |m| m.len())
+        };
+        let size = event.payload.len() + metadata;
+        if size > max {
+            let problem = InputProblem::TooLong { len: size, max };
+            return Err(InvalidInput::new(
+                stream,
+                Some(event.event_id),
+                InputField::Event,
+                problem,
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a snapshot no store may keep: a bad stream id, or a payload holding NUL.
+pub fn check_snapshot(stream: &StreamId, snapshot: &Snapshot) -> Result<(), StoreError> {
+    check_stream_id(stream)?;
+    if snapshot.payload.contains('\0') {
+        let problem = InputProblem::ContainsNul;
+        return Err(InvalidInput::new(stream, None, InputField::SnapshotPayload, problem).into());
+    }
+    Ok(())
+}
+
+/// What is wrong with a name or id: empty, holding NUL, or longer than `max` bytes.
+fn text_problem(text: &str, max: usize) -> Option<InputProblem> {
+    if text.is_empty() {
+        Some(InputProblem::Empty)
+    } else if text.len() > max {
+        Some(InputProblem::TooLong {
+            len: text.len(),
+            max,
+        })
+    } else if text.as_bytes().contains(&0) {
+        Some(InputProblem::ContainsNul)
+    } else {
+        None
+    }
+}
+
+/// Whether a JSON object holds NUL in a key or in a string anywhere inside.
+fn map_holds_nul(map: &Map<String, Value>) -> bool {
+    map.iter()
+        .any(|(key, value)| key.contains('\0') || value_holds_nul(value))
+}
+
+fn value_holds_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(value_holds_nul),
+        Value::Object(map) => map_holds_nul(map),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
+}
+
+/// Checks that `text` is one JSON document every store keeps: serde_json parses it (without
+/// building it), then one pass over its bytes finds what PostgreSQL's `jsonb` refuses.
+pub(crate) fn check_json(text: &str) -> Result<(), InputProblem> {
+    serde_json::from_str::<IgnoredAny>(text).map_err(|e| InputProblem::NotJson(e.to_string()))?;
+    let bytes = text.as_bytes();
+    let (mut i, mut depth) = (0, 0);
+    while i < bytes.len() {
+        i = match bytes[i] {
+            b'"' => string_end(bytes, i + 1)?,
+            b'-' | b'0'..=b'9' => number_end(bytes, i)?,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(InputProblem::TooDeep { max: MAX_DEPTH });
+                }
+                i + 1
+            }
+            b']' | b'}' => {
+                depth -= 1;
+                i + 1
+            }
+            _ => i + 1,
+        };
+    }
+    Ok(())
+}
+
+/// The index after the string whose content starts at `i` (the text is valid JSON), refusing
+/// `\u0000` and unpaired surrogate escapes.
+fn string_end(bytes: &[u8], mut i: usize) -> Result<usize, InputProblem> {
+    loop {
+        match bytes.get(i) {
+            None => return Ok(i),
+            Some(b'"') => return Ok(i + 1),
+            Some(b'\\') if bytes.get(i + 1) == Some(&b'u') => {
+                let unit = hex4(bytes, i + 2);
+                i += 6;
+                match unit {
+                    0 => return Err(InputProblem::NulEscape),
+                    0xD800..=0xDBFF => {
+                        let paired = bytes.get(i..i + 2) == Some(b"\\u")
+                            && matches!(hex4(bytes, i + 2), 0xDC00..=0xDFFF);
+                        if !paired {
+                            return Err(InputProblem::LoneSurrogate);
+                        }
+                        i += 6;
+                    }
+                    0xDC00..=0xDFFF => return Err(InputProblem::LoneSurrogate),
+                    _ => {}
+                }
+            }
+            Some(b'\\') => i += 2,
+            Some(_) => i += 1,
+        }
+    }
+}
+
+/// The four hex digits at `i` as a number (the text is valid JSON, so they are there).
+fn hex4(bytes: &[u8], i: usize) -> u32 {
+    bytes
+        .get(i..i + 4)
+        .and_then(|h| std::str::from_utf8(h).ok())
+        .and_then(|h| u32::from_str_radix(h, 16).ok())
+        .unwrap_or(u32::MAX)
+}
+
+/// The index after the number starting at `i`, refusing one beyond PostgreSQL's `numeric`.
+fn number_end(bytes: &[u8], mut i: usize) -> Result<usize, InputProblem> {
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while bytes.get(*i).is_some_and(u8::is_ascii_digit) {
+            *i += 1;
+        }
+        (*i - start) as i64
+    };
+    if bytes[i] == b'-' {
+        i += 1;
+    }
+    let integer = digits(&mut i);
+    let mut fraction = 0;
+    if bytes.get(i) == Some(&b'.') {
+        i += 1;
+        fraction = digits(&mut i);
+    }
+    let mut exponent: i64 = 0;
+    if matches!(bytes.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        let negative = bytes.get(i) == Some(&b'-');
+        if matches!(bytes.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        while let Some(d) = bytes.get(i).filter(|d| d.is_ascii_digit()) {
+            // Saturates far above the limits, so a long exponent cannot overflow.
+            exponent = (exponent * 10 + i64::from(d - b'0')).min(1 << 40);
+            i += 1;
+        }
+        if negative {
+            exponent = -exponent;
+        }
+    }
+    if integer + exponent > MAX_INTEGER_DIGITS || fraction - exponent > MAX_SCALE {
+        return Err(InputProblem::NumberOutOfRange);
+    }
+    Ok(i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_that_every_store_keeps() {
+        for ok in [
+            "1",
+            "null",
+            r#"{"a":[1,2.5,-3e10,true,false,null],"b":"x\"y\\u0000z"}"#,
+            r#""\\u0000""#,
+            r#""\ud83e\udd80 \u00e9 \u0001""#,
+            "1e131071",
+            "1e-16383",
+            "0.5e-16382",
+            " [ ] ",
+        ] {
+            assert_eq!(check_json(ok), Ok(()), "{ok}");
+        }
+    }
+
+    #[test]
+    fn json_that_some_store_refuses() {
+        let cases = [
+            (r#"{"a":"\u0000"}"#, InputProblem::NulEscape),
+            (r#"{"a\u0000":1}"#, InputProblem::NulEscape),
+            (r#""\\\u0000""#, InputProblem::NulEscape),
+            (r#""\ud800""#, InputProblem::LoneSurrogate),
+            (r#""\ud800\u0041""#, InputProblem::LoneSurrogate),
+            (r#""\udc00""#, InputProblem::LoneSurrogate),
+            ("1e131072", InputProblem::NumberOutOfRange),
+            ("10e131071", InputProblem::NumberOutOfRange),
+            ("1e-16384", InputProblem::NumberOutOfRange),
+            ("0.5e-16383", InputProblem::NumberOutOfRange),
+            (
+                "[1e99999999999999999999999]",
+                InputProblem::NumberOutOfRange,
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(check_json(text), Err(want), "{text}");
+        }
+        for not_json in ["", "{not json", "1 2", "[1,]", "\"\u{1}\""] {
+            assert!(
+                matches!(check_json(not_json), Err(InputProblem::NotJson(_))),
+                "{not_json:?}"
+            );
+        }
+        let deep = |n| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert_eq!(check_json(&deep(128)), Ok(()));
+        assert_eq!(
+            check_json(&deep(129)),
+            Err(InputProblem::TooDeep { max: 128 })
+        );
+    }
+
+    #[test]
+    fn names_and_ids() {
+        assert_eq!(text_problem("", 10), Some(InputProblem::Empty));
+        assert_eq!(text_problem("a\0b", 10), Some(InputProblem::ContainsNul));
+        assert_eq!(
+            text_problem("abcdef", 5),
+            Some(InputProblem::TooLong { len: 6, max: 5 })
+        );
+        assert_eq!(text_problem("abcde", 5), None);
+    }
+}

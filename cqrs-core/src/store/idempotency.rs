@@ -1,0 +1,112 @@
+//! Telling a retry from a reused idempotency key: events sent again under stored ids are the
+//! same request only if they are the same events. Every store (and the command bus) compares
+//! with these functions, so they agree on what "the same" means.
+
+use serde_json::Value;
+
+use crate::envelope::{NewEvent, RecordedEvent};
+use crate::error::{InputField, Mismatch, StoreError};
+use crate::ids::StreamId;
+
+/// What differs between a stored event and an event sent again under its id: its name, schema
+/// version, payload or metadata (`None`: the same event). Payloads and metadata are compared as
+/// JSON values, since a store may normalise formatting (PostgreSQL's `jsonb` drops spaces,
+/// reorders keys, writes `1e3` as `1000`); numbers are equal when their values are.
+/// Correlation and causation ids are tracing, not content, and are not compared.
+pub fn event_mismatch(stored: &RecordedEvent, sent: &NewEvent) -> Option<InputField> {
+    if stored.meta.event_name != sent.event_name {
+        Some(InputField::EventName)
+    } else if stored.meta.event_version != sent.event_version {
+        Some(InputField::EventVersion)
+    } else if !same_json_text(stored.payload.as_str(), sent.payload.as_str()) {
+        Some(InputField::Payload)
+    } else if stored.meta.metadata != sent.metadata
+        && !same_json(
+            &Value::Object(stored.meta.metadata.as_map().clone()),
+            &Value::Object(sent.metadata.as_map().clone()),
+        )
+    {
+        Some(InputField::Metadata)
+    } else {
+        None
+    }
+}
+
+/// Checks that `sent`, whose ids are stored as the events `stored` (same ids, same order, one
+/// earlier append to `stream`), is the same batch; otherwise
+/// [`StoreError::IdempotencyConflict`] names the first event that differs and how.
+pub fn check_retry(
+    stream: &StreamId,
+    stored: &[RecordedEvent],
+    sent: &[NewEvent],
+) -> Result<(), StoreError> {
+    for (index, (s, e)) in stored.iter().zip(sent).enumerate() {
+        if let Some(field) = event_mismatch(s, e) {
+            return Err(StoreError::IdempotencyConflict {
+                stream: stream.clone(),
+                event_id: e.event_id,
+                mismatch: Mismatch::Event { index, field },
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Whether two JSON documents are equal as values (byte-equal ones without parsing). Text that
+/// does not parse is equal only to the same text.
+pub(crate) fn same_json_text(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    match (
+        serde_json::from_str::<Value>(a),
+        serde_json::from_str::<Value>(b),
+    ) {
+        (Ok(a), Ok(b)) => same_json(&a, &b),
+        _ => false,
+    }
+}
+
+/// JSON equality where numbers compare by value: `1000`, `1e3` and `1000.0` are equal (serde's
+/// `Value` would tell an integer from a float).
+pub(crate) fn same_json(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            if let (Some(x), Some(y)) = (x.as_i64(), y.as_i64()) {
+                x == y
+            } else if let (Some(x), Some(y)) = (x.as_u64(), y.as_u64()) {
+                x == y
+            } else {
+                x.as_f64() == y.as_f64()
+            }
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_json(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_values_not_text() {
+        assert!(same_json_text(
+            r#"{"a":1,"b":[1,2]}"#,
+            r#"{ "b": [1, 2], "a": 1 }"#
+        ));
+        assert!(same_json_text("1e15", "1000000000000000"));
+        assert!(same_json_text("[1.0]", "[1]"));
+        assert!(!same_json_text(r#"{"amount":10}"#, r#"{"amount":12}"#));
+        assert!(!same_json_text(r#"{"a":1}"#, r#"{"a":1,"b":2}"#));
+        assert!(!same_json_text("{bad", "{bad "));
+        assert!(same_json_text("{bad", "{bad"));
+    }
+}
