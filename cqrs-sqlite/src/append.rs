@@ -1,39 +1,18 @@
 //! The append transaction: expected-version check, idempotent retries and the inserts, all in
 //! one `BEGIN IMMEDIATE` transaction, so a batch is written whole or not at all.
 
-use std::collections::HashSet;
-
 use cqrs_core::{
-    ExpectedVersion, NewEvent, Position, RecordedEvent, StoreError, StreamId, Timestamp, Uuid,
+    BackendError, ExpectedVersion, NewEvent, Position, RecordedEvent, StoreError, StreamId,
+    Timestamp, Uuid, check_retry,
 };
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior};
 
-use crate::error::backend;
+use crate::error::{backend, commit_failed};
 use crate::read::{ALL_FROM, decode_row, to_sql_int};
 
 const INSERT: &str = "INSERT INTO events (event_id, stream, version, event_name, event_version, \
      payload, metadata, correlation_id, causation_id, recorded_at) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
-
-/// Checks that need no database: a named stream, no id twice in the batch.
-pub(crate) fn validate(stream: &StreamId, events: &[NewEvent]) -> Result<(), StoreError> {
-    if stream.as_str().is_empty() {
-        return Err(StoreError::InvalidAppend {
-            stream: stream.clone(),
-            reason: "the stream name is empty".into(),
-        });
-    }
-    if events.len() > 1 {
-        let mut seen = HashSet::with_capacity(events.len());
-        if let Some(e) = events.iter().find(|e| !seen.insert(e.event_id)) {
-            return Err(StoreError::DuplicateEventId {
-                event_id: e.event_id,
-                stream: stream.clone(),
-            });
-        }
-    }
-    Ok(())
-}
 
 /// Appends `events` to `stream` in one transaction on the write connection.
 pub(crate) fn append(
@@ -70,12 +49,11 @@ pub(crate) fn append(
             let metadata = if event.metadata.is_empty() {
                 None
             } else {
-                Some(serde_json::to_string(event.metadata.as_map()).map_err(|e| {
-                    StoreError::InvalidAppend {
-                        stream: stream.clone(),
-                        reason: format!("metadata does not serialize: {e}"),
-                    }
-                })?)
+                // A map of JSON values always serializes; the error is kept, not unwrapped.
+                Some(
+                    serde_json::to_string(event.metadata.as_map())
+                        .map_err(|e| StoreError::Backend(BackendError::from_error(e)))?,
+                )
             };
             let inserted = insert.execute((
                 id_bytes(&event.event_id),
@@ -106,7 +84,8 @@ pub(crate) fn append(
             }
         }
     }
-    tx.commit().map_err(backend)?;
+    // Only a failing commit can leave the outcome unknown (see `commit_failed`).
+    tx.commit().map_err(commit_failed)?;
     Ok(events
         .into_iter()
         .zip(positions)
@@ -133,7 +112,8 @@ fn stream_version(tx: &Transaction<'_>, stream: &StreamId) -> Result<u64, StoreE
 
 /// What to answer when some id of `events` may already be stored: `None` if none is; the
 /// stored events if the batch is exactly an earlier append to this stream (same ids, same
-/// order); otherwise `DuplicateEventId` naming the first stored id.
+/// order, same events); `IdempotencyConflict` if the ids match but the events differ;
+/// otherwise `DuplicateEventId` naming the first stored id.
 fn earlier_append(
     conn: &Connection,
     stream: &StreamId,
@@ -177,7 +157,11 @@ fn earlier_append(
             .iter()
             .zip(events)
             .all(|(s, e)| s.meta.event_id == e.event_id && s.meta.stream == *stream);
-    Ok(Some(if same { Ok(stored) } else { duplicate }))
+    Ok(Some(if same {
+        check_retry(stream, &stored, events).map(|()| stored)
+    } else {
+        duplicate
+    }))
 }
 
 /// Ids are stored as their 16 bytes (big-endian, as the UUID is written).

@@ -6,7 +6,7 @@ use cqrs_core::runner::{Checkpoints, ParkedEvent};
 use cqrs_core::{Position, StoreError, StreamId, Timestamp, Uuid};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
-use crate::error::backend;
+use crate::error::{backend, commit_failed};
 use crate::read::to_sql_int;
 use crate::store::SqliteStore;
 
@@ -122,7 +122,7 @@ impl Checkpoints for SqliteStore {
             .map_err(backend)?
             .max(parked.position);
         save(&tx, &parked.projection, position).map_err(backend)?;
-        tx.commit().map_err(backend)
+        tx.commit().map_err(commit_failed)
     }
 
     async fn parked_events(&self, projection: &str) -> Result<Vec<ParkedEvent>, StoreError> {

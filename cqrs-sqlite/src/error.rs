@@ -82,10 +82,125 @@ impl StdError for OpenError {
     }
 }
 
-/// A SQLite failure of a running operation: `StoreError::Backend`, keeping SQLite's error as
-/// the source.
+/// A SQLite failure of an operation that has not committed anything (a read, or a write that
+/// failed before its commit), classified:
+///
+/// - [`StoreError::Unavailable`] (nothing was written, retrying may succeed): `SQLITE_BUSY` and
+///   `SQLITE_LOCKED` (another connection or process held the lock beyond the busy timeout),
+///   `SQLITE_FULL` (the disk is full: space freed elsewhere lets it pass, as PostgreSQL's
+///   `disk_full` in class 53), `SQLITE_IOERR` (the operating system failed a read or write:
+///   often a passing condition of the device or a network file system), `SQLITE_NOMEM`,
+///   `SQLITE_INTERRUPT`, `SQLITE_SCHEMA` (the schema changed under a statement), `SQLITE_PROTOCOL`
+///   (a lock race of WAL recovery) and `SQLITE_CANTOPEN` (a reader could not be opened, e.g.
+///   out of file descriptors).
+/// - [`StoreError::Backend`] (permanent): `SQLITE_CORRUPT` and `SQLITE_NOTADB` (the file is
+///   damaged or not a database: restore it), `SQLITE_READONLY` and `SQLITE_PERM` (the file, its
+///   directory or the file system became read-only: an operator must change that, retrying will
+///   not), constraints, type mismatches, misuse and every error that is not SQLite's (a column
+///   that does not convert).
+///
+/// `Display` shows SQLite's message and its extended result code name (`SQLITE_BUSY_SNAPSHOT`).
 pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
-    StoreError::Backend(cqrs_core::BackendError::from_error(e))
+    classify(e, false)
+}
+
+/// A SQLite failure of the `COMMIT` of a write: as [`backend`], except that an I/O error leaves
+/// the outcome unknown ([`StoreError::OutcomeUnknown`]): SQLite may have written the commit
+/// record to the WAL before the failing `fsync`, and a later recovery of the file then keeps
+/// the transaction. Busy, full and the other classes mean the commit did not happen.
+pub(crate) fn commit_failed(e: rusqlite::Error) -> StoreError {
+    classify(e, true)
+}
+
+fn classify(e: rusqlite::Error, committing: bool) -> StoreError {
+    use rusqlite::ErrorCode as C;
+    let Some(code) = e.sqlite_error_code() else {
+        return StoreError::Backend(cqrs_core::BackendError::from_error(e));
+    };
+    let extended = match &e {
+        rusqlite::Error::SqliteFailure(failure, _) => failure.extended_code,
+        _ => 0,
+    };
+    let error = cqrs_core::BackendError::from_error(e).with_code(code_name(extended));
+    match code {
+        C::SystemIoFailure if committing => StoreError::OutcomeUnknown(error),
+        C::DatabaseBusy
+        | C::DatabaseLocked
+        | C::DiskFull
+        | C::SystemIoFailure
+        | C::OutOfMemory
+        | C::OperationInterrupted
+        | C::SchemaChanged
+        | C::FileLockingProtocolFailed
+        | C::CannotOpen => StoreError::Unavailable(error),
+        _ => StoreError::Backend(error),
+    }
+}
+
+/// SQLite's name of an extended result code (`SQLITE_IOERR_FSYNC`); the primary code's name
+/// with the number for extended codes not listed here.
+fn code_name(extended: i32) -> String {
+    use rusqlite::ffi;
+    const EXTENDED: &[(i32, &str)] = &[
+        (ffi::SQLITE_BUSY_RECOVERY, "SQLITE_BUSY_RECOVERY"),
+        (ffi::SQLITE_BUSY_SNAPSHOT, "SQLITE_BUSY_SNAPSHOT"),
+        (ffi::SQLITE_BUSY_TIMEOUT, "SQLITE_BUSY_TIMEOUT"),
+        (ffi::SQLITE_LOCKED_SHAREDCACHE, "SQLITE_LOCKED_SHAREDCACHE"),
+        (ffi::SQLITE_IOERR_READ, "SQLITE_IOERR_READ"),
+        (ffi::SQLITE_IOERR_SHORT_READ, "SQLITE_IOERR_SHORT_READ"),
+        (ffi::SQLITE_IOERR_WRITE, "SQLITE_IOERR_WRITE"),
+        (ffi::SQLITE_IOERR_FSYNC, "SQLITE_IOERR_FSYNC"),
+        (ffi::SQLITE_IOERR_TRUNCATE, "SQLITE_IOERR_TRUNCATE"),
+        (ffi::SQLITE_IOERR_LOCK, "SQLITE_IOERR_LOCK"),
+        (ffi::SQLITE_IOERR_SHMMAP, "SQLITE_IOERR_SHMMAP"),
+        (ffi::SQLITE_READONLY_RECOVERY, "SQLITE_READONLY_RECOVERY"),
+        (ffi::SQLITE_READONLY_CANTLOCK, "SQLITE_READONLY_CANTLOCK"),
+        (ffi::SQLITE_READONLY_DBMOVED, "SQLITE_READONLY_DBMOVED"),
+        (ffi::SQLITE_READONLY_DIRECTORY, "SQLITE_READONLY_DIRECTORY"),
+        (ffi::SQLITE_CORRUPT_INDEX, "SQLITE_CORRUPT_INDEX"),
+        (ffi::SQLITE_CONSTRAINT_UNIQUE, "SQLITE_CONSTRAINT_UNIQUE"),
+        (
+            ffi::SQLITE_CONSTRAINT_PRIMARYKEY,
+            "SQLITE_CONSTRAINT_PRIMARYKEY",
+        ),
+        (ffi::SQLITE_CONSTRAINT_CHECK, "SQLITE_CONSTRAINT_CHECK"),
+        (ffi::SQLITE_CONSTRAINT_NOTNULL, "SQLITE_CONSTRAINT_NOTNULL"),
+        (ffi::SQLITE_CANTOPEN_ISDIR, "SQLITE_CANTOPEN_ISDIR"),
+    ];
+    const PRIMARY: &[(i32, &str)] = &[
+        (ffi::SQLITE_ERROR, "SQLITE_ERROR"),
+        (ffi::SQLITE_INTERNAL, "SQLITE_INTERNAL"),
+        (ffi::SQLITE_PERM, "SQLITE_PERM"),
+        (ffi::SQLITE_ABORT, "SQLITE_ABORT"),
+        (ffi::SQLITE_BUSY, "SQLITE_BUSY"),
+        (ffi::SQLITE_LOCKED, "SQLITE_LOCKED"),
+        (ffi::SQLITE_NOMEM, "SQLITE_NOMEM"),
+        (ffi::SQLITE_READONLY, "SQLITE_READONLY"),
+        (ffi::SQLITE_INTERRUPT, "SQLITE_INTERRUPT"),
+        (ffi::SQLITE_IOERR, "SQLITE_IOERR"),
+        (ffi::SQLITE_CORRUPT, "SQLITE_CORRUPT"),
+        (ffi::SQLITE_FULL, "SQLITE_FULL"),
+        (ffi::SQLITE_CANTOPEN, "SQLITE_CANTOPEN"),
+        (ffi::SQLITE_PROTOCOL, "SQLITE_PROTOCOL"),
+        (ffi::SQLITE_SCHEMA, "SQLITE_SCHEMA"),
+        (ffi::SQLITE_TOOBIG, "SQLITE_TOOBIG"),
+        (ffi::SQLITE_CONSTRAINT, "SQLITE_CONSTRAINT"),
+        (ffi::SQLITE_MISMATCH, "SQLITE_MISMATCH"),
+        (ffi::SQLITE_MISUSE, "SQLITE_MISUSE"),
+        (ffi::SQLITE_RANGE, "SQLITE_RANGE"),
+        (ffi::SQLITE_NOTADB, "SQLITE_NOTADB"),
+    ];
+    let find = |table: &[(i32, &'static str)], code| {
+        table.iter().find(|&&(c, _)| c == code).map(|&(_, n)| n)
+    };
+    if let Some(name) = find(EXTENDED, extended) {
+        return name.to_owned();
+    }
+    match find(PRIMARY, extended & 0xff) {
+        Some(name) if extended > 0xff => format!("{name} (extended code {extended})"),
+        Some(name) => name.to_owned(),
+        None => format!("SQLite result code {extended}"),
+    }
 }
 
 /// A [`SqliteSink`](crate::SqliteSink) refused to write because its projection's checkpoint is
@@ -115,3 +230,60 @@ impl fmt::Display for CheckpointMoved {
 }
 
 impl StdError for CheckpointMoved {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::ffi;
+
+    fn failure(extended: i32) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(ffi::Error::new(extended), Some("said SQLite".into()))
+    }
+
+    #[test]
+    fn sqlite_errors_say_what_a_caller_may_do() {
+        let unavailable = [
+            ffi::SQLITE_BUSY,
+            ffi::SQLITE_BUSY_SNAPSHOT,
+            ffi::SQLITE_LOCKED,
+        ]
+        .into_iter()
+        .chain([ffi::SQLITE_FULL, ffi::SQLITE_IOERR_READ, ffi::SQLITE_NOMEM]);
+        for code in unavailable {
+            assert!(
+                matches!(backend(failure(code)), StoreError::Unavailable(_)),
+                "{code}"
+            );
+        }
+        for code in [
+            ffi::SQLITE_CORRUPT,
+            ffi::SQLITE_NOTADB,
+            ffi::SQLITE_READONLY,
+            ffi::SQLITE_READONLY_DBMOVED,
+            ffi::SQLITE_CONSTRAINT_CHECK,
+            ffi::SQLITE_ERROR,
+        ] {
+            assert!(
+                matches!(backend(failure(code)), StoreError::Backend(_)),
+                "{code}"
+            );
+        }
+        let fsync = commit_failed(failure(ffi::SQLITE_IOERR_FSYNC));
+        assert!(matches!(fsync, StoreError::OutcomeUnknown(_)), "{fsync}");
+        let busy = commit_failed(failure(ffi::SQLITE_BUSY));
+        assert!(matches!(busy, StoreError::Unavailable(_)), "{busy}");
+        assert_eq!(
+            busy.to_string(),
+            "event store unavailable, nothing was written: said SQLite (code SQLITE_BUSY)"
+        );
+        let odd = backend(failure(ffi::SQLITE_IOERR | (99 << 8)));
+        assert!(
+            odd.to_string()
+                .ends_with("(code SQLITE_IOERR (extended code 25354))"),
+            "{odd}"
+        );
+        let conversion =
+            rusqlite::Error::InvalidColumnType(0, "x".into(), rusqlite::types::Type::Null);
+        assert!(matches!(backend(conversion), StoreError::Backend(_)));
+    }
+}

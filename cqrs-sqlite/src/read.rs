@@ -54,6 +54,27 @@ pub(crate) fn read_stream(
     Ok(events)
 }
 
+/// The event stored with id `event_id`, if any (one lookup in the unique event-id index).
+pub(crate) fn read_event(
+    conn: &Connection,
+    event_id: Uuid,
+) -> Result<Option<RecordedEvent>, StoreError> {
+    let mut statement = conn
+        .prepare_cached(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM events WHERE event_id = ?1"
+        ))
+        .map_err(backend)?;
+    let mut rows = statement
+        .query([&event_id.as_bytes()[..]])
+        .map_err(backend)?;
+    match rows.next().map_err(backend)? {
+        Some(row) => decode_row(row, None).map(Some),
+        None => Ok(None),
+    }
+}
+
 /// Every stream's events from a position on, in position order.
 pub(crate) const ALL_FROM: &str = concat!(
     "SELECT ",

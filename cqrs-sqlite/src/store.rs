@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use cqrs_core::{
     EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent, Snapshot, StoreError, StreamId,
-    Timestamp, check_event_sizes,
+    Timestamp, Uuid, check_append, check_snapshot, check_stream_id,
 };
 use rusqlite::Connection;
 
@@ -138,8 +138,7 @@ impl EventStore for SqliteStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        append::validate(stream, &events)?;
-        check_event_sizes(stream, &events, self.shared.config.max_event_bytes)?;
+        check_append(stream, &events, self.shared.config.max_event_bytes)?;
         let now = Timestamp::now();
         let recorded = append::append(&mut self.writer(), stream, expected, events, now)?;
         if let Some(last) = recorded.last() {
@@ -154,6 +153,7 @@ impl EventStore for SqliteStore {
         from_version: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        check_stream_id(stream)?;
         self.read(|conn| read::read_stream(conn, stream, from_version, limit))
     }
 
@@ -163,6 +163,10 @@ impl EventStore for SqliteStore {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         self.read(|conn| read::read_all(conn, from, limit))
+    }
+
+    async fn read_event(&self, event_id: Uuid) -> Result<Option<RecordedEvent>, StoreError> {
+        self.read(|conn| read::read_event(conn, event_id))
     }
 
     async fn head(&self) -> Result<Position, StoreError> {
@@ -180,10 +184,12 @@ impl EventStore for SqliteStore {
     }
 
     async fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, StoreError> {
+        check_stream_id(stream)?;
         self.read(|conn| snapshots::load(conn, stream))
     }
 
     async fn save_snapshot(&self, stream: &StreamId, snapshot: Snapshot) -> Result<(), StoreError> {
+        check_snapshot(stream, &snapshot)?;
         snapshots::save(&self.writer(), stream, &snapshot).map_err(backend)
     }
 }
