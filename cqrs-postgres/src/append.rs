@@ -11,14 +11,14 @@ use std::collections::HashSet;
 use std::time::SystemTime;
 
 use cqrs_core::{
-    ExpectedVersion, NewEvent, Position, RecordedEvent, StoreError, StreamId, Timestamp, Uuid,
-    check_event_sizes,
+    BackendError, ExpectedVersion, NewEvent, Position, RecordedEvent, StoreError, StreamId,
+    Timestamp, Uuid, check_append, check_retry,
 };
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 
 use crate::decode::{self, JsonParam};
-use crate::error::backend;
+use crate::error::{backend, closed_before_sending, write_failed};
 use crate::pool::Conn;
 use crate::store::Shared;
 
@@ -62,11 +62,20 @@ impl Shared {
             };
         }
         for _ in 0..MAX_ATTEMPTS {
+            // A connection closed before sending is "nothing written", not "outcome unknown".
+            if conn.client.is_closed() {
+                return Err(closed_before_sending());
+            }
             let known = self.version_known(stream, expected);
             let refusal = match insert(&conn, stream, expected, known, &events, &encoded).await {
                 Ok(rows) if !rows.is_empty() => {
                     drop(conn);
-                    let recorded = recorded(stream, events, &rows)?;
+                    // The rows came back, so the append committed: a reply that does not read
+                    // leaves the caller unsure, not the store.
+                    let recorded = recorded(stream, events, &rows).map_err(|e| match e {
+                        StoreError::Backend(e) => StoreError::OutcomeUnknown(e),
+                        other => other,
+                    })?;
                     if let Some(last) = recorded.last() {
                         self.versions.saw(stream, last.meta.version);
                     }
@@ -76,10 +85,11 @@ impl Shared {
                 Ok(_) => Refusal::Version,
                 Err(e) => match self.refusal(&e) {
                     Some(refusal) => refusal,
-                    None => return Err(crate::error::append_failed(e)),
+                    None => return Err(write_failed(e)),
                 },
             };
-            let stored = stored_events(&conn, &events).await?;
+            let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+            let stored = stored_events(&conn, &ids).await?;
             if !stored.is_empty() {
                 return retried(stream, &events, stored);
             }
@@ -99,7 +109,8 @@ impl Shared {
                 Refusal::EventId => {}
             }
         }
-        Err(StoreError::Backend(
+        // Nothing was written, and the race may end: a passing condition.
+        Err(StoreError::Unavailable(
             format!("append to `{stream}` kept racing with concurrent appends; gave up after {MAX_ATTEMPTS} attempts").into(),
         ))
     }
@@ -127,47 +138,23 @@ impl Shared {
     }
 }
 
-/// Refuses what must not reach the database: an empty stream name, oversized events, ids
-/// repeated within the batch, schema versions PostgreSQL's `integer` cannot hold. Serializes
-/// the metadata on the way.
+/// Refuses what breaks the store contract before the database sees anything
+/// ([`check_append`]: the same checks as every store), and serializes the metadata.
 pub(crate) fn validate(
     stream: &StreamId,
     events: &[NewEvent],
     max: usize,
 ) -> Result<Encoded, StoreError> {
-    let invalid = |reason: String| StoreError::InvalidAppend {
-        stream: stream.clone(),
-        reason,
-    };
-    if stream.as_str().is_empty() {
-        return Err(invalid("the stream name is empty".into()));
-    }
-    check_event_sizes(stream, events, max)?;
-    if events.len() > 1 {
-        let mut seen = HashSet::with_capacity(events.len());
-        if let Some(e) = events.iter().find(|e| !seen.insert(e.event_id)) {
-            return Err(StoreError::DuplicateEventId {
-                event_id: e.event_id,
-                stream: stream.clone(),
-            });
-        }
-    }
+    check_append(stream, events, max)?;
     let mut metadata = Vec::with_capacity(events.len());
     for e in events {
-        if i32::try_from(e.event_version).is_err() {
-            return Err(invalid(format!(
-                "event `{}` has schema version {}, above {}",
-                e.event_name,
-                e.event_version,
-                i32::MAX
-            )));
-        }
         metadata.push(if e.metadata.is_empty() {
             None
         } else {
+            // A map of JSON values always serializes; the error is kept, not unwrapped.
             Some(
                 serde_json::to_string(e.metadata.as_map())
-                    .map_err(|err| invalid(err.to_string()))?,
+                    .map_err(|err| StoreError::Backend(BackendError::from_error(err)))?,
             )
         });
     }
@@ -307,9 +294,16 @@ pub(crate) async fn stream_version(conn: &Conn, stream: &StreamId) -> Result<u64
     Ok(version as u64)
 }
 
-/// The stored events that carry any of the batch's ids, in position order.
-async fn stored_events(conn: &Conn, events: &[NewEvent]) -> Result<Vec<RecordedEvent>, StoreError> {
-    let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+impl Shared {
+    /// The event stored with id `event_id`, if any (one lookup in the unique event-id index).
+    pub async fn read_event(&self, event_id: Uuid) -> Result<Option<RecordedEvent>, StoreError> {
+        let conn = self.pool.get().await?;
+        Ok(stored_events(&conn, &[event_id]).await?.pop())
+    }
+}
+
+/// The stored events that carry any of `ids`, in position order.
+async fn stored_events(conn: &Conn, ids: &[Uuid]) -> Result<Vec<RecordedEvent>, StoreError> {
     let rows = conn
         .client
         .query(&conn.st.by_ids, &[&ids])
@@ -322,8 +316,10 @@ async fn stored_events(conn: &Conn, events: &[NewEvent]) -> Result<Vec<RecordedE
 }
 
 /// The answer to a batch some of whose ids are stored: the stored events if the batch is a
-/// retry of one earlier append (same ids, same order, same stream, consecutive versions),
-/// otherwise `DuplicateEventId` naming the first stored id of the batch.
+/// retry of one earlier append (same ids, same order, same stream, consecutive versions, and the
+/// same events compared as JSON values, since `jsonb` normalises the text),
+/// `IdempotencyConflict` if only the events differ, otherwise `DuplicateEventId` naming the
+/// first stored id of the batch.
 fn retried(
     stream: &StreamId,
     events: &[NewEvent],
@@ -338,7 +334,7 @@ fn retried(
             .windows(2)
             .all(|w| w[1].meta.version == w[0].meta.version + 1);
     if same {
-        return Ok(stored);
+        return check_retry(stream, &stored, events).map(|()| stored);
     }
     let taken: HashSet<Uuid> = stored.iter().map(|s| s.meta.event_id).collect();
     let event_id = events
@@ -371,7 +367,7 @@ mod tests {
         let e = event("1");
         assert!(matches!(
             validate(&StreamId::from(""), std::slice::from_ref(&e), 100),
-            Err(StoreError::InvalidAppend { .. })
+            Err(StoreError::InvalidInput(_))
         ));
         assert!(matches!(
             validate(&s, &[e.clone(), e.clone()], 100),
@@ -381,7 +377,7 @@ mod tests {
         newer.event_version = u32::MAX;
         assert!(matches!(
             validate(&s, &[newer], 100),
-            Err(StoreError::InvalidAppend { .. })
+            Err(StoreError::InvalidInput(_))
         ));
         let mut tagged = event("1");
         tagged.metadata.insert("user", "ada");

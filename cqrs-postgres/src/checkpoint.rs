@@ -9,7 +9,7 @@ use cqrs_core::{Position, StoreError, StreamId, Timestamp, Uuid};
 use tokio_postgres::Row;
 
 use crate::config::Names;
-use crate::error::backend;
+use crate::error::{backend, write_failed};
 use crate::pool::{Conn, Pooled};
 use crate::store::PostgresStore;
 
@@ -148,9 +148,10 @@ pub(crate) async fn finish(
         conn.client.execute(&statement, params),
         conn.client.batch_execute("COMMIT"),
     );
-    // After a failed statement, COMMIT ends the aborted transaction with a rollback.
-    done.map_err(backend)?;
-    committed.map_err(backend)?;
+    // After a failed statement, COMMIT ends the aborted transaction with a rollback. Both
+    // were sent: a lost connection leaves the commit's outcome unknown.
+    done.map_err(write_failed)?;
+    committed.map_err(write_failed)?;
     conn.reuse_on_drop();
     Ok(())
 }
@@ -237,7 +238,7 @@ impl Checkpoints for PostgresStore {
         conn.client
             .execute(&save, &[&projection, &to_db(position)])
             .await
-            .map_err(backend)?;
+            .map_err(write_failed)?;
         Ok(())
     }
 

@@ -58,21 +58,56 @@ impl StdError for OpenError {
     }
 }
 
-/// A driver error of an operation that writes nothing (a read, a lookup), classified: lost or
-/// refused connections and passing server conditions are [`StoreError::Unavailable`], the rest
-/// [`StoreError::Backend`].
+/// A driver error of an operation that wrote nothing: a read, a lookup, or a statement inside
+/// a transaction that has not been committed (the server rolls it back when the connection
+/// ends). Classified:
+///
+/// - [`StoreError::Unavailable`]: the connection was lost or could not be opened (no reply,
+///   an I/O error, a timeout), or the server refused for a passing reason: SQLSTATE classes
+///   08 (connection), 40 (serialization failure, deadlock), 53 (insufficient resources: too
+///   many connections, disk full, out of memory), 57 (operator intervention: shutdown,
+///   termination, cancelled statement, starting up) and 58 (system I/O error), and the codes
+///   55P03 (`lock_not_available`) and 25006 (`read_only_sql_transaction`: a primary demoted to
+///   a standby, which a failover replaces).
+/// - [`StoreError::Backend`]: every other SQLSTATE (syntax, permissions, constraints, missing
+///   tables, …) and driver errors that are not about the connection (a value that does not
+///   convert): retrying the same request will not change them.
+///
+/// `Display` shows the server's severity, message, detail and hint, and the SQLSTATE.
 pub(crate) fn backend(e: tokio_postgres::Error) -> StoreError {
     classify(e, false)
 }
 
-/// A driver error of an append: as [`backend`], except that a connection lost without a reply
-/// from the server leaves the outcome unknown ([`StoreError::OutcomeUnknown`]).
-pub(crate) fn append_failed(e: tokio_postgres::Error) -> StoreError {
+/// A driver error of a write that was sent as its own transaction, or of a `COMMIT`: as
+/// [`backend`], except where the write may have been applied without the client hearing of it:
+///
+/// - the connection was lost after the request was sent (no reply): the server may have
+///   committed it before the connection ended;
+/// - the server ended the session (severity `FATAL` or `PANIC`: a terminated backend, a
+///   shutdown, a crash of another backend): it may come after the commit was recorded (a
+///   termination between `COMMIT` and the reply, or during a synchronous-replication wait,
+///   where PostgreSQL itself says the transaction "has already committed locally").
+///
+/// Both are [`StoreError::OutcomeUnknown`]: retry only with the same ids. An `ERROR` reply
+/// means the statement's transaction failed whole (nothing was written).
+pub(crate) fn write_failed(e: tokio_postgres::Error) -> StoreError {
     classify(e, true)
+}
+
+/// A write refused before it was sent, because the connection is already closed: nothing was
+/// written, whatever kind of write it was.
+pub(crate) fn closed_before_sending() -> StoreError {
+    StoreError::Unavailable(BackendError::new(
+        "the connection was closed before the request was sent",
+    ))
 }
 
 fn classify(e: tokio_postgres::Error, wrote: bool) -> StoreError {
     let Some(db) = e.as_db_error() else {
+        if !connection_lost(&e) {
+            // A parameter or column that does not convert: the request is wrong, not the link.
+            return StoreError::Backend(BackendError::new(describe(&e)).with_inner(e));
+        }
         // No reply from the server: the connection is gone (or never came up).
         let error = BackendError::new(describe(&e)).with_inner(e);
         return if wrote {
@@ -89,23 +124,32 @@ fn classify(e: tokio_postgres::Error, wrote: bool) -> StoreError {
     if let Some(hint) = db.hint() {
         message.push_str(&format!("; hint: {hint}"));
     }
-    // The server answered with an error, so the statement (one implicit transaction) failed
-    // as a whole: nothing was written, whatever the class.
+    let session_ended = matches!(db.severity(), "FATAL" | "PANIC");
     let transient = transient_sqlstate(&code);
     let error = BackendError::new(message).with_code(code).with_inner(e);
-    if transient {
+    if wrote && session_ended {
+        StoreError::OutcomeUnknown(error)
+    } else if transient {
         StoreError::Unavailable(error)
     } else {
         StoreError::Backend(error)
     }
 }
 
-/// SQLSTATEs after which the same request may succeed later: connection exceptions (08),
-/// transaction rollbacks such as serialization failures and deadlocks (40), insufficient
-/// resources (53), operator intervention such as a shutdown or a cancelled statement (57),
-/// and system errors (58).
+/// Whether a driver error without a server reply is about the connection: closed, an I/O error
+/// (reading, writing, connecting, or a reply that does not parse), or a connect timeout.
+/// Conversion errors (`error serializing parameter 0`, `error deserializing column 1`) and
+/// wrong row or column counts are not.
+fn connection_lost(e: &tokio_postgres::Error) -> bool {
+    e.is_closed()
+        || StdError::source(e).is_some_and(|cause| cause.is::<std::io::Error>())
+        || e.to_string() == "timeout waiting for server"
+}
+
+/// SQLSTATEs after which the same request may succeed later (see [`backend`]).
 fn transient_sqlstate(code: &str) -> bool {
     matches!(code.get(..2), Some("08" | "40" | "53" | "57" | "58"))
+        || matches!(code, "55P03" | "25006")
 }
 
 /// The driver's message with its cause: `tokio_postgres::Error` displays only its kind

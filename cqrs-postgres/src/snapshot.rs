@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use cqrs_core::{Snapshot, StoreError, StreamId, Timestamp};
 
 use crate::config::Names;
-use crate::error::backend;
+use crate::error::{backend, write_failed};
 use crate::store::Shared;
 
 /// The statements on the snapshots table, rendered once per store.
@@ -96,7 +96,7 @@ impl Shared {
                 ],
             )
             .await
-            .map_err(backend)?;
+            .map_err(write_failed)?;
         Ok(())
     }
 }

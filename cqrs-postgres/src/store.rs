@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use cqrs_core::{
     EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent, Snapshot, StoreError, StreamId,
+    Uuid, check_snapshot, check_stream_id,
 };
 
 use crate::checkpoint::CheckpointSql;
@@ -123,6 +124,7 @@ impl EventStore for PostgresStore {
         from_version: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        check_stream_id(stream)?;
         self.shared.read_stream(stream, from_version, limit).await
     }
 
@@ -138,15 +140,21 @@ impl EventStore for PostgresStore {
         self.shared.head().await
     }
 
+    async fn read_event(&self, event_id: Uuid) -> Result<Option<RecordedEvent>, StoreError> {
+        self.shared.read_event(event_id).await
+    }
+
     async fn wait_for_events(&self, after: Position) {
         self.shared.wait_for_events(after).await
     }
 
     async fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, StoreError> {
+        check_stream_id(stream)?;
         self.shared.load_snapshot(stream).await
     }
 
     async fn save_snapshot(&self, stream: &StreamId, snapshot: Snapshot) -> Result<(), StoreError> {
+        check_snapshot(stream, &snapshot)?;
         self.shared.save_snapshot(stream, &snapshot).await
     }
 }
