@@ -4,6 +4,7 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod proxy;
 pub mod read_model;
 
 use std::sync::atomic::{AtomicBool, Ordering};
