@@ -672,7 +672,7 @@ fn encode<E: EventSet, X>(
                 },
                 event_name: event.event_name().into(),
                 event_version: event.event_version(),
-                payload: Payload::from_json(json),
+                payload: Payload::serialized(json),
                 correlation_id: Some(correlation_id),
                 causation_id: Some(command_id),
                 metadata: metadata.clone(),

@@ -9,34 +9,71 @@ use serde_json::{Map, Value};
 use crate::ids::{Position, StreamId, Timestamp, Uuid};
 
 /// An event's serialized body: a JSON document, shared cheaply between readers.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Payload(Arc<str>);
+#[derive(Clone)]
+pub struct Payload {
+    json: Arc<str>,
+    /// Written by serde_json from a Rust value (by the command bus), so valid JSON whose only
+    /// possible breach of the store contract is a `\u0000` escape: stores then check just that.
+    serialized: bool,
+}
 
 impl Payload {
-    /// Wraps a JSON document. Stores trust that it is valid JSON; decoding reports it if not.
+    /// Wraps a JSON document. Stores check it against the store contract before writing it
+    /// (`check_append`); decoding reports one that does not fit its event type.
     pub fn from_json(json: impl Into<Arc<str>>) -> Self {
-        Payload(json.into())
+        Payload {
+            json: json.into(),
+            serialized: false,
+        }
+    }
+
+    /// Wraps a document serde_json just wrote from a Rust value.
+    pub(crate) fn serialized(json: impl Into<Arc<str>>) -> Self {
+        Payload {
+            json: json.into(),
+            serialized: true,
+        }
+    }
+
+    /// Whether serde_json wrote it (see [`Payload::serialized`]).
+    pub(crate) fn is_serialized(&self) -> bool {
+        self.serialized
     }
 
     /// The JSON text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.json
     }
 
     /// Size in bytes.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.json.len()
     }
 
     /// Whether the body is empty (never true for a valid JSON document).
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.json.is_empty()
+    }
+}
+
+/// Payloads are equal when their text is (however they were made).
+impl PartialEq for Payload {
+    fn eq(&self, other: &Self) -> bool {
+        self.json == other.json
+    }
+}
+
+impl Eq for Payload {}
+
+impl std::hash::Hash for Payload {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.json.hash(state);
     }
 }
 
 impl fmt::Debug for Payload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.json)
     }
 }
 

@@ -81,7 +81,20 @@ pub fn check_append(
             };
             return Err(refuse(InputField::EventVersion, problem).into());
         }
-        check_json(event.payload.as_str()).map_err(|p| refuse(InputField::Payload, p))?;
+        let payload = event.payload.as_str();
+        let checked = if event.payload.is_serialized() {
+            // serde_json wrote it from a Rust value: valid JSON, numbers of Rust's ranges, no
+            // lone surrogates (Rust strings are UTF-8). Only a NUL in a string can break the
+            // contract, and it is written as `\u0000`: a substring search, then the exact check.
+            if payload.contains("\\u0000") {
+                check_json(payload)
+            } else {
+                Ok(())
+            }
+        } else {
+            check_json(payload)
+        };
+        checked.map_err(|p| refuse(InputField::Payload, p))?;
         if !event.metadata.is_empty() && map_holds_nul(event.metadata.as_map()) {
             return Err(refuse(InputField::Metadata, InputProblem::ContainsNul).into());
         }
@@ -328,6 +341,32 @@ mod tests {
             check_json(&deep(129)),
             Err(InputProblem::TooDeep { max: 128 })
         );
+    }
+
+    #[test]
+    fn payloads_serde_wrote_are_checked_for_nul_escapes_too() {
+        use crate::envelope::{NewEvent, Payload, UserMetadata};
+        let event = |payload| NewEvent {
+            event_id: crate::new_id(),
+            event_name: "e".into(),
+            event_version: 1,
+            payload,
+            correlation_id: None,
+            causation_id: None,
+            metadata: UserMetadata::empty(),
+        };
+        let s = StreamId::from("s");
+        let nul = serde_json::json!({ "name": "a\0b" }).to_string();
+        let refused = check_append(&s, &[event(Payload::serialized(nul))], usize::MAX);
+        assert!(matches!(
+            refused,
+            Err(StoreError::InvalidInput(InvalidInput {
+                problem: InputProblem::NulEscape,
+                ..
+            }))
+        ));
+        let escaped = serde_json::json!({ "name": "a\\u0000b" }).to_string();
+        check_append(&s, &[event(Payload::serialized(escaped))], usize::MAX).unwrap();
     }
 
     #[test]
