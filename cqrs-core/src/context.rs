@@ -27,12 +27,23 @@ impl CommandContext {
         Self::default()
     }
 
-    /// Uses this command id (for idempotent resubmission or external tracing).
+    /// Uses this command id: the command's idempotency key (and an id for external tracing).
     ///
     /// The command's event ids are then derived from it (the `i`-th event of the command gets
-    /// the same id every time), so submitting the command again cannot record it twice: the
-    /// append is either the store's idempotent retry or fails with
-    /// `StoreError::DuplicateEventId`. Process managers give each command they issue such an id.
+    /// the same id every time), so submitting the command again cannot record it twice. Before
+    /// running a command with a given id, the bus looks its first event id up in the store
+    /// (one indexed lookup); if the id already recorded events, the command is run again on the
+    /// state just before them and:
+    /// - decides the same events: the first run's outcome is returned (after a lost reply,
+    ///   `StoreError::OutcomeUnknown`, this is how the caller learns it was recorded);
+    /// - decides other events, none (a rejection), or targets another stream:
+    ///   `CommandError::CommandIdReused`, and nothing is appended.
+    ///
+    /// Events are compared by name, schema version, payload and metadata (as JSON values), so
+    /// handlers must decide deterministically from the state and the command (take times and
+    /// random values from the command), and metadata given with [`CommandContext::with`] must be
+    /// the same when the command is sent again. Process managers give each command they issue
+    /// such an id.
     pub fn with_command_id(mut self, id: Uuid) -> Self {
         self.command_id = Some(id);
         self

@@ -113,6 +113,75 @@
 //! Test decisions without a store with [`fixture::AggregateFixture`], and projections with
 //! [`fixture::ProjectionFixture`].
 //!
+//! ## Failures, retries and idempotency keys
+//!
+//! Every error says what the caller may do with [`Retry`] (`CommandError::retry`,
+//! `StoreError::retry`, `DispatchError::retry`, `QueryError::retry`): `Never` (the command, the
+//! data or the code must change), `Safe` (nothing was written: send it again, after a pause) or
+//! `SameIds` (the store may have recorded it, but the reply was lost: send it again **with the
+//! same command id**). A command id, given with [`CommandContext::with_command_id`], is the
+//! command's idempotency key: its event ids derive from it, and a command sent again under an
+//! id that already recorded events is run on the state its first run saw and returns that run's
+//! outcome, whatever happened since. The same id with another command (a deposit of 12 resent
+//! under the id of one of 10) is [`CommandError::CommandIdReused`], as payment APIs answer an
+//! idempotency key reused with another request body. Give every command that a client may send
+//! twice an id from the client (an `Idempotency-Key` header, a message id): a command run
+//! without one gets random event ids, and after `SameIds` only reading its stream tells whether
+//! it was recorded.
+//!
+//! ```
+//! use cqrs_core::prelude::*;
+//! use cqrs_core::{Mismatch, Retry, new_id};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+//! #[event(name = "docs.wallet.credited")]
+//! pub struct Credited { pub amount: u64, pub balance: u64 }
+//!
+//! #[derive(Command)]
+//! #[command(aggregate = Wallet)]
+//! pub struct Credit { #[id] pub wallet: u64, pub amount: u64 }
+//!
+//! #[derive(Default)]
+//! pub struct Wallet { balance: u64 }
+//!
+//! #[aggregate(id = u64, name = "docs-wallet")]
+//! impl Wallet {
+//!     // A creation (no `self`): run again on the current state it would meet its own
+//!     // stream. The bus decides again on the state the first run saw.
+//!     #[handle]
+//!     fn credit(cmd: &Credit) -> Credited { Credited { amount: cmd.amount, balance: cmd.amount } }
+//!     #[apply]
+//!     fn credited(&mut self, e: &Credited) { self.balance = e.balance; }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let app = Cqrs::builder(MemoryStore::new()).build().await?;
+//! let key = new_id(); // from the client, e.g. its Idempotency-Key header
+//! let send = |amount| app.execute_with(
+//!     Credit { wallet: 1, amount },
+//!     CommandContext::new().with_command_id(key),
+//! );
+//! let first = match send(10).await {
+//!     Ok(outcome) => outcome,
+//!     // Only a lost reply may be retried blindly, and only with the same id.
+//!     Err(e) if e.retry() == Retry::SameIds => send(10).await?,
+//!     Err(e) => return Err(e.into()),
+//! };
+//! let again = send(10).await?; // a retry: the first outcome, nothing recorded twice
+//! assert_eq!(again.events, first.events);
+//! let other = send(12).await.unwrap_err(); // the same key with another body
+//! assert!(matches!(
+//!     other,
+//!     CommandError::CommandIdReused { mismatch: Mismatch::Event { index: 0, .. }, .. }
+//! ));
+//! assert_eq!(other.retry(), Retry::Never);
+//! assert_eq!(app.load::<Wallet>(&1).await?.0.balance, 10);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! ## Mistakes the compiler catches
 //!
 //! Executing a command that its aggregate has no handler for does not compile:
