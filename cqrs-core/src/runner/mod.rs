@@ -21,8 +21,10 @@
 mod checkpoint;
 mod durable;
 mod group;
+mod handle;
 mod lease;
 pub(crate) mod progress;
+mod retry;
 mod run;
 mod sink;
 
@@ -31,10 +33,9 @@ pub use durable::DurableProjection;
 pub use group::{ProjectionGroup, ProjectionListing, list_projections};
 pub use lease::{Lease, Leases, LocalLease};
 pub use progress::{Progress, ProgressFn};
-pub use run::{
-    OnFailure, ProjectionRunner, RebuildError, RetryPolicy, RunnerState, RunnerStatus,
-    RunningProjection,
-};
+pub use handle::{RebuildError, RunnerState, RunnerStatus, RunningProjection};
+pub use retry::{OnFailure, RetryPolicy};
+pub use run::ProjectionRunner;
 pub use sink::{
     ApplyError, CheckpointedSink, MemorySink, ProjectionSink, handle_caught, reset_caught,
     reset_error, stored_error,
