@@ -343,7 +343,10 @@ impl ReadSide {
             if before >= target {
                 break;
             }
-            let reached = self.read_available(store).await.map_err(QueryError::Store)?;
+            let reached = self
+                .read_available(store)
+                .await
+                .map_err(QueryError::Store)?;
             if reached >= target {
                 break;
             }

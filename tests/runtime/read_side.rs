@@ -13,8 +13,8 @@ use common::{HoleStore, append_added};
 use cqrs_core::runner::Progress;
 use cqrs_core::testing::domain::*;
 use cqrs_core::{
-    Cqrs, EventStore, ExpectedVersion, MemoryStore, NewEvent, Position, QueryError,
-    RecordedEvent, StoreError, StreamId,
+    Cqrs, EventStore, ExpectedVersion, MemoryStore, NewEvent, Position, QueryError, RecordedEvent,
+    StoreError, StreamId,
 };
 
 /// 100 `counter.added` events (n = 1..=100) on `counter-1`; their total.
@@ -74,7 +74,10 @@ async fn query_after_waits_for_a_pending_hole_and_times_out_while_it_is_held() {
         tokio::spawn(async move { app.query_after(head, TotalOf("counter-3".into())).await })
     };
     store.until_empty_reads(3).await;
-    assert!(!waiting.is_finished(), "answered before the hole was filled");
+    assert!(
+        !waiting.is_finished(),
+        "answered before the hole was filled"
+    );
     store.release();
     assert_eq!(waiting.await.unwrap().unwrap(), 55);
 
@@ -179,7 +182,13 @@ async fn pending_events_stay_bounded_while_writers_keep_overlapping() {
     let mut most = 0;
     for i in 0..2_000u64 {
         app.execute(Add { id: i % 4, n: 1 }).await.unwrap();
-        other.execute(Add { id: 10 + i % 4, n: 2 }).await.unwrap();
+        other
+            .execute(Add {
+                id: 10 + i % 4,
+                n: 2,
+            })
+            .await
+            .unwrap();
         most = most.max(app.pending_events());
     }
     assert!(most <= 256, "{most} events waited for an earlier position");
@@ -203,5 +212,8 @@ async fn pending_events_stay_bounded_while_writers_keep_overlapping() {
         app.query(SeenPositions).await.unwrap(),
         replay.query(SeenPositions).await.unwrap()
     );
-    assert_eq!(replay.query(TotalOf("counter-0".into())).await.unwrap(), 500);
+    assert_eq!(
+        replay.query(TotalOf("counter-0".into())).await.unwrap(),
+        500
+    );
 }

@@ -113,19 +113,36 @@ async fn back_off_grows_through_an_outage_and_starts_over_after_a_success() {
     // Waits of at least 50, 100, 200, 400, 800 ms (half of 100 ms doubling, jittered): at most
     // 5 retries after the first read in 2 s. A fixed 100 ms would make 20.
     assert!(early <= 6, "{early} reads in the first 2 s of the outage");
-    running.wait_for(Position(3), Duration::from_secs(3_600)).await.unwrap();
+    running
+        .wait_for(Position(3), Duration::from_secs(3_600))
+        .await
+        .unwrap();
     let outage = started.elapsed();
     // 12 failures: waits of 100 ms doubling up to the 10 s cap, 62.7 s in all, at least half.
-    assert!(outage >= Duration::from_secs(31), "outage over after {outage:?}");
-    assert_eq!(store.reads.load(Ordering::SeqCst), 13 + 1, "12 failures, 1 read, 1 empty");
+    assert!(
+        outage >= Duration::from_secs(31),
+        "outage over after {outage:?}"
+    );
+    assert_eq!(
+        store.reads.load(Ordering::SeqCst),
+        13 + 1,
+        "12 failures, 1 read, 1 empty"
+    );
     wait_state(&running, |s| matches!(s, RunnerState::Live)).await;
 
     // A second outage starts again from the first delay: 3 failures wait at most 0.7 s.
     store.failures.store(3, Ordering::SeqCst);
     let again = tokio::time::Instant::now();
     let head = append_added(&store.inner, 1, 1).await;
-    running.wait_for(head, Duration::from_secs(3_600)).await.unwrap();
-    assert!(again.elapsed() <= Duration::from_millis(700), "{:?}", again.elapsed());
+    running
+        .wait_for(head, Duration::from_secs(3_600))
+        .await
+        .unwrap();
+    assert!(
+        again.elapsed() <= Duration::from_millis(700),
+        "{:?}",
+        again.elapsed()
+    );
     let sink = running.stop().await;
     assert_eq!(sink.projection().handled.load(Ordering::SeqCst), 4);
 }
@@ -177,9 +194,15 @@ async fn dropping_the_handle_stops_the_runner_at_the_next_batch() {
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    assert!(dropped.load(Ordering::SeqCst), "the runner is still running");
+    assert!(
+        dropped.load(Ordering::SeqCst),
+        "the runner is still running"
+    );
     let handled = handled.load(Ordering::SeqCst);
-    assert!(handled <= 30, "{handled} events handled after the handle was dropped");
+    assert!(
+        handled <= 30,
+        "{handled} events handled after the handle was dropped"
+    );
 }
 
 /// A sink whose `apply` panics (a bug in the sink, not in a handler).

@@ -31,9 +31,9 @@ mod sink;
 pub use checkpoint::{Checkpoints, ParkedEvent};
 pub use durable::DurableProjection;
 pub use group::{ProjectionGroup, ProjectionListing, list_projections};
+pub use handle::{RebuildError, RunnerState, RunnerStatus, RunningProjection};
 pub use lease::{Lease, Leases, LocalLease};
 pub use progress::{Progress, ProgressFn};
-pub use handle::{RebuildError, RunnerState, RunnerStatus, RunningProjection};
 pub use retry::{OnFailure, RetryPolicy};
 pub use run::ProjectionRunner;
 pub use sink::{

@@ -45,7 +45,8 @@ impl RetryPolicy {
     pub(crate) fn jittered(&self, failures: u32) -> Duration {
         let delay = self.delay(failures);
         // 53 random bits (the low bits of a UUIDv7 are random) as a fraction in [0, 1).
-        let random = (crate::new_id().as_u128() as u64 & ((1 << 53) - 1)) as f64 / (1u64 << 53) as f64;
+        let random =
+            (crate::new_id().as_u128() as u64 & ((1 << 53) - 1)) as f64 / (1u64 << 53) as f64;
         delay.mul_f64(1.0 - random / 2.0)
     }
 }

@@ -12,9 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::envelope::RecordedEvent;
 use crate::error::{ProjectionError, ProjectionFailure, StoreError};
 use crate::ids::Position;
-use crate::runner::handle::{
-    Control, Kept, RebuildError, RunnerState, RunningProjection, Shared,
-};
+use crate::runner::handle::{Control, Kept, RebuildError, RunnerState, RunningProjection, Shared};
 use crate::runner::lease::{Lease, Leases, LocalLease};
 use crate::runner::progress::{Meter, Progress, ProgressFn};
 use crate::runner::retry::{OnFailure, RetryPolicy};

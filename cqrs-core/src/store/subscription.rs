@@ -46,7 +46,9 @@ impl<S: EventStore> Subscription<S> {
             if batch.is_empty() {
                 // Paced: with a position held by a running transaction, events may exist
                 // beyond it and the store's wake-up resolve at once.
-                self.empty.wait(&self.store, Position(self.next.0 - 1)).await;
+                self.empty
+                    .wait(&self.store, Position(self.next.0 - 1))
+                    .await;
             } else {
                 self.empty.reset();
                 self.buffer.extend(batch);

@@ -153,7 +153,12 @@ impl EventStore for HoleStore {
     // resolves at once while it is held (after yielding, so a reader that does nothing but
     // re-read does not starve the other tasks of a single-threaded test).
     async fn wait_for_events(&self, after: Position) {
-        let held = self.hole.lock().unwrap().at.is_some_and(|at| after.next() >= at);
+        let held = self
+            .hole
+            .lock()
+            .unwrap()
+            .at
+            .is_some_and(|at| after.next() >= at);
         if held {
             tokio::task::yield_now().await;
         }
