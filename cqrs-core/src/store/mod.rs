@@ -5,6 +5,7 @@ mod contract;
 mod idempotency;
 mod memory;
 mod subscription;
+mod wait;
 
 use std::fmt;
 use std::future::Future;
@@ -16,6 +17,7 @@ pub use contract::{
 pub use idempotency::{check_retry, event_mismatch};
 pub use memory::MemoryStore;
 pub use subscription::Subscription;
+pub(crate) use wait::EmptyReads;
 
 use crate::envelope::{NewEvent, RecordedEvent};
 use crate::error::StoreError;
