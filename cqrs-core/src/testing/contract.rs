@@ -11,6 +11,9 @@ use crate::{
     InvalidInput, Mismatch, NewEvent, Payload, Snapshot, StoreError, StreamId, Timestamp, new_id,
 };
 
+/// Which problem a case expects.
+type Problem = fn(&InputProblem) -> bool;
+
 /// An id of `len` bytes that does not compress (hex digits of random ids).
 fn incompressible(len: usize) -> String {
     let mut id = String::with_capacity(len + 32);
@@ -25,7 +28,7 @@ fn incompressible(len: usize) -> String {
 fn assert_refused<T: std::fmt::Debug>(
     got: Result<T, StoreError>,
     field: InputField,
-    problem: fn(&InputProblem) -> bool,
+    problem: Problem,
     what: &str,
 ) {
     match got {
@@ -52,7 +55,7 @@ where
     for (s, problem, what) in [
         (
             &nul_stream,
-            (|p| *p == InputProblem::ContainsNul) as fn(&InputProblem) -> bool,
+            (|p| *p == InputProblem::ContainsNul) as Problem,
             "a NUL in a stream id",
         ),
         (
@@ -81,7 +84,7 @@ where
     metadata_nul.metadata.insert("user", "a\0b");
     let mut version_too_high = event("1");
     version_too_high.event_version = u32::MAX;
-    let cases: Vec<(NewEvent, InputField, fn(&InputProblem) -> bool, &str)> = vec![
+    let cases: Vec<(NewEvent, InputField, Problem, &str)> = vec![
         (
             named("a\0b"),
             InputField::EventName,
