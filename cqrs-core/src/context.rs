@@ -42,7 +42,8 @@ impl CommandContext {
     /// Events are compared by name, schema version, payload and metadata (as JSON values), so
     /// handlers must decide deterministically from the state and the command (take times and
     /// random values from the command), and metadata given with [`CommandContext::with`] must be
-    /// the same when the command is sent again. Process managers give each command they issue
+    /// the same when the command is sent again (correlation, causation and
+    /// [`CAUSED_BY_EVENT`] are tracing and may differ). Process managers give each command they issue
     /// such an id.
     pub fn with_command_id(mut self, id: Uuid) -> Self {
         self.command_id = Some(id);

@@ -2,8 +2,9 @@
 //! same request only if they are the same events. Every store (and the command bus) compares
 //! with these functions, so they agree on what "the same" means.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
+use crate::context::CAUSED_BY_EVENT;
 use crate::envelope::{NewEvent, RecordedEvent};
 use crate::error::{InputField, Mismatch, StoreError};
 use crate::ids::StreamId;
@@ -12,7 +13,8 @@ use crate::ids::StreamId;
 /// version, payload or metadata (`None`: the same event). Payloads and metadata are compared as
 /// JSON values, since a store may normalise formatting (PostgreSQL's `jsonb` drops spaces,
 /// reorders keys, writes `1e3` as `1000`); numbers are equal when their values are.
-/// Correlation and causation ids are tracing, not content, and are not compared.
+/// Correlation and causation ids, and the metadata entry [`CAUSED_BY_EVENT`], are tracing, not
+/// content, and are not compared.
 pub fn event_mismatch(stored: &RecordedEvent, sent: &NewEvent) -> Option<InputField> {
     if stored.meta.event_name != sent.event_name {
         Some(InputField::EventName)
@@ -21,15 +23,25 @@ pub fn event_mismatch(stored: &RecordedEvent, sent: &NewEvent) -> Option<InputFi
     } else if !same_json_text(stored.payload.as_str(), sent.payload.as_str()) {
         Some(InputField::Payload)
     } else if stored.meta.metadata != sent.metadata
-        && !same_json(
-            &Value::Object(stored.meta.metadata.as_map().clone()),
-            &Value::Object(sent.metadata.as_map().clone()),
-        )
+        && !same_metadata(stored.meta.metadata.as_map(), sent.metadata.as_map())
     {
         Some(InputField::Metadata)
     } else {
         None
     }
+}
+
+/// Metadata compared as JSON values, without the tracing entry [`CAUSED_BY_EVENT`]: like the
+/// correlation and causation ids, it says where a command came from (a caller resending it may
+/// not know), not what it is.
+fn same_metadata(a: &Map<String, Value>, b: &Map<String, Value>) -> bool {
+    let content = |m: &Map<String, Value>| {
+        m.iter()
+            .filter(|(k, _)| k.as_str() != CAUSED_BY_EVENT)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<Map<String, Value>>()
+    };
+    same_json(&Value::Object(content(a)), &Value::Object(content(b)))
 }
 
 /// Checks that `sent`, whose ids are stored as the events `stored` (same ids, same order, one
@@ -95,6 +107,29 @@ pub(crate) fn same_json(a: &Value, b: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tracing_is_not_content() {
+        use crate::envelope::{Payload, UserMetadata};
+        use crate::ids::{Position, Timestamp};
+        let mut sent = NewEvent {
+            event_id: crate::new_id(),
+            event_name: "e".into(),
+            event_version: 1,
+            payload: Payload::from_json("{}"),
+            correlation_id: Some(crate::new_id()),
+            causation_id: None,
+            metadata: UserMetadata::empty(),
+        };
+        sent.metadata.insert("user", "ada");
+        let mut first = sent.clone();
+        first.correlation_id = Some(crate::new_id());
+        first.metadata.insert(CAUSED_BY_EVENT, "an event");
+        let stored = first.record(StreamId::from("s"), 1, Position(1), Timestamp::now());
+        assert_eq!(event_mismatch(&stored, &sent), None);
+        sent.metadata.insert("user", "bob");
+        assert_eq!(event_mismatch(&stored, &sent), Some(InputField::Metadata));
+    }
 
     #[test]
     fn json_values_not_text() {
