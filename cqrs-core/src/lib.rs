@@ -174,7 +174,7 @@
 //! let other = send(12).await.unwrap_err(); // the same key with another body
 //! assert!(matches!(
 //!     other,
-//!     CommandError::CommandIdReused { mismatch: Mismatch::Event { index: 0, .. }, .. }
+//!     CommandError::CommandIdReused { mismatch: Mismatch::EventField { index: 0, .. }, .. }
 //! ));
 //! assert_eq!(other.retry(), Retry::Never);
 //! assert_eq!(app.load::<Wallet>(&1).await?.0.balance, 10);

@@ -18,7 +18,7 @@ use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 
 use crate::decode::{self, JsonParam};
-use crate::error::{backend, closed_before_sending, write_failed};
+use crate::error::{backend, closed_before_sending, session_ended, write_failed};
 use crate::pool::Conn;
 use crate::store::Shared;
 
@@ -48,7 +48,7 @@ impl Shared {
         events: Vec<NewEvent>,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let encoded = validate(stream, &events, self.config.max_event_bytes)?;
-        let conn = self.pool.get().await?;
+        let mut conn = self.pool.get().await?;
         if events.is_empty() {
             let actual = stream_version(&conn, stream).await?;
             return if expected.admits(actual) {
@@ -85,7 +85,12 @@ impl Shared {
                 Ok(_) => Refusal::Version,
                 Err(e) => match self.refusal(&e) {
                     Some(refusal) => refusal,
-                    None => return Err(write_failed(e)),
+                    None => {
+                        if session_ended(&e) {
+                            conn.discard_on_drop();
+                        }
+                        return Err(write_failed(e));
+                    }
                 },
             };
             let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();

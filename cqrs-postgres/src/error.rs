@@ -136,6 +136,16 @@ fn classify(e: tokio_postgres::Error, wrote: bool) -> StoreError {
     }
 }
 
+/// Whether the error ended the connection's session (lost, or `FATAL`/`PANIC` from the
+/// server): the connection must not go back to the pool, where the next operation would take
+/// it before its driver task has noticed it closed.
+pub(crate) fn session_ended(e: &tokio_postgres::Error) -> bool {
+    match e.as_db_error() {
+        Some(db) => matches!(db.severity(), "FATAL" | "PANIC"),
+        None => connection_lost(e),
+    }
+}
+
 /// Whether a driver error without a server reply is about the connection: closed, an I/O error
 /// (reading, writing, connecting, or a reply that does not parse), or a connect timeout.
 /// Conversion errors (`error serializing parameter 0`, `error deserializing column 1`) and

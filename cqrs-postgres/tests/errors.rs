@@ -93,7 +93,7 @@ async fn a_lost_reply_is_outcome_unknown_and_a_retry_with_the_command_id_returns
     assert_eq!(again.events[0].meta.event_id, stored[1].meta.event_id);
     match app.execute_with(Add { id, n: 12 }, context()).await {
         Err(CommandError::CommandIdReused {
-            mismatch: Mismatch::Event { index: 0, .. },
+            mismatch: Mismatch::EventField { index: 0, .. },
             ..
         }) => {}
         other => panic!("another amount under the same command id: {other:?}"),

@@ -124,7 +124,7 @@ async fn a_command_id_sent_again_with_another_body_is_a_typed_error_warm_and_col
                     unreachable!()
                 };
                 assert_eq!(command_id, id);
-                assert!(matches!(mismatch, Mismatch::Event { index: 0, .. }));
+                assert!(matches!(mismatch, Mismatch::EventField { index: 0, .. }));
             }
             other => {
                 panic!("a deposit of 12 resent under the id of one of 10 ({cache}): {other:?}")

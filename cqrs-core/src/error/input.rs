@@ -21,7 +21,7 @@ pub enum InputField {
     /// An event's metadata.
     Metadata,
     /// An event as a whole (its payload and metadata together, for the size limit).
-    Event,
+    EventSize,
     /// A snapshot's payload.
     SnapshotPayload,
 }
@@ -35,7 +35,7 @@ impl InputField {
             InputField::EventVersion => "schema version",
             InputField::Payload => "payload",
             InputField::Metadata => "metadata",
-            InputField::Event => "size",
+            InputField::EventSize => "size",
             InputField::SnapshotPayload => "snapshot payload",
         }
     }

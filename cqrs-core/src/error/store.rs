@@ -143,7 +143,7 @@ pub enum Mismatch {
     /// [name](InputField::EventName), [schema version](InputField::EventVersion),
     /// [payload](InputField::Payload) or [metadata](InputField::Metadata). Payloads and metadata
     /// are compared as JSON values (formatting and key order do not count).
-    Event {
+    EventField {
         /// Which event of the batch.
         index: usize,
         /// What differs.
@@ -159,7 +159,7 @@ impl fmt::Display for Mismatch {
                 f,
                 "the first use recorded {stored} event(s), this one decides {sent}"
             ),
-            Mismatch::Event { index, field } => {
+            Mismatch::EventField { index, field } => {
                 write!(f, "event {} differs in its {}", index + 1, field.describe())
             }
         }

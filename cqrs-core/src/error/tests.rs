@@ -56,7 +56,7 @@ fn store_errors() -> Vec<StoreError> {
         StoreError::IdempotencyConflict {
             stream: stream(),
             event_id: Uuid::nil(),
-            mismatch: Mismatch::Event {
+            mismatch: Mismatch::EventField {
                 index: 0,
                 field: InputField::Payload,
             },

@@ -131,7 +131,7 @@ pub fn check_event_sizes(
             return Err(InvalidInput::new(
                 stream,
                 Some(event.event_id),
-                InputField::Event,
+                InputField::EventSize,
                 problem,
             )
             .into());

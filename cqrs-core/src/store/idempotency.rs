@@ -57,7 +57,7 @@ pub fn check_retry(
             return Err(StoreError::IdempotencyConflict {
                 stream: stream.clone(),
                 event_id: e.event_id,
-                mismatch: Mismatch::Event { index, field },
+                mismatch: Mismatch::EventField { index, field },
             });
         }
     }

@@ -565,7 +565,7 @@ where
         .await;
     match refused {
         Err(StoreError::InvalidInput(InvalidInput {
-            field: InputField::Event,
+            field: InputField::EventSize,
             problem: InputProblem::TooLong { max: 1024, .. },
             event_id,
             ..

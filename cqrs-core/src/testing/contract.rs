@@ -248,7 +248,7 @@ where
         match store.append(&s, ExpectedVersion::Any, sent).await {
             Err(StoreError::IdempotencyConflict {
                 event_id,
-                mismatch: Mismatch::Event { index: 1, field: f },
+                mismatch: Mismatch::EventField { index: 1, field: f },
                 ..
             }) if f == field && event_id == want_id => {}
             other => panic!("ids sent again with another {field:?}: got {other:?}"),
@@ -327,7 +327,7 @@ where
             Err(CommandError::CommandIdReused {
                 command_id,
                 mismatch:
-                    Mismatch::Event {
+                    Mismatch::EventField {
                         index: 0,
                         field: InputField::Payload,
                     },
