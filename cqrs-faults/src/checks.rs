@@ -35,6 +35,9 @@ pub struct Verdict {
     pub replay: Totals,
     /// The head the events were read up to.
     pub head: Position,
+    /// Whether every event up to the head was read (otherwise the replay is empty and read
+    /// models cannot be compared with it).
+    pub complete: bool,
 }
 
 /// Reads every event up to the head reported now, waiting (up to `deadline`) where `read_all`
@@ -255,6 +258,7 @@ pub async fn verify<S: EventStore>(store: &S, ledger: &Ledger) -> Verdict {
         Ok((events, head)) => {
             let mut verdict = check_events(&events, ledger);
             verdict.head = head;
+            verdict.complete = true;
             verdict
         }
         Err(e) => Verdict {

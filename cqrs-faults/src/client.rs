@@ -12,6 +12,8 @@
 
 use std::fmt::Display;
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use cqrs_core::{
@@ -50,9 +52,11 @@ pub enum Ended {
 /// Options of one command's client.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Attempt {
-    /// Drop the first attempt's future after a random time below this, as a caller with a
-    /// timeout does (the command may land or not; the client then retries with the same id).
-    pub drop_first_within: Option<Duration>,
+    /// Drop the first attempt's future after a random number of polls up to this one, as a
+    /// caller with a timeout does (wherever it is suspended: the command may land or not; the
+    /// client then retries with the same id). Counting polls instead of time drops it at every
+    /// kind of suspension point, however fast the store answers.
+    pub drop_first_within_polls: Option<u32>,
 }
 
 /// Runs `cmd` with a fresh command id until it is acknowledged, refused, or
@@ -82,8 +86,13 @@ where
     let mut first = true;
     let ended = loop {
         let attempt = app.execute_with(cmd.clone(), CommandContext::new().with_command_id(id));
-        let result = match (first, options.drop_first_within) {
-            (true, Some(within)) => match with_deadline(random_below(within), attempt).await {
+        let result = match (first, options.drop_first_within_polls) {
+            (true, Some(polls)) => match (Polls {
+                future: Box::pin(attempt),
+                left: 1 + (new_id().as_u128() as u32) % polls.max(1),
+            })
+            .await
+            {
                 Some(result) => result,
                 None => {
                     // The future was dropped mid-flight: it may have appended.
@@ -137,15 +146,31 @@ where
     ended
 }
 
-/// `future`'s output, or `None` after dropping it once `after` has passed.
-async fn with_deadline<F: Future>(after: Duration, future: F) -> Option<F::Output> {
-    tokio::time::timeout(after, future).await.ok()
+/// A future polled at most `left` times: then `None`, and the inner future is dropped.
+struct Polls<F> {
+    future: Pin<Box<F>>,
+    left: u32,
 }
 
-/// A random duration in `[0, limit)`.
-fn random_below(limit: Duration) -> Duration {
-    let nanos = limit.as_nanos().max(1) as u64;
-    Duration::from_nanos((new_id().as_u128() as u64) % nanos)
+impl<F: Future> Future for Polls<F> {
+    type Output = Option<F::Output>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if self.left == 0 {
+            return Poll::Ready(None);
+        }
+        self.left -= 1;
+        match self.future.as_mut().poll(cx) {
+            Poll::Ready(output) => Poll::Ready(Some(output)),
+            Poll::Pending => {
+                if self.left == 0 {
+                    // Be polled once more, to give up.
+                    cx.waker().wake_by_ref();
+                }
+                Poll::Pending
+            }
+        }
+    }
 }
 
 /// A report callback that prints nothing (writers inside the suite's own process).

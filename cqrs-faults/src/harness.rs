@@ -295,6 +295,10 @@ pub async fn check_store<S: EventStore>(
 ) -> Verdict {
     let started = Instant::now();
     let verdict = checks::verify(store, ledger).await;
+    if !verdict.complete {
+        // Nothing to compare the models with; the verdict says why.
+        return verdict;
+    }
     for (k, app) in live.iter().enumerate() {
         let found = app.query_after(verdict.head, AllTotals).await;
         report.check(match found {
@@ -323,29 +327,36 @@ pub async fn fresh_build<S: EventStore>(
     replay: &crate::domain::Totals,
     head: Position,
 ) -> Option<String> {
+    match fresh_totals(store).await {
+        Ok(found) => checks::compare(
+            &format!("a fresh Cqrs::build() (head {head})"),
+            &found,
+            replay,
+        ),
+        Err(e) => Some(e),
+    }
+}
+
+/// What the in-memory model of a fresh application holds when `Cqrs::build()` returns.
+pub async fn fresh_totals<S: EventStore>(store: &S) -> Result<crate::domain::Totals, String> {
     let build = Cqrs::builder(store.clone())
         .projection(MemoryTotals::default())
         .query_timeout(deadline())
         .build();
     let app = match tokio::time::timeout(deadline(), build).await {
         Err(_) => {
-            return Some(format!(
+            return Err(format!(
                 "Cqrs::build() of a fresh application did not return within {:?}",
                 deadline()
             ));
         }
-        Ok(Err(e)) => return Some(format!("Cqrs::build() failed: {e}")),
+        Ok(Err(e)) => return Err(format!("Cqrs::build() failed: {e}")),
         Ok(Ok(app)) => app,
     };
     // `query` (not `query_after`): what build() itself caught up to.
-    match app.query(AllTotals).await {
-        Ok(found) => checks::compare(
-            &format!("a fresh Cqrs::build() (head {head})"),
-            &found,
-            replay,
-        ),
-        Err(e) => Some(format!("query on a fresh application failed: {e}")),
-    }
+    app.query(AllTotals)
+        .await
+        .map_err(|e| format!("query on a fresh application failed: {e}"))
 }
 
 /// An application on `store` with the in-memory model attached.
