@@ -88,8 +88,9 @@
 //! position 10 may commit after the one that drew 11. A reader that returned 11 and moved on
 //! would miss 10 forever. This store prevents that without serialising writers:
 //!
-//! 1. Every append takes a transaction id *before* it draws positions: the position is
-//!    `CASE WHEN pg_current_xact_id() IS NOT NULL THEN nextval(…) END`.
+//! 1. Every append takes a transaction id, then an advisory lock keyed by this store and that
+//!    id (its *appender lock*, held until it ends), and only then draws positions: the position
+//!    is `CASE WHEN pg_try_advisory_xact_lock(…, pg_current_xact_id() …) THEN nextval(…) END`.
 //! 2. [`read_all`](cqrs_core::EventStore::read_all) reads the rows and `pg_current_snapshot()`
 //!    in one statement, hence one snapshot, together with `next_xid`, the next transaction id to
 //!    be assigned (`xmin + age(xmin)`, read without assigning one).
@@ -98,17 +99,21 @@
 //!    before the snapshot: its id is below `next_xid`, and it was either still running or rolled
 //!    back. So `read_all` returns events only up to the first hole, and remembers the hole with
 //!    that `next_xid`.
-//! 4. Once a later snapshot's `xmin` reaches that bound, every transaction that could hold the
-//!    hole has ended; if the hole is still missing, it is permanent (a rollback) and readers
-//!    step over it.
+//! 4. The hole is permanent (a rollback), and readers step over it, once a later snapshot's
+//!    `xmin` reaches that bound, or once a look at `pg_locks` finds no appender lock of this
+//!    store with an id below it (then a read sent after that look steps over it). The second
+//!    rule ignores transactions that never appended to this store, so an idle session holding
+//!    a transaction open elsewhere on the server (which holds `xmin` back) stalls nobody.
 //!
 //! (The snapshot's `xmax` is *not* a valid bound: it is one past the newest *completed* id,
 //! and the transaction holding a hole may have a higher id than the one that wrote the visible
 //! row. A test reproduces that interleaving.)
 //!
 //! Writers never wait for each other (PostgreSQL still commits them in groups), and a reader
-//! waits at a hole only as long as the transaction that holds it runs. The bookkeeping is per
-//! store instance, shared by clones, and bounded. ARCHITECTURE.md has the full argument.
+//! waits at a hole only as long as the appender that holds it runs. The bookkeeping is per
+//! store instance, shared by clones, and bounded. Only the store may write the events table:
+//! rows inserted by other means take no appender lock, and readers could step over them while
+//! they are uncommitted. ARCHITECTURE.md has the full argument.
 //!
 //! # LISTEN/NOTIFY
 //!

@@ -4,10 +4,11 @@
 use std::time::Duration;
 
 use cqrs_core::{Position, RecordedEvent, StoreError, StreamId};
+use tokio_postgres::Row;
 
 use crate::decode;
 use crate::error::backend;
-use crate::holes::Snapshot;
+use crate::holes::{Snapshot, xid_from_lock};
 use crate::store::Shared;
 
 /// The longest wait for events while the notification connection is not listening.
@@ -56,6 +57,10 @@ impl Shared {
     /// that a running transaction may still fill. A row that does not decode ends the batch
     /// before it; a read that starts at it fails with `StoreError::Decode`, so readers get every
     /// event up to the bad one and then a typed error.
+    ///
+    /// A read stopped at a hole that an earlier read already saw looks at which appenders of
+    /// this store are still running; when none can hold the hole, it reads once more, and that
+    /// read steps over it (see `holes.rs`).
     pub async fn read_all(
         &self,
         from: Position,
@@ -65,7 +70,31 @@ impl Shared {
             return Ok(Vec::new());
         }
         let from = from.0.max(1);
+        let mut looked = false;
+        loop {
+            let (rows, stopped_at_old_hole) = self.read_admitted(from, limit).await?;
+            if stopped_at_old_hole && !looked && self.look_at_appenders().await? {
+                looked = true;
+                continue;
+            }
+            let mut out = Vec::with_capacity(rows.len());
+            let mut last = None;
+            for row in &rows {
+                match decode::event(row, 2, &mut last) {
+                    Ok(event) => out.push(event),
+                    Err(e) if out.is_empty() => return Err(e),
+                    Err(_) => break,
+                }
+            }
+            return Ok(out);
+        }
+    }
+
+    /// One read: the rows a reader may take (in position order), and whether it stopped at a
+    /// hole an earlier read already saw.
+    async fn read_admitted(&self, from: u64, limit: usize) -> Result<(Vec<Row>, bool), StoreError> {
         let conn = self.pool.get().await?;
+        let read = self.holes.begin_read();
         let rows = conn
             .client
             .query(
@@ -79,7 +108,7 @@ impl Shared {
             .map_err(backend)?;
         drop(conn);
         let Some(first) = rows.first() else {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), false));
         };
         let snapshot = Snapshot {
             xmin: first.try_get::<_, i64>(0).map_err(backend)? as u64,
@@ -88,8 +117,8 @@ impl Shared {
         // Column 2 on are the event's; the one row of an empty read has a NULL position.
         let mut events = Vec::with_capacity(rows.len());
         let mut positions = Vec::with_capacity(rows.len());
-        for row in &rows {
-            if let Some(position) = decode::position(row, 2)? {
+        for row in rows {
+            if let Some(position) = decode::position(&row, 2)? {
                 positions.push(position);
                 events.push(row);
             }
@@ -99,17 +128,28 @@ impl Shared {
             paired.sort_unstable_by_key(|&(position, _)| position);
             (positions, events) = paired.into_iter().unzip();
         }
-        let admitted = self.holes.admit(from, &positions, snapshot);
-        let mut out = Vec::with_capacity(admitted);
-        let mut last = None;
-        for row in &events[..admitted] {
-            match decode::event(row, 2, &mut last) {
-                Ok(event) => out.push(event),
-                Err(e) if out.is_empty() => return Err(e),
-                Err(_) => break,
-            }
-        }
-        Ok(out)
+        let admitted = self.holes.admit(read, from, &positions, snapshot);
+        events.truncate(admitted.admitted);
+        Ok((events, admitted.stopped_at_old_hole))
+    }
+
+    /// Reads which appenders of this store are running now and records what that decides
+    /// about the holes seen so far. Returns whether a hole was decided.
+    async fn look_at_appenders(&self) -> Result<bool, StoreError> {
+        let conn = self.pool.get().await?;
+        let ticket = self.holes.ticket();
+        let rows = conn
+            .client
+            .query(&conn.st.appenders, &[])
+            .await
+            .map_err(backend)?;
+        drop(conn);
+        let running = rows
+            .iter()
+            .map(|row| row.try_get::<_, i64>(0).map(xid_from_lock))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)?;
+        Ok(self.holes.appenders_running(ticket, &running))
     }
 
     /// The newest committed position (`Position::ZERO` when the store is empty). A reader

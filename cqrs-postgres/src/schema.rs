@@ -34,6 +34,11 @@ const MIGRATIONS: &[Migration] = &[
         description: "aggregate snapshots, the latest per stream",
         sql: snapshots_table,
     },
+    Migration {
+        version: 4,
+        description: "appenders hold an advisory lock keyed by their transaction id",
+        sql: appender_locks,
+    },
 ];
 
 /// The newest migration this crate knows.
@@ -123,6 +128,19 @@ fn snapshots_table(n: &Names) -> String {
             taken_at timestamptz NOT NULL
         );",
         snapshots = n.snapshots,
+    )
+}
+
+/// Version 4 changes no table: it records that appenders now take the appender lock before
+/// drawing a position (`statements::next_position`), which readers rely on to step over holes
+/// without waiting for unrelated transactions. Recording it as a migration makes processes of
+/// older versions (which draw without the lock) refuse to open the store once a newer one has
+/// migrated it: the two must not append to one store at the same time.
+fn appender_locks(n: &Names) -> String {
+    format!(
+        "COMMENT ON TABLE {events} IS
+            'cqrs-postgres event store. Write only through the store: it takes a transaction id and an advisory lock keyed by it before drawing positions, which gap-free reading relies on.';",
+        events = n.events,
     )
 }
 

@@ -29,6 +29,9 @@ pub(crate) struct Sql {
     pub exists_after: String,
     pub by_ids: String,
     pub stream_version: String,
+    /// The second keys of the appender locks of this store held now: the low 32 bits of the
+    /// transaction ids of its appenders that are still running.
+    pub appenders: String,
 }
 
 /// The columns an append writes.
@@ -36,14 +39,37 @@ const INSERT_COLUMNS: &str = "position, stream, version, event_id, event_name, e
      payload, metadata, correlation_id, causation_id";
 
 /// The position of a new row. PostgreSQL evaluates a `CASE` condition before its result, and
-/// the result only if the condition holds, so the position is drawn only once the transaction
-/// has its id: `pg_current_xact_id()` assigns one if it has none yet. Gap-free reading depends on
-/// that order (see `holes.rs`).
+/// the result only if the condition holds, so the position is drawn only after the condition
+/// has (1) given the transaction its id (`pg_current_xact_id()` assigns one if it has none yet)
+/// and (2) taken the *appender lock* keyed by that id (see [`appender_lock_class`]), which the
+/// transaction then holds until it ends. Gap-free reading depends on that order (see
+/// `holes.rs`). The lock is keyed by the writer's own id, so no other session ever holds it and
+/// `pg_try_advisory_xact_lock` always succeeds; were it ever to fail, the position would be NULL
+/// and the insert would fail, writing nothing.
 fn next_position(n: &Names) -> String {
     format!(
-        "CASE WHEN pg_current_xact_id() IS NOT NULL THEN nextval({}::regclass) END",
-        quote_literal(&n.position_sequence)
+        "CASE WHEN pg_try_advisory_xact_lock({class}, {key}) THEN nextval({sequence}::regclass) END",
+        class = appender_lock_class(n),
+        key = APPENDER_LOCK_KEY,
+        sequence = quote_literal(&n.position_sequence)
     )
+}
+
+/// The second key of an appender lock: the low 32 bits of the transaction id, shifted into
+/// `int4`'s range. `pg_locks` shows it as the unsigned `objid`, which is the low 32 bits with
+/// the top bit flipped (`holes::xid_from_lock`).
+const APPENDER_LOCK_KEY: &str =
+    "(pg_current_xact_id()::text::int8 % 4294967296 - 2147483648)::int4";
+
+/// The first key of this store's appender locks: a positive `int4` derived from the events
+/// table's qualified name, so two stores never read each other's appenders (a collision would
+/// only make a reader wait for the other store's writers, never skip).
+pub(crate) fn appender_lock_class(n: &Names) -> i32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in "cqrs-postgres appenders\0".bytes().chain(n.events.bytes()) {
+        hash = (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193);
+    }
+    (hash & 0x7fff_ffff) as i32
 }
 
 /// The version check of an append at a known version `$2`: the rows go in only if version `$2`
@@ -154,6 +180,15 @@ impl Sql {
             stream_version: format!(
                 "SELECT coalesce(max(version), 0) FROM {events} WHERE stream = $1::text"
             ),
+            // `objid` of a two-key advisory lock is its second key as an unsigned number.
+            appenders: format!(
+                "SELECT l.objid::int8 FROM pg_locks AS l
+                 WHERE l.locktype = 'advisory' AND l.objsubid = 2 AND l.granted
+                   AND l.classid = {class}::int8::oid
+                   AND l.database = (SELECT oid FROM pg_database
+                                     WHERE datname = current_database())",
+                class = appender_lock_class(n),
+            ),
         }
     }
 }
@@ -171,6 +206,7 @@ pub(crate) struct Prepared {
     pub exists_after: Statement,
     pub by_ids: Statement,
     pub stream_version: Statement,
+    pub appenders: Statement,
 }
 
 impl Prepared {
@@ -188,6 +224,7 @@ impl Prepared {
             exists_after,
             by_ids,
             version,
+            appenders,
         ) = tokio::join!(
             client.prepare(&sql.append_one_known),
             client.prepare(&sql.append_one),
@@ -200,6 +237,7 @@ impl Prepared {
             client.prepare(&sql.exists_after),
             client.prepare(&sql.by_ids),
             client.prepare(&sql.stream_version),
+            client.prepare(&sql.appenders),
         );
         Ok(Prepared {
             append_one_known: known?,
@@ -213,6 +251,7 @@ impl Prepared {
             exists_after: exists_after?,
             by_ids: by_ids?,
             stream_version: version?,
+            appenders: appenders?,
         })
     }
 }
@@ -244,7 +283,9 @@ mod tests {
             &sql.append_batch_any,
         ] {
             assert!(
-                text.contains("CASE WHEN pg_current_xact_id() IS NOT NULL THEN nextval("),
+                text.contains("CASE WHEN pg_try_advisory_xact_lock(")
+                    && text.contains("pg_current_xact_id()")
+                    && text.contains(") THEN nextval("),
                 "{text}"
             );
             assert_eq!(text.matches("nextval(").count(), 1, "{text}");
