@@ -120,14 +120,11 @@ pub fn check_events(events: &[RecordedEvent], ledger: &Ledger) -> Verdict {
         };
         fold(&mut verdict.replay, meta.stream.as_str(), amount);
         match meta.causation_id {
-            Some(command) => by_command
-                .entry(command)
-                .or_default()
-                .push(Stored {
-                    stream: meta.stream.to_string(),
-                    version: meta.version,
-                    amount,
-                }),
+            Some(command) => by_command.entry(command).or_default().push(Stored {
+                stream: meta.stream.to_string(),
+                version: meta.version,
+                amount,
+            }),
             None => failures.push(format!(
                 "event at position {} has no command id",
                 meta.position
@@ -208,7 +205,7 @@ fn stored_times(stored: &[Stored], entry: &crate::ledger::Entry) -> Result<u64, 
         return Ok(0);
     }
     let per_copy = entry.events.max(1) as usize;
-    if stored.len() % per_copy != 0 {
+    if !stored.len().is_multiple_of(per_copy) {
         return Err(format!(
             "{} of its {} events are stored: {stored:?}",
             stored.len(),
@@ -217,9 +214,10 @@ fn stored_times(stored: &[Stored], entry: &crate::ledger::Entry) -> Result<u64, 
     }
     for copy in stored.chunks(per_copy) {
         let sum: u64 = copy.iter().map(|s| s.amount).sum();
-        let whole = copy.iter().enumerate().all(|(k, s)| {
-            s.stream == entry.stream && s.version == copy[0].version + k as u64
-        });
+        let whole = copy
+            .iter()
+            .enumerate()
+            .all(|(k, s)| s.stream == entry.stream && s.version == copy[0].version + k as u64);
         if !whole || sum != entry.amount {
             return Err(format!("stored {copy:?}"));
         }
@@ -249,7 +247,10 @@ fn amount_of(event: &RecordedEvent) -> Result<u64, String> {
     {
         return Ok(0);
     }
-    Err(failed(&format!("unknown event `{}`", event.meta.event_name)))
+    Err(failed(&format!(
+        "unknown event `{}`",
+        event.meta.event_name
+    )))
 }
 
 /// Reads everything and checks it; a read that cannot reach the head is one failure.

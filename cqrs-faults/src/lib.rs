@@ -47,10 +47,14 @@ pub fn run(mode: Mode, only: &[String]) -> Vec<Report> {
     let sizes = mode.sizes();
     harness::set_deadline(sizes.deadline);
     let wanted = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
-    let needs_pg = SCENARIOS
-        .iter()
-        .any(|s| wanted(s) && (s.starts_with("pg-") || *s == "hostile-inputs" || *s == "dropped-futures"));
-    let pg = if needs_pg { Some(pg::Pg::start()) } else { None };
+    let needs_pg = SCENARIOS.iter().any(|s| {
+        wanted(s) && (s.starts_with("pg-") || *s == "hostile-inputs" || *s == "dropped-futures")
+    });
+    let pg = if needs_pg {
+        Some(pg::Pg::start())
+    } else {
+        None
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()
@@ -68,7 +72,9 @@ pub fn run(mode: Mode, only: &[String]) -> Vec<Report> {
             let started = std::time::Instant::now();
             let mut batch = match (name, pg_ok) {
                 ("hostile-inputs", pg) => hostile::hostile_inputs(pg).await,
-                ("sqlite-processes", _) => vec![scenarios::processes::sqlite_contention(&sizes).await],
+                ("sqlite-processes", _) => {
+                    vec![scenarios::processes::sqlite_contention(&sizes).await]
+                }
                 ("sqlite-sigkill", _) => vec![scenarios::processes::sqlite_sigkill(&sizes).await],
                 ("dropped-futures", pg) => scenarios::dropped::dropped_futures(pg, &sizes).await,
                 (_, None) => vec![Report::skipped(name, "postgres", no_pg())],
@@ -79,7 +85,9 @@ pub fn run(mode: Mode, only: &[String]) -> Vec<Report> {
                 ("pg-terminate", Some(pg)) => {
                     vec![server_faults(pg, &sizes, Fault::TerminateWriters).await]
                 }
-                ("pg-sink-storm", Some(pg)) => vec![server_faults(pg, &sizes, Fault::SinkStorm).await],
+                ("pg-sink-storm", Some(pg)) => {
+                    vec![server_faults(pg, &sizes, Fault::SinkStorm).await]
+                }
                 ("pg-stray-transaction", Some(pg)) => {
                     vec![scenarios::stray::stray_transaction(pg, &sizes).await]
                 }

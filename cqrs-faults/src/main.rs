@@ -30,12 +30,19 @@ fn main() -> ExitCode {
         (Some("--only"), Some(list)) => list.split(',').map(str::to_owned).collect(),
         _ => Vec::new(),
     };
-    if let Some(unknown) = only.iter().find(|o| !cqrs_faults::SCENARIOS.contains(&o.as_str())) {
+    if let Some(unknown) = only
+        .iter()
+        .find(|o| !cqrs_faults::SCENARIOS.contains(&o.as_str()))
+    {
         eprintln!("unknown scenario `{unknown}`");
         return ExitCode::from(2);
     }
     let started = std::time::Instant::now();
     let reports = cqrs_faults::run(mode, &only);
     let failed = cqrs_faults::summary::print(&reports, started.elapsed());
-    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }

@@ -88,7 +88,11 @@ async fn run_on<S: EventStore>(name: &str, store: S) -> (Report, Vec<(String, St
     let mut table = Vec::new();
     let existing_stream = StreamId::from("hostile-existing");
     let existing = match store
-        .append(&existing_stream, ExpectedVersion::NoStream, vec![cases::event("{}")])
+        .append(
+            &existing_stream,
+            ExpectedVersion::NoStream,
+            vec![cases::event("{}")],
+        )
         .await
     {
         Ok(events) => events[0].meta.event_id,
@@ -186,13 +190,18 @@ async fn try_append<S: EventStore>(store: &S, case: Append) -> Result<String, St
             let refused = typed_refusal(&error)?;
             let after = store.head().await.map_err(|e| format!("head(): {e}"))?;
             if after != head {
-                return Err(format!("{refused}, but the head moved from {head} to {after}"));
+                return Err(format!(
+                    "{refused}, but the head moved from {head} to {after}"
+                ));
             }
             if case.expected == ExpectedVersion::Any
                 && let Ok(found) = store.read_stream(&case.stream, 0, 10).await
                 && !found.is_empty()
             {
-                return Err(format!("{refused}, but {} events were written", found.len()));
+                return Err(format!(
+                    "{refused}, but {} events were written",
+                    found.len()
+                ));
             }
             Ok(refused)
         }
@@ -201,7 +210,11 @@ async fn try_append<S: EventStore>(store: &S, case: Append) -> Result<String, St
                 return Err(format!("accepted ({} events stored)", recorded.len()));
             }
             if recorded.len() != sent.len() {
-                return Err(format!("{} events sent, {} recorded", sent.len(), recorded.len()));
+                return Err(format!(
+                    "{} events sent, {} recorded",
+                    sent.len(),
+                    recorded.len()
+                ));
             }
             if sent.is_empty() {
                 return Ok("accepted (nothing to store)".to_owned());
@@ -278,7 +291,9 @@ async fn try_read<S: EventStore>(store: &S, read: Read) -> (String, String) {
         ),
         Read::All(name, from, limit) => (
             name,
-            tokio::spawn(async move { store.read_all(from, limit).await.map(|events| events.len()) }),
+            tokio::spawn(
+                async move { store.read_all(from, limit).await.map(|events| events.len()) },
+            ),
         ),
     };
     let outcome = match task.await {

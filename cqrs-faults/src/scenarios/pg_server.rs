@@ -7,8 +7,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cqrs_core::runner::{ProjectionRunner, RunnerState, RunningProjection};
 use cqrs_core::{Cqrs, Position};
-use cqrs_core::runner::{ProjectionRunner, RunningProjection, RunnerState};
 use cqrs_postgres::{PgSink, PostgresStore};
 use cqrs_test_cluster::Mode as Stop;
 

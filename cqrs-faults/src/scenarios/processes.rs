@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use cqrs_core::runner::{ProjectionRunner, RunningProjection};
 use cqrs_core::Cqrs;
+use cqrs_core::runner::{ProjectionRunner, RunningProjection};
 use cqrs_sqlite::{SqliteSink, SqliteStore};
 
 use crate::checks;
