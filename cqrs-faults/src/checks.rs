@@ -291,3 +291,154 @@ pub fn compare(model: &str, found: &Totals, replay: &Totals) -> Option<String> {
         differences.join("; ")
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    //! Each check fires on the history that breaks it (a check that cannot fail proves nothing).
+
+    use cqrs_core::{NewEvent, Payload, Timestamp, UserMetadata};
+
+    use super::*;
+    use crate::ledger::Entry;
+
+    /// A deposit event of command `command`, as stored at `stream`/`version`/`position`.
+    fn stored(
+        command: Uuid,
+        stream: &str,
+        version: u64,
+        position: u64,
+        amount: u64,
+    ) -> RecordedEvent {
+        NewEvent {
+            event_id: cqrs_core::new_id(),
+            event_name: "faults.deposited".into(),
+            event_version: 1,
+            payload: Payload::from_json(format!(r#"{{"amount":{amount}}}"#)),
+            correlation_id: Some(command),
+            causation_id: Some(command),
+            metadata: UserMetadata::empty(),
+        }
+        .record(stream.into(), version, Position(position), Timestamp::now())
+    }
+
+    fn acknowledged(ledger: &Ledger, id: Uuid, stream: &str, amount: u64) {
+        ledger.record(id, Entry::one(stream, amount), Fate::Acknowledged);
+    }
+
+    fn failures(events: &[RecordedEvent], ledger: &Ledger) -> Vec<String> {
+        check_events(events, ledger).failures
+    }
+
+    #[test]
+    fn a_clean_history_passes_and_replays() {
+        let ledger = Ledger::new();
+        let (a, b) = (cqrs_core::new_id(), cqrs_core::new_id());
+        acknowledged(&ledger, a, "vault-1", 5);
+        acknowledged(&ledger, b, "vault-1", 7);
+        let events = [stored(a, "vault-1", 1, 1, 5), stored(b, "vault-1", 2, 3, 7)];
+        let verdict = check_events(&events, &ledger);
+        assert!(verdict.failures.is_empty(), "{:?}", verdict.failures);
+        assert_eq!(verdict.replay["vault-1"], (2, 12));
+    }
+
+    #[test]
+    fn a_lost_acknowledged_command_fails() {
+        let ledger = Ledger::new();
+        let (a, lost) = (cqrs_core::new_id(), cqrs_core::new_id());
+        acknowledged(&ledger, a, "vault-1", 5);
+        acknowledged(&ledger, lost, "vault-1", 7);
+        let found = failures(&[stored(a, "vault-1", 1, 1, 5)], &ledger);
+        assert!(
+            found.iter().any(|f| f.contains("stored 0 times")),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn a_command_stored_twice_fails() {
+        let ledger = Ledger::new();
+        let a = cqrs_core::new_id();
+        acknowledged(&ledger, a, "vault-1", 5);
+        let events = [stored(a, "vault-1", 1, 1, 5), stored(a, "vault-1", 2, 2, 5)];
+        let found = failures(&events, &ledger);
+        assert!(
+            found.iter().any(|f| f.contains("stored 2 times")),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn gaps_in_versions_and_positions_out_of_order_fail() {
+        let ledger = Ledger::new();
+        let (a, b) = (cqrs_core::new_id(), cqrs_core::new_id());
+        acknowledged(&ledger, a, "vault-1", 5);
+        acknowledged(&ledger, b, "vault-1", 7);
+        let events = [stored(a, "vault-1", 1, 4, 5), stored(b, "vault-1", 3, 2, 7)];
+        let found = failures(&events, &ledger);
+        assert!(
+            found
+                .iter()
+                .any(|f| f.contains("jumps from version 1 to 3")),
+            "{found:?}"
+        );
+        assert!(
+            found.iter().any(|f| f.contains("not strictly increasing")),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn refused_stored_strangers_and_wrong_amounts_fail() {
+        let ledger = Ledger::new();
+        let (refused, stranger, wrong) = (
+            cqrs_core::new_id(),
+            cqrs_core::new_id(),
+            cqrs_core::new_id(),
+        );
+        ledger.record(
+            refused,
+            Entry::one("vault-1", 1),
+            Fate::Refused("no".into()),
+        );
+        acknowledged(&ledger, wrong, "vault-2", 9);
+        let events = [
+            stored(refused, "vault-1", 1, 1, 1),
+            stored(stranger, "vault-1", 2, 2, 1),
+            stored(wrong, "vault-2", 1, 3, 8),
+        ];
+        let found = failures(&events, &ledger);
+        assert!(found.iter().any(|f| f.contains("was refused")), "{found:?}");
+        assert!(
+            found.iter().any(|f| f.contains("never sent by a client")),
+            "{found:?}"
+        );
+        assert!(found.iter().any(|f| f.contains("asked for")), "{found:?}");
+    }
+
+    #[test]
+    fn part_of_a_batch_fails() {
+        let ledger = Ledger::new();
+        let a = cqrs_core::new_id();
+        let entry = Entry {
+            stream: "vault-1".into(),
+            amount: 6,
+            events: 3,
+        };
+        ledger.record(a, entry, Fate::Acknowledged);
+        let events = [stored(a, "vault-1", 1, 1, 2), stored(a, "vault-1", 2, 2, 2)];
+        let found = failures(&events, &ledger);
+        assert!(
+            found.iter().any(|f| f.contains("2 of its 3 events")),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn a_model_that_differs_from_the_replay_is_named() {
+        let replay: Totals = [("vault-1".to_owned(), (2, 12))].into();
+        let double: Totals = [("vault-1".to_owned(), (3, 17))].into();
+        assert!(compare("m", &replay, &replay).is_none());
+        let found = compare("m", &double, &replay).expect("a difference");
+        assert!(found.contains("vault-1"), "{found}");
+    }
+}
