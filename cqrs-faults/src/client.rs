@@ -106,7 +106,10 @@ where
         };
         first = false;
         match result {
-            Ok(outcome) => break Ended::Acknowledged(Box::new(outcome)),
+            Ok(outcome) => {
+                retries.reruns += u64::from(outcome.attempts.saturating_sub(1));
+                break Ended::Acknowledged(Box::new(outcome));
+            }
             Err(error) => {
                 let retry = retry_of(&error);
                 match (&error, retry) {

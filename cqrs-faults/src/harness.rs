@@ -158,6 +158,7 @@ impl Report {
         self.retries.outcome_unknown += retries.outcome_unknown;
         self.retries.conflict += retries.conflict;
         self.retries.dropped += retries.dropped;
+        self.retries.reruns += retries.reruns;
         self.retries.never_after_unknown += retries.never_after_unknown;
     }
 

@@ -55,6 +55,9 @@ pub struct Retries {
     pub conflict: u64,
     /// Futures dropped by the caller before they finished.
     pub dropped: u64,
+    /// Handler re-runs inside `Cqrs::execute` after a version conflict (another writer had
+    /// appended first; the bus reloaded and decided again): the contention the scenario made.
+    pub reruns: u64,
     /// A `Retry::Never` error after an attempt whose outcome was unknown: the client cannot
     /// learn whether its command was stored (each one is also a failed check).
     pub never_after_unknown: u64,
@@ -66,6 +69,7 @@ impl Retries {
         self.outcome_unknown += other.outcome_unknown;
         self.conflict += other.conflict;
         self.dropped += other.dropped;
+        self.reruns += other.reruns;
         self.never_after_unknown += other.never_after_unknown;
     }
 }
@@ -181,18 +185,19 @@ impl Ledger {
         }
     }
 
-    /// Applies a worker's `retries u o c d` line.
+    /// Applies a worker's `retries u o c d r` line.
     pub fn apply_retries_line(&self, text: &str) {
         let Some(rest) = text.strip_prefix("retries ") else {
             return;
         };
         let n: Vec<u64> = rest.split(' ').filter_map(|n| n.parse().ok()).collect();
-        if let [unavailable, outcome_unknown, conflict, dropped] = n[..] {
+        if let [unavailable, outcome_unknown, conflict, dropped, reruns] = n[..] {
             self.count(&Retries {
                 unavailable,
                 outcome_unknown,
                 conflict,
                 dropped,
+                reruns,
                 never_after_unknown: 0,
             });
         }
@@ -229,7 +234,7 @@ mod tests {
         ledger.apply_line(&line("ack", id, &entry, None));
         ledger.apply_line(&line("refused", id, &entry, Some("late")));
         assert_eq!(ledger.commands()[&id], (entry, Fate::Acknowledged));
-        ledger.apply_retries_line("retries 1 2 3 4");
+        ledger.apply_retries_line("retries 1 2 3 4 5");
         assert_eq!(ledger.retries().dropped, 4);
     }
 }

@@ -38,9 +38,9 @@ fn verdict(report: &Report) -> String {
 pub fn print(reports: &[Report], elapsed: Duration) -> bool {
     println!();
     println!(
-        "| scenario | store | acknowledged | uncertain: stored / absent | events | faults | bad inputs | retries: unavailable / unknown / conflict / dropped | seconds | result |"
+        "| scenario | store | acknowledged | uncertain: stored / absent | events | faults | bad inputs | client retries: unavailable / unknown / conflict / dropped | bus re-runs on conflict | seconds | result |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     let mut total = Report::new("total", "");
     for r in reports {
         let result = match (&r.skipped, r.failures.len()) {
@@ -49,7 +49,7 @@ pub fn print(reports: &[Report], elapsed: Duration) -> bool {
             (None, n) => format!("FAILED ({n})"),
         };
         println!(
-            "| {} | {} | {} | {} / {} | {} | {} | {} | {} / {} / {} / {} | {:.1} | {result} |",
+            "| {} | {} | {} | {} / {} | {} | {} | {} | {} / {} / {} / {} | {} | {:.1} | {result} |",
             r.name,
             r.store,
             r.acknowledged,
@@ -62,6 +62,7 @@ pub fn print(reports: &[Report], elapsed: Duration) -> bool {
             r.retries.outcome_unknown,
             r.retries.conflict,
             r.retries.dropped,
+            r.retries.reruns,
             r.elapsed.as_secs_f64()
         );
         total.acknowledged += r.acknowledged;

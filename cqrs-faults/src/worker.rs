@@ -210,8 +210,8 @@ async fn write<S: EventStore>(store: S, job: &Job) -> Result<(), String> {
     }
     let r = ledger.retries();
     println!(
-        "retries {} {} {} {}",
-        r.unavailable, r.outcome_unknown, r.conflict, r.dropped
+        "retries {} {} {} {} {}",
+        r.unavailable, r.outcome_unknown, r.conflict, r.dropped, r.reruns
     );
     println!("done");
     Ok(())

@@ -123,7 +123,7 @@ async fn run(pg: &Pg, sizes: &Sizes, fault: Fault, report: &mut Report) -> Resul
         Attempt::default(),
     );
     tokio::time::sleep(sizes.phase).await;
-    let injected = inject(pg, sizes, fault).await;
+    let injected = inject(pg, sizes, fault, &mut report.notes).await;
     tokio::time::sleep(sizes.phase).await;
     load.finish().await;
     report.faults = injected?;
@@ -131,7 +131,12 @@ async fn run(pg: &Pg, sizes: &Sizes, fault: Fault, report: &mut Report) -> Resul
 }
 
 /// Injects `fault`; returns how many faults (restarts, rounds, kills) it made.
-async fn inject(pg: &Pg, sizes: &Sizes, fault: Fault) -> Result<u64, String> {
+async fn inject(
+    pg: &Pg,
+    sizes: &Sizes,
+    fault: Fault,
+    notes: &mut Vec<String>,
+) -> Result<u64, String> {
     match fault {
         Fault::Restart => {
             pg.restart(Stop::Fast).await?;
@@ -147,10 +152,10 @@ async fn inject(pg: &Pg, sizes: &Sizes, fault: Fault) -> Result<u64, String> {
                 sessions += pg.terminate(&admin, WRITERS).await?;
                 tokio::time::sleep(pause).await;
             }
-            println!(
-                "  {} rounds of pg_terminate_backend ended {sessions} writer sessions",
+            notes.push(format!(
+                "{} rounds of pg_terminate_backend ended {sessions} writer sessions",
                 sizes.terminate_rounds
-            );
+            ));
             Ok(u64::from(sizes.terminate_rounds))
         }
         Fault::SinkStorm => {
@@ -162,10 +167,10 @@ async fn inject(pg: &Pg, sizes: &Sizes, fault: Fault) -> Result<u64, String> {
                 let pause = 50 + (u64::from(k) * 7_919) % 400;
                 tokio::time::sleep(Duration::from_millis(pause)).await;
             }
-            println!(
-                "  {} kills ended {sessions} sink sessions",
+            notes.push(format!(
+                "{} kills ended {sessions} sink sessions",
                 sizes.sink_kills
-            );
+            ));
             Ok(u64::from(sizes.sink_kills))
         }
     }

@@ -51,7 +51,9 @@ async fn run(pg: &Pg, sizes: &Sizes, report: &mut Report) -> Result<(), String> 
         })
         .unwrap_or_default();
     report.faults = 1;
-    println!("  a foreign transaction holds xid {xid}");
+    report
+        .notes
+        .push(format!("a foreign transaction held xid {xid} throughout"));
 
     let load = Load::start(
         &apps,
@@ -66,6 +68,7 @@ async fn run(pg: &Pg, sizes: &Sizes, report: &mut Report) -> Result<(), String> 
 
     // Everything a reader can see is observed while the foreign transaction is still open…
     let head = store.head().await.map_err(|e| format!("head(): {e}"))?;
+    let observing = Instant::now();
     let read_open = checks::read_everything(&store, harness::deadline())
         .await
         .err();
@@ -84,6 +87,10 @@ async fn run(pg: &Pg, sizes: &Sizes, report: &mut Report) -> Result<(), String> 
         harness::fresh_totals(&store),
         durable.observe(pg, head),
     );
+    report.notes.push(format!(
+        "with it open, the readers and models took {:.1} s to reach the head",
+        observing.elapsed().as_secs_f64()
+    ));
     let observed = [
         ("the in-memory model of writer app 0", first),
         ("the in-memory model of writer app 1", second),
