@@ -287,10 +287,13 @@ impl Load {
 }
 
 /// The checks of the events and of the in-memory read models: the live applications' own
-/// projections (caught up to the head) and that of a fresh `Cqrs::build()` on `store`.
+/// projections (caught up to the head) and that of a fresh `Cqrs::build()` on `fresh`, a
+/// handle opened for the purpose where the store allows it (as a new process would open one:
+/// nothing remembered from the load, such as the holes a PostgreSQL handle has seen).
 pub async fn check_store<S: EventStore>(
     report: &mut Report,
     store: &S,
+    fresh: &S,
     ledger: &Ledger,
     live: &[Cqrs<S>],
 ) -> Verdict {
@@ -314,7 +317,7 @@ pub async fn check_store<S: EventStore>(
             )),
         });
     }
-    report.check(fresh_build(store, &verdict.replay, verdict.head).await);
+    report.check(fresh_build(fresh, &verdict.replay, verdict.head).await);
     if started.elapsed() > Duration::from_secs(30) {
         eprintln!("  (checks took {:?})", started.elapsed());
     }

@@ -14,6 +14,8 @@ use crate::domain::{PgTotals, Totals, quote};
 pub const WRITERS: &str = "faults-writers";
 /// The `application_name` of a projection sink's store sessions.
 pub const SINK: &str = "faults-sink";
+/// The `application_name` of a store opened after the load, as a new process would.
+pub const FRESH: &str = "faults-fresh";
 
 /// The cluster, shared by the scenarios of a run.
 #[derive(Clone)]

@@ -64,7 +64,7 @@ async fn run_on<S: EventStore>(name: &str, store: S, sizes: &Sizes) -> Report {
         },
     );
     load.join().await;
-    let verdict = harness::check_store(&mut report, &store, &ledger, &[app]).await;
+    let verdict = harness::check_store(&mut report, &store, &store, &ledger, &[app]).await;
     report.absorb(verdict, &ledger);
     report.faults = report.retries.dropped;
     // Every client retried until it was answered, so none may be left uncertain.

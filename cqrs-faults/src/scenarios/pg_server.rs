@@ -17,7 +17,7 @@ use crate::client::Attempt;
 use crate::domain::{PgTotals, Totals};
 use crate::harness::{self, Load, Report, Sizes};
 use crate::ledger::Ledger;
-use crate::pg::{self, Pg, SINK, WRITERS};
+use crate::pg::{self, FRESH, Pg, SINK, WRITERS};
 
 /// Which fault a run of [`server_faults`] injects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -185,7 +185,8 @@ pub async fn finish(
     durable: &Durable,
     report: &mut Report,
 ) -> Result<(), String> {
-    let verdict = harness::check_store(report, store, ledger, apps).await;
+    let fresh = pg.store(store.config().schema_name(), FRESH, 2).await?;
+    let verdict = harness::check_store(report, store, &fresh, ledger, apps).await;
     durable.check(pg, &verdict, report).await;
     report.absorb(verdict, ledger);
     Ok(())

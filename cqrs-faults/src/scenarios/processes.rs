@@ -113,7 +113,8 @@ async fn sqlite_contention_run(
     harness::open_vaults(&app, &ledger, sizes.vaults).await;
     let target = Target::Sqlite(file.0.clone());
     run_workers(sizes, &target, &ledger, report).await?;
-    let verdict = harness::check_store(report, &store, &ledger, &[app]).await;
+    let fresh = SqliteStore::open(&file.0).map_err(|e| format!("reopen: {e}"))?;
+    let verdict = harness::check_store(report, &store, &fresh, &ledger, &[app]).await;
     model.check(&verdict, report).await;
     report.absorb(verdict, &ledger);
     Ok(())
@@ -242,7 +243,7 @@ async fn sqlite_sigkill_run(
     // fresh build.
     let store = SqliteStore::open(&file.0).map_err(|e| format!("reopen: {e}"))?;
     let model = SqliteModel::start(&store)?;
-    let verdict = harness::check_store(report, &store, &ledger, &[]).await;
+    let verdict = harness::check_store(report, &store, &store, &ledger, &[]).await;
     model.check(&verdict, report).await;
     report.absorb(verdict, &ledger);
     Ok(())

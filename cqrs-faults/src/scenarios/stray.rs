@@ -14,7 +14,7 @@ use crate::client::Attempt;
 use crate::domain::AllTotals;
 use crate::harness::{self, Load, Report, Sizes};
 use crate::ledger::Ledger;
-use crate::pg::{self, Pg, WRITERS};
+use crate::pg::{self, FRESH, Pg, WRITERS};
 use crate::scenarios::pg_server::Durable;
 
 /// Runs the scenario on the suite's cluster.
@@ -68,6 +68,8 @@ async fn run(pg: &Pg, sizes: &Sizes, report: &mut Report) -> Result<(), String> 
 
     // Everything a reader can see is observed while the foreign transaction is still open…
     let head = store.head().await.map_err(|e| format!("head(): {e}"))?;
+    // A new process's view: a store handle that has seen none of the holes.
+    let fresh = pg.store(&schema, FRESH, 2).await?;
     let observing = Instant::now();
     let read_open = checks::read_everything(&store, harness::deadline())
         .await
@@ -84,7 +86,7 @@ async fn run(pg: &Pg, sizes: &Sizes, report: &mut Report) -> Result<(), String> 
     let (first, second, fresh, sink) = tokio::join!(
         in_memory(&apps[0]),
         in_memory(&apps[1]),
-        harness::fresh_totals(&store),
+        harness::fresh_totals(&fresh),
         durable.observe(pg, head),
     );
     report.notes.push(format!(
