@@ -317,7 +317,15 @@ pub async fn check_store<S: EventStore>(
             )),
         });
     }
+    let building = Instant::now();
     report.check(fresh_build(fresh, &verdict.replay, verdict.head).await);
+    report.notes.push(format!(
+        "a fresh Cqrs::build() read {} events up to position {} ({} positions never filled) in {:.1} s",
+        verdict.events,
+        verdict.head,
+        verdict.head.0.saturating_sub(verdict.events),
+        building.elapsed().as_secs_f64()
+    ));
     if started.elapsed() > Duration::from_secs(30) {
         eprintln!("  (checks took {:?})", started.elapsed());
     }
