@@ -147,7 +147,7 @@ impl Ledger {
             .count() as u64
     }
 
-    /// Applies one line of a worker's report (see [`line`]); other lines are ignored.
+    /// Applies one line of a worker's report (see [`line()`]); other lines are ignored.
     pub fn apply_line(&self, text: &str) {
         let mut parts = text.splitn(6, ' ');
         let (Some(kind), Some(id), Some(stream), Some(amount), Some(events)) = (
