@@ -36,6 +36,7 @@ pub const SCENARIOS: &[&str] = &[
     "sqlite-sigkill",
     "dropped-futures",
     "pg-processes",
+    "pg-sigkill",
     "pg-restart",
     "pg-terminate",
     "pg-sink-storm",
@@ -75,12 +76,13 @@ pub fn run(mode: Mode, only: &[String]) -> Vec<Report> {
                 ("sqlite-processes", _) => {
                     vec![scenarios::processes::sqlite_contention(&sizes).await]
                 }
-                ("sqlite-sigkill", _) => vec![scenarios::processes::sqlite_sigkill(&sizes).await],
+                ("sqlite-sigkill", _) => vec![scenarios::sigkill::sqlite_sigkill(&sizes).await],
                 ("dropped-futures", pg) => scenarios::dropped::dropped_futures(pg, &sizes).await,
                 (_, None) => vec![Report::skipped(name, "postgres", no_pg())],
                 ("pg-processes", Some(pg)) => {
                     vec![scenarios::processes::pg_contention(pg, &sizes).await]
                 }
+                ("pg-sigkill", Some(pg)) => vec![scenarios::sigkill::pg_sigkill(pg, &sizes).await],
                 ("pg-restart", Some(pg)) => vec![server_faults(pg, &sizes, Fault::Restart).await],
                 ("pg-terminate", Some(pg)) => {
                     vec![server_faults(pg, &sizes, Fault::TerminateWriters).await]

@@ -3,4 +3,5 @@
 pub mod dropped;
 pub mod pg_server;
 pub mod processes;
+pub mod sigkill;
 pub mod stray;

@@ -1,6 +1,5 @@
 //! Faults between processes: worker processes contending on the same streams of one store
-//! (SQLite file or PostgreSQL schema), and a SQLite writer killed with `SIGKILL` in the middle of
-//! its batches, again and again. The parent keeps a durable model (`SqliteSink` / `PgSink`)
+//! (SQLite file or PostgreSQL schema). The parent keeps a durable model (`SqliteSink` / `PgSink`)
 //! running throughout and an application of its own, whose in-memory model must catch up with
 //! the other processes' writes.
 
@@ -8,7 +7,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use cqrs_core::Cqrs;
 use cqrs_core::runner::{ProjectionRunner, RunningProjection};
 use cqrs_sqlite::{SqliteSink, SqliteStore};
 
@@ -45,13 +43,13 @@ impl Drop for TempFile {
 }
 
 /// The SQLite durable model, run by the parent.
-struct SqliteModel {
+pub(crate) struct SqliteModel {
     running: RunningProjection<SqliteSink<SqliteTotals>>,
     path: PathBuf,
 }
 
 impl SqliteModel {
-    fn start(store: &SqliteStore) -> Result<SqliteModel, String> {
+    pub(crate) fn start(store: &SqliteStore) -> Result<SqliteModel, String> {
         let sink = SqliteSink::new(store, SqliteTotals).map_err(|e| format!("sink: {e}"))?;
         sink.unit()
             .execute(SQLITE_TABLE, [])
@@ -64,7 +62,7 @@ impl SqliteModel {
         })
     }
 
-    async fn check(&self, verdict: &checks::Verdict, report: &mut Report) {
+    pub(crate) async fn check(&self, verdict: &checks::Verdict, report: &mut Report) {
         if !verdict.complete {
             return;
         }
@@ -182,75 +180,8 @@ async fn run_workers(
     Ok(())
 }
 
-/// A SQLite writer process killed with `SIGKILL` after a random number of acknowledged batches,
-/// `sizes.sigkills` times on one file; after each kill the file is reopened and checked.
-pub async fn sqlite_sigkill(sizes: &Sizes) -> Report {
-    let started = Instant::now();
-    let mut report = Report::new("sqlite-sigkill", "sqlite");
-    let file = TempFile::new("sigkill");
-    if let Err(e) = sqlite_sigkill_run(sizes, &file, &mut report).await {
-        report.failures.push(e);
-    }
-    report.elapsed = started.elapsed();
-    report
-}
-
-async fn sqlite_sigkill_run(
-    sizes: &Sizes,
-    file: &TempFile,
-    report: &mut Report,
-) -> Result<(), String> {
-    let ledger = Arc::new(Ledger::new());
-    {
-        let store = SqliteStore::open(&file.0).map_err(|e| format!("open: {e}"))?;
-        let app = Cqrs::builder(store)
-            .build()
-            .await
-            .map_err(|e| e.to_string())?;
-        harness::open_vaults(&app, &ledger, sizes.vaults).await;
-    }
-    let mut rng = Rng::new(Rng::seed());
-    let target = Target::Sqlite(file.0.clone());
-    for run in 0..sizes.sigkills {
-        let kill_after = 1 + rng.below(40);
-        let child = worker::spawn(&Job {
-            target: target.clone(),
-            vaults: sizes.vaults,
-            commands: 1_000_000,
-            seed: rng.next_u64(),
-            // Batches of three events: a kill may land inside an append of several rows.
-            parts: 3,
-        })?;
-        let follower_ledger = ledger.clone();
-        tokio::task::spawn_blocking(move || {
-            worker::follow(child, &follower_ledger, Some(kill_after))
-        })
-        .await
-        .map_err(|e| format!("follower: {e}"))?;
-        report.faults += 1;
-        // What a restarted process sees: a fresh handle on the file.
-        let store = SqliteStore::open(&file.0)
-            .map_err(|e| format!("the file does not reopen after SIGKILL {run}: {e}"))?;
-        let verdict = checks::verify(&store, &ledger).await;
-        if !verdict.failures.is_empty() {
-            report.failures.push(format!("after SIGKILL {run}:"));
-            report.failures.extend(verdict.failures);
-            return Ok(());
-        }
-        integrity(&file.0, report);
-    }
-    // The last state, with the read models: a durable model catching up on the file, and a
-    // fresh build.
-    let store = SqliteStore::open(&file.0).map_err(|e| format!("reopen: {e}"))?;
-    let model = SqliteModel::start(&store)?;
-    let verdict = harness::check_store(report, &store, &store, &ledger, &[]).await;
-    model.check(&verdict, report).await;
-    report.absorb(verdict, &ledger);
-    Ok(())
-}
-
 /// SQLite's own consistency check of the file.
-fn integrity(path: &std::path::Path, report: &mut Report) {
+pub(crate) fn integrity(path: &std::path::Path, report: &mut Report) {
     let check = cqrs_sqlite::rusqlite::Connection::open(path).and_then(|conn| {
         conn.query_row("PRAGMA integrity_check", [], |row| row.get::<_, String>(0))
     });
