@@ -77,8 +77,8 @@ impl Mode {
                 process_commands: 150,
                 sigkills: 5,
                 dropped: 150,
-                stray_phase: Duration::from_secs(2),
-                deadline: Duration::from_secs(20),
+                stray_phase: Duration::from_secs(1),
+                deadline: Duration::from_secs(30),
             },
             Mode::Full => Sizes {
                 writers: 8,
