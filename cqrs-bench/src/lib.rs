@@ -10,6 +10,7 @@ pub mod memory;
 pub mod postgres;
 pub mod read_side;
 pub mod sqlite;
+pub mod stray;
 pub mod table;
 
 pub use table::{Row, format_table, median, print_table};

@@ -6,6 +6,9 @@
 //! exactly-once SQL projections, live lag; add `--medium` for a tenth of the events and 3 s
 //! of lag)
 //!
+//! `cargo run -p cqrs-bench --release -- --stray` (live lag with rolled-back holes, without and
+//! with a stray transaction held open on the server: 60 s each; `--medium` 3 s)
+//!
 //! The whole suite, with the peer (`cqrs-es`, a dev-dependency) beside ours:
 //! `cargo bench -p cqrs-bench --bench suite` (see `benches/suite.rs`).
 
@@ -19,6 +22,17 @@ async fn main() {
     } else {
         Mode::Full
     };
+    if flag("--stray") {
+        let duration = match (mode, flag("--medium")) {
+            (Mode::Quick, _) => std::time::Duration::from_secs(1),
+            (Mode::Full, true) => std::time::Duration::from_secs(3),
+            (Mode::Full, false) => std::time::Duration::from_secs(60),
+        };
+        let rows = cqrs_bench::stray::run(duration).await;
+        println!("stray-transaction rows: one run each, baseline first\n");
+        print_table(&rows);
+        return;
+    }
     let read_side_only = flag("--read-side");
     let mut rows = Vec::new();
     if !read_side_only {

@@ -112,7 +112,8 @@ pub fn amount(k: u64, j: u64) -> u64 {
     1 + (k + j) % 7
 }
 
-fn stored(name: &'static str, payload: String) -> NewEvent {
+/// A new event of `name` with `payload` (JSON) and fresh ids.
+pub(crate) fn stored(name: &'static str, payload: String) -> NewEvent {
     NewEvent {
         event_id: new_id(),
         event_name: name.into(),
@@ -575,6 +576,8 @@ impl LagProbe {
 /// The result of one lag run.
 #[derive(Clone, Copy, Debug)]
 pub struct Lag {
+    /// Appends refused by another instance during the run (each left a hole).
+    pub refused: u64,
     /// Commands that returned (one event each).
     pub commands: u64,
     /// Commands per second achieved: commands over the time from the first start to the last
@@ -604,10 +607,27 @@ fn quantile(sorted: &[Duration], q: f64) -> Duration {
     sorted[rank - 1]
 }
 
+/// What else happens on the server during a lag run (see `stray.rs`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Disturbance {
+    /// Refused appends per second by another application instance (an `Open` of an account
+    /// that exists): each draws a position and rolls back, leaving a hole.
+    pub refused_per_sec: u64,
+    /// A session of its own holds a transaction id open for the whole run (`BEGIN; SELECT
+    /// pg_current_xact_id();`), holding the server's `xmin` back.
+    pub stray_transaction: bool,
+}
+
 /// Drives deposits at `sizes.lag_rate` per second for `sizes.lag_duration` through
 /// `Cqrs::execute` on one store, while a runner on a second store of the same schema follows
 /// live; returns the lag of every event from its command's return to its projection.
 pub async fn lag(url: &str, sizes: Sizes, sink: LagSink) -> Lag {
+    lag_disturbed(url, sizes, sink, Disturbance::default()).await
+}
+
+/// [`lag`] with `disturbance` on the server while the commands run. With a stray transaction,
+/// `Cqrs::build()` on a fresh store is also checked to reach the head before it ends.
+pub async fn lag_disturbed(url: &str, sizes: Sizes, sink: LagSink, disturbance: Disturbance) -> Lag {
     let (writer, schema) = fresh_store(url, 8).await;
     let app = Cqrs::builder(writer.clone())
         .service(Limits {
@@ -668,6 +688,18 @@ pub async fn lag(url: &str, sizes: Sizes, sink: LagSink) -> Lag {
         })
     });
 
+    let stray = match disturbance.stray_transaction {
+        true => Some(crate::stray::hold_transaction(url).await),
+        false => None,
+    };
+    let refusals = crate::stray::refuse_opens(
+        url,
+        &schema,
+        disturbance.refused_per_sec,
+        sizes.lag_accounts,
+    )
+    .await;
+
     // Open loop: command n starts at n / rate seconds, on its own task, whatever the latency
     // of the commands before it (a tick of 1 ms starts those due).
     let total = sizes.lag_rate * sizes.lag_duration.as_millis() as u64 / 1_000;
@@ -700,6 +732,7 @@ pub async fn lag(url: &str, sizes: Sizes, sink: LagSink) -> Lag {
     }
     tasks.join_all().await;
     let finished = Instant::now();
+    let refused = refusals.stop().await;
     let head = writer.head().await.expect("head");
     let projected: HashMap<u64, Instant> = match (memory, pg) {
         (Some(running), _) => {
@@ -762,9 +795,15 @@ pub async fn lag(url: &str, sizes: Sizes, sink: LagSink) -> Lag {
     lags.sort();
     commands.sort();
     from_call.sort();
+    if let Some(stray) = stray {
+        // Still open: a fresh application instance's start-up must reach the head.
+        crate::stray::check_build(url, &schema, head, total).await;
+        stray.batch_execute("COMMIT").await.expect("end the stray transaction");
+    }
     drop((app, reader));
     drop_schema(url, writer, &schema).await;
     Lag {
+        refused,
         commands: total,
         rate: total as f64 / (finished - started).as_secs_f64(),
         p50: quantile(&lags, 0.5),
@@ -822,7 +861,8 @@ fn sizes_of(mode: crate::Mode, medium: bool) -> Sizes {
     }
 }
 
-fn ms(d: Duration) -> String {
+/// A duration in milliseconds, one decimal.
+pub(crate) fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
 

@@ -115,7 +115,8 @@ impl<S: EventStore> CqrsBuilder<S> {
     }
 
     /// Reports the progress of the start-up catch-up of the in-memory projections (once per
-    /// batch of stored events, and once at the end), e.g. to draw a progress bar.
+    /// batch of stored events, about once a second while it waits for positions that are not
+    /// readable yet, and once at the end, with `done == total`), e.g. to draw a progress bar.
     pub fn on_progress(mut self, report: impl Fn(&Progress) + Send + Sync + 'static) -> Self {
         self.progress = Some(Arc::new(report));
         self
@@ -131,6 +132,15 @@ impl<S: EventStore> CqrsBuilder<S> {
 
     /// Checks the wiring (duplicate event or projection names anywhere in the program), then
     /// catches every projection up with the events already stored.
+    ///
+    /// It returns once the projections have applied every event up to the store's head as read
+    /// when the catch-up began, not at the first read that comes back empty or short: on
+    /// PostgreSQL a position drawn by a transaction that is still running is not readable yet,
+    /// with events beyond it. Such a position keeps `build` waiting until its transaction
+    /// commits or ends (a transaction idle for long is ended by the server's
+    /// `idle_in_transaction_session_timeout`, if set); meanwhile
+    /// [`on_progress`](CqrsBuilder::on_progress) hears about it about once a second. A store
+    /// error ends the build with `BuildError::Store`.
     pub async fn build(mut self) -> Result<Cqrs<S>, BuildError> {
         registry::check()?;
         if self.discover {
@@ -544,8 +554,11 @@ impl<S: EventStore> Cqrs<S> {
     }
 
     /// Read-your-writes: waits until the projections have applied every event up to `position`
-    /// (e.g. `outcome.position()`), then answers `query`. Fails with `QueryError::Timeout`
-    /// after the configured query timeout.
+    /// (e.g. `outcome.position()`), then answers `query`. While it waits it reads the store
+    /// whenever the store announces events (of other processes, or positions that became
+    /// readable). Fails with `QueryError::Timeout` after the configured query timeout
+    /// ([`CqrsBuilder::query_timeout`]), e.g. while a transaction of another process holds a
+    /// position below `position`.
     pub async fn query_after<Q: RoutedQuery>(
         &self,
         position: Position,
@@ -559,9 +572,22 @@ impl<S: EventStore> Cqrs<S> {
     }
 
     /// Applies to the projections every stored event they have not seen (e.g. appended by
-    /// another process), and returns the position reached.
+    /// another process), up to the store's head as read when called, and returns the position
+    /// reached (at least that head).
+    ///
+    /// Like [`CqrsBuilder::build`], it waits for positions below that head that are not
+    /// readable yet (a PostgreSQL transaction still running), for as long as they are not;
+    /// use [`Cqrs::query_after`] to wait with a timeout instead.
     pub async fn catch_up(&self) -> Result<Position, StoreError> {
         self.inner.read_side.catch_up(&self.inner.store).await
+    }
+
+    /// How many events of this process wait for an earlier position before the projections
+    /// can apply them (bounded; for tests).
+    #[cfg(feature = "testing")]
+    #[doc(hidden)]
+    pub fn pending_events(&self) -> usize {
+        self.inner.read_side.pending_len()
     }
 
     /// The last global position the projections have applied.

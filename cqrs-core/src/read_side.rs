@@ -9,7 +9,16 @@
 //! Reading the store costs a round trip, so a command only does it when no other command of
 //! this process is between its append and its delivery ([`Writing`]): while one is, the gap is
 //! usually its events, on their way. The last writer out reads the store for whatever is still
-//! missing (events of other processes, holes of failed appends).
+//! missing (events of other processes, holes of failed appends). Under sustained concurrency
+//! there may be no last writer for a long time, so `pending` is also bounded: when it holds
+//! more than [`PENDING_LIMIT`] events, the command that pushed it over reads the store, and if
+//! the gap is still not readable (a position a running transaction holds), drops the buffer:
+//! those events are stored, and the next read brings them back.
+//!
+//! "Caught up" is always measured against the store's head: `build()` and
+//! [`Cqrs::catch_up`](crate::Cqrs::catch_up) apply every event up to the head they read when
+//! they began, however many reads come back empty or short before it (PostgreSQL's `read_all`
+//! stops before a position a running transaction may still fill).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -25,14 +34,17 @@ use crate::query::RoutedQuery;
 use crate::runner::ProgressFn;
 use crate::runner::progress::Meter;
 use crate::signal::Signal;
-use crate::store::EventStore;
+use crate::store::{EmptyReads, EventStore};
 use crate::unwind;
 
 /// Events read from the store per catch-up round trip.
 const CATCH_UP_BATCH: usize = 1024;
 
-/// How often `query_after` re-reads the store while it waits for events of other processes.
-const POLL_INTERVAL: Duration = Duration::from_millis(20);
+/// Events that may wait in `pending` before the command that adds one more reads the store.
+const PENDING_LIMIT: usize = 256;
+
+/// How often a catch-up that waits for unreadable positions below the head reports progress.
+const WAITING_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
 struct Slot {
     projection: Box<dyn DynProjection>,
@@ -76,7 +88,7 @@ impl Writing<'_> {
         let last = self.side.writers.fetch_sub(1, Ordering::SeqCst) == 1;
         if last && !self.side.lock().pending.is_empty() {
             // A failed read only delays: the next delivery or `query_after` reads again.
-            let _ = self.side.catch_up(store).await;
+            let _ = self.side.read_available(store).await;
         }
     }
 }
@@ -157,31 +169,66 @@ impl ReadSide {
             && self.writers.load(Ordering::SeqCst) <= 1
         {
             // A failed read only delays: these events wait in `pending` for the next catch-up.
-            let _ = self.catch_up(store).await;
+            let _ = self.read_available(store).await;
         }
-        let mut state = self.lock();
-        for (event, value) in recorded.iter().zip(typed) {
-            let position = event.meta.position;
-            if position <= state.applied {
-                continue;
+        let overflowing = {
+            let mut state = self.lock();
+            for (event, value) in recorded.iter().zip(typed) {
+                let position = event.meta.position;
+                if position <= state.applied {
+                    continue;
+                }
+                if position == state.applied.next() {
+                    state.apply(EventRef::with_typed(event, value.as_any()));
+                    state.applied = position;
+                } else {
+                    state.pending.insert(position, event.clone());
+                }
             }
-            if position == state.applied.next() {
-                state.apply(EventRef::with_typed(event, value.as_any()));
-                state.applied = position;
-            } else {
-                state.pending.insert(position, event.clone());
+            state.drain_pending();
+            self.publish(&state);
+            state.pending.len() > PENDING_LIMIT
+        };
+        if overflowing {
+            // No last writer came to read the gap (writers kept overlapping): read it now.
+            let _ = self.read_available(store).await;
+            let mut state = self.lock();
+            if state.pending.len() > PENDING_LIMIT {
+                // The gap is not readable yet (a running transaction holds it). Every waiting
+                // event is stored, so the next read brings it back; keeping them would let the
+                // buffer grow for as long as the gap stays.
+                state.pending.clear();
             }
         }
-        state.drain_pending();
-        self.publish(&state);
     }
 
-    /// Reads and applies everything the store has beyond what was applied.
+    /// Reads and applies what the store lets a reader see now beyond what was applied: it stops
+    /// at the first read that comes back short, which may be below the store's head. Used on
+    /// the command path, which must not wait for other processes' transactions.
+    pub async fn read_available<S: EventStore>(&self, store: &S) -> Result<Position, StoreError> {
+        if !self.enabled {
+            return Ok(self.applied());
+        }
+        loop {
+            let (applied, read) = self.read_once(store).await?;
+            if read < CATCH_UP_BATCH {
+                return Ok(applied);
+            }
+        }
+    }
+
+    /// Reads and applies every event up to the store's head as it is now, waiting for positions
+    /// below it that are not readable yet (see [`ReadSide::catch_up_reporting`]).
     pub async fn catch_up<S: EventStore>(&self, store: &S) -> Result<Position, StoreError> {
         self.catch_up_reporting(store, None).await
     }
 
-    /// [`ReadSide::catch_up`], reporting progress after each batch and at the end.
+    /// [`ReadSide::catch_up`], reporting progress after each batch, about once a second while it
+    /// waits for unreadable positions, and at the end (`done == total`).
+    ///
+    /// It returns only once every event up to the head it read first is applied. A position a
+    /// running transaction holds (PostgreSQL) keeps it waiting until that transaction commits or
+    /// ends; it reads again whenever the store says events may have arrived.
     pub async fn catch_up_reporting<S: EventStore>(
         &self,
         store: &S,
@@ -190,44 +237,58 @@ impl ReadSide {
         if !self.enabled {
             return Ok(self.applied());
         }
-        let meter = match progress {
-            Some(_) => Some(Meter::new(
-                "(in-memory projections)",
-                self.applied(),
-                store.head().await?,
-            )),
-            None => None,
-        };
+        let head = store.head().await?;
+        let meter = progress.map(|_| Meter::new("(in-memory projections)", self.applied(), head));
         let report = |position: Position, finished: bool| {
             if let (Some(progress), Some(meter)) = (progress, &meter) {
                 progress(&meter.report(position, finished));
             }
         };
+        let mut empty = EmptyReads::default();
+        let mut reported = Instant::now();
         loop {
-            let from = self.lock().applied.next();
-            let batch = store.read_all(from, CATCH_UP_BATCH).await?;
-            let mut state = self.lock();
-            for event in &batch {
-                // Another task may have applied part of this batch meanwhile; skip that part.
-                // The store never returns a position while an earlier one may still appear, so
-                // a jump here is a permanent hole (a transaction that never committed).
-                if event.meta.position > state.applied {
-                    state.apply(EventRef::stored(event));
-                    state.applied = event.meta.position;
-                }
-            }
-            let applied = state.applied;
-            state.pending.retain(|&position, _| position > applied);
-            state.drain_pending();
-            self.publish(&state);
-            let applied = state.applied;
-            drop(state);
-            if batch.len() < CATCH_UP_BATCH {
+            let (applied, read) = self.read_once(store).await?;
+            if applied >= head {
                 report(applied, true);
                 return Ok(applied);
             }
-            report(applied, false);
+            if read > 0 {
+                empty.reset();
+                report(applied, false);
+                reported = Instant::now();
+            }
+            if read < CATCH_UP_BATCH {
+                // Below the head and nothing more readable: positions after `applied` are held
+                // by a transaction still running. Wait for them, and say so now and then.
+                empty.wait(store, applied).await;
+                if reported.elapsed() >= WAITING_REPORT_INTERVAL {
+                    report(applied, false);
+                    reported = Instant::now();
+                }
+            }
         }
+    }
+
+    /// One `read_all` after what is applied, applied: the position reached and the number of
+    /// events the read returned.
+    async fn read_once<S: EventStore>(&self, store: &S) -> Result<(Position, usize), StoreError> {
+        let from = self.lock().applied.next();
+        let batch = store.read_all(from, CATCH_UP_BATCH).await?;
+        let mut state = self.lock();
+        for event in &batch {
+            // Another task may have applied part of this batch meanwhile; skip that part.
+            // The store never returns a position while an earlier one may still appear, so
+            // a jump here is a permanent hole (a transaction that never committed).
+            if event.meta.position > state.applied {
+                state.apply(EventRef::stored(event));
+                state.applied = event.meta.position;
+            }
+        }
+        let applied = state.applied;
+        state.pending.retain(|&position, _| position > applied);
+        state.drain_pending();
+        self.publish(&state);
+        Ok((state.applied, batch.len()))
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -262,8 +323,8 @@ impl ReadSide {
         })
     }
 
-    /// Waits until every event up to `target` is applied (catching up from the store while it
-    /// waits), then answers `query`.
+    /// Waits until every event up to `target` is applied (reading the store while it waits),
+    /// then answers `query`; `QueryError::Timeout` after `timeout`.
     pub async fn query_after<S: EventStore, Q: RoutedQuery>(
         &self,
         store: &S,
@@ -272,13 +333,25 @@ impl ReadSide {
         timeout: Duration,
     ) -> Result<Q::Response, QueryError> {
         let started = Instant::now();
-        while self.applied() < target {
+        let mut empty = EmptyReads::default();
+        loop {
             let applied = &self.applied;
             let advanced = self
                 .advanced
                 .wait_unless(|| applied.load(Ordering::SeqCst) >= target.0);
-            if self.catch_up(store).await.map_err(QueryError::Store)? >= target {
+            let before = self.applied();
+            if before >= target {
                 break;
+            }
+            let reached = self
+                .read_available(store)
+                .await
+                .map_err(QueryError::Store)?;
+            if reached >= target {
+                break;
+            }
+            if reached > before {
+                empty.reset();
             }
             let waited = started.elapsed();
             if waited >= timeout {
@@ -289,10 +362,21 @@ impl ReadSide {
                     waited,
                 });
             }
-            let nap = POLL_INTERVAL.min(timeout - waited);
-            let _ = tokio::time::timeout(nap, advanced).await;
+            // Woken by a delivery of this process, by the store (events of other processes,
+            // or a position that became readable), or by the deadline.
+            tokio::select! {
+                _ = advanced => {}
+                _ = empty.wait(store, reached) => {}
+                _ = tokio::time::sleep(timeout - waited) => {}
+            }
         }
         self.query(query).await
+    }
+
+    /// How many events wait in `pending` for an earlier position.
+    #[cfg(feature = "testing")]
+    pub fn pending_len(&self) -> usize {
+        self.lock().pending.len()
     }
 
     pub fn status(&self) -> Vec<ProjectionStatus> {

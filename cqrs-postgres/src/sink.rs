@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use cqrs_core::runner::stored_error;
-use cqrs_core::{Position, ProjectionError, ProjectionFailure, RecordedEvent, StoreError};
+use cqrs_core::{
+    BackendError, Position, ProjectionError, ProjectionFailure, RecordedEvent, StoreError,
+};
 use futures_util::future::join_all;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Error, Row, Statement};
@@ -364,6 +366,13 @@ impl PgTx {
 ///
 /// An `apply` dropped before it finishes (the runner stops it when the lease is lost) closes its
 /// connection instead of returning it to the pool, and the server rolls the transaction back.
+///
+/// A connection lost while a handler runs (the server restarted, the session was terminated,
+/// the network failed) makes the handler's statement fail, but it is not the event's failure:
+/// when the connection is closed, or the handler's error is a driver error of class 08 or a
+/// shutdown (57P01–57P03), the sink reports `ApplyError::Store(StoreError::Unavailable(..))`.
+/// The runner then retries the batch with back-off as an outage, never counting it toward
+/// `max_attempts`, so a storm of lost connections parks nothing and stops nothing.
 pub struct PgSink<P> {
     store: PostgresStore,
     projection: P,
@@ -444,16 +453,12 @@ impl<P: DurableProjection<PgTx>> PgSink<P> {
             // made of the error.
             let failed = tx.staged_failure(P::NAME, events);
             if let Some(failed) = failed.or(handled.err().map(|error| (i, error))) {
-                let mut conn = tx.conn;
-                checkpoint::rollback(&mut conn).await;
-                return Ok(Err(failed));
+                return roll_back(tx, failed).await;
             }
         }
         tx.send_staged().await;
         if let Some(failed) = tx.staged_failure(P::NAME, events) {
-            let mut conn = tx.conn;
-            checkpoint::rollback(&mut conn).await;
-            return Ok(Err(failed));
+            return roll_back(tx, failed).await;
         }
         let mut conn = tx.conn;
         let advance = &self.store.shared.checkpoint_sql.advance;
@@ -461,6 +466,53 @@ impl<P: DurableProjection<PgTx>> PgSink<P> {
         self.committed = Some(through);
         Ok(Ok(()))
     }
+}
+
+/// Ends a batch whose handler (or staged statement) failed: rolls back, and tells a lost
+/// connection (an outage, retried with back-off and never counted against the event) from a
+/// failure of the handler on its event.
+async fn roll_back(
+    tx: PgTx,
+    (i, error): (usize, ProjectionError),
+) -> Result<Result<(), (usize, ProjectionError)>, StoreError> {
+    let lost = tx.conn.client.is_closed() || connection_lost(&error.failure);
+    let mut conn = tx.conn;
+    checkpoint::rollback(&mut conn).await;
+    if lost {
+        return Err(StoreError::Unavailable(
+            BackendError::new(format!(
+                "the connection was lost while projection `{}` handled the event at position \
+                 {} ({}); nothing of its batch was committed",
+                error.projection, error.position, error.failure
+            ))
+            .with_inner(error),
+        ));
+    }
+    Ok(Err((i, error)))
+}
+
+/// Whether a handler's failure is the connection's: a driver error (anywhere in its source
+/// chain) on a closed connection, of class 08 (connection exception), or one of the server's
+/// shutdown codes (57P01 admin shutdown, as `pg_terminate_backend` sends; 57P02 crash
+/// shutdown; 57P03 cannot connect now). Other errors, even transient ones such as a
+/// serialization failure or a statement timeout, stay the handler's: they count toward
+/// `max_attempts` like any failure of the event.
+fn connection_lost(failure: &ProjectionFailure) -> bool {
+    let ProjectionFailure::Handler(error) = failure else {
+        return false;
+    };
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&**error);
+    while let Some(error) = source {
+        if let Some(pg) = error.downcast_ref::<Error>() {
+            let code = pg.code().map(|c| c.code());
+            return pg.is_closed()
+                || code.is_some_and(|c| {
+                    c.starts_with("08") || matches!(c, "57P01" | "57P02" | "57P03")
+                });
+        }
+        source = error.source();
+    }
+    false
 }
 
 impl<P: DurableProjection<PgTx>> ProjectionSink for PgSink<P> {

@@ -10,8 +10,9 @@ use crate::error::{BuildError, QueryError, StoreError};
 use crate::ids::Position;
 use crate::registry::{self, ProjectionKind};
 use crate::runner::checkpoint::Checkpoints;
+use crate::runner::handle::{Control, RunnerStatus, Shared};
 use crate::runner::lease::Leases;
-use crate::runner::run::{Control, ProjectionRunner, RunnerStatus, Shared};
+use crate::runner::run::ProjectionRunner;
 use crate::runner::sink::ProjectionSink;
 use crate::store::EventStore;
 
@@ -61,7 +62,7 @@ impl ProjectionGroup {
     {
         self.names.push(runner.name());
         self.starters.push(Box::new(move || {
-            let (shared, control, task) = runner.into_task();
+            let (shared, control, task, _) = runner.into_task();
             Member {
                 shared,
                 control,
@@ -97,7 +98,9 @@ struct Member {
     join: tokio::task::JoinHandle<()>,
 }
 
-/// The handle of a started [`ProjectionGroup`].
+/// The handle of a started [`ProjectionGroup`]. Dropping it stops every runner at its next
+/// batch boundary, as dropping a
+/// [`RunningProjection`](crate::runner::RunningProjection) does.
 pub struct RunningGroup {
     members: Vec<Member>,
 }

@@ -21,20 +21,21 @@
 mod checkpoint;
 mod durable;
 mod group;
+mod handle;
 mod lease;
 pub(crate) mod progress;
+mod retry;
 mod run;
 mod sink;
 
 pub use checkpoint::{Checkpoints, ParkedEvent};
 pub use durable::DurableProjection;
 pub use group::{ProjectionGroup, ProjectionListing, list_projections};
+pub use handle::{RebuildError, RunnerState, RunnerStatus, RunningProjection};
 pub use lease::{Lease, Leases, LocalLease};
 pub use progress::{Progress, ProgressFn};
-pub use run::{
-    OnFailure, ProjectionRunner, RebuildError, RetryPolicy, RunnerState, RunnerStatus,
-    RunningProjection,
-};
+pub use retry::{OnFailure, RetryPolicy};
+pub use run::ProjectionRunner;
 pub use sink::{
     ApplyError, CheckpointedSink, MemorySink, ProjectionSink, handle_caught, reset_caught,
     reset_error, stored_error,

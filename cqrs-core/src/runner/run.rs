@@ -1,129 +1,23 @@
 //! [`ProjectionRunner`]: the task that feeds one sink from its checkpoint, first in batches up
-//! to the store's head, then live, retrying failures with back-off; and [`RunningProjection`],
-//! the handle that watches, waits for, rebuilds and stops it.
+//! to the store's head, then live, retrying failures with back-off. Its handle,
+//! [`RunningProjection`], is in `handle.rs`.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::envelope::RecordedEvent;
-use crate::error::{ProjectionError, ProjectionFailure, QueryError, StoreError};
+use crate::error::{ProjectionError, ProjectionFailure, StoreError};
 use crate::ids::Position;
+use crate::runner::handle::{Control, Kept, RebuildError, RunnerState, RunningProjection, Shared};
 use crate::runner::lease::{Lease, Leases, LocalLease};
 use crate::runner::progress::{Meter, Progress, ProgressFn};
+use crate::runner::retry::{OnFailure, RetryPolicy};
 use crate::runner::sink::{ApplyError, ProjectionSink};
-use crate::signal::Signal;
-use crate::store::EventStore;
-
-/// How often a failing event is retried, and how long the runner waits between tries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Tries per event before [`OnFailure`] applies (at least 1; default 5).
-    pub max_attempts: u32,
-    /// Wait before the second try (default 100 ms); it doubles on each further try…
-    pub first_delay: Duration,
-    /// …up to this (default 10 s).
-    pub max_delay: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 5,
-            first_delay: Duration::from_millis(100),
-            max_delay: Duration::from_secs(10),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The wait after `failures` failed tries (1 = after the first).
-    pub fn delay(&self, failures: u32) -> Duration {
-        let doubling = 2u32.saturating_pow(failures.saturating_sub(1).min(20));
-        self.first_delay
-            .saturating_mul(doubling)
-            .min(self.max_delay)
-    }
-}
-
-/// What the runner does with an event whose handler still fails after every retry.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum OnFailure {
-    /// Stop at the event, with the error in the status, until [`RunningProjection::restart`]
-    /// or a rebuild (the default: nothing is skipped).
-    #[default]
-    Stop,
-    /// Record the event as parked (with the error) and go on with the next one.
-    Park,
-}
-
-/// What a runner is doing.
-#[derive(Clone, Debug)]
-pub enum RunnerState {
-    /// Waiting for the lease (another process runs this projection).
-    Standby,
-    /// Reading stored events towards the store's head.
-    CatchingUp,
-    /// Caught up, following new events.
-    Live,
-    /// A handler failed on this event; the runner retries it after a back-off.
-    Retrying {
-        /// Tries so far.
-        attempts: u32,
-        /// The last failure.
-        error: ProjectionError,
-    },
-    /// The sink's storage or the store failed; the runner retries after a back-off.
-    StoreUnavailable {
-        /// The last failure, as text.
-        error: String,
-    },
-    /// Stopped at a failing event (with [`OnFailure::Stop`]).
-    Failed(ProjectionError),
-    /// Stopped on request.
-    Stopped,
-}
-
-/// A snapshot of one runner.
-#[derive(Clone, Debug)]
-pub struct RunnerStatus {
-    /// Projection name.
-    pub name: &'static str,
-    /// Stored names of the events it handles.
-    pub events: &'static [&'static str],
-    /// Position of the last event whose effects are committed.
-    pub checkpoint: Position,
-    /// What it is doing.
-    pub state: RunnerState,
-    /// Events parked since this runner started.
-    pub parked: u64,
-}
-
-/// Why a rebuild did not finish.
-#[derive(Debug)]
-pub enum RebuildError {
-    /// The projection failed on an event during the rebuild.
-    Projection(ProjectionError),
-    /// The reset hook or the store failed.
-    Store(StoreError),
-    /// The runner stopped before the rebuild finished.
-    Stopped,
-}
-
-impl std::fmt::Display for RebuildError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RebuildError::Projection(e) => write!(f, "rebuild failed: {e}"),
-            RebuildError::Store(e) => write!(f, "rebuild failed: {e}"),
-            RebuildError::Stopped => f.write_str("the runner stopped before the rebuild finished"),
-        }
-    }
-}
-
-impl std::error::Error for RebuildError {}
+use crate::store::{EmptyReads, EventStore};
 
 /// Reads events from a store into one [`ProjectionSink`].
 ///
@@ -224,13 +118,15 @@ impl<S: EventStore, K: ProjectionSink, L: Leases> ProjectionRunner<S, K, L> {
         }
     }
 
-    /// Starts the runner on the tokio runtime.
+    /// Starts the runner on the tokio runtime. Keep the handle: dropping it stops the runner
+    /// (see [`RunningProjection`]).
     pub fn spawn(self) -> RunningProjection<K> {
-        let (shared, control, task) = self.into_task();
+        let (shared, control, task, left) = self.into_task();
         RunningProjection {
             shared,
             control,
             join: tokio::spawn(task),
+            left,
         }
     }
 
@@ -239,176 +135,31 @@ impl<S: EventStore, K: ProjectionSink, L: Leases> ProjectionRunner<S, K, L> {
         self.sink.name()
     }
 
-    /// The shared state, the control channel and the task future (which returns the sink).
+    /// The shared state, the control channel, the task future (which returns the sink) and
+    /// where the sink is left if that future is dropped.
+    #[allow(clippy::type_complexity)]
     pub(crate) fn into_task(
         self,
     ) -> (
         Arc<Shared>,
         mpsc::UnboundedSender<Control>,
         impl Future<Output = K> + Send + 'static,
+        Arc<Mutex<Option<K>>>,
     ) {
-        let shared = Arc::new(Shared {
-            name: self.sink.name(),
-            events: self.sink.events(),
-            checkpoint: AtomicU64::new(0),
-            advanced: Signal::default(),
-            status: Mutex::new((RunnerState::CatchingUp, 0)),
-        });
+        let shared = Arc::new(Shared::new(self.sink.name(), self.sink.events()));
         let (control, inbox) = mpsc::unbounded_channel();
+        let (sink, left) = Kept::new(self.sink);
         let task = Task {
             store: self.store,
-            sink: self.sink,
+            sink,
             config: self.config,
             shared: Arc::clone(&shared),
             inbox,
             rebuild: None,
             failing: None,
+            outage: 0,
         };
-        (shared, control, task.run(self.leases))
-    }
-}
-
-/// State the task shares with its handle.
-pub(crate) struct Shared {
-    name: &'static str,
-    events: &'static [&'static str],
-    checkpoint: AtomicU64,
-    advanced: Signal,
-    /// The state, and the number of events parked.
-    status: Mutex<(RunnerState, u64)>,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, (RunnerState, u64)> {
-        self.status.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn set_state(&self, state: RunnerState) {
-        self.lock().0 = state;
-        // Waiters check the state as well as the checkpoint.
-        self.advanced.wake_all();
-    }
-
-    fn publish(&self, checkpoint: Position) {
-        self.checkpoint.store(checkpoint.0, Ordering::SeqCst);
-        self.advanced.wake_all();
-    }
-
-    pub(crate) fn checkpoint(&self) -> Position {
-        Position(self.checkpoint.load(Ordering::SeqCst))
-    }
-
-    pub(crate) fn status(&self) -> RunnerStatus {
-        let (state, parked) = self.lock().clone();
-        RunnerStatus {
-            name: self.name,
-            events: self.events,
-            checkpoint: self.checkpoint(),
-            state,
-            parked,
-        }
-    }
-
-    /// See [`RunningProjection::wait_for`].
-    pub(crate) async fn wait_for(
-        &self,
-        position: Position,
-        timeout: Duration,
-    ) -> Result<(), QueryError> {
-        let started = Instant::now();
-        loop {
-            let reached = || self.checkpoint.load(Ordering::SeqCst) >= position.0;
-            let advanced = self.advanced.wait_unless(reached);
-            if reached() {
-                return Ok(());
-            }
-            if let RunnerState::Failed(error) = &self.lock().0 {
-                return Err(QueryError::ProjectionFailed(error.clone()));
-            }
-            let waited = started.elapsed();
-            if waited >= timeout {
-                return Err(QueryError::Timeout {
-                    projection: self.name,
-                    target: position,
-                    reached: self.checkpoint(),
-                    waited,
-                });
-            }
-            let _ = tokio::time::timeout(timeout - waited, advanced).await;
-        }
-    }
-}
-
-pub(crate) enum Control {
-    Rebuild {
-        progress: Option<ProgressFn>,
-        done: oneshot::Sender<Result<Position, RebuildError>>,
-    },
-    Restart,
-    Stop,
-}
-
-/// The handle of a spawned runner.
-pub struct RunningProjection<K> {
-    shared: Arc<Shared>,
-    control: mpsc::UnboundedSender<Control>,
-    join: tokio::task::JoinHandle<K>,
-}
-
-impl<K: ProjectionSink> RunningProjection<K> {
-    /// The projection's name.
-    pub fn name(&self) -> &'static str {
-        self.shared.name
-    }
-
-    /// Position of the last event whose effects are committed.
-    pub fn checkpoint(&self) -> Position {
-        self.shared.checkpoint()
-    }
-
-    /// Name, events, checkpoint, state and parked count.
-    pub fn status(&self) -> RunnerStatus {
-        self.shared.status()
-    }
-
-    /// Read-your-writes: waits until the checkpoint reaches `position` (e.g.
-    /// `outcome.position()`). Fails at once with `QueryError::ProjectionFailed` if the runner
-    /// stopped on a failing event, and with `QueryError::Timeout` after `timeout`.
-    pub async fn wait_for(&self, position: Position, timeout: Duration) -> Result<(), QueryError> {
-        self.shared.wait_for(position, timeout).await
-    }
-
-    /// Resets the projection (its reset hook, checkpoint `ZERO`) and replays every event,
-    /// reporting progress to `progress`. Resolves when it has caught up with the events stored
-    /// when the rebuild began; the runner then goes on live.
-    pub async fn rebuild(&self, progress: Option<ProgressFn>) -> Result<Position, RebuildError> {
-        let (done, finished) = oneshot::channel();
-        self.control
-            .send(Control::Rebuild { progress, done })
-            .map_err(|_| RebuildError::Stopped)?;
-        finished.await.unwrap_or(Err(RebuildError::Stopped))
-    }
-
-    /// Resumes a runner that stopped on a failing event (after the cause was fixed), from its
-    /// checkpoint, with a fresh retry count.
-    pub fn restart(&self) {
-        // Waiters see the failure cleared at once, not after the task wakes up.
-        {
-            let mut status = self.shared.lock();
-            if matches!(status.0, RunnerState::Failed(_)) {
-                status.0 = RunnerState::CatchingUp;
-            }
-        }
-        let _ = self.control.send(Control::Restart);
-    }
-
-    /// Stops the runner between batches and returns its sink.
-    pub async fn stop(self) -> K {
-        let _ = self.control.send(Control::Stop);
-        match self.join.await {
-            Ok(sink) => sink,
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
-        }
+        (shared, control, task.run(self.leases), left)
     }
 }
 
@@ -419,7 +170,7 @@ enum Exit {
 
 struct Task<S, K> {
     store: S,
-    sink: K,
+    sink: Kept<K>,
     config: Config,
     shared: Arc<Shared>,
     inbox: mpsc::UnboundedReceiver<Control>,
@@ -427,6 +178,8 @@ struct Task<S, K> {
     rebuild: Option<Rebuild>,
     /// The event that failed last, and how many tries it has had.
     failing: Option<(Position, u32)>,
+    /// Storage failures since the last successful round (they pace the back-off).
+    outage: u32,
 }
 
 struct Rebuild {
@@ -473,7 +226,7 @@ impl<S: EventStore, K: ProjectionSink> Task<S, K> {
             rebuild.finish(Err(RebuildError::Stopped));
         }
         self.shared.set_state(RunnerState::Stopped);
-        self.sink
+        self.sink.into_inner()
     }
 
     /// Waits for the lease; `None` when asked to stop meanwhile.
@@ -492,7 +245,7 @@ impl<S: EventStore, K: ProjectionSink> Task<S, K> {
         }
     }
 
-    /// Sleeps, handling control messages; `false` when asked to stop.
+    /// Sleeps, handling control messages; `false` when asked to stop (or the handle is gone).
     async fn pause(&mut self, duration: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + duration;
         loop {
@@ -527,31 +280,40 @@ impl<S: EventStore, K: ProjectionSink> Task<S, K> {
     }
 
     async fn work(&mut self) -> Exit {
-        let mut checkpoint = match self.load_checkpoint().await {
-            Some(position) => position,
-            None => return Exit::Stop,
+        let Some(mut checkpoint) = self.load_checkpoint().await else {
+            return Exit::Stop;
         };
         self.shared.set_state(RunnerState::CatchingUp);
+        // Caught up means: everything up to the head the store had when the catch-up began is
+        // applied. An empty or short batch does not mean it: PostgreSQL's `read_all` stops
+        // before a position a running transaction may still fill, with events beyond it.
+        let Some(mut target) = self.head().await else {
+            return Exit::Stop;
+        };
         // The first catch-up reports progress to the runner's callback.
-        let mut catch_up = match (&self.config.progress, self.store.head().await) {
-            (Some(progress), Ok(head)) if head > checkpoint => Some(Rebuild {
-                meter: Meter::new(self.shared.name, checkpoint, head),
+        let mut catch_up = match &self.config.progress {
+            Some(progress) if target > checkpoint => Some(Rebuild {
+                meter: Meter::new(self.shared.name, checkpoint, target),
                 progress: Some(Arc::clone(progress)),
                 done: None,
             }),
             _ => None,
         };
         let mut rebuild_started = false;
+        let mut empty = EmptyReads::default();
         loop {
             // Control messages take effect between batches.
-            while let Ok(message) = self.inbox.try_recv() {
-                if matches!(message, Control::Stop) {
-                    return Exit::Stop;
+            loop {
+                match self.inbox.try_recv() {
+                    Ok(Control::Stop) | Err(TryRecvError::Disconnected) => return Exit::Stop,
+                    Ok(message) => {
+                        if matches!(message, Control::Rebuild { .. }) {
+                            rebuild_started = false;
+                        }
+                        self.queue(message);
+                    }
+                    Err(TryRecvError::Empty) => break,
                 }
-                if matches!(message, Control::Rebuild { .. }) {
-                    rebuild_started = false;
-                }
-                self.queue(message);
             }
             if let Some(rebuild) = &mut self.rebuild
                 && !rebuild_started
@@ -572,8 +334,13 @@ impl<S: EventStore, K: ProjectionSink> Task<S, K> {
                 rebuild_started = true;
                 checkpoint = Position::ZERO;
                 self.shared.publish(checkpoint);
-                let head = self.store.head().await.unwrap_or(Position::ZERO);
-                rebuild.meter = Meter::new(self.shared.name, Position::ZERO, head);
+                let Some(head) = self.head().await else {
+                    return Exit::Stop;
+                };
+                target = target.max(head);
+                if let Some(rebuild) = &mut self.rebuild {
+                    rebuild.meter = Meter::new(self.shared.name, Position::ZERO, head);
+                }
                 self.shared.set_state(RunnerState::CatchingUp);
             }
             let failed = matches!(self.shared.lock().0, RunnerState::Failed(_));
@@ -605,22 +372,28 @@ impl<S: EventStore, K: ProjectionSink> Task<S, K> {
             {
                 Ok(batch) => batch,
                 Err(e) => {
-                    if !self.store_trouble(e, 1).await {
+                    if !self.store_trouble(e).await {
                         return Exit::Stop;
                     }
                     continue;
                 }
             };
             let Some(last) = batch.last() else {
-                for meters in [&mut catch_up, &mut self.rebuild] {
-                    if let Some(done) = meters.take() {
-                        finish(done, checkpoint);
+                self.recovered();
+                if checkpoint >= target {
+                    for meters in [&mut catch_up, &mut self.rebuild] {
+                        if let Some(done) = meters.take() {
+                            finish(done, checkpoint);
+                        }
                     }
+                    rebuild_started = false;
+                    self.shared.set_state(RunnerState::Live);
                 }
-                rebuild_started = false;
-                self.shared.set_state(RunnerState::Live);
+                // Below the target, the positions after the checkpoint are not readable yet:
+                // wait for them (still catching up), pacing re-reads that keep coming back
+                // empty.
                 tokio::select! {
-                    _ = self.store.wait_for_events(checkpoint) => {}
+                    _ = empty.wait(&self.store, checkpoint) => {}
                     message = self.inbox.recv() => match message {
                         None | Some(Control::Stop) => return Exit::Stop,
                         Some(other) => {
@@ -633,6 +406,7 @@ impl<S: EventStore, K: ProjectionSink> Task<S, K> {
                 }
                 continue;
             };
+            empty.reset();
             let mut through = last.meta.position;
             let events = self.shared.events;
             let mut handled: Vec<RecordedEvent> = batch
@@ -654,6 +428,7 @@ impl<S: EventStore, K: ProjectionSink> Task<S, K> {
             match self.sink.apply(&handled, through).await {
                 Ok(()) => {
                     checkpoint = through;
+                    self.recovered();
                     if self.failing.is_some_and(|(p, _)| p <= checkpoint) {
                         self.failing = None;
                         self.shared.set_state(RunnerState::CatchingUp);
@@ -685,8 +460,11 @@ impl<S: EventStore, K: ProjectionSink> Task<S, K> {
                         None => return Exit::Stop,
                     };
                 }
+                // The sink's storage failed (a lost connection, the fence): an outage, whatever
+                // event was being handled. It is not the event's fault, so it is never counted
+                // toward `max_attempts`, never parks the event and never stops the runner.
                 Err(ApplyError::Store(e)) => {
-                    if !self.store_trouble(e, 1).await {
+                    if !self.store_trouble(e).await {
                         return Exit::Stop;
                     }
                     checkpoint = match self.load_checkpoint().await {
@@ -725,17 +503,15 @@ impl<S: EventStore, K: ProjectionSink> Task<S, K> {
             self.failing = Some((error.position, attempts));
             self.shared
                 .set_state(RunnerState::Retrying { attempts, error });
-            return self.pause(self.config.retry.delay(attempts)).await;
+            return self.pause(self.config.retry.jittered(attempts)).await;
         }
         match (self.config.on_failure, event) {
             (OnFailure::Park, Some(event)) => {
-                let mut tries = 0;
                 loop {
-                    tries += 1;
                     match self.sink.park(&event, &error).await {
                         Ok(()) => break,
                         Err(e) => {
-                            if !self.store_trouble(e, tries).await {
+                            if !self.store_trouble(e).await {
                                 return false;
                             }
                         }
@@ -757,17 +533,29 @@ impl<S: EventStore, K: ProjectionSink> Task<S, K> {
         true
     }
 
-    /// Records a storage failure and waits the back-off. `false` when asked to stop meanwhile.
-    async fn store_trouble(&mut self, error: StoreError, failures: u32) -> bool {
+    /// Records a storage failure and waits the back-off, which grows with each failure of the
+    /// same outage (until a round succeeds). `false` when asked to stop meanwhile.
+    async fn store_trouble(&mut self, error: StoreError) -> bool {
+        self.outage = self.outage.saturating_add(1);
         self.shared.set_state(RunnerState::StoreUnavailable {
             error: error.to_string(),
         });
-        self.pause(self.config.retry.delay(failures)).await
+        self.pause(self.config.retry.jittered(self.outage)).await
+    }
+
+    /// A round succeeded: the next outage starts its back-off from the first delay.
+    fn recovered(&mut self) {
+        if self.outage > 0 {
+            self.outage = 0;
+            let mut status = self.shared.lock();
+            if matches!(status.0, RunnerState::StoreUnavailable { .. }) {
+                status.0 = RunnerState::CatchingUp;
+            }
+        }
     }
 
     /// The sink's checkpoint, retried while its storage fails; `None` when asked to stop.
     async fn load_checkpoint(&mut self) -> Option<Position> {
-        let mut failures = 0;
         loop {
             match self.sink.checkpoint().await {
                 Ok(position) => {
@@ -775,8 +563,21 @@ impl<S: EventStore, K: ProjectionSink> Task<S, K> {
                     return Some(position);
                 }
                 Err(e) => {
-                    failures += 1;
-                    if !self.store_trouble(e, failures).await {
+                    if !self.store_trouble(e).await {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The store's head, retried while the store fails; `None` when asked to stop.
+    async fn head(&mut self) -> Option<Position> {
+        loop {
+            match self.store.head().await {
+                Ok(head) => return Some(head),
+                Err(e) => {
+                    if !self.store_trouble(e).await {
                         return None;
                     }
                 }

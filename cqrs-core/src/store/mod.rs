@@ -3,12 +3,14 @@
 
 mod memory;
 mod subscription;
+mod wait;
 
 use std::fmt;
 use std::future::Future;
 
 pub use memory::MemoryStore;
 pub use subscription::Subscription;
+pub(crate) use wait::EmptyReads;
 
 use crate::envelope::{NewEvent, RecordedEvent};
 use crate::error::StoreError;

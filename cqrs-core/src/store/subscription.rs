@@ -3,7 +3,7 @@ use std::collections::VecDeque;
 use crate::envelope::RecordedEvent;
 use crate::error::StoreError;
 use crate::ids::Position;
-use crate::store::EventStore;
+use crate::store::{EmptyReads, EventStore};
 
 /// How many events a subscription reads per round trip.
 const BATCH: usize = 512;
@@ -16,6 +16,7 @@ pub struct Subscription<S> {
     store: S,
     next: Position,
     buffer: VecDeque<RecordedEvent>,
+    empty: EmptyReads,
 }
 
 impl<S: EventStore> Subscription<S> {
@@ -25,6 +26,7 @@ impl<S: EventStore> Subscription<S> {
             store,
             next: Position(from.0.max(1)),
             buffer: VecDeque::new(),
+            empty: EmptyReads::default(),
         }
     }
 
@@ -42,14 +44,24 @@ impl<S: EventStore> Subscription<S> {
             }
             let batch = self.store.read_all(self.next, BATCH).await?;
             if batch.is_empty() {
-                self.store.wait_for_events(Position(self.next.0 - 1)).await;
+                // Paced: with a position held by a running transaction, events may exist
+                // beyond it and the store's wake-up resolve at once.
+                self.empty
+                    .wait(&self.store, Position(self.next.0 - 1))
+                    .await;
             } else {
+                self.empty.reset();
                 self.buffer.extend(batch);
             }
         }
     }
 
-    /// The next event if one is stored now, without waiting.
+    /// The next event if one is readable now, without waiting.
+    ///
+    /// `None` does not mean that the subscription reached the store's head: a position drawn
+    /// by a transaction that is still running (PostgreSQL) is not readable yet, while events
+    /// beyond it are stored. Compare [`position`](Subscription::position) with
+    /// [`EventStore::head`] to know whether it has.
     pub async fn try_next(&mut self) -> Result<Option<RecordedEvent>, StoreError> {
         if self.buffer.is_empty() {
             self.buffer
