@@ -627,7 +627,12 @@ pub async fn lag(url: &str, sizes: Sizes, sink: LagSink) -> Lag {
 
 /// [`lag`] with `disturbance` on the server while the commands run. With a stray transaction,
 /// `Cqrs::build()` on a fresh store is also checked to reach the head before it ends.
-pub async fn lag_disturbed(url: &str, sizes: Sizes, sink: LagSink, disturbance: Disturbance) -> Lag {
+pub async fn lag_disturbed(
+    url: &str,
+    sizes: Sizes,
+    sink: LagSink,
+    disturbance: Disturbance,
+) -> Lag {
     let (writer, schema) = fresh_store(url, 8).await;
     let app = Cqrs::builder(writer.clone())
         .service(Limits {
@@ -798,7 +803,10 @@ pub async fn lag_disturbed(url: &str, sizes: Sizes, sink: LagSink, disturbance: 
     if let Some(stray) = stray {
         // Still open: a fresh application instance's start-up must reach the head.
         crate::stray::check_build(url, &schema, head, total).await;
-        stray.batch_execute("COMMIT").await.expect("end the stray transaction");
+        stray
+            .batch_execute("COMMIT")
+            .await
+            .expect("end the stray transaction");
     }
     drop((app, reader));
     drop_schema(url, writer, &schema).await;

@@ -14,9 +14,16 @@ fn a_cluster_starts_restarts_and_is_removed_on_drop() {
     )
     .expect("start a cluster");
     assert!(cluster.is_running());
-    assert!(cluster.url().ends_with(&format!(":{}/test db", cluster.port())));
+    assert!(
+        cluster
+            .url()
+            .ends_with(&format!(":{}/test db", cluster.port()))
+    );
     assert_eq!(cluster.psql("SHOW max_connections").unwrap(), "17");
-    assert_eq!(cluster.psql("SELECT current_database()").unwrap(), "test db");
+    assert_eq!(
+        cluster.psql("SELECT current_database()").unwrap(),
+        "test db"
+    );
     assert_eq!(
         std::fs::read_to_string(cluster.data_dir().join("extra.txt")).unwrap(),
         "hello"
@@ -37,7 +44,10 @@ fn a_cluster_starts_restarts_and_is_removed_on_drop() {
     cluster.start_again().unwrap();
     assert_eq!(cluster.psql("SELECT count(*) FROM t").unwrap(), "1");
 
-    let failed = cluster.psql("SELECT * FROM missing").unwrap_err().to_string();
+    let failed = cluster
+        .psql("SELECT * FROM missing")
+        .unwrap_err()
+        .to_string();
     assert!(failed.contains("missing"), "{failed}");
     assert!(cluster.log().contains("database system is ready"));
 
