@@ -108,23 +108,28 @@ impl Holes {
         let mut expected = from.max(1);
         let mut state = self.lock();
         state.newest_xmin = state.newest_xmin.max(snapshot.xmin);
+        let mut stop = None;
         for (i, &position) in positions.iter().enumerate() {
             if position > expected {
+                // Every hole of the read is remembered, also those past the first pending
+                // one, so one look at the appender locks can decide all of them: a reader far
+                // behind (a fresh process catching up over many rolled-back holes) then pays
+                // one look per batch, not one per hole.
                 let range = state.range_of(expected, position, snapshot, read);
                 let decided = range.decided_for_reads_after.is_some_and(|r| read.0 > r);
-                if snapshot.xmin < range.bound && !decided {
-                    return Admitted {
+                if stop.is_none() && snapshot.xmin < range.bound && !decided {
+                    stop = Some(Admitted {
                         admitted: i,
                         stopped_at_old_hole: range.seen_by < read.0,
-                    };
+                    });
                 }
             }
             expected = position + 1;
         }
-        Admitted {
+        stop.unwrap_or(Admitted {
             admitted: positions.len(),
             stopped_at_old_hole: false,
-        }
+        })
     }
 
     /// Taken right before the appender locks are read: the holes remembered now were all seen
@@ -347,6 +352,27 @@ mod tests {
         assert!(!holes.pending_at(2));
         assert_eq!(holes.admit(early, 2, &[3], snap(5, 21)).admitted, 0);
         assert_eq!(admit(&holes, 2, &[3, 4], snap(5, 21)), 2);
+    }
+
+    #[test]
+    fn one_look_decides_every_hole_of_a_read() {
+        let holes = Holes::default();
+        // Three rolled-back holes in one batch; xmin held back by a stray transaction.
+        assert_eq!(admit(&holes, 1, &[1, 3, 5, 7, 8], snap(5, 13)), 1);
+        assert_eq!(
+            holes.len(),
+            3,
+            "the holes past the first are remembered too"
+        );
+        let second = holes.begin_read();
+        assert!(
+            holes
+                .admit(second, 2, &[3, 5, 7, 8], snap(5, 14))
+                .stopped_at_old_hole
+        );
+        let ticket = holes.ticket();
+        assert!(holes.appenders_running(ticket, &[]));
+        assert_eq!(admit(&holes, 2, &[3, 5, 7, 8], snap(5, 15)), 4);
     }
 
     #[test]
