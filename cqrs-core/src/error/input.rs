@@ -76,8 +76,9 @@ pub enum InputProblem {
     /// A JSON string in it holds an unpaired UTF-16 surrogate escape (such as `\ud800` alone),
     /// which stands for no character (PostgreSQL's `jsonb` refuses it).
     LoneSurrogate,
-    /// A JSON number in it has more than 131,072 digits before the decimal point or more than
-    /// 16,383 after it (counting the exponent), beyond PostgreSQL's `numeric`.
+    /// A JSON number in it is 1e308 or more in magnitude (serde_json, which events are decoded
+    /// with, cannot read it back from every store), or has more than 16,383 digits after the
+    /// decimal point (counting the exponent), beyond PostgreSQL's `numeric`.
     NumberOutOfRange,
 }
 
@@ -101,7 +102,7 @@ impl fmt::Display for InputProblem {
                 f.write_str("a JSON string in it holds an unpaired surrogate escape")
             }
             InputProblem::NumberOutOfRange => f.write_str(
-                "a JSON number in it has more than 131072 integer digits or 16383 decimal places",
+                "a JSON number in it is 1e308 or more in magnitude, or has more than 16383 decimal places",
             ),
         }
     }

@@ -6,7 +6,9 @@
 //! `MemoryStore` or SQLite does not meet them for the first time in production:
 //! - `text` cannot hold the NUL character;
 //! - `jsonb` refuses the escape `\u0000`, unpaired surrogate escapes and numbers beyond
-//!   `numeric` (131,072 digits before the decimal point, 16,383 after);
+//!   `numeric` (16,383 digits after the decimal point), and writes every number out in full
+//!   (`1e400` comes back as 401 digits), which serde_json (what events are decoded with) reads
+//!   as out of range from 1e308 on: numbers must stay below that;
 //! - a B-tree index entry holds at most 2,704 bytes on 8 KiB pages, and the stream id is a key
 //!   of the `(stream, version)` index (and of the snapshots table).
 
@@ -39,8 +41,11 @@ pub const MAX_EVENT_VERSION: u32 = i32::MAX as u32;
 const MAX_DEPTH: usize = 128;
 
 /// Digits a JSON number may have before the decimal point (counting a positive exponent):
-/// PostgreSQL's `numeric` limit.
-const MAX_INTEGER_DIGITS: i64 = 131_072;
+/// below 1e308. Events are decoded with serde_json, which holds numbers as `f64` at most, and
+/// PostgreSQL prints a stored number with all its digits: serde_json's parser reads a 309-digit
+/// integer as out of range even where its value is `f64::MAX`, so a row holding one could never
+/// be read back (the event, or a whole stream's reads, would fail to decode).
+const MAX_INTEGER_DIGITS: i64 = 308;
 
 /// Digits a JSON number may have after the decimal point (counting a negative exponent):
 /// PostgreSQL's `numeric` limit.
@@ -84,9 +89,10 @@ pub fn check_append(
         let payload = event.payload.as_str();
         let checked = if event.payload.is_serialized() {
             // serde_json wrote it from a Rust value: valid JSON, numbers of Rust's ranges, no
-            // lone surrogates (Rust strings are UTF-8). Only a NUL in a string can break the
-            // contract, and it is written as `\u0000`: a substring search, then the exact check.
-            if payload.contains("\\u0000") {
+            // lone surrogates (Rust strings are UTF-8). Only a NUL in a string, written as
+            // `\u0000`, or a float of 1e308 or more, written `…e+308` (the shortest form serde_json
+            // writes), can break the contract: substring searches, then the exact check.
+            if payload.contains("\\u0000") || payload.contains("e+308") {
                 check_json(payload)
             } else {
                 Ok(())
@@ -95,8 +101,10 @@ pub fn check_append(
             check_json(payload)
         };
         checked.map_err(|p| refuse(InputField::Payload, p))?;
-        if !event.metadata.is_empty() && map_holds_nul(event.metadata.as_map()) {
-            return Err(refuse(InputField::Metadata, InputProblem::ContainsNul).into());
+        if !event.metadata.is_empty()
+            && let Some(problem) = map_problem(event.metadata.as_map())
+        {
+            return Err(refuse(InputField::Metadata, problem).into());
         }
     }
     check_event_sizes(stream, events, max_event_bytes)?;
@@ -167,17 +175,28 @@ fn text_problem(text: &str, max: usize) -> Option<InputProblem> {
 }
 
 /// Whether a JSON object holds NUL in a key or in a string anywhere inside.
-fn map_holds_nul(map: &Map<String, Value>) -> bool {
-    map.iter()
-        .any(|(key, value)| key.contains('\0') || value_holds_nul(value))
+/// What in a metadata map breaks the contract: NUL in a key or string, or a number of 1e308
+/// or more in magnitude (see [`MAX_INTEGER_DIGITS`]).
+fn map_problem(map: &Map<String, Value>) -> Option<InputProblem> {
+    map.iter().find_map(|(key, value)| {
+        if key.contains('\0') {
+            Some(InputProblem::ContainsNul)
+        } else {
+            value_problem(value)
+        }
+    })
 }
 
-fn value_holds_nul(value: &Value) -> bool {
+fn value_problem(value: &Value) -> Option<InputProblem> {
     match value {
-        Value::String(s) => s.contains('\0'),
-        Value::Array(items) => items.iter().any(value_holds_nul),
-        Value::Object(map) => map_holds_nul(map),
-        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+        Value::String(s) => s.contains('\0').then_some(InputProblem::ContainsNul),
+        Value::Array(items) => items.iter().find_map(value_problem),
+        Value::Object(map) => map_problem(map),
+        Value::Number(n) => n
+            .as_f64()
+            .is_some_and(|f| f.abs() >= 1e308)
+            .then_some(InputProblem::NumberOutOfRange),
+        Value::Null | Value::Bool(_) => None,
     }
 }
 
@@ -299,7 +318,9 @@ mod tests {
             r#"{"a":[1,2.5,-3e10,true,false,null],"b":"x\"y\\u0000z"}"#,
             r#""\\u0000""#,
             r#""\ud83e\udd80 \u00e9 \u0001""#,
-            "1e131071",
+            "1e307",
+            "9.99e307",
+            "-123456789e299",
             "1e-16383",
             "0.5e-16382",
             " [ ] ",
@@ -317,8 +338,10 @@ mod tests {
             (r#""\ud800""#, InputProblem::LoneSurrogate),
             (r#""\ud800\u0041""#, InputProblem::LoneSurrogate),
             (r#""\udc00""#, InputProblem::LoneSurrogate),
-            ("1e131072", InputProblem::NumberOutOfRange),
-            ("10e131071", InputProblem::NumberOutOfRange),
+            ("1e308", InputProblem::NumberOutOfRange),
+            ("10e307", InputProblem::NumberOutOfRange),
+            ("1e400", InputProblem::NumberOutOfRange),
+            ("1.7976931348623157e308", InputProblem::NumberOutOfRange),
             ("1e-16384", InputProblem::NumberOutOfRange),
             ("0.5e-16383", InputProblem::NumberOutOfRange),
             (
@@ -357,6 +380,11 @@ mod tests {
         };
         let s = StreamId::from("s");
         let nul = serde_json::json!({ "name": "a\0b" }).to_string();
+        let huge = serde_json::to_string(&f64::MAX).unwrap();
+        assert!(
+            check_append(&s, &[event(Payload::serialized(huge))], usize::MAX).is_err(),
+            "a float the bus wrote at f64::MAX is refused too"
+        );
         let refused = check_append(&s, &[event(Payload::serialized(nul))], usize::MAX);
         assert!(matches!(
             refused,
@@ -367,6 +395,19 @@ mod tests {
         ));
         let escaped = serde_json::json!({ "name": "a\\u0000b" }).to_string();
         check_append(&s, &[event(Payload::serialized(escaped))], usize::MAX).unwrap();
+
+        let mut tagged = event(Payload::from_json("1"));
+        tagged
+            .metadata
+            .insert("k", serde_json::json!([1.5, { "x": f64::MAX }]));
+        assert!(matches!(
+            check_append(&s, &[tagged], usize::MAX),
+            Err(StoreError::InvalidInput(InvalidInput {
+                field: InputField::Metadata,
+                problem: InputProblem::NumberOutOfRange,
+                ..
+            }))
+        ));
     }
 
     #[test]

@@ -88,8 +88,8 @@ impl fmt::Display for ExpectedVersion {
 /// - an event name is 1 to [`MAX_EVENT_NAME_BYTES`] (1024) bytes without NUL; its schema
 ///   version is at most [`MAX_EVENT_VERSION`] (`i32::MAX`);
 /// - a payload is one JSON document, nested at most 128 deep, whose strings hold no `\u0000`
-///   escape and no unpaired surrogate escape, and whose numbers fit PostgreSQL's `numeric`
-///   (131,072 digits before the point, 16,383 after);
+///   escape and no unpaired surrogate escape, and whose numbers are below 1e308 in magnitude
+///   with at most 16,383 digits after the point;
 /// - metadata strings and keys hold no NUL;
 /// - payload plus metadata is at most the store's size limit ([`DEFAULT_MAX_EVENT_BYTES`]
 ///   unless configured);

@@ -82,6 +82,8 @@ where
     };
     let mut metadata_nul = event("1");
     metadata_nul.metadata.insert("user", "a\0b");
+    let mut huge_metadata = event("1");
+    huge_metadata.metadata.insert("k", f64::MAX);
     let mut version_too_high = event("1");
     version_too_high.event_version = u32::MAX;
     let cases: Vec<(NewEvent, InputField, Problem, &str)> = vec![
@@ -126,6 +128,19 @@ where
             InputField::Payload,
             |p| *p == InputProblem::NumberOutOfRange,
             "a number beyond numeric",
+        ),
+        (
+            // PostgreSQL would store it and give back 401 digits, which serde_json cannot read.
+            event(r#"{"n":1e400}"#),
+            InputField::Payload,
+            |p| *p == InputProblem::NumberOutOfRange,
+            "a number beyond f64",
+        ),
+        (
+            huge_metadata,
+            InputField::Metadata,
+            |p| *p == InputProblem::NumberOutOfRange,
+            "f64::MAX in metadata",
         ),
         (
             metadata_nul,
