@@ -147,13 +147,14 @@ pub async fn run(duration: Duration) -> Vec<Row> {
         rows.push(Row {
             workload: format!(
                 "(pg) live lag at {}/s for {} s, {what}: {} refused appends; MemorySink, runner on \
-                 a 2nd store: p50 {}, p99 {}, max {}",
+                 a 2nd store: p50 {}, p99 {}, max {}; {} resent after conflicts",
                 sizes.lag_rate,
                 duration.as_secs(),
                 lag.refused,
                 ms(lag.p50),
                 ms(lag.p99),
                 ms(lag.max),
+                lag.resent,
             ),
             rate: lag.rate,
             unit: "commands/s",
