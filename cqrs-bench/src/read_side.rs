@@ -29,8 +29,8 @@ use std::time::{Duration, Instant};
 use bank::{AccountId, Balances, Deposit, GetBalance, Limits, MoneyDeposited, TotalHoldings};
 use cqrs_core::runner::{MemorySink, ProjectionRunner};
 use cqrs_core::{
-    CommandError, Cqrs, EventMeta, EventStore, ExpectedVersion, NewEvent, Payload, Position, StreamId,
-    UserMetadata, new_id, projection,
+    CommandError, Cqrs, EventMeta, EventStore, ExpectedVersion, NewEvent, Payload, Position,
+    StreamId, UserMetadata, new_id, projection,
 };
 use cqrs_postgres::{PgSink, PgTx, PostgresConfig, PostgresStore, params};
 use cqrs_sqlite::{SqliteSink, SqliteStore, SqliteTx, rusqlite};
@@ -719,8 +719,22 @@ pub async fn lag_disturbed(
     let mut tick = tokio::time::interval(Duration::from_millis(1));
     let started = Instant::now();
     let mut issued = 0;
+    // More than 5 s of commands in flight means the machine cannot sustain the rate: the
+    // backlog would only grow (and conflicts with it), so say so instead of running on.
+    let overloaded = (sizes.lag_rate * 5) as usize;
     while issued < total {
         tick.tick().await;
+        while let Some(done) = tasks.try_join_next() {
+            done.expect("a deposit task");
+        }
+        assert!(
+            tasks.len() <= overloaded,
+            "overloaded: {} deposits in flight after {:.1} s at {}/s; this machine (or its \
+             current load) cannot sustain the rate, so no lag figure is measured",
+            tasks.len(),
+            started.elapsed().as_secs_f64(),
+            sizes.lag_rate,
+        );
         let due = (started.elapsed().as_secs_f64() * sizes.lag_rate as f64) as u64;
         while issued < due.min(total) {
             let app = app.clone();

@@ -104,7 +104,7 @@ pub enum HandlerError<E> {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` has no handler for `{C}`",
     label = "no `#[handle]` method takes `{C}`",
-    note = "add `#[handle] fn …(&self, cmd: {C}) -> Result<…, …>` to the `#[aggregate]` impl of `{Self}` (or `fn …(cmd: {C})` without `self` for a command that creates it)"
+    note = "add `#[handle] fn …(&self, cmd: &{C}) -> Result<…, …>` to the `#[aggregate]` impl of `{Self}` (or `fn …(cmd: &{C})` without `self` for a command that creates it)"
 )]
 pub trait Handles<C: Command>: Aggregate {
     /// The handler's business error (`std::convert::Infallible` when it cannot fail).

@@ -6,12 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod earlier;
+mod futures;
+
+pub use futures::{CommandFuture, QueryFuture};
 
 use crate::aggregate::{Aggregate, Command, HandlerError, HandlerKind, Handles};
 use crate::cache::{Caches, Hydrated};
 use crate::context::{CAUSED_BY_EVENT, CommandContext, CommandOutcome};
 use crate::envelope::{NewEvent, Payload};
-use crate::error::{BuildError, CommandError, DecodeError, QueryError, StoreError};
+use crate::error::{BuildError, CommandError, DecodeError, StoreError};
 use crate::event::EventSet;
 use crate::ids::{Position, StreamId, Timestamp, new_id_at, unix_millis};
 use crate::process::derive_id;
@@ -217,15 +220,12 @@ impl<S: EventStore> Cqrs<S> {
     }
 
     /// Runs `cmd` as a new business transaction. See [`Cqrs::execute_with`].
-    pub async fn execute<C>(
-        &self,
-        cmd: C,
-    ) -> Result<CommandOutcome, CommandError<<C::Aggregate as Handles<C>>::Error>>
+    pub fn execute<C>(&self, cmd: C) -> CommandFuture<'_, <C::Aggregate as Handles<C>>::Error>
     where
         C: Command,
         C::Aggregate: Handles<C>,
     {
-        self.execute_with(cmd, CommandContext::default()).await
+        CommandFuture::new(self.run_command(cmd, CommandContext::default()))
     }
 
     /// Runs `cmd`: loads its aggregate (from the cache, or by replaying its stream), asks the
@@ -233,7 +233,20 @@ impl<S: EventStore> Cqrs<S> {
     /// projections. On a concurrent write it reloads and retries, up to `max_retries` times.
     ///
     /// A rejection, a panic, or a failed append leaves the store and the cache as they were.
-    pub async fn execute_with<C>(
+    pub fn execute_with<C>(
+        &self,
+        cmd: C,
+        context: CommandContext,
+    ) -> CommandFuture<'_, <C::Aggregate as Handles<C>>::Error>
+    where
+        C: Command,
+        C::Aggregate: Handles<C>,
+    {
+        CommandFuture::new(self.run_command(cmd, context))
+    }
+
+    /// The command bus itself, behind [`Cqrs::execute_with`].
+    async fn run_command<C>(
         &self,
         cmd: C,
         context: CommandContext,
@@ -591,8 +604,8 @@ impl<S: EventStore> Cqrs<S> {
 
     /// Answers `query` from its projection's current state (which may lag behind commands of
     /// other processes; see [`Cqrs::query_after`]).
-    pub async fn query<Q: RoutedQuery>(&self, query: Q) -> Result<Q::Response, QueryError> {
-        self.inner.read_side.query(&query).await
+    pub fn query<Q: RoutedQuery>(&self, query: Q) -> QueryFuture<'_, Q::Response> {
+        QueryFuture::new(async move { self.inner.read_side.query(&query).await })
     }
 
     /// Read-your-writes: waits until the projections have applied every event up to `position`
@@ -601,16 +614,18 @@ impl<S: EventStore> Cqrs<S> {
     /// readable). Fails with `QueryError::Timeout` after the configured query timeout
     /// ([`CqrsBuilder::query_timeout`]), e.g. while a transaction of another process holds a
     /// position below `position`.
-    pub async fn query_after<Q: RoutedQuery>(
+    pub fn query_after<Q: RoutedQuery>(
         &self,
         position: Position,
         query: Q,
-    ) -> Result<Q::Response, QueryError> {
+    ) -> QueryFuture<'_, Q::Response> {
         let inner = &*self.inner;
-        inner
-            .read_side
-            .query_after(&inner.store, position, &query, inner.query_timeout)
-            .await
+        QueryFuture::new(async move {
+            inner
+                .read_side
+                .query_after(&inner.store, position, &query, inner.query_timeout)
+                .await
+        })
     }
 
     /// Applies to the projections every stored event they have not seen (e.g. appended by

@@ -24,7 +24,8 @@ use crate::error::DecodeFailure;
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an event",
     label = "not an event",
-    note = "add `#[derive(Event)]` (with `Serialize`, `Deserialize`, `Clone`, `Debug`, `PartialEq`) to `{Self}`"
+    note = "add `#[derive(Event)]` (with `Serialize`, `Deserialize`, `Clone`, `Debug`, `PartialEq`) to `{Self}`",
+    note = "projections, process managers and `#[apply]` methods take events; if `{Self}` is a command, its aggregate's `#[handle]` method takes it"
 )]
 pub trait Event:
     Serialize + DeserializeOwned + Clone + Debug + PartialEq + Send + Sync + 'static
@@ -136,10 +137,16 @@ pub trait IntoEvents<A: Aggregate> {
     fn into_events(self, out: &mut Vec<A::Event>);
 }
 
+// Not listed as a suggestion when a type is not an event of `A`: the note already says
+// which shapes a handler may return.
+#[diagnostic::do_not_recommend]
 impl<A: Aggregate> IntoEvents<A> for () {
     fn into_events(self, _: &mut Vec<A::Event>) {}
 }
 
+// Not listed as a suggestion when a type is not an event of `A`: the note already says
+// which shapes a handler may return.
+#[diagnostic::do_not_recommend]
 impl<A: Aggregate, T: IntoEvents<A>> IntoEvents<A> for Vec<T> {
     fn into_events(self, out: &mut Vec<A::Event>) {
         out.reserve(self.len());
@@ -149,6 +156,9 @@ impl<A: Aggregate, T: IntoEvents<A>> IntoEvents<A> for Vec<T> {
     }
 }
 
+// Not listed as a suggestion when a type is not an event of `A`: the note already says
+// which shapes a handler may return.
+#[diagnostic::do_not_recommend]
 impl<A: Aggregate, T: IntoEvents<A>> IntoEvents<A> for Option<T> {
     fn into_events(self, out: &mut Vec<A::Event>) {
         if let Some(item) = self {
@@ -159,6 +169,7 @@ impl<A: Aggregate, T: IntoEvents<A>> IntoEvents<A> for Option<T> {
 
 macro_rules! tuple_into_events {
     ($($t:ident $i:tt),+) => {
+        #[diagnostic::do_not_recommend]
         impl<A: Aggregate, $($t: IntoEvents<A>),+> IntoEvents<A> for ($($t,)+) {
             fn into_events(self, out: &mut Vec<A::Event>) {
                 $( self.$i.into_events(out); )+

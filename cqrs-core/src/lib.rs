@@ -271,7 +271,7 @@ pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::
 pub mod __private;
 
 pub use aggregate::{Aggregate, AggregateId, Command, HandlerError, HandlerKind, Handles};
-pub use app::{Cqrs, CqrsBuilder};
+pub use app::{CommandFuture, Cqrs, CqrsBuilder, QueryFuture};
 pub use context::{CAUSED_BY_EVENT, CommandContext, CommandOutcome};
 pub use dispatch::{CommandSet, Router};
 pub use envelope::{EventMeta, NewEvent, Payload, RecordedEvent, UserMetadata};

@@ -97,17 +97,41 @@ pub const fn str_eq(a: &str, b: &str) -> bool {
     true
 }
 
-/// Compile-time check, spanned on the user's `#[apply]` parameter: no earlier event of the same
-/// aggregate is stored under `name`.
-pub const fn assert_unique_event_name(name: &str, earlier: &[&str]) {
+/// Length of `parts` concatenated: the size of a compile-time error message built with
+/// [`concat_bytes`] (generated code names no type or stored name it cannot know in advance).
+pub const fn concat_len(parts: &[&str]) -> usize {
+    let mut len = 0;
     let mut i = 0;
-    while i < earlier.len() {
-        if str_eq(name, earlier[i]) {
-            panic!(
-                "two events of this aggregate have the same stored name; give one of them another `#[event(name = \"…\")]`"
-            );
+    while i < parts.len() {
+        len += parts[i].len();
+        i += 1;
+    }
+    len
+}
+
+/// `parts` concatenated into `N` (= [`concat_len`]) bytes of UTF-8, at compile time.
+pub const fn concat_bytes<const N: usize>(parts: &[&str]) -> [u8; N] {
+    let mut out = [0u8; N];
+    let mut at = 0;
+    let mut i = 0;
+    while i < parts.len() {
+        let bytes = parts[i].as_bytes();
+        let mut j = 0;
+        while j < bytes.len() {
+            out[at] = bytes[j];
+            at += 1;
+            j += 1;
         }
         i += 1;
+    }
+    out
+}
+
+/// Bytes made by [`concat_bytes`] back as text (they are UTF-8: they came from `&str`s).
+pub const fn utf8(bytes: &[u8]) -> &str {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(_) => "",
     }
 }
 
@@ -538,5 +562,35 @@ fn same_type<T: 'static, U: 'static>(value: T) -> Result<U, T> {
     match slot {
         Some(value) => Err(value),
         None => unreachable!("the value is taken only when `T` is `U`"),
+    }
+}
+
+/// One event type a generated projection or process manager handles: its stored name and its
+/// decoders, made by [`event_info`], which checks `E: Event` once. The generated code takes
+/// everything about the type from here, so a handler parameter that is not an event (a command,
+/// say) is reported once, on that parameter, instead of at every use.
+pub struct EventInfo<E> {
+    /// `E::NAME`.
+    pub name: &'static str,
+    /// For in-memory projections: decodes (or borrows) the event if it is an `E`.
+    pub decode: for<'a, 'b> fn(&'b EventRef<'a>) -> Result<Option<Decoded<'a, E>>, DecodeFailure>,
+    /// For durable projections: an owned `E` if the stored event is one.
+    pub decode_stored: fn(&'static str, &RecordedEvent) -> Result<Option<E>, ProjectionError>,
+    /// For process managers: the event (whose name was matched) decoded.
+    pub decode_process: fn(&RecordedEvent) -> Result<E, ProjectionFailure>,
+}
+
+/// The [`EventInfo`] of event type `E`.
+pub const fn event_info<E: Event>() -> EventInfo<E> {
+    fn decode_ref<'a, E: Event>(
+        event: &EventRef<'a>,
+    ) -> Result<Option<Decoded<'a, E>>, DecodeFailure> {
+        event.decode::<E>()
+    }
+    EventInfo {
+        name: E::NAME,
+        decode: decode_ref::<E>,
+        decode_stored: decode_stored::<E>,
+        decode_process: crate::process::decode::<E>,
     }
 }

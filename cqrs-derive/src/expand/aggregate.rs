@@ -91,17 +91,33 @@ fn event_enum(def: &AggregateDef, applies: &[&Apply]) -> TokenStream {
     let variants: Vec<_> = applies.iter().map(|a| &a.variant).collect();
     let events: Vec<_> = applies.iter().map(|a| &a.event).collect();
     let variant_docs = applies.iter().map(|a| format!("`{}`.", display(&a.event)));
-    // Const-evaluation fails on the later of two events with one stored name.
-    let unique_names = applies.iter().enumerate().skip(1).map(|(i, a)| {
+    // Const evaluation fails on the later of two events with one stored name, with a message
+    // that names the aggregate, the stored name and both types (built at compile time: only
+    // the stored names are unknown to the macro).
+    let unique_names = applies.iter().enumerate().flat_map(|(i, a)| {
+        let p = &p;
         let event = &a.event;
-        let earlier = &events[..i];
-        let check = quote! {
-            const _: () = #p::assert_unique_event_name(
-                <#event as #p::Event>::NAME,
-                &[#(<#earlier as #p::Event>::NAME),*],
+        applies[..i].iter().map(move |earlier| {
+            let before = format!("`{}` has two events stored under the name \"", plain(ident));
+            let after = format!(
+                "\": `{}` and `{}`; give one of them another name with `#[event(name = \"…\")]`",
+                display(&earlier.event),
+                display(event),
             );
-        };
-        respan(check, a.event.span())
+            let earlier = &earlier.event;
+            let check = quote! {
+                const _: () = {
+                    const __NAME: &str = <#event as #p::Event>::NAME;
+                    if #p::str_eq(__NAME, <#earlier as #p::Event>::NAME) {
+                        const __PARTS: &[&str] = &[#before, __NAME, #after];
+                        const __MESSAGE: [u8; #p::concat_len(__PARTS)] =
+                            #p::concat_bytes(__PARTS);
+                        ::core::panic!("{}", #p::utf8(&__MESSAGE));
+                    }
+                };
+            };
+            respan(check, event.span())
+        })
     });
     quote! {
         #[doc = #doc]

@@ -9,6 +9,7 @@ pub mod projection;
 
 use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use quote::quote;
+use syn::spanned::Spanned;
 use syn::{ImplItem, ItemImpl, Path};
 
 use crate::ctxt::Ctxt;
@@ -93,6 +94,28 @@ pub fn respan(tokens: TokenStream, span: Span) -> TokenStream {
             }
         })
         .collect()
+}
+
+/// The handled event types' `EventInfo` constants (`__cqrs_event_0`, …), one per type, each
+/// spanned on the user's type: a type that is not an event fails `event_info`'s bound once,
+/// there, and every other use of the type goes through its constant. The constants must share
+/// a block (`const _: () = { … }`) with the code that uses them.
+pub fn event_infos<'a>(
+    p: &TokenStream,
+    events: impl IntoIterator<Item = &'a syn::Type>,
+) -> (TokenStream, Vec<syn::Ident>) {
+    let mut consts = TokenStream::new();
+    let mut names = Vec::new();
+    for (i, event) in events.into_iter().enumerate() {
+        let name = quote::format_ident!("__cqrs_event_{}", i);
+        let info = respan(quote!(#p::event_info::<#event>()), event.span());
+        consts.extend(quote! {
+            #[allow(non_upper_case_globals)]
+            const #name: #p::EventInfo<#event> = #info;
+        });
+        names.push(name);
+    }
+    (consts, names)
 }
 
 /// Attributes for every generated impl: marked as generated, and silent under the strictest

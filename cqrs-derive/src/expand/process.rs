@@ -6,7 +6,9 @@ use quote::quote;
 use syn::ItemImpl;
 use syn::spanned::Spanned;
 
-use super::{ImplBlockMacro, expand_impl_block, impl_attrs, private, respan, type_name};
+use super::{
+    ImplBlockMacro, event_infos, expand_impl_block, impl_attrs, private, respan, type_name,
+};
 use crate::attr::ProcessManagerArgs;
 use crate::check;
 use crate::ctxt::Ctxt;
@@ -42,9 +44,17 @@ impl ImplBlockMacro for ProcessDef {
     }
 
     fn generate(&self) -> TokenStream {
-        let mut out = process_impl(self);
-        out.extend(registration(self));
-        out
+        let p = private(&self.krate);
+        let (infos, names) = event_infos(&p, wired(self).into_iter().map(|h| &h.event));
+        let process = process_impl(self, &names);
+        let registration = registration(self, &names);
+        quote! {
+            const _: () = {
+                #infos
+                #process
+                #registration
+            };
+        }
     }
 }
 
@@ -57,13 +67,12 @@ fn wired(def: &ProcessDef) -> Vec<&EventHandler> {
 
 /// `impl ProcessManager`: `handle` picks the handler by the stored event name, decodes the
 /// payload (upcasting older versions) and turns what the handler returned into issues.
-fn process_impl(def: &ProcessDef) -> TokenStream {
+fn process_impl(def: &ProcessDef, infos: &[syn::Ident]) -> TokenStream {
     let p = private(&def.krate);
     let attrs = impl_attrs();
     let ProcessDef { self_ty, name, .. } = def;
     let handlers = wired(def);
-    let events: Vec<_> = handlers.iter().map(|h| &h.event).collect();
-    let arms = handlers.iter().map(|h| {
+    let arms = handlers.iter().zip(infos).map(|(h, info)| {
         let event = &h.event;
         let method = &h.method;
         let meta = h.with_meta.then(|| quote!(, &__event.meta));
@@ -74,8 +83,8 @@ fn process_impl(def: &ProcessDef) -> TokenStream {
             .map_or_else(|| method.span(), |r| r.span());
         let outcome = respan(quote!(#p::ProcessOutcome::into_outcome(__returned)), span);
         quote! {
-            if __name == <#event as #p::Event>::NAME {
-                let __decoded: #event = match #p::process_decode::<#event>(__event) {
+            if __name == #info.name {
+                let __decoded: #event = match (#info.decode_process)(__event) {
                     #p::Ok(__decoded) => __decoded,
                     #p::Err(__failure) => return #p::Err(__failure),
                 };
@@ -95,7 +104,7 @@ fn process_impl(def: &ProcessDef) -> TokenStream {
         #attrs
         impl #trait_ref for #self_ty {
             const NAME: &'static str = #name;
-            const EVENTS: &'static [&'static str] = &[#(<#events as #p::Event>::NAME),*];
+            const EVENTS: &'static [&'static str] = &[#(#infos.name),*];
 
             fn handle(
                 &mut self,
@@ -140,18 +149,17 @@ fn on_rejected(p: &TokenStream, compensation: &Compensation) -> TokenStream {
 /// start-up checks refuse a projection of the same name (they would share the checkpoint).
 /// Not through the trait's constants, so a state type that misses a supertrait is reported
 /// once, on the impl.
-fn registration(def: &ProcessDef) -> TokenStream {
+fn registration(def: &ProcessDef, infos: &[syn::Ident]) -> TokenStream {
     let p = private(&def.krate);
     let name = &def.name;
     let type_name = type_name(&def.ident);
-    let events = wired(def).into_iter().map(|h| &h.event);
     quote! {
         const _: () = {
             #p::inventory::submit! {
                 #p::ProjectionRegistration {
                     name: #name,
                     type_name: #type_name,
-                    events: &[#(<#events as #p::Event>::NAME),*],
+                    events: &[#(#infos.name),*],
                     kind: #p::ProjectionKind::Durable,
                     create: ::core::option::Option::None,
                 }

@@ -6,7 +6,9 @@ use quote::quote;
 use syn::ItemImpl;
 use syn::spanned::Spanned;
 
-use super::{ImplBlockMacro, expand_impl_block, impl_attrs, private, respan, type_name};
+use super::{
+    ImplBlockMacro, event_infos, expand_impl_block, impl_attrs, private, respan, type_name,
+};
 use crate::attr::ProjectionArgs;
 use crate::check;
 use crate::ctxt::Ctxt;
@@ -50,32 +52,51 @@ impl ImplBlockMacro for ProjectionDef {
 }
 
 fn generate(def: &ProjectionDef) -> TokenStream {
+    let p = private(&def.krate);
     let handlers: Vec<&EventHandler> = def
         .handlers
         .iter()
         .filter(|h| h.state == State::Wired)
         .collect();
-    if def.durable {
-        let mut out = durable_impl(def, &handlers);
-        out.extend(registration(def));
-        return out;
+    let (infos, names) = event_infos(&p, handlers.iter().map(|h| &h.event));
+    let handled: Vec<Handled> = handlers
+        .iter()
+        .zip(&names)
+        .map(|(&handler, info)| Handled { handler, info })
+        .collect();
+    let mut out = if def.durable {
+        durable_impl(def, &handled)
+    } else {
+        projection_impl(def, &handled)
+    };
+    out.extend(registration(def, &names));
+    let mut out = quote! {
+        const _: () = {
+            #infos
+            #out
+        };
+    };
+    if !def.durable {
+        for query in def.queries.iter().filter(|q| q.state != State::Dropped) {
+            out.extend(routed_query(def, query));
+        }
     }
-    let mut out = projection_impl(def, &handlers);
-    for query in def.queries.iter().filter(|q| q.state != State::Dropped) {
-        out.extend(routed_query(def, query));
-    }
-    out.extend(registration(def));
     out
 }
 
+/// A wired event handler and the name of its event type's `EventInfo` constant.
+struct Handled<'a> {
+    handler: &'a EventHandler,
+    info: &'a syn::Ident,
+}
+
 /// `impl Projection`: `handle` tries each handled event type in order.
-fn projection_impl(def: &ProjectionDef, handlers: &[&EventHandler]) -> TokenStream {
+fn projection_impl(def: &ProjectionDef, handled: &[Handled]) -> TokenStream {
     let p = private(&def.krate);
     let attrs = impl_attrs();
     let ProjectionDef { self_ty, name, .. } = def;
-    let events: Vec<_> = handlers.iter().map(|h| &h.event).collect();
-    let arms = handlers.iter().map(|h| {
-        let event = &h.event;
+    let infos: Vec<_> = handled.iter().map(|h| h.info).collect();
+    let arms = handled.iter().map(|&Handled { handler: h, info }| {
         let method = &h.method;
         let meta = h.with_meta.then(|| quote!(, __event.meta()));
         // Fails with `ProjectionOutcome`'s message, on the return type, for other return types.
@@ -88,7 +109,7 @@ fn projection_impl(def: &ProjectionDef, handlers: &[&EventHandler]) -> TokenStre
             span,
         );
         quote! {
-            match __event.decode::<#event>() {
+            match (#info.decode)(&__event) {
                 #p::Ok(::core::option::Option::Some(__decoded)) => {
                     return match #outcome {
                         ::core::option::Option::None => #p::Ok(()),
@@ -111,7 +132,7 @@ fn projection_impl(def: &ProjectionDef, handlers: &[&EventHandler]) -> TokenStre
         #attrs
         impl #p::Projection for #self_ty {
             const NAME: &'static str = #name;
-            const EVENTS: &'static [&'static str] = &[#(<#events as #p::Event>::NAME),*];
+            const EVENTS: &'static [&'static str] = &[#(#infos.name),*];
 
             fn handle(
                 &mut self,
@@ -127,7 +148,7 @@ fn projection_impl(def: &ProjectionDef, handlers: &[&EventHandler]) -> TokenStre
 /// `impl DurableProjection<U>`, for the unit of work `U` its methods take, or for every `U`
 /// when none takes one. `handle` decodes the event to an owned value first: an `EventRef`
 /// is not `Send`, and the handler's future may hold the value across an `.await`.
-fn durable_impl(def: &ProjectionDef, handlers: &[&EventHandler]) -> TokenStream {
+fn durable_impl(def: &ProjectionDef, handled: &[Handled]) -> TokenStream {
     let p = private(&def.krate);
     let attrs = impl_attrs();
     let ProjectionDef { self_ty, name, .. } = def;
@@ -145,15 +166,14 @@ fn durable_impl(def: &ProjectionDef, handlers: &[&EventHandler]) -> TokenStream 
         ),
     };
     let trait_ref = respan(quote!(#p::DurableProjection<#unit>), span);
-    let events: Vec<_> = handlers.iter().map(|h| &h.event).collect();
-    let arms = handlers.iter().map(|h| {
-        let event = &h.event;
+    let infos: Vec<_> = handled.iter().map(|h| h.info).collect();
+    let arms = handled.iter().map(|&Handled { handler: h, info }| {
         let meta = h.with_meta.then(|| quote!(, &__event.meta));
         let unit = h.unit.is_some().then(|| quote!(, __unit));
         let call = user_call(&p, &h.method, h.is_async, quote!(&__decoded #meta #unit));
         let outcome = outcome(&p, &h.method, h.returns.as_ref(), quote!(__returned));
         quote! {
-            match #p::decode_stored::<#event>(#name, __event) {
+            match (#info.decode_stored)(#name, __event) {
                 #p::Ok(::core::option::Option::Some(__decoded)) => {
                     let __returned = #call;
                     return #p::handled(#name, __event, #outcome);
@@ -180,7 +200,7 @@ fn durable_impl(def: &ProjectionDef, handlers: &[&EventHandler]) -> TokenStream 
         #attrs
         impl #generics #trait_ref for #self_ty {
             const NAME: &'static str = #name;
-            const EVENTS: &'static [&'static str] = &[#(<#events as #p::Event>::NAME),*];
+            const EVENTS: &'static [&'static str] = &[#(#infos.name),*];
 
             fn handle<'__a>(
                 &'__a mut self,
@@ -281,7 +301,7 @@ fn routed_query(def: &ProjectionDef, query: &QueryMethod) -> TokenStream {
 
 /// The link-time registration, with a constructor unless `discover = false` or the projection
 /// is durable (a runner, not the application, holds a durable projection).
-fn registration(def: &ProjectionDef) -> TokenStream {
+fn registration(def: &ProjectionDef, infos: &[syn::Ident]) -> TokenStream {
     let p = private(&def.krate);
     let ProjectionDef { self_ty, ident, .. } = def;
     let type_name = type_name(ident);
@@ -289,18 +309,13 @@ fn registration(def: &ProjectionDef) -> TokenStream {
         // Not through the trait's constants: naming `DurableProjection<U>` would repeat the
         // error of a unit that is not `Sync`.
         let name = &def.name;
-        let events = def
-            .handlers
-            .iter()
-            .filter(|h| h.state == State::Wired)
-            .map(|h| &h.event);
         return quote! {
             const _: () = {
                 #p::inventory::submit! {
                     #p::ProjectionRegistration {
                         name: #name,
                         type_name: #type_name,
-                        events: &[#(<#events as #p::Event>::NAME),*],
+                        events: &[#(#infos.name),*],
                         kind: #p::ProjectionKind::Durable,
                         create: ::core::option::Option::None,
                     }
