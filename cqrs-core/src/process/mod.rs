@@ -36,7 +36,7 @@ mod sink;
 
 pub use fixture::{ProcessFixture, ThenProcess};
 pub use issue::{IntoIssues, Issue, IssuedCommand, IssuedDeadline, Rejection};
-pub use sink::ProcessManagerSink;
+pub use sink::{ProcessManagerSink, REJECTIONS_KEPT};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -158,19 +158,4 @@ pub fn deadline_stream(name: &str) -> crate::StreamId {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn derived_ids_are_deterministic_and_distinct() {
-        let base = Uuid::from_u128(42);
-        assert_eq!(derive_id(base, "a", 0), derive_id(base, "a", 0));
-        assert_ne!(derive_id(base, "a", 0), derive_id(base, "a", 1));
-        assert_ne!(derive_id(base, "a", 0), derive_id(base, "b", 0));
-        assert_ne!(
-            derive_id(base, "a", 0),
-            derive_id(Uuid::from_u128(43), "a", 0)
-        );
-        assert_eq!(derive_id(base, "a", 0).get_version_num(), 8);
-    }
-}
+mod tests;
