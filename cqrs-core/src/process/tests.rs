@@ -316,14 +316,78 @@ async fn a_sink_keeps_the_most_recent_rejections() {
 }
 
 #[test]
-fn derived_ids_are_deterministic_and_distinct() {
+fn derived_ids_are_deterministic_name_based_and_distinct() {
     let base = Uuid::from_u128(42);
     assert_eq!(derive_id(base, "a", 0), derive_id(base, "a", 0));
-    assert_ne!(derive_id(base, "a", 0), derive_id(base, "a", 1));
-    assert_ne!(derive_id(base, "a", 0), derive_id(base, "b", 0));
-    assert_ne!(
+    let id = derive_id(base, "a", 0);
+    assert_eq!(id.get_version_num(), 5);
+    assert_eq!(id.get_variant(), uuid::Variant::RFC4122);
+    let neighbours = [
         derive_id(base, "a", 0),
-        derive_id(Uuid::from_u128(43), "a", 0)
+        derive_id(base, "a", 1),
+        derive_id(base, "b", 0),
+        derive_id(base, "", 0),
+        derive_id(base, "aa", 0),
+        derive_id(Uuid::from_u128(43), "a", 0),
+        derive_id(Uuid::from_u128(42 << 64), "a", 0),
+        derive_id(base, "a", u64::MAX),
+        derive_id(base, "a", 1 << 56),
+        // Where the index ends and the salt begins cannot be moved: the index has a fixed
+        // width. A salt starting with what another index's low byte would be stays distinct.
+        derive_id(base, "\u{1}", 0),
+        derive_id(base, "", 1),
+        derive_id(base, "\0", 0),
+        derive_id(base, "a\0", 0),
+    ];
+    let distinct: std::collections::HashSet<Uuid> = neighbours.iter().copied().collect();
+    assert_eq!(distinct.len(), neighbours.len(), "{neighbours:?}");
+    // Long salts (built on the heap) are distinct from their prefixes.
+    let long = "s".repeat(200);
+    assert_ne!(derive_id(base, &long, 0), derive_id(base, &long[..199], 0));
+    assert_eq!(derive_id(base, &long, 0), derive_id(base, &long, 0));
+}
+
+/// Known answers computed independently of this crate, with Python's `hashlib` and `uuid`:
+///
+/// ```text
+/// python3 -c '
+/// import hashlib, uuid
+/// ns = uuid.UUID("ea4e9682-eeb2-4299-8239-12a17c50fc4f")
+/// def d(base, salt, index):
+///     name = base.bytes + index.to_bytes(8, "big") + salt.encode()
+///     return uuid.UUID(bytes=hashlib.sha1(ns.bytes + name).digest()[:16], version=5)
+/// b = uuid.UUID("0192f0c4-5a6b-7c8d-9e0f-a1b2c3d4e5f6")
+/// print(d(b, "event", 0)); print(d(b, "fulfilment/command", 3))
+/// print(d(b, "", 2**64-1)); print(d(b, "x"*200, 7))'
+/// ```
+///
+/// (`uuid.uuid5` itself takes only `str` names; for an ASCII name the expression above gives
+/// the same as `uuid.uuid5(ns, name)`.)
+#[test]
+fn derived_ids_match_an_independent_uuid_v5() {
+    let base: Uuid = "0192f0c4-5a6b-7c8d-9e0f-a1b2c3d4e5f6".parse().unwrap();
+    let cases = [
+        ("event", 0, "f0bb10a0-c613-5e34-a81e-293bf617e265"),
+        (
+            "fulfilment/command",
+            3,
+            "940c6ba5-60c0-501f-a673-1638d7c27a78",
+        ),
+        ("", u64::MAX, "7f827f46-1a96-5f12-8928-97c63465214b"),
+    ];
+    for (salt, index, expected) in cases {
+        assert_eq!(
+            derive_id(base, salt, index).to_string(),
+            expected,
+            "{salt} {index}"
+        );
+    }
+    assert_eq!(
+        derive_id(base, &"x".repeat(200), 7).to_string(),
+        "9c6c169f-843c-5a78-84d1-e451a5945fd0"
     );
-    assert_eq!(derive_id(base, "a", 0).get_version_num(), 8);
+    assert_eq!(
+        super::DERIVED_ID_NAMESPACE.to_string(),
+        "ea4e9682-eeb2-4299-8239-12a17c50fc4f"
+    );
 }
