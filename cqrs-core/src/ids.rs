@@ -258,6 +258,39 @@ mod tests {
         assert_eq!(ids.len(), 12, "one clock reading, twelve distinct ids");
     }
 
+    /// Costs per call on this machine, for the record (not a check):
+    /// `cargo test -p cqrs-core --release --lib -- --ignored --nocapture id_costs`
+    #[test]
+    #[ignore = "timing, run by hand in release mode"]
+    fn id_costs() {
+        fn per_call<T>(label: &str, mut f: impl FnMut(u64) -> T) {
+            const N: u64 = 2_000_000;
+            for i in 0..N / 10 {
+                std::hint::black_box(f(i));
+            }
+            let started = std::time::Instant::now();
+            for i in 0..N {
+                std::hint::black_box(f(i));
+            }
+            let ns = started.elapsed().as_nanos() as f64 / N as f64;
+            println!("{label}: {ns:.0} ns/call");
+        }
+        let base = new_id();
+        for _ in 0..3 {
+            per_call("new_id", |_| new_id());
+            per_call("new_id_at (one clock reading)", |i| {
+                new_id_at(std::hint::black_box(1_700_000_000_000 + (i >> 10)))
+            });
+            per_call("std::process::id", |_| std::process::id());
+            per_call("derive_id, salt \"event\"", |i| {
+                crate::process::derive_id(base, "event", i)
+            });
+            per_call("derive_id, salt \"fulfilment/command\"", |i| {
+                crate::process::derive_id(base, "fulfilment/command", i)
+            });
+        }
+    }
+
     #[test]
     fn timestamp_round_trips_through_system_time() {
         let t = Timestamp(1_700_000_000_123_456);
