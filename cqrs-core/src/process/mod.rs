@@ -22,11 +22,15 @@
 //! Deadlines: [`Issue::deadline`] schedules a timeout event, due a given time after the
 //! triggering event was recorded. It is recorded in the stream `pm-{NAME}-$deadlines` and
 //! fired (appended to that stream, with the instance's correlation id) by a timer task that
-//! the sink starts; after a restart the timer reads the pending deadlines back. The timeout
-//! event is then delivered to the process manager like any other event.
+//! the sink starts. The timer follows the deadline stream: it fires the deadlines recorded there
+//! before a restart or by another process (read when the runner gains the lease, and at the
+//! latest every [`ProcessManagerSink::deadline_poll`]), and drops those another process fired.
+//! The timeout event is then delivered to the process manager like any other event; its id is
+//! the deadline's, so it is stored once even when two processes' timers fire it.
 //!
 //! Rejections: a command its aggregate rejects is recorded in the instance stream and
-//! [`ProcessManager::on_rejected`] runs (the compensation), whose commands run next.
+//! [`ProcessManager::on_rejected`] runs (the compensation), whose commands run next. The sink
+//! keeps the most recent ones in memory ([`ProcessManagerSink::rejections`]).
 
 mod deadline;
 mod fixture;
