@@ -204,7 +204,13 @@ async fn fire<S: EventStore>(
         .append(stream, ExpectedVersion::Any, vec![event])
         .await
     {
-        Ok(_) | Err(crate::StoreError::DuplicateEventId { .. }) => Ok(()),
+        // The id is taken: the deadline fired, here or elsewhere (another version of the
+        // application may have written other metadata, which is `IdempotencyConflict`).
+        Ok(_)
+        | Err(
+            crate::StoreError::DuplicateEventId { .. }
+            | crate::StoreError::IdempotencyConflict { .. },
+        ) => Ok(()),
         Err(e) => Err(e),
     }
 }

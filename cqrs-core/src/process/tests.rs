@@ -2,6 +2,7 @@
 //! rejections of a sink.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -12,6 +13,8 @@ use crate::envelope::{NewEvent, Payload, RecordedEvent, UserMetadata};
 use crate::error::{ProjectionFailure, StoreError};
 use crate::event::Event;
 use crate::ids::{Position, StreamId, Uuid, new_id};
+use crate::process::deadline::Timer;
+use crate::process::record::{DEADLINE, DeadlineRecord};
 use crate::process::{
     Issue, IssuedCommand, ProcessManager, ProcessManagerSink, REJECTIONS_KEPT, Rejection,
     deadline_stream, derive_id,
@@ -287,6 +290,146 @@ async fn a_standing_by_timer_fires_deadlines_by_polling() {
     assert_eq!(timeouts.len(), 1);
     assert_eq!(timeouts[0].meta.correlation_id, Some(second));
     drop(a.stop().await);
+}
+
+/// A store that counts the appends made through it, and the stream reads done.
+#[derive(Clone)]
+struct Counting {
+    inner: MemoryStore,
+    appends: Arc<AtomicUsize>,
+    reads: Arc<AtomicUsize>,
+}
+
+impl EventStore for Counting {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.appends.fetch_add(1, Ordering::SeqCst);
+        self.inner.append(stream, expected, events).await
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let read = self.inner.read_stream(stream, from_version, limit).await;
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        read
+    }
+
+    async fn read_all(
+        &self,
+        from: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.read_all(from, limit).await
+    }
+
+    async fn head(&self) -> Result<Position, StoreError> {
+        self.inner.head().await
+    }
+
+    async fn wait_for_events(&self, after: Position) {
+        self.inner.wait_for_events(after).await
+    }
+}
+
+/// Records deadline `id`, due `due_micros`, in the deadline stream (as a sink does).
+async fn record_deadline(store: &MemoryStore, id: Uuid, due_micros: i64) {
+    let record = DeadlineRecord {
+        id,
+        correlation: id,
+        cause: id,
+        due_micros,
+        event_name: TimedOut::NAME.into(),
+        event_version: 1,
+        payload: serde_json::to_string(&TimedOut { n: 0 }).unwrap(),
+    };
+    let event = NewEvent {
+        event_id: new_id(),
+        event_name: DEADLINE.into(),
+        event_version: 1,
+        payload: Payload::from_json(serde_json::to_string(&record).unwrap()),
+        correlation_id: Some(id),
+        causation_id: None,
+        metadata: UserMetadata::empty(),
+    };
+    let stream = deadline_stream(Reminder::NAME);
+    store
+        .append(&stream, ExpectedVersion::Any, vec![event])
+        .await
+        .unwrap();
+}
+
+/// Two deadlines due in about a second; once this timer has read them, another process fires
+/// the first (with other metadata, as another version of the application might); then
+/// `refresh` or not. Returns the appends this timer made once both timeouts are stored.
+async fn fired_elsewhere(refresh: bool) -> usize {
+    let store = MemoryStore::new();
+    let now = crate::ids::Timestamp::now().unix_micros();
+    let (fired_elsewhere, due) = (new_id(), new_id());
+    // Due in 1 s: the timer reads the other process's timeout well before.
+    record_deadline(&store, fired_elsewhere, now + 1_000_000).await;
+    record_deadline(&store, due, now + 1_100_000).await;
+    let counting = Counting {
+        inner: store.clone(),
+        appends: Arc::new(AtomicUsize::new(0)),
+        reads: Arc::new(AtomicUsize::new(0)),
+    };
+    let stream = deadline_stream(Reminder::NAME);
+    let timer = Timer::start(counting.clone(), stream.clone(), Duration::from_secs(3600));
+    let until = tokio::time::Instant::now() + WAIT;
+    while counting.reads.load(Ordering::SeqCst) == 0 {
+        assert!(tokio::time::Instant::now() < until, "the timer never read");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+
+    let timeout = NewEvent {
+        event_id: fired_elsewhere,
+        event_name: TimedOut::NAME.into(),
+        event_version: 1,
+        payload: Payload::from_json(serde_json::to_string(&TimedOut { n: 0 }).unwrap()),
+        correlation_id: Some(fired_elsewhere),
+        causation_id: None,
+        metadata: UserMetadata::empty(),
+    };
+    store
+        .append(&stream, ExpectedVersion::Any, vec![timeout])
+        .await
+        .unwrap();
+    if refresh {
+        timer.refresh();
+    }
+
+    let timeouts = fired(&store, 2).await;
+    drop(timer);
+    assert_eq!(timeouts[1].meta.event_id, due);
+    counting.appends.load(Ordering::SeqCst)
+}
+
+/// A deadline whose timeout event another process appended after this timer read it is
+/// dropped at the next read (here: the sink loading its checkpoint), not fired again: the timer
+/// fires in due order, so once the later deadline's timeout is stored, the earlier one would
+/// have been appended before it.
+#[tokio::test]
+async fn the_timer_drops_deadlines_another_process_fired() {
+    assert_eq!(
+        fired_elsewhere(true).await,
+        1,
+        "only the deadline nobody fired"
+    );
+}
+
+/// Not read yet, it is fired again: its id is taken, which counts as fired even when the
+/// stored event differs (`IdempotencyConflict`), and the next deadline still fires.
+#[tokio::test]
+async fn a_deadline_fired_elsewhere_with_other_metadata_does_not_block_the_next() {
+    assert_eq!(fired_elsewhere(false).await, 2, "both were appended");
 }
 
 #[tokio::test]
