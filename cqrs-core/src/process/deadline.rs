@@ -158,10 +158,6 @@ async fn run<S: EventStore>(
         } else {
             book.fire_due(&store, &stream).await.is_err()
         };
-        let until_poll = read_at.map_or(Duration::ZERO, |at| poll.saturating_sub(at.elapsed()));
-        let wait = book
-            .next_wait()
-            .map_or(until_poll, |due| due.min(until_poll));
         if failed {
             // The store failed: wait before trying again (a refresh asked for meanwhile stays
             // in the channel and is taken next round).
@@ -171,6 +167,11 @@ async fn run<S: EventStore>(
             }
             continue;
         }
+        // Until the first deadline is due or the next read, whichever comes first.
+        let until_poll = read_at.map_or(Duration::ZERO, |at| poll.saturating_sub(at.elapsed()));
+        let wait = book
+            .next_wait()
+            .map_or(until_poll, |due| due.min(until_poll));
         tokio::select! {
             received = inbox.recv() => match received {
                 Some(()) => read_at = None,
