@@ -22,11 +22,15 @@
 //! Deadlines: [`Issue::deadline`] schedules a timeout event, due a given time after the
 //! triggering event was recorded. It is recorded in the stream `pm-{NAME}-$deadlines` and
 //! fired (appended to that stream, with the instance's correlation id) by a timer task that
-//! the sink starts; after a restart the timer reads the pending deadlines back. The timeout
-//! event is then delivered to the process manager like any other event.
+//! the sink starts. The timer follows the deadline stream: it fires the deadlines recorded there
+//! before a restart or by another process (read when the runner gains the lease, and at the
+//! latest every [`ProcessManagerSink::deadline_poll`]), and drops those another process fired.
+//! The timeout event is then delivered to the process manager like any other event; its id is
+//! the deadline's, so it is stored once even when two processes' timers fire it.
 //!
 //! Rejections: a command its aggregate rejects is recorded in the instance stream and
-//! [`ProcessManager::on_rejected`] runs (the compensation), whose commands run next.
+//! [`ProcessManager::on_rejected`] runs (the compensation), whose commands run next. The sink
+//! keeps the most recent ones in memory ([`ProcessManagerSink::rejections`]).
 
 mod deadline;
 mod fixture;
@@ -36,7 +40,7 @@ mod sink;
 
 pub use fixture::{ProcessFixture, ThenProcess};
 pub use issue::{IntoIssues, Issue, IssuedCommand, IssuedDeadline, Rejection};
-pub use sink::ProcessManagerSink;
+pub use sink::{ProcessManagerSink, REJECTIONS_KEPT};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -113,38 +117,43 @@ pub fn decode<E: Event>(event: &RecordedEvent) -> Result<E, ProjectionFailure> {
         .map_err(ProjectionFailure::Decode)
 }
 
-/// A deterministic id: the same `(base, salt, index)` always gives the same UUID (version 8,
-/// RFC 9562 variant), different inputs different ones with overwhelming probability.
+/// The namespace of [`derive_id`]'s name-based UUIDs (generated once, at random, for this
+/// crate: `ea4e9682-eeb2-4299-8239-12a17c50fc4f`). Changing it changes every derived id.
+pub const DERIVED_ID_NAMESPACE: Uuid = Uuid::from_u128(0xea4e9682_eeb2_4299_8239_12a17c50fc4f);
+
+/// A deterministic id: the name-based UUID (version 5, RFC 9562: SHA-1 of
+/// [`DERIVED_ID_NAMESPACE`] and the name) of the name `base ‖ index ‖ salt`, where `base` is
+/// its 16 bytes, `index` 8 bytes big-endian and `salt` its UTF-8 bytes. The first two have a
+/// fixed length and the salt comes last, so distinct inputs are distinct names, and distinct
+/// names collide only if SHA-1 does (as the ids of a 122-bit random UUID would).
 ///
 /// Command ids of process managers and the event ids of commands run with a given command id
 /// are derived this way, which is what makes running them again detectable.
+///
+/// ```
+/// # use cqrs_core::Uuid;
+/// # use cqrs_core::process::derive_id;
+/// let command = Uuid::from_u128(42);
+/// let first_event = derive_id(command, "event", 0);
+/// assert_eq!(first_event, derive_id(command, "event", 0));
+/// assert_eq!(first_event.get_version_num(), 5);
+/// ```
 pub fn derive_id(base: Uuid, salt: &str, index: u64) -> Uuid {
-    // Two independent 64-bit lanes of a multiply–xorshift mix over the inputs.
-    fn mix(mut h: u64, word: u64) -> u64 {
-        h ^= word;
-        h = h.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        h ^= h >> 32;
-        h = h.wrapping_mul(0xD6E8_FEB8_6659_FD93);
-        h ^ (h >> 29)
-    }
-    let (hi, lo) = base.as_u64_pair();
-    let mut a = 0x243F_6A88_85A3_08D3_u64;
-    let mut b = 0x1319_8A2E_0370_7344_u64;
-    let mut words = vec![hi, lo, index, salt.len() as u64];
-    for chunk in salt.as_bytes().chunks(8) {
-        let mut word = [0u8; 8];
-        word[..chunk.len()].copy_from_slice(chunk);
-        words.push(u64::from_le_bytes(word));
-    }
-    for (i, word) in words.into_iter().enumerate() {
-        a = mix(a, word);
-        b = mix(b, word ^ (i as u64).rotate_left(17));
-        a = mix(a, b);
-    }
-    let mut bytes = [0u8; 16];
-    bytes[..8].copy_from_slice(&a.to_le_bytes());
-    bytes[8..].copy_from_slice(&b.to_le_bytes());
-    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+    /// Names up to this long are built on the stack (salts up to 104 bytes).
+    const ON_STACK: usize = 128;
+    let len = 24 + salt.len();
+    let mut stack = [0u8; ON_STACK];
+    let mut heap = Vec::new();
+    let name: &mut [u8] = if len <= ON_STACK {
+        &mut stack[..len]
+    } else {
+        heap.resize(len, 0);
+        &mut heap
+    };
+    name[..16].copy_from_slice(base.as_bytes());
+    name[16..24].copy_from_slice(&index.to_be_bytes());
+    name[24..].copy_from_slice(salt.as_bytes());
+    Uuid::new_v5(&DERIVED_ID_NAMESPACE, name)
 }
 
 /// The stream of one process-manager instance.
@@ -158,19 +167,4 @@ pub fn deadline_stream(name: &str) -> crate::StreamId {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn derived_ids_are_deterministic_and_distinct() {
-        let base = Uuid::from_u128(42);
-        assert_eq!(derive_id(base, "a", 0), derive_id(base, "a", 0));
-        assert_ne!(derive_id(base, "a", 0), derive_id(base, "a", 1));
-        assert_ne!(derive_id(base, "a", 0), derive_id(base, "b", 0));
-        assert_ne!(
-            derive_id(base, "a", 0),
-            derive_id(Uuid::from_u128(43), "a", 0)
-        );
-        assert_eq!(derive_id(base, "a", 0).get_version_num(), 8);
-    }
-}
+mod tests;

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
+use std::time::Duration;
 
 use crate::aggregate::Aggregate;
 use crate::app::Cqrs;
@@ -11,7 +12,7 @@ use crate::dispatch::Router;
 use crate::envelope::{NewEvent, Payload, RecordedEvent, UserMetadata};
 use crate::error::{CommandError, DispatchError, ProjectionError, ProjectionFailure, StoreError};
 use crate::ids::{Position, StreamId, Uuid};
-use crate::process::deadline::Timer;
+use crate::process::deadline::{DEFAULT_POLL, Timer};
 use crate::process::issue::{Kind, Rejection};
 use crate::process::record::{
     COMPLETED, Completed, DEADLINE, DeadlineRecord, HANDLED, Handled, Instance, Pending, REJECTED,
@@ -26,6 +27,8 @@ use crate::unwind;
 const LOAD_BATCH: usize = 1024;
 /// Instances kept in memory before the cache is emptied (they reload from their streams).
 const CACHE_LIMIT: usize = 10_000;
+/// Rejections kept by [`ProcessManagerSink::rejections`] (the most recent ones).
+pub const REJECTIONS_KEPT: usize = 256;
 
 /// Runs process manager `P` over the application `app`: at least once from a checkpoint kept
 /// in the store, with commands issued exactly once (see the [module docs](crate::process)).
@@ -56,6 +59,7 @@ pub struct ProcessManagerSink<P, S> {
     app: Cqrs<S>,
     instances: HashMap<Uuid, Instance<P>>,
     timer: Option<Timer>,
+    deadline_poll: Duration,
     rejections: Vec<Rejection>,
     _pm: PhantomData<fn() -> P>,
 }
@@ -69,6 +73,7 @@ impl<P: ProcessManager, S: EventStore + Checkpoints> ProcessManagerSink<P, S> {
             app,
             instances: HashMap::new(),
             timer: None,
+            deadline_poll: DEFAULT_POLL,
             rejections: Vec::new(),
             _pm: PhantomData,
         }
@@ -84,9 +89,31 @@ impl<P: ProcessManager, S: EventStore + Checkpoints> ProcessManagerSink<P, S> {
         Ok(self)
     }
 
-    /// The rejections this sink recorded since it was made (the instance streams keep them all).
+    /// How often, at the latest, the deadline timer reads deadlines that other processes
+    /// recorded (default 1 s). The timer also reads them every time the runner loads the
+    /// checkpoint (each time it gains the lease) and after this sink recorded deadlines, so
+    /// this only bounds how late a deadline is fired whose recording process stopped without
+    /// the lease moving.
+    pub fn deadline_poll(mut self, interval: Duration) -> Self {
+        self.deadline_poll = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The most recent rejections this sink recorded, oldest first: at most
+    /// [`REJECTIONS_KEPT`] (256); older ones are dropped here, while the instance streams keep
+    /// them all.
     pub fn rejections(&self) -> &[Rejection] {
         &self.rejections
+    }
+
+    /// Keeps `rejection`, dropping the oldest beyond [`REJECTIONS_KEPT`]. (A `Vec` rather than a
+    /// ring, so [`rejections`](Self::rejections) stays a slice: a rejection costs a command
+    /// round trip and a record append, next to which shifting 255 entries is nothing.)
+    pub(super) fn keep_rejection(&mut self, rejection: Rejection) {
+        if self.rejections.len() >= REJECTIONS_KEPT {
+            self.rejections.remove(0);
+        }
+        self.rejections.push(rejection);
     }
 
     /// The state of the instance of `correlation`, read from its stream.
@@ -205,9 +232,9 @@ impl<P: ProcessManager, S: EventStore + Checkpoints> ProcessManagerSink<P, S> {
                 Ok(_) | Err(StoreError::DuplicateEventId { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
-            if let Some(timer) = &self.timer {
-                timer.schedule(deadline.clone());
-            }
+        }
+        if let Some(timer) = &self.timer {
+            timer.refresh();
         }
         Ok(())
     }
@@ -314,7 +341,7 @@ impl<P: ProcessManager, S: EventStore + Checkpoints> ProcessManagerSink<P, S> {
                         next.cause,
                     )
                     .await?;
-                    self.rejections.push(rejection);
+                    self.keep_rejection(rejection);
                     let instance = self.cached(correlation).await?;
                     instance.state = state;
                     instance.pending.remove(0);
@@ -456,8 +483,17 @@ impl<P: ProcessManager, S: EventStore + Checkpoints> ProjectionSink for ProcessM
     }
 
     async fn checkpoint(&mut self) -> Result<Position, StoreError> {
-        if self.timer.is_none() {
-            self.timer = Some(Timer::start(self.store.clone(), deadline_stream(P::NAME)));
+        // The runner loads the checkpoint each time it (re)gains the lease: the timer then
+        // reads what other processes recorded in the deadline stream meanwhile.
+        match &self.timer {
+            Some(timer) => timer.refresh(),
+            None => {
+                self.timer = Some(Timer::start(
+                    self.store.clone(),
+                    deadline_stream(P::NAME),
+                    self.deadline_poll,
+                ));
+            }
         }
         self.store.load_checkpoint(P::NAME).await
     }

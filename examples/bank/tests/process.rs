@@ -406,3 +406,54 @@ async fn a_deadline_survives_a_restart_and_fires_once() {
     assert_eq!(cause(due), Some(opened.meta.event_id));
     assert_eq!(cause(deposit), Some(due.meta.event_id));
 }
+
+// ---- bounded rejections -------------------------------------------------------------------------
+
+/// Tries to withdraw 1,000 more than every deposit: above the limit, so always rejected.
+#[derive(Default, Clone, Serialize, Deserialize)]
+struct Overdraw;
+
+impl ProcessManager for Overdraw {
+    const NAME: &'static str = "test-overdraw";
+    const EVENTS: &'static [&'static str] = &[MoneyDeposited::NAME];
+
+    fn handle(&mut self, event: &RecordedEvent) -> Result<Vec<Issue>, ProjectionFailure> {
+        let deposited: MoneyDeposited = decode(event)?;
+        Ok(vec![Issue::command(Withdraw {
+            account: AccountId(1),
+            amount: 1_000 + deposited.amount,
+        })])
+    }
+}
+
+#[tokio::test]
+async fn a_sink_keeps_only_its_most_recent_rejections() {
+    let (store, app) = bank().await;
+    for amount in 1..=300 {
+        app.execute(Deposit {
+            account: AccountId(1),
+            amount,
+        })
+        .await
+        .unwrap();
+    }
+    let sink = ProcessManagerSink::<Overdraw, _>::new(app.clone())
+        .aggregate::<Account>()
+        .unwrap();
+    let running = ProjectionRunner::new(store.clone(), sink).spawn();
+    settle(&running, &store).await;
+    let sink = running.stop().await;
+    // 301 rejections (the deposit of 100 that `bank()` makes, then 1..=300): the newest 256.
+    let amounts: Vec<u64> = sink
+        .rejections()
+        .iter()
+        .map(|r| r.command.body["amount"].as_u64().unwrap())
+        .collect();
+    assert_eq!(amounts.len(), 256, "kept");
+    assert_eq!(
+        amounts,
+        (1_045..=1_300).collect::<Vec<u64>>(),
+        "the newest, in order"
+    );
+    assert!(sink.rejections().iter().all(|r| r.is::<Withdraw>()));
+}
