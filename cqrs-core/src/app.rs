@@ -58,6 +58,21 @@ impl<S> Clone for Cqrs<S> {
     }
 }
 
+/// Shows the store's type and where the read side stands (not the caches or services), for any
+/// store, so that `build().await.unwrap_err()` and `{:?}` work whatever the store.
+impl<S> std::fmt::Debug for Cqrs<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let inner = &*self.inner;
+        f.debug_struct("Cqrs")
+            .field("store", &std::any::type_name::<S>())
+            .field("position", &inner.read_side.applied())
+            .field("projections", &inner.read_side.status().len())
+            .field("max_retries", &inner.max_retries)
+            .field("query_timeout", &inner.query_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
 struct Inner<S> {
     store: S,
     services: Services,

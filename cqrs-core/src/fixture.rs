@@ -280,6 +280,12 @@ impl<P: Projection> ProjectionFixture<P> {
     }
 
     /// Asks a query of the projection.
+    ///
+    /// # Panics
+    ///
+    /// If a handler failed on one of the given events (the projection stopped there, as it
+    /// would in an application): the panic message names the event and the failure. Check
+    /// [`ProjectionFixture::error`] first to assert a failure instead.
     #[track_caller]
     pub fn query<Q: RoutedQuery<Projection = P>>(&self, query: Q) -> Q::Response {
         if let Some(e) = &self.error {
@@ -288,7 +294,8 @@ impl<P: Projection> ProjectionFixture<P> {
         Q::answer(&self.projection, &query)
     }
 
-    /// Asserts a query's answer.
+    /// Asserts a query's answer. Panics like [`ProjectionFixture::query`] after a handler
+    /// failure.
     #[track_caller]
     pub fn expect_query<Q>(self, query: Q, expected: Q::Response) -> Self
     where

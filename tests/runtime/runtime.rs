@@ -610,3 +610,23 @@ async fn concurrent_commands_leave_no_event_waiting_for_the_projections() {
         assert!(seen.windows(2).all(|w| w[0] < w[1]), "in order, once each");
     }
 }
+
+#[tokio::test]
+async fn build_errors_unwrap_and_the_application_prints_itself() {
+    // Two projections of one name: `build` refuses; `unwrap_err` needs `Cqrs: Debug`.
+    let error = Cqrs::builder(MemoryStore::new())
+        .projection(Totals::default())
+        .projection(Totals::default())
+        .build()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, cqrs_core::BuildError::DuplicateProjection { .. }),
+        "{error}"
+    );
+    let shown = format!("{:?}", app().await);
+    assert!(
+        shown.starts_with("Cqrs {") && shown.contains("MemoryStore") && shown.contains("position"),
+        "{shown}"
+    );
+}
