@@ -232,10 +232,11 @@ mod schema;
 mod sink;
 mod snapshots;
 mod store;
+mod turns;
 mod tx;
 
 pub use config::{Durability, SqliteConfig};
-pub use error::{CheckpointMoved, OpenError};
+pub use error::{CheckpointMoved, OpenError, WriteInSinkBatch};
 pub use schema::SCHEMA_VERSION;
 pub use sink::SqliteSink;
 pub use store::SqliteStore;

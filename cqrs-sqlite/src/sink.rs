@@ -12,6 +12,7 @@ use crate::checkpoints;
 use crate::connection::open_sink;
 use crate::error::{CheckpointMoved, OpenError, backend};
 use crate::store::SqliteStore;
+use crate::turns::{TurnGuard, WriteTurn};
 use crate::tx::SqliteTx;
 
 /// Runs a `DurableProjection<SqliteTx>` **exactly once**: for each batch the runner hands it,
@@ -42,6 +43,9 @@ use crate::tx::SqliteTx;
 pub struct SqliteSink<P> {
     projection: P,
     tx: SqliteTx,
+    /// The write turn of the store's file: each batch holds it from before `BEGIN IMMEDIATE` to
+    /// its `COMMIT` or `ROLLBACK`.
+    turn: WriteTurn,
     /// The checkpoint this sink last read or committed: the fence.
     expected: Position,
     /// Keeps a temporary store's file alive while the sink uses it. After `tx`, so the sink's
@@ -59,6 +63,7 @@ impl<P: DurableProjection<SqliteTx>> SqliteSink<P> {
         Ok(SqliteSink {
             projection,
             tx: SqliteTx::new(conn),
+            turn: store.turn().clone(),
             expected,
             _store: store.clone(),
         })
@@ -104,7 +109,8 @@ impl<P: DurableProjection<SqliteTx>> ProjectionSink for SqliteSink<P> {
         events: &[RecordedEvent],
         through: Position,
     ) -> Result<(), ApplyError> {
-        let batch = Batch::fenced(&self.tx, P::NAME, self.expected)?;
+        let turn = self.turn.take_for_batch(P::NAME).await?;
+        let batch = Batch::fenced(&self.tx, turn, P::NAME, self.expected)?;
         for (i, event) in events.iter().enumerate() {
             batch.run(|conn| savepoint(conn, "SAVEPOINT cqrs_event"))?;
             match handle_caught(&mut self.projection, &self.tx, event).await {
@@ -141,7 +147,8 @@ impl<P: DurableProjection<SqliteTx>> ProjectionSink for SqliteSink<P> {
     ) -> Result<(), StoreError> {
         let position = self.expected.max(event.meta.position);
         let parked = ParkedEvent::new(P::NAME, event, cqrs_core::ErrorChain(error).to_string());
-        let batch = Batch::fenced(&self.tx, P::NAME, self.expected).map_err(into_store)?;
+        let turn = self.turn.take_for_batch(P::NAME).await?;
+        let batch = Batch::fenced(&self.tx, turn, P::NAME, self.expected).map_err(into_store)?;
         batch.run(|conn| {
             checkpoints::insert_parked(conn, &parked)?;
             checkpoints::save(conn, P::NAME, position)
@@ -152,7 +159,8 @@ impl<P: DurableProjection<SqliteTx>> ProjectionSink for SqliteSink<P> {
     }
 
     async fn reset(&mut self) -> Result<(), ApplyError> {
-        let batch = Batch::begin(&self.tx)?;
+        let turn = self.turn.take_for_batch(P::NAME).await?;
+        let batch = Batch::begin(&self.tx, turn)?;
         reset_caught(&mut self.projection, &self.tx)
             .await
             .map_err(|failure| reset_error(P::NAME, failure))?;
@@ -172,16 +180,19 @@ impl<P: DurableProjection<SqliteTx>> ProjectionSink for SqliteSink<P> {
     }
 }
 
-/// An open write transaction on the sink's connection, rolled back when dropped uncommitted:
-/// on an error return, and when the future of `apply` is dropped at an `.await`.
+/// An open write transaction on the sink's connection, holding the file's write turn; rolled
+/// back when dropped uncommitted (on an error return, and when the future of `apply` is dropped
+/// at an `.await`), and the turn given back after the commit or rollback.
 struct Batch<'a> {
     tx: &'a SqliteTx,
     committed: bool,
+    /// Dropped after `Drop::drop` has rolled back: the next writer finds the file free.
+    _turn: TurnGuard,
 }
 
 impl<'a> Batch<'a> {
-    /// Rolls back a transaction a cancelled batch left open, then opens one.
-    fn begin(tx: &'a SqliteTx) -> Result<Self, StoreError> {
+    /// Rolls back a transaction a cancelled batch left open, then opens one, holding `turn`.
+    fn begin(tx: &'a SqliteTx, turn: TurnGuard) -> Result<Self, StoreError> {
         let conn = tx.try_conn().ok_or_else(busy)?;
         rollback_leftover(&conn);
         conn.execute_batch("BEGIN IMMEDIATE").map_err(backend)?;
@@ -189,6 +200,7 @@ impl<'a> Batch<'a> {
         Ok(Batch {
             tx,
             committed: false,
+            _turn: turn,
         })
     }
 
@@ -196,10 +208,11 @@ impl<'a> Batch<'a> {
     /// `expected`, the one this sink last read or committed.
     fn fenced(
         tx: &'a SqliteTx,
+        turn: TurnGuard,
         projection: &'static str,
         expected: Position,
     ) -> Result<Self, ApplyError> {
-        let batch = Batch::begin(tx)?;
+        let batch = Batch::begin(tx, turn)?;
         let found = batch.run(|conn| checkpoints::load(conn, projection))?;
         if found != expected {
             drop(batch); // rolls back
