@@ -505,3 +505,53 @@ async fn an_append_from_inside_a_sink_batch_fails_at_once() {
         Vec::new()
     );
 }
+
+/// Opening another handle on a file of the current schema writes nothing, so it does not wait
+/// for a sink batch of the file (opening is synchronous and could only wait in SQLite's busy
+/// handler, blocking the thread the batch needs).
+#[tokio::test(flavor = "current_thread")]
+async fn opening_a_handle_during_a_sink_batch_does_not_wait_for_it() {
+    let store = SqliteStore::temporary_with(config()).expect("store");
+    let (projection, mut control) = gated(Duration::ZERO);
+    let running = ProjectionRunner::new(store.clone(), sink(&store, projection)).spawn();
+    let first = store
+        .append(
+            &StreamId::from("o"),
+            ExpectedVersion::NoStream,
+            vec![noted()],
+        )
+        .await
+        .expect("first append");
+    assert_eq!(control.entered().await, first[0].meta.position);
+
+    let started = Instant::now();
+    let other = SqliteStore::open_with(store.path(), config())
+        .expect("a second handle opens while the batch holds the write lock");
+    assert!(
+        started.elapsed() < Duration::from_millis(250),
+        "opened at once, not after waiting for the lock: {:?}",
+        started.elapsed()
+    );
+    // Its appends take turns with the batch like any other.
+    let append = tokio::spawn(async move {
+        other
+            .append(
+                &StreamId::from("o"),
+                ExpectedVersion::Exact(1),
+                vec![noted()],
+            )
+            .await
+    });
+    tokio::task::yield_now().await;
+    control.open();
+    let second = append
+        .await
+        .expect("append task")
+        .expect("the other handle's append succeeds after the batch");
+    running
+        .wait_for(second[0].meta.position, WAIT)
+        .await
+        .expect("the projection reaches the second event");
+    running.stop().await;
+    assert_eq!(seen(&store), every_event(&store).await, "read model exact");
+}
