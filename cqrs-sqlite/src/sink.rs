@@ -38,8 +38,16 @@ use crate::tx::SqliteTx;
 /// The read model is queried with the application's own connections and SQL: it is ordinary
 /// tables in the file (`rusqlite::Connection::open(store.path())`).
 ///
-/// While a batch runs it holds SQLite's write lock: appends of other connections wait (up to the
-/// busy timeout), so keep batches short if appends must not wait (`ProjectionRunner::batch_size`).
+/// **Write turn.** Each batch (and `park`, `reset`) first waits with `.await` for the write turn
+/// of the file, which every writer of the file in this process shares (appends, saves, other
+/// sinks, through any handle opened on the file), and holds it from `BEGIN IMMEDIATE` to
+/// `COMMIT` or `ROLLBACK`, across the handlers' `.await`s. Appends of this process made
+/// meanwhile wait for the turn without blocking a runtime thread, for as long as the batch runs,
+/// then succeed; appends of other processes wait in SQLite's busy handler, up to their busy
+/// timeout. So keep batches short if appends must not wait (`ProjectionRunner::batch_size`).
+/// A handler must not append (or save a snapshot or checkpoint) through the store: that write
+/// would wait for its own batch, so it fails at once with
+/// [`WriteInSinkBatch`](crate::WriteInSinkBatch).
 pub struct SqliteSink<P> {
     projection: P,
     tx: SqliteTx,
@@ -76,6 +84,11 @@ impl<P: DurableProjection<SqliteTx>> SqliteSink<P> {
 
     /// The sink's connection, for setting up the read model's tables before the runner starts
     /// (`CREATE TABLE IF NOT EXISTS …`). Outside a batch, statements commit on their own.
+    ///
+    /// These statements are synchronous and do not take the file's write turn: a write made
+    /// here while another writer of the file is in a transaction (a sink batch already running)
+    /// waits in SQLite's busy handler, blocking the thread, and may fail with `SQLITE_BUSY`.
+    /// Set the tables up before starting runners.
     pub fn unit(&self) -> &SqliteTx {
         &self.tx
     }
