@@ -47,7 +47,9 @@ use crate::tx::SqliteTx;
 /// timeout. So keep batches short if appends must not wait (`ProjectionRunner::batch_size`).
 /// A handler must not append (or save a snapshot or checkpoint) through the store: that write
 /// would wait for its own batch, so it fails at once with
-/// [`WriteInSinkBatch`](crate::WriteInSinkBatch).
+/// [`WriteInSinkBatch`](crate::WriteInSinkBatch). Nor may a handler wait for such a write made
+/// by another task (say, a command it sends over a channel): that task waits for the batch, and
+/// the two wait for each other forever.
 pub struct SqliteSink<P> {
     projection: P,
     tx: SqliteTx,
