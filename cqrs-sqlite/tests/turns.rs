@@ -262,7 +262,8 @@ async fn appends_waiting_for_a_sink_batch_leave_the_workers_free() {
         .collect();
     let pinged_in = pinger.await.expect("ping task");
     assert!(
-        pinged_in < Duration::from_millis(1000),
+        // The appends would sleep up to 3 s each in SQLite's busy handler; 40 pings need ~0.25 s.
+        pinged_in < Duration::from_secs(2),
         "the ping loop took {pinged_in:?}: waiting appends held the workers"
     );
     assert!(
@@ -493,8 +494,9 @@ async fn an_append_from_inside_a_sink_batch_fails_at_once() {
         .unwrap_or_else(|| panic!("a WriteInSinkBatch error, got {error:?}"));
     assert_eq!(refused.projection, Gated::NAME);
     assert!(
-        started.elapsed() < Duration::from_millis(250),
-        "refused at once, not after the busy timeout"
+        started.elapsed() < Duration::from_secs(1),
+        "refused at once: {:?}",
+        started.elapsed()
     );
     assert_eq!(seen(&store), Vec::new(), "nothing committed");
     assert_eq!(
@@ -528,8 +530,8 @@ async fn opening_a_handle_during_a_sink_batch_does_not_wait_for_it() {
     let other = SqliteStore::open_with(store.path(), config())
         .expect("a second handle opens while the batch holds the write lock");
     assert!(
-        started.elapsed() < Duration::from_millis(250),
-        "opened at once, not after waiting for the lock: {:?}",
+        started.elapsed() < Duration::from_secs(1),
+        "opened at once: {:?}",
         started.elapsed()
     );
     // Its appends take turns with the batch like any other.
