@@ -557,3 +557,66 @@ async fn opening_a_handle_during_a_sink_batch_does_not_wait_for_it() {
     running.stop().await;
     assert_eq!(seen(&store), every_event(&store).await, "read model exact");
 }
+
+/// Every write of the store takes the turn, not only appends: a snapshot save, a checkpoint save
+/// and a parked event made while a sink batch is suspended (`current_thread` runtime) wait for
+/// it, then succeed.
+#[tokio::test(flavor = "current_thread")]
+async fn saves_and_parked_events_wait_for_a_suspended_sink_batch() {
+    let store = SqliteStore::temporary_with(config()).expect("store");
+    let (projection, mut control) = gated(Duration::ZERO);
+    let running = ProjectionRunner::new(store.clone(), sink(&store, projection)).spawn();
+    let stream = StreamId::from("w");
+    let first = store
+        .append(&stream, ExpectedVersion::NoStream, vec![noted()])
+        .await
+        .expect("first append");
+    assert_eq!(control.entered().await, first[0].meta.position);
+
+    let writes = {
+        let store = store.clone();
+        let event = first[0].clone();
+        tokio::spawn(async move {
+            let snapshot = cqrs_core::Snapshot {
+                version: 1,
+                snapshot_version: 1,
+                payload: "{}".to_owned(),
+                taken_at: cqrs_core::Timestamp::now(),
+            };
+            store.save_snapshot(&event.meta.stream, snapshot).await?;
+            store.save_checkpoint("other", event.meta.position).await?;
+            let parked = cqrs_core::runner::ParkedEvent::new("third", &event, "gave up".into());
+            store.park_event(parked).await
+        })
+    };
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    if writes.is_finished() {
+        let result = writes.await.expect("writes task");
+        panic!("the writes did not wait for the batch: {result:?}");
+    }
+    control.open();
+    writes
+        .await
+        .expect("writes task")
+        .expect("the writes succeed after the batch");
+    assert_eq!(
+        store
+            .load_snapshot(&stream)
+            .await
+            .expect("snapshot")
+            .map(|s| s.version),
+        Some(1)
+    );
+    assert_eq!(
+        store.load_checkpoint("other").await.expect("checkpoint"),
+        first[0].meta.position
+    );
+    assert_eq!(store.parked_events("third").await.expect("parked").len(), 1);
+    running
+        .wait_for(first[0].meta.position, WAIT)
+        .await
+        .expect("the projection reaches the event");
+    running.stop().await;
+}
