@@ -13,7 +13,8 @@
 //! batches) first takes the file's [`WriteTurn`] with `.await`, and only then opens its write
 //! transaction; it holds the turn until `COMMIT` or `ROLLBACK`. Writers of one file in this
 //! process therefore never meet SQLite's lock held by each other, and the busy timeout only
-//! concerns other processes.
+//! concerns other processes. (The exceptions are synchronous and cannot await: statements through
+//! `SqliteSink::unit()` outside a batch, and opening a file whose schema must be migrated.)
 //!
 //! - **One turn per file**: a process-wide registry maps the file's canonical path to its turn,
 //!   held weakly, so two `SqliteStore` handles opened on the same file, their clones and every
@@ -27,7 +28,8 @@
 //!   (rather than writing through its `SqliteTx`) would wait forever for the turn its own batch
 //!   holds. The turn records which task holds it for a sink batch, and such a write fails at
 //!   once with [`WriteInSinkBatch`] instead. (A write from *another* task that the handler
-//!   awaits cannot be told apart from an ordinary wait; it waits for the batch.)
+//!   awaits cannot be told apart from an ordinary wait: it waits for the batch, which waits for
+//!   it, forever; the sink's docs forbid it.)
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
