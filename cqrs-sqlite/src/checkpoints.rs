@@ -107,14 +107,16 @@ impl Checkpoints for SqliteStore {
         projection: &str,
         position: Position,
     ) -> Result<(), StoreError> {
-        save(&self.writer(), projection, position).map_err(backend)
+        let writer = self.writer().await?;
+        save(&writer.conn, projection, position).map_err(backend)
     }
 
     /// Records the event and moves the checkpoint to its position (never backwards, as
     /// `MemoryStore` does), in one transaction.
     async fn park_event(&self, parked: ParkedEvent) -> Result<(), StoreError> {
-        let mut writer = self.writer();
+        let mut writer = self.writer().await?;
         let tx = writer
+            .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend)?;
         insert_parked(&tx, &parked).map_err(backend)?;

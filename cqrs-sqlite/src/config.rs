@@ -57,7 +57,7 @@ impl Durability {
 pub struct SqliteConfig {
     /// What a commit survives. See [`SqliteConfig::durability()`].
     pub durability: Durability,
-    /// How long to wait for another process's lock. See [`SqliteConfig::busy_timeout()`].
+    /// How long to wait for another *process*'s lock. See [`SqliteConfig::busy_timeout()`].
     pub busy_timeout: Duration,
     /// The event size limit. See [`SqliteConfig::max_event_bytes()`].
     pub max_event_bytes: usize,
@@ -89,9 +89,18 @@ impl SqliteConfig {
         self
     }
 
-    /// How long an operation waits for a lock held by another process (another writer, a
-    /// checkpoint) before it fails with `StoreError::Backend` (default 5 s). Appends of one
-    /// store handle never wait on each other here: they are serialised in the process first.
+    /// How long an operation waits for a lock held by **another process** (its appends, its
+    /// sink batches, a checkpoint) before it fails with `StoreError::Unavailable` (`SQLITE_BUSY`;
+    /// nothing written), default 5 s. This wait happens in SQLite's busy handler, which sleeps
+    /// the calling thread (a runtime worker, or the only thread of a `current_thread` runtime).
+    ///
+    /// Writers of the same file **in this process** never wait here: every handle opened on the
+    /// file, their clones and every [`SqliteSink`](crate::SqliteSink) of it take turns first
+    /// (each waits for the file's write turn with `.await`, without blocking a thread, and holds
+    /// it until its transaction ends). So this timeout does not bound how long an append of this
+    /// process waits for a sink batch of this process: that is as long as the batch runs, its
+    /// handlers' `.await`s included; keep batches short (`ProjectionRunner::batch_size`) if
+    /// appends must not wait long.
     pub fn busy_timeout(mut self, timeout: Duration) -> Self {
         self.busy_timeout = timeout;
         self

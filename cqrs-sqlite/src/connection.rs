@@ -1,8 +1,8 @@
 //! Opening connections with the store's pragmas, and the pool of read connections.
 //!
-//! A store holds one write connection (behind a mutex: SQLite admits one writer at a time
-//! anyway) and any number of read connections. In WAL mode a reader works on a snapshot and
-//! never blocks the writer, nor the writer it.
+//! A store holds one write connection (behind a mutex, used only while holding the file's write
+//! turn, see `turns.rs`) and any number of read connections. In WAL mode a reader works on a
+//! snapshot and never blocks the writer, nor the writer it.
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};

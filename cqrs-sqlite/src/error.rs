@@ -231,6 +231,34 @@ impl fmt::Display for CheckpointMoved {
 
 impl StdError for CheckpointMoved {}
 
+/// A write through the store (an append, a snapshot, checkpoint or parked-event save) was
+/// started by the task that runs a batch of the [`SqliteSink`](crate::SqliteSink) of
+/// `projection` on the same file, typically from inside one of its handlers. Writers of one file
+/// take turns, and the batch holds the turn until it commits, so the write would wait for its
+/// own batch forever; it fails at once instead, having written nothing. Returned inside
+/// `StoreError::Backend`. A handler writes its read model through its `SqliteTx`; commands
+/// caused by events belong in a process manager.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WriteInSinkBatch {
+    /// The projection whose batch holds the write turn.
+    pub projection: &'static str,
+}
+
+impl fmt::Display for WriteInSinkBatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "a write through the store was started inside a batch of the SqliteSink of projection \
+             `{}` on the same file; it would wait for that batch forever (write the read model \
+             through the SqliteTx instead); nothing was written",
+            self.projection
+        )
+    }
+}
+
+impl StdError for WriteInSinkBatch {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

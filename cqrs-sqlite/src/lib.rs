@@ -67,8 +67,16 @@
 //! can block it for longer when it waits for a disk flush (`Full`), for a checkpoint, or for
 //! another process's write lock (up to [`SqliteConfig::busy_timeout`]).
 //!
-//! - **Writes** go through one connection behind a mutex: appends through one handle (and its
-//!   clones) take turns in the process; SQLite's write lock orders them with other processes.
+//! - **Writes take turns in the process, with `.await`**: every writer of one file in this
+//!   process (appends, snapshot and checkpoint saves, parked events, and [`SqliteSink`]
+//!   batches), through any handle opened on the file, first waits for the file's *write turn*
+//!   asynchronously, then runs its transaction, and gives the turn back at `COMMIT` or
+//!   `ROLLBACK`. Waiting for the turn never blocks a runtime thread, also on a
+//!   `current_thread` runtime, and the turn is handed out in order (first come, first served).
+//!   A sink batch holds it across its handlers' `.await`s, so an append made meanwhile waits
+//!   until the batch commits (as long as the batch runs), then succeeds. SQLite's write lock
+//!   orders the process's writers with other processes; only that wait happens in SQLite's busy
+//!   handler (sleeping the thread, up to [`SqliteConfig::busy_timeout`]).
 //! - **Reads** use a small pool of separate read connections. In WAL mode a reader works on a
 //!   snapshot, so reads never block appends, nor appends reads.
 //! - **Waiting for events**: an append through this handle wakes waiters at once; appends by
@@ -210,9 +218,13 @@
 //!   checkpoint is where it left it, and writes nothing otherwise ([`CheckpointMoved`]), so two
 //!   runners of one projection never apply an event twice; they do waste work, so give
 //!   several processes leases.
-//! - **Write lock**: a batch holds SQLite's write lock from its first statement to its commit,
-//!   and appends from other connections wait for it (up to the busy timeout). Keep handlers
-//!   quick and batches moderate (`ProjectionRunner::batch_size`, default 512 events).
+//! - **Write turn**: a batch holds the file's write turn (and SQLite's write lock) from its
+//!   `BEGIN` to its `COMMIT`, handlers' `.await`s included. Appends of this process wait for it
+//!   with `.await` (without blocking a runtime thread) for as long as the batch runs; appends of
+//!   other processes wait in SQLite's busy handler, up to their busy timeout. Keep handlers quick
+//!   and batches moderate (`ProjectionRunner::batch_size`, default 512 events). A handler must
+//!   not write through the store (an append would wait for its own batch): such a write fails
+//!   at once with [`WriteInSinkBatch`].
 //!
 //! ## Bad stored data
 //!
@@ -232,10 +244,11 @@ mod schema;
 mod sink;
 mod snapshots;
 mod store;
+mod turns;
 mod tx;
 
 pub use config::{Durability, SqliteConfig};
-pub use error::{CheckpointMoved, OpenError};
+pub use error::{CheckpointMoved, OpenError, WriteInSinkBatch};
 pub use schema::SCHEMA_VERSION;
 pub use sink::SqliteSink;
 pub use store::SqliteStore;

@@ -92,7 +92,14 @@ const MIGRATIONS: &[Migration] = &[
 const _: () = assert!(MIGRATIONS[MIGRATIONS.len() - 1].version == SCHEMA_VERSION);
 
 /// Brings the file's schema up to [`SCHEMA_VERSION`]; returns the version the file had.
+///
+/// A file already at [`SCHEMA_VERSION`] is only read (no write lock): opening another handle
+/// then never waits for a writer of the file, such as a sink batch of this process, which
+/// synchronous code could only wait for in SQLite's busy handler, blocking its thread.
 pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<u32, OpenError> {
+    if current_version(conn) == Some(SCHEMA_VERSION) {
+        return Ok(SCHEMA_VERSION);
+    }
     let failed = || OpenError::database(path);
     // IMMEDIATE: two processes opening a new file at once migrate one after the other.
     let tx = conn
@@ -135,6 +142,17 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<u32, OpenErr
     }
     tx.commit().map_err(failed())?;
     Ok(found)
+}
+
+/// The file's schema version, read without a write lock; `None` when it cannot be read (a new
+/// or foreign file: [`migrate`] then looks again under the write lock and reports errors).
+fn current_version(conn: &Connection) -> Option<u32> {
+    let version: Option<i64> = conn
+        .query_row("SELECT MAX(version) FROM schema_migrations", [], |row| {
+            row.get(0)
+        })
+        .ok()?;
+    u32::try_from(version?).ok()
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use crate::checkpoints;
 use crate::connection::open_sink;
 use crate::error::{CheckpointMoved, OpenError, backend};
 use crate::store::SqliteStore;
+use crate::turns::{TurnGuard, WriteTurn};
 use crate::tx::SqliteTx;
 
 /// Runs a `DurableProjection<SqliteTx>` **exactly once**: for each batch the runner hands it,
@@ -37,11 +38,24 @@ use crate::tx::SqliteTx;
 /// The read model is queried with the application's own connections and SQL: it is ordinary
 /// tables in the file (`rusqlite::Connection::open(store.path())`).
 ///
-/// While a batch runs it holds SQLite's write lock: appends of other connections wait (up to the
-/// busy timeout), so keep batches short if appends must not wait (`ProjectionRunner::batch_size`).
+/// **Write turn.** Each batch (and `park`, `reset`) first waits with `.await` for the write turn
+/// of the file, which every writer of the file in this process shares (appends, saves, other
+/// sinks, through any handle opened on the file), and holds it from `BEGIN IMMEDIATE` to
+/// `COMMIT` or `ROLLBACK`, across the handlers' `.await`s. Appends of this process made
+/// meanwhile wait for the turn without blocking a runtime thread, for as long as the batch runs,
+/// then succeed; appends of other processes wait in SQLite's busy handler, up to their busy
+/// timeout. So keep batches short if appends must not wait (`ProjectionRunner::batch_size`).
+/// A handler must not append (or save a snapshot or checkpoint) through the store: that write
+/// would wait for its own batch, so it fails at once with
+/// [`WriteInSinkBatch`](crate::WriteInSinkBatch). Nor may a handler wait for such a write made
+/// by another task (say, a command it sends over a channel): that task waits for the batch, and
+/// the two wait for each other forever.
 pub struct SqliteSink<P> {
     projection: P,
     tx: SqliteTx,
+    /// The write turn of the store's file: each batch holds it from before `BEGIN IMMEDIATE` to
+    /// its `COMMIT` or `ROLLBACK`.
+    turn: WriteTurn,
     /// The checkpoint this sink last read or committed: the fence.
     expected: Position,
     /// Keeps a temporary store's file alive while the sink uses it. After `tx`, so the sink's
@@ -59,6 +73,7 @@ impl<P: DurableProjection<SqliteTx>> SqliteSink<P> {
         Ok(SqliteSink {
             projection,
             tx: SqliteTx::new(conn),
+            turn: store.turn().clone(),
             expected,
             _store: store.clone(),
         })
@@ -71,6 +86,11 @@ impl<P: DurableProjection<SqliteTx>> SqliteSink<P> {
 
     /// The sink's connection, for setting up the read model's tables before the runner starts
     /// (`CREATE TABLE IF NOT EXISTS …`). Outside a batch, statements commit on their own.
+    ///
+    /// These statements are synchronous and do not take the file's write turn: a write made
+    /// here while another writer of the file is in a transaction (a sink batch already running)
+    /// waits in SQLite's busy handler, blocking the thread, and may fail with `SQLITE_BUSY`.
+    /// Set the tables up before starting runners.
     pub fn unit(&self) -> &SqliteTx {
         &self.tx
     }
@@ -104,7 +124,8 @@ impl<P: DurableProjection<SqliteTx>> ProjectionSink for SqliteSink<P> {
         events: &[RecordedEvent],
         through: Position,
     ) -> Result<(), ApplyError> {
-        let batch = Batch::fenced(&self.tx, P::NAME, self.expected)?;
+        let turn = self.turn.take_for_batch(P::NAME).await?;
+        let batch = Batch::fenced(&self.tx, turn, P::NAME, self.expected)?;
         for (i, event) in events.iter().enumerate() {
             batch.run(|conn| savepoint(conn, "SAVEPOINT cqrs_event"))?;
             match handle_caught(&mut self.projection, &self.tx, event).await {
@@ -141,7 +162,8 @@ impl<P: DurableProjection<SqliteTx>> ProjectionSink for SqliteSink<P> {
     ) -> Result<(), StoreError> {
         let position = self.expected.max(event.meta.position);
         let parked = ParkedEvent::new(P::NAME, event, cqrs_core::ErrorChain(error).to_string());
-        let batch = Batch::fenced(&self.tx, P::NAME, self.expected).map_err(into_store)?;
+        let turn = self.turn.take_for_batch(P::NAME).await?;
+        let batch = Batch::fenced(&self.tx, turn, P::NAME, self.expected).map_err(into_store)?;
         batch.run(|conn| {
             checkpoints::insert_parked(conn, &parked)?;
             checkpoints::save(conn, P::NAME, position)
@@ -152,7 +174,8 @@ impl<P: DurableProjection<SqliteTx>> ProjectionSink for SqliteSink<P> {
     }
 
     async fn reset(&mut self) -> Result<(), ApplyError> {
-        let batch = Batch::begin(&self.tx)?;
+        let turn = self.turn.take_for_batch(P::NAME).await?;
+        let batch = Batch::begin(&self.tx, turn)?;
         reset_caught(&mut self.projection, &self.tx)
             .await
             .map_err(|failure| reset_error(P::NAME, failure))?;
@@ -172,16 +195,19 @@ impl<P: DurableProjection<SqliteTx>> ProjectionSink for SqliteSink<P> {
     }
 }
 
-/// An open write transaction on the sink's connection, rolled back when dropped uncommitted:
-/// on an error return, and when the future of `apply` is dropped at an `.await`.
+/// An open write transaction on the sink's connection, holding the file's write turn; rolled
+/// back when dropped uncommitted (on an error return, and when the future of `apply` is dropped
+/// at an `.await`), and the turn given back after the commit or rollback.
 struct Batch<'a> {
     tx: &'a SqliteTx,
     committed: bool,
+    /// Dropped after `Drop::drop` has rolled back: the next writer finds the file free.
+    _turn: TurnGuard,
 }
 
 impl<'a> Batch<'a> {
-    /// Rolls back a transaction a cancelled batch left open, then opens one.
-    fn begin(tx: &'a SqliteTx) -> Result<Self, StoreError> {
+    /// Rolls back a transaction a cancelled batch left open, then opens one, holding `turn`.
+    fn begin(tx: &'a SqliteTx, turn: TurnGuard) -> Result<Self, StoreError> {
         let conn = tx.try_conn().ok_or_else(busy)?;
         rollback_leftover(&conn);
         conn.execute_batch("BEGIN IMMEDIATE").map_err(backend)?;
@@ -189,6 +215,7 @@ impl<'a> Batch<'a> {
         Ok(Batch {
             tx,
             committed: false,
+            _turn: turn,
         })
     }
 
@@ -196,10 +223,11 @@ impl<'a> Batch<'a> {
     /// `expected`, the one this sink last read or committed.
     fn fenced(
         tx: &'a SqliteTx,
+        turn: TurnGuard,
         projection: &'static str,
         expected: Position,
     ) -> Result<Self, ApplyError> {
-        let batch = Batch::begin(tx)?;
+        let batch = Batch::begin(tx, turn)?;
         let found = batch.run(|conn| checkpoints::load(conn, projection))?;
         if found != expected {
             drop(batch); // rolls back

@@ -15,6 +15,7 @@ use crate::changes::Changes;
 use crate::config::SqliteConfig;
 use crate::connection::{Readers, open_writer};
 use crate::error::{OpenError, backend};
+use crate::turns::{TurnGuard, WriteTurn};
 use crate::{append, read, schema, snapshots};
 
 /// An event store in one SQLite file: durable, embedded, no server.
@@ -29,8 +30,11 @@ pub struct SqliteStore {
 struct Shared {
     path: PathBuf,
     config: SqliteConfig,
-    /// The one write connection; appends of this handle take turns on it.
+    /// The one write connection of this handle, used only while holding `turn`.
     writer: Mutex<Connection>,
+    /// The write turn of the file, shared with every other handle and sink of it in this
+    /// process.
+    turn: WriteTurn,
     readers: Readers,
     changes: Changes,
     /// Set for [`SqliteStore::temporary`]: removes the files. Declared last so it drops after
@@ -70,6 +74,8 @@ impl SqliteStore {
         temporary: Option<TemporaryFiles>,
     ) -> Result<Self, OpenError> {
         let mut writer = open_writer(&path, &config)?;
+        // The file exists now, so its canonical path names it.
+        let turn = WriteTurn::of_file(&path);
         schema::migrate(&mut writer, &path)?;
         let head: i64 = writer
             .query_row("SELECT COALESCE(MAX(position), 0) FROM events", [], |row| {
@@ -83,6 +89,7 @@ impl SqliteStore {
                 path,
                 config,
                 writer: Mutex::new(writer),
+                turn,
                 readers: Readers::new(),
                 changes,
                 _temporary: temporary,
@@ -100,13 +107,23 @@ impl SqliteStore {
         &self.shared.config
     }
 
-    pub(crate) fn writer(&self) -> MutexGuard<'_, Connection> {
+    /// The write turn of the store's file, shared by every writer of the file in this process.
+    pub(crate) fn turn(&self) -> &WriteTurn {
+        &self.shared.turn
+    }
+
+    /// Waits (with `.await`) for the file's write turn, then lends the write connection. The
+    /// caller runs its transaction to the end without `.await`ing and drops the [`Writer`].
+    pub(crate) async fn writer(&self) -> Result<Writer<'_>, StoreError> {
+        let turn = self.shared.turn.take().await?;
         // An append that panicked dropped its transaction, which rolls back: the connection is
-        // clean, so a poisoned lock is still usable.
-        self.shared
+        // clean, so a poisoned lock is still usable. Holding the turn, nobody else holds it.
+        let conn = self
+            .shared
             .writer
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Ok(Writer { conn, _turn: turn })
     }
 
     pub(crate) fn read<T>(
@@ -140,7 +157,9 @@ impl EventStore for SqliteStore {
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         check_append(stream, &events, self.shared.config.max_event_bytes)?;
         let now = Timestamp::now();
-        let recorded = append::append(&mut self.writer(), stream, expected, events, now)?;
+        let mut writer = self.writer().await?;
+        let recorded = append::append(&mut writer.conn, stream, expected, events, now)?;
+        drop(writer);
         if let Some(last) = recorded.last() {
             self.shared.changes.committed(last.meta.position);
         }
@@ -190,8 +209,16 @@ impl EventStore for SqliteStore {
 
     async fn save_snapshot(&self, stream: &StreamId, snapshot: Snapshot) -> Result<(), StoreError> {
         check_snapshot(stream, &snapshot)?;
-        snapshots::save(&self.writer(), stream, &snapshot).map_err(backend)
+        let writer = self.writer().await?;
+        snapshots::save(&writer.conn, stream, &snapshot).map_err(backend)
     }
+}
+
+/// The write connection, lent while the file's write turn is held. The connection's lock is
+/// released before the turn (field order).
+pub(crate) struct Writer<'a> {
+    pub(crate) conn: MutexGuard<'a, Connection>,
+    _turn: TurnGuard,
 }
 
 /// The files of a temporary store, removed on drop.
