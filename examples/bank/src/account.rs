@@ -173,12 +173,15 @@ pub struct RefundTransfer {
 
 // ---- rules -----------------------------------------------------------------------------------
 
-/// Why the bank refuses a command.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why the bank refuses a command. Handler errors implement `std::error::Error`; `thiserror`
+/// writes the `Display` and `Error` impls from the messages below.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BankError {
     /// Amounts must be positive.
+    #[error("the amount must be positive")]
     ZeroAmount,
     /// The balance does not cover the amount.
+    #[error("insufficient funds: balance {balance}, requested {requested}")]
     InsufficientFunds {
         /// Current balance.
         balance: u64,
@@ -186,42 +189,24 @@ pub enum BankError {
         requested: u64,
     },
     /// Above the bank's single-withdrawal limit.
+    #[error("above the withdrawal limit of {limit}")]
     OverLimit {
         /// The limit.
         limit: u64,
     },
     /// The account is closed.
+    #[error("the account is closed")]
     Closed,
     /// Only an empty account can be closed.
+    #[error("the account still holds {balance} and cannot be closed")]
     NotEmpty {
         /// Current balance.
         balance: u64,
     },
     /// A transfer to the same account.
+    #[error("cannot transfer to the same account")]
     SameAccount,
 }
-
-impl fmt::Display for BankError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BankError::ZeroAmount => f.write_str("the amount must be positive"),
-            BankError::InsufficientFunds { balance, requested } => {
-                write!(
-                    f,
-                    "insufficient funds: balance {balance}, requested {requested}"
-                )
-            }
-            BankError::OverLimit { limit } => write!(f, "above the withdrawal limit of {limit}"),
-            BankError::Closed => f.write_str("the account is closed"),
-            BankError::NotEmpty { balance } => {
-                write!(f, "the account still holds {balance} and cannot be closed")
-            }
-            BankError::SameAccount => f.write_str("cannot transfer to the same account"),
-        }
-    }
-}
-
-impl std::error::Error for BankError {}
 
 /// The bank's policy, injected into the withdrawal handler.
 #[derive(Debug, Clone)]

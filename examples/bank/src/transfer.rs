@@ -2,8 +2,6 @@
 //! sender if the receiver refuses. Each step is a command on one aggregate; the steps share a
 //! correlation id and each records the event that caused it.
 
-use std::fmt;
-
 use cqrs_core::{CommandContext, CommandError, CommandOutcome, Cqrs, EventStore};
 
 use crate::account::*;
@@ -39,25 +37,17 @@ impl TransferOutcome {
     }
 }
 
-/// Why a transfer did not start, or could not be refunded.
-#[derive(Debug)]
+/// Why a transfer did not start, or could not be refunded. The command's error is the
+/// `source()`, not repeated in the message, so an error chain prints each cause once.
+#[derive(Debug, thiserror::Error)]
 pub enum TransferError {
     /// The sender refused (nothing happened).
-    Refused(CommandError<BankError>),
+    #[error("transfer refused")]
+    Refused(#[source] CommandError<BankError>),
     /// The receiver refused and the refund failed too: needs a human.
-    RefundFailed(CommandError<std::convert::Infallible>),
+    #[error("refund failed")]
+    RefundFailed(#[source] CommandError<std::convert::Infallible>),
 }
-
-impl fmt::Display for TransferError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TransferError::Refused(e) => write!(f, "transfer refused: {e}"),
-            TransferError::RefundFailed(e) => write!(f, "refund failed: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for TransferError {}
 
 /// Moves `amount` from `from` to `to`.
 pub async fn transfer<S: EventStore>(

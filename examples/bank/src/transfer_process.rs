@@ -8,8 +8,6 @@
 //! Run it with [`transfer_process`] in a `ProjectionRunner`; start a transfer with
 //! [`start_transfer`] (the debit, an ordinary command).
 
-use std::fmt;
-
 use cqrs_core::process::{Issue, ProcessManagerSink, Rejection};
 use cqrs_core::process_manager;
 use cqrs_core::runner::Checkpoints;
@@ -56,16 +54,9 @@ fn account_of(stream: &str) -> Option<AccountId> {
 
 /// A `TransferSent` recorded outside an account stream: the process manager stops there (the
 /// runner retries it, then stops or parks it).
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("`{0}` is not an account stream")]
 pub struct NotAnAccountStream(pub String);
-
-impl fmt::Display for NotAnAccountStream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "`{}` is not an account stream", self.0)
-    }
-}
-
-impl std::error::Error for NotAnAccountStream {}
 
 #[process_manager(name = "transfer")]
 impl TransferProcess {
