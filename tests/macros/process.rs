@@ -89,6 +89,24 @@ impl Stock {
 
 const PAY_WITHIN: Duration = Duration::from_secs(15 * 60);
 
+/// Why the stock refuses (the tests reject with it through the fixture).
+#[derive(Debug, PartialEq)]
+pub enum StockError {
+    OutOfStock,
+    Discontinued,
+}
+
+impl fmt::Display for StockError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StockError::OutOfStock => "out of stock",
+            StockError::Discontinued => "discontinued",
+        })
+    }
+}
+
+impl std::error::Error for StockError {}
+
 #[derive(Debug)]
 pub struct RefundBeforePayment(u64);
 
@@ -146,9 +164,13 @@ impl Checkout {
         }
     }
 
+    /// Out of stock: backorder (typed, by matching the stock's error). Anything else: nothing.
     #[on_rejected]
     fn backorder(&mut self, rejection: &Rejection) -> Option<Issue> {
         let reserve = rejection.command::<Reserve>()?;
+        if rejection.error::<StockError>() != Some(&StockError::OutOfStock) {
+            return None;
+        }
         self.backordered = true;
         Some(Issue::deadline(
             PAY_WITHIN,
@@ -248,7 +270,7 @@ fn a_rejected_reservation_runs_the_compensation() {
                 item: "lamp".into(),
                 order: 7,
             },
-            "out of stock",
+            StockError::OutOfStock,
         )
         .expect_commands([])
         .expect_deadline(Issue::deadline(PAY_WITHIN, PaymentDue { order: 7 }));
@@ -261,7 +283,18 @@ fn a_rejected_reservation_runs_the_compensation() {
                 item: "lamp".into(),
                 order: 7,
             },
-            "unknown item",
+            StockError::OutOfStock,
+        )
+        .expect_nothing();
+    // The same command refused for another reason: matched on the typed error, nothing.
+    ProcessFixture::<Checkout>::new()
+        .given(ordered())
+        .when_rejected(
+            Reserve {
+                item: "lamp".into(),
+                order: 7,
+            },
+            StockError::Discontinued,
         )
         .expect_nothing();
 }

@@ -1,12 +1,11 @@
 //! [`ProcessFixture`]: given events, when an event (or a rejection), expect commands and
 //! deadlines — without a store.
 
-use std::fmt::Display;
-
 use serde::Serialize;
 
 use crate::aggregate::Command;
 use crate::envelope::{EventMeta, Payload, RecordedEvent, UserMetadata};
+use crate::error::{BoxError, CommandError};
 use crate::event::Event;
 use crate::ids::{Position, StreamId, Timestamp, Uuid, new_id};
 use crate::process::issue::IssuedCommand;
@@ -81,20 +80,40 @@ impl<P: ProcessManager> ProcessFixture<P> {
         self.when_in("fixture", event)
     }
 
-    /// Runs the compensation handler for `command` rejected with `error`.
-    pub fn when_rejected<C: Command + Serialize>(
+    /// Runs the compensation handler for `command` rejected by its handler with `error` (the
+    /// aggregate's error type): the [`Rejection`] is the one production would pass, so
+    /// [`Rejection::error`] gives `error` back typed and [`Rejection::message`] its text.
+    pub fn when_rejected<C, E>(self, command: C, error: E) -> ThenProcess<P>
+    where
+        C: Command + Serialize,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        self.compensate(command, CommandError::Rejected(Box::new(error)))
+    }
+
+    /// Runs the compensation handler for `command` failing with `error`, any command error
+    /// (`CommandError::NotFound`, say) but the store failures and conflicts production retries.
+    pub fn when_failed<C, E>(self, command: C, error: CommandError<E>) -> ThenProcess<P>
+    where
+        C: Command + Serialize,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        self.compensate(command, error.map_rejection(|e| Box::new(e) as BoxError))
+    }
+
+    fn compensate<C: Command + Serialize>(
         mut self,
         command: C,
-        error: impl Display,
+        error: CommandError<BoxError>,
     ) -> ThenProcess<P> {
-        let rejection = Rejection {
-            command_id: derive_id(self.correlation, "fixture", self.version),
-            command: IssuedCommand {
+        let rejection = Rejection::from_command_error(
+            derive_id(self.correlation, "fixture", self.version),
+            IssuedCommand {
                 name: C::NAME.to_owned(),
                 body: serde_json::to_value(&command).expect("the command serializes"),
             },
-            error: error.to_string(),
-        };
+            error,
+        );
         let issued = self.state.on_rejected(&rejection);
         ThenProcess {
             state: self.state,

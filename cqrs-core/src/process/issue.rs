@@ -1,7 +1,9 @@
 //! What a process manager's handler returns: [`Issue`]s (commands and deadlines), and what its
 //! compensation handler receives: a [`Rejection`].
 
+use std::error::Error as StdError;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -9,6 +11,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::aggregate::{Command, Handles};
+use crate::error::{BoxError, CommandError};
 use crate::event::Event;
 use crate::ids::Uuid;
 
@@ -153,18 +156,122 @@ impl IntoIssues for Option<Issue> {
     }
 }
 
-/// A command issued by a process manager that did not succeed.
-#[derive(Clone, Debug, PartialEq)]
+/// A command issued by a process manager that did not succeed, as its compensation
+/// (`#[on_rejected]`) sees it: the same in production and in
+/// [`ProcessFixture::when_rejected`](crate::fixture::ProcessFixture::when_rejected).
+///
+/// The handler's own error stays typed: match on it with [`Rejection::error`].
+///
+/// ```
+/// # use cqrs_core::process::Rejection;
+/// # #[derive(Debug, PartialEq, thiserror::Error)]
+/// # enum BookError { #[error("no copy available")] NoCopyAvailable }
+/// fn compensate(rejection: &Rejection) -> &'static str {
+///     match rejection.error::<BookError>() {
+///         Some(BookError::NoCopyAvailable) => "put the member on the waiting list",
+///         None => "not a business refusal: see rejection.kind()",
+///     }
+/// }
+/// ```
+#[derive(Clone)]
 pub struct Rejection {
     /// The command's id (derived from the event that issued it).
     pub command_id: Uuid,
     /// The command that was rejected.
     pub command: IssuedCommand,
-    /// Why (the command error's message).
-    pub error: String,
+    kind: RejectionKind,
+    /// The handler's error (kind `Rejected`), or the command error's message.
+    reason: Arc<dyn StdError + Send + Sync>,
 }
 
+/// Why a process manager's command did not succeed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RejectionKind {
+    /// The aggregate's handler refused it: [`Rejection::error`] gives its error, typed.
+    Rejected,
+    /// A command for an existing aggregate found none.
+    NotFound,
+    /// A creation command found the aggregate already there.
+    AlreadyExists,
+    /// Any other failure of the command itself (its handler panicked, a service was missing,
+    /// its events could not be encoded, …); the message says which.
+    Failed,
+}
+
+/// A command error's text, when it is not the handler's own error.
+#[derive(Debug)]
+struct Message(String);
+
+impl fmt::Display for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl StdError for Message {}
+
 impl Rejection {
+    /// The rejection of `command` (id `command_id`) by its handler's `error`.
+    pub fn rejected<E: StdError + Send + Sync + 'static>(
+        command_id: Uuid,
+        command: IssuedCommand,
+        error: E,
+    ) -> Self {
+        Rejection {
+            command_id,
+            command,
+            kind: RejectionKind::Rejected,
+            reason: Arc::new(error),
+        }
+    }
+
+    /// The rejection of `command` by a command error that is not a store failure (those are
+    /// retried, never turned into rejections). A `Rejected` error keeps its value, typed.
+    pub(crate) fn from_command_error(
+        command_id: Uuid,
+        command: IssuedCommand,
+        error: CommandError<BoxError>,
+    ) -> Self {
+        let (kind, reason): (_, Arc<dyn StdError + Send + Sync>) = match error {
+            CommandError::Rejected(e) => (RejectionKind::Rejected, Arc::from(e)),
+            e @ CommandError::NotFound { .. } => {
+                (RejectionKind::NotFound, Arc::new(Message(e.to_string())))
+            }
+            e @ CommandError::AlreadyExists { .. } => (
+                RejectionKind::AlreadyExists,
+                Arc::new(Message(e.to_string())),
+            ),
+            e => (RejectionKind::Failed, Arc::new(Message(e.to_string()))),
+        };
+        Rejection {
+            command_id,
+            command,
+            kind,
+            reason,
+        }
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> RejectionKind {
+        self.kind
+    }
+
+    /// The handler's error, if the handler refused the command with an `E`: match on it.
+    pub fn error<E: StdError + 'static>(&self) -> Option<&E> {
+        match self.kind {
+            RejectionKind::Rejected => (&*self.reason as &(dyn StdError + 'static)).downcast_ref(),
+            _ => None,
+        }
+    }
+
+    /// The error's message: the handler error's `Display` (`no copy available`), or for other
+    /// kinds the command error's. The same text in tests and in production, and the text
+    /// recorded in the instance stream.
+    pub fn message(&self) -> String {
+        self.reason.to_string()
+    }
+
     /// Whether the rejected command is `C`.
     pub fn is<C: Command>(&self) -> bool {
         self.command.name == C::NAME
@@ -176,5 +283,37 @@ impl Rejection {
             return None;
         }
         serde_json::from_value(self.command.body.clone()).ok()
+    }
+}
+
+impl fmt::Debug for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rejection")
+            .field("command_id", &self.command_id)
+            .field("command", &self.command)
+            .field("kind", &self.kind)
+            .field("message", &self.message())
+            .finish()
+    }
+}
+
+/// `command `Name` rejected: message`.
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "command `{}` ", self.command.name)?;
+        match self.kind {
+            RejectionKind::Rejected => write!(f, "rejected: {}", self.reason),
+            _ => write!(f, "failed: {}", self.reason),
+        }
+    }
+}
+
+/// Equal when they are about the same command and say the same (kind and message).
+impl PartialEq for Rejection {
+    fn eq(&self, other: &Self) -> bool {
+        self.command_id == other.command_id
+            && self.command == other.command
+            && self.kind == other.kind
+            && self.message() == other.message()
     }
 }

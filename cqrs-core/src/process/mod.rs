@@ -28,9 +28,12 @@
 //! The timeout event is then delivered to the process manager like any other event; its id is
 //! the deadline's, so it is stored once even when two processes' timers fire it.
 //!
-//! Rejections: a command its aggregate rejects is recorded in the instance stream and
-//! [`ProcessManager::on_rejected`] runs (the compensation), whose commands run next. The sink
-//! keeps the most recent ones in memory ([`ProcessManagerSink::rejections`]).
+//! Rejections: a command its aggregate rejects (or that fails otherwise, short of a store
+//! failure, which is retried) is recorded in the instance stream and
+//! [`ProcessManager::on_rejected`] runs (the compensation), whose commands run next. The
+//! [`Rejection`] it gets carries the handler's error typed ([`Rejection::error`]) and its text
+//! ([`Rejection::message`]), identical in production and in `ProcessFixture::when_rejected`.
+//! The sink keeps the most recent ones in memory ([`ProcessManagerSink::rejections`]).
 
 mod deadline;
 mod fixture;
@@ -39,7 +42,7 @@ mod record;
 mod sink;
 
 pub use fixture::{ProcessFixture, ThenProcess};
-pub use issue::{IntoIssues, Issue, IssuedCommand, IssuedDeadline, Rejection};
+pub use issue::{IntoIssues, Issue, IssuedCommand, IssuedDeadline, Rejection, RejectionKind};
 pub use sink::{ProcessManagerSink, REJECTIONS_KEPT};
 
 use serde::Serialize;

@@ -279,7 +279,7 @@ impl<P: ProcessManager, S: EventStore + Checkpoints> ProcessManagerSink<P, S> {
                         .into(),
                     )));
                 }
-                Err(DispatchError::Command(rejected)) => Some(rejected.to_string()),
+                Err(DispatchError::Command(failed)) => Some(failed),
                 // Wiring mistakes: retried, then the runner stops (or parks) on this event.
                 Err(wiring) => {
                     let failure = ProjectionFailure::Handler(std::sync::Arc::new(wiring));
@@ -304,12 +304,10 @@ impl<P: ProcessManager, S: EventStore + Checkpoints> ProcessManagerSink<P, S> {
                     instance.pending.remove(0);
                     v
                 }
-                Some(error) => {
-                    let rejection = Rejection {
-                        command_id: next.id,
-                        command: next.command.clone(),
-                        error: error.clone(),
-                    };
+                Some(failed) => {
+                    let rejection =
+                        Rejection::from_command_error(next.id, next.command.clone(), failed);
+                    let error = rejection.message();
                     let issues = unwind::catch(|| state.on_rejected(&rejection))
                         .map_err(|m| handler_error::<P>(event, ProjectionFailure::Panicked(m)))?;
                     let (commands, deadlines) = split::<P>(

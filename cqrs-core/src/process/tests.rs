@@ -438,14 +438,14 @@ async fn a_sink_keeps_the_most_recent_rejections() {
     let app = Cqrs::builder(store).build().await.unwrap();
     let mut sink = ProcessManagerSink::<Reminder, _>::new(app);
     for n in 0..300_u64 {
-        sink.keep_rejection(Rejection {
-            command_id: Uuid::from_u128(u128::from(n)),
-            command: IssuedCommand {
+        sink.keep_rejection(Rejection::rejected(
+            Uuid::from_u128(u128::from(n)),
+            IssuedCommand {
                 name: "test.command".into(),
                 body: serde_json::json!({ "n": n }),
             },
-            error: format!("refused {n}"),
-        });
+            std::io::Error::other(format!("refused {n}")),
+        ));
     }
     assert_eq!(REJECTIONS_KEPT, 256);
     let kept = sink.rejections();

@@ -108,7 +108,7 @@ impl TransferProcess {
         rejection.command::<ReceiveTransfer>()?;
         *self = TransferProcess::Refunding {
             transfer,
-            reason: rejection.error.clone(),
+            reason: rejection.message(),
         };
         Some(Issue::command(RefundTransfer {
             account: from,

@@ -166,7 +166,16 @@ async fn one_transfer_is_followed_from_first_command_to_last_event_through_its_i
     assert_eq!(cause(&chain[1]), Some(chain[0].meta.event_id));
     let sink = running.stop().await;
     assert_eq!(sink.rejections().len(), 1);
-    assert!(sink.rejections()[0].is::<ReceiveTransfer>());
+    let rejection = &sink.rejections()[0];
+    assert!(rejection.is::<ReceiveTransfer>());
+    // Production's rejection reads like the fixture's: the handler's error, typed, and its
+    // own text (no "command rejected:" prefix).
+    assert_eq!(rejection.error::<BankError>(), Some(&BankError::Closed));
+    assert_eq!(rejection.message(), "the account is closed");
+    assert_eq!(
+        rejection.kind(),
+        cqrs_core::process::RejectionKind::Rejected
+    );
     assert_eq!(
         sink.instance(second.correlation_id).await.unwrap(),
         TransferProcess::Refunded
