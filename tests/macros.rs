@@ -13,6 +13,8 @@ mod options;
 mod process;
 #[path = "macros/upcast.rs"]
 mod upcast;
+#[path = "macros/upsert.rs"]
+mod upsert;
 
 use cqrs_core::fixture::{AggregateFixture, ProjectionFixture};
 use cqrs_core::prelude::*;

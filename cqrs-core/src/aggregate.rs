@@ -82,13 +82,18 @@ pub trait Command: Send + Sync + 'static {
     fn aggregate_id(&self) -> &<Self::Aggregate as Aggregate>::Id;
 }
 
-/// Whether a handler creates its aggregate or changes an existing one.
+/// Whether a handler creates its aggregate, changes an existing one, or does either.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HandlerKind {
     /// A handler without `self`: runs only on an empty stream (else `CommandError::AlreadyExists`).
     Create,
     /// A `&self` handler: runs only on an existing stream (else `CommandError::NotFound`).
     Update,
+    /// A handler taking `Option<&Self>` (`None` for an empty stream): runs on either, with the
+    /// same expected-version check (`NoStream` or the version it read), so two commands racing
+    /// to create one aggregate cannot both create it: the loser retries as an update.
+    CreateOrUpdate,
 }
 
 /// What a generated handler returns when it does not produce events.
@@ -112,11 +117,13 @@ pub trait Handles<C: Command>: Aggregate {
     /// Creation or update.
     const KIND: HandlerKind;
 
-    /// Decides: the events that `cmd` causes in the current state, or a rejection.
-    /// It must not have side effects beyond its services: it may run again after a conflict.
+    /// Decides: the events that `cmd` causes in the current state (`version` events recorded
+    /// so far, 0 for an aggregate that does not exist yet), or a rejection. It must not have
+    /// side effects beyond its services: it may run again after a conflict.
     fn handle(
         &self,
         cmd: &C,
         services: &Services,
+        version: u64,
     ) -> impl Future<Output = Result<Vec<Self::Event>, HandlerError<Self::Error>>> + Send;
 }

@@ -334,7 +334,7 @@ impl<S: EventStore> Cqrs<S> {
                 (HandlerKind::Update, 0) => return Err(CommandError::NotFound { stream }),
                 _ => {}
             }
-            let decided = CatchUnwind(pin!(state.handle(&cmd, &inner.services))).await;
+            let decided = CatchUnwind(pin!(state.handle(&cmd, &inner.services, version))).await;
             let events = match decided {
                 Ok(Ok(events)) => events,
                 Ok(Err(rejection)) => {

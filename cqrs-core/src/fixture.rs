@@ -118,7 +118,7 @@ impl<A: Aggregate> AggregateFixture<A> {
                 version: self.version,
             }),
             (HandlerKind::Update, 0) => Err(CommandError::NotFound { stream }),
-            _ => match self.state.handle(&cmd, &self.services).await {
+            _ => match self.state.handle(&cmd, &self.services, self.version).await {
                 Ok(events) => Ok(events),
                 Err(HandlerError::Rejected(e)) => Err(CommandError::Rejected(e)),
                 Err(HandlerError::MissingService(service)) => Err(CommandError::MissingService {

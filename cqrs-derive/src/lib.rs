@@ -195,6 +195,10 @@ pub fn derive_query(input: TokenStream) -> TokenStream {
 ///     fails with `NotFound` on an empty stream);
 ///   - `fn name(cmd: C) -> R` or `cmd: &C`, without `self`: creates it (fails with
 ///     `AlreadyExists` on a stream that has events);
+///   - `fn name(state: Option<&Self>, cmd: &C) -> R`, without `self`: creates it or changes
+///     it (`None` when the stream is empty), with the same expected-version check, so two
+///     commands racing to create one aggregate never both create it (the later one retries
+///     and sees `Some`);
 ///   - optionally `async`, and followed by services taken by shared reference (`limits:
 ///     &Limits`, registered with `CqrsBuilder::service`).
 ///

@@ -66,10 +66,11 @@ impl<S: EventStore> Cqrs<S> {
         let kind_fits = match <C::Aggregate as Handles<C>>::KIND {
             HandlerKind::Create => version == 0,
             HandlerKind::Update => version > 0,
+            HandlerKind::CreateOrUpdate => true,
         };
         let decided = if kind_fits {
             let services = &self.inner.services;
-            match CatchUnwind(pin!(state.handle(cmd, services))).await {
+            match CatchUnwind(pin!(state.handle(cmd, services, version))).await {
                 Ok(Ok(events)) => events,
                 // Rejected now, recorded then: the command is not the same.
                 Ok(Err(HandlerError::Rejected(_))) => Vec::new(),

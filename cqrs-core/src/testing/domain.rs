@@ -185,6 +185,7 @@ impl Handles<Open> for Counter {
         &self,
         _: &Open,
         _: &Services,
+        _: u64,
     ) -> impl Future<Output = Result<Vec<CounterEvent>, HandlerError<Self::Error>>> + Send {
         std::future::ready(Ok(vec![CounterEvent::Opened(Opened)]))
     }
@@ -197,6 +198,7 @@ impl Handles<Add> for Counter {
         &self,
         cmd: &Add,
         _: &Services,
+        _: u64,
     ) -> impl Future<Output = Result<Vec<CounterEvent>, HandlerError<Self::Error>>> + Send {
         let n = cmd.n;
         async move {
@@ -216,6 +218,7 @@ impl Handles<AddLimited> for Counter {
         &self,
         cmd: &AddLimited,
         services: &Services,
+        _: u64,
     ) -> impl Future<Output = Result<Vec<CounterEvent>, HandlerError<Self::Error>>> + Send {
         let result = (|| {
             let limit = crate::__private::service::<Limit, CounterError>(services)?;

@@ -402,6 +402,7 @@ fn handles_impl(def: &AggregateDef, handler: &Handler) -> TokenStream {
     let kind = match handler.kind {
         Kind::Create => quote!(Create),
         Kind::Update => quote!(Update),
+        Kind::CreateOrUpdate => quote!(CreateOrUpdate),
     };
     let output = quote!(#p::Result<#p::Vec<#ev>, #p::HandlerError<#error>>);
     let body = match (&handler.state, &handler.returns) {
@@ -420,6 +421,7 @@ fn handles_impl(def: &AggregateDef, handler: &Handler) -> TokenStream {
                 &self,
                 __command: &#command,
                 __services: &#p::Services,
+                __version: u64,
             ) -> impl #p::Future<Output = #output> + ::core::marker::Send {
                 #body
             }
@@ -453,6 +455,16 @@ fn handler_body(
     let call = match handler.kind {
         Kind::Create => quote!(Self::#method(#command #(, #vars)*)),
         Kind::Update => quote!(Self::#method(self, #command #(, #vars)*)),
+        Kind::CreateOrUpdate => quote! {
+            Self::#method(
+                if __version == 0 {
+                    ::core::option::Option::None
+                } else {
+                    ::core::option::Option::Some(self)
+                },
+                #command #(, #vars)*
+            )
+        },
     };
     let ok_type = &returns.ok;
     let fallible = returns.error.is_some();

@@ -63,6 +63,9 @@ pub enum Kind {
     Create,
     /// `&self`.
     Update,
+    /// No receiver, and a first parameter `Option<&Self>`: `None` when the aggregate does not
+    /// exist yet.
+    CreateOrUpdate,
 }
 
 /// `#[handle] fn deposit(&self, cmd: Deposit, limits: &Limits) -> Result<Deposited, Error>`.
@@ -283,9 +286,21 @@ fn parse_handler(cx: &mut Ctxt, method: &ImplItemFn, index: usize) -> Option<Han
             Kind::Update
         }
     };
-    let params = sig::params(sig);
+    let mut params = sig::params(sig);
+    // `fn add_copy(book: Option<&Self>, cmd: &AddCopy)`: creates or updates.
+    let kind = match params.first() {
+        Some(state) if kind == Kind::Create && sig::option_ref(&state.ty).is_some() => {
+            params.remove(0);
+            Kind::CreateOrUpdate
+        }
+        _ => kind,
+    };
     let Some(first) = params.first() else {
-        let receiver = if kind == Kind::Create { "" } else { "&self, " };
+        let receiver = match kind {
+            Kind::Create => "",
+            Kind::Update => "&self, ",
+            Kind::CreateOrUpdate => "state: Option<&Self>, ",
+        };
         cx.error_spanned_by(
             name,
             format!(

@@ -69,6 +69,24 @@ pub fn shared_ref(ty: &Type) -> Option<&Type> {
     }
 }
 
+/// `T` when `ty` is `Option<&T>` (the state parameter of a create-or-update handler).
+pub fn option_ref(ty: &Type) -> Option<&Type> {
+    let Type::Path(path) = ungroup(ty) else {
+        return None;
+    };
+    let last = path.path.segments.last()?;
+    if path.qself.is_some() || last.ident != "Option" {
+        return None;
+    }
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    match args.args.iter().collect::<Vec<_>>()[..] {
+        [syn::GenericArgument::Type(inner)] => shared_ref(inner),
+        _ => None,
+    }
+}
+
 /// `T` when `ty` is `&mut T`.
 pub fn mut_ref(ty: &Type) -> Option<&Type> {
     match ungroup(ty) {
