@@ -3,6 +3,8 @@
 //! projection with metadata and a fallible handler, queries, dispatch by name, and the
 //! `crate = …` argument.
 
+#[path = "macros/aggregate_ids.rs"]
+mod aggregate_ids;
 #[path = "macros/bank.rs"]
 mod bank;
 #[path = "macros/durable.rs"]

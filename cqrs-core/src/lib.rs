@@ -280,7 +280,7 @@ pub use error::{
     ErrorChain, InputField, InputProblem, InvalidInput, Mismatch, ProjectionError,
     ProjectionFailure, QueryError, Retry, StoreError,
 };
-pub use event::{Event, EventSet, IntoEvents, UpcastPayload};
+pub use event::{AggregateIdError, Event, EventOf, EventSet, IntoEvents, UpcastPayload};
 pub use ids::{Position, StreamId, Timestamp, Uuid, new_id};
 pub use projection::{Decoded, DynProjection, EventRef, Projection};
 pub use query::{Query, RoutedQuery};
@@ -303,9 +303,9 @@ pub mod prelude {
     pub use crate::{aggregate, process_manager, projection};
 
     pub use crate::{
-        Aggregate, Command, CommandContext, CommandError, CommandOutcome, Cqrs, Event, EventMeta,
-        EventStore, MemoryStore, Position, Projection, Query, QueryError, RoutedQuery,
-        UpcastPayload,
+        Aggregate, AggregateIdError, Command, CommandContext, CommandError, CommandOutcome, Cqrs,
+        Event, EventMeta, EventStore, MemoryStore, Position, Projection, Query, QueryError,
+        RoutedQuery, UpcastPayload,
     };
 }
 

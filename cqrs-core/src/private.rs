@@ -21,7 +21,7 @@ pub use crate::envelope::{EventMeta, RecordedEvent};
 pub use crate::error::{
     BoxError, CommandError, DecodeFailure, DispatchError, ProjectionError, ProjectionFailure,
 };
-pub use crate::event::{Event, EventSet, IntoEvents, UpcastPayload};
+pub use crate::event::{Event, EventOf, EventSet, IntoEvents, UpcastPayload};
 pub use crate::process::{IntoIssues, Issue, ProcessManager, Rejection, decode as process_decode};
 pub use crate::projection::{Decoded, DynProjection, EventRef, Projection};
 pub use crate::query::{Query, RoutedQuery};

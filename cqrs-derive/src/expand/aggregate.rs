@@ -146,6 +146,9 @@ fn event_enum(def: &AggregateDef, applies: &[&Apply]) -> TokenStream {
                     __out.push(#ev::#variants(self));
                 }
             }
+
+            #attrs
+            impl #p::EventOf<#self_ty> for #events {}
         )*
 
         #attrs

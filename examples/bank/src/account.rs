@@ -15,6 +15,16 @@ impl fmt::Display for AccountId {
     }
 }
 
+/// Reads what `Display` writes: how `EventMeta::aggregate_id` gets an account's id back from
+/// its stream name.
+impl std::str::FromStr for AccountId {
+    type Err = std::num::ParseIntError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse().map(AccountId)
+    }
+}
+
 /// Identifies one transfer across the two accounts it touches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TransferId(pub u64);

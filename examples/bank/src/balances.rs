@@ -54,16 +54,6 @@ pub const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS balances (
 #[derive(Clone, Copy, Debug, Default)]
 pub struct BalancesTable;
 
-/// The account of an `account-<id>` stream.
-fn account_of(meta: &EventMeta) -> Option<AccountId> {
-    meta.stream
-        .as_str()
-        .strip_prefix("account-")?
-        .parse()
-        .ok()
-        .map(AccountId)
-}
-
 /// SQLite integers are signed: amounts beyond `i64::MAX` are refused (the handler fails and the
 /// runner stops at the event) rather than wrapped.
 fn int(n: u64) -> Result<i64, rusqlite::Error> {
@@ -72,8 +62,8 @@ fn int(n: u64) -> Result<i64, rusqlite::Error> {
 
 /// Adds `delta` (negative: takes, never below zero, as the aggregate guarantees) to the balance
 /// of the event's account. Events of unknown accounts change nothing, as in memory.
-fn add(db: &SqliteTx, meta: &EventMeta, delta: i64) -> Result<(), rusqlite::Error> {
-    if let Some(account) = account_of(meta) {
+fn add(db: &SqliteTx, account: Option<AccountId>, delta: i64) -> Result<(), rusqlite::Error> {
+    if let Some(account) = account {
         db.execute(
             "UPDATE balances SET balance = max(balance + ?2, 0) WHERE account = ?1",
             (int(account.0)?, delta),
@@ -90,7 +80,7 @@ impl BalancesTable {
         meta: &EventMeta,
         db: &SqliteTx,
     ) -> Result<(), rusqlite::Error> {
-        if let Some(account) = account_of(meta) {
+        if let Ok(account) = meta.aggregate_id(e) {
             // An upsert: opening starts the row afresh, whatever a row of that id held.
             db.execute(
                 "INSERT INTO balances (account, owner, balance, open) VALUES (?1, ?2, 0, 1)
@@ -107,7 +97,7 @@ impl BalancesTable {
         meta: &EventMeta,
         db: &SqliteTx,
     ) -> Result<(), rusqlite::Error> {
-        add(db, meta, int(e.amount)?)
+        add(db, meta.aggregate_id(e).ok(), int(e.amount)?)
     }
 
     fn on_withdrawn(
@@ -116,16 +106,16 @@ impl BalancesTable {
         meta: &EventMeta,
         db: &SqliteTx,
     ) -> Result<(), rusqlite::Error> {
-        add(db, meta, -int(e.amount)?)
+        add(db, meta.aggregate_id(e).ok(), -int(e.amount)?)
     }
 
     fn on_closed(
         &mut self,
-        _: &AccountClosed,
+        e: &AccountClosed,
         meta: &EventMeta,
         db: &SqliteTx,
     ) -> Result<(), rusqlite::Error> {
-        if let Some(account) = account_of(meta) {
+        if let Ok(account) = meta.aggregate_id(e) {
             db.execute(
                 "UPDATE balances SET open = 0 WHERE account = ?1",
                 [int(account.0)?],
@@ -140,7 +130,7 @@ impl BalancesTable {
         meta: &EventMeta,
         db: &SqliteTx,
     ) -> Result<(), rusqlite::Error> {
-        add(db, meta, -int(e.amount)?)
+        add(db, meta.aggregate_id(e).ok(), -int(e.amount)?)
     }
 
     fn on_received(
@@ -149,7 +139,7 @@ impl BalancesTable {
         meta: &EventMeta,
         db: &SqliteTx,
     ) -> Result<(), rusqlite::Error> {
-        add(db, meta, int(e.amount)?)
+        add(db, meta.aggregate_id(e).ok(), int(e.amount)?)
     }
 
     fn on_refunded(
@@ -158,7 +148,7 @@ impl BalancesTable {
         meta: &EventMeta,
         db: &SqliteTx,
     ) -> Result<(), rusqlite::Error> {
-        add(db, meta, int(e.amount)?)
+        add(db, meta.aggregate_id(e).ok(), int(e.amount)?)
     }
 
     /// Before a rebuild: the runner replays every event into an empty table (in the same

@@ -38,19 +38,11 @@ pub struct ListAccounts;
 #[query(response = u64)]
 pub struct TotalHoldings;
 
-fn account_of(meta: &EventMeta) -> Option<AccountId> {
-    meta.stream
-        .as_str()
-        .strip_prefix("account-")?
-        .parse()
-        .ok()
-        .map(AccountId)
-}
-
 #[projection(name = "balances-in-memory")]
 impl Balances {
     fn on_opened(&mut self, e: &AccountOpened, meta: &EventMeta) {
-        if let Some(account) = account_of(meta) {
+        // The account's id, typed, from the event's stream (`account-7`).
+        if let Ok(account) = meta.aggregate_id(e) {
             self.by_account.insert(
                 account,
                 AccountSummary {
@@ -64,31 +56,31 @@ impl Balances {
     }
 
     fn on_deposited(&mut self, e: &MoneyDeposited, meta: &EventMeta) {
-        self.change(meta, |line| line.balance += e.amount);
+        self.change(meta.aggregate_id(e).ok(), |line| line.balance += e.amount);
     }
 
     fn on_withdrawn(&mut self, e: &MoneyWithdrawn, meta: &EventMeta) {
-        self.change(meta, |line| {
+        self.change(meta.aggregate_id(e).ok(), |line| {
             line.balance = line.balance.saturating_sub(e.amount)
         });
     }
 
-    fn on_closed(&mut self, _: &AccountClosed, meta: &EventMeta) {
-        self.change(meta, |line| line.open = false);
+    fn on_closed(&mut self, e: &AccountClosed, meta: &EventMeta) {
+        self.change(meta.aggregate_id(e).ok(), |line| line.open = false);
     }
 
     fn on_sent(&mut self, e: &TransferSent, meta: &EventMeta) {
-        self.change(meta, |line| {
+        self.change(meta.aggregate_id(e).ok(), |line| {
             line.balance = line.balance.saturating_sub(e.amount)
         });
     }
 
     fn on_received(&mut self, e: &TransferReceived, meta: &EventMeta) {
-        self.change(meta, |line| line.balance += e.amount);
+        self.change(meta.aggregate_id(e).ok(), |line| line.balance += e.amount);
     }
 
     fn on_refunded(&mut self, e: &TransferRefunded, meta: &EventMeta) {
-        self.change(meta, |line| line.balance += e.amount);
+        self.change(meta.aggregate_id(e).ok(), |line| line.balance += e.amount);
     }
 
     #[query]
@@ -110,8 +102,10 @@ impl Balances {
 }
 
 impl Balances {
-    fn change(&mut self, meta: &EventMeta, f: impl FnOnce(&mut AccountSummary)) {
-        if let Some(line) = account_of(meta).and_then(|a| self.by_account.get_mut(&a)) {
+    /// Changes the account's line; events of accounts without one (or outside account
+    /// streams) change nothing.
+    fn change(&mut self, account: Option<AccountId>, f: impl FnOnce(&mut AccountSummary)) {
+        if let Some(line) = account.and_then(|a| self.by_account.get_mut(&a)) {
             f(line);
         }
     }

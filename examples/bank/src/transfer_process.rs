@@ -11,7 +11,9 @@
 use cqrs_core::process::{Issue, ProcessManagerSink, Rejection};
 use cqrs_core::process_manager;
 use cqrs_core::runner::Checkpoints;
-use cqrs_core::{CommandError, CommandOutcome, Cqrs, DispatchError, EventMeta, EventStore};
+use cqrs_core::{
+    AggregateIdError, CommandError, CommandOutcome, Cqrs, DispatchError, EventMeta, EventStore,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::account::*;
@@ -46,18 +48,6 @@ pub enum TransferProcess {
     Refunded,
 }
 
-/// The account id of an account stream (`account-{id}`).
-fn account_of(stream: &str) -> Option<AccountId> {
-    let id = stream.strip_prefix(<Account as cqrs_core::Aggregate>::NAME)?;
-    id.strip_prefix('-')?.parse().ok().map(AccountId)
-}
-
-/// A `TransferSent` recorded outside an account stream: the process manager stops there (the
-/// runner retries it, then stops or parks it).
-#[derive(Debug, thiserror::Error)]
-#[error("`{0}` is not an account stream")]
-pub struct NotAnAccountStream(pub String);
-
 #[process_manager(name = "transfer")]
 impl TransferProcess {
     /// The sender was debited: credit the receiver.
@@ -65,9 +55,11 @@ impl TransferProcess {
         &mut self,
         sent: &TransferSent,
         meta: &EventMeta,
-    ) -> Result<Issue, NotAnAccountStream> {
-        let from = account_of(meta.stream.as_str())
-            .ok_or_else(|| NotAnAccountStream(meta.stream.to_string()))?;
+    ) -> Result<Issue, AggregateIdError> {
+        // The sender's id, typed, from the account stream that recorded the debit; a
+        // `TransferSent` recorded elsewhere fails the handler (the runner retries, then stops
+        // or parks it).
+        let from: AccountId = meta.aggregate_id(sent)?;
         *self = TransferProcess::Crediting {
             transfer: sent.transfer,
             from,

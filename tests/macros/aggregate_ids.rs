@@ -1,0 +1,61 @@
+//! `EventMeta::aggregate_id`: the typed id of the aggregate whose stream recorded an event.
+
+use cqrs_core::prelude::*;
+use cqrs_core::{EventStore, Position, RecordedEvent, StreamId};
+
+use super::upsert::{AddCopy, Book, Catalogued, CopyAdded};
+
+fn meta_in(stream: &str) -> EventMeta {
+    let recorded: RecordedEvent = cqrs_core::NewEvent {
+        event_id: cqrs_core::new_id(),
+        event_name: "test-upsert.copy_added".into(),
+        event_version: 1,
+        payload: cqrs_core::Payload::from_json(r#"{"copy":1}"#),
+        correlation_id: None,
+        causation_id: None,
+        metadata: cqrs_core::UserMetadata::empty(),
+    }
+    .record(
+        StreamId::from(stream),
+        1,
+        Position(1),
+        cqrs_core::Timestamp::now(),
+    );
+    recorded.meta
+}
+
+#[tokio::test]
+async fn the_id_of_a_recorded_event_comes_back_typed() {
+    let app = Cqrs::builder(MemoryStore::new()).build().await.unwrap();
+    app.execute(AddCopy {
+        isbn: 9_780_441,
+        title: "Dune".into(),
+    })
+    .await
+    .unwrap();
+    let events = app.store().read_all(Position(1), 10).await.unwrap();
+    let catalogued = Catalogued {
+        title: "Dune".into(),
+    };
+    let id: u64 = events[0].meta.aggregate_id(&catalogued).unwrap();
+    assert_eq!(id, 9_780_441);
+}
+
+#[test]
+fn streams_that_are_not_the_aggregates_are_typed_errors() {
+    let event = CopyAdded { copy: 1 };
+    assert_eq!(meta_in("test-upsert-book-42").aggregate_id(&event), Ok(42));
+    for stream in [
+        "member-42",               // another aggregate's stream
+        "test-upsert-book",        // no id
+        "test-upsert-book-",       // an empty id
+        "test-upsert-book-x",      // an id that does not parse
+        "test-upsert-bookshelf-1", // a category that only starts like the aggregate's
+        "test-upsert-book-007",    // parses, but prints as `7`: not this stream's id
+    ] {
+        let error = meta_in(stream).aggregate_id::<Book, _>(&event).unwrap_err();
+        assert_eq!(error.stream.as_str(), stream);
+        assert_eq!(error.aggregate, "test-upsert-book");
+        assert!(error.to_string().contains(stream), "{error}");
+    }
+}
