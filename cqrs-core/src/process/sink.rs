@@ -61,6 +61,8 @@ pub struct ProcessManagerSink<P, S> {
     timer: Option<Timer>,
     deadline_poll: Duration,
     rejections: Vec<Rejection>,
+    /// The highest position its commands recorded (see `ProjectionSink::caused_through`).
+    caused: Position,
     _pm: PhantomData<fn() -> P>,
 }
 
@@ -75,6 +77,7 @@ impl<P: ProcessManager, S: EventStore + Checkpoints> ProcessManagerSink<P, S> {
             timer: None,
             deadline_poll: DEFAULT_POLL,
             rejections: Vec::new(),
+            caused: Position::ZERO,
             _pm: PhantomData,
         }
     }
@@ -264,8 +267,11 @@ impl<P: ProcessManager, S: EventStore + Checkpoints> ProcessManagerSink<P, S> {
                 // `DuplicateEventId`, `CommandIdReused`: the command ran before (a crash came
                 // before its record), and its events differ now only if its handler is not
                 // deterministic.
-                Ok(_)
-                | Err(DispatchError::Command(CommandError::Store(
+                Ok(outcome) => {
+                    self.caused = self.caused.max(outcome.position());
+                    None
+                }
+                Err(DispatchError::Command(CommandError::Store(
                     StoreError::DuplicateEventId { .. },
                 )))
                 | Err(DispatchError::Command(CommandError::CommandIdReused { .. })) => None,
@@ -478,6 +484,10 @@ impl<P: ProcessManager, S: EventStore + Checkpoints> ProjectionSink for ProcessM
 
     fn events(&self) -> &'static [&'static str] {
         P::EVENTS
+    }
+
+    fn caused_through(&self) -> Position {
+        self.caused
     }
 
     async fn checkpoint(&mut self) -> Result<Position, StoreError> {

@@ -122,6 +122,31 @@ impl RunningGroup {
         Ok(())
     }
 
+    /// Waits until every runner has handled every event up to `position` and every event the
+    /// process managers among them caused for those, transitively (see
+    /// [`RunningProjection::settle`](crate::runner::RunningProjection::settle)): a process
+    /// manager's commands record events the group's projections must handle too. Returns the
+    /// position reached.
+    pub async fn settle(
+        &self,
+        position: Position,
+        timeout: Duration,
+    ) -> Result<Position, QueryError> {
+        let started = Instant::now();
+        let mut target = position;
+        loop {
+            let mut reached = target;
+            for member in &self.members {
+                let left = timeout.saturating_sub(started.elapsed());
+                reached = reached.max(member.shared.settle(target, left).await?);
+            }
+            if reached == target {
+                return Ok(target);
+            }
+            target = reached;
+        }
+    }
+
     /// Stops every runner between batches and waits for them.
     pub async fn stop(self) {
         for member in &self.members {

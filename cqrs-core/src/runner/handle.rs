@@ -1,6 +1,7 @@
 //! [`RunningProjection`]: the handle of a spawned runner (status, `wait_for`, `rebuild`,
 //! `restart`, `stop`), the state it shares with the runner's task, and the status types.
 
+use std::collections::VecDeque;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -84,11 +85,17 @@ impl std::fmt::Display for RebuildError {
 
 impl std::error::Error for RebuildError {}
 
+/// Batches whose `caused_through` a runner remembers for [`RunningProjection::settle`].
+const CAUSED_KEPT: usize = 1024;
+
 /// State the task shares with its handle.
 pub(crate) struct Shared {
     pub(crate) name: &'static str,
     pub(crate) events: &'static [&'static str],
     checkpoint: AtomicU64,
+    /// `(checkpoint, the sink's caused_through)` after each recent batch, oldest first (at most
+    /// [`CAUSED_KEPT`]), pushed before the checkpoint is published.
+    caused: Mutex<VecDeque<(Position, Position)>>,
     advanced: Signal,
     /// The state, and the number of events parked.
     status: Mutex<(RunnerState, u64)>,
@@ -100,6 +107,7 @@ impl Shared {
             name,
             events,
             checkpoint: AtomicU64::new(0),
+            caused: Mutex::default(),
             advanced: Signal::default(),
             status: Mutex::new((RunnerState::CatchingUp, 0)),
         }
@@ -122,6 +130,55 @@ impl Shared {
 
     pub(crate) fn checkpoint(&self) -> Position {
         Position(self.checkpoint.load(Ordering::SeqCst))
+    }
+
+    /// Records what the batch that moves the checkpoint to `checkpoint` caused (call before
+    /// [`Shared::publish`]).
+    pub(crate) fn publish_caused(&self, checkpoint: Position, caused: Position) {
+        let mut history = self.caused.lock().unwrap_or_else(|p| p.into_inner());
+        if history.len() == CAUSED_KEPT {
+            history.pop_front();
+        }
+        history.push_back((checkpoint, caused));
+    }
+
+    /// What the sink had caused when its checkpoint first reached `position` (the latest
+    /// figure if that batch is no longer in the history).
+    fn caused_at(&self, position: Position) -> Position {
+        let history = self.caused.lock().unwrap_or_else(|p| p.into_inner());
+        history
+            .iter()
+            .find(|(checkpoint, _)| *checkpoint >= position)
+            .or(history.back())
+            .map_or(Position::ZERO, |(_, caused)| *caused)
+    }
+
+    /// See [`RunningProjection::settle`].
+    pub(crate) async fn settle(
+        &self,
+        position: Position,
+        timeout: Duration,
+    ) -> Result<Position, QueryError> {
+        let started = Instant::now();
+        let mut target = position;
+        loop {
+            let left = timeout.saturating_sub(started.elapsed());
+            self.wait_for(target, left).await.map_err(|e| match e {
+                // Report the whole wait, from the first target.
+                QueryError::Timeout { reached, .. } => QueryError::Timeout {
+                    projection: self.name,
+                    target,
+                    reached,
+                    waited: started.elapsed(),
+                },
+                other => other,
+            })?;
+            let caused = self.caused_at(target);
+            if caused <= target {
+                return Ok(target);
+            }
+            target = caused;
+        }
     }
 
     pub(crate) fn status(&self) -> RunnerStatus {
@@ -202,6 +259,27 @@ impl<K: ProjectionSink> RunningProjection<K> {
     /// Name, events, checkpoint, state and parked count.
     pub fn status(&self) -> RunnerStatus {
         self.shared.status()
+    }
+
+    /// Waits until the runner has handled every event up to `position` and, for a process
+    /// manager, every event that its commands (issued for those events) recorded, and what
+    /// those caused in turn; returns the position it reached. The one call a test or an HTTP
+    /// handler needs before it reads what a process manager did:
+    ///
+    /// ```text
+    /// let outcome = app.execute(SendTransfer { .. }).await?;
+    /// transfers.settle(outcome.position(), Duration::from_secs(5)).await?;
+    /// ```
+    ///
+    /// For a projection that appends nothing it is [`wait_for`](Self::wait_for). What is not
+    /// caused synchronously is not waited for: a deadline fires when it is due, not here. Fails
+    /// like `wait_for`, the timeout counting the whole wait.
+    pub async fn settle(
+        &self,
+        position: Position,
+        timeout: Duration,
+    ) -> Result<Position, QueryError> {
+        self.shared.settle(position, timeout).await
     }
 
     /// Read-your-writes: waits until the checkpoint reaches `position` (e.g.

@@ -433,6 +433,9 @@ impl<S: EventStore, K: ProjectionSink> Task<S, K> {
                         self.failing = None;
                         self.shared.set_state(RunnerState::CatchingUp);
                     }
+                    // What the batch caused first: a waiter that sees the checkpoint then sees it.
+                    self.shared
+                        .publish_caused(checkpoint, self.sink.caused_through());
                     self.shared.publish(checkpoint);
                     for meters in [&mut catch_up, &mut self.rebuild] {
                         if let Some(Rebuild {

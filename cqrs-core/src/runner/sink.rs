@@ -67,6 +67,15 @@ pub trait ProjectionSink: Send + 'static {
 
     /// Calls the projection's reset hook and sets the checkpoint to `Position::ZERO`.
     fn reset(&mut self) -> impl Future<Output = Result<(), ApplyError>> + Send;
+
+    /// The highest position of the events this sink's own effects recorded in the store while
+    /// it applied the events up to its checkpoint (a process manager's commands), or
+    /// `Position::ZERO` for a sink that appends nothing (the default).
+    /// [`RunningProjection::settle`](crate::runner::RunningProjection::settle) waits for
+    /// those too.
+    fn caused_through(&self) -> Position {
+        Position::ZERO
+    }
 }
 
 /// Runs `projection.handle` for one event, a panic turned into `ProjectionFailure::Panicked`.

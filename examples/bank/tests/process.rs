@@ -102,14 +102,8 @@ async fn bank() -> (MemoryStore, Cqrs<MemoryStore>) {
 /// Waits until the runner has handled every stored event, including those its own commands
 /// appended.
 async fn settle<K: ProjectionSink, S: EventStore>(running: &RunningProjection<K>, store: &S) {
-    loop {
-        let head = store.head().await.unwrap();
-        running.wait_for(head, WAIT).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        if store.head().await.unwrap() == head {
-            return;
-        }
-    }
+    let head = store.head().await.unwrap();
+    running.settle(head, WAIT).await.unwrap();
 }
 
 /// The account events (not the process manager's own records) of one business transaction.
@@ -143,10 +137,13 @@ async fn one_transfer_is_followed_from_first_command_to_last_event_through_its_i
     let first = start_transfer(&app, TransferId(1), AccountId(1), AccountId(2), 60)
         .await
         .unwrap();
-    settle(&running, &store).await;
+    // One call: the debit is handled, and so is the credit its command recorded.
+    let settled = running.settle(first.position(), WAIT).await.unwrap();
     let chain = transaction(&store, first.correlation_id).await;
     let names: Vec<_> = chain.iter().map(|e| &*e.meta.event_name).collect();
     assert_eq!(names, ["transfer.sent", "transfer.received"]);
+    assert_eq!(settled, chain[1].meta.position, "waited for the credit too");
+    assert!(running.checkpoint() >= chain[1].meta.position);
     // The first command started the transaction: its id is the correlation id.
     assert_eq!(chain[0].meta.causation_id, Some(first.command_id));
     assert_eq!(first.correlation_id, first.command_id);
@@ -159,7 +156,7 @@ async fn one_transfer_is_followed_from_first_command_to_last_event_through_its_i
     let second = start_transfer(&app, TransferId(2), AccountId(1), AccountId(3), 30)
         .await
         .unwrap();
-    settle(&running, &store).await;
+    running.settle(second.position(), WAIT).await.unwrap();
     let chain = transaction(&store, second.correlation_id).await;
     let names: Vec<_> = chain.iter().map(|e| &*e.meta.event_name).collect();
     assert_eq!(names, ["transfer.sent", "transfer.refunded"]);
