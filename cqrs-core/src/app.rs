@@ -549,7 +549,7 @@ impl<S: EventStore> Cqrs<S> {
                 // one discarded, or a save that failed) leaves a snapshot for the next one.
                 if let Some(policy) = A::SNAPSHOTS
                     && until == u64::MAX
-                    && version - start >= policy.every
+                    && version - start >= policy.every()
                 {
                     let taken = take_snapshot(&state, policy, version);
                     self.save_snapshot(&stream, version, taken).await;
@@ -572,7 +572,7 @@ impl<S: EventStore> Cqrs<S> {
     ) -> (A, u64) {
         let warn = &self.inner.on_warning;
         match self.inner.store.load_snapshot(stream).await {
-            Ok(Some(kept)) if kept.snapshot_version == policy.version => {
+            Ok(Some(kept)) if kept.snapshot_version == policy.version() => {
                 match unwind::catch(|| A::decode_snapshot(&kept.payload)) {
                     Ok(Ok(state)) => return (state, kept.version),
                     Ok(Err(reason)) | Err(reason) => warn(&Warning::SnapshotDiscarded {
@@ -682,7 +682,7 @@ fn take_snapshot<A: Aggregate>(
     let payload = unwind::catch(|| state.encode_snapshot()).and_then(|encoded| encoded)?;
     Ok(Snapshot {
         version,
-        snapshot_version: policy.version,
+        snapshot_version: policy.version(),
         payload,
         taken_at: Timestamp::now(),
     })

@@ -96,8 +96,10 @@ impl CommandContext {
     }
 }
 
-/// What a successful command did.
+/// What a successful command did. Made by the command bus only (`#[non_exhaustive]`), so
+/// fields can be added.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct CommandOutcome {
     /// The command's id: the causation id of every event it recorded.
     pub command_id: Uuid,

@@ -50,12 +50,23 @@ pub struct ProjectionRegistration {
 
 /// How a projection keeps its state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ProjectionKind {
     /// A [`Projection`](crate::Projection): state in memory, fed by the application and rebuilt
     /// from the first event at start-up.
     InMemory,
     /// A [`DurableProjection`](crate::runner::DurableProjection): run from a stored checkpoint.
     Durable,
+}
+
+/// `in memory` or `durable`, for listings.
+impl std::fmt::Display for ProjectionKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ProjectionKind::InMemory => "in memory",
+            ProjectionKind::Durable => "durable",
+        })
+    }
 }
 
 impl std::fmt::Debug for ProjectionRegistration {

@@ -19,11 +19,9 @@ use crate::ids::{StreamId, Timestamp};
 /// `#[aggregate(snapshot_every = 1000, snapshot_version = 2)]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SnapshotPolicy {
-    /// Events between two snapshots (at least 1).
-    pub every: u64,
-    /// The shape of the state: a snapshot saved with another version is ignored and replaced.
-    /// Bump it whenever the state's serialized form changes.
-    pub version: u32,
+    // Private: `every` is never 0 (it divides), which only `new` checks.
+    every: u64,
+    version: u32,
 }
 
 impl SnapshotPolicy {
@@ -34,6 +32,17 @@ impl SnapshotPolicy {
             "a snapshot policy takes a snapshot every 1 or more events"
         );
         SnapshotPolicy { every, version }
+    }
+
+    /// Events between two snapshots (at least 1).
+    pub const fn every(&self) -> u64 {
+        self.every
+    }
+
+    /// The shape of the state: a snapshot saved with another version is ignored and replaced.
+    /// Bump it whenever the state's serialized form changes.
+    pub const fn version(&self) -> u32 {
+        self.version
     }
 
     /// Whether an append that moved the stream from version `from` to `to` crossed a multiple

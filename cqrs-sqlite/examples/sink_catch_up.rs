@@ -13,7 +13,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cqrs_core::runner::{DurableProjection, ProjectionRunner, stored_error};
+use cqrs_core::runner::{DurableProjection, ProjectionRunner};
 use cqrs_core::{
     EventStore, ExpectedVersion, NewEvent, Payload, Position, ProjectionError, ProjectionFailure,
     RecordedEvent, StreamId, UserMetadata, new_id,
@@ -39,7 +39,9 @@ impl DurableProjection<SqliteTx> for Balances {
             UPSERT,
             (event.meta.stream.as_str(), event.meta.version as i64),
         )
-        .map_err(|e| stored_error(Self::NAME, event, ProjectionFailure::Handler(Arc::new(e))))?;
+        .map_err(|e| {
+            ProjectionError::new(Self::NAME, event, ProjectionFailure::Handler(Arc::new(e)))
+        })?;
         Ok(())
     }
 }

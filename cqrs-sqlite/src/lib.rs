@@ -111,7 +111,7 @@
 //! use std::sync::Arc;
 //! use std::time::Duration;
 //!
-//! use cqrs_core::runner::{DurableProjection, ProjectionRunner, stored_error};
+//! use cqrs_core::runner::{DurableProjection, ProjectionRunner};
 //! use cqrs_core::{Event, EventRef, EventStore, ExpectedVersion, ProjectionError};
 //! use cqrs_core::{ProjectionFailure, RecordedEvent, StreamId};
 //! use cqrs_sqlite::{SqliteSink, SqliteStore, SqliteTx, rusqlite};
@@ -135,7 +135,7 @@
 //!         db: &SqliteTx,
 //!         event: &RecordedEvent,
 //!     ) -> Result<(), ProjectionError> {
-//!         let failed = |failure| stored_error(Self::NAME, event, failure);
+//!         let failed = |failure| ProjectionError::new(Self::NAME, event, failure);
 //!         let Some(deposit) = EventRef::stored(event)
 //!             .decode::<Deposited>()
 //!             .map_err(|e| failed(ProjectionFailure::Decode(e)))?

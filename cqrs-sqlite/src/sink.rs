@@ -312,6 +312,6 @@ fn busy() -> StoreError {
 fn into_store(error: ApplyError) -> StoreError {
     match error {
         ApplyError::Store(e) => e,
-        ApplyError::Handler(e) => StoreError::Backend(BackendError::from_error(e)),
+        other => StoreError::Backend(BackendError::from_error(other)),
     }
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use cqrs_core::runner::{
     ApplyError, Checkpoints, DurableProjection, OnFailure, ProjectionRunner, ProjectionSink,
-    RetryPolicy, RunnerState, RunningProjection, stored_error,
+    RetryPolicy, RunnerState, RunningProjection,
 };
 use cqrs_core::testing::domain::Added;
 use cqrs_core::{
@@ -99,7 +99,7 @@ fn handler_error(
     event: &RecordedEvent,
     e: impl std::error::Error + Send + Sync + 'static,
 ) -> ProjectionError {
-    stored_error(name, event, ProjectionFailure::Handler(Arc::new(e)))
+    ProjectionError::new(name, event, ProjectionFailure::Handler(Arc::new(e)))
 }
 
 impl<T: Table> DurableProjection<SqliteTx> for Balances<T> {
@@ -118,7 +118,7 @@ impl<T: Table> DurableProjection<SqliteTx> for Balances<T> {
             match EventRef::stored(event).decode::<Added>() {
                 Ok(Some(added)) => added.n,
                 Ok(None) => return Ok(()),
-                Err(failure) => return Err(stored_error(T::NAME, event, Decode(failure))),
+                Err(failure) => return Err(ProjectionError::new(T::NAME, event, Decode(failure))),
             }
         } else {
             0
@@ -498,7 +498,7 @@ async fn a_sink_writes_nothing_over_a_checkpoint_another_sink_moved() {
     a.apply(&events[5..], Position(10)).await.unwrap();
     assert_eq!(rows::<Main>(&store), ledger.totals());
     refused(b.apply(&events[5..], Position(10)).await);
-    let error = stored_error(
+    let error = ProjectionError::new(
         Main::NAME,
         &events[9],
         ProjectionFailure::Panicked("x".into()),

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cqrs_core::runner::{
-    ApplyError, Checkpoints, DurableProjection, ProjectionRunner, ProjectionSink, stored_error,
+    ApplyError, Checkpoints, DurableProjection, ProjectionRunner, ProjectionSink,
 };
 use cqrs_core::{
     EventStore, ExpectedVersion, NewEvent, Payload, Position, ProjectionError, ProjectionFailure,
@@ -93,7 +93,7 @@ impl DurableProjection<SqliteTx> for Gated {
         db: &SqliteTx,
         event: &RecordedEvent,
     ) -> Result<(), ProjectionError> {
-        let failed = |failure| stored_error(Self::NAME, event, failure);
+        let failed = |failure| ProjectionError::new(Self::NAME, event, failure);
         let meta = &event.meta;
         db.execute(
             "INSERT INTO seen (position, stream, version) VALUES (?1, ?2, ?3)",

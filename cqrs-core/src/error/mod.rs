@@ -21,6 +21,7 @@ pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
 /// Why a payload could not be turned back into an event (without saying where; see [`DecodeError`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DecodeFailure {
     /// No event type of this set has this stored name.
     UnknownEvent,
@@ -292,8 +293,10 @@ impl<E> From<StoreError> for CommandError<E> {
     }
 }
 
-/// Why a projection stopped. It names the projection and the event it stopped at.
+/// Why a projection stopped. It names the projection and the event it stopped at. Made with
+/// [`ProjectionError::new`] (or `EventRef::error`); `#[non_exhaustive]`, so fields can be added.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ProjectionError {
     /// The projection's name.
     pub projection: &'static str,
@@ -343,6 +346,18 @@ impl fmt::Display for ProjectionFailure {
             ProjectionFailure::Handler(e) => write!(f, "handler failed: {e}"),
             ProjectionFailure::Panicked(m) => write!(f, "handler panicked: {m}"),
         }
+    }
+}
+
+impl ProjectionError {
+    /// `projection` failed on the stored `event` with `failure` (for hand-written
+    /// `DurableProjection::handle` methods).
+    pub fn new(
+        projection: &'static str,
+        event: &crate::envelope::RecordedEvent,
+        failure: ProjectionFailure,
+    ) -> Self {
+        crate::projection::EventRef::stored(event).error(projection, failure)
     }
 }
 

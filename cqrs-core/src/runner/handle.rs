@@ -17,6 +17,7 @@ use crate::signal::Signal;
 
 /// What a runner is doing.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub enum RunnerState {
     /// Waiting for the lease (another process runs this projection).
     Standby,
@@ -64,6 +65,7 @@ pub struct RunnerStatus {
 
 /// Why a rebuild did not finish.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum RebuildError {
     /// The projection failed on an event during the rebuild.
     Projection(ProjectionError),

@@ -53,6 +53,7 @@ impl RetryPolicy {
 
 /// What the runner does with an event whose handler still fails after every retry.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum OnFailure {
     /// Stop at the event, with the error in the status, until
     /// [`RunningProjection::restart`](crate::runner::RunningProjection::restart) or a rebuild

@@ -17,12 +17,34 @@ use crate::unwind::CatchUnwind;
 
 /// Why a batch was not applied.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum ApplyError {
     /// A handler failed or panicked on this event. What the sink committed before it is what
     /// its [`ProjectionSink::checkpoint`] says.
     Handler(ProjectionError),
     /// The sink's storage failed (connection lost, lock timeout, …).
     Store(StoreError),
+}
+
+/// Transparent: shows the handler's or the store's error, which is also its `source()`'s
+/// message, so the message is said once in a chain (`{:#}`): the variant adds nothing to it.
+impl std::fmt::Display for ApplyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApplyError::Handler(e) => e.fmt(f),
+            ApplyError::Store(e) => e.fmt(f),
+        }
+    }
+}
+
+/// Transparent (see `Display`): the source is the inner error's source.
+impl std::error::Error for ApplyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ApplyError::Handler(e) => e.source(),
+            ApplyError::Store(e) => e.source(),
+        }
+    }
 }
 
 impl From<StoreError> for ApplyError {
@@ -110,13 +132,13 @@ where
     }
 }
 
-/// A [`ProjectionError`] about a stored event.
+/// A [`ProjectionError`] about a stored event (see [`ProjectionError::new`]).
 pub fn stored_error(
     projection: &'static str,
     event: &RecordedEvent,
     failure: ProjectionFailure,
 ) -> ProjectionError {
-    crate::projection::EventRef::stored(event).error(projection, failure)
+    ProjectionError::new(projection, event, failure)
 }
 
 /// The error a failed reset hook is reported as.

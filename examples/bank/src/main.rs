@@ -39,7 +39,6 @@ use bank::progress::ProgressBar;
 use bank::seed::{SEED_ACCOUNT, seed_deposits};
 use bank::*;
 use cqrs_core::process::{ProcessManager, ProcessManagerSink, instance_stream};
-use cqrs_core::registry::ProjectionKind;
 use cqrs_core::runner::{Checkpoints, ProjectionRunner, RunningProjection, list_projections};
 use cqrs_core::{
     BuildError, CommandError, CommandOutcome, Cqrs, Event, EventStore, MemoryStore, Position,
@@ -300,10 +299,7 @@ async fn run<S: EventStore + Checkpoints>(
         "== Projections (in memory: replayed from the first event where attached; durable: resume at their checkpoint) =="
     );
     for p in list_projections(&store).await? {
-        let kind = match p.kind {
-            ProjectionKind::InMemory => "in memory",
-            ProjectionKind::Durable => "durable",
-        };
+        let kind = p.kind.to_string();
         println!(
             "    {:<20} {:<9}  checkpoint {:>6}  lag {:>6}  ({})",
             p.name, kind, p.checkpoint.0, p.lag, p.type_name
