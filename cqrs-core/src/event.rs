@@ -16,9 +16,10 @@ use crate::ids::StreamId;
 
 /// A fact that happened, stored under a stable name and schema version.
 ///
-/// Implement it with `#[derive(Event)]`; `#[event(name = "account.opened", version = 2)]`
-/// overrides the defaults (the type's name, version 1). The stored name must never change once
-/// events are stored: it is how stored rows find their type again.
+/// Implement it with `#[derive(Event)]` and `#[event(name = "account.opened")]` (plus
+/// `version = 2` once the payload's shape changes; the default is 1). The stored name is
+/// required and must never change once events are stored: it is how stored rows find their
+/// type again, which is why it is not taken from the type's name (a rename would orphan them).
 ///
 /// When the payload's shape changes, raise `version` and declare an upcaster from each older
 /// version to the next (`#[upcast(from = 1, with = opened_v1_to_v2)]`): events stored at an

@@ -5,8 +5,10 @@
 //! # use cqrs_core::prelude::*;
 //! # use serde::{Deserialize, Serialize};
 //! # #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+//! # #[event(name = "Started")]
 //! # pub struct Started;
 //! # #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+//! # #[event(name = "Added")]
 //! # pub struct Added { pub n: u32 }
 //! # #[derive(Command)]
 //! # #[command(aggregate = Counter)]

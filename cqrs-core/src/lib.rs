@@ -25,6 +25,7 @@
 //! pub struct Installed { pub watts: u32 }
 //!
 //! #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+//! #[event(name = "Switched")]
 //! pub struct Switched { pub on: bool }
 //!
 //! // Commands name the aggregate they target and the field that identifies it.
@@ -190,6 +191,7 @@
 //! # use cqrs_core::prelude::*;
 //! # use serde::{Deserialize, Serialize};
 //! # #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+//! # #[event(name = "Opened")]
 //! # pub struct Opened;
 //! #[derive(Command)]
 //! #[command(aggregate = Door)]
@@ -219,8 +221,10 @@
 //! # use cqrs_core::prelude::*;
 //! # use serde::{Deserialize, Serialize};
 //! # #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+//! # #[event(name = "Opened")]
 //! # pub struct Opened;
 //! # #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+//! # #[event(name = "Slammed")]
 //! # pub struct Slammed;
 //! # #[derive(Command)]
 //! # #[command(aggregate = Door)]

@@ -211,6 +211,8 @@ pub struct EventArgs {
     pub version: Option<(u32, Span)>,
     /// `version = …` was written but is not a valid version (an error was recorded).
     pub bad_version: bool,
+    /// `name = …` was written but is not a string literal (an error was recorded).
+    pub bad_name: bool,
     pub krate: Option<CratePath>,
 }
 
@@ -223,6 +225,7 @@ impl EventArgs {
                 // name = "account.opened"
                 NAME => {
                     let v = arg.value::<LitStr>(cx, "name = \"account.opened\"");
+                    out.bad_name |= v.is_none();
                     set_once(cx, &mut out.name, &arg, v);
                 }
                 // version = 2 (an integer, at least 1)

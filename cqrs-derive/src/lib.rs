@@ -61,8 +61,9 @@ use crate::model::derive::DeriveInput;
 /// }
 /// ```
 ///
-/// - `name = "…"`: the stored name (default: the type's name). Never change it once events are
-///   stored: it is how stored rows find their type again. Two event types of one aggregate
+/// - `name = "…"` (required): the stored name. Never change it once events are stored: it is
+///   how stored rows find their type again, which is why it is written out rather than taken
+///   from the type's name (renaming the type would orphan its stored events). Two event types of one aggregate
 ///   with the same name do not compile; two anywhere in the program fail at start-up.
 /// - `version = n`: the payload's schema version, an integer from 1 (default 1). Raise it when
 ///   the payload's shape changes, and add an upcaster from the previous version.

@@ -17,6 +17,7 @@ pub struct AccountOpened {
 }
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[event(name = "MoneyDeposited")]
 pub struct MoneyDeposited {
     pub amount: u64,
 }

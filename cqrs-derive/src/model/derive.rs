@@ -99,11 +99,25 @@ pub fn event(cx: &mut Ctxt, input: &DeriveInput) -> Option<EventDef> {
     } else {
         upcast_chain(cx, &input.ident, version, version_span, upcasts)
     };
+    // No default from the type's name: renaming the type would silently orphan every event
+    // stored under the old name.
+    let name = args.name.unwrap_or_else(|| {
+        let plain = naming::plain(&input.ident);
+        if args.bad_name {
+            // Already reported where it was written.
+            return LitStr::new(&plain, input.ident.span());
+        }
+        cx.error_spanned_by(
+            &input.ident,
+            format!(
+                "`{plain}` needs the name its events are stored under: add `#[event(name = \"{plain}\")]` (or a dotted name such as `\"account.opened\"`). The stored name must never change once events are stored, so it is written out rather than taken from the type's name, which a rename would change"
+            ),
+        );
+        LitStr::new(&plain, input.ident.span())
+    });
     Some(EventDef {
         krate: attr::crate_path(args.krate),
-        name: args
-            .name
-            .unwrap_or_else(|| LitStr::new(&naming::plain(&input.ident), input.ident.span())),
+        name,
         ident: input.ident.clone(),
         version,
         version_span,

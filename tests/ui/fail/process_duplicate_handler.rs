@@ -4,9 +4,11 @@ use cqrs_core::process::Issue;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[event(name = "Ordered")]
 pub struct Ordered;
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[event(name = "Paid")]
 pub struct Paid;
 
 #[derive(Default, Clone, Serialize, Deserialize)]

@@ -3,9 +3,11 @@ use cqrs_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[event(name = "Ordered")]
 pub struct Ordered;
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[event(name = "Paid")]
 pub struct Paid;
 
 #[derive(Default, Clone, Serialize, Deserialize)]

@@ -3,9 +3,11 @@ use cqrs_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[event(name = "Opened")]
 pub struct Opened;
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[event(name = "Closed")]
 pub struct Closed;
 
 pub struct SqlTx;

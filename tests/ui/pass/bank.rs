@@ -14,11 +14,13 @@ pub struct AccountOpened {
 }
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[event(name = "MoneyDeposited")]
 pub struct MoneyDeposited {
     pub amount: u64,
 }
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[event(name = "MoneyWithdrawn")]
 pub struct MoneyWithdrawn {
     pub amount: u64,
 }

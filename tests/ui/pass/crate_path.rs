@@ -7,7 +7,7 @@ use facade::cqrs::{Command, Event, Query, aggregate, projection};
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[event(crate = "crate::facade::cqrs")]
+#[event(name = "Lit", crate = "crate::facade::cqrs")]
 pub struct Lit;
 
 #[derive(Command, Clone)]

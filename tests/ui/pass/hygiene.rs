@@ -31,6 +31,7 @@ pub mod domain {
 
     /// An event.
     #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+    #[event(name = "Rang")]
     pub struct Rang {
         /// How loud.
         pub volume: u8,

@@ -7,6 +7,7 @@ use cqrs_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[event(name = "Opened")]
 struct Opened;
 
 #[derive(Command, Clone)]
@@ -47,6 +48,7 @@ mod public {
     use serde::{Deserialize, Serialize};
 
     #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+    #[event(name = "Lit")]
     struct Lit;
 
     /// A public aggregate whose events are private.

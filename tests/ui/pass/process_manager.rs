@@ -13,18 +13,23 @@ use facade::cqrs::{Command, Event, EventMeta, aggregate, process_manager};
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[event(name = "Ordered")]
 pub struct Ordered;
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[event(name = "Paid")]
 pub struct Paid;
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[event(name = "Due")]
 pub struct Due;
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[event(name = "Shipped")]
 pub struct Shipped;
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[event(name = "Lost")]
 pub struct Lost;
 
 #[derive(Command, Serialize, Deserialize, Clone, Debug)]

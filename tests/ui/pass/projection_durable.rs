@@ -10,11 +10,13 @@ use cqrs_core::runner::DurableProjection;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[event(name = "Opened")]
 pub struct Opened {
     pub owner: String,
 }
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[event(name = "Closed")]
 pub struct Closed;
 
 /// A unit of work: the generated code only sees its name.

@@ -3,6 +3,7 @@ use cqrs_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[event(name = "Opened")]
 pub struct Opened;
 
 #[derive(Command)]

@@ -4,9 +4,11 @@ use cqrs_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[event(name = "Opened")]
 pub struct Opened;
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[event(name = "Slammed")]
 pub struct Slammed;
 
 #[derive(Command, Clone)]

@@ -2,6 +2,7 @@
 use cqrs_core::prelude::*;
 
 #[derive(Event)]
+#[event(name = "Bits")]
 pub union Bits {
     pub a: u32,
     pub b: f32,
