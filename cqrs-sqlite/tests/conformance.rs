@@ -10,3 +10,22 @@ cqrs_core::store_conformance_tests! {
             .expect("a temporary store opens")
     },
 }
+
+/// The same contract through `DynStore`, as an application that picks its store at run time
+/// uses it.
+mod through_dyn_store {
+    use cqrs_core::DynStore;
+    use cqrs_sqlite::{SqliteConfig, SqliteStore};
+
+    cqrs_core::store_conformance_tests! {
+        fresh: || async {
+            DynStore::new(SqliteStore::temporary().expect("a temporary store opens"))
+        },
+        limited: |max: usize| async move {
+            DynStore::new(
+                SqliteStore::temporary_with(SqliteConfig::new().max_event_bytes(max))
+                    .expect("a temporary store opens"),
+            )
+        },
+    }
+}

@@ -23,3 +23,24 @@ async fn clones_share_the_same_events() {
     assert_eq!(store.len(), 1);
     assert!(!store.is_empty());
 }
+
+/// The store contract holds through `DynStore` (a store chosen at run time).
+mod through_dyn_store {
+    use cqrs_core::{DynStore, MemoryStore};
+
+    cqrs_core::store_conformance_tests! {
+        fresh: || async { DynStore::new(MemoryStore::new()) },
+        limited: |max: usize| async move { DynStore::new(MemoryStore::with_max_event_bytes(max)) },
+    }
+
+    cqrs_core::checkpoint_conformance_tests! {
+        fresh: || async { DynStore::new(MemoryStore::new()) },
+    }
+
+    #[test]
+    fn the_store_inside_is_reachable_and_named() {
+        let store = DynStore::new(MemoryStore::new());
+        assert!(store.downcast_ref::<MemoryStore>().is_some());
+        assert!(format!("{store:?}").contains("MemoryStore"), "{store:?}");
+    }
+}

@@ -2,6 +2,7 @@
 //! ([`ExpectedVersion`]) and the catch-up-then-live [`Subscription`] built on it.
 
 mod contract;
+mod dynamic;
 mod idempotency;
 mod memory;
 mod subscription;
@@ -14,6 +15,7 @@ pub use contract::{
     MAX_EVENT_NAME_BYTES, MAX_EVENT_VERSION, MAX_STREAM_ID_BYTES, check_append, check_event_sizes,
     check_snapshot, check_stream_id,
 };
+pub use dynamic::DynStore;
 pub use idempotency::{check_retry, event_mismatch};
 pub use memory::MemoryStore;
 pub use subscription::Subscription;
