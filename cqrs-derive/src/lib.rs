@@ -274,14 +274,17 @@ pub fn aggregate(args: TokenStream, input: TokenStream) -> TokenStream {
 /// #[projection(name = "balance_table")]
 /// impl BalanceTable {
 ///     async fn on_deposited(&mut self, e: &MoneyDeposited, meta: &EventMeta, db: &PgTx) -> Result<(), PgError> {
-///         db.execute("update balances set amount = amount + $1 where stream = $2", /* … */).await
+///         // `execute` returns the number of rows changed: the handler returns `()`.
+///         db.execute("update balances set amount = amount + $1 where stream = $2", /* … */).await?;
+///         Ok(())
 ///     }
 ///
 ///     fn on_withdrawn(&mut self, e: &MoneyWithdrawn, db: &PgTx) { /* … */ }
 ///
 ///     #[reset]
 ///     async fn truncate(&mut self, db: &PgTx) -> Result<(), PgError> {
-///         db.execute("truncate balances", &[]).await
+///         db.execute("truncate balances", &[]).await?;
+///         Ok(())
 ///     }
 /// }
 /// ```

@@ -74,6 +74,12 @@ pub trait ProjectionSink: Send + 'static {
     fn checkpoint(&mut self) -> impl Future<Output = Result<Position, StoreError>> + Send;
 
     /// Applies `events` and moves the checkpoint to `through`.
+    ///
+    /// **Must be cancellation-safe**: the runner drops this future when it is stopped (or its
+    /// handle dropped) between polls, so a batch may end at any `.await`. Dropping it must
+    /// leave the checkpoint and the effects it guards consistent: an exactly-once sink rolls
+    /// its transaction back (or closes the connection that holds it); an at-least-once sink
+    /// must not move the checkpoint past work it did not finish.
     fn apply(
         &mut self,
         events: &[RecordedEvent],
