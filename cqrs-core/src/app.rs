@@ -10,19 +10,19 @@ mod futures;
 
 pub use futures::{CommandFuture, QueryFuture};
 
-use crate::aggregate::{Aggregate, Command, HandlerError, HandlerKind, Handles};
+use crate::aggregate::{Aggregate, Command, CommandBus, HandlerError, HandlerKind, Handles};
 use crate::cache::{Caches, Hydrated};
 use crate::context::{CAUSED_BY_EVENT, CommandContext, CommandOutcome};
 use crate::envelope::{NewEvent, Payload};
 use crate::error::{BuildError, CommandError, DecodeError, StoreError};
 use crate::event::EventSet;
+use crate::ids::derive_id;
 use crate::ids::{Position, StreamId, Timestamp, new_id_at, unix_millis};
-use crate::process::derive_id;
+use crate::progress::{Progress, ProgressFn};
 use crate::projection::{DynProjection, Projection};
 use crate::query::RoutedQuery;
 use crate::read_side::{ProjectionStatus, ReadSide};
 use crate::registry;
-use crate::runner::{Progress, ProgressFn};
 use crate::services::Services;
 use crate::snapshot::{self, Snapshot, SnapshotPolicy, Warning};
 use crate::store::{EventStore, ExpectedVersion};
@@ -55,6 +55,23 @@ impl<S> Clone for Cqrs<S> {
         Cqrs {
             inner: Arc::clone(&self.inner),
         }
+    }
+}
+
+/// The bus the generated command enums dispatch through (untyped dispatch, process managers).
+impl<S: EventStore> CommandBus for Cqrs<S> {
+    fn execute_command<C>(
+        &self,
+        cmd: C,
+        context: CommandContext,
+    ) -> impl Future<
+        Output = Result<CommandOutcome, CommandError<<C::Aggregate as Handles<C>>::Error>>,
+    > + Send
+    where
+        C: Command,
+        C::Aggregate: Handles<C>,
+    {
+        self.execute_with(cmd, context)
     }
 }
 

@@ -18,8 +18,8 @@ pub struct CommandContext {
     pub(crate) metadata: UserMetadata,
 }
 
-/// Metadata key under which events record the event that caused their command (if any).
-pub const CAUSED_BY_EVENT: &str = "caused_by_event";
+// A metadata key of the envelope (the store's idempotency check reads it too).
+pub use crate::envelope::CAUSED_BY_EVENT;
 
 impl CommandContext {
     /// A new business transaction.

@@ -8,6 +8,41 @@ use serde_json::{Map, Value};
 
 use crate::ids::{Position, StreamId, Timestamp, Uuid};
 
+/// What an append expects the stream's current version to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ExpectedVersion {
+    /// Append whatever the version is.
+    Any,
+    /// The stream must have no events.
+    NoStream,
+    /// The stream must have exactly this many events (its last version).
+    Exact(u64),
+}
+
+impl ExpectedVersion {
+    /// Whether a stream at version `actual` satisfies this expectation.
+    pub fn admits(self, actual: u64) -> bool {
+        match self {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => actual == 0,
+            ExpectedVersion::Exact(v) => v == actual,
+        }
+    }
+}
+
+impl fmt::Display for ExpectedVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExpectedVersion::Any => f.write_str("any version"),
+            ExpectedVersion::NoStream => f.write_str("no stream"),
+            ExpectedVersion::Exact(v) => write!(f, "version {v}"),
+        }
+    }
+}
+
+/// Metadata key under which events record the event that caused their command (if any).
+pub const CAUSED_BY_EVENT: &str = "caused_by_event";
+
 /// An event's serialized body: a JSON document, shared cheaply between readers.
 #[derive(Clone)]
 pub struct Payload {

@@ -215,6 +215,47 @@ fn wyrand(state: &mut u64) -> u64 {
     ((t >> 64) as u64) ^ (t as u64)
 }
 
+// Derived ids live with the ids (not in `process`, their first user) so that the command bus
+// can derive event ids without importing the process-manager layer above it.
+/// The namespace of [`derive_id`]'s name-based UUIDs (generated once, at random, for this
+/// crate: `ea4e9682-eeb2-4299-8239-12a17c50fc4f`). Changing it changes every derived id.
+pub const DERIVED_ID_NAMESPACE: Uuid = Uuid::from_u128(0xea4e9682_eeb2_4299_8239_12a17c50fc4f);
+
+/// A deterministic id: the name-based UUID (version 5, RFC 9562: SHA-1 of
+/// [`DERIVED_ID_NAMESPACE`] and the name) of the name `base ‖ index ‖ salt`, where `base` is
+/// its 16 bytes, `index` 8 bytes big-endian and `salt` its UTF-8 bytes. The first two have a
+/// fixed length and the salt comes last, so distinct inputs are distinct names, and distinct
+/// names collide only if SHA-1 does (as the ids of a 122-bit random UUID would).
+///
+/// Command ids of process managers and the event ids of commands run with a given command id
+/// are derived this way, which is what makes running them again detectable.
+///
+/// ```
+/// # use cqrs_core::Uuid;
+/// # use cqrs_core::process::derive_id;
+/// let command = Uuid::from_u128(42);
+/// let first_event = derive_id(command, "event", 0);
+/// assert_eq!(first_event, derive_id(command, "event", 0));
+/// assert_eq!(first_event.get_version_num(), 5);
+/// ```
+pub fn derive_id(base: Uuid, salt: &str, index: u64) -> Uuid {
+    /// Names up to this long are built on the stack (salts up to 104 bytes).
+    const ON_STACK: usize = 128;
+    let len = 24 + salt.len();
+    let mut stack = [0u8; ON_STACK];
+    let mut heap = Vec::new();
+    let name: &mut [u8] = if len <= ON_STACK {
+        &mut stack[..len]
+    } else {
+        heap.resize(len, 0);
+        &mut heap
+    };
+    name[..16].copy_from_slice(base.as_bytes());
+    name[16..24].copy_from_slice(&index.to_be_bytes());
+    name[24..].copy_from_slice(salt.as_bytes());
+    Uuid::new_v5(&DERIVED_ID_NAMESPACE, name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -250,9 +250,11 @@ mod dispatch;
 mod envelope;
 mod error;
 mod event;
+mod event_of;
 pub mod fixture;
 mod ids;
 pub mod process;
+mod progress;
 mod projection;
 mod query;
 mod read_side;
@@ -275,16 +277,18 @@ pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::
 pub mod __private;
 
 pub use aggregate::{Aggregate, AggregateId, Command, HandlerError, HandlerKind, Handles};
+pub use aggregate::{CommandBus, CommandSet};
 pub use app::{CommandFuture, Cqrs, CqrsBuilder, QueryFuture};
 pub use context::{CAUSED_BY_EVENT, CommandContext, CommandOutcome};
-pub use dispatch::{CommandSet, Router};
+pub use dispatch::Router;
 pub use envelope::{EventMeta, NewEvent, Payload, RecordedEvent, UserMetadata};
 pub use error::{
     BackendError, BoxError, BuildError, CommandError, DecodeError, DecodeFailure, DispatchError,
     ErrorChain, InputField, InputProblem, InvalidInput, Mismatch, ProjectionError,
     ProjectionFailure, QueryError, Retry, StoreError,
 };
-pub use event::{AggregateIdError, Event, EventOf, EventSet, IntoEvents, UpcastPayload};
+pub use event::{Event, EventSet, UpcastPayload};
+pub use event_of::{AggregateIdError, EventOf, IntoEvents};
 pub use ids::{Position, StreamId, Timestamp, Uuid, new_id};
 pub use projection::{Decoded, DynProjection, EventRef, Projection};
 pub use query::{Query, RoutedQuery};

@@ -15,13 +15,14 @@ pub use ::serde_json;
 
 pub use crate::Cqrs;
 pub use crate::aggregate::{Aggregate, AggregateId, Command, HandlerError, HandlerKind, Handles};
+pub use crate::aggregate::{CommandBus, CommandSet};
 pub use crate::context::{CommandContext, CommandOutcome};
-pub use crate::dispatch::CommandSet;
 pub use crate::envelope::{EventMeta, RecordedEvent};
 pub use crate::error::{
     BoxError, CommandError, DecodeFailure, DispatchError, ProjectionError, ProjectionFailure,
 };
-pub use crate::event::{Event, EventOf, EventSet, IntoEvents, UpcastPayload};
+pub use crate::event::{Event, EventSet, UpcastPayload};
+pub use crate::event_of::{EventOf, IntoEvents};
 pub use crate::process::{IntoIssues, Issue, ProcessManager, Rejection, decode as process_decode};
 pub use crate::projection::{Decoded, DynProjection, EventRef, Projection};
 pub use crate::query::{Query, RoutedQuery};
@@ -438,20 +439,20 @@ pub fn send_handler<F: Future + Send>(future: F) -> impl Future<Output = F::Outp
 )]
 pub trait CommandTarget<C, A> {
     /// `app.execute_with(command, context)`, with the business error boxed.
-    fn execute_routed<S: EventStore>(
-        app: &Cqrs<S>,
+    fn execute_routed<B: CommandBus>(
+        bus: &B,
         command: C,
         context: CommandContext,
     ) -> impl Future<Output = Result<CommandOutcome, DispatchError>> + Send;
 }
 
 impl<C: Command<Aggregate = A>, A: Handles<C>> CommandTarget<C, A> for A {
-    async fn execute_routed<S: EventStore>(
-        app: &Cqrs<S>,
+    async fn execute_routed<B: CommandBus>(
+        bus: &B,
         command: C,
         context: CommandContext,
     ) -> Result<CommandOutcome, DispatchError> {
-        app.execute_with(command, context)
+        bus.execute_command(command, context)
             .await
             .map_err(box_command_error)
     }

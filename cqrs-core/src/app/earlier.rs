@@ -15,7 +15,7 @@ use crate::context::CommandOutcome;
 use crate::envelope::{RecordedEvent, UserMetadata};
 use crate::error::{CommandError, Mismatch, StoreError};
 use crate::ids::Uuid;
-use crate::process::derive_id;
+use crate::ids::derive_id;
 use crate::store::{EventStore, check_retry};
 use crate::unwind::CatchUnwind;
 

@@ -7,9 +7,9 @@ use std::fmt;
 
 use super::BoxError;
 use super::input::{InputField, InvalidInput};
+use crate::envelope::ExpectedVersion;
 use crate::error::DecodeError;
 use crate::ids::{StreamId, Uuid};
-use crate::store::ExpectedVersion;
 
 /// What a caller may do after a failed operation: the one question a client must be able to
 /// answer from an error alone.

@@ -9,11 +9,11 @@ use tokio::sync::mpsc;
 use crate::error::{BuildError, QueryError, StoreError};
 use crate::ids::Position;
 use crate::registry::{self, ProjectionKind};
-use crate::runner::checkpoint::Checkpoints;
 use crate::runner::handle::{Control, RunnerStatus, Shared};
 use crate::runner::lease::Leases;
 use crate::runner::run::ProjectionRunner;
 use crate::runner::sink::ProjectionSink;
+use crate::store::Checkpoints;
 use crate::store::EventStore;
 
 type Starter = Box<dyn FnOnce() -> Member + Send>;

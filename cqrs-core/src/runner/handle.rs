@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{ProjectionError, QueryError, StoreError};
 use crate::ids::Position;
-use crate::runner::progress::ProgressFn;
+use crate::progress::ProgressFn;
 use crate::runner::sink::ProjectionSink;
 use crate::signal::Signal;
 

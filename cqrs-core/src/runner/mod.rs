@@ -18,22 +18,22 @@
 //! [`Leases`] let several processes run the same projections against one database: one of them
 //! works, the others stand by and take over from the checkpoint when it dies.
 
-mod checkpoint;
 mod durable;
 mod group;
 mod handle;
 mod lease;
-pub(crate) mod progress;
-mod retry;
+pub(crate) mod retry;
 mod run;
 mod sink;
 
-pub use checkpoint::{Checkpoints, ParkedEvent};
+// Defined below the runner (the store contract, the crate root) so that lower layers need not
+// import the runner; re-exported here where users look for them.
+pub use crate::progress::{Progress, ProgressFn};
+pub use crate::store::{Checkpoints, ParkedEvent};
 pub use durable::DurableProjection;
 pub use group::{ProjectionGroup, ProjectionListing, list_projections};
 pub use handle::{RebuildError, RunnerState, RunnerStatus, RunningProjection};
 pub use lease::{Lease, Leases, LocalLease};
-pub use progress::{Progress, ProgressFn};
 pub use retry::{OnFailure, RetryPolicy};
 pub use run::ProjectionRunner;
 pub use sink::{ApplyError, CheckpointedSink, MemorySink, ProjectionSink};

@@ -11,8 +11,8 @@ use std::future::Future;
 use crate::envelope::RecordedEvent;
 use crate::error::{ProjectionError, ProjectionFailure, StoreError};
 use crate::ids::Position;
-use crate::runner::checkpoint::{Checkpoints, ParkedEvent};
 use crate::runner::durable::DurableProjection;
+use crate::store::{Checkpoints, ParkedEvent};
 use crate::unwind::CatchUnwind;
 
 /// Why a batch was not applied.

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use crate::envelope::{NewEvent, RecordedEvent};
 use crate::error::StoreError;
 use crate::ids::{Position, StreamId, Uuid};
-use crate::runner::{Checkpoints, ParkedEvent};
 use crate::snapshot::Snapshot;
+use crate::store::{Checkpoints, ParkedEvent};
 use crate::store::{EventStore, ExpectedVersion};
 
 type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

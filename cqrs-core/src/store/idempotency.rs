@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::context::CAUSED_BY_EVENT;
+use crate::envelope::CAUSED_BY_EVENT;
 use crate::envelope::{NewEvent, RecordedEvent};
 use crate::error::{InputField, Mismatch, StoreError};
 use crate::ids::StreamId;

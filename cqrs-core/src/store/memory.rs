@@ -6,9 +6,9 @@ use crate::FastMap;
 use crate::envelope::{NewEvent, RecordedEvent};
 use crate::error::StoreError;
 use crate::ids::{Position, StreamId, Timestamp, Uuid};
-use crate::runner::{Checkpoints, ParkedEvent};
 use crate::signal::Signal;
 use crate::snapshot::Snapshot;
+use crate::store::{Checkpoints, ParkedEvent};
 use crate::store::{
     DEFAULT_MAX_EVENT_BYTES, EventStore, ExpectedVersion, check_append, check_retry,
     check_snapshot, check_stream_id,

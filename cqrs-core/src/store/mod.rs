@@ -1,6 +1,7 @@
 //! The event-store contract ([`EventStore`]), the version check an append makes
 //! ([`ExpectedVersion`]) and the catch-up-then-live [`Subscription`] built on it.
 
+mod checkpoints;
 mod contract;
 mod dynamic;
 mod idempotency;
@@ -8,9 +9,9 @@ mod memory;
 mod subscription;
 mod wait;
 
-use std::fmt;
 use std::future::Future;
 
+pub use checkpoints::{Checkpoints, ParkedEvent};
 pub use contract::{
     MAX_EVENT_NAME_BYTES, MAX_EVENT_VERSION, MAX_STREAM_ID_BYTES, check_append, check_event_sizes,
     check_snapshot, check_stream_id,
@@ -30,37 +31,8 @@ use crate::snapshot::Snapshot;
 /// otherwise: 16 MiB.
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
 
-/// What an append expects the stream's current version to be.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ExpectedVersion {
-    /// Append whatever the version is.
-    Any,
-    /// The stream must have no events.
-    NoStream,
-    /// The stream must have exactly this many events (its last version).
-    Exact(u64),
-}
-
-impl ExpectedVersion {
-    /// Whether a stream at version `actual` satisfies this expectation.
-    pub fn admits(self, actual: u64) -> bool {
-        match self {
-            ExpectedVersion::Any => true,
-            ExpectedVersion::NoStream => actual == 0,
-            ExpectedVersion::Exact(v) => v == actual,
-        }
-    }
-}
-
-impl fmt::Display for ExpectedVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ExpectedVersion::Any => f.write_str("any version"),
-            ExpectedVersion::NoStream => f.write_str("no stream"),
-            ExpectedVersion::Exact(v) => write!(f, "version {v}"),
-        }
-    }
-}
+// Defined with the envelope (the store's errors name it too); part of this contract.
+pub use crate::envelope::ExpectedVersion;
 
 /// Durable (or in-memory) storage of event streams with one global order.
 ///

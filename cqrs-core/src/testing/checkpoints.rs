@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use crate::runner::{Checkpoints, ParkedEvent};
+use crate::store::{Checkpoints, ParkedEvent};
 use crate::{
     EventStore, ExpectedVersion, NewEvent, Payload, Position, RecordedEvent, StreamId,
     UserMetadata, new_id,

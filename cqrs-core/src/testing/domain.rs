@@ -10,9 +10,9 @@ use std::any::Any;
 use std::fmt;
 
 use crate::{
-    Aggregate, Command, CommandContext, CommandOutcome, CommandSet, Cqrs, DecodeFailure,
-    DispatchError, Event, EventRef, EventSet, EventStore, HandlerError, HandlerKind, Handles,
-    IntoEvents, Projection, ProjectionError, ProjectionFailure, Query, RoutedQuery, Services,
+    Aggregate, Command, CommandBus, CommandContext, CommandOutcome, CommandSet, DecodeFailure,
+    DispatchError, Event, EventRef, EventSet, HandlerError, HandlerKind, Handles, IntoEvents,
+    Projection, ProjectionError, ProjectionFailure, Query, RoutedQuery, Services,
 };
 use serde::{Deserialize, Serialize};
 
@@ -267,22 +267,22 @@ impl CommandSet for CounterCommand {
             }),
         }
     }
-    async fn execute_on<S: EventStore>(
+    async fn execute_on<B: CommandBus>(
         self,
-        app: &Cqrs<S>,
+        app: &B,
         context: CommandContext,
     ) -> Result<CommandOutcome, DispatchError> {
         match self {
             CounterCommand::Open(c) => app
-                .execute_with(c, context)
+                .execute_command(c, context)
                 .await
                 .map_err(crate::__private::box_command_error),
             CounterCommand::Add(c) => app
-                .execute_with(c, context)
+                .execute_command(c, context)
                 .await
                 .map_err(crate::__private::box_command_error),
             CounterCommand::AddLimited(c) => app
-                .execute_with(c, context)
+                .execute_command(c, context)
                 .await
                 .map_err(crate::__private::box_command_error),
         }

@@ -372,9 +372,9 @@ fn command_enum(def: &AggregateDef, handlers: &[&Handler]) -> TokenStream {
                 })
             }
 
-            fn execute_on<__S: #p::EventStore>(
+            fn execute_on<__B: #p::CommandBus>(
                 self,
-                __app: &#p::Cqrs<__S>,
+                __app: &__B,
                 __context: #p::CommandContext,
             ) -> impl #p::Future<Output = #p::Result<#p::CommandOutcome, #p::DispatchError>>
                    + ::core::marker::Send {
