@@ -248,6 +248,8 @@
 mod append;
 mod checkpoint;
 mod config;
+mod connect;
+mod conninfo;
 mod decode;
 mod error;
 mod holes;
@@ -261,9 +263,12 @@ mod sink;
 mod snapshot;
 mod statements;
 mod store;
+#[cfg(feature = "tls")]
+mod tls;
 mod versions;
 
-pub use config::PostgresConfig;
+pub use config::{PostgresConfig, TcpKeepalives};
+pub use conninfo::{ConfigError, SslMode};
 pub use error::OpenError;
 #[doc(hidden)]
 pub use hooks::HeldAppend;
