@@ -87,7 +87,13 @@ impl ConnectError {
                 let cause = std::error::Error::source(&e)
                     .map(ToString::to_string)
                     .unwrap_or_default();
-                OpenError::Tls(format!("TLS with the server failed: {cause}").into())
+                let hint = if cause.contains("UnknownIssuer") {
+                    " (the server's certificate does not chain to a trusted root: name its CA \
+                     with `sslrootcert` or `PostgresConfig::ssl_root_cert`)"
+                } else {
+                    ""
+                };
+                OpenError::Tls(format!("TLS with the server failed: {cause}{hint}").into())
             }
             ConnectError::Driver(e) => OpenError::Connect(Box::new(e)),
             timeout @ ConnectError::TimedOut(_) => OpenError::Connect(timeout.to_string().into()),
