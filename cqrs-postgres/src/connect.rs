@@ -126,7 +126,10 @@ impl Connector {
     ) -> Result<Client, ConnectError> {
         let inner = &self.inner;
         let work = async {
-            let (client, connection) = inner.driver.connect(inner.tls.clone()).await?;
+            // `NoTls` is `Copy` without the `tls` feature.
+            #[allow(clippy::clone_on_copy)]
+            let tls = inner.tls.clone();
+            let (client, connection) = inner.driver.connect(tls).await?;
             drive(connection);
             let setup = if extra.is_empty() {
                 inner.session.clone()
