@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use cqrs_core::{BackendError, StoreError};
 use deadpool::Runtime;
-use deadpool::managed::{self, PoolError, RecycleError, RecycleResult, TimeoutType};
+use deadpool::managed::{self, PoolError, QueueMode, RecycleError, RecycleResult, TimeoutType};
 use tokio_postgres::{Client, Statement};
 
 use crate::config::PostgresConfig;
@@ -125,6 +125,11 @@ impl Pool {
     ) -> Pool {
         let pool = managed::Pool::builder(Manager { connector, sql })
             .max_size(size)
+            // The most recently used connection first, as the hand-written pool did: a light
+            // load stays on one warm server backend instead of cycling through all of them
+            // (FIFO, deadpool's default, measured 4 points slower per command and 10-20 %
+            // slower batch appends and reads; BENCHMARKS.md "Connection pool").
+            .queue_mode(QueueMode::Lifo)
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(config.acquire_timeout))
             .create_timeout(Some(config.connect_timeout))
