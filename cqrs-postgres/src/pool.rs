@@ -203,3 +203,33 @@ impl Drop for Pooled {
         }
     }
 }
+
+#[cfg(test)]
+mod checkout_cost {
+    /// Cost of one checkout and return, no query (`--ignored`, release build, needs
+    /// `CQRS_POSTGRES_URL`).
+    #[tokio::test(flavor = "current_thread")]
+    #[ignore]
+    async fn checkout_cost() {
+        let url = std::env::var("CQRS_POSTGRES_URL").unwrap();
+        let store = crate::PostgresStore::open(
+            crate::PostgresConfig::new(url)
+                .schema("cqrs_checkout_cost")
+                .pool_size(8),
+        )
+        .await
+        .unwrap();
+        let pool = &store.shared.pool;
+        drop(pool.get().await.unwrap());
+        for round in 0..5 {
+            let n = 200_000;
+            let started = std::time::Instant::now();
+            for _ in 0..n {
+                let conn = pool.get().await.unwrap();
+                std::hint::black_box(&conn);
+            }
+            let per = started.elapsed().as_nanos() as f64 / n as f64;
+            println!("round {round}: {per:.0} ns per checkout");
+        }
+    }
+}
