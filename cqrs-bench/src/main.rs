@@ -6,6 +6,8 @@
 //! exactly-once SQL projections, live lag; add `--medium` for a tenth of the events and 3 s
 //! of lag)
 //!
+//! `cargo run -p cqrs-bench --release -- --postgres` (only the PostgreSQL store rows)
+//!
 //! `cargo run -p cqrs-bench --release -- --stray` (live lag with rolled-back holes, without and
 //! with a stray transaction held open on the server: 60 s each; `--medium` 3 s)
 //!
@@ -30,6 +32,15 @@ async fn main() {
         };
         let rows = cqrs_bench::stray::run(duration).await;
         println!("stray-transaction rows: one run each, baseline first\n");
+        print_table(&rows);
+        return;
+    }
+    if flag("--postgres") {
+        let rows = cqrs_bench::postgres::run(mode).await;
+        print!(
+            "PostgreSQL rows ({mode:?} mode): median of {} round(s)\n\n",
+            mode.rounds()
+        );
         print_table(&rows);
         return;
     }

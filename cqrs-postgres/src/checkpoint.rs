@@ -209,7 +209,7 @@ fn parked_event(row: &Row) -> Result<ParkedEvent, StoreError> {
 
 impl Checkpoints for PostgresStore {
     async fn load_checkpoint(&self, projection: &str) -> Result<Position, StoreError> {
-        let conn = self.shared.pool.get().await?;
+        let conn = self.shared.sink_pool.get().await?;
         let load = conn
             .cached(&self.checkpoint_sql().load)
             .await
@@ -230,7 +230,7 @@ impl Checkpoints for PostgresStore {
         projection: &str,
         position: Position,
     ) -> Result<(), StoreError> {
-        let conn = self.shared.pool.get().await?;
+        let conn = self.shared.sink_pool.get().await?;
         let save = conn
             .cached(&self.checkpoint_sql().save)
             .await
@@ -243,7 +243,7 @@ impl Checkpoints for PostgresStore {
     }
 
     async fn park_event(&self, parked: ParkedEvent) -> Result<(), StoreError> {
-        let mut conn = self.shared.pool.get().await?;
+        let mut conn = self.shared.sink_pool.get().await?;
         // Dropped mid-transaction, the connection is closed rather than reused.
         conn.discard_on_drop();
         conn.client.batch_execute(BEGIN).await.map_err(backend)?;
@@ -251,7 +251,7 @@ impl Checkpoints for PostgresStore {
     }
 
     async fn parked_events(&self, projection: &str) -> Result<Vec<ParkedEvent>, StoreError> {
-        let conn = self.shared.pool.get().await?;
+        let conn = self.shared.sink_pool.get().await?;
         let list = conn
             .cached(&self.checkpoint_sql().parked)
             .await

@@ -2,10 +2,13 @@
 //! [`PostgresConfig`], and the quoted SQL names derived from it ([`Names`]).
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cqrs_core::DEFAULT_MAX_EVENT_BYTES;
+use tokio_postgres::config::Host;
 
+use crate::conninfo::{ConfigError, ConnInfo, SslMode};
 use crate::error::OpenError;
 
 /// PostgreSQL truncates identifiers longer than this many bytes; longer names are refused so
@@ -14,45 +17,122 @@ const MAX_IDENTIFIER_BYTES: usize = 63;
 
 /// How a [`PostgresStore`](crate::PostgresStore) connects and where it keeps its tables.
 ///
+/// The connection string is parsed once, when the configuration is made:
+/// [`PostgresConfig::parse`] reports a malformed one at once, [`PostgresConfig::new`] when the
+/// store is opened. `Debug` shows the hosts, ports, user, database, TLS mode and application
+/// name, never the password.
+///
 /// ```
 /// use std::time::Duration;
-/// use cqrs_postgres::PostgresConfig;
+/// use cqrs_postgres::{PostgresConfig, SslMode};
 ///
-/// let config = PostgresConfig::new("postgres://app@db.internal:5432/bank")
+/// let config = PostgresConfig::parse("postgres://app:s3cret@db.internal:5432/bank?sslmode=verify-full")?
 ///     .schema("bank_events")
 ///     .events_table("events")
 ///     .pool_size(16)
 ///     .max_event_bytes(1024 * 1024)
-///     .poll_interval(Duration::from_millis(250));
+///     .poll_interval(Duration::from_millis(250))
+///     .acquire_timeout(Duration::from_secs(5));
 /// assert_eq!(config.schema_name(), "bank_events");
+/// assert_eq!(config.get_ssl_mode(), SslMode::VerifyFull);
+/// assert!(!format!("{config:?}").contains("s3cret"));
+/// # Ok::<(), cqrs_postgres::ConfigError>(())
 /// ```
 #[derive(Clone)]
 pub struct PostgresConfig {
-    pub(crate) url: String,
+    conn: Result<ConnInfo, ConfigError>,
+    ssl_mode: SslMode,
+    ssl_root_cert: Option<PathBuf>,
     pub(crate) schema: String,
     pub(crate) events_table: String,
     pub(crate) migrations_table: String,
     pub(crate) pool_size: usize,
+    pub(crate) sink_pool_size: usize,
     pub(crate) max_event_bytes: usize,
     pub(crate) poll_interval: Duration,
     pub(crate) notify_interval: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) acquire_timeout: Duration,
+    pub(crate) idle_in_transaction_timeout: Duration,
+    pub(crate) keepalives: TcpKeepalives,
+}
+
+/// TCP keepalive settings of the store's connections, applied on both ends: the client probes
+/// the server, and the server (`tcp_keepalives_*`) probes the client, so either side drops a
+/// connection whose peer vanished after about `idle + interval * retries`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpKeepalives {
+    /// Idle time before the first probe (default 10 s).
+    pub idle: Duration,
+    /// Time between unanswered probes (default 5 s).
+    pub interval: Duration,
+    /// Unanswered probes before the connection is dropped (default 3).
+    pub retries: u32,
+}
+
+impl Default for TcpKeepalives {
+    fn default() -> Self {
+        TcpKeepalives {
+            idle: Duration::from_secs(10),
+            interval: Duration::from_secs(5),
+            retries: 3,
+        }
+    }
+}
+
+impl TcpKeepalives {
+    /// The longest time a vanished peer goes unnoticed: `idle + interval * retries`.
+    pub fn bound(&self) -> Duration {
+        self.idle + self.interval * self.retries
+    }
 }
 
 impl PostgresConfig {
     /// A configuration for the database at `url` (`postgres://user:password@host:port/database`,
     /// or the `key=value` form libpq accepts), with the defaults: schema `cqrs`, tables `events`
-    /// and `schema_migrations`, 8 pooled connections, events up to
-    /// [`DEFAULT_MAX_EVENT_BYTES`], a 500 ms poll interval, a 5 ms notify interval.
-    pub fn new(url: impl Into<String>) -> Self {
+    /// and `schema_migrations`, 8 pooled connections (4 more for projections), events up to
+    /// [`DEFAULT_MAX_EVENT_BYTES`], a 500 ms poll interval, a 5 ms notify interval, TLS when
+    /// offered (`sslmode=prefer`), a 10 s connect timeout, a 30 s acquire timeout, a 10 s
+    /// `idle_in_transaction_session_timeout`, keepalives after 10 s.
+    ///
+    /// A malformed `url` is reported by [`PostgresStore::open`](crate::PostgresStore::open) as
+    /// [`OpenError::ConnectionString`]; use [`PostgresConfig::parse`] to find out at once.
+    pub fn new(url: impl AsRef<str>) -> Self {
+        let conn = ConnInfo::parse(url.as_ref());
+        let (ssl_mode, ssl_root_cert, connect_timeout) = match &conn {
+            Ok(info) => (
+                info.ssl_mode.unwrap_or_default(),
+                info.ssl_root_cert.clone(),
+                info.driver.get_connect_timeout().copied(),
+            ),
+            Err(_) => (SslMode::default(), None, None),
+        };
         PostgresConfig {
-            url: url.into(),
+            conn,
+            ssl_mode,
+            ssl_root_cert,
             schema: "cqrs".to_owned(),
             events_table: "events".to_owned(),
             migrations_table: "schema_migrations".to_owned(),
             pool_size: 8,
+            sink_pool_size: 4,
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
             poll_interval: Duration::from_millis(500),
             notify_interval: Duration::from_millis(5),
+            connect_timeout: connect_timeout.unwrap_or(Duration::from_secs(10)),
+            acquire_timeout: Duration::from_secs(30),
+            idle_in_transaction_timeout: Duration::from_secs(10),
+            keepalives: TcpKeepalives::default(),
+        }
+    }
+
+    /// [`PostgresConfig::new`], failing at once on a malformed connection string (an unknown
+    /// key, a bad port, an unsupported `sslmode`). The error never contains the password.
+    pub fn parse(url: &str) -> Result<Self, ConfigError> {
+        let config = PostgresConfig::new(url);
+        match &config.conn {
+            Ok(_) => Ok(config),
+            Err(e) => Err(e.clone()),
         }
     }
 
@@ -76,11 +156,20 @@ impl PostgresConfig {
         self
     }
 
-    /// How many connections the pool opens at most (default 8; at least 1). Each connection
-    /// serves one operation at a time; a store also keeps one more connection for
-    /// LISTEN/NOTIFY once it appends or waits.
+    /// How many connections the pool of appends and reads opens at most (default 8; at least
+    /// 1). Each connection serves one operation at a time; a store also keeps one more
+    /// connection for LISTEN/NOTIFY once it appends or waits, and projections have a pool of
+    /// their own ([`sink_pool_size`](PostgresConfig::sink_pool_size)).
     pub fn pool_size(mut self, connections: usize) -> Self {
         self.pool_size = connections.max(1);
+        self
+    }
+
+    /// How many connections the pool of [`PgSink`](crate::PgSink) batches and checkpoints
+    /// opens at most (default 4; at least 1). A separate pool, so busy projections can never
+    /// take the connections commands need.
+    pub fn sink_pool_size(mut self, connections: usize) -> Self {
+        self.sink_pool_size = connections.max(1);
         self
     }
 
@@ -111,6 +200,56 @@ impl PostgresConfig {
         self
     }
 
+    /// How TLS is negotiated (default: the connection string's `sslmode`, else
+    /// [`SslMode::Prefer`], as libpq).
+    pub fn ssl_mode(mut self, mode: SslMode) -> Self {
+        self.ssl_mode = mode;
+        self
+    }
+
+    /// A PEM file of the root certificates that server certificates must chain to (the
+    /// connection string's `sslrootcert`). Without it, `verify-ca` and `verify-full` trust the
+    /// Mozilla root set (`webpki-roots`); with it, `require` checks the chain too, as libpq.
+    pub fn ssl_root_cert(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ssl_root_cert = Some(path.into());
+        self
+    }
+
+    /// The longest time opening one connection may take: TCP connect, TLS handshake,
+    /// authentication and the session settings (default: the connection string's
+    /// `connect_timeout`, else 10 s). Past it the operation that needed the connection fails
+    /// with [`StoreError::Unavailable`](cqrs_core::StoreError::Unavailable).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The longest time an operation waits for a pooled connection when all are busy (default
+    /// 30 s), after which it fails with
+    /// [`StoreError::Unavailable`](cqrs_core::StoreError::Unavailable) naming the pool.
+    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.acquire_timeout = timeout;
+        self
+    }
+
+    /// PostgreSQL's `idle_in_transaction_session_timeout` on every session of the store
+    /// (default 10 s; zero turns it off): the server ends a session that stays idle inside a
+    /// transaction this long, which rolls back a writer stuck or frozen inside its append
+    /// transaction and releases the positions readers wait for. Projection batches set their
+    /// own, longer bound (60 s) for handlers that take time.
+    pub fn idle_in_transaction_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_in_transaction_timeout = timeout;
+        self
+    }
+
+    /// TCP keepalives of every connection of the store (default: first probe after 10 s idle,
+    /// then every 5 s, dropped after 3 unanswered: 25 s). The server drops the session of a
+    /// host that vanished within [`TcpKeepalives::bound`], rolling back its transaction.
+    pub fn tcp_keepalives(mut self, keepalives: TcpKeepalives) -> Self {
+        self.keepalives = keepalives;
+        self
+    }
+
     /// The configured schema name (unquoted).
     pub fn schema_name(&self) -> &str {
         &self.schema
@@ -121,24 +260,174 @@ impl PostgresConfig {
         &self.events_table
     }
 
+    /// The configured migrations table name (unquoted).
+    pub fn migrations_table_name(&self) -> &str {
+        &self.migrations_table
+    }
+
+    /// The most connections the pool of appends and reads opens.
+    pub fn get_pool_size(&self) -> usize {
+        self.pool_size
+    }
+
+    /// The most connections the pool of projection batches opens.
+    pub fn get_sink_pool_size(&self) -> usize {
+        self.sink_pool_size
+    }
+
+    /// The largest event an append accepts, in bytes.
+    pub fn get_max_event_bytes(&self) -> usize {
+        self.max_event_bytes
+    }
+
+    /// See [`PostgresConfig::poll_interval`].
+    pub fn get_poll_interval(&self) -> Duration {
+        self.poll_interval
+    }
+
+    /// See [`PostgresConfig::notify_interval`].
+    pub fn get_notify_interval(&self) -> Duration {
+        self.notify_interval
+    }
+
+    /// How TLS is negotiated.
+    pub fn get_ssl_mode(&self) -> SslMode {
+        self.ssl_mode
+    }
+
+    /// The configured root certificate file, if any.
+    pub fn get_ssl_root_cert(&self) -> Option<&Path> {
+        self.ssl_root_cert.as_deref()
+    }
+
+    /// See [`PostgresConfig::connect_timeout`].
+    pub fn get_connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    /// See [`PostgresConfig::acquire_timeout`].
+    pub fn get_acquire_timeout(&self) -> Duration {
+        self.acquire_timeout
+    }
+
+    /// See [`PostgresConfig::idle_in_transaction_timeout`].
+    pub fn get_idle_in_transaction_timeout(&self) -> Duration {
+        self.idle_in_transaction_timeout
+    }
+
+    /// See [`PostgresConfig::tcp_keepalives`].
+    pub fn get_tcp_keepalives(&self) -> TcpKeepalives {
+        self.keepalives
+    }
+
+    /// The hosts of the connection string (names, addresses or socket directories).
+    pub fn get_hosts(&self) -> Vec<String> {
+        let Ok(info) = &self.conn else {
+            return Vec::new();
+        };
+        info.driver
+            .get_hosts()
+            .iter()
+            .map(|host| match host {
+                Host::Tcp(name) => name.clone(),
+                Host::Unix(path) => path.display().to_string(),
+            })
+            .collect()
+    }
+
+    /// The ports of the connection string.
+    pub fn get_ports(&self) -> &[u16] {
+        self.driver().map_or(&[], |d| d.get_ports())
+    }
+
+    /// The user of the connection string.
+    pub fn get_user(&self) -> Option<&str> {
+        self.driver().and_then(|d| d.get_user())
+    }
+
+    /// The database of the connection string.
+    pub fn get_dbname(&self) -> Option<&str> {
+        self.driver().and_then(|d| d.get_dbname())
+    }
+
+    /// The sessions' `application_name` (`cqrs-postgres` unless the connection string sets
+    /// one).
+    pub fn get_application_name(&self) -> &str {
+        self.driver()
+            .and_then(|d| d.get_application_name())
+            .unwrap_or(DEFAULT_APPLICATION_NAME)
+    }
+
+    fn driver(&self) -> Option<&tokio_postgres::Config> {
+        self.conn.as_ref().ok().map(|info| &info.driver)
+    }
+
+    /// The driver's configuration with every setting of this one applied, or the parse error.
+    pub(crate) fn driver_config(&self) -> Result<tokio_postgres::Config, ConfigError> {
+        let mut pg = self.conn.as_ref().map_err(Clone::clone)?.driver.clone();
+        if pg.get_application_name().is_none() {
+            pg.application_name(DEFAULT_APPLICATION_NAME);
+        }
+        pg.ssl_mode(self.ssl_mode.driver());
+        pg.connect_timeout(self.connect_timeout);
+        pg.keepalives(true);
+        pg.keepalives_idle(self.keepalives.idle);
+        pg.keepalives_interval(self.keepalives.interval);
+        pg.keepalives_retries(self.keepalives.retries);
+        Ok(pg)
+    }
+
+    /// The statements that set up every session of the store (one round trip).
+    pub(crate) fn session_sql(&self) -> String {
+        let k = &self.keepalives;
+        format!(
+            "SET idle_in_transaction_session_timeout = {}; SET tcp_keepalives_idle = {}; \
+             SET tcp_keepalives_interval = {}; SET tcp_keepalives_count = {}",
+            self.idle_in_transaction_timeout.as_millis(),
+            k.idle.as_secs().max(1),
+            k.interval.as_secs().max(1),
+            k.retries,
+        )
+    }
+
     pub(crate) fn names(&self) -> Result<Names, OpenError> {
         Names::new(&self.schema, &self.events_table, &self.migrations_table)
     }
 }
 
+/// `application_name` of the store's sessions unless the connection string sets one.
+const DEFAULT_APPLICATION_NAME: &str = "cqrs-postgres";
+
 impl fmt::Debug for PostgresConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The URL may carry a password: print only what follows the last `@`, if any.
-        let target = self.url.rsplit('@').next().unwrap_or_default();
-        f.debug_struct("PostgresConfig")
-            .field("target", &target)
+        // Built from the parsed settings, never from the text: the password cannot appear.
+        let mut out = f.debug_struct("PostgresConfig");
+        match &self.conn {
+            Ok(_) => out
+                .field("hosts", &self.get_hosts())
+                .field("ports", &self.get_ports())
+                .field("user", &self.get_user())
+                .field("dbname", &self.get_dbname())
+                .field("application_name", &self.get_application_name()),
+            Err(e) => out.field("connection_string", &e.message()),
+        };
+        out.field("ssl_mode", &self.ssl_mode)
+            .field("ssl_root_cert", &self.ssl_root_cert)
             .field("schema", &self.schema)
             .field("events_table", &self.events_table)
             .field("migrations_table", &self.migrations_table)
             .field("pool_size", &self.pool_size)
+            .field("sink_pool_size", &self.sink_pool_size)
             .field("max_event_bytes", &self.max_event_bytes)
             .field("poll_interval", &self.poll_interval)
             .field("notify_interval", &self.notify_interval)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .field(
+                "idle_in_transaction_timeout",
+                &self.idle_in_transaction_timeout,
+            )
+            .field("keepalives", &self.keepalives)
             .finish()
     }
 }
@@ -355,11 +644,102 @@ mod tests {
         );
     }
 
+    const SECRET: &str = "Zq7-distinctive-password";
+
     #[test]
-    fn debug_output_hides_the_password() {
-        let config = PostgresConfig::new("postgres://user:secret@host/db");
+    fn debug_output_hides_the_password_of_urls() {
+        let config = PostgresConfig::new(format!(
+            "postgres://alice:{SECRET}@db.example:6543/bank?application_name=teller&sslmode=require"
+        ));
         let printed = format!("{config:?}");
-        assert!(!printed.contains("secret"), "{printed}");
-        assert!(printed.contains("host/db"));
+        assert!(!printed.contains(SECRET), "{printed}");
+        for shown in ["db.example", "6543", "alice", "bank", "teller", "Require"] {
+            assert!(printed.contains(shown), "{shown} missing from {printed}");
+        }
+    }
+
+    #[test]
+    fn debug_output_hides_the_password_of_key_value_strings() {
+        for text in [
+            format!("host=db.example port=6543 user=alice password={SECRET} dbname=bank"),
+            format!("host=db.example password='{SECRET}' dbname=bank sslmode=verify-full"),
+            // Malformed: the error is shown instead of the settings, still without the password.
+            format!("host=db.example password={SECRET} port=notaport"),
+            format!("host=db.example password={SECRET} sslmode=sometimes"),
+            format!("postgres://alice:{SECRET}@db.example:notaport/bank"),
+        ] {
+            let config = PostgresConfig::new(&text);
+            let printed = format!("{config:?}");
+            assert!(!printed.contains(SECRET), "{printed}");
+            assert!(
+                !printed.contains("db.example") || printed.contains("hosts"),
+                "{printed}"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_strings_are_typed_errors_without_the_password() {
+        for (text, names) in [
+            (format!("host=db password={SECRET} port=notaport"), "port"),
+            (
+                format!("host=db password={SECRET} sslmode=sometimes"),
+                "sslmode",
+            ),
+            (format!("host=db password={SECRET} colour=blue"), "colour"),
+            (
+                format!("postgres://alice:{SECRET}@db:notaport/bank"),
+                "port",
+            ),
+        ] {
+            let error = PostgresConfig::parse(&text).err().unwrap();
+            let shown = error.to_string();
+            assert!(!shown.contains(SECRET), "{shown}");
+            assert!(shown.contains(names), "{shown} should name {names}");
+            // `new` keeps the error for `open`.
+            let config = PostgresConfig::new(&text);
+            assert_eq!(config.driver_config().err(), Some(error));
+        }
+    }
+
+    #[test]
+    fn settings_are_given_back() {
+        let config = PostgresConfig::parse(
+            "host=db port=5433 user=u dbname=d sslmode=verify-ca sslrootcert=/ca.pem connect_timeout=3",
+        )
+        .unwrap()
+        .pool_size(3)
+        .sink_pool_size(2)
+        .acquire_timeout(Duration::from_secs(7))
+        .idle_in_transaction_timeout(Duration::from_secs(2));
+        assert_eq!(config.get_hosts(), vec!["db".to_owned()]);
+        assert_eq!(config.get_ports(), &[5433]);
+        assert_eq!(config.get_user(), Some("u"));
+        assert_eq!(config.get_dbname(), Some("d"));
+        assert_eq!(config.get_ssl_mode(), SslMode::VerifyCa);
+        assert_eq!(config.get_ssl_root_cert(), Some(Path::new("/ca.pem")));
+        assert_eq!(config.get_connect_timeout(), Duration::from_secs(3));
+        assert_eq!(config.get_acquire_timeout(), Duration::from_secs(7));
+        assert_eq!(config.get_pool_size(), 3);
+        assert_eq!(config.get_sink_pool_size(), 2);
+        assert_eq!(config.get_application_name(), "cqrs-postgres");
+        assert_eq!(
+            config.get_idle_in_transaction_timeout(),
+            Duration::from_secs(2)
+        );
+        let pg = config.driver_config().unwrap();
+        assert_eq!(pg.get_ssl_mode(), tokio_postgres::config::SslMode::Require);
+        assert!(
+            config
+                .session_sql()
+                .contains("idle_in_transaction_session_timeout = 2000")
+        );
+        let default = PostgresConfig::new("postgres://db/x");
+        assert_eq!(default.get_ssl_mode(), SslMode::Prefer);
+        assert_eq!(default.get_connect_timeout(), Duration::from_secs(10));
+        assert_eq!(
+            default.get_tcp_keepalives().bound(),
+            Duration::from_secs(25)
+        );
     }
 }

@@ -6,14 +6,25 @@ use std::fmt;
 
 use cqrs_core::{BackendError, BoxError, StoreError};
 
+use crate::conninfo::ConfigError;
+
 /// Why [`PostgresStore::open`](crate::PostgresStore::open) failed.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum OpenError {
-    /// The configuration is unusable (an empty or over-long identifier, an unparsable URL).
+    /// The configuration is unusable (an empty or over-long identifier, conflicting names).
     Config(String),
-    /// The database could not be reached or refused the connection.
+    /// The connection string is malformed (an unknown key, a bad value, an unsupported
+    /// `sslmode`); the message never contains the password.
+    ConnectionString(ConfigError),
+    /// The database could not be reached, refused the connection, or did not answer within the
+    /// connect timeout.
     Connect(BoxError),
+    /// TLS could not be set up or was refused: a server that does not offer TLS where the
+    /// `sslmode` requires it, a certificate that does not chain to the trusted roots
+    /// (`verify-ca`, `verify-full`) or does not name the host (`verify-full`), an unreadable
+    /// root certificate file.
+    Tls(BoxError),
     /// Creating or migrating the schema failed; the migration's transaction was rolled back.
     Migration {
         /// The migration that failed (0: the bookkeeping before the first one).
@@ -37,7 +48,9 @@ impl fmt::Display for OpenError {
             OpenError::Config(message) => {
                 write!(f, "invalid PostgreSQL store configuration: {message}")
             }
+            OpenError::ConnectionString(e) => write!(f, "{e}"),
             OpenError::Connect(e) => write!(f, "cannot connect to PostgreSQL: {e}"),
+            OpenError::Tls(e) => write!(f, "cannot connect to PostgreSQL over TLS: {e}"),
             OpenError::Migration { version, source } => {
                 write!(f, "schema migration {version} failed: {source}")
             }
@@ -52,7 +65,10 @@ impl fmt::Display for OpenError {
 impl StdError for OpenError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
-            OpenError::Connect(e) | OpenError::Migration { source: e, .. } => Some(&**e),
+            OpenError::Connect(e) | OpenError::Tls(e) | OpenError::Migration { source: e, .. } => {
+                Some(&**e)
+            }
+            OpenError::ConnectionString(e) => Some(e),
             _ => None,
         }
     }

@@ -7,9 +7,10 @@ use std::time::Duration;
 use cqrs_core::StoreError;
 use cqrs_core::runner::{Lease, Leases};
 use tokio::sync::watch;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use crate::config::Names;
+use crate::connect::{ConnectError, Connector};
 use crate::error::backend;
 use crate::store::PostgresStore;
 
@@ -18,8 +19,9 @@ use crate::store::PostgresStore;
 ///
 /// The lock key derives from the schema, the events table and the projection name. A process
 /// that dies loses its connection and so its locks: the server releases them as soon as it
-/// notices (at once for a killed process, whose socket the kernel closes; within about 25 s
-/// for a vanished host, through the TCP keepalives set on lease connections), and another
+/// notices (at once for a killed process, whose socket the kernel closes; within
+/// [`TcpKeepalives::bound`](crate::TcpKeepalives::bound), 25 s by default, for a vanished host,
+/// through the TCP keepalives set on every connection of the store), and another
 /// process's runner takes over from the checkpoint. [`Lease::lost`] resolves when the lease's
 /// connection fails or a `SELECT 1` on it (every [`check_interval`](PgLeases::check_interval))
 /// fails or takes longer than three intervals. Dropping the lease closes its connection, which
@@ -40,7 +42,7 @@ pub struct PgLeases {
 }
 
 struct Shared {
-    config: tokio_postgres::Config,
+    connector: Connector,
     names: Names,
     check_interval: Duration,
     /// A connection whose last attempt was refused, for the next attempt.
@@ -53,17 +55,12 @@ struct LeaseConn {
     ended: watch::Receiver<()>,
 }
 
-/// Session settings of lease connections: server-side TCP keepalives, so the server drops the
-/// connection (and the lock) of a host that vanished within about 25 s.
-const SESSION: &str = "SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; \
-     SET tcp_keepalives_count = 3";
-
 impl PgLeases {
     /// Leases for projections of `store` (same database, same schema), checked every second.
     pub fn new(store: &PostgresStore) -> Self {
         PgLeases {
             shared: Arc::new(Shared {
-                config: store.shared.pool.config().clone(),
+                connector: store.shared.connector.clone(),
                 names: store.shared.names.clone(),
                 check_interval: Duration::from_secs(1),
                 spare: Mutex::new(None),
@@ -77,7 +74,7 @@ impl PgLeases {
         let shared = &self.shared;
         PgLeases {
             shared: Arc::new(Shared {
-                config: shared.config.clone(),
+                connector: shared.connector.clone(),
                 names: shared.names.clone(),
                 check_interval: interval.max(Duration::from_millis(10)),
                 spare: Mutex::new(None),
@@ -86,14 +83,22 @@ impl PgLeases {
     }
 
     async fn connect(&self) -> Result<LeaseConn, StoreError> {
-        let (client, connection) = self.shared.config.connect(NoTls).await.map_err(backend)?;
+        // The store's connector: TLS, the connect timeout, and the session settings, among
+        // them the TCP keepalives by which the server drops the connection (and the lock) of a
+        // host that vanished.
         let (alive, ended) = watch::channel(());
-        tokio::spawn(async move {
-            let _ = connection.await;
-            // Dropping the sender tells the lease its connection is gone.
-            drop(alive);
-        });
-        client.batch_execute(SESSION).await.map_err(backend)?;
+        let client = self
+            .shared
+            .connector
+            .open_with("", |connection| {
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                    // Dropping the sender tells the lease its connection is gone.
+                    drop(alive);
+                });
+            })
+            .await
+            .map_err(ConnectError::into_store_error)?;
         Ok(LeaseConn { client, ended })
     }
 

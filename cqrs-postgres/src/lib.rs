@@ -40,10 +40,16 @@
 //!
 //! | setting | default | what it does |
 //! |---|---|---|
-//! | URL | (required) | `postgres://user:password@host:port/db` or libpq `key=value` form. No TLS: reach the server over a trusted network or a local proxy. |
+//! | URL | (required) | `postgres://user:password@host:port/db` or libpq `key=value` form, parsed once ([`PostgresConfig::parse`] reports a malformed one as a [`ConfigError`]). `Debug` never shows the password. |
+//! | [`ssl_mode`](PostgresConfig::ssl_mode), [`ssl_root_cert`](PostgresConfig::ssl_root_cert) | `sslmode`/`sslrootcert` of the URL, else `prefer` | TLS, with libpq's modes (see [TLS](#tls)). |
 //! | [`schema`](PostgresConfig::schema) | `cqrs` | schema of the store's tables, created if missing. Names are always quoted. |
 //! | [`events_table`](PostgresConfig::events_table), [`migrations_table`](PostgresConfig::migrations_table) | `events`, `schema_migrations` | table names. |
 //! | [`pool_size`](PostgresConfig::pool_size) | 8 | connections for appends and reads (one more for LISTEN/NOTIFY). |
+//! | [`sink_pool_size`](PostgresConfig::sink_pool_size) | 4 | connections for [`PgSink`] batches and checkpoints, a pool of their own so projections never starve commands. |
+//! | [`acquire_timeout`](PostgresConfig::acquire_timeout) | 30 s | longest wait for a free pooled connection; then `StoreError::Unavailable` naming the pool. |
+//! | [`connect_timeout`](PostgresConfig::connect_timeout) | URL's `connect_timeout`, else 10 s | longest time to open a connection (TCP, TLS, authentication, session settings). |
+//! | [`idle_in_transaction_timeout`](PostgresConfig::idle_in_transaction_timeout) | 10 s | the server ends a store session idle inside a transaction this long (see [Bounds](#bounds-on-a-writer-that-died)). |
+//! | [`tcp_keepalives`](PostgresConfig::tcp_keepalives) | 10 s idle, 5 s × 3 | keepalives on both ends of every connection. |
 //! | [`max_event_bytes`](PostgresConfig::max_event_bytes) | 16 MiB | largest event (payload + metadata) an append accepts; larger ones are refused before anything is written. |
 //! | [`poll_interval`](PostgresConfig::poll_interval) | 500 ms | how long a waiting reader trusts notifications before it re-reads anyway. |
 //! | [`notify_interval`](PostgresConfig::notify_interval) | 5 ms | the shortest time between two NOTIFYs of one store. |
@@ -52,6 +58,42 @@
 //! in one transaction under an advisory lock, so processes that start together migrate once.
 //! A schema migrated by a newer version of this crate is refused
 //! ([`OpenError::SchemaTooNew`]).
+//!
+//! # TLS
+//!
+//! With the default `tls` feature, connections use rustls (no OpenSSL). The mode comes from the
+//! connection string's `sslmode` or [`PostgresConfig::ssl_mode`], with libpq's meanings
+//! ([`SslMode`]): `disable`; `prefer` (the default: TLS when the server offers it, certificate
+//! not checked); `require` (TLS or no connection; certificate not checked unless a root
+//! certificate is configured, then as `verify-ca`); `verify-ca` (the certificate chains to a
+//! trusted root, any host name); `verify-full` (chain and host name). Trusted roots: the PEM file
+//! of `sslrootcert=` or [`PostgresConfig::ssl_root_cert`], else the Mozilla set
+//! (`webpki-roots`). A refused handshake is [`OpenError::Tls`], saying why. Every connection of
+//! the store (pools, LISTEN/NOTIFY, leases) uses the same mode and roots.
+//!
+//! ```no_run
+//! # use cqrs_postgres::{PostgresConfig, PostgresStore};
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = PostgresStore::open(PostgresConfig::parse(
+//!     "postgres://app@db.example.com/bank?sslmode=verify-full&sslrootcert=/etc/ssl/db-ca.pem",
+//! )?)
+//! .await?;
+//! # let _ = store; Ok(()) }
+//! ```
+//!
+//! # Bounds on a writer that died
+//!
+//! A reader stops at a position whose appending transaction is still open (see
+//! [Gap-free global order](#gap-free-global-order)). If that writer is stuck or gone, the server
+//! ends its session and rolls the transaction back, and readers move on, within:
+//!
+//! - [`idle_in_transaction_timeout`](PostgresConfig::idle_in_transaction_timeout) (default
+//!   10 s) for a client that is alive but stopped inside its transaction (a frozen process, a
+//!   stuck task): every store session sets `idle_in_transaction_session_timeout`;
+//! - the server's TCP keepalives, `idle + interval × retries`
+//!   ([`TcpKeepalives::bound`], default 10 + 5 × 3 = 25 s), for a host that vanished (power
+//!   loss, network partition): every store session sets `tcp_keepalives_*`;
+//! - at once for a process that was killed (its kernel closes the socket).
 //!
 //! # Schema
 //!
@@ -239,8 +281,10 @@
 //!
 //! # Errors
 //!
-//! Opening fails with [`OpenError`]. Operations fail with [`cqrs_core::StoreError`]: driver and
-//! connection failures are `Backend`; a stored row that cannot be read back (a NULL where a
+//! Opening fails with [`OpenError`]. Operations fail with [`cqrs_core::StoreError`]: a pool
+//! that stays exhausted for the acquire timeout, or a connection that cannot be opened within
+//! the connect timeout, is `Unavailable`; driver failures are classified as described on
+//! `StoreError`; a stored row that cannot be read back (a NULL where a
 //! value belongs, metadata that is not a JSON object, a negative schema version) is `Decode`,
 //! naming the stream, version and event name. `read_stream` fails as a whole on such a row;
 //! `read_all` returns the events before it, and fails when it starts at it.
@@ -248,6 +292,8 @@
 mod append;
 mod checkpoint;
 mod config;
+mod connect;
+mod conninfo;
 mod decode;
 mod error;
 mod holes;
@@ -261,9 +307,12 @@ mod sink;
 mod snapshot;
 mod statements;
 mod store;
+#[cfg(feature = "tls")]
+mod tls;
 mod versions;
 
-pub use config::PostgresConfig;
+pub use config::{PostgresConfig, TcpKeepalives};
+pub use conninfo::{ConfigError, SslMode};
 pub use error::OpenError;
 #[doc(hidden)]
 pub use hooks::HeldAppend;

@@ -22,7 +22,9 @@ use std::time::Duration;
 
 use tokio::sync::futures::Notified;
 use tokio::sync::{Notify, oneshot, watch};
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
+
+use crate::connect::{ConnectError, Connector};
 
 /// Longest pause between reconnection attempts of the notification connection.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -34,7 +36,7 @@ pub(crate) struct Notifier {
 }
 
 struct Inner {
-    config: tokio_postgres::Config,
+    connector: Connector,
     /// The shortest time between two NOTIFYs: commits in between share one.
     gap: Duration,
     channel: String,
@@ -55,15 +57,10 @@ struct Inner {
 }
 
 impl Notifier {
-    pub fn new(
-        config: tokio_postgres::Config,
-        gap: Duration,
-        channel: String,
-        listen: String,
-    ) -> Notifier {
+    pub fn new(connector: Connector, gap: Duration, channel: String, listen: String) -> Notifier {
         Notifier {
             inner: Arc::new(Inner {
-                config,
+                connector,
                 gap,
                 channel,
                 listen,
@@ -185,15 +182,13 @@ async fn run(inner: Arc<Inner>) {
 
 /// One connection's life: `Ok(true)` when the store was dropped, `Ok(false)` or `Err` when the
 /// connection failed (`connected` tells whether it was established at all).
-async fn session(inner: &Arc<Inner>, connected: &mut bool) -> Result<bool, tokio_postgres::Error> {
-    let (client, mut connection) = inner.config.connect(NoTls).await?;
-    *connected = true;
+async fn session(inner: &Arc<Inner>, connected: &mut bool) -> Result<bool, ConnectError> {
     let own_pid = Arc::new(AtomicI32::new(0));
     let (closed_tx, mut closed_rx) = oneshot::channel::<()>();
-    let driver = {
+    let drive = |mut connection: crate::connect::Connection| {
         let inner = Arc::clone(inner);
         let own_pid = Arc::clone(&own_pid);
-        async move {
+        tokio::spawn(async move {
             while let Some(Ok(message)) =
                 std::future::poll_fn(|cx| connection.poll_message(cx)).await
             {
@@ -204,9 +199,10 @@ async fn session(inner: &Arc<Inner>, connected: &mut bool) -> Result<bool, tokio
                 }
             }
             let _ = closed_tx.send(());
-        }
+        });
     };
-    tokio::spawn(driver);
+    let client = inner.connector.open_with("", drive).await?;
+    *connected = true;
     let pid: i32 = client
         .query_one("SELECT pg_backend_pid()", &[])
         .await?

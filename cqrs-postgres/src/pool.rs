@@ -1,18 +1,24 @@
-//! A small connection pool: at most `size` connections, opened on demand, each with the store's
-//! statements prepared once, handed out one operation at a time.
+//! The store's connection pools (`deadpool::managed`): at most `size` connections, opened on
+//! demand through the store's [`Connector`], each with the store's statements prepared once,
+//! handed out one operation at a time. Waiting for a connection is bounded by the acquire
+//! timeout, opening one by the connect timeout; both fail as `StoreError::Unavailable`.
 //!
 //! A connection goes back to the pool when its guard drops, unless the driver reports it closed
-//! or the guard was told to discard it (a connection left inside an open transaction).
+//! or the guard was told to discard it (a connection left inside an open transaction, or whose
+//! session ended in an append).
 
 use std::collections::HashMap;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
-use cqrs_core::StoreError;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio_postgres::{Client, NoTls, Statement};
+use cqrs_core::{BackendError, StoreError};
+use deadpool::Runtime;
+use deadpool::managed::{self, PoolError, QueueMode, RecycleError, RecycleResult, TimeoutType};
+use tokio_postgres::{Client, Statement};
 
-use crate::error::backend;
+use crate::config::PostgresConfig;
+use crate::connect::{ConnectError, Connector};
 use crate::statements::{Prepared, Sql};
 
 /// Statements other than the store's own (projection SQL, checkpoints) a connection keeps
@@ -56,57 +62,16 @@ impl Conn {
     }
 }
 
-/// Cheap to clone: clones share the connections.
-#[derive(Clone)]
-pub(crate) struct Pool {
-    shared: Arc<Shared>,
+/// Opens the pool's connections: through the store's [`Connector`], with the statements
+/// prepared; a connection the driver reports closed is not handed out again.
+pub(crate) struct Manager {
+    connector: Connector,
+    sql: Arc<Sql>,
 }
 
-struct Shared {
-    config: tokio_postgres::Config,
-    sql: Sql,
-    permits: Arc<Semaphore>,
-    idle: Mutex<Vec<Conn>>,
-}
-
-/// A connection checked out of the pool.
-pub(crate) struct Pooled {
-    conn: Option<Conn>,
-    shared: Arc<Shared>,
-    reuse: bool,
-    _permit: OwnedSemaphorePermit,
-}
-
-/// Opens a connection and drives it on a spawned task (which ends when the connection closes).
-pub(crate) async fn connect(
-    config: &tokio_postgres::Config,
-) -> Result<Client, tokio_postgres::Error> {
-    let (client, connection) = config.connect(NoTls).await?;
-    tokio::spawn(async move {
-        // An I/O error closes the client; callers see it as an error of their next request.
-        let _ = connection.await;
-    });
-    Ok(client)
-}
-
-impl Pool {
-    pub fn new(config: tokio_postgres::Config, sql: Sql, size: usize) -> Pool {
-        Pool {
-            shared: Arc::new(Shared {
-                config,
-                sql,
-                permits: Arc::new(Semaphore::new(size)),
-                idle: Mutex::new(Vec::with_capacity(size)),
-            }),
-        }
-    }
-
-    /// Prepares the statements on an open connection and keeps it for later use.
-    pub async fn adopt(&self, client: Client) -> Result<(), tokio_postgres::Error> {
-        let conn = self.prepare(client).await?;
-        self.shared.lock().push(conn);
-        Ok(())
-    }
+impl managed::Manager for Manager {
+    type Type = Conn;
+    type Error = ConnectError;
 
     /// Sets the connection up for the store's statements and prepares them.
     ///
@@ -114,53 +79,98 @@ impl Pool {
     /// append with custom plans on every execution (measured: 60 to 90 µs of server time per
     /// append instead of about 25), and a plan of these statements does not depend on the
     /// values anyway (they are index lookups by key).
-    async fn prepare(&self, client: Client) -> Result<Conn, tokio_postgres::Error> {
-        client
-            .batch_execute("SET plan_cache_mode = force_generic_plan")
+    async fn create(&self) -> Result<Conn, ConnectError> {
+        let client = self
+            .connector
+            .connect("SET plan_cache_mode = force_generic_plan")
             .await?;
-        let st = Prepared::new(&client, &self.shared.sql).await?;
+        let st = Prepared::new(&client, &self.sql).await?;
         Ok(Conn::new(client, st))
     }
 
-    /// A connection: an idle one, or a new one while fewer than `size` are open; otherwise
-    /// waits for one to come back.
-    pub async fn get(&self) -> Result<Pooled, StoreError> {
-        let permit = Arc::clone(&self.shared.permits)
-            .acquire_owned()
-            .await
-            .expect("the pool's semaphore is never closed");
-        loop {
-            let Some(conn) = self.shared.lock().pop() else {
-                break;
-            };
-            if !conn.client.is_closed() {
-                return Ok(self.guard(conn, permit));
-            }
+    /// No round trip: a connection whose driver task saw it close is dropped; one that closes
+    /// later fails its next request, which the store classifies like any lost connection.
+    async fn recycle(&self, conn: &mut Conn, _: &managed::Metrics) -> RecycleResult<ConnectError> {
+        if conn.client.is_closed() {
+            return Err(RecycleError::message("the connection is closed"));
         }
-        let client = connect(&self.shared.config).await.map_err(backend)?;
-        let conn = self.prepare(client).await.map_err(backend)?;
-        Ok(self.guard(conn, permit))
-    }
-
-    /// How the pool connects (for the dedicated connections of leases).
-    pub fn config(&self) -> &tokio_postgres::Config {
-        &self.shared.config
-    }
-
-    fn guard(&self, conn: Conn, permit: OwnedSemaphorePermit) -> Pooled {
-        Pooled {
-            conn: Some(conn),
-            shared: Arc::clone(&self.shared),
-            reuse: true,
-            _permit: permit,
-        }
+        Ok(())
     }
 }
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Vec<Conn>> {
-        // Only pushes and pops happen under this lock; a poisoned one still holds valid data.
-        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+/// A `deadpool` pool of store connections. Cheap to clone: clones share the connections.
+#[derive(Clone)]
+pub(crate) struct Pool {
+    pool: managed::Pool<Manager>,
+    /// Which pool this is, for error messages (`commands`, `projections`).
+    name: &'static str,
+    acquire_timeout: Duration,
+    connect_timeout: Duration,
+}
+
+/// A connection checked out of the pool.
+pub(crate) struct Pooled {
+    conn: Option<managed::Object<Manager>>,
+    reuse: bool,
+}
+
+impl Pool {
+    /// A pool of at most `size` connections, opened on demand.
+    pub fn new(
+        name: &'static str,
+        connector: Connector,
+        sql: Arc<Sql>,
+        size: usize,
+        config: &PostgresConfig,
+    ) -> Pool {
+        let pool = managed::Pool::builder(Manager { connector, sql })
+            .max_size(size)
+            // The most recently used connection first, as the hand-written pool did: a light
+            // load stays on one warm server backend instead of cycling through all of them
+            // (FIFO, deadpool's default, measured 4 points slower per command and 10-20 %
+            // slower batch appends and reads; BENCHMARKS.md "Connection pool").
+            .queue_mode(QueueMode::Lifo)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(config.acquire_timeout))
+            .create_timeout(Some(config.connect_timeout))
+            .build()
+            .expect("a runtime and no hooks are given, so building cannot fail");
+        Pool {
+            pool,
+            name,
+            acquire_timeout: config.acquire_timeout,
+            connect_timeout: config.connect_timeout,
+        }
+    }
+
+    /// A connection: an idle one, or a new one while fewer than `size` are open; otherwise
+    /// waits for one to come back, at most the acquire timeout.
+    pub async fn get(&self) -> Result<Pooled, StoreError> {
+        // Boxed: it holds the (large) future of opening a connection, and every operation
+        // awaits it.
+        let conn = Box::pin(self.pool.get()).await.map_err(|e| self.error(e))?;
+        Ok(Pooled {
+            conn: Some(conn),
+            reuse: true,
+        })
+    }
+
+    fn error(&self, e: PoolError<ConnectError>) -> StoreError {
+        let unavailable = |message: String| StoreError::Unavailable(BackendError::new(message));
+        let size = self.pool.status().max_size;
+        match e {
+            PoolError::Backend(e) => e.into_store_error(),
+            PoolError::Timeout(TimeoutType::Create) => unavailable(format!(
+                "no new connection for the {} pool within the connect timeout of {:?}",
+                self.name, self.connect_timeout
+            )),
+            PoolError::Timeout(_) => unavailable(format!(
+                "all {size} connections of the {} pool stayed busy for the acquire timeout of {:?}",
+                self.name, self.acquire_timeout
+            )),
+            PoolError::Closed => unavailable(format!("the {} pool is closed", self.name)),
+            other => unavailable(format!("the {} pool failed: {other}", self.name)),
+        }
     }
 }
 
@@ -186,10 +196,40 @@ impl Deref for Pooled {
 impl Drop for Pooled {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take()
-            && self.reuse
-            && !conn.client.is_closed()
+            && (!self.reuse || conn.client.is_closed())
         {
-            self.shared.lock().push(conn);
+            // Out of the pool, then dropped: the connection closes and frees its slot.
+            drop(managed::Object::take(conn));
+        }
+    }
+}
+
+#[cfg(test)]
+mod checkout_cost {
+    /// Cost of one checkout and return, no query (`--ignored`, release build, needs
+    /// `CQRS_POSTGRES_URL`).
+    #[tokio::test(flavor = "current_thread")]
+    #[ignore]
+    async fn checkout_cost() {
+        let url = std::env::var("CQRS_POSTGRES_URL").unwrap();
+        let store = crate::PostgresStore::open(
+            crate::PostgresConfig::new(url)
+                .schema("cqrs_checkout_cost")
+                .pool_size(8),
+        )
+        .await
+        .unwrap();
+        let pool = &store.shared.pool;
+        drop(pool.get().await.unwrap());
+        for round in 0..5 {
+            let n = 200_000;
+            let started = std::time::Instant::now();
+            for _ in 0..n {
+                let conn = pool.get().await.unwrap();
+                std::hint::black_box(&conn);
+            }
+            let per = started.elapsed().as_nanos() as f64 / n as f64;
+            println!("round {round}: {per:.0} ns per checkout");
         }
     }
 }

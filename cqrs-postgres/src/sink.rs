@@ -404,7 +404,7 @@ impl<P: DurableProjection<PgTx>> PgSink<P> {
 /// A connection from the store's pool, closed rather than reused if dropped before the
 /// transaction ends.
 async fn connection(store: &PostgresStore) -> Result<Pooled, StoreError> {
-    let mut conn = store.shared.pool.get().await?;
+    let mut conn = store.shared.sink_pool.get().await?;
     conn.discard_on_drop();
     Ok(conn)
 }

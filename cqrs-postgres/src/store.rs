@@ -11,10 +11,11 @@ use cqrs_core::{
 
 use crate::checkpoint::CheckpointSql;
 use crate::config::{Names, PostgresConfig};
+use crate::connect::{ConnectError, Connector};
 use crate::error::OpenError;
 use crate::holes::Holes;
 use crate::notify::Notifier;
-use crate::pool::{self, Pool};
+use crate::pool::Pool;
 use crate::schema;
 use crate::snapshot::SnapshotSql;
 use crate::statements::Sql;
@@ -34,6 +35,10 @@ pub(crate) struct Shared {
     pub config: PostgresConfig,
     pub names: Names,
     pub pool: Pool,
+    /// The pool of [`PgSink`](crate::PgSink) batches and checkpoints, apart from `pool` so
+    /// projections cannot starve commands.
+    pub sink_pool: Pool,
+    pub connector: Connector,
     pub holes: Holes,
     pub versions: KnownVersions,
     pub notifier: Notifier,
@@ -52,20 +57,30 @@ impl PostgresStore {
     /// processes start at once) and returns a store with a pool of connections.
     pub async fn open(config: PostgresConfig) -> Result<PostgresStore, OpenError> {
         let names = config.names()?;
-        let mut pg: tokio_postgres::Config = config
-            .url
-            .parse()
-            .map_err(|e| OpenError::Config(format!("invalid connection URL: {e}")))?;
-        if pg.get_application_name().is_none() {
-            pg.application_name("cqrs-postgres");
-        }
-        let connect_failed = |e: tokio_postgres::Error| OpenError::Connect(Box::new(e));
-        let mut client = pool::connect(&pg).await.map_err(connect_failed)?;
+        let connector = Connector::new(&config)?;
+        let mut client = connector
+            .connect("")
+            .await
+            .map_err(ConnectError::into_open_error)?;
         schema::migrate(&mut client, &names).await?;
-        let pool = Pool::new(pg.clone(), Sql::new(&names), config.pool_size);
-        pool.adopt(client).await.map_err(connect_failed)?;
+        drop(client);
+        let sql = Arc::new(Sql::new(&names));
+        let pool = Pool::new(
+            "commands",
+            connector.clone(),
+            Arc::clone(&sql),
+            config.pool_size,
+            &config,
+        );
+        let sink_pool = Pool::new(
+            "projections",
+            connector.clone(),
+            sql,
+            config.sink_pool_size,
+            &config,
+        );
         let notifier = Notifier::new(
-            pg,
+            connector.clone(),
             config.notify_interval,
             names.channel.clone(),
             names.channel_ident(),
@@ -77,6 +92,8 @@ impl PostgresStore {
                 config,
                 names,
                 pool,
+                sink_pool,
+                connector,
                 holes: Holes::default(),
                 versions: KnownVersions::default(),
                 notifier,

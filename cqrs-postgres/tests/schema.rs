@@ -148,7 +148,7 @@ async fn bad_configurations_and_unreachable_servers_are_typed_errors() {
     ));
     assert!(matches!(
         open(PostgresConfig::new("postgres://host:notaport/db")).await,
-        Some(OpenError::Config(_))
+        Some(OpenError::ConnectionString(_))
     ));
     // Port 1 on the loopback interface: nothing listens there.
     let refused = open(PostgresConfig::new("postgres://postgres@127.0.0.1:1/test")).await;

@@ -88,6 +88,17 @@ impl Options {
         self
     }
 
+    /// Serves TLS (`ssl = on`) with this certificate chain and private key (PEM), written to
+    /// the data directory as `server.crt` and `server.key`. Plain connections are still
+    /// accepted; add [`hba`](Options::hba) `hostnossl … reject` to refuse them.
+    pub fn tls(self, cert_pem: impl Into<Vec<u8>>, key_pem: impl Into<Vec<u8>>) -> Options {
+        self.file("server.crt", cert_pem)
+            .file("server.key", key_pem)
+            .conf("ssl = on")
+            .conf("ssl_cert_file = 'server.crt'")
+            .conf("ssl_key_file = 'server.key'")
+    }
+
     /// A database created after the first start, which [`TempCluster::url`] then names
     /// (default: `postgres`).
     pub fn database(mut self, name: impl Into<String>) -> Options {
