@@ -188,13 +188,18 @@
 //! use std::sync::Arc;
 //! use std::time::Duration;
 //!
-//! use cqrs_core::runner::{DurableProjection, OnFailure, ProjectionRunner, stored_error};
+//! use cqrs_core::prelude::*;
+//! use cqrs_core::runner::{DurableProjection, OnFailure, ProjectionRunner};
 //! use cqrs_core::{EventRef, ProjectionError, ProjectionFailure, RecordedEvent};
 //! use cqrs_postgres::{PgLeases, PgSink, PgTx, PostgresStore, params};
-//! # use cqrs_core::Event as _;
-//! # use cqrs_core::testing::domain::Added;
+//! use serde::{Deserialize, Serialize};
 //!
-//! /// Per counter, the number of `Added` events and their sum, in table `counter_totals`.
+//! /// An event of the application's counters.
+//! #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+//! #[event(name = "counter.added")]
+//! pub struct Added { pub n: u64 }
+//!
+//! /// Per counter, the number of `Added` events and their sum, in table `app.counter_totals`.
 //! struct CounterTotals;
 //!
 //! impl DurableProjection<PgTx> for CounterTotals {
@@ -202,7 +207,7 @@
 //!     const EVENTS: &'static [&'static str] = &[Added::NAME];
 //!
 //!     async fn handle(&mut self, db: &PgTx, event: &RecordedEvent) -> Result<(), ProjectionError> {
-//!         let failed = |failure| stored_error(Self::NAME, event, failure);
+//!         let failed = |failure| ProjectionError::new(Self::NAME, event, failure);
 //!         let Some(added) = EventRef::stored(event)
 //!             .decode::<Added>()
 //!             .map_err(|e| failed(ProjectionFailure::Decode(e)))?
@@ -213,7 +218,7 @@
 //!         // pipelined burst before the checkpoint moves. Text statements are prepared once
 //!         // per connection, then reused; parameters are owned (`params!`).
 //!         db.stage(
-//!             "INSERT INTO counter_totals AS t (counter, events, total) VALUES ($1, 1, $2)
+//!             "INSERT INTO app.counter_totals AS t (counter, events, total) VALUES ($1, 1, $2)
 //!              ON CONFLICT (counter) DO UPDATE SET events = t.events + 1, total = t.total + $2",
 //!             params![event.meta.stream.to_string(), added.n as i64],
 //!         );
@@ -222,7 +227,7 @@
 //!
 //!     /// Before a rebuild: empty the table (in the transaction that sets the checkpoint to 0).
 //!     async fn reset(&mut self, db: &PgTx) -> Result<(), ProjectionFailure> {
-//!         db.execute("DELETE FROM counter_totals", &[])
+//!         db.execute("DELETE FROM app.counter_totals", &[])
 //!             .await
 //!             .map(drop)
 //!             .map_err(|e| ProjectionFailure::Handler(Arc::new(e)))
@@ -230,7 +235,15 @@
 //! }
 //!
 //! # async fn run(store: PostgresStore) -> Result<(), Box<dyn std::error::Error>> {
-//! let running = ProjectionRunner::new(store.clone(), PgSink::new(&store, CounterTotals))
+//! let sink = PgSink::new(&store, CounterTotals);
+//! // At every start, before the runner: the read model's tables (names qualified, see below).
+//! sink.setup(
+//!     "CREATE SCHEMA IF NOT EXISTS app;
+//!      CREATE TABLE IF NOT EXISTS app.counter_totals (
+//!          counter text PRIMARY KEY, events bigint NOT NULL, total bigint NOT NULL)",
+//! )
+//! .await?;
+//! let running = ProjectionRunner::new(store.clone(), sink)
 //!     .on_failure(OnFailure::Park)
 //!     // Every application server runs this; one at a time works, the others stand by.
 //!     .leases(PgLeases::new(&store), Duration::from_secs(1))
@@ -239,6 +252,13 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! **Which schema a sink's statements use**: the store qualifies its own tables with its schema
+//! ([`PostgresConfig::schema`]), but a read model's statements run as written, with the
+//! connection's `search_path` (the role's default, usually `"$user", public`). Qualify the read
+//! model's table names, as above, or set the path for every connection of the store in the
+//! connection string (`options=-csearch_path%3Dapp`). The driver is re-exported as
+//! [`tokio_postgres`] for the types [`PgTx`] takes.
 //!
 //! Every batch: `BEGIN`; `SELECT position FROM checkpoints WHERE projection = $1 FOR UPDATE`,
 //! refused unless it is where this sink last left it; the handlers; the checkpoint update;
@@ -278,6 +298,16 @@
 //! `SIGKILL`, with a 100 ms retry). A lease is lost when its connection ends or a `SELECT 1`
 //! every second fails; the runner then stops at once. A process may not know yet that it lost its
 //! lease; the checkpoint fence above makes its next commit fail instead of counting events twice.
+//!
+//! # Behind a connection pooler
+//!
+//! Connect the store to PostgreSQL directly, or through PgBouncer in **session** mode.
+//! Transaction mode breaks three things the store relies on: session advisory locks (the
+//! appender lock that keeps positions gap-free, projection leases and the migration lock) would
+//! be taken on one server connection and released on another; `LISTEN` does not survive past a
+//! transaction, so other processes' appends are only seen at the poll interval; and the
+//! statements each pooled connection prepares once would meet server connections that never
+//! prepared them.
 //!
 //! # Errors
 //!
@@ -324,3 +354,7 @@ pub mod __private {
     pub use tokio_postgres::types::ToSql;
 }
 pub use store::PostgresStore;
+
+/// The driver, re-exported: [`PgTx`] takes its types (`ToSql` parameters, `Row`s, errors), so
+/// a read model needs no direct dependency on it (and cannot get a mismatched version).
+pub use tokio_postgres;

@@ -395,6 +395,24 @@ impl<P: DurableProjection<PgTx>> PgSink<P> {
         &self.projection
     }
 
+    /// Runs `sql` (one or more statements, such as `CREATE TABLE IF NOT EXISTS …`) on a
+    /// connection of the sink's pool, outside any batch: the read model's set-up before the
+    /// runner starts, as `SqliteSink::unit` allows on SQLite.
+    ///
+    /// Like every statement of a sink it runs with the connection's own `search_path` (the
+    /// role's default, usually `"$user", public`), not the store's schema: qualify table names
+    /// (`bank.balances`) or set the path in the connection string
+    /// (`options=-csearch_path%3Dbank`).
+    pub async fn setup(&self, sql: &str) -> Result<(), StoreError> {
+        let conn = connection(&self.store).await?;
+        // Classified like every driver error: a lost connection is `Unavailable`, a bad
+        // statement `Backend` with the server's message and SQLSTATE.
+        conn.client
+            .batch_execute(sql)
+            .await
+            .map_err(crate::error::backend)
+    }
+
     /// The projection, taken out of the sink.
     pub fn into_projection(self) -> P {
         self.projection

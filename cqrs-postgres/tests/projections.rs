@@ -16,7 +16,8 @@ use cqrs_core::runner::{
     RetryPolicy, RunnerState,
 };
 use cqrs_core::{
-    EventStore, ExpectedVersion, Position, ProjectionFailure, QueryError, StreamId, Timestamp,
+    EventStore, ExpectedVersion, Position, ProjectionFailure, QueryError, StoreError, StreamId,
+    Timestamp,
 };
 use cqrs_postgres::{PgSink, PostgresStore};
 
@@ -694,5 +695,49 @@ async fn throughput(test: &str, staged: bool) {
     eprintln!(
         "PgSink: {count} events, one upsert each ({how}), batches of 512: {elapsed:?}, {:.0} events/s",
         count as f64 / elapsed.as_secs_f64()
+    );
+}
+
+/// `PgSink::setup` creates the read model's tables before the runner starts (as
+/// `SqliteSink::unit` does on SQLite), on the sink's own pool; a bad statement is a typed
+/// `Backend` error that shows the server's message and SQLSTATE.
+#[tokio::test]
+async fn a_sink_sets_up_its_tables_and_reports_bad_set_up_sql() {
+    let Some((store, schema, client)) =
+        setup("a_sink_sets_up_its_tables_and_reports_bad_set_up_sql").await
+    else {
+        return;
+    };
+    let sink = PgSink::new(&store, Totals::<Main>::new(&schema));
+    let table = format!("{}.set_up_here", common::quote(&schema));
+    sink.setup(&format!(
+        "CREATE TABLE IF NOT EXISTS {table} (id bigint PRIMARY KEY); \
+         CREATE INDEX IF NOT EXISTS set_up_here_id ON {table} (id)"
+    ))
+    .await
+    .expect("the set-up runs");
+    // Twice is fine: set-up runs at every start.
+    sink.setup(&format!(
+        "CREATE TABLE IF NOT EXISTS {table} (id bigint PRIMARY KEY)"
+    ))
+    .await
+    .expect("the set-up runs again");
+    let found: i64 = client
+        .query_one(
+            "SELECT count(*) FROM information_schema.tables \
+             WHERE table_schema = $1 AND table_name = 'set_up_here'",
+            &[&schema],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(found, 1);
+
+    let error = sink.setup("CREATE TABLEE nope ()").await.unwrap_err();
+    assert!(matches!(error, StoreError::Backend(_)), "{error:?}");
+    let shown = error.to_string();
+    assert!(
+        shown.contains("42601") && shown.contains("syntax"),
+        "{shown}"
     );
 }
