@@ -18,9 +18,9 @@ mod upcast;
 #[path = "macros/upsert.rs"]
 mod upsert;
 
-use cqrs_core::fixture::{AggregateFixture, ProjectionFixture};
-use cqrs_core::prelude::*;
-use cqrs_core::{
+use eventweave_core::fixture::{AggregateFixture, ProjectionFixture};
+use eventweave_core::prelude::*;
+use eventweave_core::{
     CommandSet, DecodeFailure, DispatchError, EventSet, HandlerKind, Handles, ProjectionFailure,
     Router, registry,
 };
@@ -547,7 +547,7 @@ fn a_projection_reports_undecodable_payloads() {
         "account-1".into(),
         "MoneyDeposited",
         1,
-        cqrs_core::Payload::from_json(r#"{"amount":-1}"#),
+        eventweave_core::Payload::from_json(r#"{"amount":-1}"#),
     );
     let error = fixture.error().expect("the projection stopped");
     assert!(

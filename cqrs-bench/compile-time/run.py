@@ -5,7 +5,7 @@ against the traits (as `cqrs-core/src/testing/domain.rs` spells them out), in tw
 crates of one throwaway workspace in a temporary directory.
 
 How only the domain crate is measured: both crates share one target directory. First every
-dependency (cqrs-core, cqrs-derive, serde, ...) is built once per profile; then, for each crate
+dependency (eventweave-core, eventweave-derive, serde, ...) is built once per profile; then, for each crate
 and profile, `cargo clean -p <crate> [--release]` removes that crate's own artifacts only and
 `cargo build -p <crate> [--release]` is timed, so the timed build compiles the domain crate alone
 on a warm dependency cache. Each timing is repeated (default 3) and the median printed.
@@ -28,7 +28,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 def macro_domain(n):
     out = ["//! Generated: the macro version.", "#![allow(missing_docs)]",
-           "use cqrs_core::prelude::*;", "use serde::{Deserialize, Serialize};", "",
+           "use eventweave_core::prelude::*;", "use serde::{Deserialize, Serialize};", "",
            "#[derive(Debug, Clone, PartialEq, Eq)]",
            "pub enum BigError { Zero }",
            "impl std::fmt::Display for BigError {",
@@ -59,7 +59,7 @@ def macro_domain(n):
 def hand_domain(n):
     out = ["//! Generated: the hand-written version, against the traits.", "#![allow(missing_docs)]",
            "use std::any::Any;",
-           "use cqrs_core::{Aggregate, Command, CommandContext, CommandOutcome, CommandSet, Cqrs,",
+           "use eventweave_core::{Aggregate, Command, CommandContext, CommandOutcome, CommandSet, Cqrs,",
            "    DecodeFailure, DispatchError, Event, EventSet, EventStore, HandlerError, HandlerKind,",
            "    Handles, IntoEvents, Services};",
            "use serde::{Deserialize, Serialize};", "",
@@ -96,7 +96,7 @@ def hand_domain(n):
     out += ["        }", "    }",
             "    fn decode(name: &str, version: u32, payload: &str) -> Result<Self, DecodeFailure> {",
             "        match name {"]
-    out += [f"            \"big.e{i}\" => cqrs_core::__private::decode_event(version, payload).map(BigEvent::E{i}),"
+    out += [f"            \"big.e{i}\" => eventweave_core::__private::decode_event(version, payload).map(BigEvent::E{i}),"
             for i in range(n)]
     out += ["            _ => Err(DecodeFailure::UnknownEvent),", "        }", "    }",
             "    fn as_any(&self) -> &dyn Any {", "        match self {"]
@@ -139,7 +139,7 @@ def hand_domain(n):
             "        }", "    }",
             "    async fn execute_on<S: EventStore>(self, app: &Cqrs<S>, context: CommandContext)",
             "        -> Result<CommandOutcome, DispatchError> {", "        match self {"]
-    out += [f"            BigCommand::C{i}(c) => app.execute_with(c, context).await.map_err(cqrs_core::__private::box_command_error),"
+    out += [f"            BigCommand::C{i}(c) => app.execute_with(c, context).await.map_err(eventweave_core::__private::box_command_error),"
             for i in range(n)]
     out += ["        }", "    }", "}", ""]
     return "\n".join(out)
@@ -155,7 +155,7 @@ edition = "2024"
 publish = false
 
 [dependencies]
-cqrs-core = {{ path = "{ROOT}/cqrs-core" }}
+eventweave-core = {{ path = "{ROOT}/eventweave-core" }}
 serde = {{ version = "1", features = ["derive"] }}
 serde_json = "1"
 """)

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use bank::{AccountId, Balances, Deposit, GetBalance, Limits, OpenAccount};
-use cqrs_core::{Cqrs, EventStore, MemoryStore};
+use eventweave_core::{Cqrs, EventStore, MemoryStore};
 
 /// One workload's sizes.
 #[derive(Clone, Copy, Debug)]

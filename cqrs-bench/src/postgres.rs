@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bank::{Account, AccountId, Deposit, Limits, OpenAccount};
-use cqrs_core::{
+use eventweave_core::{
     Cqrs, EventStore, ExpectedVersion, NewEvent, Payload, Position, StreamId, UserMetadata, new_id,
 };
-use cqrs_postgres::{PostgresConfig, PostgresStore};
+use eventweave_postgres::{PostgresConfig, PostgresStore};
 use tokio::task::JoinSet;
 use tokio_postgres::{Client, NoTls, Statement};
 

@@ -27,13 +27,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bank::{AccountId, Balances, Deposit, GetBalance, Limits, MoneyDeposited, TotalHoldings};
-use cqrs_core::runner::{MemorySink, ProjectionRunner};
-use cqrs_core::{
+use eventweave_core::runner::{MemorySink, ProjectionRunner};
+use eventweave_core::{
     CommandError, Cqrs, EventMeta, EventStore, ExpectedVersion, NewEvent, Payload, Position,
     StreamId, UserMetadata, new_id, projection,
 };
-use cqrs_postgres::{PgSink, PgTx, PostgresConfig, PostgresStore, params};
-use cqrs_sqlite::{SqliteSink, SqliteStore, SqliteTx, rusqlite};
+use eventweave_postgres::{PgSink, PgTx, PostgresConfig, PostgresStore, params};
+use eventweave_sqlite::{SqliteSink, SqliteStore, SqliteTx, rusqlite};
 use tokio::task::JoinSet;
 use tokio_postgres::types::ToSql;
 
@@ -446,7 +446,7 @@ pub async fn pg_raw_upserts(
         let tx = client.transaction().await.expect("begin");
         let mut rows = Vec::with_capacity(events.len());
         for event in &events {
-            let deposit = cqrs_core::EventRef::stored(event).decode::<MoneyDeposited>();
+            let deposit = eventweave_core::EventRef::stored(event).decode::<MoneyDeposited>();
             if let Some(deposit) = deposit.expect("a deposit decodes") {
                 let total = deposit.amount as i64;
                 if pipelined {
@@ -1046,7 +1046,7 @@ async fn run_with<P: CatchUpPeer>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cqrs_core::MemoryStore;
+    use eventweave_core::MemoryStore;
 
     #[tokio::test(flavor = "current_thread")]
     async fn catch_up_over_memory_checks_its_sums() {

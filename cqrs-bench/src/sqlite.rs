@@ -6,9 +6,9 @@
 use std::time::{Duration, Instant};
 
 use bank::{AccountId, GetBalance};
-use cqrs_core::{EventStore, Position, Timestamp, new_id};
-use cqrs_sqlite::rusqlite::{Connection, TransactionBehavior};
-use cqrs_sqlite::{Durability, SqliteConfig, SqliteStore};
+use eventweave_core::{EventStore, Position, Timestamp, new_id};
+use eventweave_sqlite::rusqlite::{Connection, TransactionBehavior};
+use eventweave_sqlite::{Durability, SqliteConfig, SqliteStore};
 
 /// One workload's sizes.
 #[derive(Clone, Copy, Debug)]

@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bank::{Balances, TotalHoldings};
-use cqrs_core::{Cqrs, EventStore, ExpectedVersion, Position, StoreError};
-use cqrs_postgres::{PostgresConfig, PostgresStore};
+use eventweave_core::{Cqrs, EventStore, ExpectedVersion, Position, StoreError};
+use eventweave_postgres::{PostgresConfig, PostgresStore};
 use tokio::task::JoinHandle;
 use tokio_postgres::Client;
 

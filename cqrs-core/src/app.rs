@@ -40,10 +40,10 @@ type WarningFn = Arc<dyn Fn(&Warning) + Send + Sync>;
 /// Cheap to clone: clones share the store, caches and projections.
 ///
 /// ```
-/// # use cqrs_core::{Cqrs, MemoryStore};
+/// # use eventweave_core::{Cqrs, MemoryStore};
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let app = Cqrs::builder(MemoryStore::new()).max_retries(3).build().await.unwrap();
-/// assert_eq!(app.position(), cqrs_core::Position::ZERO);
+/// assert_eq!(app.position(), eventweave_core::Position::ZERO);
 /// # }
 /// ```
 pub struct Cqrs<S> {

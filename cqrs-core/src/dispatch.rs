@@ -30,7 +30,7 @@ fn route<'a, A: Aggregate, S: EventStore>(
 /// Routes commands by name to the aggregates added to it.
 ///
 /// ```
-/// # use cqrs_core::{Cqrs, MemoryStore, Router, DispatchError};
+/// # use eventweave_core::{Cqrs, MemoryStore, Router, DispatchError};
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let app = Cqrs::builder(MemoryStore::new()).build().await.unwrap();
 /// let router = Router::new(app);

@@ -89,7 +89,7 @@ impl EventMeta {
     /// compile. The id type must parse back what its `Display` writes (`FromStr`).
     ///
     /// ```
-    /// # use cqrs_core::prelude::*;
+    /// # use eventweave_core::prelude::*;
     /// # use serde::{Deserialize, Serialize};
     /// #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
     /// #[event(name = "doc.joined")]
@@ -106,7 +106,7 @@ impl EventMeta {
     /// #[derive(Default)] pub struct Members { ids: Vec<u64> }
     /// #[projection(name = "doc_members")]
     /// impl Members {
-    ///     fn on_joined(&mut self, e: &Joined, meta: &EventMeta) -> Result<(), cqrs_core::AggregateIdError> {
+    ///     fn on_joined(&mut self, e: &Joined, meta: &EventMeta) -> Result<(), eventweave_core::AggregateIdError> {
     ///         let member: u64 = meta.aggregate_id(e)?;
     ///         self.ids.push(member);
     ///         Ok(())

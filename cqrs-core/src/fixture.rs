@@ -2,7 +2,7 @@
 //! a store.
 //!
 //! ```
-//! # use cqrs_core::prelude::*;
+//! # use eventweave_core::prelude::*;
 //! # use serde::{Deserialize, Serialize};
 //! # #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
 //! # #[event(name = "Started")]
@@ -31,7 +31,7 @@
 //! #     #[apply] fn opened(&mut self, _: &Started) {}
 //! #     #[apply] fn added(&mut self, e: &Added) { self.total += e.n; }
 //! # }
-//! use cqrs_core::fixture::AggregateFixture;
+//! use eventweave_core::fixture::AggregateFixture;
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! AggregateFixture::<Counter>::new()
 //!     .given((Started, Added { n: 7 }))

@@ -231,8 +231,8 @@ pub const DERIVED_ID_NAMESPACE: Uuid = Uuid::from_u128(0xea4e9682_eeb2_4299_8239
 /// are derived this way, which is what makes running them again detectable.
 ///
 /// ```
-/// # use cqrs_core::Uuid;
-/// # use cqrs_core::process::derive_id;
+/// # use eventweave_core::Uuid;
+/// # use eventweave_core::process::derive_id;
 /// let command = Uuid::from_u128(42);
 /// let first_event = derive_id(command, "event", 0);
 /// assert_eq!(first_event, derive_id(command, "event", 0));
@@ -327,7 +327,7 @@ mod tests {
     }
 
     /// Costs per call on this machine, for the record (not a check):
-    /// `cargo test -p cqrs-core --release --lib -- --ignored --nocapture id_costs`
+    /// `cargo test -p eventweave-core --release --lib -- --ignored --nocapture id_costs`
     #[test]
     #[ignore = "timing, run by hand in release mode"]
     fn id_costs() {

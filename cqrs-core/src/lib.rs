@@ -1,4 +1,4 @@
-//! # cqrs-core
+//! # eventweave-core
 //!
 //! The runtime of a CQRS and event-sourcing framework in which you write plain domain types and
 //! annotated handlers, and macros generate the rest (see the README for the quick start).
@@ -17,7 +17,7 @@
 //! Events are plain serializable structs with a stable stored name:
 //!
 //! ```
-//! use cqrs_core::prelude::*;
+//! use eventweave_core::prelude::*;
 //! use serde::{Deserialize, Serialize};
 //!
 //! #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -131,8 +131,8 @@
 //! it was recorded.
 //!
 //! ```
-//! use cqrs_core::prelude::*;
-//! use cqrs_core::{Mismatch, Retry, new_id};
+//! use eventweave_core::prelude::*;
+//! use eventweave_core::{Mismatch, Retry, new_id};
 //! use serde::{Deserialize, Serialize};
 //!
 //! #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -188,7 +188,7 @@
 //! Executing a command that its aggregate has no handler for does not compile:
 //!
 //! ```compile_fail
-//! # use cqrs_core::prelude::*;
+//! # use eventweave_core::prelude::*;
 //! # use serde::{Deserialize, Serialize};
 //! # #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
 //! # #[event(name = "Opened")]
@@ -218,7 +218,7 @@
 //! Returning an event that the aggregate cannot apply does not compile either:
 //!
 //! ```compile_fail
-//! # use cqrs_core::prelude::*;
+//! # use eventweave_core::prelude::*;
 //! # use serde::{Deserialize, Serialize};
 //! # #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
 //! # #[event(name = "Opened")]
@@ -240,7 +240,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-extern crate self as cqrs_core;
+extern crate self as eventweave_core;
 
 mod aggregate;
 mod app;
@@ -303,9 +303,9 @@ pub use store::{
 
 /// The derive and attribute macros (with the `derive` feature, on by default).
 #[cfg(feature = "derive")]
-pub use cqrs_derive::{Command, Event, Query, aggregate, process_manager, projection};
+pub use eventweave_derive::{Command, Event, Query, aggregate, process_manager, projection};
 
-/// Everything a domain module needs: `use cqrs_core::prelude::*;`.
+/// Everything a domain module needs: `use eventweave_core::prelude::*;`.
 pub mod prelude {
     #[cfg(feature = "derive")]
     pub use crate::{aggregate, process_manager, projection};

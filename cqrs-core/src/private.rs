@@ -1,5 +1,5 @@
 //! Support for macro-generated code. Not public API: names here may change in any release,
-//! which is why `cqrs-core` pins `cqrs-derive` to one exact version.
+//! which is why `eventweave-core` pins `eventweave-derive` to one exact version.
 
 use std::error::Error as StdError;
 use std::marker::PhantomData;

@@ -16,7 +16,7 @@ use crate::event::Event;
     message = "`{Self}` is not a projection",
     label = "not a projection",
     note = "put `#[projection(name = \"…\")]` on an impl block of `{Self}` that holds its event handlers",
-    note = "a `#[projection]` whose handlers are `async` or take `db: &…` is durable: run it with `cqrs_core::runner::ProjectionRunner`, not `CqrsBuilder::projection`"
+    note = "a `#[projection]` whose handlers are `async` or take `db: &…` is durable: run it with `eventweave_core::runner::ProjectionRunner`, not `CqrsBuilder::projection`"
 )]
 pub trait Projection: Send + Sync + 'static {
     /// Unique name; checkpoints and start-up checks use it.

@@ -197,12 +197,12 @@ impl Parse for CratePath {
     }
 }
 
-/// The runtime crate's path: `crate = …` or `::cqrs_core`.
+/// The runtime crate's path: `crate = …` or `::eventweave_core`.
 pub fn crate_path(krate: Option<CratePath>) -> Path {
-    krate.map_or_else(|| syn::parse_quote!(::cqrs_core), |k| k.0)
+    krate.map_or_else(|| syn::parse_quote!(::eventweave_core), |k| k.0)
 }
 
-const CRATE_SYNTAX: &str = "crate = \"path::to::cqrs_core\"";
+const CRATE_SYNTAX: &str = "crate = \"path::to::eventweave_core\"";
 
 /// `#[event(name = "…", version = n, crate = …)]`.
 #[derive(Default)]
@@ -660,7 +660,7 @@ mod tests {
             );
         }
         let default = crate_path(None);
-        assert_eq!(default.to_token_stream().to_string(), ":: cqrs_core");
+        assert_eq!(default.to_token_stream().to_string(), ":: eventweave_core");
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Procedural macros of the cqrs framework. Use them through `cqrs_core` (feature `derive`,
-//! on by default): `use cqrs_core::prelude::*;` brings every macro and trait into scope.
+//! Procedural macros of the cqrs framework. Use them through `eventweave_core` (feature `derive`,
+//! on by default): `use eventweave_core::prelude::*;` brings every macro and trait into scope.
 //!
 //! | macro | goes on | generates |
 //! |---|---|---|
@@ -11,14 +11,14 @@
 //! | [`process_manager`](macro@process_manager) | the impl block of a process manager's state | `impl ProcessManager` (handlers by stored event name, the `#[on_rejected]` compensation); registration |
 //!
 //! Every macro accepts `crate = "path"` (for example `#[aggregate(id = u64, crate =
-//! "my_app::cqrs")]`) when `cqrs_core` is reachable only under another path, such as a
+//! "my_app::cqrs")]`) when `eventweave_core` is reachable only under another path, such as a
 //! re-export from a facade crate.
 //!
 //! Mistakes are compile errors on your own tokens, each saying what to write instead; one
 //! mistake gives one error, because the macros still emit your code and a placeholder for the
 //! part in error.
 //!
-//! The examples below use `ignore` because this crate cannot depend on `cqrs_core`; the same
+//! The examples below use `ignore` because this crate cannot depend on `eventweave_core`; the same
 //! code is compiled and run by the workspace's `tests/macros.rs` and `tests/ui/pass`.
 
 mod attr;
@@ -67,7 +67,7 @@ use crate::model::derive::DeriveInput;
 ///   with the same name do not compile; two anywhere in the program fail at start-up.
 /// - `version = n`: the payload's schema version, an integer from 1 (default 1). Raise it when
 ///   the payload's shape changes, and add an upcaster from the previous version.
-/// - `crate = "path"`: where `cqrs_core` is.
+/// - `crate = "path"`: where `eventweave_core` is.
 /// - `#[upcast(from = n, with = path)]`, one for each older version `n` (1 to `version - 1`):
 ///   the function that turns a version `n` payload into a version `n + 1` payload. It takes the
 ///   payload by value, as `serde_json::Value` or a type that implements `Deserialize` (the old
@@ -109,7 +109,7 @@ pub fn derive_event(input: TokenStream) -> TokenStream {
 /// - `aggregate = Type` (required): the aggregate whose `#[handle]` method takes this command.
 /// - `name = "…"`: the name used by untyped dispatch (`Router::dispatch`; default: the type's
 ///   name).
-/// - `crate = "path"`: where `cqrs_core` is.
+/// - `crate = "path"`: where `eventweave_core` is.
 /// - `#[id]` on exactly one field, whose type is the aggregate's `id` type: it names the
 ///   aggregate instance the command goes to.
 ///
@@ -131,7 +131,7 @@ pub fn derive_command(input: TokenStream) -> TokenStream {
 ///
 /// - `response = Type` (required): what the answer is. The `#[query]` method of a
 ///   `#[projection]` impl that answers it must return exactly this type.
-/// - `crate = "path"`: where `cqrs_core` is.
+/// - `crate = "path"`: where `eventweave_core` is.
 ///
 /// Type parameters are bounded by `Send + Sync + 'static`.
 #[proc_macro_derive(Query, attributes(query))]
@@ -185,7 +185,7 @@ pub fn derive_query(input: TokenStream) -> TokenStream {
 /// - `snapshot_version = v`: the shape of the serialized state (default 1). Raise it whenever
 ///   the state's fields change: snapshots of another version are ignored and replaced, never
 ///   decoded into the new shape. Only with `snapshot_every`.
-/// - `crate = "path"`: where `cqrs_core` is.
+/// - `crate = "path"`: where `eventweave_core` is.
 ///
 /// Methods:
 /// - `#[apply] fn name(&mut self, event: &SomeEvent)`: folds one event into the state. Each
@@ -248,7 +248,7 @@ pub fn aggregate(args: TokenStream, input: TokenStream) -> TokenStream {
 /// - `discover = false`: do not register a constructor for
 ///   `CqrsBuilder::discover_projections` (the type then need not implement `Default`; add it
 ///   with `CqrsBuilder::projection`). Durable projections are never discovered that way.
-/// - `crate = "path"`: where `cqrs_core` is.
+/// - `crate = "path"`: where `eventweave_core` is.
 ///
 /// Methods:
 /// - Every `&mut self` method handles an event: `fn name(&mut self, event: &SomeEvent)` or
@@ -289,8 +289,8 @@ pub fn aggregate(args: TokenStream, input: TokenStream) -> TokenStream {
 /// }
 /// ```
 ///
-/// It implements `cqrs_core::runner::DurableProjection<U>` instead of `Projection`, where `U`
-/// is the unit of work its methods borrow (`cqrs_sqlite::SqliteTx`, `cqrs_postgres::PgTx`, or
+/// It implements `eventweave_core::runner::DurableProjection<U>` instead of `Projection`, where `U`
+/// is the unit of work its methods borrow (`eventweave_sqlite::SqliteTx`, `eventweave_postgres::PgTx`, or
 /// a type of your own: the macro only reads its name). A `ProjectionRunner` runs it from its
 /// checkpoint through a sink of that unit, whose changes commit together with the checkpoint.
 /// When no method takes a unit (the handlers are `async` only), it implements
@@ -355,7 +355,7 @@ pub fn projection(args: TokenStream, input: TokenStream) -> TokenStream {
 /// - `name = "…"`: the process manager's unique name (default: the type's name in snake case).
 ///   Its checkpoint and its instance streams (`pm-{name}-{correlation}`) are named after it: do
 ///   not change it once deployed.
-/// - `crate = "path"`: where `cqrs_core` is.
+/// - `crate = "path"`: where `eventweave_core` is.
 ///
 /// Methods:
 /// - Every `&mut self` method handles an event: `fn name(&mut self, event: &SomeEvent)` or

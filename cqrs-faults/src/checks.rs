@@ -13,7 +13,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use cqrs_core::{EventRef, EventStore, Position, RecordedEvent, StreamId, Uuid};
+use eventweave_core::{EventRef, EventStore, Position, RecordedEvent, StreamId, Uuid};
 
 use crate::domain::{Deposited, Opened, Totals, fold};
 use crate::ledger::{Fate, Ledger};
@@ -296,7 +296,7 @@ pub fn compare(model: &str, found: &Totals, replay: &Totals) -> Option<String> {
 mod tests {
     //! Each check fires on the history that breaks it (a check that cannot fail proves nothing).
 
-    use cqrs_core::{NewEvent, Payload, Timestamp, UserMetadata};
+    use eventweave_core::{NewEvent, Payload, Timestamp, UserMetadata};
 
     use super::*;
     use crate::ledger::Entry;
@@ -310,7 +310,7 @@ mod tests {
         amount: u64,
     ) -> RecordedEvent {
         NewEvent {
-            event_id: cqrs_core::new_id(),
+            event_id: eventweave_core::new_id(),
             event_name: "faults.deposited".into(),
             event_version: 1,
             payload: Payload::from_json(format!(r#"{{"amount":{amount}}}"#)),
@@ -332,7 +332,7 @@ mod tests {
     #[test]
     fn a_clean_history_passes_and_replays() {
         let ledger = Ledger::new();
-        let (a, b) = (cqrs_core::new_id(), cqrs_core::new_id());
+        let (a, b) = (eventweave_core::new_id(), eventweave_core::new_id());
         acknowledged(&ledger, a, "vault-1", 5);
         acknowledged(&ledger, b, "vault-1", 7);
         let events = [stored(a, "vault-1", 1, 1, 5), stored(b, "vault-1", 2, 3, 7)];
@@ -344,7 +344,7 @@ mod tests {
     #[test]
     fn a_lost_acknowledged_command_fails() {
         let ledger = Ledger::new();
-        let (a, lost) = (cqrs_core::new_id(), cqrs_core::new_id());
+        let (a, lost) = (eventweave_core::new_id(), eventweave_core::new_id());
         acknowledged(&ledger, a, "vault-1", 5);
         acknowledged(&ledger, lost, "vault-1", 7);
         let found = failures(&[stored(a, "vault-1", 1, 1, 5)], &ledger);
@@ -357,7 +357,7 @@ mod tests {
     #[test]
     fn a_command_stored_twice_fails() {
         let ledger = Ledger::new();
-        let a = cqrs_core::new_id();
+        let a = eventweave_core::new_id();
         acknowledged(&ledger, a, "vault-1", 5);
         let events = [stored(a, "vault-1", 1, 1, 5), stored(a, "vault-1", 2, 2, 5)];
         let found = failures(&events, &ledger);
@@ -370,7 +370,7 @@ mod tests {
     #[test]
     fn gaps_in_versions_and_positions_out_of_order_fail() {
         let ledger = Ledger::new();
-        let (a, b) = (cqrs_core::new_id(), cqrs_core::new_id());
+        let (a, b) = (eventweave_core::new_id(), eventweave_core::new_id());
         acknowledged(&ledger, a, "vault-1", 5);
         acknowledged(&ledger, b, "vault-1", 7);
         let events = [stored(a, "vault-1", 1, 4, 5), stored(b, "vault-1", 3, 2, 7)];
@@ -391,9 +391,9 @@ mod tests {
     fn refused_stored_strangers_and_wrong_amounts_fail() {
         let ledger = Ledger::new();
         let (refused, stranger, wrong) = (
-            cqrs_core::new_id(),
-            cqrs_core::new_id(),
-            cqrs_core::new_id(),
+            eventweave_core::new_id(),
+            eventweave_core::new_id(),
+            eventweave_core::new_id(),
         );
         ledger.record(
             refused,
@@ -418,7 +418,7 @@ mod tests {
     #[test]
     fn part_of_a_batch_fails() {
         let ledger = Ledger::new();
-        let a = cqrs_core::new_id();
+        let a = eventweave_core::new_id();
         let entry = Entry {
             stream: "vault-1".into(),
             amount: 6,

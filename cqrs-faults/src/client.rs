@@ -16,7 +16,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use cqrs_core::{
+use eventweave_core::{
     Command, CommandContext, CommandError, CommandOutcome, Cqrs, EventStore, Handles, Retry, Uuid,
     new_id,
 };

@@ -7,10 +7,10 @@
 
 use std::collections::BTreeMap;
 
-use cqrs_core::StreamId;
-use cqrs_core::prelude::*;
-use cqrs_postgres::{PgTx, params};
-use cqrs_sqlite::{SqliteTx, rusqlite};
+use eventweave_core::StreamId;
+use eventweave_core::prelude::*;
+use eventweave_postgres::{PgTx, params};
+use eventweave_sqlite::{SqliteTx, rusqlite};
 use serde::{Deserialize, Serialize};
 
 /// Identifies a vault; its stream is `vault-<id>`.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use cqrs_core::{Cqrs, EventStore, Position};
+use eventweave_core::{Cqrs, EventStore, Position};
 use tokio::task::JoinSet;
 
 use crate::checks::{self, Verdict};
@@ -180,7 +180,7 @@ impl Rng {
 
     /// A random seed for a run.
     pub fn seed() -> u64 {
-        cqrs_core::new_id().as_u128() as u64
+        eventweave_core::new_id().as_u128() as u64
     }
 
     /// The next value.

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use cqrs_core::Uuid;
+use eventweave_core::Uuid;
 
 /// What one command asked for: its stream, its deposits' sum (0 for an opening) and how many
 /// events it records.
@@ -223,7 +223,7 @@ mod tests {
     #[test]
     fn an_acknowledgement_is_final_and_lines_round_trip() {
         let ledger = Ledger::new();
-        let id = cqrs_core::new_id();
+        let id = eventweave_core::new_id();
         let entry = Entry {
             stream: "vault-1".into(),
             amount: 7,

@@ -4,8 +4,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use cqrs_postgres::{PostgresConfig, PostgresStore};
 use cqrs_test_cluster::{Mode, Options, TempCluster};
+use eventweave_postgres::{PostgresConfig, PostgresStore};
 use tokio_postgres::{Client, NoTls};
 
 use crate::domain::{PgTotals, Totals, quote};
@@ -139,6 +139,6 @@ pub fn schema(scenario: &str) -> String {
     format!(
         "faults_{}_{:06x}",
         scenario.replace('-', "_"),
-        cqrs_core::new_id().as_u128() as u32 & 0xff_ffff
+        eventweave_core::new_id().as_u128() as u32 & 0xff_ffff
     )
 }

@@ -11,9 +11,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
-use cqrs_core::{Cqrs, EventStore};
-use cqrs_postgres::PostgresStore;
-use cqrs_sqlite::SqliteStore;
+use eventweave_core::{Cqrs, EventStore};
+use eventweave_postgres::PostgresStore;
+use eventweave_sqlite::SqliteStore;
 
 use crate::client::{self, Attempt};
 use crate::domain::{Deposit, DepositSplit, VaultId};
@@ -164,7 +164,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
                 write(store, &job).await
             }
             Target::Postgres { url, schema } => {
-                let config = cqrs_postgres::PostgresConfig::new(url.as_str())
+                let config = eventweave_postgres::PostgresConfig::new(url.as_str())
                     .schema(schema.as_str())
                     .pool_size(2);
                 let store = PostgresStore::open(config)

@@ -10,7 +10,7 @@
 use std::collections::HashSet;
 use std::time::SystemTime;
 
-use cqrs_core::{
+use eventweave_core::{
     BackendError, ExpectedVersion, NewEvent, Position, RecordedEvent, StoreError, StreamId,
     Timestamp, Uuid, check_append, check_retry,
 };
@@ -356,7 +356,7 @@ fn retried(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cqrs_core::testing::conformance::event;
+    use eventweave_core::testing::conformance::event;
 
     #[test]
     fn expected_versions_become_the_statement_parameter() {

@@ -4,8 +4,8 @@
 
 use std::time::SystemTime;
 
-use cqrs_core::runner::{Checkpoints, ParkedEvent};
-use cqrs_core::{Position, StoreError, StreamId, Timestamp, Uuid};
+use eventweave_core::runner::{Checkpoints, ParkedEvent};
+use eventweave_core::{Position, StoreError, StreamId, Timestamp, Uuid};
 use tokio_postgres::Row;
 
 use crate::config::Names;

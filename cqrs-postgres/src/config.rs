@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cqrs_core::DEFAULT_MAX_EVENT_BYTES;
+use eventweave_core::DEFAULT_MAX_EVENT_BYTES;
 use tokio_postgres::config::Host;
 
 use crate::conninfo::{ConfigError, ConnInfo, SslMode};
@@ -24,7 +24,7 @@ const MAX_IDENTIFIER_BYTES: usize = 63;
 ///
 /// ```
 /// use std::time::Duration;
-/// use cqrs_postgres::{PostgresConfig, SslMode};
+/// use eventweave_postgres::{PostgresConfig, SslMode};
 ///
 /// let config = PostgresConfig::parse("postgres://app:s3cret@db.internal:5432/bank?sslmode=verify-full")?
 ///     .schema("bank_events")
@@ -36,7 +36,7 @@ const MAX_IDENTIFIER_BYTES: usize = 63;
 /// assert_eq!(config.schema_name(), "bank_events");
 /// assert_eq!(config.get_ssl_mode(), SslMode::VerifyFull);
 /// assert!(!format!("{config:?}").contains("s3cret"));
-/// # Ok::<(), cqrs_postgres::ConfigError>(())
+/// # Ok::<(), eventweave_postgres::ConfigError>(())
 /// ```
 #[derive(Clone)]
 pub struct PostgresConfig {
@@ -180,7 +180,7 @@ impl PostgresConfig {
         self
     }
 
-    /// How long [`wait_for_events`](cqrs_core::EventStore::wait_for_events) waits for a
+    /// How long [`wait_for_events`](eventweave_core::EventStore::wait_for_events) waits for a
     /// notification before it lets the caller re-read anyway (default 500 ms): the safety net
     /// for a lost notification (a dropped listening connection, a writer killed between its
     /// commit and its NOTIFY). While a reader waits on a position held by an unfinished or
@@ -218,7 +218,7 @@ impl PostgresConfig {
     /// The longest time opening one connection may take: TCP connect, TLS handshake,
     /// authentication and the session settings (default: the connection string's
     /// `connect_timeout`, else 10 s). Past it the operation that needed the connection fails
-    /// with [`StoreError::Unavailable`](cqrs_core::StoreError::Unavailable).
+    /// with [`StoreError::Unavailable`](eventweave_core::StoreError::Unavailable).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
@@ -226,7 +226,7 @@ impl PostgresConfig {
 
     /// The longest time an operation waits for a pooled connection when all are busy (default
     /// 30 s), after which it fails with
-    /// [`StoreError::Unavailable`](cqrs_core::StoreError::Unavailable) naming the pool.
+    /// [`StoreError::Unavailable`](eventweave_core::StoreError::Unavailable) naming the pool.
     pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
         self.acquire_timeout = timeout;
         self
@@ -350,7 +350,7 @@ impl PostgresConfig {
         self.driver().and_then(|d| d.get_dbname())
     }
 
-    /// The sessions' `application_name` (`cqrs-postgres` unless the connection string sets
+    /// The sessions' `application_name` (`eventweave-postgres` unless the connection string sets
     /// one).
     pub fn get_application_name(&self) -> &str {
         self.driver()
@@ -396,7 +396,7 @@ impl PostgresConfig {
 }
 
 /// `application_name` of the store's sessions unless the connection string sets one.
-const DEFAULT_APPLICATION_NAME: &str = "cqrs-postgres";
+const DEFAULT_APPLICATION_NAME: &str = "eventweave-postgres";
 
 impl fmt::Debug for PostgresConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -503,7 +503,7 @@ impl Names {
             stream_version_key: format!("cqrs_{tag:016x}_stream_version"),
             event_id_key: format!("cqrs_{tag:016x}_event_id"),
             channel: format!("cqrs_{tag:016x}"),
-            migration_lock: fnv1a(&["cqrs-postgres migrations", schema]) as i64,
+            migration_lock: fnv1a(&["eventweave-postgres migrations", schema]) as i64,
             checkpoints: format!("{}.{}", quote(schema), quote(&checkpoints)),
             parked: format!("{}.{}", quote(schema), quote(&parked)),
             snapshots: format!("{}.{}", quote(schema), quote(&snapshots)),
@@ -515,7 +515,7 @@ impl Names {
     /// table and the projection name, stable across processes and builds.
     pub fn lease_key(&self, projection: &str) -> i64 {
         let (schema, events) = &self.lease_seed;
-        fnv1a(&["cqrs-postgres lease", schema, events, projection]) as i64
+        fnv1a(&["eventweave-postgres lease", schema, events, projection]) as i64
     }
 
     /// The channel as a quoted identifier, for `LISTEN`.
@@ -722,7 +722,7 @@ mod tests {
         assert_eq!(config.get_acquire_timeout(), Duration::from_secs(7));
         assert_eq!(config.get_pool_size(), 3);
         assert_eq!(config.get_sink_pool_size(), 2);
-        assert_eq!(config.get_application_name(), "cqrs-postgres");
+        assert_eq!(config.get_application_name(), "eventweave-postgres");
         assert_eq!(
             config.get_idle_in_transaction_timeout(),
             Duration::from_secs(2)

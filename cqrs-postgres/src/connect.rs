@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cqrs_core::{BackendError, StoreError};
+use eventweave_core::{BackendError, StoreError};
 use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::{Client, Socket};
 
@@ -171,7 +171,7 @@ fn tls(config: &PostgresConfig) -> Result<Tls, OpenError> {
         SslMode::Disable | SslMode::Prefer => Ok(tokio_postgres::NoTls),
         mode => Err(OpenError::Tls(
             format!(
-                "sslmode `{mode}` needs TLS, and cqrs-postgres was built without its `tls` feature"
+                "sslmode `{mode}` needs TLS, and eventweave-postgres was built without its `tls` feature"
             )
             .into(),
         )),

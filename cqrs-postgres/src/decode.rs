@@ -11,7 +11,7 @@ use std::error::Error as StdError;
 use std::time::SystemTime;
 
 use bytes::{BufMut, BytesMut};
-use cqrs_core::{
+use eventweave_core::{
     DecodeError, DecodeFailure, EventMeta, Payload, Position, RecordedEvent, StoreError, StreamId,
     Timestamp, UserMetadata, Uuid,
 };

@@ -4,7 +4,7 @@
 use std::error::Error as StdError;
 use std::fmt;
 
-use cqrs_core::{BackendError, BoxError, StoreError};
+use eventweave_core::{BackendError, BoxError, StoreError};
 
 use crate::conninfo::ConfigError;
 
@@ -56,7 +56,7 @@ impl fmt::Display for OpenError {
             }
             OpenError::SchemaTooNew { found, known } => write!(
                 f,
-                "the database schema is at migration {found}, but this version of cqrs-postgres knows migrations up to {known} only; upgrade cqrs-postgres"
+                "the database schema is at migration {found}, but this version of eventweave-postgres knows migrations up to {known} only; upgrade eventweave-postgres"
             ),
         }
     }

@@ -3,7 +3,7 @@
 //! uncommitted (or roll them back) while readers run: the out-of-order commits that gap-free
 //! reading must survive. Not part of the public API.
 
-use cqrs_core::{ExpectedVersion, NewEvent, RecordedEvent, StoreError, StreamId};
+use eventweave_core::{ExpectedVersion, NewEvent, RecordedEvent, StoreError, StreamId};
 
 use crate::append::{insert, recorded, stream_version, validate};
 use crate::error::backend;

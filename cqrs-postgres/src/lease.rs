@@ -4,8 +4,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cqrs_core::StoreError;
-use cqrs_core::runner::{Lease, Leases};
+use eventweave_core::StoreError;
+use eventweave_core::runner::{Lease, Leases};
 use tokio::sync::watch;
 use tokio_postgres::Client;
 
@@ -28,7 +28,7 @@ use crate::store::PostgresStore;
 /// releases the lock.
 ///
 /// While it holds a lease, a connection's `application_name` is
-/// `cqrs-postgres lease <projection>`, so `pg_stat_activity` shows who runs what. A refused
+/// `eventweave-postgres lease <projection>`, so `pg_stat_activity` shows who runs what. A refused
 /// attempt keeps its connection for the next try.
 ///
 /// Advisory locks share one key space per database: other applications' locks on the same
@@ -121,7 +121,7 @@ impl Leases for PgLeases {
             None => self.connect().await?,
         };
         let key = self.shared.names.lease_key(projection);
-        let name = format!("cqrs-postgres lease {projection}");
+        let name = format!("eventweave-postgres lease {projection}");
         // `CASE` evaluates its condition first, so the name is set only when the lock is taken.
         let row = conn
             .client

@@ -1,7 +1,7 @@
 //! The production event store of the `cqrs` framework: every event in one PostgreSQL table,
 //! shared by any number of application servers.
 //!
-//! [`PostgresStore`] implements [`cqrs_core::EventStore`] and passes the framework's store
+//! [`PostgresStore`] implements [`eventweave_core::EventStore`] and passes the framework's store
 //! conformance suite: atomic batch appends with expected-version checks, idempotent retries by
 //! event id, one global order that readers follow without skipping or repeating an event (also
 //! when transactions commit out of order), live subscriptions woken by LISTEN/NOTIFY, and typed
@@ -10,8 +10,8 @@
 //! # Example
 //!
 //! ```no_run
-//! use cqrs_core::{Cqrs, EventStore, Position};
-//! use cqrs_postgres::{PostgresConfig, PostgresStore};
+//! use eventweave_core::{Cqrs, EventStore, Position};
+//! use eventweave_postgres::{PostgresConfig, PostgresStore};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! // Connects, creates or migrates the schema, and keeps a pool of connections.
@@ -72,7 +72,7 @@
 //! the store (pools, LISTEN/NOTIFY, leases) uses the same mode and roots.
 //!
 //! ```no_run
-//! # use cqrs_postgres::{PostgresConfig, PostgresStore};
+//! # use eventweave_postgres::{PostgresConfig, PostgresStore};
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let store = PostgresStore::open(PostgresConfig::parse(
 //!     "postgres://app@db.example.com/bank?sslmode=verify-full&sslrootcert=/etc/ssl/db-ca.pem",
@@ -121,8 +121,8 @@
 //! same version cannot both commit. When the statement writes nothing, the store looks the
 //! batch's event ids up: the same ids stored, in order, as the same stream's events make the
 //! append a retry and return the stored events; ids stored otherwise are
-//! [`DuplicateEventId`](cqrs_core::StoreError::DuplicateEventId); otherwise the version did not
-//! hold and the error is [`Conflict`](cqrs_core::StoreError::Conflict) with the stream's version.
+//! [`DuplicateEventId`](eventweave_core::StoreError::DuplicateEventId); otherwise the version did not
+//! hold and the error is [`Conflict`](eventweave_core::StoreError::Conflict) with the stream's version.
 //!
 //! # Gap-free global order
 //!
@@ -133,7 +133,7 @@
 //! 1. Every append takes a transaction id, then an advisory lock keyed by this store and that
 //!    id (its *appender lock*, held until it ends), and only then draws positions: the position
 //!    is `CASE WHEN pg_try_advisory_xact_lock(…, pg_current_xact_id() …) THEN nextval(…) END`.
-//! 2. [`read_all`](cqrs_core::EventStore::read_all) reads the rows and `pg_current_snapshot()`
+//! 2. [`read_all`](eventweave_core::EventStore::read_all) reads the rows and `pg_current_snapshot()`
 //!    in one statement, hence one snapshot, together with `next_xid`, the next transaction id to
 //!    be assigned (`xmin + age(xmin)`, read without assigning one).
 //! 3. A position missing below a visible row (a *hole*) belongs to a transaction that took its
@@ -159,8 +159,8 @@
 //!
 //! # LISTEN/NOTIFY
 //!
-//! [`wait_for_events`](cqrs_core::EventStore::wait_for_events), and so
-//! [`Subscription`](cqrs_core::Subscription), is woken at once by appends of the same store
+//! [`wait_for_events`](eventweave_core::EventStore::wait_for_events), and so
+//! [`Subscription`](eventweave_core::Subscription), is woken at once by appends of the same store
 //! instance, and by appends of other processes through a NOTIFY on a channel derived from the
 //! schema and table names. One dedicated connection per store sends the NOTIFYs (and LISTENs,
 //! from the first time a reader of this store waits): a commit marks the store dirty and one
@@ -180,7 +180,7 @@
 //! (table `checkpoints`), so a batch's changes and its checkpoint commit together or not at
 //! all; after a crash, a handler error or a lost lease, the runner resumes from the committed
 //! checkpoint and no event is counted twice. The projection implements
-//! [`DurableProjection<PgTx>`](cqrs_core::runner::DurableProjection) (by hand, as here, or with
+//! [`DurableProjection<PgTx>`](eventweave_core::runner::DurableProjection) (by hand, as here, or with
 //! `#[projection]` and handlers that take `db: &PgTx`); its statements go through [`PgTx`] and
 //! run in the batch's transaction.
 //!
@@ -188,10 +188,10 @@
 //! use std::sync::Arc;
 //! use std::time::Duration;
 //!
-//! use cqrs_core::prelude::*;
-//! use cqrs_core::runner::{DurableProjection, OnFailure, ProjectionRunner};
-//! use cqrs_core::{EventRef, ProjectionError, ProjectionFailure, RecordedEvent};
-//! use cqrs_postgres::{PgLeases, PgSink, PgTx, PostgresStore, params};
+//! use eventweave_core::prelude::*;
+//! use eventweave_core::runner::{DurableProjection, OnFailure, ProjectionRunner};
+//! use eventweave_core::{EventRef, ProjectionError, ProjectionFailure, RecordedEvent};
+//! use eventweave_postgres::{PgLeases, PgSink, PgTx, PostgresStore, params};
 //! use serde::{Deserialize, Serialize};
 //!
 //! /// An event of the application's counters.
@@ -268,8 +268,8 @@
 //! connection rather than returning it to the pool mid-transaction, and the server rolls back.
 //! Each projection transaction sets `idle_in_transaction_session_timeout` to 60 s (`SET LOCAL`),
 //! so a process frozen mid-batch cannot hold the checkpoint row forever. Events a projection
-//! gives up on ([`OnFailure::Park`](cqrs_core::runner::OnFailure)) are kept in `parked_events`
-//! and listed by [`Checkpoints::parked_events`](cqrs_core::runner::Checkpoints::parked_events).
+//! gives up on ([`OnFailure::Park`](eventweave_core::runner::OnFailure)) are kept in `parked_events`
+//! and listed by [`Checkpoints::parked_events`](eventweave_core::runner::Checkpoints::parked_events).
 //!
 //! ## Staged or awaited statements
 //!
@@ -285,7 +285,7 @@
 //! flush is a round trip; [`PgTx::client`] does not flush, call [`PgTx::flush`] first). A
 //! staged statement that fails fails the event whose handler staged it, as if that handler
 //! had returned the error: the runner retries, parks or stops at that event, and its
-//! [`ProjectionError`](cqrs_core::ProjectionError) names it. Measured with one upsert per
+//! [`ProjectionError`](eventweave_core::ProjectionError) names it. Measured with one upsert per
 //! event in batches of 512 (release build, local server, busy two-core machine, 100,000
 //! events): 9,000 to 21,000 events per second awaited, about 50,000 staged.
 //!
@@ -311,7 +311,7 @@
 //!
 //! # Errors
 //!
-//! Opening fails with [`OpenError`]. Operations fail with [`cqrs_core::StoreError`]: a pool
+//! Opening fails with [`OpenError`]. Operations fail with [`eventweave_core::StoreError`]: a pool
 //! that stays exhausted for the acquire timeout, or a connection that cannot be opened within
 //! the connect timeout, is `Unavailable`; driver failures are classified as described on
 //! `StoreError`; a stored row that cannot be read back (a NULL where a

@@ -12,9 +12,9 @@ use std::ops::Deref;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use cqrs_core::{BackendError, StoreError};
 use deadpool::Runtime;
 use deadpool::managed::{self, PoolError, QueueMode, RecycleError, RecycleResult, TimeoutType};
+use eventweave_core::{BackendError, StoreError};
 use tokio_postgres::{Client, Statement};
 
 use crate::config::PostgresConfig;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use cqrs_core::{Position, RecordedEvent, StoreError, StreamId};
+use eventweave_core::{Position, RecordedEvent, StoreError, StreamId};
 use tokio_postgres::Row;
 
 use crate::decode;

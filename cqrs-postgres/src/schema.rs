@@ -75,7 +75,7 @@ fn events_table(n: &Names) -> String {
         );
         ALTER SEQUENCE {sequence} OWNED BY {events}.position;
         COMMENT ON TABLE {events} IS
-            'cqrs-postgres event store. Write only through the store: it takes a transaction id before drawing positions, which gap-free reading relies on.';",
+            'eventweave-postgres event store. Write only through the store: it takes a transaction id before drawing positions, which gap-free reading relies on.';",
         events = n.events,
         sequence = n.position_sequence,
         sequence_literal = crate::statements::quote_literal(&n.position_sequence),
@@ -139,7 +139,7 @@ fn snapshots_table(n: &Names) -> String {
 fn appender_locks(n: &Names) -> String {
     format!(
         "COMMENT ON TABLE {events} IS
-            'cqrs-postgres event store. Write only through the store: it takes a transaction id and an advisory lock keyed by it before drawing positions, which gap-free reading relies on.';",
+            'eventweave-postgres event store. Write only through the store: it takes a transaction id and an advisory lock keyed by it before drawing positions, which gap-free reading relies on.';",
         events = n.events,
     )
 }

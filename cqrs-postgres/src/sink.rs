@@ -1,15 +1,15 @@
 //! Exactly-once SQL projections: [`PgTx`], the unit of work their handlers get, and [`PgSink`],
 //! which commits each batch's read-model changes together with the projection's checkpoint.
 
-use cqrs_core::runner::{
+use eventweave_core::runner::{
     ApplyError, DurableProjection, ParkedEvent, ProjectionSink, handle_caught, reset_caught,
     reset_error,
 };
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use cqrs_core::runner::stored_error;
-use cqrs_core::{
+use eventweave_core::runner::stored_error;
+use eventweave_core::{
     BackendError, Position, ProjectionError, ProjectionFailure, RecordedEvent, StoreError,
 };
 use futures_util::future::join_all;
@@ -170,11 +170,11 @@ impl PgTx {
     /// ([`params!`](crate::params)); its errors fail the event whose handler staged it.
     ///
     /// ```no_run
-    /// # async fn handle(db: &cqrs_postgres::PgTx, counter: &str, n: i64) {
+    /// # async fn handle(db: &eventweave_postgres::PgTx, counter: &str, n: i64) {
     /// db.stage(
     ///     "INSERT INTO counter_totals AS t (counter, events, total) VALUES ($1, 1, $2)
     ///      ON CONFLICT (counter) DO UPDATE SET events = t.events + 1, total = t.total + $2",
-    ///     cqrs_postgres::params![counter.to_owned(), n],
+    ///     eventweave_postgres::params![counter.to_owned(), n],
     /// );
     /// # }
     /// ```
@@ -544,7 +544,7 @@ impl<P: DurableProjection<PgTx>> ProjectionSink for PgSink<P> {
 
     async fn checkpoint(&mut self) -> Result<Position, StoreError> {
         let position =
-            cqrs_core::runner::Checkpoints::load_checkpoint(&self.store, P::NAME).await?;
+            eventweave_core::runner::Checkpoints::load_checkpoint(&self.store, P::NAME).await?;
         self.committed = Some(position);
         Ok(position)
     }
@@ -577,7 +577,11 @@ impl<P: DurableProjection<PgTx>> ProjectionSink for PgSink<P> {
     ) -> Result<(), StoreError> {
         let mut conn = connection(&self.store).await?;
         begin(&self.store, &mut conn, P::NAME, self.committed).await?;
-        let parked = ParkedEvent::new(P::NAME, event, cqrs_core::ErrorChain(error).to_string());
+        let parked = ParkedEvent::new(
+            P::NAME,
+            event,
+            eventweave_core::ErrorChain(error).to_string(),
+        );
         checkpoint::park_and_commit(&mut conn, &self.store.shared.checkpoint_sql, &parked).await?;
         self.committed = Some(
             self.committed

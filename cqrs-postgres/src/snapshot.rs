@@ -4,7 +4,7 @@
 
 use std::time::SystemTime;
 
-use cqrs_core::{Snapshot, StoreError, StreamId, Timestamp};
+use eventweave_core::{Snapshot, StoreError, StreamId, Timestamp};
 
 use crate::config::Names;
 use crate::error::{backend, write_failed};

@@ -66,7 +66,10 @@ const APPENDER_LOCK_KEY: &str =
 /// only make a reader wait for the other store's writers, never skip).
 pub(crate) fn appender_lock_class(n: &Names) -> i32 {
     let mut hash: u32 = 0x811c_9dc5;
-    for byte in "cqrs-postgres appenders\0".bytes().chain(n.events.bytes()) {
+    for byte in "eventweave-postgres appenders\0"
+        .bytes()
+        .chain(n.events.bytes())
+    {
         hash = (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193);
     }
     (hash & 0x7fff_ffff) as i32

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cqrs_core::{
+use eventweave_core::{
     EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent, Snapshot, StoreError, StreamId,
     Uuid, check_snapshot, check_stream_id,
 };

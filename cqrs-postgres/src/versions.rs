@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
-use cqrs_core::StreamId;
+use eventweave_core::StreamId;
 
 /// How many streams are remembered; past that the table starts over.
 const CAPACITY: usize = 16_384;

@@ -5,11 +5,11 @@ mod common;
 
 use std::time::Duration;
 
-use cqrs_core::testing::domain::{Add, Counter, Open, TotalOf, Totals};
-use cqrs_core::{
+use eventweave_core::testing::domain::{Add, Counter, Open, TotalOf, Totals};
+use eventweave_core::{
     CommandError, Cqrs, DecodeError, EventStore, Position, QueryError, StoreError, StreamId,
 };
-use cqrs_postgres::PostgresStore;
+use eventweave_postgres::PostgresStore;
 use tokio_postgres::Client;
 
 struct Fixture {

@@ -4,13 +4,13 @@
 
 mod common;
 
-cqrs_core::store_conformance_tests! {
+eventweave_core::store_conformance_tests! {
     fresh: || common::open_fresh(None),
     limited: |max: usize| common::open_fresh(Some(max)),
     skip: common::skip_reason,
 }
 
-cqrs_core::checkpoint_conformance_tests! {
+eventweave_core::checkpoint_conformance_tests! {
     fresh: || common::open_fresh(None),
     skip: common::skip_reason,
 }

@@ -17,13 +17,13 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::proxy::Proxy;
-use cqrs_core::testing::conformance::event;
-use cqrs_core::testing::domain::{Add, Counter, Open};
-use cqrs_core::{
+use eventweave_core::testing::conformance::event;
+use eventweave_core::testing::domain::{Add, Counter, Open};
+use eventweave_core::{
     CommandContext, CommandError, Cqrs, EventStore, ExpectedVersion, Mismatch, NewEvent, Retry,
     StoreError, StreamId, new_id,
 };
-use cqrs_postgres::{PostgresConfig, PostgresStore, SslMode};
+use eventweave_postgres::{PostgresConfig, PostgresStore, SslMode};
 
 /// The database's address, from the test URL.
 fn upstream(url: &str) -> SocketAddr {

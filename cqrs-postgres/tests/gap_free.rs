@@ -8,9 +8,9 @@ mod common;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use cqrs_core::testing::conformance::event;
-use cqrs_core::{EventStore, ExpectedVersion, Position, RecordedEvent, StreamId, Uuid};
-use cqrs_postgres::{PostgresConfig, PostgresStore};
+use eventweave_core::testing::conformance::event;
+use eventweave_core::{EventStore, ExpectedVersion, Position, RecordedEvent, StreamId, Uuid};
+use eventweave_postgres::{PostgresConfig, PostgresStore};
 
 async fn store_on(config: PostgresConfig) -> PostgresStore {
     PostgresStore::open(config).await.expect("open the store")

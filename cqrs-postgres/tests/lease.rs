@@ -15,9 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::read_model::{self, Model, Totals, append_added, expected};
-use cqrs_core::Position;
-use cqrs_core::runner::{Checkpoints, Lease, Leases, ProjectionRunner};
-use cqrs_postgres::{PgLeases, PgSink, PostgresConfig, PostgresStore};
+use eventweave_core::Position;
+use eventweave_core::runner::{Checkpoints, Lease, Leases, ProjectionRunner};
+use eventweave_postgres::{PgLeases, PgSink, PostgresConfig, PostgresStore};
 use tokio_postgres::Client;
 
 struct Shared;
@@ -36,7 +36,7 @@ async fn acquire_within(
     leases: &PgLeases,
     projection: &str,
     within: Duration,
-) -> cqrs_postgres::PgLease {
+) -> eventweave_postgres::PgLease {
     let deadline = Instant::now() + within;
     loop {
         if let Some(lease) = leases.try_acquire(projection).await.unwrap() {
@@ -91,7 +91,7 @@ async fn a_lease_excludes_others_until_it_is_lost_or_dropped() {
     let terminated: Vec<bool> = client
         .query(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
-            &[&format!("cqrs-postgres lease {projection}")],
+            &[&format!("eventweave-postgres lease {projection}")],
         )
         .await
         .unwrap()
@@ -117,7 +117,7 @@ async fn a_lease_excludes_others_until_it_is_lost_or_dropped() {
 #[ignore = "the child half of `two_processes_one_at_a_time_with_takeover_after_sigkill`; it runs until killed"]
 fn lease_child_runs_the_projection_until_killed() {
     let (Ok(schema), Some(url)) = (std::env::var(CHILD_SCHEMA), common::url()) else {
-        cqrs_core::testing::report_skip(
+        eventweave_core::testing::report_skip(
             "lease_child_runs_the_projection_until_killed",
             &format!("only runs as a child of the two-process test ({CHILD_SCHEMA} is not set)"),
         );

@@ -6,12 +6,12 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cqrs_core::runner::{DurableProjection, ProjectionSink};
-use cqrs_core::{
+use eventweave_core::runner::{DurableProjection, ProjectionSink};
+use eventweave_core::{
     EventStore, ExpectedVersion, NewEvent, Payload, Position, ProjectionError, RecordedEvent,
     StoreError, StreamId, UserMetadata, new_id,
 };
-use cqrs_postgres::{OpenError, PgSink, PgTx, PostgresConfig, PostgresStore};
+use eventweave_postgres::{OpenError, PgSink, PgTx, PostgresConfig, PostgresStore};
 use tokio::sync::Notify;
 
 fn event(name: &'static str) -> NewEvent {

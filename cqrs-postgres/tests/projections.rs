@@ -11,15 +11,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::read_model::{self, Model, Totals, added_json, append_added, expected};
-use cqrs_core::runner::{
+use eventweave_core::runner::{
     ApplyError, Checkpoints, OnFailure, ParkedEvent, Progress, ProjectionRunner, ProjectionSink,
     RetryPolicy, RunnerState,
 };
-use cqrs_core::{
+use eventweave_core::{
     EventStore, ExpectedVersion, Position, ProjectionFailure, QueryError, StoreError, StreamId,
     Timestamp,
 };
-use cqrs_postgres::{PgSink, PostgresStore};
+use eventweave_postgres::{PgSink, PostgresStore};
 
 struct Main;
 impl Model for Main {
@@ -81,7 +81,7 @@ fn parked(projection: &str, position: u64, error: &str) -> ParkedEvent {
     ParkedEvent {
         projection: projection.to_owned(),
         position: Position(position),
-        event_id: cqrs_core::new_id(),
+        event_id: eventweave_core::new_id(),
         stream: StreamId::from(format!("s-{position}")),
         version: position * 10,
         event_name: "counter.added".to_owned(),
@@ -448,7 +448,7 @@ async fn a_dropped_apply_leaves_nothing_committed_and_no_transaction_open() {
         let open: i64 = client
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity
-                 WHERE state LIKE 'idle in transaction%' AND application_name = 'cqrs-postgres'
+                 WHERE state LIKE 'idle in transaction%' AND application_name = 'eventweave-postgres'
                    AND query LIKE '%' || $1 || '%'",
                 &[&schema],
             )
@@ -637,7 +637,7 @@ async fn a_failing_staged_statement_stops_or_parks_at_the_event_that_staged_it()
 
 /// Indicative throughput of `PgSink::apply` with one upsert per event, batches of 512, each
 /// upsert awaited in turn (`sink_throughput`) or staged (`sink_throughput_staged`). Run with
-/// `CQRS_POSTGRES_URL=… CQRS_SINK_EVENTS=100000 cargo test --release -p cqrs-postgres --test
+/// `CQRS_POSTGRES_URL=… CQRS_SINK_EVENTS=100000 cargo test --release -p eventweave-postgres --test
 /// projections -- --ignored --nocapture sink_throughput`.
 #[tokio::test]
 #[ignore = "a measurement, not a check; see its doc comment"]
@@ -666,7 +666,7 @@ async fn throughput(test: &str, staged: bool) {
     while events.len() < count {
         let from = events
             .last()
-            .map_or(Position::ZERO, |e: &cqrs_core::RecordedEvent| {
+            .map_or(Position::ZERO, |e: &eventweave_core::RecordedEvent| {
                 e.meta.position
             });
         events.extend(store.read_all(from.next(), 10_000).await.unwrap());

@@ -3,9 +3,9 @@
 
 mod common;
 
-use cqrs_core::testing::conformance::event;
-use cqrs_core::{EventStore, ExpectedVersion, Position, StreamId};
-use cqrs_postgres::{OpenError, PostgresConfig, PostgresStore};
+use eventweave_core::testing::conformance::event;
+use eventweave_core::{EventStore, ExpectedVersion, Position, StreamId};
+use eventweave_postgres::{OpenError, PostgresConfig, PostgresStore};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stores_opened_at_once_migrate_the_schema_exactly_once() {

@@ -13,9 +13,9 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cqrs_core::testing::conformance::event;
-use cqrs_core::{EventStore, ExpectedVersion, StreamId};
-use cqrs_postgres::{PostgresConfig, PostgresStore};
+use eventweave_core::testing::conformance::event;
+use eventweave_core::{EventStore, ExpectedVersion, StreamId};
+use eventweave_postgres::{PostgresConfig, PostgresStore};
 
 /// Names the schema the child appends to; its presence selects the child role.
 const CHILD_SCHEMA: &str = "CQRS_POSTGRES_SIGKILL_SCHEMA";
@@ -34,7 +34,7 @@ fn runtime() -> tokio::runtime::Runtime {
 #[ignore = "the child half of `acknowledged_batches_survive_sigkill_whole`; it runs until killed"]
 fn sigkill_child_appends_until_killed() {
     let (Ok(schema), Some(url)) = (std::env::var(CHILD_SCHEMA), common::url()) else {
-        cqrs_core::testing::report_skip(
+        eventweave_core::testing::report_skip(
             "sigkill_child_appends_until_killed",
             &format!("only runs as the child of the SIGKILL test ({CHILD_SCHEMA} is not set)"),
         );
@@ -147,7 +147,7 @@ fn acknowledged_batches_survive_sigkill_whole() {
                 })
                 .collect();
             let seen = store
-                .read_all(cqrs_core::Position::ZERO, 100_000)
+                .read_all(eventweave_core::Position::ZERO, 100_000)
                 .await
                 .unwrap()
                 .len() as u64;

@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::read_model::{self, Model, Totals, append_added, expected};
-use cqrs_core::runner::{Checkpoints, OnFailure, ProjectionRunner, RetryPolicy, RunnerState};
-use cqrs_postgres::{PgSink, PostgresStore};
+use eventweave_core::runner::{Checkpoints, OnFailure, ProjectionRunner, RetryPolicy, RunnerState};
+use eventweave_postgres::{PgSink, PostgresStore};
 
 struct Stormed;
 impl Model for Stormed {

@@ -7,14 +7,14 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use cqrs_core::testing::snapshots::{Step, load_equals_replay};
-use cqrs_core::{
+use eventweave_core::testing::snapshots::{Step, load_equals_replay};
+use eventweave_core::{
     Aggregate, Cqrs, EventStore, ExpectedVersion, NewEvent, Payload, UserMetadata, new_id,
 };
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 
-cqrs_core::snapshot_conformance_tests! {
+eventweave_core::snapshot_conformance_tests! {
     fresh: || common::open_fresh(None),
     skip: common::skip_reason,
 }
@@ -48,14 +48,14 @@ proptest! {
 }
 
 /// An amount was booked.
-#[derive(cqrs_core::Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(eventweave_core::Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[event(name = "snapshot_bench.booked")]
 pub struct Booked {
     amount: i64,
 }
 
 /// Opens a ledger.
-#[derive(cqrs_core::Command)]
+#[derive(eventweave_core::Command)]
 #[command(aggregate = Ledger)]
 pub struct OpenLedger {
     #[id]
@@ -69,7 +69,7 @@ pub struct Ledger {
     entries: u64,
 }
 
-#[cqrs_core::aggregate(id = u64, name = "snapshot_bench_ledger", snapshot_every = 1000)]
+#[eventweave_core::aggregate(id = u64, name = "snapshot_bench_ledger", snapshot_every = 1000)]
 impl Ledger {
     #[handle]
     fn open(cmd: &OpenLedger) -> Result<Booked, std::convert::Infallible> {
@@ -85,7 +85,7 @@ impl Ledger {
 }
 
 /// Appends `n` `Booked` events to ledger `id`, 1,000 per statement.
-async fn book(store: &cqrs_postgres::PostgresStore, id: u64, n: usize) {
+async fn book(store: &eventweave_postgres::PostgresStore, id: u64, n: usize) {
     let stream = Ledger::stream_id(&id);
     for chunk in (0..n).collect::<Vec<_>>().chunks(1_000) {
         let batch = chunk
@@ -109,7 +109,7 @@ async fn book(store: &cqrs_postgres::PostgresStore, id: u64, n: usize) {
 
 /// Median and minimum of `runs` cold loads of ledger `id`.
 async fn time_loads(
-    app: &Cqrs<cqrs_postgres::PostgresStore>,
+    app: &Cqrs<eventweave_postgres::PostgresStore>,
     id: u64,
     runs: usize,
 ) -> (Duration, Duration, Ledger) {
@@ -127,7 +127,7 @@ async fn time_loads(
 
 /// The performance goal: a cold load of a 100,000-event stream with a snapshot every
 /// 1,000 events takes under 5 ms. Run it with
-/// `CQRS_POSTGRES_URL=… cargo test -p cqrs-postgres --release --test snapshots -- --ignored --nocapture`.
+/// `CQRS_POSTGRES_URL=… cargo test -p eventweave-postgres --release --test snapshots -- --ignored --nocapture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement: run with --release --ignored --nocapture"]
 async fn cold_load_of_100k_events_with_snapshots() {
@@ -170,11 +170,11 @@ async fn cold_load_of_100k_events_with_snapshots() {
     store
         .save_snapshot(
             &Ledger::stream_id(&1),
-            cqrs_core::Snapshot {
+            eventweave_core::Snapshot {
                 version: 100_000,
                 snapshot_version: 1,
                 payload: taken,
-                taken_at: cqrs_core::Timestamp::now(),
+                taken_at: eventweave_core::Timestamp::now(),
             },
         )
         .await

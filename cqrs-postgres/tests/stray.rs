@@ -7,9 +7,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use cqrs_core::testing::conformance::event;
-use cqrs_core::{EventStore, ExpectedVersion, Position, RecordedEvent, StoreError, StreamId, Uuid};
-use cqrs_postgres::{PostgresConfig, PostgresStore};
+use eventweave_core::testing::conformance::event;
+use eventweave_core::{
+    EventStore, ExpectedVersion, Position, RecordedEvent, StoreError, StreamId, Uuid,
+};
+use eventweave_postgres::{PostgresConfig, PostgresStore};
 use tokio_postgres::Client;
 
 fn ids(events: &[RecordedEvent]) -> Vec<Uuid> {

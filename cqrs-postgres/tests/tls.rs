@@ -7,11 +7,11 @@
 
 use std::path::PathBuf;
 
-use cqrs_core::{
+use cqrs_test_cluster::{Options, TempCluster};
+use eventweave_core::{
     EventStore, ExpectedVersion, NewEvent, Payload, Position, StreamId, UserMetadata, new_id,
 };
-use cqrs_postgres::{OpenError, PostgresConfig, PostgresStore, SslMode};
-use cqrs_test_cluster::{Options, TempCluster};
+use eventweave_postgres::{OpenError, PostgresConfig, PostgresStore, SslMode};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use tokio_postgres::NoTls;
 
@@ -50,7 +50,7 @@ fn pem_file(pem: &str) -> PathBuf {
     let path = std::env::temp_dir().join(format!(
         "cqrs-tls-test-{}-{}.pem",
         std::process::id(),
-        cqrs_core::new_id()
+        eventweave_core::new_id()
     ));
     std::fs::write(&path, pem).unwrap();
     path
@@ -60,7 +60,7 @@ fn start(options: Options) -> Option<TempCluster> {
     match TempCluster::start(options) {
         Ok(cluster) => Some(cluster),
         Err(e) => {
-            cqrs_core::testing::report_skip("tls", &format!("no throwaway cluster: {e}"));
+            eventweave_core::testing::report_skip("tls", &format!("no throwaway cluster: {e}"));
             None
         }
     }

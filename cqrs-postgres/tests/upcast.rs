@@ -4,7 +4,7 @@
 
 mod common;
 
-use cqrs_core::Cqrs;
+use eventweave_core::Cqrs;
 
 #[path = "../../tests/fixtures/upcast/domain.rs"]
 mod domain;

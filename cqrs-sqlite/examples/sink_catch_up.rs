@@ -4,8 +4,8 @@
 //! transaction each, no runner, no checkpoint, no savepoints).
 //!
 //! ```text
-//! cargo run --release -p cqrs-sqlite --example sink_catch_up
-//! EVENTS=200000 cargo run --release -p cqrs-sqlite --example sink_catch_up
+//! cargo run --release -p eventweave-sqlite --example sink_catch_up
+//! EVENTS=200000 cargo run --release -p eventweave-sqlite --example sink_catch_up
 //! ```
 //!
 //! One run, indicative only.
@@ -13,12 +13,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cqrs_core::runner::{DurableProjection, ProjectionRunner};
-use cqrs_core::{
+use eventweave_core::runner::{DurableProjection, ProjectionRunner};
+use eventweave_core::{
     EventStore, ExpectedVersion, NewEvent, Payload, Position, ProjectionError, ProjectionFailure,
     RecordedEvent, StreamId, UserMetadata, new_id,
 };
-use cqrs_sqlite::{SqliteSink, SqliteStore, SqliteTx, rusqlite};
+use eventweave_sqlite::{SqliteSink, SqliteStore, SqliteTx, rusqlite};
 
 const BATCH: usize = 512;
 const UPSERT: &str = "INSERT INTO balances (stream, total) VALUES (?1, ?2)

@@ -1,7 +1,7 @@
 //! The append transaction: expected-version check, idempotent retries and the inserts, all in
 //! one `BEGIN IMMEDIATE` transaction, so a batch is written whole or not at all.
 
-use cqrs_core::{
+use eventweave_core::{
     BackendError, ExpectedVersion, NewEvent, Position, RecordedEvent, StoreError, StreamId,
     Timestamp, Uuid, check_retry,
 };

@@ -5,7 +5,7 @@ use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use cqrs_core::Position;
+use eventweave_core::Position;
 use tokio::sync::Notify;
 
 /// What this handle knows about the newest position, and who waits for a newer one.

@@ -2,8 +2,8 @@
 //! [`SqliteStore`]'s [`Checkpoints`] implementation and by [`SqliteSink`](crate::SqliteSink),
 //! which runs the same statements inside its own transactions.
 
-use cqrs_core::runner::{Checkpoints, ParkedEvent};
-use cqrs_core::{Position, StoreError, StreamId, Timestamp, Uuid};
+use eventweave_core::runner::{Checkpoints, ParkedEvent};
+use eventweave_core::{Position, StoreError, StreamId, Timestamp, Uuid};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use crate::error::{backend, commit_failed};

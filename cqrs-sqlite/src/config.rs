@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use cqrs_core::DEFAULT_MAX_EVENT_BYTES;
+use eventweave_core::DEFAULT_MAX_EVENT_BYTES;
 
 /// How hard a commit works to survive a crash. The journal is always WAL (write-ahead log).
 ///
@@ -41,7 +41,7 @@ impl Durability {
 ///
 /// ```
 /// use std::time::Duration;
-/// use cqrs_sqlite::{Durability, SqliteConfig};
+/// use eventweave_sqlite::{Durability, SqliteConfig};
 ///
 /// let config = SqliteConfig::default()
 ///     .durability(Durability::Full)

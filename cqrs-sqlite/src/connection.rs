@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
-use cqrs_core::StoreError;
+use eventweave_core::StoreError;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::config::SqliteConfig;

@@ -5,7 +5,7 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::path::PathBuf;
 
-use cqrs_core::StoreError;
+use eventweave_core::StoreError;
 
 /// A store file could not be opened or prepared.
 #[derive(Debug)]
@@ -61,7 +61,7 @@ impl fmt::Display for OpenError {
                 supported,
             } => write!(
                 f,
-                "event store `{}` has schema version {found}, newer than the newest this version of cqrs-sqlite supports ({supported}); upgrade cqrs-sqlite to open it",
+                "event store `{}` has schema version {found}, newer than the newest this version of eventweave-sqlite supports ({supported}); upgrade eventweave-sqlite to open it",
                 path.display()
             ),
             OpenError::WalUnavailable { path, journal_mode } => write!(
@@ -115,13 +115,13 @@ pub(crate) fn commit_failed(e: rusqlite::Error) -> StoreError {
 fn classify(e: rusqlite::Error, committing: bool) -> StoreError {
     use rusqlite::ErrorCode as C;
     let Some(code) = e.sqlite_error_code() else {
-        return StoreError::Backend(cqrs_core::BackendError::from_error(e));
+        return StoreError::Backend(eventweave_core::BackendError::from_error(e));
     };
     let extended = match &e {
         rusqlite::Error::SqliteFailure(failure, _) => failure.extended_code,
         _ => 0,
     };
-    let error = cqrs_core::BackendError::from_error(e).with_code(code_name(extended));
+    let error = eventweave_core::BackendError::from_error(e).with_code(code_name(extended));
     match code {
         C::SystemIoFailure if committing => StoreError::OutcomeUnknown(error),
         C::DatabaseBusy
@@ -213,9 +213,9 @@ pub struct CheckpointMoved {
     /// The projection.
     pub projection: &'static str,
     /// The checkpoint this sink last read or committed.
-    pub expected: cqrs_core::Position,
+    pub expected: eventweave_core::Position,
     /// The checkpoint found in the database.
-    pub found: cqrs_core::Position,
+    pub found: eventweave_core::Position,
 }
 
 impl fmt::Display for CheckpointMoved {

@@ -1,24 +1,24 @@
-//! # cqrs-sqlite
+//! # eventweave-sqlite
 //!
-//! A durable, embedded [`EventStore`](cqrs_core::EventStore) for the cqrs framework: every
+//! A durable, embedded [`EventStore`](eventweave_core::EventStore) for the cqrs framework: every
 //! event in one SQLite file, no server. The default store for examples and single-node
 //! applications. It keeps the whole store contract and passes the shared conformance suite:
 //! atomic appends, expected-version checks with typed conflicts, idempotent retries by event
 //! id, gap-free global positions, and live subscriptions.
 //!
 //! ```
-//! use cqrs_core::{EventStore, ExpectedVersion, NewEvent, Payload, Position, StreamId, UserMetadata};
-//! use cqrs_sqlite::{Durability, SqliteConfig, SqliteStore};
+//! use eventweave_core::{EventStore, ExpectedVersion, NewEvent, Payload, Position, StreamId, UserMetadata};
+//! use eventweave_sqlite::{Durability, SqliteConfig, SqliteStore};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! # let dir = std::env::temp_dir().join(format!("cqrs-sqlite-doc-{}", std::process::id()));
+//! # let dir = std::env::temp_dir().join(format!("eventweave-sqlite-doc-{}", std::process::id()));
 //! # std::fs::create_dir_all(&dir)?;
 //! let path = dir.join("shop.db");
 //! let store = SqliteStore::open_with(&path, SqliteConfig::new().durability(Durability::Full))?;
 //! let stream = StreamId::from("cart-1");
 //! let added = NewEvent {
-//!     event_id: cqrs_core::new_id(),
+//!     event_id: eventweave_core::new_id(),
 //!     event_name: "cart.item_added".into(),
 //!     event_version: 1,
 //!     payload: Payload::from_json(r#"{"sku":"tea","qty":2}"#),
@@ -97,7 +97,7 @@
 //!
 //! A read model kept in SQL tables of the store's file is updated **exactly once** per event.
 //! [`SqliteSink`] runs a `DurableProjection<SqliteTx>` for a
-//! [`ProjectionRunner`](cqrs_core::runner::ProjectionRunner): for each batch it opens a write
+//! [`ProjectionRunner`](eventweave_core::runner::ProjectionRunner): for each batch it opens a write
 //! transaction, runs the handlers, whose statements go through the [`SqliteTx`] they are given,
 //! moves the projection's checkpoint, and commits. A crash (even `SIGKILL`), a failing or
 //! panicking handler, or a batch cancelled halfway never leaves the read model and the
@@ -111,10 +111,10 @@
 //! use std::sync::Arc;
 //! use std::time::Duration;
 //!
-//! use cqrs_core::runner::{DurableProjection, ProjectionRunner};
-//! use cqrs_core::{Event, EventRef, EventStore, ExpectedVersion, ProjectionError};
-//! use cqrs_core::{ProjectionFailure, RecordedEvent, StreamId};
-//! use cqrs_sqlite::{SqliteSink, SqliteStore, SqliteTx, rusqlite};
+//! use eventweave_core::runner::{DurableProjection, ProjectionRunner};
+//! use eventweave_core::{Event, EventRef, EventStore, ExpectedVersion, ProjectionError};
+//! use eventweave_core::{ProjectionFailure, RecordedEvent, StreamId};
+//! use eventweave_sqlite::{SqliteSink, SqliteStore, SqliteTx, rusqlite};
 //! use serde::{Deserialize, Serialize};
 //!
 //! #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -160,15 +160,15 @@
 //!     }
 //! }
 //!
-//! # fn deposit(amount: i64) -> cqrs_core::NewEvent {
-//! #     cqrs_core::NewEvent {
-//! #         event_id: cqrs_core::new_id(),
+//! # fn deposit(amount: i64) -> eventweave_core::NewEvent {
+//! #     eventweave_core::NewEvent {
+//! #         event_id: eventweave_core::new_id(),
 //! #         event_name: Deposited::NAME.into(),
 //! #         event_version: 1,
-//! #         payload: cqrs_core::Payload::from_json(format!(r#"{{"amount":{amount}}}"#)),
+//! #         payload: eventweave_core::Payload::from_json(format!(r#"{{"amount":{amount}}}"#)),
 //! #         correlation_id: None,
 //! #         causation_id: None,
-//! #         metadata: cqrs_core::UserMetadata::empty(),
+//! #         metadata: eventweave_core::UserMetadata::empty(),
 //! #     }
 //! # }
 //! # #[tokio::main(flavor = "current_thread")]
@@ -212,7 +212,7 @@
 //!   the event, then stops at it or parks it (`OnFailure`).
 //! - **Checkpoints** are rows of the `checkpoints` table, parked events rows of
 //!   `parked_events`; [`SqliteStore`] implements
-//!   [`Checkpoints`](cqrs_core::runner::Checkpoints) to read them (and to keep the
+//!   [`Checkpoints`](eventweave_core::runner::Checkpoints) to read them (and to keep the
 //!   checkpoints of at-least-once `CheckpointedSink`s).
 //! - **One runner per projection**: each sink checks, inside its transaction, that the
 //!   checkpoint is where it left it, and writes nothing otherwise ([`CheckpointMoved`]), so two
@@ -229,7 +229,7 @@
 //! ## Bad stored data
 //!
 //! Rows are never trusted: a row whose metadata, ids or columns cannot be read back is a
-//! [`StoreError::Decode`](cqrs_core::StoreError::Decode) naming its stream, version and event
+//! [`StoreError::Decode`](eventweave_core::StoreError::Decode) naming its stream, version and event
 //! name. Payloads are returned as stored; the command bus and projections report one that does
 //! not decode (corrupt JSON, unknown event name, wrong shape) with the same coordinates.
 

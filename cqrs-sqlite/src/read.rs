@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use cqrs_core::{
+use eventweave_core::{
     DecodeError, DecodeFailure, EventMeta, Payload, Position, RecordedEvent, StoreError, StreamId,
     Timestamp, UserMetadata, Uuid,
 };

@@ -135,7 +135,7 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<u32, OpenErr
             (
                 migration.version,
                 migration.description,
-                cqrs_core::Timestamp::now().unix_micros(),
+                eventweave_core::Timestamp::now().unix_micros(),
             ),
         )
         .map_err(failed())?;

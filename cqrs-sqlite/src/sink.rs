@@ -1,11 +1,11 @@
 //! [`SqliteSink`]: exactly-once delivery to a projection whose read model lives in SQLite. Each
 //! batch runs the handlers and moves the checkpoint in one transaction.
 
-use cqrs_core::runner::{
+use eventweave_core::runner::{
     ApplyError, DurableProjection, ParkedEvent, ProjectionSink, handle_caught, reset_caught,
     reset_error,
 };
-use cqrs_core::{BackendError, Position, ProjectionError, RecordedEvent, StoreError};
+use eventweave_core::{BackendError, Position, ProjectionError, RecordedEvent, StoreError};
 use rusqlite::Connection;
 
 use crate::checkpoints;
@@ -161,7 +161,11 @@ impl<P: DurableProjection<SqliteTx>> ProjectionSink for SqliteSink<P> {
         error: &ProjectionError,
     ) -> Result<(), StoreError> {
         let position = self.expected.max(event.meta.position);
-        let parked = ParkedEvent::new(P::NAME, event, cqrs_core::ErrorChain(error).to_string());
+        let parked = ParkedEvent::new(
+            P::NAME,
+            event,
+            eventweave_core::ErrorChain(error).to_string(),
+        );
         let turn = self.turn.take_for_batch(P::NAME).await?;
         let batch = Batch::fenced(&self.tx, turn, P::NAME, self.expected).map_err(into_store)?;
         batch.run(|conn| {

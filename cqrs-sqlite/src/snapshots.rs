@@ -1,7 +1,7 @@
 //! Aggregate snapshots in the store's file (`snapshots` table, one row per stream): the SQL of
 //! [`SqliteStore`](crate::SqliteStore)'s `load_snapshot` and `save_snapshot`.
 
-use cqrs_core::{Snapshot, StoreError, StreamId, Timestamp};
+use eventweave_core::{Snapshot, StoreError, StreamId, Timestamp};
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::error::backend;

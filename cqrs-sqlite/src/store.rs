@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use cqrs_core::{
+use eventweave_core::{
     EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent, Snapshot, StoreError, StreamId,
     Timestamp, Uuid, check_append, check_snapshot, check_stream_id,
 };
@@ -230,7 +230,7 @@ impl TemporaryFiles {
     fn new() -> Self {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let name = format!(
-            "cqrs-sqlite-{}-{}-{}.db",
+            "eventweave-sqlite-{}-{}-{}.db",
             std::process::id(),
             Timestamp::now().unix_micros(),
             COUNTER.fetch_add(1, Ordering::Relaxed)

@@ -35,7 +35,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
-use cqrs_core::{BackendError, StoreError};
+use eventweave_core::{BackendError, StoreError};
 use tokio::sync::Semaphore;
 use tokio::task;
 
@@ -157,7 +157,8 @@ mod tests {
 
     #[test]
     fn handles_of_one_file_share_a_turn_and_closed_files_free_theirs() {
-        let dir = std::env::temp_dir().join(format!("cqrs-sqlite-turns-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("eventweave-sqlite-turns-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("a.db");
         std::fs::write(&file, b"").unwrap();

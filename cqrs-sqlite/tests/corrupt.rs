@@ -2,13 +2,13 @@
 //! version and event name, through the store, the command bus and projections; nothing else
 //! is lost and other streams keep working.
 
-use cqrs_core::testing::domain::{Add, Counter, Open, TotalOf, Totals};
-use cqrs_core::{
+use eventweave_core::testing::domain::{Add, Counter, Open, TotalOf, Totals};
+use eventweave_core::{
     CommandError, Cqrs, DecodeError, DecodeFailure, EventStore, Position, QueryError, StoreError,
     StreamId, new_id,
 };
-use cqrs_sqlite::SqliteStore;
-use cqrs_sqlite::rusqlite::{self, Connection};
+use eventweave_sqlite::SqliteStore;
+use eventweave_sqlite::rusqlite::{self, Connection};
 
 /// Writes one event row behind the store's back and returns its position.
 fn insert_row(

@@ -12,10 +12,10 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use cqrs_core::{
+use eventweave_core::{
     EventStore, ExpectedVersion, NewEvent, Payload, Position, StreamId, UserMetadata, new_id,
 };
-use cqrs_sqlite::SqliteStore;
+use eventweave_sqlite::SqliteStore;
 use serde_json::json;
 
 const CHILD_DB: &str = "CRASH_CHILD_DB";
@@ -64,7 +64,7 @@ async fn crash_child() {
 #[test]
 fn acknowledged_batches_survive_sigkill_and_no_batch_is_split() {
     let file = Removed(std::env::temp_dir().join(format!(
-        "cqrs-sqlite-crash-{}-{}.db",
+        "eventweave-sqlite-crash-{}-{}.db",
         std::process::id(),
         new_id().simple()
     )));
@@ -185,7 +185,7 @@ fn verify(path: &Path, acknowledged: &HashSet<String>) {
                 "versions of {stream} are contiguous"
             );
         }
-        let conn = cqrs_sqlite::rusqlite::Connection::open(path).unwrap();
+        let conn = eventweave_sqlite::rusqlite::Connection::open(path).unwrap();
         let check: String = conn
             .query_row("PRAGMA integrity_check", [], |row| row.get(0))
             .unwrap();

@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use cqrs_core::testing::conformance::event;
-use cqrs_core::{EventStore, ExpectedVersion, Retry, StoreError, StreamId};
-use cqrs_sqlite::rusqlite::Connection;
-use cqrs_sqlite::{SqliteConfig, SqliteStore};
+use eventweave_core::testing::conformance::event;
+use eventweave_core::{EventStore, ExpectedVersion, Retry, StoreError, StreamId};
+use eventweave_sqlite::rusqlite::Connection;
+use eventweave_sqlite::{SqliteConfig, SqliteStore};
 
 #[tokio::test]
 async fn a_lock_held_beyond_the_busy_timeout_is_unavailable_and_writes_nothing() {

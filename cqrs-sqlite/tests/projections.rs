@@ -14,18 +14,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cqrs_core::runner::{
+use eventweave_core::runner::{
     ApplyError, Checkpoints, DurableProjection, OnFailure, ProjectionRunner, ProjectionSink,
     RetryPolicy, RunnerState, RunningProjection,
 };
-use cqrs_core::testing::domain::Added;
-use cqrs_core::{
+use eventweave_core::testing::domain::Added;
+use eventweave_core::{
     Event, EventRef, EventStore, ExpectedVersion, NewEvent, Payload, Position, ProjectionError,
     ProjectionFailure, ProjectionFailure::Decode, QueryError, RecordedEvent, StoreError, StreamId,
     UserMetadata, new_id,
 };
-use cqrs_sqlite::rusqlite::{self, Connection};
-use cqrs_sqlite::{CheckpointMoved, SqliteConfig, SqliteSink, SqliteStore, SqliteTx};
+use eventweave_sqlite::rusqlite::{self, Connection};
+use eventweave_sqlite::{CheckpointMoved, SqliteConfig, SqliteSink, SqliteStore, SqliteTx};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -254,7 +254,7 @@ async fn append(
         .unwrap()
 }
 
-async fn caught_up<K: cqrs_core::runner::ProjectionSink>(
+async fn caught_up<K: eventweave_core::runner::ProjectionSink>(
     running: &RunningProjection<K>,
     store: &SqliteStore,
 ) {
@@ -429,9 +429,11 @@ async fn a_rebuild_empties_the_table_replays_and_reports_progress() {
     let reports = Arc::new(Mutex::new(Vec::new()));
     let sink_reports = Arc::clone(&reports);
     let reached = running
-        .rebuild(Some(Arc::new(move |p: &cqrs_core::runner::Progress| {
-            sink_reports.lock().unwrap().push(p.clone())
-        })))
+        .rebuild(Some(Arc::new(
+            move |p: &eventweave_core::runner::Progress| {
+                sink_reports.lock().unwrap().push(p.clone())
+            },
+        )))
         .await
         .unwrap();
     assert_eq!(reached, Position(200));
@@ -596,7 +598,7 @@ async fn sigkill_child() {
 #[test]
 fn the_read_model_survives_sigkill_during_catch_up_exactly_once() {
     let file = Removed(std::env::temp_dir().join(format!(
-        "cqrs-sqlite-projection-kill-{}.db",
+        "eventweave-sqlite-projection-kill-{}.db",
         new_id().simple()
     )));
     let runtime = tokio::runtime::Builder::new_multi_thread()

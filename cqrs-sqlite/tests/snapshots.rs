@@ -2,12 +2,12 @@
 //! reopen of the file, and the property that a load from snapshots equals a full replay for
 //! random command sequences.
 
-use cqrs_core::testing::snapshots::{OpenTally, Step, Tally, load_equals_replay};
-use cqrs_core::{Aggregate, Cqrs, EventStore, new_id};
-use cqrs_sqlite::SqliteStore;
+use eventweave_core::testing::snapshots::{OpenTally, Step, Tally, load_equals_replay};
+use eventweave_core::{Aggregate, Cqrs, EventStore, new_id};
+use eventweave_sqlite::SqliteStore;
 use proptest::prelude::*;
 
-cqrs_core::snapshot_conformance_tests! {
+eventweave_core::snapshot_conformance_tests! {
     fresh: || async { SqliteStore::temporary().unwrap() },
 }
 
@@ -31,7 +31,8 @@ proptest! {
 
 #[tokio::test]
 async fn snapshots_survive_reopening_the_file() {
-    let dir = std::env::temp_dir().join(format!("cqrs-sqlite-snapshots-{}", new_id().simple()));
+    let dir =
+        std::env::temp_dir().join(format!("eventweave-sqlite-snapshots-{}", new_id().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("store.db");
     {
@@ -41,7 +42,7 @@ async fn snapshots_survive_reopening_the_file() {
             .unwrap();
         app.execute(OpenTally { id: 9 }).await.unwrap();
         for _ in 0..3 {
-            app.execute(cqrs_core::testing::snapshots::AddToTally {
+            app.execute(eventweave_core::testing::snapshots::AddToTally {
                 id: 9,
                 amounts: vec![1],
             })

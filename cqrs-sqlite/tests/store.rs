@@ -4,11 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use cqrs_core::testing::conformance::event;
-use cqrs_core::testing::domain::{Add, Counter, Open, TotalOf, Totals};
-use cqrs_core::{Cqrs, EventStore, ExpectedVersion, Position, StreamId};
-use cqrs_sqlite::rusqlite::Connection;
-use cqrs_sqlite::{Durability, OpenError, SCHEMA_VERSION, SqliteConfig, SqliteStore};
+use eventweave_core::testing::conformance::event;
+use eventweave_core::testing::domain::{Add, Counter, Open, TotalOf, Totals};
+use eventweave_core::{Cqrs, EventStore, ExpectedVersion, Position, StreamId};
+use eventweave_sqlite::rusqlite::Connection;
+use eventweave_sqlite::{Durability, OpenError, SCHEMA_VERSION, SqliteConfig, SqliteStore};
 
 /// A path in the temporary directory, its files removed on drop.
 struct TempPath(PathBuf);
@@ -16,9 +16,9 @@ struct TempPath(PathBuf);
 impl TempPath {
     fn new(name: &str) -> Self {
         TempPath(std::env::temp_dir().join(format!(
-            "cqrs-sqlite-test-{name}-{}-{}.db",
+            "eventweave-sqlite-test-{name}-{}-{}.db",
             std::process::id(),
-            cqrs_core::new_id().simple()
+            eventweave_core::new_id().simple()
         )))
     }
 }
@@ -110,7 +110,7 @@ async fn a_file_of_a_newer_schema_is_refused_untouched() {
                 unreachable!()
             };
             assert_eq!((*found, *supported), (SCHEMA_VERSION + 1, SCHEMA_VERSION));
-            assert!(e.to_string().contains("upgrade cqrs-sqlite"), "{e}");
+            assert!(e.to_string().contains("upgrade eventweave-sqlite"), "{e}");
         }
         other => panic!("a newer schema must be refused, got {other:?}"),
     }
@@ -207,7 +207,10 @@ async fn full_durability_is_applied_and_works() {
     assert_eq!(store.read_all(Position::ZERO, 10).await.unwrap().len(), 1);
     let defaults = SqliteConfig::default();
     assert_eq!(defaults.durability, Durability::Normal);
-    assert_eq!(defaults.max_event_bytes, cqrs_core::DEFAULT_MAX_EVENT_BYTES);
+    assert_eq!(
+        defaults.max_event_bytes,
+        eventweave_core::DEFAULT_MAX_EVENT_BYTES
+    );
 }
 
 #[tokio::test]
@@ -228,7 +231,7 @@ async fn temporary_stores_remove_their_files() {
 #[tokio::test]
 async fn recorded_at_is_in_microseconds_and_empty_metadata_is_null() {
     let store = SqliteStore::temporary().unwrap();
-    let before = cqrs_core::Timestamp::now();
+    let before = eventweave_core::Timestamp::now();
     let recorded = store
         .append(
             &StreamId::from("time"),
@@ -237,7 +240,7 @@ async fn recorded_at_is_in_microseconds_and_empty_metadata_is_null() {
         )
         .await
         .unwrap();
-    let after = cqrs_core::Timestamp::now();
+    let after = eventweave_core::Timestamp::now();
     let at = recorded[0].meta.recorded_at;
     assert!(before <= at && at <= after);
     let conn = Connection::open(store.path()).unwrap();
@@ -282,7 +285,7 @@ async fn two_handles_on_one_file_append_concurrently_without_loss() {
                             .await
                         {
                             Ok(_) => break,
-                            Err(cqrs_core::StoreError::Conflict { .. }) => conflicts += 1,
+                            Err(eventweave_core::StoreError::Conflict { .. }) => conflicts += 1,
                             Err(other) => panic!("append failed: {other}"),
                         }
                     }

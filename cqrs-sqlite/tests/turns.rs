@@ -11,15 +11,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cqrs_core::runner::{
+use eventweave_core::runner::{
     ApplyError, Checkpoints, DurableProjection, ProjectionRunner, ProjectionSink,
 };
-use cqrs_core::{
+use eventweave_core::{
     EventStore, ExpectedVersion, NewEvent, Payload, Position, ProjectionError, ProjectionFailure,
     RecordedEvent, StoreError, StreamId, UserMetadata, new_id,
 };
-use cqrs_sqlite::rusqlite::Connection;
-use cqrs_sqlite::{SqliteConfig, SqliteSink, SqliteStore, SqliteTx, WriteInSinkBatch};
+use eventweave_sqlite::rusqlite::Connection;
+use eventweave_sqlite::{SqliteConfig, SqliteSink, SqliteStore, SqliteTx, WriteInSinkBatch};
 use tokio::sync::{mpsc, watch};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -292,7 +292,7 @@ async fn appends_waiting_for_a_sink_batch_leave_the_workers_free() {
 /// handler suspends: no `SQLITE_BUSY`, versions contiguous, positions strictly increasing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_handles_on_one_file_and_a_sink_take_turns() {
-    let dir = std::env::temp_dir().join(format!("cqrs-sqlite-turns-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("eventweave-sqlite-turns-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let path = dir.join("two-handles.db");
     for suffix in ["", "-wal", "-shm"] {
@@ -577,15 +577,16 @@ async fn saves_and_parked_events_wait_for_a_suspended_sink_batch() {
         let store = store.clone();
         let event = first[0].clone();
         tokio::spawn(async move {
-            let snapshot = cqrs_core::Snapshot {
+            let snapshot = eventweave_core::Snapshot {
                 version: 1,
                 snapshot_version: 1,
                 payload: "{}".to_owned(),
-                taken_at: cqrs_core::Timestamp::now(),
+                taken_at: eventweave_core::Timestamp::now(),
             };
             store.save_snapshot(&event.meta.stream, snapshot).await?;
             store.save_checkpoint("other", event.meta.position).await?;
-            let parked = cqrs_core::runner::ParkedEvent::new("third", &event, "gave up".into());
+            let parked =
+                eventweave_core::runner::ParkedEvent::new("third", &event, "gave up".into());
             store.park_event(parked).await
         })
     };

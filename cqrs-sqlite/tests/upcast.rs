@@ -3,13 +3,13 @@
 //! and the cold-load throughput of a stream that is half version-1 rows.
 //!
 //! The measurement is ignored by default; run it in release:
-//! `cargo test --release -p cqrs-sqlite --test upcast -- --ignored --nocapture`.
+//! `cargo test --release -p eventweave-sqlite --test upcast -- --ignored --nocapture`.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
-use cqrs_core::{Cqrs, EventStore, ExpectedVersion, MemoryStore, NewEvent, StreamId, new_id};
-use cqrs_sqlite::SqliteStore;
+use eventweave_core::{Cqrs, EventStore, ExpectedVersion, MemoryStore, NewEvent, StreamId, new_id};
+use eventweave_sqlite::SqliteStore;
 
 #[path = "../../tests/fixtures/upcast/domain.rs"]
 mod domain;
@@ -21,7 +21,9 @@ struct TempFile(PathBuf);
 
 impl TempFile {
     fn new(what: &str) -> Self {
-        TempFile(std::env::temp_dir().join(format!("cqrs-sqlite-{what}-{}.db", new_id().simple())))
+        TempFile(
+            std::env::temp_dir().join(format!("eventweave-sqlite-{what}-{}.db", new_id().simple())),
+        )
     }
 }
 

@@ -1,25 +1,25 @@
 //! `EventMeta::aggregate_id`: the typed id of the aggregate whose stream recorded an event.
 
-use cqrs_core::prelude::*;
-use cqrs_core::{EventStore, Position, RecordedEvent, StreamId};
+use eventweave_core::prelude::*;
+use eventweave_core::{EventStore, Position, RecordedEvent, StreamId};
 
 use super::upsert::{AddCopy, Book, Catalogued, CopyAdded};
 
 fn meta_in(stream: &str) -> EventMeta {
-    let recorded: RecordedEvent = cqrs_core::NewEvent {
-        event_id: cqrs_core::new_id(),
+    let recorded: RecordedEvent = eventweave_core::NewEvent {
+        event_id: eventweave_core::new_id(),
         event_name: "test-upsert.copy_added".into(),
         event_version: 1,
-        payload: cqrs_core::Payload::from_json(r#"{"copy":1}"#),
+        payload: eventweave_core::Payload::from_json(r#"{"copy":1}"#),
         correlation_id: None,
         causation_id: None,
-        metadata: cqrs_core::UserMetadata::empty(),
+        metadata: eventweave_core::UserMetadata::empty(),
     }
     .record(
         StreamId::from(stream),
         1,
         Position(1),
-        cqrs_core::Timestamp::now(),
+        eventweave_core::Timestamp::now(),
     );
     recorded.meta
 }

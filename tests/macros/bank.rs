@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 // ---------------------------------------------------------------------------------------------
@@ -260,7 +260,7 @@ impl Balances {
         self.by_stream.insert(meta.stream.to_string(), 0);
     }
 
-    fn on_deposited(&mut self, e: &MoneyDeposited, meta: &cqrs_core::EventMeta) {
+    fn on_deposited(&mut self, e: &MoneyDeposited, meta: &eventweave_core::EventMeta) {
         *self.by_stream.entry(meta.stream.to_string()).or_default() += e.amount;
     }
 

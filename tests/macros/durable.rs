@@ -5,12 +5,12 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use cqrs_core::prelude::*;
-use cqrs_core::registry::ProjectionKind;
-use cqrs_core::runner::{
+use eventweave_core::prelude::*;
+use eventweave_core::registry::ProjectionKind;
+use eventweave_core::runner::{
     DurableProjection, MemorySink, OnFailure, ProjectionRunner, RetryPolicy, RunnerState,
 };
-use cqrs_core::{
+use eventweave_core::{
     EventStore, ExpectedVersion, NewEvent, Payload, ProjectionFailure, QueryError, RecordedEvent,
     StreamId, UserMetadata, new_id, registry,
 };
@@ -244,7 +244,7 @@ async fn an_undecodable_payload_is_a_decode_failure() {
     assert!(
         matches!(
             error.failure,
-            ProjectionFailure::Decode(cqrs_core::DecodeFailure::InvalidPayload(_))
+            ProjectionFailure::Decode(eventweave_core::DecodeFailure::InvalidPayload(_))
         ),
         "{error}"
     );
@@ -298,7 +298,7 @@ async fn handlers_and_the_reset_hook_borrow_the_unit_of_work() {
 
 #[tokio::test]
 async fn registered_projections_are_listed_with_kind_checkpoint_and_lag() {
-    use cqrs_core::runner::{CheckpointedSink, Checkpoints, list_projections};
+    use eventweave_core::runner::{CheckpointedSink, Checkpoints, list_projections};
     let store = MemoryStore::new();
     for amount in [5, 7, 9] {
         record(&store, "till-1", new_event(&Paid { amount })).await;

@@ -1,13 +1,13 @@
 //! The aggregate's naming arguments and `crate = …`.
 
-use cqrs_core::prelude::*;
-use cqrs_core::{CommandSet, EventSet, registry};
+use eventweave_core::prelude::*;
+use eventweave_core::{CommandSet, EventSet, registry};
 
 // ---------------------------------------------------------------------------------------------
 // `event = …`, `command = …`, `name = …` on the aggregate
 
 mod lamps {
-    use cqrs_core::prelude::*;
+    use eventweave_core::prelude::*;
     use serde::{Deserialize, Serialize};
 
     #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -76,13 +76,13 @@ async fn enum_and_stream_names_can_be_chosen() {
 // runtime and replaces one helper with a counting one, so the test sees that path being used.
 
 pub mod shim {
-    pub use cqrs_core::*;
+    pub use eventweave_core::*;
 
     #[doc(hidden)]
     pub mod __private {
         use std::sync::atomic::{AtomicUsize, Ordering};
 
-        pub use cqrs_core::__private::*;
+        pub use eventweave_core::__private::*;
 
         /// How many events went through this shim's `encode_event`.
         pub static ENCODED: AtomicUsize = AtomicUsize::new(0);
@@ -92,7 +92,7 @@ pub mod shim {
             out: &mut Vec<u8>,
         ) -> Result<(), serde_json::Error> {
             ENCODED.fetch_add(1, Ordering::SeqCst);
-            cqrs_core::__private::encode_event(event, out)
+            eventweave_core::__private::encode_event(event, out)
         }
     }
 }

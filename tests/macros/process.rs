@@ -5,10 +5,10 @@
 use std::fmt;
 use std::time::Duration;
 
-use cqrs_core::fixture::ProcessFixture;
-use cqrs_core::prelude::*;
-use cqrs_core::process::{Issue, ProcessManager, Rejection};
-use cqrs_core::registry::{self, ProjectionKind};
+use eventweave_core::fixture::ProcessFixture;
+use eventweave_core::prelude::*;
+use eventweave_core::process::{Issue, ProcessManager, Rejection};
+use eventweave_core::registry::{self, ProjectionKind};
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use cqrs_core::prelude::*;
-use cqrs_core::runner::{MemorySink, OnFailure, ProjectionRunner, RetryPolicy, RunnerState};
-use cqrs_core::{
+use eventweave_core::prelude::*;
+use eventweave_core::runner::{MemorySink, OnFailure, ProjectionRunner, RetryPolicy, RunnerState};
+use eventweave_core::{
     DecodeError, DecodeFailure, EventRef, EventSet, ExpectedVersion, ProjectionFailure, StreamId,
 };
 use serde_json::json;

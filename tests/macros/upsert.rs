@@ -4,9 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use cqrs_core::fixture::AggregateFixture;
-use cqrs_core::prelude::*;
-use cqrs_core::{HandlerKind, Handles};
+use eventweave_core::fixture::AggregateFixture;
+use eventweave_core::prelude::*;
+use eventweave_core::{HandlerKind, Handles};
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]

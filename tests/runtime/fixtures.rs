@@ -1,9 +1,9 @@
 //! The given/when/then fixtures.
 
-use cqrs_core::CommandError;
-use cqrs_core::fixture::{AggregateFixture, ProjectionFixture};
-use cqrs_core::testing::domain::*;
-use cqrs_core::{Payload, StreamId};
+use eventweave_core::CommandError;
+use eventweave_core::fixture::{AggregateFixture, ProjectionFixture};
+use eventweave_core::testing::domain::*;
+use eventweave_core::{Payload, StreamId};
 
 #[tokio::test]
 async fn expect_events_and_state() {

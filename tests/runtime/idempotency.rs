@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use cqrs_core::testing::domain::*;
-use cqrs_core::{
+use eventweave_core::testing::domain::*;
+use eventweave_core::{
     BackendError, CommandContext, CommandError, Cqrs, EventStore, ExpectedVersion, MemoryStore,
     Mismatch, NewEvent, Position, RecordedEvent, Retry, StoreError, StreamId, Uuid, new_id,
 };

@@ -1,13 +1,13 @@
 //! `MemoryStore` keeps the whole store contract: the shared conformance suite, run on it.
 
-use cqrs_core::{EventStore, ExpectedVersion, MemoryStore, StreamId};
+use eventweave_core::{EventStore, ExpectedVersion, MemoryStore, StreamId};
 
-cqrs_core::store_conformance_tests! {
+eventweave_core::store_conformance_tests! {
     fresh: || async { MemoryStore::new() },
     limited: |max: usize| async move { MemoryStore::with_max_event_bytes(max) },
 }
 
-cqrs_core::checkpoint_conformance_tests! {
+eventweave_core::checkpoint_conformance_tests! {
     fresh: || async { MemoryStore::new() },
 }
 
@@ -15,7 +15,7 @@ cqrs_core::checkpoint_conformance_tests! {
 async fn clones_share_the_same_events() {
     let store = MemoryStore::new();
     let clone = store.clone();
-    let event = cqrs_core::testing::conformance::event("1");
+    let event = eventweave_core::testing::conformance::event("1");
     clone
         .append(&StreamId::from("s"), ExpectedVersion::NoStream, vec![event])
         .await
@@ -26,14 +26,14 @@ async fn clones_share_the_same_events() {
 
 /// The store contract holds through `DynStore` (a store chosen at run time).
 mod through_dyn_store {
-    use cqrs_core::{DynStore, MemoryStore};
+    use eventweave_core::{DynStore, MemoryStore};
 
-    cqrs_core::store_conformance_tests! {
+    eventweave_core::store_conformance_tests! {
         fresh: || async { DynStore::new(MemoryStore::new()) },
         limited: |max: usize| async move { DynStore::new(MemoryStore::with_max_event_bytes(max)) },
     }
 
-    cqrs_core::checkpoint_conformance_tests! {
+    eventweave_core::checkpoint_conformance_tests! {
         fresh: || async { DynStore::new(MemoryStore::new()) },
     }
 

@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{HoleStore, append_added};
-use cqrs_core::runner::Progress;
-use cqrs_core::testing::domain::*;
-use cqrs_core::{
+use eventweave_core::runner::Progress;
+use eventweave_core::testing::domain::*;
+use eventweave_core::{
     Cqrs, EventStore, ExpectedVersion, MemoryStore, NewEvent, Position, QueryError, RecordedEvent,
     StoreError, StreamId,
 };

@@ -6,12 +6,12 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cqrs_core::runner::{
+use eventweave_core::runner::{
     CheckpointedSink, Checkpoints, DurableProjection, Lease, Leases, MemorySink, OnFailure,
     Progress, ProjectionGroup, ProjectionRunner, RetryPolicy, RunnerState, RunningProjection,
 };
-use cqrs_core::testing::domain::Added;
-use cqrs_core::{
+use eventweave_core::testing::domain::Added;
+use eventweave_core::{
     BuildError, EventRef, EventStore, ExpectedVersion, MemoryStore, NewEvent, Payload, Position,
     ProjectionError, ProjectionFailure, QueryError, RecordedEvent, StoreError, StreamId,
     UserMetadata, new_id,
@@ -150,7 +150,7 @@ async fn expected_sums(store: &MemoryStore) -> BTreeMap<String, u64> {
 }
 
 async fn wait_state(
-    running: &RunningProjection<impl cqrs_core::runner::ProjectionSink>,
+    running: &RunningProjection<impl eventweave_core::runner::ProjectionSink>,
     pred: impl Fn(&RunnerState) -> bool,
 ) -> RunnerState {
     for _ in 0..500 {

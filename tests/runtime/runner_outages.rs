@@ -10,11 +10,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{FlakyStore, HoleStore, append_added};
-use cqrs_core::runner::{
+use eventweave_core::runner::{
     ApplyError, DurableProjection, MemorySink, Progress, ProjectionRunner, ProjectionSink,
     RetryPolicy, RunnerState, RunningProjection,
 };
-use cqrs_core::{MemoryStore, Position, ProjectionError, RecordedEvent, StoreError};
+use eventweave_core::{MemoryStore, Position, ProjectionError, RecordedEvent, StoreError};
 
 const WAIT: Duration = Duration::from_secs(10);
 

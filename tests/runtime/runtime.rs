@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use cqrs_core::testing::domain::*;
-use cqrs_core::{
+use eventweave_core::testing::domain::*;
+use eventweave_core::{
     CommandContext, CommandError, Cqrs, DispatchError, EventStore, ExpectedVersion, MemoryStore,
     NewEvent, Payload, Position, QueryError, Router, StreamId, UserMetadata, new_id,
 };
@@ -475,7 +475,7 @@ async fn events_carry_correlation_and_causation() {
     assert_eq!(
         meta2
             .metadata
-            .get(cqrs_core::CAUSED_BY_EVENT)
+            .get(eventweave_core::CAUSED_BY_EVENT)
             .and_then(|v| v.as_str()),
         Some(meta.event_id.to_string().as_str())
     );
@@ -604,7 +604,7 @@ async fn concurrent_commands_leave_no_event_waiting_for_the_projections() {
             assert_eq!(total, 50, "round {round}, counter {task}");
         }
         let seen = app
-            .query(cqrs_core::testing::domain::SeenPositions)
+            .query(eventweave_core::testing::domain::SeenPositions)
             .await
             .unwrap();
         assert!(seen.windows(2).all(|w| w[0] < w[1]), "in order, once each");
@@ -621,7 +621,10 @@ async fn build_errors_unwrap_and_the_application_prints_itself() {
         .await
         .unwrap_err();
     assert!(
-        matches!(error, cqrs_core::BuildError::DuplicateProjection { .. }),
+        matches!(
+            error,
+            eventweave_core::BuildError::DuplicateProjection { .. }
+        ),
         "{error}"
     );
     let shown = format!("{:?}", app().await);

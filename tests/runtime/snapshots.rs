@@ -1,11 +1,11 @@
 //! Aggregate snapshots on `MemoryStore`: the snapshot conformance cases, and the property that a
 //! load from snapshots equals a full replay for random command sequences.
 
-use cqrs_core::MemoryStore;
-use cqrs_core::testing::snapshots::{Step, load_equals_replay};
+use eventweave_core::MemoryStore;
+use eventweave_core::testing::snapshots::{Step, load_equals_replay};
 use proptest::prelude::*;
 
-cqrs_core::snapshot_conformance_tests! {
+eventweave_core::snapshot_conformance_tests! {
     fresh: || async { MemoryStore::new() },
 }
 

@@ -83,7 +83,7 @@ pub struct EsPostgres;
 
 impl PostgresPeer for EsPostgres {
     async fn round(&self, url: &str, sizes: Sizes) -> PeerRound {
-        let schema = format!("cqrs_es_peer_{}", cqrs_core::new_id().simple());
+        let schema = format!("cqrs_es_peer_{}", eventweave_core::new_id().simple());
         let pool = PgPoolOptions::new()
             .max_connections(sizes.clients as u32)
             .connect(url)

@@ -23,7 +23,7 @@ impl CatchUpPeer for EsReplay {
     async fn catch_up(&self, url: &str, events: u64, per_stream: u64) -> Run {
         assert_eq!(events % per_stream, 0, "whole streams only");
         let streams = events / per_stream;
-        let schema = format!("cqrs_es_replay_{}", cqrs_core::new_id().simple());
+        let schema = format!("cqrs_es_replay_{}", eventweave_core::new_id().simple());
         let pool = PgPoolOptions::new()
             .max_connections(2)
             .connect(url)

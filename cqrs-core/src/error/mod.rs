@@ -376,7 +376,7 @@ impl StdError for ProjectionError {
 /// (such as a parked event's reason), where nobody walks `source()`.
 ///
 /// ```
-/// use cqrs_core::{BackendError, CommandError, ErrorChain, StoreError};
+/// use eventweave_core::{BackendError, CommandError, ErrorChain, StoreError};
 ///
 /// let e: CommandError<std::io::Error> = CommandError::Rejected(std::io::Error::other("no funds"));
 /// assert_eq!(ErrorChain(&e).to_string(), "command rejected: no funds");

@@ -15,7 +15,7 @@ use crate::ids::{StreamId, Uuid};
 /// answer from an error alone.
 ///
 /// ```
-/// use cqrs_core::{Retry, StoreError, BackendError};
+/// use eventweave_core::{Retry, StoreError, BackendError};
 ///
 /// let lost = StoreError::OutcomeUnknown(BackendError::new("connection reset"));
 /// match lost.retry() {

@@ -163,7 +163,7 @@ impl IntoIssues for Option<Issue> {
 /// The handler's own error stays typed: match on it with [`Rejection::error`].
 ///
 /// ```
-/// # use cqrs_core::process::Rejection;
+/// # use eventweave_core::process::Rejection;
 /// # #[derive(Debug, PartialEq, thiserror::Error)]
 /// # enum BookError { #[error("no copy available")] NoCopyAvailable }
 /// fn compensate(rejection: &Rejection) -> &'static str {

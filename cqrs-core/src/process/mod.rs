@@ -63,9 +63,9 @@ use crate::ids::Uuid;
 /// their result was recorded.
 ///
 /// ```
-/// # use cqrs_core::prelude::*;
-/// # use cqrs_core::process::{Issue, ProcessManager, Rejection, decode};
-/// # use cqrs_core::{ProjectionFailure, RecordedEvent};
+/// # use eventweave_core::prelude::*;
+/// # use eventweave_core::process::{Issue, ProcessManager, Rejection, decode};
+/// # use eventweave_core::{ProjectionFailure, RecordedEvent};
 /// # use serde::{Deserialize, Serialize};
 /// # #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
 /// # #[event(name = "doc.pm.ordered")]

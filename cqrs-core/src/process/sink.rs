@@ -34,15 +34,15 @@ pub const REJECTIONS_KEPT: usize = 256;
 /// in the store, with commands issued exactly once (see the [module docs](crate::process)).
 ///
 /// ```
-/// # use cqrs_core::{Cqrs, MemoryStore};
-/// # use cqrs_core::process::{ProcessManagerSink, ProcessManager, Issue};
-/// # use cqrs_core::runner::ProjectionRunner;
+/// # use eventweave_core::{Cqrs, MemoryStore};
+/// # use eventweave_core::process::{ProcessManagerSink, ProcessManager, Issue};
+/// # use eventweave_core::runner::ProjectionRunner;
 /// # #[derive(Default, Clone, serde::Serialize, serde::Deserialize)] struct Idle;
 /// # impl ProcessManager for Idle {
 /// #     const NAME: &'static str = "doc-idle";
 /// #     const EVENTS: &'static [&'static str] = &[];
-/// #     fn handle(&mut self, _: &cqrs_core::RecordedEvent)
-/// #         -> Result<Vec<Issue>, cqrs_core::ProjectionFailure> { Ok(vec![]) }
+/// #     fn handle(&mut self, _: &eventweave_core::RecordedEvent)
+/// #         -> Result<Vec<Issue>, eventweave_core::ProjectionFailure> { Ok(vec![]) }
 /// # }
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let store = MemoryStore::new();

@@ -10,8 +10,8 @@ use crate::error::{ProjectionError, ProjectionFailure};
 ///
 /// `#[projection]` implements it (instead of [`Projection`](crate::Projection)) when a handler is
 /// `async` or takes a third parameter `db: &U` after the event and the optional `&EventMeta`:
-/// the unit of work of the sink that runs it (for example `cqrs_sqlite::SqliteTx` or
-/// `cqrs_postgres::PgTx`, whose statements commit in one transaction with the checkpoint). A
+/// the unit of work of the sink that runs it (for example `eventweave_sqlite::SqliteTx` or
+/// `eventweave_postgres::PgTx`, whose statements commit in one transaction with the checkpoint). A
 /// projection whose handlers take no unit implements it for every `U`, and runs at least once
 /// under any sink.
 ///

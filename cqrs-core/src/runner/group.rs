@@ -22,8 +22,8 @@ type Starter = Box<dyn FnOnce() -> Member + Send>;
 /// registry checks) before any of them starts.
 ///
 /// ```
-/// # use cqrs_core::runner::*;
-/// # use cqrs_core::{MemoryStore, RecordedEvent, ProjectionError, Position};
+/// # use eventweave_core::runner::*;
+/// # use eventweave_core::{MemoryStore, RecordedEvent, ProjectionError, Position};
 /// # #[derive(Default)] struct Audit;
 /// # impl DurableProjection for Audit {
 /// #     const NAME: &'static str = "doc_group_audit";

@@ -6,7 +6,7 @@ use crate::error::StoreError;
 
 /// Grants at most one holder at a time the right to run a projection.
 ///
-/// `cqrs_postgres::PgLeases` uses a PostgreSQL advisory lock held by a connection: when its
+/// `eventweave_postgres::PgLeases` uses a PostgreSQL advisory lock held by a connection: when its
 /// process dies the server drops the connection and the lock, and another process's runner
 /// takes over from the checkpoint. [`LocalLease`] always grants (one process per store).
 pub trait Leases: Send + Sync + 'static {

@@ -11,7 +11,7 @@
 //!   every start;
 //! - [`CheckpointedSink`]: effects outside the store (e-mail, HTTP, a broker), checkpoint saved
 //!   in the store after each batch: **at least once**, deduplicate with `meta.event_id`;
-//! - `cqrs_sqlite::SqliteSink` and `cqrs_postgres::PgSink`: the read model lives in the store's
+//! - `eventweave_sqlite::SqliteSink` and `eventweave_postgres::PgSink`: the read model lives in the store's
 //!   database and each batch commits its changes and the checkpoint in one transaction:
 //!   **exactly once**.
 //!

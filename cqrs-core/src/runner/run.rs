@@ -22,8 +22,8 @@ use crate::store::{EmptyReads, EventStore};
 /// Reads events from a store into one [`ProjectionSink`].
 ///
 /// ```
-/// # use cqrs_core::runner::{MemorySink, ProjectionRunner, RetryPolicy, DurableProjection};
-/// # use cqrs_core::{MemoryStore, RecordedEvent, ProjectionError};
+/// # use eventweave_core::runner::{MemorySink, ProjectionRunner, RetryPolicy, DurableProjection};
+/// # use eventweave_core::{MemoryStore, RecordedEvent, ProjectionError};
 /// #[derive(Default)]
 /// struct Count(u64);
 /// impl DurableProjection for Count {
@@ -37,7 +37,7 @@ use crate::store::{EmptyReads, EventStore};
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let store = MemoryStore::new();
 /// let running = ProjectionRunner::new(store.clone(), MemorySink::new(Count::default())).spawn();
-/// running.wait_for(cqrs_core::Position::ZERO, std::time::Duration::from_secs(1)).await.unwrap();
+/// running.wait_for(eventweave_core::Position::ZERO, std::time::Duration::from_secs(1)).await.unwrap();
 /// let sink = running.stop().await;
 /// assert_eq!(sink.projection().0, 0);
 /// # }

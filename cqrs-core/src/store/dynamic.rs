@@ -24,7 +24,7 @@ type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// generic over a store takes it: `Cqrs<DynStore>`, runners, process managers, subscriptions.
 ///
 /// ```
-/// use cqrs_core::{Cqrs, DynStore, MemoryStore};
+/// use eventweave_core::{Cqrs, DynStore, MemoryStore};
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let use_memory = std::env::var("DATABASE_URL").is_err();
 /// let store = if use_memory {

@@ -1,6 +1,6 @@
 //! A tiny counter domain written by hand against the traits (no macros): what the macros
 //! generate, spelled out. The conformance suite drives stores through it, and the runtime's own
-//! tests use it so they do not depend on `cqrs-derive`.
+//! tests use it so they do not depend on `eventweave-derive`.
 //!
 //! Rules: `Open` creates a counter; `Add { n }` adds `n`, except that `n == 0` is rejected with
 //! [`CounterError::Zero`], `n == 13` panics in the handler and `n == 666` panics in `apply`;

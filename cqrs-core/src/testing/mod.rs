@@ -4,7 +4,7 @@
 //! A store crate runs the whole suite with one macro call in an integration test:
 //!
 //! ```ignore
-//! cqrs_core::store_conformance_tests! {
+//! eventweave_core::store_conformance_tests! {
 //!     fresh: || async { my_store::open_fresh().await },
 //!     limited: |max_event_bytes| async move { my_store::open_fresh_with_limit(max_event_bytes).await },
 //! }

@@ -1,5 +1,5 @@
 //! Expansion: turns a checked model into Rust items. Generated code names only `::core`,
-//! `::std` and the runtime's `__private` module (through the crate path, `::cqrs_core` unless
+//! `::std` and the runtime's `__private` module (through the crate path, `::eventweave_core` unless
 //! `crate = …` says otherwise), and puts calls that can fail to type-check on the user's tokens.
 
 pub mod aggregate;

@@ -10,7 +10,7 @@ use crate::naming;
 
 /// One `#[aggregate]` impl block.
 pub struct AggregateDef {
-    /// The runtime crate (`::cqrs_core` or `crate = …`).
+    /// The runtime crate (`::eventweave_core` or `crate = …`).
     pub krate: Path,
     /// `Account` as written after `impl`.
     pub self_ty: Type,

@@ -2,7 +2,7 @@
 //! then return exactly), but must never answer with a backend failure, a panic, a partial write
 //! or a broken store.
 
-use cqrs_core::{ExpectedVersion, NewEvent, Payload, Position, StreamId, UserMetadata, Uuid};
+use eventweave_core::{ExpectedVersion, NewEvent, Payload, Position, StreamId, UserMetadata, Uuid};
 use serde_json::{Map, Value, json};
 
 /// What a case allows.
@@ -40,7 +40,7 @@ pub enum Read {
 /// An event named `faults.hostile` with this payload.
 pub fn event(payload: impl Into<String>) -> NewEvent {
     NewEvent {
-        event_id: cqrs_core::new_id(),
+        event_id: eventweave_core::new_id(),
         event_name: "faults.hostile".into(),
         event_version: 1,
         payload: Payload::from_json(payload.into()),
@@ -92,7 +92,10 @@ pub fn appends(existing: Uuid, existing_stream: &StreamId, max_event_bytes: usiz
     let mut n = 0;
     let mut fresh = || {
         n += 1;
-        StreamId::from(format!("hostile-{n}-{}", cqrs_core::new_id().simple()))
+        StreamId::from(format!(
+            "hostile-{n}-{}",
+            eventweave_core::new_id().simple()
+        ))
     };
     let mut add = |name: &str, stream: StreamId, events: Vec<NewEvent>, allowed: Allowed| {
         cases.push(Append {

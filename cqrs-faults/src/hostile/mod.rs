@@ -10,10 +10,10 @@ pub mod cases;
 
 use std::time::Instant;
 
-use cqrs_core::{
+use eventweave_core::{
     EventStore, ExpectedVersion, MemoryStore, NewEvent, RecordedEvent, Retry, StoreError, StreamId,
 };
-use cqrs_sqlite::{SqliteConfig, SqliteStore};
+use eventweave_sqlite::{SqliteConfig, SqliteStore};
 
 use crate::harness::Report;
 use crate::pg::{self, Pg, WRITERS};
@@ -47,7 +47,7 @@ pub async fn hostile_inputs(pg: Option<&Pg>) -> Vec<Report> {
         let config = pg
             .config(&schema, WRITERS, 4)
             .max_event_bytes(MAX_EVENT_BYTES);
-        match cqrs_postgres::PostgresStore::open(config).await {
+        match eventweave_postgres::PostgresStore::open(config).await {
             Ok(store) => {
                 let (report, table) = run_on("postgres", store).await;
                 reports.push(report);

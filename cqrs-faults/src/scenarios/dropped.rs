@@ -7,8 +7,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use cqrs_core::{EventStore, MemoryStore};
-use cqrs_sqlite::SqliteStore;
+use eventweave_core::{EventStore, MemoryStore};
+use eventweave_sqlite::SqliteStore;
 
 use crate::client::Attempt;
 use crate::harness::{self, Load, Report, Sizes};

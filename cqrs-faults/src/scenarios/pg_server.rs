@@ -7,10 +7,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cqrs_core::runner::{ProjectionRunner, RunnerState, RunningProjection};
-use cqrs_core::{Cqrs, Position};
-use cqrs_postgres::{PgSink, PostgresStore};
 use cqrs_test_cluster::Mode as Stop;
+use eventweave_core::runner::{ProjectionRunner, RunnerState, RunningProjection};
+use eventweave_core::{Cqrs, Position};
+use eventweave_postgres::{PgSink, PostgresStore};
 
 use crate::checks;
 use crate::client::Attempt;

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use cqrs_core::runner::{ProjectionRunner, RunningProjection};
-use cqrs_sqlite::{SqliteSink, SqliteStore};
+use eventweave_core::runner::{ProjectionRunner, RunningProjection};
+use eventweave_sqlite::{SqliteSink, SqliteStore};
 
 use crate::checks;
 use crate::domain::{SQLITE_TABLE, SqliteTotals, sqlite_totals};
@@ -27,7 +27,7 @@ impl TempFile {
         TempFile(std::env::temp_dir().join(format!(
             "cqrs-faults-{what}-{}-{}.db",
             std::process::id(),
-            cqrs_core::new_id().simple()
+            eventweave_core::new_id().simple()
         )))
     }
 }
@@ -182,7 +182,7 @@ async fn run_workers(
 
 /// SQLite's own consistency check of the file.
 pub(crate) fn integrity(path: &std::path::Path, report: &mut Report) {
-    let check = cqrs_sqlite::rusqlite::Connection::open(path).and_then(|conn| {
+    let check = eventweave_sqlite::rusqlite::Connection::open(path).and_then(|conn| {
         conn.query_row("PRAGMA integrity_check", [], |row| row.get::<_, String>(0))
     });
     match check {

@@ -8,8 +8,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use cqrs_core::{Cqrs, EventStore};
-use cqrs_sqlite::SqliteStore;
+use eventweave_core::{Cqrs, EventStore};
+use eventweave_sqlite::SqliteStore;
 
 use crate::checks;
 use crate::harness::{self, Report, Rng, Sizes};

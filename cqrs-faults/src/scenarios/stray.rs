@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use cqrs_core::EventStore;
+use eventweave_core::EventStore;
 
 use crate::checks;
 use crate::client::Attempt;
@@ -75,7 +75,7 @@ async fn run(pg: &Pg, sizes: &Sizes, report: &mut Report) -> Result<(), String> 
         .await
         .err();
     // Side by side, so a reader that is stuck costs one deadline, not four.
-    let in_memory = |app: &cqrs_core::Cqrs<cqrs_postgres::PostgresStore>| {
+    let in_memory = |app: &eventweave_core::Cqrs<eventweave_postgres::PostgresStore>| {
         let app = app.clone();
         async move {
             app.query_after(head, AllTotals)

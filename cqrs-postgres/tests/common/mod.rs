@@ -10,7 +10,7 @@ pub mod read_model;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use cqrs_postgres::{PostgresConfig, PostgresStore};
+use eventweave_postgres::{PostgresConfig, PostgresStore};
 use tokio_postgres::{Client, NoTls};
 
 /// The variable that names the test database.
@@ -36,7 +36,7 @@ pub fn skip_reason() -> Option<String> {
 pub fn url_or_skip(test: &str) -> Option<String> {
     let url = url();
     if url.is_none() {
-        cqrs_core::testing::report_skip(test, &format!("{URL_VAR} is not set"));
+        eventweave_core::testing::report_skip(test, &format!("{URL_VAR} is not set"));
     }
     url
 }
@@ -51,7 +51,7 @@ pub fn schema_name() -> String {
 
 /// 64 random bits (from a fresh UUIDv7's random part).
 pub fn random_u64() -> u64 {
-    cqrs_core::new_id().as_u128() as u64
+    eventweave_core::new_id().as_u128() as u64
 }
 
 /// A configuration on a new schema of the test database, with a small pool.

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use cqrs_core::runner::{DurableProjection, stored_error};
-use cqrs_core::testing::domain::Added;
-use cqrs_core::{
+use eventweave_core::runner::{DurableProjection, stored_error};
+use eventweave_core::testing::domain::Added;
+use eventweave_core::{
     Event, EventRef, EventStore, ExpectedVersion, NewEvent, Payload, Position, ProjectionError,
     ProjectionFailure, RecordedEvent, StreamId, UserMetadata,
 };
-use cqrs_postgres::{PgTx, PostgresStore, params};
+use eventweave_postgres::{PgTx, PostgresStore, params};
 use tokio_postgres::Client;
 
 /// Names one read model: its projection name and its table.
@@ -241,7 +241,7 @@ impl<M: Model> DurableProjection<PgTx> for Totals<M> {
 /// A `counter.added` event with this payload.
 pub fn added_json(json: &str) -> NewEvent {
     NewEvent {
-        event_id: cqrs_core::new_id(),
+        event_id: eventweave_core::new_id(),
         event_name: Added::NAME.into(),
         event_version: 1,
         payload: Payload::from_json(json),

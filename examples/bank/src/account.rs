@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Identifies an account.

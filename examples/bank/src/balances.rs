@@ -4,7 +4,7 @@
 //! Why a table and not memory: an in-memory projection is rebuilt from the first event at every
 //! start, which grows with the store. A durable projection keeps its rows and a checkpoint in a
 //! database, so a restart only reads the events after the checkpoint. The runner
-//! (`cqrs_core::runner::ProjectionRunner`) feeds it through a `cqrs_sqlite::SqliteSink`, which
+//! (`eventweave_core::runner::ProjectionRunner`) feeds it through a `eventweave_sqlite::SqliteSink`, which
 //! runs the handlers of each batch and moves the checkpoint **in one SQLite transaction**: a
 //! crash, a failing handler or a cancelled batch leaves the rows and the checkpoint as they were
 //! together, so no event is ever counted twice or missed, across restarts too.
@@ -19,9 +19,9 @@
 
 use std::error::Error;
 
-use cqrs_core::prelude::*;
-use cqrs_sqlite::rusqlite::{self, Connection, OptionalExtension};
-use cqrs_sqlite::{SqliteSink, SqliteStore, SqliteTx};
+use eventweave_core::prelude::*;
+use eventweave_sqlite::rusqlite::{self, Connection, OptionalExtension};
+use eventweave_sqlite::{SqliteSink, SqliteStore, SqliteTx};
 
 use crate::account::*;
 

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 
 use crate::account::*;
 use crate::balances::AccountSummary;

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 
 use crate::account::*;
 

@@ -5,7 +5,7 @@
 //! (another path with `BANK_DB=path`): a second run starts from the first run's events.
 //!
 //! Start-up shows the two kinds of read model at work:
-//! - the projection listing (`cqrs_core::runner::list_projections`): every `#[projection]` in
+//! - the projection listing (`eventweave_core::runner::list_projections`): every `#[projection]` in
 //!   the program, found through its registration, with its kind, stored checkpoint and lag;
 //! - the in-memory account history is rebuilt from the first event (`Cqrs::builder`), with a
 //!   progress bar on stderr when there are more than 1,000 events, and always a one-line
@@ -38,14 +38,14 @@ use std::time::{Duration, Instant};
 use bank::progress::ProgressBar;
 use bank::seed::{SEED_ACCOUNT, seed_deposits};
 use bank::*;
-use cqrs_core::process::{ProcessManager, ProcessManagerSink, instance_stream};
-use cqrs_core::runner::{Checkpoints, ProjectionRunner, RunningProjection, list_projections};
-use cqrs_core::{
+use eventweave_core::process::{ProcessManager, ProcessManagerSink, instance_stream};
+use eventweave_core::runner::{Checkpoints, ProjectionRunner, RunningProjection, list_projections};
+use eventweave_core::{
     BuildError, CommandError, CommandOutcome, Cqrs, Event, EventStore, MemoryStore, Position,
     QueryError, RecordedEvent, Router, Uuid,
 };
-use cqrs_sqlite::rusqlite::Connection;
-use cqrs_sqlite::{SqliteSink, SqliteStore};
+use eventweave_sqlite::rusqlite::Connection;
+use eventweave_sqlite::{SqliteSink, SqliteStore};
 
 /// Any error of the example, reported by `main`.
 type Failure = Box<dyn Error + Send + Sync>;
@@ -91,8 +91,8 @@ fn show<E: std::fmt::Display>(
 
 async fn send<S: EventStore, C>(app: &Cqrs<S>, cmd: C) -> Option<CommandOutcome>
 where
-    C: cqrs_core::Command + Debug,
-    C::Aggregate: cqrs_core::Handles<C>,
+    C: eventweave_core::Command + Debug,
+    C::Aggregate: eventweave_core::Handles<C>,
 {
     println!("> {cmd:?}");
     show(app.execute(cmd).await)
@@ -102,7 +102,7 @@ where
 /// is applied first), for queries answering with rows the caller prints.
 async fn ask_rows<S: EventStore, Q, T>(app: &Cqrs<S>, query: Q) -> Result<Vec<T>, QueryError>
 where
-    Q: cqrs_core::RoutedQuery<Response = Vec<T>> + Debug,
+    Q: eventweave_core::RoutedQuery<Response = Vec<T>> + Debug,
 {
     print!("? {query:?} -> ");
     let rows = app.query_after(app.position(), query).await?;

@@ -8,7 +8,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use cqrs_core::runner::Progress;
+use eventweave_core::runner::Progress;
 
 /// Cells of the bar.
 const WIDTH: usize = 30;
@@ -105,7 +105,7 @@ fn duration(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cqrs_core::Position;
+    use eventweave_core::Position;
 
     fn progress(done: u64, total: u64, eta: Option<Duration>, finished: bool) -> Progress {
         Progress {

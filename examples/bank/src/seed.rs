@@ -7,7 +7,7 @@
 //! Going around the command bus is only safe because the rules hold by construction here: the
 //! seed account is opened first and never closed, and a deposit of 1 cent is always valid.
 
-use cqrs_core::{
+use eventweave_core::{
     Event, EventStore, ExpectedVersion, NewEvent, Payload, Position, StoreError, StreamId,
     UserMetadata, new_id,
 };

@@ -2,7 +2,7 @@
 //! sender if the receiver refuses. Each step is a command on one aggregate; the steps share a
 //! correlation id and each records the event that caused it.
 
-use cqrs_core::{CommandContext, CommandError, CommandOutcome, Cqrs, EventStore};
+use eventweave_core::{CommandContext, CommandError, CommandOutcome, Cqrs, EventStore};
 
 use crate::account::*;
 
@@ -29,7 +29,7 @@ pub enum TransferOutcome {
 
 impl TransferOutcome {
     /// The position of the last event of the transfer, for read-your-writes.
-    pub fn position(&self) -> cqrs_core::Position {
+    pub fn position(&self) -> eventweave_core::Position {
         match self {
             TransferOutcome::Completed { received, .. } => received.position(),
             TransferOutcome::Refunded { refund, .. } => refund.position(),

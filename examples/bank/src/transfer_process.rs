@@ -8,10 +8,10 @@
 //! Run it with [`transfer_process`] in a `ProjectionRunner`; start a transfer with
 //! [`start_transfer`] (the debit, an ordinary command).
 
-use cqrs_core::process::{Issue, ProcessManagerSink, Rejection};
-use cqrs_core::process_manager;
-use cqrs_core::runner::Checkpoints;
-use cqrs_core::{
+use eventweave_core::process::{Issue, ProcessManagerSink, Rejection};
+use eventweave_core::process_manager;
+use eventweave_core::runner::Checkpoints;
+use eventweave_core::{
     AggregateIdError, CommandError, CommandOutcome, Cqrs, DispatchError, EventMeta, EventStore,
 };
 use serde::{Deserialize, Serialize};

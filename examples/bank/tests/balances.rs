@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bank::*;
-use cqrs_core::runner::{Checkpoints, ProjectionRunner};
-use cqrs_core::{Cqrs, EventStore};
-use cqrs_sqlite::SqliteStore;
+use eventweave_core::runner::{Checkpoints, ProjectionRunner};
+use eventweave_core::{Cqrs, EventStore};
+use eventweave_sqlite::SqliteStore;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -101,9 +101,11 @@ async fn the_table_counts_every_event_once_across_restarts_and_rebuilds() {
     let reports = Arc::new(AtomicU64::new(0));
     let counted = Arc::clone(&reports);
     let reached = running
-        .rebuild(Some(Arc::new(move |_: &cqrs_core::runner::Progress| {
-            counted.fetch_add(1, Ordering::SeqCst);
-        })))
+        .rebuild(Some(Arc::new(
+            move |_: &eventweave_core::runner::Progress| {
+                counted.fetch_add(1, Ordering::SeqCst);
+            },
+        )))
         .await
         .unwrap();
     assert_eq!(reached, store.head().await.unwrap());

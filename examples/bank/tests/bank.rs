@@ -1,8 +1,8 @@
 //! The bank's rules, with the given/when/then fixtures, and a transfer end to end.
 
 use bank::*;
-use cqrs_core::fixture::{AggregateFixture, ProjectionFixture};
-use cqrs_core::{CommandError, Cqrs, MemoryStore};
+use eventweave_core::fixture::{AggregateFixture, ProjectionFixture};
+use eventweave_core::{CommandError, Cqrs, MemoryStore};
 
 fn opened() -> AccountOpened {
     AccountOpened {
@@ -194,7 +194,7 @@ async fn a_refused_transfer_is_refunded_and_traceable_through_its_ids() {
     assert_eq!(
         credit_back
             .metadata
-            .get(cqrs_core::CAUSED_BY_EVENT)
+            .get(eventweave_core::CAUSED_BY_EVENT)
             .and_then(|v| v.as_str()),
         Some(debit.event_id.to_string().as_str())
     );

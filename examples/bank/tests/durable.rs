@@ -7,9 +7,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use cqrs_core::EventStore;
-use cqrs_core::runner::Checkpoints;
-use cqrs_sqlite::SqliteStore;
+use eventweave_core::EventStore;
+use eventweave_core::runner::Checkpoints;
+use eventweave_sqlite::SqliteStore;
 
 /// Runs the example on `db`; returns stdout and stderr.
 fn bank(db: &Path, args: &[&str]) -> (String, String) {

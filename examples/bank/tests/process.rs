@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use bank::*;
-use cqrs_core::fixture::ProcessFixture;
-use cqrs_core::process::{Issue, ProcessManager, ProcessManagerSink, decode};
-use cqrs_core::runner::{Checkpoints, ProjectionRunner, ProjectionSink, RunningProjection};
-use cqrs_core::{
+use eventweave_core::fixture::ProcessFixture;
+use eventweave_core::process::{Issue, ProcessManager, ProcessManagerSink, decode};
+use eventweave_core::runner::{Checkpoints, ProjectionRunner, ProjectionSink, RunningProjection};
+use eventweave_core::{
     CAUSED_BY_EVENT, Cqrs, Event, EventStore, MemoryStore, ProjectionFailure, RecordedEvent, Uuid,
 };
 use serde::{Deserialize, Serialize};
@@ -109,7 +109,7 @@ async fn settle<K: ProjectionSink, S: EventStore>(running: &RunningProjection<K>
 /// The account events (not the process manager's own records) of one business transaction.
 async fn transaction(store: &MemoryStore, correlation: Uuid) -> Vec<RecordedEvent> {
     store
-        .read_all(cqrs_core::Position::ZERO, usize::MAX)
+        .read_all(eventweave_core::Position::ZERO, usize::MAX)
         .await
         .unwrap()
         .into_iter()
@@ -171,7 +171,7 @@ async fn one_transfer_is_followed_from_first_command_to_last_event_through_its_i
     assert_eq!(rejection.message(), "the account is closed");
     assert_eq!(
         rejection.kind(),
-        cqrs_core::process::RejectionKind::Rejected
+        eventweave_core::process::RejectionKind::Rejected
     );
     assert_eq!(
         sink.instance(second.correlation_id).await.unwrap(),
@@ -184,7 +184,10 @@ async fn one_transfer_is_followed_from_first_command_to_last_event_through_its_i
     // The rejection is recorded in the instance stream, with the same correlation id.
     let instance = store
         .read_stream(
-            &cqrs_core::process::instance_stream(TransferProcess::NAME, second.correlation_id),
+            &eventweave_core::process::instance_stream(
+                TransferProcess::NAME,
+                second.correlation_id,
+            ),
             1,
             100,
         )
@@ -218,7 +221,7 @@ async fn re_delivering_every_event_issues_no_command_twice() {
 
     // A new process (empty caches) re-reads everything from checkpoint zero.
     store
-        .save_checkpoint(TransferProcess::NAME, cqrs_core::Position::ZERO)
+        .save_checkpoint(TransferProcess::NAME, eventweave_core::Position::ZERO)
         .await
         .unwrap();
     let app = Cqrs::builder(store.clone())
@@ -240,7 +243,7 @@ async fn re_delivering_every_event_issues_no_command_twice() {
     // A command interrupted before its outcome was recorded runs again with the same command
     // id: its event ids are the same, so the store refuses a second copy.
     let received = store
-        .read_all(cqrs_core::Position::ZERO, usize::MAX)
+        .read_all(eventweave_core::Position::ZERO, usize::MAX)
         .await
         .unwrap()
         .into_iter()
@@ -254,14 +257,17 @@ async fn re_delivering_every_event_issues_no_command_twice() {
                 from: AccountId(1),
                 amount: 60,
             },
-            cqrs_core::CommandContext::new().with_command_id(received.meta.causation_id.unwrap()),
+            eventweave_core::CommandContext::new()
+                .with_command_id(received.meta.causation_id.unwrap()),
         )
         .await;
     // Either the store's idempotent retry (the events recorded the first time) or
     // `DuplicateEventId`; never a second credit.
     match again {
         Ok(outcome) => assert_eq!(outcome.events[0].meta.event_id, received.meta.event_id),
-        Err(cqrs_core::CommandError::Store(cqrs_core::StoreError::DuplicateEventId { .. })) => {}
+        Err(eventweave_core::CommandError::Store(
+            eventweave_core::StoreError::DuplicateEventId { .. },
+        )) => {}
         Err(other) => panic!("{other:?}"),
     }
     assert_eq!(store.head().await.unwrap(), before);
@@ -277,7 +283,7 @@ async fn re_delivering_every_event_issues_no_command_twice() {
     assert!(
         matches!(
             overdraw,
-            Err(cqrs_core::CommandError::Rejected(
+            Err(eventweave_core::CommandError::Rejected(
                 BankError::InsufficientFunds { balance: 60, .. }
             ))
         ),
@@ -392,7 +398,7 @@ async fn a_deadline_survives_a_restart_and_fires_once() {
     assert_eq!(eve.balance(), 1, "the bonus was paid once");
     // The deposit is traceable to the account opening through the timeout event.
     let events = store
-        .read_all(cqrs_core::Position::ZERO, usize::MAX)
+        .read_all(eventweave_core::Position::ZERO, usize::MAX)
         .await
         .unwrap();
     let opened = events

@@ -9,7 +9,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use cqrs_core::{
+use eventweave_core::{
     BackendError, EventStore, ExpectedVersion, MemoryStore, NewEvent, Payload, Position,
     RecordedEvent, StoreError, StreamId, UserMetadata, new_id,
 };

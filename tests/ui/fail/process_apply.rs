@@ -1,5 +1,5 @@
 // `#[handle]` and `#[apply]` belong in an aggregate, not in a process manager.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -1,5 +1,5 @@
 // An event handler returns issues (or a `Result` of them), not anything else.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]

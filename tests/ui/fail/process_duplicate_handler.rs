@@ -1,6 +1,6 @@
 // One handler per event type in a process manager: the second is the error.
-use cqrs_core::prelude::*;
-use cqrs_core::process::Issue;
+use eventweave_core::prelude::*;
+use eventweave_core::process::Issue;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]

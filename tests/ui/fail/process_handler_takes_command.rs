@@ -1,6 +1,6 @@
 // A process manager's handler takes a command instead of an event: process managers react to
 // events and issue commands.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]

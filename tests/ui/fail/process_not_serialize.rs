@@ -1,5 +1,5 @@
 // A process manager's state is stored as JSON: without `Serialize`, one error, on the type.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]

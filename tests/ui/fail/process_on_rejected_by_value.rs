@@ -1,6 +1,6 @@
 // The compensation takes `&mut self` and the rejection by shared reference.
-use cqrs_core::prelude::*;
-use cqrs_core::process::{Issue, Rejection};
+use eventweave_core::prelude::*;
+use eventweave_core::process::{Issue, Rejection};
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]

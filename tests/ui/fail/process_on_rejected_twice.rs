@@ -1,6 +1,6 @@
 // A process manager has one `#[on_rejected]` method.
-use cqrs_core::prelude::*;
-use cqrs_core::process::{Issue, Rejection};
+use eventweave_core::prelude::*;
+use eventweave_core::process::{Issue, Rejection};
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -1,5 +1,5 @@
 // `#[query]` belongs in a projection, not in a process manager.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -1,5 +1,5 @@
 // An async handler returns `()` or `Result<(), E>`, like a synchronous one.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -1,5 +1,5 @@
 // After the event, the metadata and the unit of work, a handler takes nothing else.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -1,6 +1,6 @@
 // The metadata is borrowed (`meta: &EventMeta`); taken by value it is not mistaken for a unit
 // of work, so the projection stays in memory and the error is about the metadata.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]

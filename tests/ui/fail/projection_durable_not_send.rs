@@ -1,7 +1,7 @@
 // A durable projection's handler runs on a runner task: its future must be `Send`.
 use std::rc::Rc;
 
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -1,5 +1,5 @@
 // `#[reset]` belongs to durable projections: an in-memory one starts empty at every start.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -1,5 +1,5 @@
 // A `#[reset]` method empties the read model: it takes `&mut self`.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]

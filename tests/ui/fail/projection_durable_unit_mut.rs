@@ -1,5 +1,5 @@
 // The unit of work is borrowed by shared reference: `db: &SqlTx`, not `&mut`.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]

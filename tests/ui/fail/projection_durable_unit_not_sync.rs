@@ -1,7 +1,7 @@
 // The unit of work is lent to handlers on a runner task: it must be `Sync`.
 use std::cell::RefCell;
 
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -2,7 +2,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 pub type AccountId = u64;

@@ -1,6 +1,6 @@
 // `crate = …` on every macro: the runtime reached through a facade module.
 mod facade {
-    pub use cqrs_core as cqrs;
+    pub use eventweave_core as cqrs;
 }
 
 use facade::cqrs::{Command, Event, Query, aggregate, projection};

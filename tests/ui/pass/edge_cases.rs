@@ -3,11 +3,11 @@
 // a newtype id.
 use std::fmt;
 
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 mod events {
-    use cqrs_core::prelude::*;
+    use eventweave_core::prelude::*;
     use serde::{Deserialize, Serialize};
 
     #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -152,7 +152,7 @@ pub struct Rings {
 
 #[projection]
 impl Rings {
-    fn on_rung(&mut self, _: &events::Rung, meta: &cqrs_core::EventMeta) {
+    fn on_rung(&mut self, _: &events::Rung, meta: &eventweave_core::EventMeta) {
         *self.by_stream.entry(meta.stream.to_string()).or_default() += 1;
     }
 

@@ -1,7 +1,7 @@
 // An aggregate with no methods and a projection with no handler still compile: the generated
 // enums are empty and every match over them is exhaustive.
-use cqrs_core::prelude::*;
-use cqrs_core::{CommandSet, EventSet};
+use eventweave_core::prelude::*;
+use eventweave_core::{CommandSet, EventSet};
 
 #[derive(Default)]
 pub struct Nothing;

@@ -26,7 +26,7 @@ use shadows::*;
 pub mod domain {
     #![no_implicit_prelude]
 
-    use ::cqrs_core::{Command, Event, EventMeta, Query, aggregate, projection};
+    use ::eventweave_core::{Command, Event, EventMeta, Query, aggregate, projection};
     use ::serde::{Deserialize, Serialize};
 
     /// An event.

@@ -3,7 +3,7 @@
 // have private events in its `pub` enums.
 #![deny(warnings)]
 
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -44,7 +44,7 @@ fn main() {
 }
 
 mod public {
-    use cqrs_core::prelude::*;
+    use eventweave_core::prelude::*;
     use serde::{Deserialize, Serialize};
 
     #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -3,7 +3,7 @@
 #![deny(warnings)]
 
 mod facade {
-    pub use cqrs_core as cqrs;
+    pub use eventweave_core as cqrs;
 }
 
 use std::time::Duration;

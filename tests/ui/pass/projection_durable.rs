@@ -5,8 +5,8 @@
 
 use std::sync::Mutex;
 
-use cqrs_core::prelude::*;
-use cqrs_core::runner::DurableProjection;
+use eventweave_core::prelude::*;
+use eventweave_core::runner::DurableProjection;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -75,7 +75,7 @@ impl Counter {
 }
 
 mod facade {
-    pub use cqrs_core as cqrs;
+    pub use eventweave_core as cqrs;
 }
 
 pub struct Closings;

@@ -1,6 +1,6 @@
 // Upcasters of every accepted form: JSON to JSON, typed old version to typed next version,
 // fallible, to the event itself, through `Self`, and with the crate path given.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -28,7 +28,7 @@ fn v1_to_v2(mut v1: serde_json::Value) -> serde_json::Value {
 }
 
 mod typed {
-    use cqrs_core::UpcastPayload;
+    use eventweave_core::UpcastPayload;
     use serde::{Deserialize, Serialize};
 
     #[derive(Deserialize)]
@@ -61,10 +61,10 @@ mod typed {
 }
 
 mod facade {
-    pub use cqrs_core as cqrs;
+    pub use eventweave_core as cqrs;
 }
 
-#[derive(cqrs_core::Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(eventweave_core::Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[event(name = "door.closed", version = 2, crate = "facade::cqrs")]
 #[upcast(from = 1, with = closed_v1)]
 pub struct Closed;

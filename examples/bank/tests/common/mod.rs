@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use bank::*;
-use cqrs_core::{Event, EventStore, Position};
+use eventweave_core::{Event, EventStore, Position};
 use serde::de::DeserializeOwned;
 
 fn decode<E: DeserializeOwned>(payload: &str) -> E {

@@ -1,6 +1,6 @@
 // `EventMeta::aggregate_id` is checked against the aggregate the event belongs to: a member's
 // event cannot give a book's id.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]

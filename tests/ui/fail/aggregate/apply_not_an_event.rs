@@ -1,5 +1,5 @@
 // Guarantee 4: an `#[apply]` method whose parameter is not an event.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Forgot `#[derive(Event)]`.

@@ -1,5 +1,5 @@
 // Guarantee 4: an `#[apply]` method that returns something.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -1,5 +1,5 @@
 // A handler for a command whose `#[command(aggregate = …)]` names another aggregate.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -1,5 +1,5 @@
 // Guarantee 5: two events of one aggregate with the same stored name do not compile.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]

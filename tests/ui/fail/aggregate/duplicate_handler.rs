@@ -1,5 +1,5 @@
 // Guarantee 2: two handlers for one command do not compile; the error is at the second.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]

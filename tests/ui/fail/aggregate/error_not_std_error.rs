@@ -1,5 +1,5 @@
 // A handler whose error type does not implement `std::error::Error`.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -1,6 +1,6 @@
 // Guarantee 3: a handler that returns an event its aggregate has no `#[apply]` for does not
 // compile; the error is at the return type.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]

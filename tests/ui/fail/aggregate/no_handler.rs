@@ -1,6 +1,6 @@
 // Guarantee 1: executing a command that no aggregate handles does not compile, and the error
 // names the aggregate that lacks a handler.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]

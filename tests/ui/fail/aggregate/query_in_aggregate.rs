@@ -1,5 +1,5 @@
 // `#[query]` belongs in a projection.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 
 #[derive(Query)]
 #[query(response = bool)]

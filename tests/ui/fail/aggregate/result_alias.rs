@@ -1,5 +1,5 @@
 // A handler returning a one-argument `Result` alias: the error type must be spelled out.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]

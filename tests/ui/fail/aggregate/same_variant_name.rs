@@ -1,8 +1,8 @@
 // Two event types with one name in different modules would make two enum variants of one name.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 
 mod door {
-    use cqrs_core::prelude::*;
+    use eventweave_core::prelude::*;
     use serde::{Deserialize, Serialize};
 
     #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -11,7 +11,7 @@ mod door {
 }
 
 mod window {
-    use cqrs_core::prelude::*;
+    use eventweave_core::prelude::*;
     use serde::{Deserialize, Serialize};
 
     #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]

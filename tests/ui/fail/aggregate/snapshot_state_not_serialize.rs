@@ -1,5 +1,5 @@
 // `snapshot_every` needs a state that serde can (de)serialize: one error, on the attribute's value.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -1,5 +1,5 @@
 // `snapshot_version` alone takes no snapshots: it needs `snapshot_every`; `snapshot_every = 0` is refused.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]

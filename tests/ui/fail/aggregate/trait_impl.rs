@@ -1,5 +1,5 @@
 // `#[aggregate]` on a trait impl.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 
 #[derive(Default)]
 pub struct Door;

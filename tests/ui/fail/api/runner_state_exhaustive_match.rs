@@ -1,5 +1,5 @@
-// `RunnerState` may gain states: a match outside `cqrs-core` needs a wildcard arm.
-use cqrs_core::runner::RunnerState;
+// `RunnerState` may gain states: a match outside `eventweave-core` needs a wildcard arm.
+use eventweave_core::runner::RunnerState;
 
 fn describe(state: &RunnerState) -> &'static str {
     match state {

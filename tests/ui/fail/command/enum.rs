@@ -1,5 +1,5 @@
 // A command is a struct; `#[aggregate]` generates the enum of an aggregate's commands.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 
 #[derive(Default)]
 pub struct Door;

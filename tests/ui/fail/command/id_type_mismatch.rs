@@ -1,5 +1,5 @@
 // The `#[id]` field's type is not the aggregate's `id` type: the error is at the field.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 
 #[derive(Default)]
 pub struct Door;

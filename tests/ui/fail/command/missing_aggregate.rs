@@ -1,5 +1,5 @@
 // A command without `#[command(aggregate = …)]`.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 
 #[derive(Command)]
 pub struct Open {

@@ -1,5 +1,5 @@
 // A command without an `#[id]` field.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 
 #[derive(Default)]
 pub struct Door;

@@ -1,5 +1,5 @@
 // A command with two `#[id]` fields: the error is at the second.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 
 #[derive(Default)]
 pub struct Door;

@@ -1,5 +1,5 @@
 // Each argument is given once, also across several `#[event(…)]` attributes.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -1,5 +1,5 @@
 // An event type cannot be generic: it is stored under one name.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -1,6 +1,6 @@
 // An event's stored name is written out: a default taken from the type's name would orphan
 // the stored events when the type is renamed.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -1,5 +1,5 @@
 // An event cannot be a union.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 
 #[derive(Event)]
 #[event(name = "Bits")]

@@ -1,5 +1,5 @@
 // A fallible upcaster's error implements `std::error::Error` (a `String` does not).
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]

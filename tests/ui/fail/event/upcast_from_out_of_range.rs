@@ -1,5 +1,5 @@
 // An upcaster reads an older version: from 1 to `version - 1`.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -1,5 +1,5 @@
 // Version 3 needs an upcaster from version 1 and one from version 2: the one from 2 is missing.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -1,5 +1,5 @@
 // A typed older version returned by an upcaster implements `UpcastPayload`.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]

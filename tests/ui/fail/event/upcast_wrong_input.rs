@@ -1,6 +1,6 @@
 // An upcaster takes the older payload by value, as JSON or as a type that implements
 // `Deserialize`.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -1,5 +1,5 @@
 // `#[apply]` belongs in an aggregate; projection handlers need no attribute.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]

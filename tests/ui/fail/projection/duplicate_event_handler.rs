@@ -1,5 +1,5 @@
 // Two handlers for one event type in a projection: the error is at the second.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]

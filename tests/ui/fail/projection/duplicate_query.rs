@@ -1,5 +1,5 @@
 // Two `#[query]` methods for one query: the error is at the second.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 
 #[derive(Query)]
 #[query(response = u64)]

@@ -1,5 +1,5 @@
 // A projection's event handler returns `()` or `Result<(), E>`.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -1,5 +1,5 @@
 // A projection's handler takes a command instead of an event: projections see events only.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -1,5 +1,5 @@
 // A `#[query]` method only reads the projection.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 
 #[derive(Query)]
 #[query(response = u64)]

@@ -1,5 +1,5 @@
 // A `#[query]` method must return the query's declared response type.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 
 #[derive(Query)]
 #[query(response = Option<u64>)]

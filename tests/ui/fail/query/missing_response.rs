@@ -1,5 +1,5 @@
 // A query without `#[query(response = …)]`.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 
 #[derive(Query)]
 pub struct CountOpenings;

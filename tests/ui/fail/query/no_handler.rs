@@ -1,5 +1,5 @@
 // Guarantee 6: a query with no handler does not compile when sent through the typed query bus.
-use cqrs_core::prelude::*;
+use eventweave_core::prelude::*;
 
 #[derive(Query)]
 #[query(response = u64)]
