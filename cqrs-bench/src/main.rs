@@ -6,7 +6,8 @@
 //! exactly-once SQL projections, live lag; add `--medium` for a tenth of the events and 3 s
 //! of lag)
 //!
-//! `cargo run -p cqrs-bench --release -- --postgres` (only the PostgreSQL store rows)
+//! `cargo run -p cqrs-bench --release -- --postgres` (only the PostgreSQL store rows;
+//! `--memory`: only the in-memory rows)
 //!
 //! `cargo run -p cqrs-bench --release -- --stray` (live lag with rolled-back holes, without and
 //! with a stray transaction held open on the server: 60 s each; `--medium` 3 s)
@@ -32,6 +33,15 @@ async fn main() {
         };
         let rows = cqrs_bench::stray::run(duration).await;
         println!("stray-transaction rows: one run each, baseline first\n");
+        print_table(&rows);
+        return;
+    }
+    if flag("--memory") {
+        let rows = memory::run(mode).await;
+        print!(
+            "in-memory rows ({mode:?} mode): median of {} round(s)\n\n",
+            mode.rounds()
+        );
         print_table(&rows);
         return;
     }

@@ -132,12 +132,36 @@ impl EventMeta {
             .and_then(|rest| rest.strip_prefix('-'))
             .ok_or_else(error)?;
         let parsed: A::Id = id.parse().map_err(|_| error())?;
-        // Only an id that prints back to the same stream is the aggregate's.
-        if A::stream_id(&parsed) == self.stream {
+        // Only an id that prints back to the same text is the aggregate's (`007` parses as 7,
+        // which names another stream). Compared as it is printed: no allocation per event.
+        let mut same = PrintsAs {
+            rest: id,
+            same: true,
+        };
+        if fmt::Write::write_fmt(&mut same, format_args!("{parsed}")).is_ok()
+            && same.same
+            && same.rest.is_empty()
+        {
             Ok(parsed)
         } else {
             Err(error())
         }
+    }
+}
+
+/// A `fmt::Write` that checks, without allocating, that what is written is exactly `rest`.
+struct PrintsAs<'a> {
+    rest: &'a str,
+    same: bool,
+}
+
+impl fmt::Write for PrintsAs<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        match self.rest.strip_prefix(s) {
+            Some(rest) if self.same => self.rest = rest,
+            _ => self.same = false,
+        }
+        Ok(())
     }
 }
 
