@@ -108,11 +108,21 @@ type Running = RunningProjection<ProcessManagerSink<Reminder, MemoryStore>>;
 
 /// A process: a runner of its own sink, taking the lease from `holder` as number `me`.
 fn process(app: &Cqrs<MemoryStore>, holder: &Arc<watch::Sender<usize>>, me: usize) -> Running {
+    process_with(app, holder, me, ProcessManagerSink::new(app.clone()))
+}
+
+/// [`process`] with a sink configured by the test (its deadline poll, say).
+fn process_with(
+    app: &Cqrs<MemoryStore>,
+    holder: &Arc<watch::Sender<usize>>,
+    me: usize,
+    sink: ProcessManagerSink<Reminder, MemoryStore>,
+) -> Running {
     let leases = Baton {
         holder: Arc::clone(holder),
         me,
     };
-    ProjectionRunner::new(app.store().clone(), ProcessManagerSink::new(app.clone()))
+    ProjectionRunner::new(app.store().clone(), sink)
         .leases(leases, Duration::from_millis(5))
         .spawn()
 }
@@ -232,15 +242,8 @@ async fn regaining_the_lease_reads_the_deadline_stream_again() {
     let store = MemoryStore::new();
     let app = Cqrs::builder(store.clone()).build().await.unwrap();
     let holder = Arc::new(watch::channel(A).0);
-    let sink = ProcessManagerSink::<Reminder, _>::new(app.clone())
-        .deadline_poll(Duration::from_secs(3600));
-    let leases = Baton {
-        holder: Arc::clone(&holder),
-        me: A,
-    };
-    let a = ProjectionRunner::new(store.clone(), sink)
-        .leases(leases, Duration::from_millis(5))
-        .spawn();
+    let sink = ProcessManagerSink::new(app.clone()).deadline_poll(Duration::from_secs(3600));
+    let a = process_with(&app, &holder, A, sink);
     live(&a).await;
 
     let b = process(&app, &holder, B);
@@ -265,15 +268,8 @@ async fn a_standing_by_timer_fires_deadlines_by_polling() {
     let store = MemoryStore::new();
     let app = Cqrs::builder(store.clone()).build().await.unwrap();
     let holder = Arc::new(watch::channel(B).0);
-    let sink = ProcessManagerSink::<Reminder, _>::new(app.clone())
-        .deadline_poll(Duration::from_millis(20));
-    let leases = Baton {
-        holder: Arc::clone(&holder),
-        me: A,
-    };
-    let a = ProjectionRunner::new(store.clone(), sink)
-        .leases(leases, Duration::from_millis(5))
-        .spawn();
+    let sink = ProcessManagerSink::new(app.clone()).deadline_poll(Duration::from_millis(20));
+    let a = process_with(&app, &holder, A, sink);
     let b = process(&app, &holder, B);
     live(&b).await;
     // A's sink starts its timer only once its runner first loads the checkpoint.
