@@ -175,13 +175,9 @@ async fn exactly_once_when_a_handler_fails_once() {
         expected(&appended)
     );
     assert_eq!(store.load_checkpoint(Main::NAME).await.unwrap(), head);
-    let status = running.status();
-    assert_eq!(status.parked, 0);
-    assert!(
-        matches!(status.state, RunnerState::Live),
-        "{:?}",
-        status.state
-    );
+    let state = read_model::wait_live(&running).await;
+    assert!(matches!(state, RunnerState::Live), "{state:?}");
+    assert_eq!(running.status().parked, 0);
     running.stop().await;
 }
 

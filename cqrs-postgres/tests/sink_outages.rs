@@ -91,18 +91,9 @@ async fn killed_sessions_park_nothing_and_the_read_model_equals_a_replay() {
         "only {kills} sessions killed: the storm missed the catch-up"
     );
 
-    for _ in 0..1_000 {
-        if matches!(running.status().state, RunnerState::Live) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let state = read_model::wait_live(&running).await;
+    assert!(matches!(state, RunnerState::Live), "{state:?}");
     let status = running.status();
-    assert!(
-        matches!(status.state, RunnerState::Live),
-        "{:?}",
-        status.state
-    );
     assert_eq!(status.parked, 0);
     assert!(store.parked_events(Stormed::NAME).await.unwrap().is_empty());
     assert_eq!(store.load_checkpoint(Stormed::NAME).await.unwrap(), head);

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use eventweave_core::runner::{DurableProjection, stored_error};
+use eventweave_core::runner::{
+    DurableProjection, ProjectionSink, RunnerState, RunningProjection, stored_error,
+};
 use eventweave_core::testing::domain::Added;
 use eventweave_core::{
     Event, EventRef, EventStore, ExpectedVersion, NewEvent, Payload, Position, ProjectionError,
@@ -296,4 +298,19 @@ pub async fn append_added(
         i += size;
     }
     (appended, head)
+}
+
+/// Waits (up to 10 s) until the runner reports `Live`, and returns its state then.
+///
+/// A runner publishes a checkpoint before it decides it is live (that takes one more read that
+/// comes back empty), so `wait_for(head)` returning does not mean the state already says so.
+pub async fn wait_live<K: ProjectionSink>(running: &RunningProjection<K>) -> RunnerState {
+    for _ in 0..1_000 {
+        let state = running.status().state;
+        if matches!(state, RunnerState::Live) {
+            return state;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    running.status().state
 }
