@@ -263,6 +263,7 @@ pub mod runner;
 mod services;
 mod signal;
 pub mod snapshot;
+pub mod sql;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -5,6 +5,7 @@ use std::error::Error as StdError;
 use std::fmt;
 
 use eventweave_core::{BackendError, BoxError, StoreError};
+use eventweave_core::sql::{SqlError, SqlErrorKind};
 
 use crate::conninfo::ConfigError;
 
@@ -185,4 +186,39 @@ fn describe(e: &tokio_postgres::Error) -> String {
         Some(cause) => format!("{e}: {cause}"),
         None => e.to_string(),
     }
+}
+
+/// A driver error as the portable [`Sql`](eventweave_core::sql::Sql) unit reports it: the
+/// server's message (with its detail and hint) or the driver's, classified by SQLSTATE class
+/// (23: a constraint; a transient class or a lost session: unavailable; a write in a read-only
+/// transaction: refused) or, without a server
+/// reply, by whether the connection was lost (otherwise a value did not convert).
+pub(crate) fn sql_error(e: tokio_postgres::Error) -> SqlError {
+    let (kind, message) = match e.as_db_error() {
+        Some(db) => {
+            let code = db.code().code();
+            let kind = if code.starts_with("23") {
+                SqlErrorKind::Constraint
+            } else if code == "25006" {
+                // A write in a read-only transaction (a `PgReader`): the statement is wrong
+                // there, whatever the store's own writes make of a hot standby.
+                SqlErrorKind::Refused
+            } else if transient_sqlstate(code) || matches!(db.severity(), "FATAL" | "PANIC") {
+                SqlErrorKind::Unavailable
+            } else {
+                SqlErrorKind::Refused
+            };
+            let mut message = format!("{} (SQLSTATE {code})", db.message());
+            if let Some(detail) = db.detail() {
+                message.push_str(&format!("; detail: {detail}"));
+            }
+            if let Some(hint) = db.hint() {
+                message.push_str(&format!("; hint: {hint}"));
+            }
+            (kind, message)
+        }
+        None if connection_lost(&e) => (SqlErrorKind::Unavailable, describe(&e)),
+        None => (SqlErrorKind::Conversion, describe(&e)),
+    };
+    SqlError::new(kind, message).with_driver(e)
 }

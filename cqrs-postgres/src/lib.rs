@@ -331,6 +331,7 @@ mod hooks;
 mod lease;
 mod notify;
 mod pool;
+mod portable;
 mod read;
 mod schema;
 mod sink;
@@ -347,6 +348,7 @@ pub use error::OpenError;
 #[doc(hidden)]
 pub use hooks::HeldAppend;
 pub use lease::{PgLease, PgLeases};
+pub use portable::PgReader;
 pub use sink::{PgSink, PgStatement, PgTx, StagedParams};
 
 #[doc(hidden)]

@@ -239,6 +239,7 @@ mod checkpoints;
 mod config;
 mod connection;
 mod error;
+mod portable;
 mod read;
 mod schema;
 mod sink;
@@ -249,6 +250,7 @@ mod tx;
 
 pub use config::{Durability, SqliteConfig};
 pub use error::{CheckpointMoved, OpenError, WriteInSinkBatch};
+pub use portable::SqliteReader;
 pub use schema::SCHEMA_VERSION;
 pub use sink::SqliteSink;
 pub use store::SqliteStore;

@@ -95,6 +95,18 @@ impl<P: DurableProjection<SqliteTx>> SqliteSink<P> {
         &self.tx
     }
 
+    /// Runs `sql` (one or more statements, such as `CREATE TABLE IF NOT EXISTS …`) on the sink's
+    /// connection, outside any batch and in the file's write turn: the read model's set-up
+    /// before the runner starts. `PgSink::setup` is the same on PostgreSQL, so the set-up of a
+    /// portable read model ([`Sql`](eventweave_core::sql::Sql)) is written once too.
+    pub async fn setup(&self, sql: &str) -> Result<(), StoreError> {
+        let _turn = self.turn.take().await?;
+        let conn = self.tx.try_conn().ok_or_else(|| {
+            StoreError::Backend("the sink's connection is in use by a handler".into())
+        })?;
+        conn.execute_batch(sql).map_err(backend)
+    }
+
     /// Takes the projection back.
     pub fn into_projection(self) -> P {
         self.projection

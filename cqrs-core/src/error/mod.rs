@@ -7,11 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod input;
+mod sql;
 mod store;
 #[cfg(test)]
 mod tests;
 
 pub use input::{InputField, InputProblem, InvalidInput};
+pub use sql::{SqlError, SqlErrorKind};
 pub use store::{BackendError, Mismatch, Retry, StoreError};
 
 use crate::ids::{Position, StreamId, Uuid};

@@ -3,7 +3,7 @@
 
 use proc_macro2::{Delimiter, Group, Span, TokenStream};
 use quote::quote;
-use syn::ItemImpl;
+use syn::{ItemImpl, Type};
 use syn::spanned::Spanned;
 
 use super::{
@@ -13,7 +13,7 @@ use crate::attr::ProjectionArgs;
 use crate::check;
 use crate::ctxt::Ctxt;
 use crate::model::State;
-use crate::model::projection::{self, EventHandler, ProjectionDef, QueryMethod, ResetMethod};
+use crate::model::projection::{self, EventHandler, ProjectionDef, QueryMethod, ResetMethod, Unit};
 
 /// Expands `#[projection(args)] item`.
 pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
@@ -155,6 +155,19 @@ fn durable_impl(def: &ProjectionDef, handled: &[Handled]) -> TokenStream {
     // A unit that is not `Sync` fails the trait's bound: reported on the user's `&Unit`, as is
     // the `async` block that borrows it.
     let (generics, unit, span) = match def.unit() {
+        // `db: &impl Sql`: written once for every unit of work with those bounds (each SQL
+        // sink's transaction), so one projection runs under any of them.
+        Some(Unit {
+            ty: Type::ImplTrait(bounds),
+            ..
+        }) => {
+            let bounds = &bounds.bounds;
+            (
+                quote!(<__U: #bounds + ::core::marker::Sync>),
+                quote!(__U),
+                bounds.span(),
+            )
+        }
         Some(unit) => {
             let ty = &unit.ty;
             (quote!(), quote!(#ty), ty.span())

@@ -44,8 +44,7 @@ use eventweave_core::{
     BuildError, CommandError, CommandOutcome, Cqrs, Event, EventStore, MemoryStore, Position,
     QueryError, RecordedEvent, Router, Uuid,
 };
-use eventweave_sqlite::rusqlite::Connection;
-use eventweave_sqlite::{SqliteSink, SqliteStore};
+use eventweave_sqlite::{SqliteReader, SqliteSink, SqliteStore};
 
 /// Any error of the example, reported by `main`.
 type Failure = Box<dyn Error + Send + Sync>;
@@ -200,8 +199,8 @@ struct Bank<S> {
     app: Cqrs<S>,
     /// The runner of the durable balances projection.
     balances: RunningProjection<SqliteSink<BalancesTable>>,
-    /// The application's own connection to the balances table.
-    conn: Connection,
+    /// The application's reader of the balances table.
+    reader: SqliteReader,
     /// The runner of the transfer process manager.
     transfers: RunningProjection<ProcessManagerSink<TransferProcess, S>>,
 }
@@ -209,9 +208,9 @@ struct Bank<S> {
 impl<S: EventStore + Checkpoints> Bank<S> {
     /// The balances table, once it holds every event this application has recorded or seen
     /// (read-your-writes: waits until the projection's checkpoint reaches `app.position()`).
-    async fn balances(&self) -> Result<&Connection, QueryError> {
+    async fn balances(&self) -> Result<&SqliteReader, QueryError> {
         self.balances.wait_for(self.app.position(), WAIT).await?;
-        Ok(&self.conn)
+        Ok(&self.reader)
     }
 
     /// Waits until the transfer process manager has handled every stored event, those that its
@@ -313,14 +312,16 @@ async fn run<S: EventStore + Checkpoints>(
 
     let bar = Arc::new(ProgressBar::new("balances (SQL table)", BAR_ABOVE));
     let report = Arc::clone(&bar);
-    let running = ProjectionRunner::new(store.clone(), balances::sink(tables)?)
+    let sink = SqliteSink::new(tables, BalancesTable)?;
+    sink.setup(balances::CREATE_TABLE).await?;
+    let running = ProjectionRunner::new(store.clone(), sink)
         .on_progress(move |progress| report.report(progress))
         .spawn();
     let bank = Bank {
         transfers: transfers(&app).await?,
         app,
         balances: running,
-        conn: balances::connect(tables)?,
+        reader: tables.reader(),
     };
     bank.balances().await?;
     println!("{}\n", bar.summary());
@@ -350,7 +351,7 @@ async fn net_inflow<S: EventStore>(app: &Cqrs<S>, start: Position) -> Result<i12
 async fn transcript<S: EventStore + Checkpoints>(bank: &Bank<S>) -> Result<(), Failure> {
     // Positions are gap-free from 1, so the head is the number of stored events.
     let start = bank.app.store().head().await?;
-    let holdings_before = balances::total(bank.balances().await?)?;
+    let holdings_before = balances::total(bank.balances().await?).await?;
     println!("== Stored events ==");
     if start == Position::ZERO {
         println!("none: a new bank");
@@ -361,7 +362,7 @@ async fn transcript<S: EventStore + Checkpoints>(bank: &Bank<S>) -> Result<(), F
             start.0,
             bank.balances.checkpoint().0
         );
-        print_accounts(&balances::accounts(bank.balances().await?)?);
+        print_accounts(&balances::accounts(bank.balances().await?).await?);
         println!("    total holdings: {holdings_before}");
     }
     println!();
@@ -507,13 +508,13 @@ async fn transcript<S: EventStore + Checkpoints>(bank: &Bank<S>) -> Result<(), F
     let db = bank.balances().await?;
     answer(
         &format!("balance of account {ada}"),
-        balances::balance(db, ada)?,
+        balances::balance(db, ada).await?,
     );
     answer(
         "balance of account 99",
-        balances::balance(db, AccountId(99))?,
+        balances::balance(db, AccountId(99)).await?,
     );
-    let accounts = balances::accounts(db)?;
+    let accounts = balances::accounts(db).await?;
     println!("? accounts -> {} rows", accounts.len());
     print_accounts(&accounts);
     for line in ask_rows(&bank.app, GetStatement { account: ada }).await? {
@@ -522,7 +523,7 @@ async fn transcript<S: EventStore + Checkpoints>(bank: &Bank<S>) -> Result<(), F
             line.version, line.text, line.balance
         );
     }
-    let total = answer("total holdings", balances::total(db)?);
+    let total = answer("total holdings", balances::total(db).await?);
     let inflow = net_inflow(&bank.app, start).await?;
     println!(
         "\nMoney check: {holdings_before} held before this run {} {} net deposits of this run = {total}",

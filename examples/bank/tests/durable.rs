@@ -58,15 +58,15 @@ impl Drop for TempDb {
 /// projection's checkpoint is the store's head (nothing left to apply, nothing applied twice).
 async fn assert_table_matches_events(db: &Path) {
     let store = SqliteStore::open(db).unwrap();
-    let conn = bank::balances::connect(&store).unwrap();
-    let table = bank::balances::accounts(&conn).unwrap();
+    let reader = store.reader();
+    let table = bank::balances::accounts(&reader).await.unwrap();
     assert_eq!(table, common::balances_from_events(&store).await);
     assert_eq!(
         store.load_checkpoint("balances").await.unwrap(),
         store.head().await.unwrap()
     );
     assert_eq!(
-        bank::balances::total(&conn).unwrap(),
+        bank::balances::total(&reader).await.unwrap(),
         table.iter().map(|a| a.balance).sum::<u64>()
     );
 }
