@@ -293,6 +293,9 @@ pub fn aggregate(args: TokenStream, input: TokenStream) -> TokenStream {
 /// is the unit of work its methods borrow (`eventweave_sqlite::SqliteTx`, `eventweave_postgres::PgTx`, or
 /// a type of your own: the macro only reads its name). A `ProjectionRunner` runs it from its
 /// checkpoint through a sink of that unit, whose changes commit together with the checkpoint.
+/// Methods that take `db: &impl Bound` (in practice `db: &impl eventweave_core::sql::Sql`, the
+/// portable SQL unit) make it implement `DurableProjection<U>` for every `U: Bound + Sync`, so
+/// one projection runs under a `SqliteSink` and under a `PgSink`.
 /// When no method takes a unit (the handlers are `async` only), it implements
 /// `DurableProjection<U>` for every `U`, and runs under any sink (for example `MemorySink`).
 ///

@@ -4,8 +4,8 @@
 use std::error::Error as StdError;
 use std::fmt;
 
-use eventweave_core::{BackendError, BoxError, StoreError};
 use eventweave_core::sql::{SqlError, SqlErrorKind};
+use eventweave_core::{BackendError, BoxError, StoreError};
 
 use crate::conninfo::ConfigError;
 

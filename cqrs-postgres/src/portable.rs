@@ -12,8 +12,8 @@ use bytes::{BufMut, BytesMut};
 use eventweave_core::Uuid;
 use eventweave_core::sql::{Sql, SqlDialect, SqlError, SqlErrorKind, SqlParams, SqlRow, SqlValue};
 use futures_util::future::join_all;
-use tokio_postgres::{Error, Row};
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
+use tokio_postgres::{Error, Row};
 
 use crate::PostgresStore;
 use crate::error::sql_error;
@@ -224,13 +224,10 @@ impl PostgresStore {
 
 impl PgReader {
     async fn run(&self, sql: &str, values: &[Param]) -> Result<Vec<Row>, SqlError> {
-        let mut conn = self
-            .store
-            .shared
-            .pool
-            .get()
-            .await
-            .map_err(|e| SqlError::new(SqlErrorKind::Unavailable, e.to_string()).with_driver(e))?;
+        let mut conn =
+            self.store.shared.pool.get().await.map_err(|e| {
+                SqlError::new(SqlErrorKind::Unavailable, e.to_string()).with_driver(e)
+            })?;
         let statement = conn.cached(sql).await.map_err(sql_error)?;
         // Dropped before the commit (a cancelled caller), the connection may be inside the
         // transaction: it is closed rather than reused.

@@ -70,7 +70,10 @@ fn bind(statement: &mut rusqlite::Statement<'_>, values: &[SqlValue]) -> Result<
                 ))
             })?;
         let value = value_ref(value).ok_or_else(|| {
-            SqlError::conversion(format!("a {} value cannot be written to SQLite", value.kind()))
+            SqlError::conversion(format!(
+                "a {} value cannot be written to SQLite",
+                value.kind()
+            ))
         })?;
         statement
             .raw_bind_parameter(index, ToSqlOutput::Borrowed(value))

@@ -12,7 +12,7 @@
 //! ```
 //! use eventweave_core::prelude::*;
 //! use eventweave_core::sql::{Sql, SqlError};
-//! # #[derive(Clone, Debug, serde::Serialize, serde::Deserialize, Event)]
+//! # #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, Event)]
 //! # #[event(name = "deposited")]
 //! # struct Deposited { account: u64, amount: u64 }
 //!
@@ -22,7 +22,7 @@
 //!
 //! struct Totals;
 //!
-//! #[projection(name = "totals")]
+//! #[projection(name = "sql_doc_totals")]
 //! impl Totals {
 //!     async fn on_deposited(&mut self, e: &Deposited, db: &impl Sql) -> Result<(), SqlError> {
 //!         db.execute(
@@ -115,5 +115,4 @@ pub trait Sql: Sync {
         let rows = self.query(sql, params);
         async move { Ok(rows.await?.into_iter().next()) }
     }
-
 }

@@ -38,16 +38,12 @@ impl SqlRow {
 
     /// The value of the column named `name` as `T`.
     pub fn get_named<T: FromSqlValue>(&self, name: &str) -> Result<T, SqlError> {
-        let index = self
-            .columns
-            .iter()
-            .position(|c| c == name)
-            .ok_or_else(|| {
-                SqlError::conversion(format!(
-                    "the query returned no column named {name:?} (it returned {:?})",
-                    self.columns
-                ))
-            })?;
+        let index = self.columns.iter().position(|c| c == name).ok_or_else(|| {
+            SqlError::conversion(format!(
+                "the query returned no column named {name:?} (it returned {:?})",
+                self.columns
+            ))
+        })?;
         self.get(index)
     }
 
@@ -64,7 +60,11 @@ impl SqlRow {
     fn in_column(&self, index: usize, error: SqlError) -> SqlError {
         SqlError::new(
             error.kind(),
-            format!("column {index} ({:?}): {}", self.columns[index], error.message()),
+            format!(
+                "column {index} ({:?}): {}",
+                self.columns[index],
+                error.message()
+            ),
         )
     }
 }
@@ -93,7 +93,12 @@ mod tests {
         let row = row();
         let error = row.get::<i64>(1).unwrap_err();
         assert!(error.message().contains("\"total\""), "{error}");
-        assert!(row.get::<i64>(2).unwrap_err().message().contains("no column 2"));
+        assert!(
+            row.get::<i64>(2)
+                .unwrap_err()
+                .message()
+                .contains("no column 2")
+        );
         assert!(row.get_named::<i64>("nope").is_err());
     }
 }

@@ -81,7 +81,9 @@ pub trait SqlParams {
 }
 
 fn mismatch(wanted: &str, value: &SqlValue) -> SqlError {
-    SqlError::conversion(format!("a column holding {value} cannot be read as {wanted}"))
+    SqlError::conversion(format!(
+        "a column holding {value} cannot be read as {wanted}"
+    ))
 }
 
 impl ToSqlValue for SqlValue {
@@ -344,7 +346,10 @@ mod tests {
 
     #[test]
     fn integers_beyond_i64_are_refused_not_wrapped() {
-        assert_eq!((i64::MAX as u64).to_sql_value().unwrap(), SqlValue::Int(i64::MAX));
+        assert_eq!(
+            (i64::MAX as u64).to_sql_value().unwrap(),
+            SqlValue::Int(i64::MAX)
+        );
         let error = (i64::MAX as u64 + 1).to_sql_value().unwrap_err();
         assert_eq!(error.kind(), SqlErrorKind::Conversion);
         assert!(error.to_string().contains("9223372036854775808"), "{error}");

@@ -25,6 +25,7 @@ mod contract;
 pub mod domain;
 #[cfg(feature = "derive")]
 pub mod snapshots;
+pub mod sql;
 
 /// Prints `SKIPPED: <test>: <reason>` straight to the process's stderr, past the test
 /// harness's output capture, so a skipped test is visible in a plain `cargo test` run.

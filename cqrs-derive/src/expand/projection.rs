@@ -3,8 +3,8 @@
 
 use proc_macro2::{Delimiter, Group, Span, TokenStream};
 use quote::quote;
-use syn::{ItemImpl, Type};
 use syn::spanned::Spanned;
+use syn::{ItemImpl, Type};
 
 use super::{
     ImplBlockMacro, event_infos, expand_impl_block, impl_attrs, private, respan, type_name,

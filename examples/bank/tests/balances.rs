@@ -35,7 +35,10 @@ async fn on_postgres_the_same_projection_keeps_the_same_table() {
         return;
     };
     // A schema of its own, which the sink's statements also use (`search_path`).
-    let schema = format!("bank_balances_{:x}", eventweave_core::new_id().as_u128() as u32);
+    let schema = format!(
+        "bank_balances_{:x}",
+        eventweave_core::new_id().as_u128() as u32
+    );
     let separator = if url.contains('?') { '&' } else { '?' };
     let url = format!("{url}{separator}options=-csearch_path%3D{schema}");
     let config = PostgresConfig::parse(&url).unwrap().schema(&schema);
@@ -118,10 +121,7 @@ where
         balances::balance(reader, AccountId(1)).await.unwrap(),
         Some(100 + 250 + 40 - 90 - 60)
     );
-    assert_eq!(
-        balances::balance(reader, AccountId(9)).await.unwrap(),
-        None
-    );
+    assert_eq!(balances::balance(reader, AccountId(9)).await.unwrap(), None);
     // The in-memory projection, another implementation of the same read model, agrees.
     assert_eq!(app.query(ListAccounts).await.unwrap(), expected);
     assert_eq!(
