@@ -98,6 +98,20 @@ pub const fn str_eq(a: &str, b: &str) -> bool {
     true
 }
 
+/// The index of the first of `names[..at]` equal to `names[at]`, or `at` when none is: the check
+/// that no two events of an aggregate share a stored name, one `const` per event (a check per
+/// pair of events would grow with the square of their number, and so would the build).
+pub const fn earlier_duplicate(names: &[&str], at: usize) -> usize {
+    let mut j = 0;
+    while j < at {
+        if str_eq(names[j], names[at]) {
+            return j;
+        }
+        j += 1;
+    }
+    at
+}
+
 /// Length of `parts` concatenated: the size of a compile-time error message built with
 /// [`concat_bytes`] (generated code names no type or stored name it cannot know in advance).
 pub const fn concat_len(parts: &[&str]) -> usize {

@@ -93,32 +93,38 @@ fn event_enum(def: &AggregateDef, applies: &[&Apply]) -> TokenStream {
     let variant_docs = applies.iter().map(|a| format!("`{}`.", display(&a.event)));
     // Const evaluation fails on the later of two events with one stored name, with a message
     // that names the aggregate, the stored name and both types (built at compile time: only
-    // the stored names are unknown to the macro).
-    let unique_names = applies.iter().enumerate().flat_map(|(i, a)| {
-        let p = &p;
+    // the stored names are unknown to the macro). One check per event against the names before
+    // it (`EventSet::NAMES`, in the same order), so the generated code grows linearly.
+    let types = format_ident!("__{}_EVENT_TYPES", ev);
+    let type_names = applies.iter().map(|a| display(&a.event));
+    // The first event has no earlier one to clash with.
+    let checks = applies.iter().enumerate().skip(1).map(|(i, a)| {
         let event = &a.event;
-        applies[..i].iter().map(move |earlier| {
-            let before = format!("`{}` has two events stored under the name \"", plain(ident));
-            let after = format!(
-                "\": `{}` and `{}`; give one of them another name with `#[event(name = \"…\")]`",
-                display(&earlier.event),
-                display(event),
-            );
-            let earlier = &earlier.event;
-            let check = quote! {
-                const _: () = {
-                    const __NAME: &str = <#event as #p::Event>::NAME;
-                    if #p::str_eq(__NAME, <#earlier as #p::Event>::NAME) {
-                        const __PARTS: &[&str] = &[#before, __NAME, #after];
-                        const __MESSAGE: [u8; #p::concat_len(__PARTS)] =
-                            #p::concat_bytes(__PARTS);
-                        ::core::panic!("{}", #p::utf8(&__MESSAGE));
-                    }
-                };
+        let before = format!("`{}` has two events stored under the name \"", plain(ident));
+        let after = format!(
+            "` and `{}`; give one of them another name with `#[event(name = \"…\")]`",
+            display(event),
+        );
+        let check = quote! {
+            const _: () = {
+                const __NAMES: &[&str] = <#ev as #p::EventSet>::NAMES;
+                const __EARLIER: usize = #p::earlier_duplicate(__NAMES, #i);
+                if __EARLIER < #i {
+                    const __PARTS: &[&str] =
+                        &[#before, __NAMES[#i], "\": `", #types[__EARLIER], #after];
+                    const __MESSAGE: [u8; #p::concat_len(__PARTS)] = #p::concat_bytes(__PARTS);
+                    ::core::panic!("{}", #p::utf8(&__MESSAGE));
+                }
             };
-            respan(check, event.span())
-        })
+        };
+        respan(check, event.span())
     });
+    let unique_names = quote! {
+        #[doc(hidden)]
+        #[allow(non_upper_case_globals)]
+        const #types: &[&str] = &[#(#type_names),*];
+        #(#checks)*
+    };
     quote! {
         #[doc = #doc]
         #[derive(::core::clone::Clone, ::core::fmt::Debug, ::core::cmp::PartialEq)]
@@ -230,7 +236,7 @@ fn event_enum(def: &AggregateDef, applies: &[&Apply]) -> TokenStream {
             }
         }
 
-        #(#unique_names)*
+        #unique_names
     }
 }
 
