@@ -8,6 +8,7 @@
 
 pub mod memory;
 pub mod postgres;
+pub mod raw_memory;
 pub mod read_side;
 pub mod sqlite;
 pub mod stray;

@@ -19,6 +19,14 @@ pub struct Row {
     pub target: String,
 }
 
+impl Row {
+    /// The row with `baseline` (a name and its rate, measured in the same run) beside it.
+    pub fn with_baseline(mut self, baseline: Option<(String, f64)>) -> Row {
+        self.baseline = baseline;
+        self
+    }
+}
+
 /// The median of some values (the mean of the middle two for an even count; 0 for none).
 pub fn median(values: &mut [f64]) -> f64 {
     values.sort_by(|a, b| a.total_cmp(b));
