@@ -245,6 +245,7 @@ extern crate self as eventweave_core;
 mod aggregate;
 mod app;
 mod cache;
+pub mod catalog;
 mod context;
 mod dispatch;
 mod envelope;
@@ -304,6 +305,12 @@ pub use store::{
 /// The derive and attribute macros (with the `derive` feature, on by default).
 #[cfg(feature = "derive")]
 pub use eventweave_derive::{Command, Event, Query, aggregate, process_manager, projection};
+
+/// The `schemars` crate (1.x) whose `JsonSchema` impls the [event catalog](catalog) reads:
+/// derive it on commands and events to get their payload schemas.
+#[cfg(feature = "schemars")]
+#[cfg_attr(docsrs, doc(cfg(feature = "schemars")))]
+pub use schemars;
 
 /// Everything a domain module needs: `use eventweave_core::prelude::*;`.
 pub mod prelude {

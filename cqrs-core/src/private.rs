@@ -16,6 +16,9 @@ pub use ::serde_json;
 pub use crate::Cqrs;
 pub use crate::aggregate::{Aggregate, AggregateId, Command, HandlerError, HandlerKind, Handles};
 pub use crate::aggregate::{CommandBus, CommandSet};
+pub use crate::catalog::probe::{
+    NoRoute, NoSchema, RouteProbe, RouteViaProjection, SchemaProbe, SchemaViaSchemars,
+};
 pub use crate::context::{CommandContext, CommandOutcome};
 pub use crate::envelope::{EventMeta, RecordedEvent};
 pub use crate::error::{
@@ -27,7 +30,8 @@ pub use crate::process::{IntoIssues, Issue, ProcessManager, Rejection, decode as
 pub use crate::projection::{Decoded, DynProjection, EventRef, Projection};
 pub use crate::query::{Query, RoutedQuery};
 pub use crate::registry::{
-    AggregateRegistration, EventRegistration, ProjectionKind, ProjectionRegistration,
+    AggregateRegistration, CommandRegistration, EventRegistration, ProcessManagerRegistration,
+    ProjectionKind, ProjectionRegistration, QueryRegistration,
 };
 pub use crate::runner::DurableProjection;
 pub use crate::services::Services;

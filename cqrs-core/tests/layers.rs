@@ -18,7 +18,7 @@ const LAYERS: &[&[&str]] = &[
     // The model traits.
     &["aggregate", "event_of", "projection", "query", "cache"],
     // The store contract (with checkpoints), and the registry of what the program declares.
-    &["store", "registry"],
+    &["store", "registry", "catalog"],
     // The in-memory read side of the bus.
     &["read_side"],
     // The command bus.
