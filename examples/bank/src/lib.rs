@@ -20,6 +20,13 @@ pub mod seed;
 pub mod transfer;
 pub mod transfer_process;
 
+/// The bank's [event catalog](eventweave_core::catalog): what its modules declare. The
+/// committed copies under `docs/` (`bank-catalog.mmd`, `.json`, `.schema.json`) are checked
+/// against it by `tests/catalog.rs`.
+pub fn catalog() -> eventweave_core::catalog::Catalog {
+    eventweave_core::catalog::Catalog::registered_in(module_path!())
+}
+
 pub use account::*;
 pub use balances::{AccountSummary, BalancesTable};
 pub use balances_in_memory::*;
