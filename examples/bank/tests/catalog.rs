@@ -71,3 +71,16 @@ fn the_catalog_sees_the_whole_bank() {
     );
     assert!(catalog.commands.iter().all(|c| c.handled));
 }
+
+#[test]
+fn the_readme_shows_the_current_diagram() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+        .expect("README.md");
+    let diagram = format!("```mermaid\n{}```", bank::catalog().to_mermaid());
+    assert!(
+        readme.contains(&diagram),
+        "README.md's bank diagram (section \"The event catalog\") is out of date: replace the \
+         ```mermaid block with the contents of docs/bank-catalog.mmd (regenerated with \
+         `{UPDATE}=1 cargo test -p bank --test catalog`)"
+    );
+}
