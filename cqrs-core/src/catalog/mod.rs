@@ -1,5 +1,6 @@
 //! The event catalog: what the program declares (commands, aggregates, events, projections,
-//! queries, process managers) and how they connect, read from the [registry](crate::registry)
+//! queries, process managers) and how they connect, read from the
+//! [`registry`](mod@crate::registry)
 //! that the macros fill, rendered as a [Mermaid diagram](Catalog::to_mermaid), a
 //! [JSON document](Catalog::to_json) for tools and the [JSON Schemas](Catalog::schemas_json) of
 //! command and event payloads.
@@ -9,7 +10,7 @@
 //! use eventweave_core::prelude::*;
 //! use serde::{Deserialize, Serialize};
 //!
-//! #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+//! #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
 //! #[event(name = "catalog-doc.lamp.lit")]
 //! pub struct Lit;
 //!
@@ -34,7 +35,7 @@
 //! ```
 //!
 //! The catalog sees what is *linked*: a crate the binary never references registers nothing
-//! (see [`registry`](crate::registry)). Which commands a process manager issues cannot be read
+//! (see the registry's docs). Which commands a process manager issues cannot be read
 //! from its handlers' types (`Issue` carries any command), so it is what
 //! `#[process_manager(issues = [A, B])]` declares, checked by `ProcessFixture` in tests; a process
 //! manager without the declaration shows no such edges and `"issues": null` in the JSON.

@@ -104,7 +104,7 @@ pub trait ProcessManager:
     /// Names of the commands its handlers may issue, when declared
     /// (`#[process_manager(issues = [A, B])]`); `None` when not declared. The
     /// [event catalog](crate::catalog) draws these edges, and
-    /// [`ProcessFixture`](crate::fixture::ProcessFixture) fails a test in which a handler issues
+    /// [`ProcessFixture`] fails a test in which a handler issues
     /// a command missing from the list.
     const ISSUES: Option<&'static [&'static str]> = None;
 
