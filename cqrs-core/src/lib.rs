@@ -297,9 +297,10 @@ pub use read_side::ProjectionStatus;
 pub use services::Services;
 pub use snapshot::{Snapshot, SnapshotPolicy, Warning};
 pub use store::{
-    DEFAULT_MAX_EVENT_BYTES, DynStore, EventStore, ExpectedVersion, MAX_EVENT_NAME_BYTES,
-    MAX_EVENT_VERSION, MAX_STREAM_ID_BYTES, MemoryStore, Subscription, check_append,
-    check_event_sizes, check_retry, check_snapshot, check_stream_id, event_mismatch,
+    DEFAULT_MAX_EVENT_BYTES, DynStore, EventStore, ExpectedVersion, InspectStore,
+    MAX_EVENT_NAME_BYTES, MAX_EVENT_VERSION, MAX_STREAM_ID_BYTES, MemoryStore, StreamSummary,
+    Subscription, check_append, check_event_sizes, check_retry, check_snapshot, check_stream_id,
+    event_mismatch,
 };
 
 /// The derive and attribute macros (with the `derive` feature, on by default).
