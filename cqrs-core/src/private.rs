@@ -55,6 +55,16 @@ pub fn decode_event<E: Event>(version: u32, payload: &str) -> Result<E, DecodeFa
     crate::event::decode_payload(version, payload)
 }
 
+/// A stored payload decoded as `E` (upcast from `version`) and serialized again: what
+/// `EventRegistration::decode` does.
+pub fn event_json<E: Event>(
+    version: u32,
+    payload: &str,
+) -> Result<serde_json::Value, DecodeFailure> {
+    let event: E = crate::event::decode_payload(version, payload)?;
+    serde_json::to_value(&event).map_err(|e| DecodeFailure::InvalidPayload(e.to_string()))
+}
+
 /// Serializes an event enum as `{"type": name, "version": n, "data": event}`.
 pub fn serialize_tagged<S: Serializer, E: Serialize>(
     name: &str,

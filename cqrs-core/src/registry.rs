@@ -29,6 +29,14 @@ pub struct EventRegistration {
     pub type_name: &'static str,
     /// Its payload's JSON Schema, when there is one (see [`SchemaFn`]).
     pub schema: SchemaFn,
+    /// Decodes a stored payload of this event at the given schema version into the type
+    /// (upcasting older versions) and back to JSON: the event as the code sees it today.
+    pub decode: fn(u32, &str) -> Result<serde_json::Value, crate::error::DecodeFailure>,
+}
+
+/// The registration of the event stored as `name`, if one is registered.
+pub fn event(name: &str) -> Option<&'static EventRegistration> {
+    inventory::iter::<EventRegistration>().find(|r| r.name == name)
 }
 
 /// One `#[derive(Command)]` type.

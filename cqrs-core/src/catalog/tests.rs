@@ -229,12 +229,14 @@ fn node_ids_stay_distinct_when_names_differ_only_in_punctuation() {
         version: 2,
         type_name: "x::A",
         schema: || None,
+        decode: crate::__private::event_json::<Lit>,
     };
     static B: EventRegistration = EventRegistration {
         name: "a_b",
         version: 1,
         type_name: "x::B",
         schema: || None,
+        decode: crate::__private::event_json::<Lit>,
     };
     static P: ProjectionRegistration = ProjectionRegistration {
         name: "p\"q",

@@ -51,6 +51,7 @@ fn event_impl(def: &EventDef) -> TokenStream {
                     version: <#ident as #p::Event>::VERSION,
                     type_name: #type_name,
                     schema: __schema,
+                    decode: #p::event_json::<#ident>,
                 }
             }
         };
