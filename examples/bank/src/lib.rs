@@ -15,7 +15,6 @@ pub mod account;
 pub mod balances;
 pub mod balances_in_memory;
 pub mod history;
-pub mod progress;
 pub mod seed;
 pub mod transfer;
 pub mod transfer_process;
