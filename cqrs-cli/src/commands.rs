@@ -125,7 +125,7 @@ async fn tail<S: EventStore>(store: S, from: Option<u64>) -> Result<(), Failure>
         Some(position) => Position(position),
         None => store.head().await?,
     };
-    eprintln!(
+    anstream::eprintln!(
         "{}",
         paint(
             DIM,
@@ -305,7 +305,7 @@ async fn take_lease<L: Leases>(leases: &L, name: &str, wait: bool) -> Result<L::
             .into());
         }
         if !said {
-            eprintln!(
+            anstream::eprintln!(
                 "{}",
                 paint(
                     DIM,
