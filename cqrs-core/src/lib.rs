@@ -245,6 +245,7 @@ extern crate self as eventweave_core;
 mod aggregate;
 mod app;
 mod cache;
+pub mod catalog;
 mod context;
 mod dispatch;
 mod envelope;
@@ -297,14 +298,21 @@ pub use read_side::ProjectionStatus;
 pub use services::Services;
 pub use snapshot::{Snapshot, SnapshotPolicy, Warning};
 pub use store::{
-    DEFAULT_MAX_EVENT_BYTES, DynStore, EventStore, ExpectedVersion, MAX_EVENT_NAME_BYTES,
-    MAX_EVENT_VERSION, MAX_STREAM_ID_BYTES, MemoryStore, Subscription, check_append,
-    check_event_sizes, check_retry, check_snapshot, check_stream_id, event_mismatch,
+    DEFAULT_MAX_EVENT_BYTES, DynStore, EventStore, ExpectedVersion, InspectStore,
+    MAX_EVENT_NAME_BYTES, MAX_EVENT_VERSION, MAX_STREAM_ID_BYTES, MemoryStore, StreamSummary,
+    Subscription, check_append, check_event_sizes, check_retry, check_snapshot, check_stream_id,
+    event_mismatch,
 };
 
 /// The derive and attribute macros (with the `derive` feature, on by default).
 #[cfg(feature = "derive")]
 pub use eventweave_derive::{Command, Event, Query, aggregate, process_manager, projection};
+
+/// The `schemars` crate (1.x) whose `JsonSchema` impls the [event catalog](catalog) reads:
+/// derive it on commands and events to get their payload schemas.
+#[cfg(feature = "schemars")]
+#[cfg_attr(docsrs, doc(cfg(feature = "schemars")))]
+pub use schemars;
 
 /// Everything a domain module needs: `use eventweave_core::prelude::*;`.
 pub mod prelude {

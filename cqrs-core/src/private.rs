@@ -16,6 +16,9 @@ pub use ::serde_json;
 pub use crate::Cqrs;
 pub use crate::aggregate::{Aggregate, AggregateId, Command, HandlerError, HandlerKind, Handles};
 pub use crate::aggregate::{CommandBus, CommandSet};
+pub use crate::catalog::probe::{
+    NoRoute, NoSchema, RouteProbe, RouteViaProjection, SchemaProbe, SchemaViaSchemars,
+};
 pub use crate::context::{CommandContext, CommandOutcome};
 pub use crate::envelope::{EventMeta, RecordedEvent};
 pub use crate::error::{
@@ -27,7 +30,8 @@ pub use crate::process::{IntoIssues, Issue, ProcessManager, Rejection, decode as
 pub use crate::projection::{Decoded, DynProjection, EventRef, Projection};
 pub use crate::query::{Query, RoutedQuery};
 pub use crate::registry::{
-    AggregateRegistration, EventRegistration, ProjectionKind, ProjectionRegistration,
+    AggregateRegistration, CommandRegistration, EventRegistration, ProcessManagerRegistration,
+    ProjectionKind, ProjectionRegistration, QueryRegistration,
 };
 pub use crate::runner::DurableProjection;
 pub use crate::services::Services;
@@ -49,6 +53,16 @@ pub fn encode_event<E: Serialize>(event: &E, out: &mut Vec<u8>) -> Result<(), se
 #[inline]
 pub fn decode_event<E: Event>(version: u32, payload: &str) -> Result<E, DecodeFailure> {
     crate::event::decode_payload(version, payload)
+}
+
+/// A stored payload decoded as `E` (upcast from `version`) and serialized again: what
+/// `EventRegistration::decode` does.
+pub fn event_json<E: Event>(
+    version: u32,
+    payload: &str,
+) -> Result<serde_json::Value, DecodeFailure> {
+    let event: E = crate::event::decode_payload(version, payload)?;
+    serde_json::to_value(&event).map_err(|e| DecodeFailure::InvalidPayload(e.to_string()))
 }
 
 /// Serializes an event enum as `{"type": name, "version": n, "data": event}`.

@@ -1,7 +1,8 @@
-//! Link-time registry of every event, aggregate and projection type in the program, filled by the
-//! macros through `inventory`. It powers discovery (`CqrsBuilder::discover_projections`) and the
-//! start-up checks that the compiler cannot make across crates (two event types stored under one
-//! name). Order is unspecified, so every listing here is sorted.
+//! Link-time registry of every event, command, aggregate, projection, query and process manager
+//! type in the program, filled by the macros through `inventory`. It powers discovery
+//! (`CqrsBuilder::discover_projections`), the start-up checks that the compiler cannot make across
+//! crates (two event types stored under one name) and the [event catalog](crate::catalog).
+//! Order is unspecified, so every listing here is sorted.
 //!
 //! A crate that the final binary never references is not linked, and its registrations are
 //! absent: explicit registration (`CqrsBuilder::projection`) always works.
@@ -9,8 +10,16 @@
 use crate::error::BuildError;
 use crate::projection::DynProjection;
 
+/// The JSON Schema of a registered type's payload, or `None` when it has none.
+///
+/// Schemas exist only when `eventweave-core` is built with its `schemars` feature *and* the type
+/// implements `schemars::JsonSchema` (schemars 1, as re-exported by `eventweave_core::schemars`).
+/// The derives emit the same code either way: an autoref probe in `__private` picks the
+/// `JsonSchema` branch when both hold and the `None` branch otherwise, so neither the feature nor
+/// the derive on the user's type can break a build.
+pub type SchemaFn = fn() -> Option<serde_json::Value>;
+
 /// One `#[derive(Event)]` type.
-#[derive(Debug)]
 pub struct EventRegistration {
     /// Stored name.
     pub name: &'static str,
@@ -18,6 +27,59 @@ pub struct EventRegistration {
     pub version: u32,
     /// `module::Type`.
     pub type_name: &'static str,
+    /// Its payload's JSON Schema, when there is one (see [`SchemaFn`]).
+    pub schema: SchemaFn,
+    /// Decodes a stored payload of this event at the given schema version into the type
+    /// (upcasting older versions) and back to JSON: the event as the code sees it today.
+    pub decode: fn(u32, &str) -> Result<serde_json::Value, crate::error::DecodeFailure>,
+}
+
+/// The registration of the event stored as `name`, if one is registered.
+pub fn event(name: &str) -> Option<&'static EventRegistration> {
+    inventory::iter::<EventRegistration>().find(|r| r.name == name)
+}
+
+/// One `#[derive(Command)]` type.
+pub struct CommandRegistration {
+    /// `Command::NAME`, the name untyped dispatch routes by.
+    pub name: &'static str,
+    /// `module::Type`.
+    pub type_name: &'static str,
+    /// Stream category (`Aggregate::NAME`) of the aggregate it targets
+    /// (`#[command(aggregate = …)]`).
+    pub aggregate: &'static str,
+    /// Its JSON Schema, when there is one (see [`SchemaFn`]).
+    pub schema: SchemaFn,
+}
+
+/// One `#[derive(Query)]` type (generic queries are not registered).
+#[derive(Debug)]
+pub struct QueryRegistration {
+    /// `module::Type`.
+    pub type_name: &'static str,
+    /// The response type as written in `#[query(response = …)]`.
+    pub response: &'static str,
+    /// The name of the projection whose `#[query]` method answers it, or `None` when no
+    /// projection does. (A function: the derive on the query cannot name the projection, which
+    /// is declared elsewhere in the crate; it probes for `RoutedQuery`.)
+    pub projection: fn() -> Option<&'static str>,
+}
+
+/// One `#[process_manager]` type. It is also registered as a durable
+/// [`ProjectionRegistration`] (it runs from a checkpoint under the same name).
+#[derive(Debug)]
+pub struct ProcessManagerRegistration {
+    /// Its name (checkpoint and instance streams).
+    pub name: &'static str,
+    /// `module::Type`.
+    pub type_name: &'static str,
+    /// Stored names of the events it handles.
+    pub events: &'static [&'static str],
+    /// Names of the commands its handlers may issue, as declared with
+    /// `#[process_manager(issues = [A, B])]`; `None` when undeclared. A handler's return type
+    /// (`Issue`) does not say which command it carries, so this cannot be read from the types;
+    /// `ProcessFixture` checks the declaration against what handlers issue in tests.
+    pub issues: Option<&'static [&'static str]>,
 }
 
 /// One `#[aggregate]` type.
@@ -69,6 +131,26 @@ impl std::fmt::Display for ProjectionKind {
     }
 }
 
+impl std::fmt::Debug for EventRegistration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventRegistration")
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .field("type_name", &self.type_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for CommandRegistration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommandRegistration")
+            .field("name", &self.name)
+            .field("type_name", &self.type_name)
+            .field("aggregate", &self.aggregate)
+            .finish_non_exhaustive()
+    }
+}
+
 impl std::fmt::Debug for ProjectionRegistration {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ProjectionRegistration")
@@ -84,6 +166,9 @@ impl std::fmt::Debug for ProjectionRegistration {
 inventory::collect!(EventRegistration);
 inventory::collect!(AggregateRegistration);
 inventory::collect!(ProjectionRegistration);
+inventory::collect!(CommandRegistration);
+inventory::collect!(QueryRegistration);
+inventory::collect!(ProcessManagerRegistration);
 
 /// Every registered event type, sorted by stored name then type.
 pub fn events() -> Vec<&'static EventRegistration> {
@@ -102,6 +187,27 @@ pub fn aggregates() -> Vec<&'static AggregateRegistration> {
 /// Every registered projection type, sorted by name then type.
 pub fn projections() -> Vec<&'static ProjectionRegistration> {
     let mut all: Vec<_> = inventory::iter::<ProjectionRegistration>().collect();
+    all.sort_by_key(|r| (r.name, r.type_name));
+    all
+}
+
+/// Every registered command type, sorted by name then type.
+pub fn commands() -> Vec<&'static CommandRegistration> {
+    let mut all: Vec<_> = inventory::iter::<CommandRegistration>().collect();
+    all.sort_by_key(|r| (r.name, r.type_name));
+    all
+}
+
+/// Every registered (non-generic) query type, sorted by type.
+pub fn queries() -> Vec<&'static QueryRegistration> {
+    let mut all: Vec<_> = inventory::iter::<QueryRegistration>().collect();
+    all.sort_by_key(|r| r.type_name);
+    all
+}
+
+/// Every registered process manager, sorted by name then type.
+pub fn process_managers() -> Vec<&'static ProcessManagerRegistration> {
+    let mut all: Vec<_> = inventory::iter::<ProcessManagerRegistration>().collect();
     all.sort_by_key(|r| (r.name, r.type_name));
     all
 }

@@ -36,6 +36,8 @@ pub const VIS: &str = "vis";
 pub const SNAPSHOT_EVERY: &str = "snapshot_every";
 /// `snapshot_version = 2` in `#[aggregate]`: the shape of the snapshotted state.
 pub const SNAPSHOT_VERSION: &str = "snapshot_version";
+/// `issues = [Credit, Refund]` in `#[process_manager]`: the commands its handlers may issue.
+pub const ISSUES: &str = "issues";
 /// `discover = false` in `#[projection]`.
 pub const DISCOVER: &str = "discover";
 /// `crate = "path"` everywhere: where the runtime crate is.
@@ -557,11 +559,24 @@ impl ProjectionArgs {
     }
 }
 
-/// `#[process_manager(name = "transfer", crate = …)]`.
+/// `#[process_manager(name = "transfer", issues = [Credit, Refund], crate = …)]`.
 #[derive(Default)]
 pub struct ProcessManagerArgs {
     pub name: Option<LitStr>,
+    pub issues: Option<TypeList>,
     pub krate: Option<CratePath>,
+}
+
+/// `[A, B]`: a bracketed, comma-separated list of types (may be empty).
+pub struct TypeList(pub Vec<Type>);
+
+impl Parse for TypeList {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let content;
+        syn::bracketed!(content in input);
+        let types = syn::punctuated::Punctuated::<Type, Token![,]>::parse_terminated(&content)?;
+        Ok(TypeList(types.into_iter().collect()))
+    }
 }
 
 impl ProcessManagerArgs {
@@ -574,12 +589,17 @@ impl ProcessManagerArgs {
                     let v = arg.value::<LitStr>(cx, "name = \"transfer\"");
                     set_once(cx, &mut out.name, &arg, v);
                 }
+                // issues = [Credit, Refund]
+                ISSUES => {
+                    let v = arg.value::<TypeList>(cx, "issues = [Credit, Refund]");
+                    set_once(cx, &mut out.issues, &arg, v);
+                }
                 // crate = "path"
                 CRATE => {
                     let v = arg.value::<CratePath>(cx, CRATE_SYNTAX);
                     set_once(cx, &mut out.krate, &arg, v);
                 }
-                _ => unknown(cx, &arg, "process_manager", &[NAME, CRATE]),
+                _ => unknown(cx, &arg, "process_manager", &[NAME, ISSUES, CRATE]),
             }
         }
         out

@@ -39,9 +39,47 @@ pub(crate) fn suffixed(prefix: &Ident, suffix: &str) -> Ident {
     Ident::new(&format!("{}{suffix}", plain(prefix)), prefix.span())
 }
 
+/// A type as it reads in source (`Option<Vec<u64>>`, `&'static str`), from its tokens, whose
+/// text has a space between every two tokens.
+pub(crate) fn type_text(ty: &syn::Type) -> String {
+    let mut text = quote::ToTokens::to_token_stream(ty).to_string();
+    for (from, to) in [
+        (" ::", "::"),
+        (":: ", "::"),
+        (" <", "<"),
+        ("< ", "<"),
+        (" >", ">"),
+        (" ,", ","),
+        ("& ", "&"),
+        ("( ", "("),
+        (" )", ")"),
+        ("[ ", "["),
+        (" ]", "]"),
+        (" ;", ";"),
+    ] {
+        while text.contains(from) {
+            text = text.replace(from, to);
+        }
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
-    use super::snake_case;
+    use super::{snake_case, type_text};
+
+    #[test]
+    fn writes_types_as_in_source() {
+        let text = |s: &str| type_text(&syn::parse_str(s).unwrap());
+        assert_eq!(text("Option < u64 >"), "Option<u64>");
+        assert_eq!(text("Vec<std::string::String>"), "Vec<std::string::String>");
+        assert_eq!(
+            text("HashMap<K, Vec<(u8, u16)>>"),
+            "HashMap<K, Vec<(u8, u16)>>"
+        );
+        assert_eq!(text("&'static str"), "&'static str");
+        assert_eq!(text("[u8; 4]"), "[u8; 4]");
+    }
 
     #[test]
     fn converts_type_names_to_snake_case() {

@@ -328,6 +328,7 @@ mod decode;
 mod error;
 mod holes;
 mod hooks;
+mod inspect;
 mod lease;
 mod notify;
 mod pool;

@@ -44,3 +44,8 @@ mod through_dyn_store {
         assert!(format!("{store:?}").contains("MemoryStore"), "{store:?}");
     }
 }
+
+#[tokio::test]
+async fn lists_streams_for_operators() {
+    eventweave_core::testing::inspect::list_streams_cases(&MemoryStore::new()).await;
+}

@@ -63,19 +63,22 @@ impl<P: ProcessManager> ProcessFixture<P> {
     /// Handles `event` in stream `stream` and returns what it issued.
     ///
     /// # Panics
-    /// If `P` does not handle events of this name, or the handler fails.
+    /// If `P` does not handle events of this name, the handler fails, or it issues a command
+    /// that its declared `issues = [...]` does not list.
+    #[track_caller]
     pub fn when_in<E: Event>(mut self, stream: &str, event: E) -> ThenProcess<P> {
         let recorded = self.record(stream, &event);
         match self.state.handle(&recorded) {
             Ok(issued) => ThenProcess {
                 state: self.state,
-                issued,
+                issued: declared::<P>(issued),
             },
             Err(e) => panic!("`{}` failed on `{}`: {e}", P::NAME, E::NAME),
         }
     }
 
     /// Handles `event` (in the stream `"fixture"`) and returns what it issued.
+    #[track_caller]
     pub fn when<E: Event>(self, event: E) -> ThenProcess<P> {
         self.when_in("fixture", event)
     }
@@ -117,7 +120,7 @@ impl<P: ProcessManager> ProcessFixture<P> {
         let issued = self.state.on_rejected(&rejection);
         ThenProcess {
             state: self.state,
-            issued,
+            issued: declared::<P>(issued),
         }
     }
 
@@ -148,6 +151,24 @@ impl<P: ProcessManager> ProcessFixture<P> {
             ),
         }
     }
+}
+
+/// `issued`, after checking that every command in it is one `P` declares (when it declares
+/// any): the catalog draws the declaration, so a test fails when it stops being true.
+#[track_caller]
+fn declared<P: ProcessManager>(issued: Vec<Issue>) -> Vec<Issue> {
+    if let Some(declared) = P::ISSUES {
+        for command in issued.iter().filter_map(Issue::as_command) {
+            assert!(
+                declared.contains(&command.name.as_str()),
+                "`{}` issued `{}`, which its `#[process_manager(issues = [...])]` does not list \
+                 (it lists {declared:?}): add it, so the event catalog shows it",
+                P::NAME,
+                command.name,
+            );
+        }
+    }
+    issued
 }
 
 /// What a process manager issued in a [`ProcessFixture`].

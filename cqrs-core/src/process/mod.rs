@@ -101,6 +101,12 @@ pub trait ProcessManager:
     const NAME: &'static str;
     /// Stored names of the events it handles (timeout events included).
     const EVENTS: &'static [&'static str];
+    /// Names of the commands its handlers may issue, when declared
+    /// (`#[process_manager(issues = [A, B])]`); `None` when not declared. The
+    /// [event catalog](crate::catalog) draws these edges, and
+    /// [`ProcessFixture`] fails a test in which a handler issues
+    /// a command missing from the list.
+    const ISSUES: Option<&'static [&'static str]> = None;
 
     /// Reacts to one event (of a name in [`EVENTS`](Self::EVENTS)): updates the state and
     /// returns the commands to run and the deadlines to schedule. An error is retried by the

@@ -5,6 +5,7 @@ mod checkpoints;
 mod contract;
 mod dynamic;
 mod idempotency;
+mod inspect;
 mod memory;
 mod subscription;
 mod wait;
@@ -18,6 +19,7 @@ pub use contract::{
 };
 pub use dynamic::DynStore;
 pub use idempotency::{check_retry, event_mismatch};
+pub use inspect::{InspectStore, StreamSummary};
 pub use memory::MemoryStore;
 pub use subscription::Subscription;
 pub(crate) use wait::EmptyReads;

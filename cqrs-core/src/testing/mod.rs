@@ -23,6 +23,7 @@ pub mod checkpoints;
 pub mod conformance;
 mod contract;
 pub mod domain;
+pub mod inspect;
 #[cfg(feature = "derive")]
 pub mod snapshots;
 pub mod sql;

@@ -34,6 +34,7 @@ fn event_impl(def: &EventDef) -> TokenStream {
     let version = LitInt::new(&format!("{version}u32"), *version_span);
     let type_name = type_name(ident);
     let upcast = upcast_fn(&p, upcasts);
+    let schema = schema_fn(&p, ident);
     quote! {
         #attrs
         impl #p::Event for #ident {
@@ -43,14 +44,31 @@ fn event_impl(def: &EventDef) -> TokenStream {
         }
 
         const _: () = {
+            #schema
             #p::inventory::submit! {
                 #p::EventRegistration {
                     name: <#ident as #p::Event>::NAME,
                     version: <#ident as #p::Event>::VERSION,
                     type_name: #type_name,
+                    schema: __schema,
+                    decode: #p::event_json::<#ident>,
                 }
             }
         };
+    }
+}
+
+/// `fn __schema()`: the type's JSON Schema through the autoref probe of `__private` (the
+/// `schemars` branch exists only when the runtime is built with that feature, and applies only
+/// to types that implement `JsonSchema`; otherwise `None`). The same code either way, so no
+/// `cfg` of the user's crate is involved.
+fn schema_fn(p: &TokenStream, ident: &syn::Ident) -> TokenStream {
+    quote! {
+        fn __schema() -> ::core::option::Option<#p::serde_json::Value> {
+            #[allow(unused_imports)]
+            use #p::{NoSchema as _, SchemaViaSchemars as _};
+            (&&#p::SchemaProbe::<#ident>::new()).json_schema()
+        }
     }
 }
 
@@ -107,6 +125,8 @@ fn command_impl(def: &CommandDef) -> TokenStream {
         Some((member, span)) => quote_spanned!(*span=> &self.#member),
         None => quote!(::core::unimplemented!("this command has no `#[id]` field")),
     };
+    let type_name = type_name(ident);
+    let schema = schema_fn(&p, ident);
     quote! {
         #attrs
         impl #p::Command for #ident {
@@ -118,6 +138,18 @@ fn command_impl(def: &CommandDef) -> TokenStream {
                 #body
             }
         }
+
+        const _: () = {
+            #schema
+            #p::inventory::submit! {
+                #p::CommandRegistration {
+                    name: <#ident as #p::Command>::NAME,
+                    type_name: #type_name,
+                    aggregate: <<#ident as #p::Command>::Aggregate as #p::Aggregate>::NAME,
+                    schema: __schema,
+                }
+            }
+        };
     }
 }
 
@@ -138,6 +170,7 @@ fn query_impl(def: QueryDef) -> TokenStream {
         ident,
         mut generics,
         response,
+        response_text,
     } = def;
     let p = private(&krate);
     let attrs = impl_attrs();
@@ -152,10 +185,35 @@ fn query_impl(def: QueryDef) -> TokenStream {
         }
     }
     let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
+    // A generic query cannot be registered (a registration names one type); nor can one
+    // without a response type (already an error).
+    let registration = match response_text {
+        Some(response) if generics.params.is_empty() => {
+            let type_name = type_name(&ident);
+            quote! {
+                const _: () = {
+                    fn __projection() -> ::core::option::Option<&'static str> {
+                        #[allow(unused_imports)]
+                        use #p::{NoRoute as _, RouteViaProjection as _};
+                        (&&#p::RouteProbe::<#ident>::new()).projection()
+                    }
+                    #p::inventory::submit! {
+                        #p::QueryRegistration {
+                            type_name: #type_name,
+                            response: #response,
+                            projection: __projection,
+                        }
+                    }
+                };
+            }
+        }
+        _ => TokenStream::new(),
+    };
     quote! {
         #attrs
         impl #impl_generics #p::Query for #ident #ty_generics #where_clause {
             type Response = #response;
         }
+        #registration
     }
 }

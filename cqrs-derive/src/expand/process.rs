@@ -46,11 +46,13 @@ impl ImplBlockMacro for ProcessDef {
     fn generate(&self) -> TokenStream {
         let p = private(&self.krate);
         let (infos, names) = event_infos(&p, wired(self).into_iter().map(|h| &h.event));
+        let issues = issues(self);
         let process = process_impl(self, &names);
         let registration = registration(self, &names);
         quote! {
             const _: () = {
                 #infos
+                #issues
                 #process
                 #registration
             };
@@ -63,6 +65,25 @@ fn wired(def: &ProcessDef) -> Vec<&EventHandler> {
         .iter()
         .filter(|h| h.state == State::Wired)
         .collect()
+}
+
+/// `__ISSUES`: the names of the commands declared with `issues = [A, B]` (each checked to be a
+/// command, on the user's type), or `None`. The trait's `ISSUES` and the registration both use
+/// it, so a type that is not a command is reported once.
+fn issues(def: &ProcessDef) -> TokenStream {
+    let p = private(&def.krate);
+    let value = match &def.issues {
+        Some(types) => {
+            let names = types
+                .iter()
+                .map(|ty| respan(quote!(<#ty as #p::Command>::NAME), ty.span()));
+            quote!(::core::option::Option::Some(&[#(#names),*]))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    quote! {
+        const __ISSUES: ::core::option::Option<&'static [&'static str]> = #value;
+    }
 }
 
 /// `impl ProcessManager`: `handle` picks the handler by the stored event name, decodes the
@@ -105,6 +126,7 @@ fn process_impl(def: &ProcessDef, infos: &[syn::Ident]) -> TokenStream {
         impl #trait_ref for #self_ty {
             const NAME: &'static str = #name;
             const EVENTS: &'static [&'static str] = &[#(#infos.name),*];
+            const ISSUES: ::core::option::Option<&'static [&'static str]> = __ISSUES;
 
             fn handle(
                 &mut self,
@@ -162,6 +184,14 @@ fn registration(def: &ProcessDef, infos: &[syn::Ident]) -> TokenStream {
                     events: &[#(#infos.name),*],
                     kind: #p::ProjectionKind::Durable,
                     create: ::core::option::Option::None,
+                }
+            }
+            #p::inventory::submit! {
+                #p::ProcessManagerRegistration {
+                    name: #name,
+                    type_name: #type_name,
+                    events: &[#(#infos.name),*],
+                    issues: __ISSUES,
                 }
             }
         };

@@ -345,6 +345,9 @@ pub struct QueryDef {
     pub generics: Generics,
     /// `response = …`, or a type that is the "missing `response`" error.
     pub response: TokenStream,
+    /// The response type as written, tidied (`Option<u64>`), for the registry; `None` when
+    /// missing.
+    pub response_text: Option<String>,
 }
 
 /// Reads `#[derive(Query)]`. `None` on a union.
@@ -368,6 +371,7 @@ pub fn query(cx: &mut Ctxt, input: &DeriveInput) -> Option<QueryDef> {
         )),
     };
     Some(QueryDef {
+        response_text: args.response.as_ref().map(naming::type_text),
         krate: attr::crate_path(args.krate),
         ident: input.ident.clone(),
         generics: input.generics.clone(),

@@ -19,6 +19,8 @@ pub struct ProcessDef {
     pub ident: Ident,
     /// The process manager's name (checkpoint and instance streams).
     pub name: LitStr,
+    /// `issues = [Credit, Refund]`: the commands its handlers may issue, if declared.
+    pub issues: Option<Vec<Type>>,
     pub handlers: Vec<EventHandler>,
     /// `#[on_rejected]` methods (a check keeps one).
     pub compensations: Vec<Compensation>,
@@ -104,6 +106,7 @@ pub fn parse(cx: &mut Ctxt, args: ProcessManagerArgs, item: &mut ItemImpl) -> Op
         self_ty,
         ident,
         name,
+        issues: args.issues.map(|list| list.0),
         handlers,
         compensations,
         marked,

@@ -3,10 +3,13 @@
 use std::fmt;
 
 use eventweave_core::prelude::*;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Identifies an account.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 pub struct AccountId(pub u64);
 
 impl fmt::Display for AccountId {
@@ -26,13 +29,13 @@ impl std::str::FromStr for AccountId {
 }
 
 /// Identifies one transfer across the two accounts it touches.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 pub struct TransferId(pub u64);
 
 // ---- events ----------------------------------------------------------------------------------
 
 /// An account was opened.
-#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[event(name = "account.opened")]
 pub struct AccountOpened {
     /// Who owns it.
@@ -40,7 +43,7 @@ pub struct AccountOpened {
 }
 
 /// Money came in.
-#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[event(name = "account.deposited")]
 pub struct MoneyDeposited {
     /// Amount in cents.
@@ -48,7 +51,7 @@ pub struct MoneyDeposited {
 }
 
 /// Money went out.
-#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[event(name = "account.withdrawn")]
 pub struct MoneyWithdrawn {
     /// Amount in cents.
@@ -56,12 +59,12 @@ pub struct MoneyWithdrawn {
 }
 
 /// The account was closed; it accepts nothing more.
-#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[event(name = "account.closed")]
 pub struct AccountClosed;
 
 /// Money left this account towards another one (first half of a transfer).
-#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[event(name = "transfer.sent")]
 pub struct TransferSent {
     /// The transfer.
@@ -73,7 +76,7 @@ pub struct TransferSent {
 }
 
 /// Money arrived from another account (second half of a transfer).
-#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[event(name = "transfer.received")]
 pub struct TransferReceived {
     /// The transfer.
@@ -85,7 +88,7 @@ pub struct TransferReceived {
 }
 
 /// A transfer that could not be delivered came back.
-#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[event(name = "transfer.refunded")]
 pub struct TransferRefunded {
     /// The transfer.
@@ -97,7 +100,7 @@ pub struct TransferRefunded {
 // ---- commands --------------------------------------------------------------------------------
 
 /// Opens a new account.
-#[derive(Command, Clone, Debug, Serialize, Deserialize)]
+#[derive(Command, Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[command(aggregate = Account)]
 pub struct OpenAccount {
     /// The new account.
@@ -108,7 +111,7 @@ pub struct OpenAccount {
 }
 
 /// Puts money in.
-#[derive(Command, Clone, Debug, Serialize, Deserialize)]
+#[derive(Command, Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[command(aggregate = Account)]
 pub struct Deposit {
     /// The account.
@@ -119,7 +122,7 @@ pub struct Deposit {
 }
 
 /// Takes money out, within the bank's limits.
-#[derive(Command, Clone, Debug, Serialize, Deserialize)]
+#[derive(Command, Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[command(aggregate = Account)]
 pub struct Withdraw {
     /// The account.
@@ -130,7 +133,7 @@ pub struct Withdraw {
 }
 
 /// Closes an empty account.
-#[derive(Command, Clone, Debug, Serialize, Deserialize)]
+#[derive(Command, Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[command(aggregate = Account)]
 pub struct CloseAccount {
     /// The account.
@@ -139,7 +142,7 @@ pub struct CloseAccount {
 }
 
 /// Debits the sending account of a transfer.
-#[derive(Command, Clone, Debug, Serialize, Deserialize)]
+#[derive(Command, Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[command(aggregate = Account)]
 pub struct SendTransfer {
     /// The sending account.
@@ -154,7 +157,7 @@ pub struct SendTransfer {
 }
 
 /// Credits the receiving account of a transfer.
-#[derive(Command, Clone, Debug, Serialize, Deserialize)]
+#[derive(Command, Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[command(aggregate = Account)]
 pub struct ReceiveTransfer {
     /// The receiving account.
@@ -169,7 +172,7 @@ pub struct ReceiveTransfer {
 }
 
 /// Gives the sender back the money of a transfer that could not be delivered.
-#[derive(Command, Clone, Debug, Serialize, Deserialize)]
+#[derive(Command, Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[command(aggregate = Account)]
 pub struct RefundTransfer {
     /// The sending account.

@@ -15,10 +15,16 @@ pub mod account;
 pub mod balances;
 pub mod balances_in_memory;
 pub mod history;
-pub mod progress;
 pub mod seed;
 pub mod transfer;
 pub mod transfer_process;
+
+/// The bank's [event catalog](eventweave_core::catalog): what its modules declare. The
+/// committed copies under `docs/` (`bank-catalog.mmd`, `.json`, `.schema.json`) are checked
+/// against it by `tests/catalog.rs`.
+pub fn catalog() -> eventweave_core::catalog::Catalog {
+    eventweave_core::catalog::Catalog::registered_in(module_path!())
+}
 
 pub use account::*;
 pub use balances::{AccountSummary, BalancesTable};

@@ -35,9 +35,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bank::progress::ProgressBar;
 use bank::seed::{SEED_ACCOUNT, seed_deposits};
 use bank::*;
+use eventweave_cli::{Admin, ProgressBar};
 use eventweave_core::process::{ProcessManager, ProcessManagerSink, instance_stream};
 use eventweave_core::runner::{Checkpoints, ProjectionRunner, RunningProjection, list_projections};
 use eventweave_core::{
@@ -159,15 +159,38 @@ fn args() -> Result<Args, String> {
     Ok(args)
 }
 
+/// `bank admin …`: the operator CLI (`eventweave-cli`) with the bank's catalog, and the
+/// balances projection rebuildable on a SQLite store (its table lives in the store's file).
+async fn admin(words: impl Iterator<Item = std::ffi::OsString>) -> std::process::ExitCode {
+    Admin::new(bank::catalog())
+        .durable("balances", |store: &SqliteStore| {
+            let sink = SqliteSink::new(store, BalancesTable).map_err(Box::new)?;
+            // Synchronous set-up on the sink's connection (the runner has not started).
+            sink.unit()
+                .execute(balances::CREATE_TABLE, [])
+                .map_err(Box::new)?;
+            Ok(ProjectionRunner::new(store.clone(), sink))
+        })
+        .main_from(words)
+        .await
+}
+
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Failure> {
+async fn main() -> Result<std::process::ExitCode, Failure> {
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|word| word == "admin")
+    {
+        // `bank admin streams`: clap sees `admin streams`, `admin` standing for the program.
+        return Ok(admin(std::env::args_os().skip(1)).await);
+    }
     let args = args()?;
     if args.in_memory {
         println!(
             "Store: in memory (forgotten at exit); balances table in a temporary SQLite file\n"
         );
         let tables = SqliteStore::temporary()?;
-        run(MemoryStore::new(), &tables, args.seed).await
+        run(MemoryStore::new(), &tables, args.seed).await?;
     } else {
         let path =
             std::env::var_os("BANK_DB").map_or_else(|| PathBuf::from("bank.db"), PathBuf::from);
@@ -176,8 +199,9 @@ async fn main() -> Result<(), Failure> {
             path.display()
         );
         let store = SqliteStore::open(&path)?;
-        run(store.clone(), &store, args.seed).await
+        run(store.clone(), &store, args.seed).await?;
     }
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 /// The application over `store` with the in-memory account history, which catches up with the

@@ -48,7 +48,9 @@ pub enum TransferProcess {
     Refunded,
 }
 
-#[process_manager(name = "transfer")]
+// `issues` declares the commands the handlers issue, for the event catalog (a handler returns
+// `Issue`, which does not say which command it carries); `ProcessFixture` tests hold it true.
+#[process_manager(name = "transfer", issues = [ReceiveTransfer, RefundTransfer])]
 impl TransferProcess {
     /// The sender was debited: credit the receiver.
     fn on_sent(

@@ -164,10 +164,11 @@ async fn seeded_deposits_show_progress_and_are_counted_once() {
         seeded.contains("   1000  Seed       3000  open"),
         "{seeded}"
     );
+    // The bars (eventweave-cli's, indicatif) are drawn only on a terminal: stderr is a pipe
+    // here, so logs get the summary lines above and no bar (eventweave-cli tests the bar).
     for bar in ["account-history (in memory) [", "balances (SQL table) ["] {
-        assert!(bars.contains(bar), "{bars}");
+        assert!(!bars.contains(bar), "{bars}");
     }
-    assert!(bars.contains("3019/3019 events 100%"), "{bars}");
     assert_table_matches_events(db).await;
 
     let (again, _) = bank(db, &[]);

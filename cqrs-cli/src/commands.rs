@@ -1,0 +1,340 @@
+//! The subcommands, generic over the store (and its leases).
+
+use std::any::Any;
+use std::sync::Arc;
+use std::time::Duration;
+
+use eventweave_core::registry::{self, ProjectionKind};
+use eventweave_core::runner::{Checkpoints, Lease, Leases, list_projections};
+use eventweave_core::{EventStore, InspectStore, Position, StreamId};
+
+use crate::output::{self, BAD, BOLD, DIM, GOOD, WARN, out, paint};
+use crate::progress::ProgressBar;
+use crate::{Admin, AdminCommand, Failure};
+
+/// How often `rebuild --wait` tries the lease again.
+const LEASE_POLL: Duration = Duration::from_millis(500);
+
+/// Runs `command` on `store`, whose leases are `leases` (`None`: the store has no leases
+/// across processes, so nobody can be seen holding one).
+pub(crate) async fn run<S, L>(
+    admin: &Admin,
+    store: S,
+    leases: Option<L>,
+    command: AdminCommand,
+) -> Result<(), Failure>
+where
+    S: EventStore + Checkpoints + InspectStore,
+    L: Leases,
+{
+    match command {
+        AdminCommand::Streams { prefix, limit } => streams(&store, prefix.as_deref(), limit).await,
+        AdminCommand::Stream { id, from } => stream(&store, &id, from).await,
+        AdminCommand::Tail { from } => tail(store, from).await,
+        AdminCommand::Projections => projections(&store, leases.as_ref()).await,
+        AdminCommand::Rebuild { name, wait } => {
+            rebuild(admin, &store, leases.as_ref(), &name, wait).await
+        }
+        AdminCommand::Parked { name } => parked(&store, &name).await,
+        AdminCommand::ReplayParked { name } => {
+            durable(&name)?;
+            Err(format!(
+                "replay-parked is not available yet: no store can remove a parked record; \
+                 fix the cause, then `rebuild {name}` replays every event (the parked ones included)"
+            )
+            .into())
+        }
+        AdminCommand::Catalog { .. } => unreachable!("the catalog needs no store"),
+    }
+}
+
+async fn streams<S: InspectStore>(
+    store: &S,
+    prefix: Option<&str>,
+    limit: usize,
+) -> Result<(), Failure> {
+    const PAGE: usize = 500;
+    // Streams sort by id, so those with the prefix follow the largest id below it.
+    let mut after = None::<StreamId>;
+    let mut shown = 0;
+    out(paint(
+        BOLD,
+        format!("{:<40} {:>10} {:>14}", "stream", "events", "last position"),
+    ));
+    'pages: loop {
+        let page = store.list_streams(after.as_ref(), PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.stream.clone());
+        for summary in &page {
+            let id = summary.stream.as_str();
+            if prefix.is_some_and(|p| !id.starts_with(p)) {
+                if prefix.is_some_and(|p| id > p) && shown > 0 {
+                    break 'pages;
+                }
+                continue;
+            }
+            if shown == limit {
+                out(paint(DIM, format!("… more (raise --limit above {limit})")));
+                break 'pages;
+            }
+            out(format!(
+                "{:<40} {:>10} {:>14}",
+                id, summary.events, summary.last_position
+            ));
+            shown += 1;
+        }
+        if page.len() < PAGE {
+            break;
+        }
+    }
+    if shown == 0 {
+        out(paint(DIM, "no streams"));
+    }
+    Ok(())
+}
+
+async fn stream<S: EventStore>(store: &S, id: &str, from: u64) -> Result<(), Failure> {
+    const PAGE: usize = 500;
+    let stream = StreamId::from(id);
+    let mut next = from.max(1);
+    let mut any = false;
+    loop {
+        let events = store.read_stream(&stream, next, PAGE).await?;
+        for event in &events {
+            output::event(event);
+            next = event.meta.version + 1;
+            any = true;
+        }
+        if events.len() < PAGE {
+            break;
+        }
+    }
+    if !any {
+        return Err(if from > 1 {
+            format!("stream `{id}` has no events from version {from} on")
+        } else {
+            format!("no stream `{id}` (it has no events); `streams` lists them")
+        }
+        .into());
+    }
+    Ok(())
+}
+
+async fn tail<S: EventStore>(store: S, from: Option<u64>) -> Result<(), Failure> {
+    let after = match from {
+        Some(position) => Position(position),
+        None => store.head().await?,
+    };
+    anstream::eprintln!(
+        "{}",
+        paint(
+            DIM,
+            format!("following $all after position {after} (Ctrl-C to stop)")
+        )
+    );
+    let mut subscription = store.subscribe(after.next());
+    let stop = tokio::signal::ctrl_c();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return Ok(()),
+            event = subscription.next() => output::event(&event?),
+        }
+    }
+}
+
+async fn projections<S, L>(store: &S, leases: Option<&L>) -> Result<(), Failure>
+where
+    S: EventStore + Checkpoints,
+    L: Leases,
+{
+    let listing = list_projections(store).await?;
+    if listing.is_empty() {
+        out(paint(DIM, "no projections registered"));
+        return Ok(());
+    }
+    let pms: Vec<&str> = registry::process_managers()
+        .iter()
+        .map(|p| p.name)
+        .collect();
+    out(paint(
+        BOLD,
+        format!(
+            "{:<24} {:<16} {:>10} {:>8} {:>7}  state",
+            "projection", "kind", "checkpoint", "lag", "parked"
+        ),
+    ));
+    for p in listing {
+        let durable = p.kind == ProjectionKind::Durable;
+        let kind = match (durable, pms.contains(&p.name)) {
+            (true, true) => "process manager",
+            (true, false) => "durable",
+            (false, _) => "in memory",
+        };
+        let (checkpoint, lag, parked, state) = if durable {
+            let parked = store.parked_events(p.name).await?.len();
+            let running = match leases {
+                Some(leases) => match leases.try_acquire(p.name).await? {
+                    Some(lease) => {
+                        drop(lease);
+                        Some(false)
+                    }
+                    None => Some(true),
+                },
+                None => None,
+            };
+            let state = match (running, p.lag) {
+                (Some(true), 0) => paint(GOOD, "running elsewhere, caught up"),
+                (Some(true), _) => paint(WARN, "running elsewhere, behind"),
+                (Some(false), _) => paint(WARN, "not running"),
+                (None, 0) => paint(GOOD, "caught up"),
+                (None, _) => paint(WARN, "behind"),
+            };
+            let parked_text = if parked > 0 {
+                paint(BAD, format!("{parked:>7}"))
+            } else {
+                format!("{parked:>7}")
+            };
+            (
+                p.checkpoint.to_string(),
+                p.lag.to_string(),
+                parked_text,
+                state,
+            )
+        } else {
+            let dash = || "-".to_owned();
+            let state = paint(DIM, "rebuilt in each process at start-up");
+            (dash(), dash(), format!("{:>7}", "-"), state)
+        };
+        out(format!(
+            "{:<24} {:<16} {checkpoint:>10} {lag:>8} {parked}  {state}",
+            p.name, kind
+        ));
+    }
+    if leases.is_none() {
+        out(paint(
+            DIM,
+            "(this store has no leases across processes: whether a projection runs elsewhere is unknown)",
+        ));
+    }
+    Ok(())
+}
+
+/// The registration of the durable projection `name`, or the error that says why not.
+fn durable(name: &str) -> Result<&'static registry::ProjectionRegistration, Failure> {
+    let all = registry::projections();
+    let Some(found) = all.iter().find(|p| p.name == name) else {
+        let known: Vec<&str> = all.iter().map(|p| p.name).collect();
+        return Err(format!(
+            "no projection named `{name}` (registered: {})",
+            if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            }
+        )
+        .into());
+    };
+    if found.kind != ProjectionKind::Durable {
+        return Err(format!(
+            "`{name}` is an in-memory projection: every process rebuilds it at start-up, so it \
+             has no checkpoint or parked events"
+        )
+        .into());
+    }
+    Ok(found)
+}
+
+async fn rebuild<S, L>(
+    admin: &Admin,
+    store: &S,
+    leases: Option<&L>,
+    name: &str,
+    wait: bool,
+) -> Result<(), Failure>
+where
+    S: EventStore + Checkpoints,
+    L: Leases,
+{
+    let registration = durable(name)?;
+    let name = registration.name;
+    // Held until the rebuild ends, so no other process starts the projection meanwhile.
+    let _lease = match leases {
+        Some(leases) => Some(take_lease(leases, name, wait).await?),
+        None => None,
+    };
+    let Some(rebuild) = admin.rebuilders.get(name) else {
+        return Err(format!(
+            "`{name}` cannot be rebuilt from here: the application did not mount it \
+             (`Admin::durable(\"{name}\", …)`)"
+        )
+        .into());
+    };
+    let bar = Arc::new(ProgressBar::new(name, 0));
+    let report = Arc::clone(&bar);
+    let Some(running) = rebuild(store as &dyn Any, Arc::new(move |p| report.report(p))) else {
+        return Err(format!(
+            "`{name}` cannot be rebuilt on this store: the application mounted it for another kind of store"
+        )
+        .into());
+    };
+    let through = running.await?;
+    out(format!(
+        "{} `{name}` through position {through}: {}",
+        paint(GOOD, "rebuilt"),
+        bar.summary()
+    ));
+    Ok(())
+}
+
+async fn take_lease<L: Leases>(leases: &L, name: &str, wait: bool) -> Result<L::Lease, Failure> {
+    let mut said = false;
+    loop {
+        if let Some(mut lease) = leases.try_acquire(name).await? {
+            // A lease lost at once (its connection failed) is not held.
+            let lost = tokio::time::timeout(Duration::ZERO, lease.lost()).await;
+            if lost.is_err() {
+                return Ok(lease);
+            }
+        }
+        if !wait {
+            return Err(format!(
+                "`{name}` is running in another process (it holds the projection's lease): stop \
+                 it first, or pass --wait to wait until it lets go"
+            )
+            .into());
+        }
+        if !said {
+            anstream::eprintln!(
+                "{}",
+                paint(
+                    DIM,
+                    format!("waiting for the lease of `{name}` (another process holds it)…")
+                )
+            );
+            said = true;
+        }
+        tokio::time::sleep(LEASE_POLL).await;
+    }
+}
+
+async fn parked<S: Checkpoints>(store: &S, name: &str) -> Result<(), Failure> {
+    let name = durable(name)?.name;
+    let parked = store.parked_events(name).await?;
+    if parked.is_empty() {
+        out(paint(DIM, format!("`{name}` parked no events")));
+        return Ok(());
+    }
+    for p in parked {
+        out(format!(
+            "{} {} {} {}",
+            paint(DIM, format!("@{}", p.position)),
+            paint(BOLD, format!("{} v{}", p.stream, p.version)),
+            paint(output::EVENT, &p.event_name),
+            paint(DIM, output::rfc3339(p.parked_at)),
+        ));
+        out(paint(DIM, format!("  event {}", p.event_id)));
+        out(format!("  {} {}", paint(BAD, "!"), p.error));
+    }
+    Ok(())
+}
