@@ -23,12 +23,12 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::auth::{Access, Authorize, Caller, Operation};
-use crate::commands;
 use crate::feed::{Feed, Hub};
 use crate::headers::{last_event_id, query_param};
 use crate::problem::{Problem, ProblemType};
 use crate::queries::{self, BuildQuery, QueryRoute};
 use crate::rejection::Rejections;
+use crate::{commands, problem};
 
 /// Limits and timeouts of the service.
 #[derive(Clone, Debug)]
@@ -360,14 +360,15 @@ impl<S: EventStore> Api<S> {
         routes
             .fallback(no_route)
             .with_state(Arc::clone(&self.shared))
-            .layer(axum::middleware::map_response(move |response: Response| {
-                bare_to_problem(response, limit)
-            }))
+            .layer(RequestBodyLimitLayer::new(limit))
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::SERVICE_UNAVAILABLE,
                 self.shared.config.request_timeout,
             ))
-            .layer(RequestBodyLimitLayer::new(limit))
+            // Outermost: it sees the bare responses of the two layers above.
+            .layer(axum::middleware::map_response(move |response: Response| {
+                bare_to_problem(response, limit)
+            }))
     }
 
     /// Starts a graceful shutdown: every live feed ends with a `shutdown` event (so that
@@ -403,11 +404,22 @@ pub async fn serve<S: EventStore>(
     api: Api<S>,
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let stop = api.clone();
-    axum::serve(listener, api.router())
+    let router = api.router();
+    serve_router(listener, router, api, signal).await
+}
+
+/// As [`serve`], for `api`'s router wrapped in layers of your own (an identity layer that puts
+/// a [`Caller`] into requests, say): `router` is served, `api` is shut down with it.
+pub async fn serve_router<S: EventStore>(
+    listener: TcpListener,
+    router: axum::Router,
+    api: Api<S>,
+    signal: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             signal.await;
-            stop.shutdown();
+            api.shutdown();
         })
         .await
 }
@@ -415,12 +427,15 @@ pub async fn serve<S: EventStore>(
 /// Responses made by layers and by axum itself (`413` from the body limit, `503` from the
 /// timeout) have no body: they become problems.
 async fn bare_to_problem(response: Response, limit: usize) -> Response {
-    if response.headers().contains_key(header::CONTENT_TYPE) {
+    let content_type = response.headers().get(header::CONTENT_TYPE);
+    if content_type.is_some_and(|t| t == problem::CONTENT_TYPE) {
         return response;
     }
     match response.status() {
+        // tower-http's body limit answers in plain text.
         StatusCode::PAYLOAD_TOO_LARGE => too_large_problem(limit).into_response(),
-        StatusCode::SERVICE_UNAVAILABLE => Problem::new(
+        // The timeout layer answers with no body at all.
+        StatusCode::SERVICE_UNAVAILABLE if content_type.is_none() => Problem::new(
             ProblemType::Timeout,
             "the request did not complete within the request timeout",
         )

@@ -292,10 +292,7 @@ impl<S: EventStore> Feed<S> {
                 continue;
             }
             if self.stopping() && !matches!(self.phase, Phase::Done) {
-                return Some(self.control(
-                    "shutdown",
-                    "the server is shutting down; reconnect later with Last-Event-ID",
-                ));
+                return Some(self.shutting_down());
             }
             match std::mem::replace(&mut self.phase, Phase::Done) {
                 Phase::Done => return None,
@@ -306,7 +303,7 @@ impl<S: EventStore> Feed<S> {
                                 Ok(Some((rx, target))) => {
                                     self.phase = Phase::Joining { rx, target }
                                 }
-                                Ok(None) => continue, // shutting down: the check above ends it
+                                Ok(None) => return Some(self.shutting_down()),
                                 Err(e) => return Some(self.store_failed(&e)),
                             }
                         } else {
@@ -346,8 +343,11 @@ impl<S: EventStore> Feed<S> {
                 },
                 Phase::Live { mut rx } => {
                     let received = tokio::select! {
-                        _ = self.shutdown.wait_for(|stop| *stop) => continue,
-                        received = rx.recv() => received,
+                        _ = self.shutdown.wait_for(|stop| *stop) => None,
+                        received = rx.recv() => Some(received),
+                    };
+                    let Some(received) = received else {
+                        return Some(self.shutting_down());
                     };
                     match received {
                         Ok(event) => {
@@ -376,6 +376,13 @@ impl<S: EventStore> Feed<S> {
                 }
             }
         }
+    }
+
+    fn shutting_down(&mut self) -> SseEvent {
+        self.control(
+            "shutdown",
+            "the server is shutting down; reconnect later with Last-Event-ID",
+        )
     }
 
     fn store_failed(&mut self, error: &StoreError) -> SseEvent {

@@ -12,7 +12,9 @@ mod commands;
 mod queries;
 mod rejection;
 
-pub use api::{Api, ApiBuilder, serve};
+pub use api::{Api, ApiBuilder, serve, serve_router};
 pub use auth::{Access, Authorize, Caller, Denied, Operation};
+/// The axum this crate is built on, for layers and routes of your own.
+pub use axum;
 pub use problem::{Problem, ProblemType};
 pub use queries::{BuildQuery, Params};

@@ -190,10 +190,11 @@ where
         Ok(query) => query,
         Err(message) => {
             let problem = Problem::new(
-                ProblemType::InvalidBody,
+                ProblemType::InvalidHeader,
                 format!("cannot build a `{name}` query from the path: {message}"),
             )
-            .with("query", name);
+            .with("query", name)
+            .with("header", "path");
             return respond(&meta, Err(problem));
         }
     };

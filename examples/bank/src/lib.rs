@@ -17,6 +17,7 @@ pub mod balances_in_memory;
 pub mod history;
 pub mod progress;
 pub mod seed;
+pub mod serve;
 pub mod transfer;
 pub mod transfer_process;
 

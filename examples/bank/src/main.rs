@@ -161,6 +161,10 @@ fn args() -> Result<Args, String> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Failure> {
+    // `serve [--port N] [--memory]`: the bank as an HTTP service (`bank::serve`).
+    if std::env::args().nth(1).as_deref() == Some("serve") {
+        return bank::serve::main(std::env::args().skip(2)).await;
+    }
     let args = args()?;
     if args.in_memory {
         println!(
