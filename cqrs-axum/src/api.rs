@@ -393,8 +393,10 @@ impl<S: EventStore> Api<S> {
 /// # let app = Cqrs::builder(MemoryStore::new()).build().await.unwrap();
 /// let api = eventweave_axum::Api::builder(app).build().unwrap();
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+/// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+/// # drop(stop);
 /// eventweave_axum::serve(listener, api, async {
-///     let _ = tokio::signal::ctrl_c().await;
+///     let _ = stopped.await; // `tokio::signal::ctrl_c()` in a binary
 /// })
 /// .await
 /// # }
