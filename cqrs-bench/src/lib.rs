@@ -6,6 +6,7 @@
 //! Every workload checks its result, so a fast but wrong run cannot report a number. Each
 //! family of workloads lives in its own module and returns [`Row`]s for the table.
 
+pub mod http;
 pub mod memory;
 pub mod postgres;
 pub mod raw_memory;

@@ -9,6 +9,9 @@
 //! `cargo run -p cqrs-bench --release -- --postgres` (only the PostgreSQL store rows;
 //! `--memory`: only the in-memory rows)
 //!
+//! `cargo run -p cqrs-bench --release -- --http` (64 keep-alive HTTP clients against the bank's
+//! service beside the same deposits in process, in memory and on PostgreSQL; issue 13)
+//!
 //! `cargo run -p cqrs-bench --release -- --stray` (live lag with rolled-back holes, without and
 //! with a stray transaction held open on the server: 60 s each; `--medium` 3 s)
 //!
@@ -33,6 +36,18 @@ async fn main() {
         };
         let rows = cqrs_bench::stray::run(duration).await;
         println!("stray-transaction rows: one run each, baseline first\n");
+        print_table(&rows);
+        return;
+    }
+    if flag("--http") {
+        // Its own 2-worker runtime, on a thread of its own (this one is current-thread).
+        let rows = std::thread::spawn(move || cqrs_bench::http::run(mode))
+            .join()
+            .expect("the HTTP workload");
+        print!(
+            "HTTP rows ({mode:?} mode): median of {} round(s)\n\n",
+            mode.rounds()
+        );
         print_table(&rows);
         return;
     }

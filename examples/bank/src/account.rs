@@ -187,8 +187,11 @@ pub struct RefundTransfer {
 // ---- rules -----------------------------------------------------------------------------------
 
 /// Why the bank refuses a command. Handler errors implement `std::error::Error`; `thiserror`
-/// writes the `Display` and `Error` impls from the messages below.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// writes the `Display` and `Error` impls from the messages below. `Serialize` lets the HTTP
+/// service put the error's data into its `rejected` problems (`{"kind": "insufficient_funds",
+/// "balance": …}`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum BankError {
     /// Amounts must be positive.
     #[error("the amount must be positive")]

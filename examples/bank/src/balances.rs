@@ -30,7 +30,7 @@ use eventweave_core::sql::{Sql, SqlError};
 use crate::account::*;
 
 /// One account as the balances read model sees it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AccountSummary {
     /// The account.
     pub account: AccountId,

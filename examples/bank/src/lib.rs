@@ -16,6 +16,7 @@ pub mod balances;
 pub mod balances_in_memory;
 pub mod history;
 pub mod seed;
+pub mod serve;
 pub mod transfer;
 pub mod transfer_process;
 

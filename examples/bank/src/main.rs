@@ -184,6 +184,11 @@ async fn main() -> Result<std::process::ExitCode, Failure> {
         // `bank admin streams`: clap sees `admin streams`, `admin` standing for the program.
         return Ok(admin(std::env::args_os().skip(1)).await);
     }
+    // `serve [--port N] [--memory]`: the bank as an HTTP service (`bank::serve`).
+    if std::env::args().nth(1).as_deref() == Some("serve") {
+        bank::serve::main(std::env::args().skip(2)).await?;
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
     let args = args()?;
     if args.in_memory {
         println!(
