@@ -264,6 +264,7 @@ mod services;
 mod signal;
 pub mod snapshot;
 mod store;
+pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod unwind;

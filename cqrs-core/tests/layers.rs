@@ -11,8 +11,8 @@ const LAYERS: &[&[&str]] = &[
     &["ids", "signal", "unwind", "services"],
     // What a store records, and progress reports.
     &["envelope", "progress"],
-    // Command context and outcome, and every error type.
-    &["context", "error"],
+    // Command context and outcome, every error type, and the tracing and metrics helpers.
+    &["context", "error", "telemetry"],
     // Events and snapshots.
     &["event", "snapshot"],
     // The model traits.

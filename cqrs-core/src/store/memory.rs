@@ -8,6 +8,7 @@ use crate::error::StoreError;
 use crate::ids::{Position, StreamId, Timestamp, Uuid};
 use crate::signal::Signal;
 use crate::snapshot::Snapshot;
+use crate::telemetry::AppendTelemetry;
 use crate::store::{Checkpoints, ParkedEvent};
 use crate::store::{
     DEFAULT_MAX_EVENT_BYTES, EventStore, ExpectedVersion, check_append, check_retry,
@@ -117,8 +118,9 @@ impl Log {
     }
 }
 
-impl EventStore for MemoryStore {
-    async fn append(
+impl MemoryStore {
+    /// The append itself (the trait method adds its telemetry).
+    fn append_now(
         &self,
         stream: &StreamId,
         expected: ExpectedVersion,
@@ -196,6 +198,18 @@ impl EventStore for MemoryStore {
         };
         self.shared.appended.wake_all();
         Ok(recorded)
+    }
+}
+
+impl EventStore for MemoryStore {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let telemetry = AppendTelemetry::start("memory", stream, expected, &events);
+        telemetry.finish(self.append_now(stream, expected, events))
     }
 
     async fn read_stream(

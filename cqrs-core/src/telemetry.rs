@@ -1,0 +1,918 @@
+//! What the runtime tells an operator: tracing spans and events (feature `tracing`, on by
+//! default) and metrics through the [`metrics`](https://docs.rs/metrics) facade (feature
+//! `metrics`, off by default). This module holds every span, event and metric the framework
+//! emits, so the call sites elsewhere stay one line each, and this page is their one reference.
+//!
+//! Without a subscriber (or recorder) nothing is formatted or allocated: a disabled span is a
+//! cached per-callsite check, fields are recorded only on enabled spans, and clocks are read only
+//! for an enabled span or with the `metrics` feature.
+//!
+//! # Tracing
+//!
+//! Install any subscriber (`tracing-subscriber`'s `fmt`, OpenTelemetry, …). Targets start with
+//! `eventweave::` (`RUST_LOG=eventweave=debug` with an `EnvFilter`). Levels: `info` and above
+//! are meant for production (failed commands, parking, lease changes, rebuilds, outages);
+//! `debug` explains one command (its span, the load, the append, each retry); `trace` adds one
+//! event per appended or projected event.
+//!
+//! | span or event | target | level | fields |
+//! |---|---|---|---|
+//! | span `command` (one per `execute`, around everything it does) | `eventweave::command` | debug | `command`, `aggregate`, `command_id`, `correlation_id`, `causation_id` (the event that caused it, if any), `stream`, `expected_version` (the version the decision was made on), `new_version`, `events` (appended), `attempts`, `outcome` (see `outcome` below) |
+//! | span `load` (an aggregate replayed from the store) | `eventweave::command` | debug | `aggregate`, `stream`, `snapshot_version` (when a snapshot was used), `events` (read and applied), `version` |
+//! | event "conflict: deciding again on fresh state" | `eventweave::command` | debug | `stream`, `expected_version`, `actual_version`, `attempts` |
+//! | event "conflict: no retries left" | `eventweave::command` | debug | the same (the command then fails with `outcome = "conflict"`) |
+//! | event "command answered by its earlier run" (a command id seen before) | `eventweave::command` | debug | `command_id` |
+//! | event "command failed" | `eventweave::command` | info (rejections, conflicts, not found, already exists, command id reused), warn (store, encoding, decoding, missing service), error (panics) | `command`, `aggregate`, `outcome`, `error` |
+//! | span `append` (in every store of the workspace) | `eventweave::store` | debug | `store` (`memory`, `sqlite`, `postgres`), `stream`, `expected`, `events`, `bytes` (payloads), `first_position`, `outcome` |
+//! | event "appended" (one per event) | `eventweave::store` | trace | `stream`, `version`, `position`, `event_name`, `event_id` |
+//! | event "append failed" (the store could not say yes or no) | `eventweave::store` | warn | `store`, `stream`, `outcome`, `error` |
+//! | span `projection.batch` (one `ProjectionSink::apply`) | `eventweave::projection` | debug | `projection`, `from`, `through`, `events`, `duration_ms`, `outcome` |
+//! | event "projected" (one per event handed to the sink) | `eventweave::projection` | trace | `projection`, `position`, `stream`, `version`, `event_name` |
+//! | event "projection caught up" | `eventweave::projection` | info | `projection`, `position` |
+//! | event "lease acquired" / "lease lost" | `eventweave::projection` | info | `projection` |
+//! | event "lease held by another process, standing by" | `eventweave::projection` | info (once per stand-by) | `projection` |
+//! | event "event failed, retrying" | `eventweave::projection` | info | `projection`, `position`, `attempts`, `error` |
+//! | event "event parked" | `eventweave::projection` | warn | `projection`, `position`, `stream`, `version`, `error` |
+//! | event "projection stopped on a failing event" | `eventweave::projection` | error | `projection`, `position`, `attempts`, `error` |
+//! | event "storage unavailable, backing off" | `eventweave::projection` | warn (first failure of an outage), debug (the next ones) | `projection`, `failures`, `error` |
+//! | event "storage available again" | `eventweave::projection` | info | `projection`, `failures` |
+//! | event "rebuild started" / "rebuild finished" / "rebuild failed" | `eventweave::projection` | info (failed: warn) | `projection`, `target` / `position` / `error` |
+//! | span `process.command` (a command a process manager issues) | `eventweave::process` | debug | `process`, `command`, `command_id`, `correlation_id`, `outcome` |
+//! | event "command rejected, compensating" | `eventweave::process` | info | `process`, `command`, `command_id`, `error`, `issued` (compensating commands) |
+//!
+//! `outcome` (spans and the `outcome` label below): `ok`, `rejected`, `not_found`,
+//! `already_exists`, `conflict`, `missing_service`, `panicked`, `encode_error`, `decode_error`,
+//! `command_id_reused`, `store_error` for commands; `ok`, `conflict`, `duplicate_event_id`,
+//! `idempotency_conflict`, `invalid_input`, `decode_error`, `unavailable`, `outcome_unknown`,
+//! `backend_error` for appends; `ok`, `failed`, `store_error` for batches; `ok`, `rejected` for
+//! process-manager commands.
+//!
+//! # Metrics
+//!
+//! With the `metrics` feature, the runtime records through the `metrics` facade, so any
+//! exporter works (Prometheus, StatsD, OpenTelemetry, …). Without a recorder installed the
+//! facade does nothing. [`describe_metrics`] registers the descriptions and units below with the
+//! installed recorder. Every label value is a name fixed in the code (aggregate, command,
+//! projection, process manager, store): no label grows with the data.
+//!
+//! | name | kind | labels | what |
+//! |---|---|---|---|
+//! | `eventweave_commands_total` | counter | `aggregate`, `command`, `outcome` | commands run by `Cqrs::execute`/`execute_with` (including untyped dispatch and process managers' commands), by outcome |
+//! | `eventweave_command_conflicts_total` | counter | `aggregate` | appends of a command refused because the stream moved on (each attempt counts) |
+//! | `eventweave_command_retries_total` | counter | `aggregate` | commands decided again after a conflict |
+//! | `eventweave_command_duration_seconds` | histogram | `aggregate`, `command` | time from the start of a command to its outcome (any outcome) |
+//! | `eventweave_load_duration_seconds` | histogram | `aggregate` | time to replay an aggregate from the store (snapshot and events; cache hits load nothing) |
+//! | `eventweave_events_appended_total` | counter | `store` | events appended (by commands, process managers and direct `append` calls) |
+//! | `eventweave_append_duration_seconds` | histogram | `store` | time of one `append`, whatever its outcome (SQLite: including the wait for the write turn) |
+//! | `eventweave_events_projected_total` | counter | `projection` | events a projection runner handed to its sink and the sink committed (durable projections and process managers) |
+//! | `eventweave_events_parked_total` | counter | `projection` | events parked after their retries (`OnFailure::Park`) |
+//! | `eventweave_projection_batch_duration_seconds` | histogram | `projection` | time of one `ProjectionSink::apply` (a batch), whatever its outcome |
+//! | `eventweave_projection_lag_events` | gauge | `projection` | positions between the checkpoint and the store's head as the runner last knew it (the head read at the start of a catch-up or rebuild, or the end of its last read that came back short); 0 once a read finds nothing new at the head |
+//! | `eventweave_projection_lag_seconds` | gauge | `projection` | after each batch: the time since the last event of the batch was recorded; 0 once a read finds nothing new at the head |
+//! | `eventweave_process_commands_total` | counter | `process`, `outcome` | commands issued by a process manager, `ok` or `rejected` (a rejection runs its compensation) |
+//!
+//! In-memory projections (those inside `Cqrs`) are not measured: they run inline with each
+//! command, whose metrics cover them.
+
+#[cfg(feature = "metrics")]
+use std::time::Instant;
+
+use crate::envelope::{ExpectedVersion, NewEvent, RecordedEvent};
+use crate::error::{CommandError, ProjectionError, StoreError};
+use crate::ids::{Position, StreamId, Timestamp, Uuid};
+
+#[cfg(feature = "tracing")]
+use tracing::field::{Empty, display};
+
+/// Target of command, load and conflict spans and events.
+#[cfg(feature = "tracing")]
+const COMMAND: &str = "eventweave::command";
+/// Target of append spans and events.
+#[cfg(feature = "tracing")]
+const STORE: &str = "eventweave::store";
+/// Target of projection runner spans and events.
+#[cfg(feature = "tracing")]
+const PROJECTION: &str = "eventweave::projection";
+/// Target of process-manager spans and events.
+#[cfg(feature = "tracing")]
+const PROCESS: &str = "eventweave::process";
+
+/// Counter: commands by `aggregate`, `command` and `outcome`.
+pub const COMMANDS_TOTAL: &str = "eventweave_commands_total";
+/// Counter: command appends refused by a conflict, by `aggregate`.
+pub const COMMAND_CONFLICTS_TOTAL: &str = "eventweave_command_conflicts_total";
+/// Counter: commands decided again after a conflict, by `aggregate`.
+pub const COMMAND_RETRIES_TOTAL: &str = "eventweave_command_retries_total";
+/// Histogram (seconds): command latency, by `aggregate` and `command`.
+pub const COMMAND_DURATION_SECONDS: &str = "eventweave_command_duration_seconds";
+/// Histogram (seconds): aggregate load latency, by `aggregate`.
+pub const LOAD_DURATION_SECONDS: &str = "eventweave_load_duration_seconds";
+/// Counter: events appended, by `store`.
+pub const EVENTS_APPENDED_TOTAL: &str = "eventweave_events_appended_total";
+/// Histogram (seconds): append latency, by `store`.
+pub const APPEND_DURATION_SECONDS: &str = "eventweave_append_duration_seconds";
+/// Counter: events handled by a projection runner's sink, by `projection`.
+pub const EVENTS_PROJECTED_TOTAL: &str = "eventweave_events_projected_total";
+/// Counter: events parked, by `projection`.
+pub const EVENTS_PARKED_TOTAL: &str = "eventweave_events_parked_total";
+/// Histogram (seconds): projection batch duration, by `projection`.
+pub const PROJECTION_BATCH_DURATION_SECONDS: &str = "eventweave_projection_batch_duration_seconds";
+/// Gauge: projection lag in positions, by `projection`.
+pub const PROJECTION_LAG_EVENTS: &str = "eventweave_projection_lag_events";
+/// Gauge: projection lag in seconds, by `projection`.
+pub const PROJECTION_LAG_SECONDS: &str = "eventweave_projection_lag_seconds";
+/// Counter: process-manager commands by `process` and `outcome`.
+pub const PROCESS_COMMANDS_TOTAL: &str = "eventweave_process_commands_total";
+
+/// Registers the description and unit of every metric above with the installed recorder (call
+/// it once, after installing an exporter, so that its output explains each metric). Does
+/// nothing without the `metrics` feature.
+pub fn describe_metrics() {
+    #[cfg(feature = "metrics")]
+    {
+        use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+        describe_counter!(COMMANDS_TOTAL, Unit::Count, "Commands run, by outcome");
+        describe_counter!(
+            COMMAND_CONFLICTS_TOTAL,
+            Unit::Count,
+            "Command appends refused because the stream moved on"
+        );
+        describe_counter!(
+            COMMAND_RETRIES_TOTAL,
+            Unit::Count,
+            "Commands decided again after a conflict"
+        );
+        describe_histogram!(
+            COMMAND_DURATION_SECONDS,
+            Unit::Seconds,
+            "Time from the start of a command to its outcome"
+        );
+        describe_histogram!(
+            LOAD_DURATION_SECONDS,
+            Unit::Seconds,
+            "Time to replay an aggregate from the store"
+        );
+        describe_counter!(EVENTS_APPENDED_TOTAL, Unit::Count, "Events appended");
+        describe_histogram!(APPEND_DURATION_SECONDS, Unit::Seconds, "Time of one append");
+        describe_counter!(
+            EVENTS_PROJECTED_TOTAL,
+            Unit::Count,
+            "Events handled by a projection runner"
+        );
+        describe_counter!(EVENTS_PARKED_TOTAL, Unit::Count, "Events parked");
+        describe_histogram!(
+            PROJECTION_BATCH_DURATION_SECONDS,
+            Unit::Seconds,
+            "Time of one projection batch"
+        );
+        describe_gauge!(
+            PROJECTION_LAG_EVENTS,
+            Unit::Count,
+            "Positions between a projection's checkpoint and the store's head"
+        );
+        describe_gauge!(
+            PROJECTION_LAG_SECONDS,
+            Unit::Seconds,
+            "Age of the last event a projection applied"
+        );
+        describe_counter!(
+            PROCESS_COMMANDS_TOTAL,
+            Unit::Count,
+            "Commands issued by process managers, by outcome"
+        );
+    }
+}
+
+/// A span, or nothing without the `tracing` feature.
+#[cfg(feature = "tracing")]
+type SpanOrNothing = tracing::Span;
+#[cfg(not(feature = "tracing"))]
+type SpanOrNothing = ();
+
+/// Runs `future` inside `span` (each poll enters it), or as it is without the feature.
+#[cfg(feature = "tracing")]
+#[inline]
+fn within<F: Future>(span: &SpanOrNothing, future: F) -> impl Future<Output = F::Output> {
+    tracing::Instrument::instrument(future, span.clone())
+}
+#[cfg(not(feature = "tracing"))]
+#[inline]
+fn within<F: Future>(_: &SpanOrNothing, future: F) -> impl Future<Output = F::Output> {
+    future
+}
+
+/// Whether fields are worth recording on `span` (false for a disabled span and without the
+/// feature): recording on a disabled span still looks the field's name up.
+#[cfg(feature = "tracing")]
+#[inline]
+fn live(span: &SpanOrNothing) -> bool {
+    !span.is_disabled()
+}
+
+/// A clock reading, taken only where something will use it.
+#[cfg(feature = "metrics")]
+type Started = Instant;
+#[cfg(not(feature = "metrics"))]
+type Started = ();
+
+#[cfg(feature = "metrics")]
+#[inline]
+fn now() -> Started {
+    Instant::now()
+}
+#[cfg(not(feature = "metrics"))]
+#[inline]
+fn now() -> Started {}
+
+/// The outcome label of a command's result.
+pub(crate) fn command_outcome<T, E>(result: &Result<T, CommandError<E>>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(CommandError::Rejected(_)) => "rejected",
+        Err(CommandError::NotFound { .. }) => "not_found",
+        Err(CommandError::AlreadyExists { .. }) => "already_exists",
+        Err(CommandError::Conflict { .. }) => "conflict",
+        Err(CommandError::MissingService { .. }) => "missing_service",
+        Err(CommandError::Panicked { .. }) => "panicked",
+        Err(CommandError::Encode { .. }) => "encode_error",
+        Err(CommandError::Decode(_)) => "decode_error",
+        Err(CommandError::CommandIdReused { .. }) => "command_id_reused",
+        Err(CommandError::Store(_)) => "store_error",
+    }
+}
+
+/// The outcome label of an append's result.
+#[cfg(feature = "tracing")]
+fn append_outcome<T>(result: &Result<T, StoreError>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(StoreError::Conflict { .. }) => "conflict",
+        Err(StoreError::DuplicateEventId { .. }) => "duplicate_event_id",
+        Err(StoreError::IdempotencyConflict { .. }) => "idempotency_conflict",
+        Err(StoreError::InvalidInput(_)) => "invalid_input",
+        Err(StoreError::Decode(_)) => "decode_error",
+        Err(StoreError::Unavailable(_)) => "unavailable",
+        Err(StoreError::OutcomeUnknown(_)) => "outcome_unknown",
+        Err(StoreError::Backend(_)) => "backend_error",
+    }
+}
+
+/// The telemetry of one command: its span, and its metrics when it ends.
+pub(crate) struct CommandTelemetry {
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    aggregate: &'static str,
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    command: &'static str,
+    span: SpanOrNothing,
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    started: Started,
+}
+
+impl CommandTelemetry {
+    /// Opens the command's span.
+    #[inline]
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    pub(crate) fn start(
+        aggregate: &'static str,
+        command: &'static str,
+        command_id: Uuid,
+        correlation_id: Uuid,
+        causation_id: Option<Uuid>,
+    ) -> Self {
+        #[cfg(feature = "tracing")]
+        let span = tracing::debug_span!(
+            target: COMMAND,
+            "command",
+            command,
+            aggregate,
+            command_id = %command_id,
+            correlation_id = %correlation_id,
+            causation_id = causation_id.map(display),
+            stream = Empty,
+            expected_version = Empty,
+            new_version = Empty,
+            events = Empty,
+            attempts = Empty,
+            outcome = Empty,
+        );
+        #[cfg(not(feature = "tracing"))]
+        let span = ();
+        CommandTelemetry {
+            aggregate,
+            command,
+            span,
+            started: now(),
+        }
+    }
+
+    /// Runs the command's work inside its span.
+    #[inline]
+    pub(crate) fn instrument<F: Future>(&self, future: F) -> impl Future<Output = F::Output> {
+        within(&self.span, future)
+    }
+
+    /// An attempt decides on `stream` at `version`.
+    #[inline]
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    pub(crate) fn deciding(&self, attempt: u32, stream: &StreamId, version: u64) {
+        #[cfg(feature = "tracing")]
+        if live(&self.span) {
+            if attempt == 1 {
+                self.span.record("stream", display(stream));
+            }
+            self.span.record("attempts", attempt);
+            self.span.record("expected_version", version);
+        }
+    }
+
+    /// The append met a newer stream version; `retrying` when the command is decided again.
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    pub(crate) fn conflict(
+        &self,
+        stream: &StreamId,
+        expected: u64,
+        actual: u64,
+        attempts: u32,
+        retrying: bool,
+    ) {
+        #[cfg(feature = "tracing")]
+        if retrying {
+            tracing::debug!(target: COMMAND, stream = %stream, expected_version = expected,
+                actual_version = actual, attempts, "conflict: deciding again on fresh state");
+        } else {
+            tracing::debug!(target: COMMAND, stream = %stream, expected_version = expected,
+                actual_version = actual, attempts, "conflict: no retries left");
+        }
+        #[cfg(feature = "metrics")]
+        {
+            metrics::counter!(COMMAND_CONFLICTS_TOTAL, "aggregate" => self.aggregate).increment(1);
+            if retrying {
+                metrics::counter!(COMMAND_RETRIES_TOTAL, "aggregate" => self.aggregate)
+                    .increment(1);
+            }
+        }
+    }
+
+    /// The command was answered from an earlier run of its command id.
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    pub(crate) fn earlier_run(&self, command_id: Uuid) {
+        #[cfg(feature = "tracing")]
+        tracing::debug!(target: COMMAND, command_id = %command_id,
+            "command answered by its earlier run");
+    }
+
+    /// The command ended: records its outcome (and on failure, one event saying why).
+    #[inline]
+    pub(crate) fn finish<E: std::fmt::Display>(
+        &self,
+        result: &Result<crate::CommandOutcome, CommandError<E>>,
+    ) {
+        let outcome = command_outcome(result);
+        #[cfg(feature = "tracing")]
+        {
+            if live(&self.span) {
+                self.span.record("outcome", outcome);
+                if let Ok(done) = result {
+                    self.span.record("attempts", done.attempts);
+                    self.span.record("new_version", done.version);
+                    self.span.record("events", done.events.len());
+                }
+            }
+            if let Err(error) = result {
+                self.failed(outcome, error);
+            }
+        }
+        #[cfg(feature = "metrics")]
+        {
+            metrics::counter!(COMMANDS_TOTAL, "aggregate" => self.aggregate,
+                "command" => self.command, "outcome" => outcome)
+            .increment(1);
+            metrics::histogram!(COMMAND_DURATION_SECONDS, "aggregate" => self.aggregate,
+                "command" => self.command)
+            .record(self.started.elapsed().as_secs_f64());
+        }
+        #[cfg(not(any(feature = "tracing", feature = "metrics")))]
+        let _ = outcome;
+    }
+
+    /// The event of a failed command, inside its span (or the caller's, when it is disabled).
+    #[cfg(feature = "tracing")]
+    #[cold]
+    fn failed<E: std::fmt::Display>(&self, outcome: &'static str, error: &CommandError<E>) {
+        let _inside = self.span.enter();
+        let (command, aggregate) = (self.command, self.aggregate);
+        match error {
+            CommandError::Panicked { .. } => tracing::error!(target: COMMAND, command,
+                aggregate, outcome, error = %error, "command failed"),
+            CommandError::MissingService { .. }
+            | CommandError::Encode { .. }
+            | CommandError::Decode(_)
+            | CommandError::Store(_) => tracing::warn!(target: COMMAND, command, aggregate,
+                outcome, error = %error, "command failed"),
+            _ => tracing::info!(target: COMMAND, command, aggregate, outcome, error = %error,
+                "command failed"),
+        }
+    }
+}
+
+/// The telemetry of one aggregate load.
+pub(crate) struct LoadTelemetry {
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    aggregate: &'static str,
+    span: SpanOrNothing,
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    started: Started,
+}
+
+impl LoadTelemetry {
+    /// Opens the load's span.
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    pub(crate) fn start(aggregate: &'static str, stream: &StreamId) -> Self {
+        #[cfg(feature = "tracing")]
+        let span = tracing::debug_span!(target: COMMAND, "load", aggregate, stream = %stream,
+            snapshot_version = Empty, events = Empty, version = Empty);
+        #[cfg(not(feature = "tracing"))]
+        let span = ();
+        LoadTelemetry {
+            aggregate,
+            span,
+            started: now(),
+        }
+    }
+
+    /// Runs the load inside its span.
+    pub(crate) fn instrument<F: Future>(&self, future: F) -> impl Future<Output = F::Output> {
+        within(&self.span, future)
+    }
+
+    /// The replay starts from a snapshot at `version`.
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    pub(crate) fn snapshot_used(&self, version: u64) {
+        #[cfg(feature = "tracing")]
+        if live(&self.span) {
+            self.span.record("snapshot_version", version);
+        }
+    }
+
+    /// The aggregate is at `version` after applying `events` read from the store.
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    pub(crate) fn loaded(&self, events: u64, version: u64) {
+        #[cfg(feature = "tracing")]
+        if live(&self.span) {
+            self.span.record("events", events);
+            self.span.record("version", version);
+        }
+        #[cfg(feature = "metrics")]
+        metrics::histogram!(LOAD_DURATION_SECONDS, "aggregate" => self.aggregate)
+            .record(self.started.elapsed().as_secs_f64());
+    }
+}
+
+/// The telemetry of one append, for [`EventStore`](crate::EventStore) implementations: the
+/// `append` span and the append metrics of the tables above. Every store of the workspace uses
+/// it; a third-party store calls it the same way:
+///
+/// ```
+/// # use eventweave_core::{ExpectedVersion, NewEvent, RecordedEvent, StoreError, StreamId};
+/// # use eventweave_core::telemetry::AppendTelemetry;
+/// # async fn write(_: &StreamId, _: Vec<NewEvent>) -> Result<Vec<RecordedEvent>, StoreError> { Ok(vec![]) }
+/// async fn append(
+///     stream: &StreamId,
+///     expected: ExpectedVersion,
+///     events: Vec<NewEvent>,
+/// ) -> Result<Vec<RecordedEvent>, StoreError> {
+///     let telemetry = AppendTelemetry::start("my-store", stream, expected, &events);
+///     let result = telemetry.instrument(write(stream, events)).await;
+///     telemetry.finish(result)
+/// }
+/// ```
+#[must_use = "`finish` records the outcome"]
+pub struct AppendTelemetry {
+    #[cfg_attr(not(any(feature = "metrics", feature = "tracing")), allow(dead_code))]
+    store: &'static str,
+    span: SpanOrNothing,
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    started: Started,
+}
+
+impl std::fmt::Debug for AppendTelemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppendTelemetry")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppendTelemetry {
+    /// Opens the span of an append of `events` to `stream` by the store called `store`.
+    #[inline]
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    pub fn start(
+        store: &'static str,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> Self {
+        #[cfg(feature = "tracing")]
+        let span = {
+            let span = tracing::debug_span!(target: STORE, "append", store, stream = %stream,
+                expected = %expected, events = events.len(), bytes = Empty,
+                first_position = Empty, outcome = Empty);
+            if live(&span) {
+                let bytes: usize = events.iter().map(|e| e.payload.len()).sum();
+                span.record("bytes", bytes);
+            }
+            span
+        };
+        #[cfg(not(feature = "tracing"))]
+        let span = ();
+        AppendTelemetry {
+            store,
+            span,
+            started: now(),
+        }
+    }
+
+    /// Runs the append inside its span.
+    #[inline]
+    pub fn instrument<F: Future>(&self, future: F) -> impl Future<Output = F::Output> {
+        within(&self.span, future)
+    }
+
+    /// Records the append's outcome (and, at `trace`, each recorded event) and passes `result`
+    /// through.
+    #[inline]
+    pub fn finish(
+        self,
+        result: Result<Vec<RecordedEvent>, StoreError>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        #[cfg(feature = "tracing")]
+        self.traced(&result);
+        #[cfg(feature = "metrics")]
+        {
+            if let Ok(recorded) = &result {
+                metrics::counter!(EVENTS_APPENDED_TOTAL, "store" => self.store)
+                    .increment(recorded.len() as u64);
+            }
+            metrics::histogram!(APPEND_DURATION_SECONDS, "store" => self.store)
+                .record(self.started.elapsed().as_secs_f64());
+        }
+        result
+    }
+
+    #[cfg(feature = "tracing")]
+    #[inline]
+    fn traced(&self, result: &Result<Vec<RecordedEvent>, StoreError>) {
+        if live(&self.span) {
+            self.span.record("outcome", append_outcome(result));
+            if let Ok(recorded) = result
+                && let Some(first) = recorded.first()
+            {
+                self.span.record("first_position", first.meta.position.0);
+            }
+        }
+        match result {
+            Ok(recorded) => {
+                if tracing::enabled!(target: STORE, tracing::Level::TRACE) {
+                    let _inside = self.span.enter();
+                    for event in recorded {
+                        let meta = &event.meta;
+                        tracing::trace!(target: STORE, stream = %meta.stream,
+                            version = meta.version, position = meta.position.0,
+                            event_name = &*meta.event_name, event_id = %meta.event_id,
+                            "appended");
+                    }
+                }
+            }
+            Err(
+                error @ (StoreError::Unavailable(_)
+                | StoreError::OutcomeUnknown(_)
+                | StoreError::Backend(_)),
+            ) => {
+                let _inside = self.span.enter();
+                tracing::warn!(target: STORE, store = self.store,
+                    outcome = append_outcome(result), error = %error, "append failed");
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// The telemetry of one projection runner: lease changes, batches, failures, lag.
+pub(crate) struct RunnerTelemetry {
+    #[cfg_attr(not(any(feature = "metrics", feature = "tracing")), allow(dead_code))]
+    projection: &'static str,
+    /// Reported "caught up" since the last catch-up began.
+    live: bool,
+    /// Reported standing by since the last lease change.
+    standing_by: bool,
+    /// The store's head as the runner last knew it (for the lag gauge).
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    head: Position,
+    /// The lag gauges may be above zero (set since the last read that found nothing new).
+    lagging: bool,
+}
+
+impl RunnerTelemetry {
+    pub(crate) fn new(projection: &'static str) -> Self {
+        RunnerTelemetry {
+            projection,
+            live: false,
+            standing_by: false,
+            head: Position::ZERO,
+            lagging: true,
+        }
+    }
+
+    /// The runner took the lease.
+    pub(crate) fn lease_acquired(&mut self) {
+        self.standing_by = false;
+        #[cfg(feature = "tracing")]
+        tracing::info!(target: PROJECTION, projection = self.projection, "lease acquired");
+    }
+
+    /// Another process holds the lease (reported once per stand-by).
+    pub(crate) fn standing_by(&mut self) {
+        if !self.standing_by {
+            self.standing_by = true;
+            #[cfg(feature = "tracing")]
+            tracing::info!(target: PROJECTION, projection = self.projection,
+                "lease held by another process, standing by");
+        }
+    }
+
+    /// The runner lost its lease.
+    pub(crate) fn lease_lost(&mut self) {
+        self.live = false;
+        #[cfg(feature = "tracing")]
+        tracing::info!(target: PROJECTION, projection = self.projection, "lease lost");
+    }
+
+    /// A catch-up (or rebuild) towards `head` began.
+    pub(crate) fn catching_up(&mut self, checkpoint: Position, head: Position) {
+        self.live = false;
+        self.lagging = true;
+        self.head = self.head.max(head);
+        self.lag(checkpoint, None);
+    }
+
+    /// A read found nothing after `checkpoint`; `at_head` when the catch-up target is reached.
+    pub(crate) fn nothing_new(&mut self, checkpoint: Position, at_head: bool) {
+        if !at_head {
+            return;
+        }
+        self.head = checkpoint;
+        if self.lagging {
+            self.lagging = false;
+            self.lag(checkpoint, Some(0.0));
+        }
+        if !self.live {
+            self.live = true;
+            #[cfg(feature = "tracing")]
+            tracing::info!(target: PROJECTION, projection = self.projection,
+                position = checkpoint.0, "projection caught up");
+        }
+    }
+
+    /// The span of one batch of `events` (positions `from..=through`).
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    pub(crate) fn batch(&self, from: Position, through: Position, events: &[RecordedEvent]) -> Batch {
+        #[cfg(feature = "tracing")]
+        let span = tracing::debug_span!(target: PROJECTION, "projection.batch",
+            projection = self.projection, from = from.0, through = through.0,
+            events = events.len(), duration_ms = Empty, outcome = Empty);
+        #[cfg(feature = "tracing")]
+        let clock = live(&span).then(std::time::Instant::now);
+        #[cfg(feature = "tracing")]
+        if tracing::enabled!(target: PROJECTION, tracing::Level::TRACE) {
+            let _inside = span.enter();
+            for event in events {
+                let meta = &event.meta;
+                tracing::trace!(target: PROJECTION, projection = self.projection,
+                    position = meta.position.0, stream = %meta.stream, version = meta.version,
+                    event_name = &*meta.event_name, "projected");
+            }
+        }
+        #[cfg(not(feature = "tracing"))]
+        let span = ();
+        Batch {
+            span,
+            #[cfg(feature = "tracing")]
+            clock,
+            started: now(),
+        }
+    }
+
+    /// A batch of `events` committed through `through`; `short` when its read came back with
+    /// fewer events than asked (the head, as far as it was readable); `last_recorded` is when the
+    /// batch's last event was recorded.
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn applied(
+        &mut self,
+        batch: Batch,
+        events: usize,
+        through: Position,
+        short: bool,
+        last_recorded: Timestamp,
+    ) {
+        batch.end("ok");
+        self.lagging = true;
+        #[cfg(feature = "metrics")]
+        {
+            let projection = self.projection;
+            metrics::counter!(EVENTS_PROJECTED_TOTAL, "projection" => projection)
+                .increment(events as u64);
+            metrics::histogram!(PROJECTION_BATCH_DURATION_SECONDS, "projection" => projection)
+                .record(batch.started.elapsed().as_secs_f64());
+            self.head = if short {
+                through
+            } else {
+                self.head.max(through)
+            };
+            let age = Timestamp::now().unix_micros() - last_recorded.unix_micros();
+            self.lag(through, Some(age.max(0) as f64 / 1e6));
+        }
+    }
+
+    /// A batch failed (`store` when its storage did, else a handler).
+    pub(crate) fn batch_failed(&self, batch: Batch, store: bool) {
+        #[cfg(feature = "metrics")]
+        metrics::histogram!(PROJECTION_BATCH_DURATION_SECONDS, "projection" => self.projection)
+            .record(batch.started.elapsed().as_secs_f64());
+        batch.end(if store { "store_error" } else { "failed" });
+    }
+
+    /// Sets the lag gauges (seconds only when known).
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    fn lag(&self, checkpoint: Position, seconds: Option<f64>) {
+        #[cfg(feature = "metrics")]
+        {
+            let projection = self.projection;
+            metrics::gauge!(PROJECTION_LAG_EVENTS, "projection" => projection)
+                .set(self.head.0.saturating_sub(checkpoint.0) as f64);
+            if let Some(seconds) = seconds {
+                metrics::gauge!(PROJECTION_LAG_SECONDS, "projection" => projection).set(seconds);
+            }
+        }
+    }
+
+    /// A failing event will be tried again.
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    pub(crate) fn retrying(&self, error: &ProjectionError, attempts: u32) {
+        #[cfg(feature = "tracing")]
+        tracing::info!(target: PROJECTION, projection = self.projection,
+            position = error.position.0, attempts, error = %crate::ErrorChain(error),
+            "event failed, retrying");
+    }
+
+    /// An event was parked.
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    pub(crate) fn parked(&self, error: &ProjectionError) {
+        #[cfg(feature = "tracing")]
+        tracing::warn!(target: PROJECTION, projection = self.projection,
+            position = error.position.0, stream = %error.stream, version = error.version,
+            error = %crate::ErrorChain(error), "event parked");
+        #[cfg(feature = "metrics")]
+        metrics::counter!(EVENTS_PARKED_TOTAL, "projection" => self.projection).increment(1);
+    }
+
+    /// The runner stopped at a failing event.
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    pub(crate) fn stopped(&self, error: &ProjectionError, attempts: u32) {
+        #[cfg(feature = "tracing")]
+        tracing::error!(target: PROJECTION, projection = self.projection,
+            position = error.position.0, attempts, error = %crate::ErrorChain(error),
+            "projection stopped on a failing event");
+    }
+
+    /// The store or the sink's storage failed (`failures` in a row).
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    pub(crate) fn outage(&self, error: &StoreError, failures: u32) {
+        #[cfg(feature = "tracing")]
+        if failures == 1 {
+            tracing::warn!(target: PROJECTION, projection = self.projection, failures,
+                error = %error, "storage unavailable, backing off");
+        } else {
+            tracing::debug!(target: PROJECTION, projection = self.projection, failures,
+                error = %error, "storage unavailable, backing off");
+        }
+    }
+
+    /// A round succeeded after `failures` storage failures.
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    pub(crate) fn recovered(&self, failures: u32) {
+        #[cfg(feature = "tracing")]
+        tracing::info!(target: PROJECTION, projection = self.projection, failures,
+            "storage available again");
+    }
+
+    /// A rebuild reset the projection and replays up to `target`.
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    pub(crate) fn rebuild_started(&mut self, target: Position) {
+        #[cfg(feature = "tracing")]
+        tracing::info!(target: PROJECTION, projection = self.projection, target = target.0,
+            "rebuild started");
+        self.catching_up(Position::ZERO, target);
+    }
+
+    /// A rebuild reached `position`.
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    pub(crate) fn rebuild_finished(&self, position: Position) {
+        #[cfg(feature = "tracing")]
+        tracing::info!(target: PROJECTION, projection = self.projection, position = position.0,
+            "rebuild finished");
+    }
+
+    /// A rebuild ended without finishing.
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    pub(crate) fn rebuild_failed(&self, error: &dyn std::fmt::Display) {
+        #[cfg(feature = "tracing")]
+        tracing::warn!(target: PROJECTION, projection = self.projection, error = %error,
+            "rebuild failed");
+    }
+}
+
+/// One projection batch in flight.
+pub(crate) struct Batch {
+    span: SpanOrNothing,
+    /// When the batch began, if its span records a duration.
+    #[cfg(feature = "tracing")]
+    clock: Option<std::time::Instant>,
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    started: Started,
+}
+
+impl Batch {
+    /// Runs the sink's `apply` inside the batch's span.
+    pub(crate) fn instrument<F: Future>(&self, future: F) -> impl Future<Output = F::Output> {
+        within(&self.span, future)
+    }
+
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    fn end(&self, outcome: &'static str) {
+        #[cfg(feature = "tracing")]
+        if let Some(clock) = self.clock {
+            self.span
+                .record("duration_ms", clock.elapsed().as_secs_f64() * 1e3);
+            self.span.record("outcome", outcome);
+        }
+    }
+}
+
+/// The span of one command a process manager issues.
+pub(crate) struct ProcessCommand {
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    process: &'static str,
+    span: SpanOrNothing,
+}
+
+impl ProcessCommand {
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    pub(crate) fn start(
+        process: &'static str,
+        command: &str,
+        command_id: Uuid,
+        correlation_id: Uuid,
+    ) -> Self {
+        #[cfg(feature = "tracing")]
+        let span = tracing::debug_span!(target: PROCESS, "process.command", process, command,
+            command_id = %command_id, correlation_id = %correlation_id, outcome = Empty);
+        #[cfg(not(feature = "tracing"))]
+        let span = ();
+        ProcessCommand { process, span }
+    }
+
+    /// Runs the command inside the span.
+    pub(crate) fn instrument<F: Future>(&self, future: F) -> impl Future<Output = F::Output> {
+        within(&self.span, future)
+    }
+
+    /// The command was recorded as done.
+    pub(crate) fn completed(&self) {
+        self.end("ok");
+    }
+
+    /// The command was rejected; its compensation issued `issued` commands.
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    pub(crate) fn rejected(&self, command: &str, command_id: Uuid, error: &str, issued: usize) {
+        self.end("rejected");
+        #[cfg(feature = "tracing")]
+        {
+            let _inside = self.span.enter();
+            tracing::info!(target: PROCESS, process = self.process, command,
+                command_id = %command_id, error, issued, "command rejected, compensating");
+        }
+    }
+
+    #[cfg_attr(not(any(feature = "tracing", feature = "metrics")), allow(unused_variables))]
+    fn end(&self, outcome: &'static str) {
+        #[cfg(feature = "tracing")]
+        if live(&self.span) {
+            self.span.record("outcome", outcome);
+        }
+        #[cfg(feature = "metrics")]
+        metrics::counter!(PROCESS_COMMANDS_TOTAL, "process" => self.process,
+            "outcome" => outcome)
+        .increment(1);
+    }
+}
