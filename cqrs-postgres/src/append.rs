@@ -10,11 +10,11 @@
 use std::collections::HashSet;
 use std::time::SystemTime;
 
+use eventweave_core::telemetry::AppendTelemetry;
 use eventweave_core::{
     BackendError, ExpectedVersion, NewEvent, Position, RecordedEvent, StoreError, StreamId,
     Timestamp, Uuid, check_append, check_retry,
 };
-use eventweave_core::telemetry::AppendTelemetry;
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 

@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use eventweave_core::telemetry::AppendTelemetry;
 use eventweave_core::{
     EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent, Snapshot, StoreError, StreamId,
     Timestamp, Uuid, check_append, check_snapshot, check_stream_id,
 };
-use eventweave_core::telemetry::AppendTelemetry;
 use rusqlite::Connection;
 
 use crate::changes::Changes;

@@ -446,9 +446,7 @@ impl<S: EventStore, K: ProjectionSink> Task<S, K> {
                     handled.truncate(1);
                 }
             }
-            let traced = self
-                .telemetry
-                .batch(checkpoint.next(), through, &handled);
+            let traced = self.telemetry.batch(checkpoint.next(), through, &handled);
             match traced.instrument(self.sink.apply(&handled, through)).await {
                 Ok(()) => {
                     let (events, read_short) = (handled.len(), short && through == last_position);

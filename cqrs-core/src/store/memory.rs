@@ -8,12 +8,12 @@ use crate::error::StoreError;
 use crate::ids::{Position, StreamId, Timestamp, Uuid};
 use crate::signal::Signal;
 use crate::snapshot::Snapshot;
-use crate::telemetry::AppendTelemetry;
 use crate::store::{Checkpoints, ParkedEvent};
 use crate::store::{
     DEFAULT_MAX_EVENT_BYTES, EventStore, ExpectedVersion, check_append, check_retry,
     check_snapshot, check_stream_id,
 };
+use crate::telemetry::AppendTelemetry;
 
 /// An event store in process memory: for tests, examples and projections rebuilt at start-up.
 ///
