@@ -8,6 +8,7 @@ use std::time::Duration;
 mod earlier;
 mod futures;
 
+use futures::Finish;
 pub use futures::{CommandFuture, QueryFuture};
 
 use crate::aggregate::{Aggregate, Command, CommandBus, HandlerError, HandlerKind, Handles};
@@ -26,7 +27,7 @@ use crate::registry;
 use crate::services::Services;
 use crate::snapshot::{self, Snapshot, SnapshotPolicy, Warning};
 use crate::store::{EventStore, ExpectedVersion};
-use crate::telemetry::{CommandTelemetry, LoadTelemetry};
+use crate::telemetry::{CommandSpan, CommandTelemetry, LoadTelemetry};
 use crate::unwind::{self, CatchUnwind};
 use earlier::EarlierRun;
 
@@ -258,7 +259,7 @@ impl<S: EventStore> Cqrs<S> {
         C: Command,
         C::Aggregate: Handles<C>,
     {
-        CommandFuture::new(self.run_command(cmd, CommandContext::default()))
+        self.execute_with(cmd, CommandContext::default())
     }
 
     /// Runs `cmd`: loads its aggregate (from the cache, or by replaying its stream), asks the
@@ -271,20 +272,6 @@ impl<S: EventStore> Cqrs<S> {
         cmd: C,
         context: CommandContext,
     ) -> CommandFuture<'_, <C::Aggregate as Handles<C>>::Error>
-    where
-        C: Command,
-        C::Aggregate: Handles<C>,
-    {
-        CommandFuture::new(self.run_command(cmd, context))
-    }
-
-    /// The command bus itself, behind [`Cqrs::execute_with`]: the command's ids and telemetry,
-    /// around [`Cqrs::decide_and_append`].
-    async fn run_command<C>(
-        &self,
-        cmd: C,
-        context: CommandContext,
-    ) -> Result<CommandOutcome, CommandError<<C::Aggregate as Handles<C>>::Error>>
     where
         C: Command,
         C::Aggregate: Handles<C>,
@@ -305,15 +292,15 @@ impl<S: EventStore> Cqrs<S> {
             command_id,
             correlation_id,
         };
-        let result = telemetry
-            .instrument(self.decide_and_append(cmd, context, ids, &telemetry))
-            .await;
-        telemetry.finish(&result);
-        result
+        let span = CommandTelemetry::span(telemetry.as_ref(), <C::Aggregate as Aggregate>::NAME);
+        let command = self.run_command(cmd, context, ids, span);
+        let finish: Finish<_> = CommandTelemetry::finish;
+        CommandFuture::new(command, telemetry.map(|t| Box::new((t, finish))))
     }
 
-    /// Loads, decides, applies, appends (retrying on conflicts) and delivers one command.
-    async fn decide_and_append<C>(
+    /// The command bus itself, behind [`Cqrs::execute_with`]: loads, decides, applies, appends
+    /// (retrying on conflicts) and delivers one command.
+    async fn run_command<C>(
         &self,
         cmd: C,
         context: CommandContext,
@@ -322,7 +309,7 @@ impl<S: EventStore> Cqrs<S> {
             command_id,
             correlation_id,
         }: CommandIds,
-        telemetry: &CommandTelemetry,
+        telemetry: CommandSpan,
     ) -> Result<CommandOutcome, CommandError<<C::Aggregate as Handles<C>>::Error>>
     where
         C: Command,

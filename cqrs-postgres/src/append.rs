@@ -51,7 +51,8 @@ impl Shared {
         let telemetry = AppendTelemetry::start("postgres", stream, expected, &events);
         let appended = self.append_now(stream, expected, events);
         let result = telemetry.instrument(appended).await;
-        telemetry.finish(result)
+        telemetry.finish(&result);
+        result
     }
 
     /// The append itself, from the pool checkout to the reply (`append` adds telemetry).

@@ -179,7 +179,8 @@ impl EventStore for SqliteStore {
         let telemetry = AppendTelemetry::start("sqlite", stream, expected, &events);
         let appended = self.append_now(stream, expected, events);
         let result = telemetry.instrument(appended).await;
-        telemetry.finish(result)
+        telemetry.finish(&result);
+        result
     }
 
     async fn read_stream(

@@ -14,6 +14,7 @@ use std::task::{Context, Poll};
 
 use crate::context::CommandOutcome;
 use crate::error::{CommandError, QueryError};
+use crate::telemetry::CommandTelemetry;
 
 type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -25,14 +26,23 @@ type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 #[must_use = "a command runs only when its future is awaited"]
 pub struct CommandFuture<'a, E> {
     inner: Boxed<'a, Result<CommandOutcome, CommandError<E>>>,
+    /// The command's span, entered on each poll, and its metrics, with the function that
+    /// records the outcome (`CommandTelemetry::finish` for this `E`, taken where the handler's
+    /// bounds were known, so this type carries none). `None` when nothing listens.
+    telemetry: Option<Box<(CommandTelemetry, Finish<E>)>>,
 }
+
+/// Records a command's outcome in its telemetry.
+pub(crate) type Finish<E> = fn(&CommandTelemetry, &Result<CommandOutcome, CommandError<E>>);
 
 impl<'a, E> CommandFuture<'a, E> {
     pub(crate) fn new(
         inner: impl Future<Output = Result<CommandOutcome, CommandError<E>>> + Send + 'a,
+        telemetry: Option<Box<(CommandTelemetry, Finish<E>)>>,
     ) -> Self {
         CommandFuture {
             inner: Box::pin(inner),
+            telemetry,
         }
     }
 }
@@ -40,8 +50,18 @@ impl<'a, E> CommandFuture<'a, E> {
 impl<E> Future for CommandFuture<'_, E> {
     type Output = Result<CommandOutcome, CommandError<E>>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let Some(telemetry) = &this.telemetry else {
+            return this.inner.as_mut().poll(cx);
+        };
+        let (telemetry, finish) = &**telemetry;
+        let result = {
+            let _entered = telemetry.enter();
+            std::task::ready!(this.inner.as_mut().poll(cx))
+        };
+        finish(telemetry, &result);
+        Poll::Ready(result)
     }
 }
 

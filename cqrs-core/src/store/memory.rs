@@ -209,7 +209,9 @@ impl EventStore for MemoryStore {
         events: Vec<NewEvent>,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let telemetry = AppendTelemetry::start("memory", stream, expected, &events);
-        telemetry.finish(self.append_now(stream, expected, events))
+        let result = self.append_now(stream, expected, events);
+        telemetry.finish(&result);
+        result
     }
 
     async fn read_stream(

@@ -213,6 +213,25 @@ fn live(span: &SpanOrNothing) -> bool {
     !span.is_disabled()
 }
 
+/// Whether any subscriber may want anything at all (its maximum level is above `OFF`): one
+/// relaxed atomic load. Without a subscriber the hot paths skip even building disabled spans.
+#[cfg(feature = "tracing")]
+#[inline]
+fn tracing_on() -> bool {
+    tracing::level_enabled!(tracing::Level::ERROR)
+}
+
+/// Whether a command or an append has any telemetry to keep: a subscriber may listen, or
+/// metrics are compiled in.
+#[inline]
+fn listening() -> bool {
+    #[cfg(feature = "tracing")]
+    if tracing_on() {
+        return true;
+    }
+    cfg!(feature = "metrics")
+}
+
 /// A clock reading, taken only where something will use it.
 #[cfg(feature = "metrics")]
 type Started = Instant;
@@ -229,6 +248,7 @@ fn now() -> Started {
 fn now() -> Started {}
 
 /// The outcome label of a command's result.
+#[cfg_attr(not(any(feature = "metrics", feature = "tracing")), allow(dead_code))]
 pub(crate) fn command_outcome<T, E>(result: &Result<T, CommandError<E>>) -> &'static str {
     match result {
         Ok(_) => "ok",
@@ -261,22 +281,48 @@ fn append_outcome<T>(result: &Result<T, StoreError>) -> &'static str {
     }
 }
 
-/// The telemetry of one command: its span, and its metrics when it ends.
+/// The telemetry of one command, kept by its [`CommandFuture`](crate::CommandFuture): the span
+/// (entered on each poll, so what the command calls nests under it) and, when the command
+/// ends, its outcome and metrics. Built where the command is created, so the command's own
+/// future is not wrapped in another (each wrapper layer moved the whole state machine).
 pub(crate) struct CommandTelemetry {
-    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    #[cfg_attr(not(any(feature = "metrics", feature = "tracing")), allow(dead_code))]
     aggregate: &'static str,
-    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    #[cfg_attr(not(any(feature = "metrics", feature = "tracing")), allow(dead_code))]
     command: &'static str,
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
     span: SpanOrNothing,
     #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     started: Started,
 }
 
 impl CommandTelemetry {
-    /// Opens the command's span.
+    /// Opens the command's span; `None` when nothing listens (no subscriber wants anything and
+    /// metrics are not compiled in), so that a command then carries one `None` and no span.
+    /// (The command future boxes it: a moved future stays small.)
     #[inline]
-    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
     pub(crate) fn start(
+        aggregate: &'static str,
+        command: &'static str,
+        command_id: Uuid,
+        correlation_id: Uuid,
+        causation_id: Option<Uuid>,
+    ) -> Option<Self> {
+        if !listening() {
+            return None;
+        }
+        Some(Self::open(
+            aggregate,
+            command,
+            command_id,
+            correlation_id,
+            causation_id,
+        ))
+    }
+
+    #[inline(never)]
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    fn open(
         aggregate: &'static str,
         command: &'static str,
         command_id: Uuid,
@@ -309,27 +355,126 @@ impl CommandTelemetry {
         }
     }
 
-    /// Runs the command's work inside its span.
+    /// What the command's own code records on the span (a handle on it; nothing to clone when
+    /// it is disabled).
     #[inline]
-    pub(crate) fn instrument<F: Future>(&self, future: F) -> impl Future<Output = F::Output> {
-        within(&self.span, future)
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    pub(crate) fn span(this: Option<&Self>, aggregate: &'static str) -> CommandSpan {
+        CommandSpan {
+            aggregate,
+            #[cfg(feature = "tracing")]
+            span: this.map_or_else(tracing::Span::none, |t| t.span.clone()),
+        }
     }
 
+    /// Enters the span for one poll of the command (a no-op when it is disabled).
+    #[cfg(feature = "tracing")]
+    #[inline]
+    pub(crate) fn enter(&self) -> tracing::span::Entered<'_> {
+        self.span.enter()
+    }
+    #[cfg(not(feature = "tracing"))]
+    #[inline]
+    pub(crate) fn enter(&self) -> NotEntered {
+        NotEntered
+    }
+
+    /// The command ended: records its outcome (and on failure, one event saying why).
+    #[inline]
+    pub(crate) fn finish<E: std::fmt::Display>(
+        &self,
+        result: &Result<crate::CommandOutcome, CommandError<E>>,
+    ) {
+        #[cfg(feature = "tracing")]
+        {
+            if live(&self.span) {
+                self.record_outcome(result);
+            }
+            if let Err(error) = result {
+                self.failed(command_outcome(result), error);
+            }
+        }
+        #[cfg(feature = "metrics")]
+        {
+            let outcome = command_outcome(result);
+            metrics::counter!(COMMANDS_TOTAL, "aggregate" => self.aggregate,
+                "command" => self.command, "outcome" => outcome)
+            .increment(1);
+            metrics::histogram!(COMMAND_DURATION_SECONDS, "aggregate" => self.aggregate,
+                "command" => self.command)
+            .record(self.started.elapsed().as_secs_f64());
+        }
+        #[cfg(not(any(feature = "tracing", feature = "metrics")))]
+        let _ = result;
+    }
+
+    #[cfg(feature = "tracing")]
+    #[inline(never)]
+    fn record_outcome<E>(&self, result: &Result<crate::CommandOutcome, CommandError<E>>) {
+        self.span.record("outcome", command_outcome(result));
+        if let Ok(done) = result {
+            self.span.record("attempts", done.attempts);
+            self.span.record("new_version", done.version);
+            self.span.record("events", done.events.len());
+        }
+    }
+
+    /// The event of a failed command, inside its span (or the caller's, when it is disabled).
+    #[cfg(feature = "tracing")]
+    #[cold]
+    #[inline(never)]
+    fn failed<E: std::fmt::Display>(&self, outcome: &'static str, error: &CommandError<E>) {
+        let _inside = self.span.enter();
+        let (command, aggregate) = (self.command, self.aggregate);
+        match error {
+            CommandError::Panicked { .. } => tracing::error!(target: COMMAND, command,
+                aggregate, outcome, error = %error, "command failed"),
+            CommandError::MissingService { .. }
+            | CommandError::Encode { .. }
+            | CommandError::Decode(_)
+            | CommandError::Store(_) => tracing::warn!(target: COMMAND, command, aggregate,
+                outcome, error = %error, "command failed"),
+            _ => tracing::info!(target: COMMAND, command, aggregate, outcome, error = %error,
+                "command failed"),
+        }
+    }
+}
+
+/// What `CommandTelemetry::enter` returns without the `tracing` feature.
+#[cfg(not(feature = "tracing"))]
+pub(crate) struct NotEntered;
+
+/// The command span as the command's own code sees it: what it records while it runs.
+pub(crate) struct CommandSpan {
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    aggregate: &'static str,
+    #[cfg(feature = "tracing")]
+    span: tracing::Span,
+}
+
+impl CommandSpan {
     /// An attempt decides on `stream` at `version`.
     #[inline]
     #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
     pub(crate) fn deciding(&self, attempt: u32, stream: &StreamId, version: u64) {
         #[cfg(feature = "tracing")]
         if live(&self.span) {
-            if attempt == 1 {
-                self.span.record("stream", display(stream));
-            }
-            self.span.record("attempts", attempt);
-            self.span.record("expected_version", version);
+            self.record_attempt(attempt, stream, version);
         }
     }
 
+    #[cfg(feature = "tracing")]
+    #[inline(never)]
+    fn record_attempt(&self, attempt: u32, stream: &StreamId, version: u64) {
+        if attempt == 1 {
+            self.span.record("stream", display(stream));
+        }
+        self.span.record("attempts", attempt);
+        self.span.record("expected_version", version);
+    }
+
     /// The append met a newer stream version; `retrying` when the command is decided again.
+    #[cold]
     #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
     pub(crate) fn conflict(
         &self,
@@ -363,59 +508,6 @@ impl CommandTelemetry {
         #[cfg(feature = "tracing")]
         tracing::debug!(target: COMMAND, command_id = %command_id,
             "command answered by its earlier run");
-    }
-
-    /// The command ended: records its outcome (and on failure, one event saying why).
-    #[inline]
-    pub(crate) fn finish<E: std::fmt::Display>(
-        &self,
-        result: &Result<crate::CommandOutcome, CommandError<E>>,
-    ) {
-        let outcome = command_outcome(result);
-        #[cfg(feature = "tracing")]
-        {
-            if live(&self.span) {
-                self.span.record("outcome", outcome);
-                if let Ok(done) = result {
-                    self.span.record("attempts", done.attempts);
-                    self.span.record("new_version", done.version);
-                    self.span.record("events", done.events.len());
-                }
-            }
-            if let Err(error) = result {
-                self.failed(outcome, error);
-            }
-        }
-        #[cfg(feature = "metrics")]
-        {
-            metrics::counter!(COMMANDS_TOTAL, "aggregate" => self.aggregate,
-                "command" => self.command, "outcome" => outcome)
-            .increment(1);
-            metrics::histogram!(COMMAND_DURATION_SECONDS, "aggregate" => self.aggregate,
-                "command" => self.command)
-            .record(self.started.elapsed().as_secs_f64());
-        }
-        #[cfg(not(any(feature = "tracing", feature = "metrics")))]
-        let _ = outcome;
-    }
-
-    /// The event of a failed command, inside its span (or the caller's, when it is disabled).
-    #[cfg(feature = "tracing")]
-    #[cold]
-    fn failed<E: std::fmt::Display>(&self, outcome: &'static str, error: &CommandError<E>) {
-        let _inside = self.span.enter();
-        let (command, aggregate) = (self.command, self.aggregate);
-        match error {
-            CommandError::Panicked { .. } => tracing::error!(target: COMMAND, command,
-                aggregate, outcome, error = %error, "command failed"),
-            CommandError::MissingService { .. }
-            | CommandError::Encode { .. }
-            | CommandError::Decode(_)
-            | CommandError::Store(_) => tracing::warn!(target: COMMAND, command, aggregate,
-                outcome, error = %error, "command failed"),
-            _ => tracing::info!(target: COMMAND, command, aggregate, outcome, error = %error,
-                "command failed"),
-        }
     }
 }
 
@@ -487,7 +579,8 @@ impl LoadTelemetry {
 /// ) -> Result<Vec<RecordedEvent>, StoreError> {
 ///     let telemetry = AppendTelemetry::start("my-store", stream, expected, &events);
 ///     let result = telemetry.instrument(write(stream, events)).await;
-///     telemetry.finish(result)
+///     telemetry.finish(&result);
+///     result
 /// }
 /// ```
 #[must_use = "`finish` records the outcome"]
@@ -518,15 +611,10 @@ impl AppendTelemetry {
         events: &[NewEvent],
     ) -> Self {
         #[cfg(feature = "tracing")]
-        let span = {
-            let span = tracing::debug_span!(target: STORE, "append", store, stream = %stream,
-                expected = %expected, events = events.len(), bytes = Empty,
-                first_position = Empty, outcome = Empty);
-            if live(&span) {
-                let bytes: usize = events.iter().map(|e| e.payload.len()).sum();
-                span.record("bytes", bytes);
-            }
-            span
+        let span = if tracing_on() {
+            append_span(store, stream, expected, events)
+        } else {
+            tracing::Span::none()
         };
         #[cfg(not(feature = "tracing"))]
         let span = ();
@@ -543,29 +631,34 @@ impl AppendTelemetry {
         within(&self.span, future)
     }
 
-    /// Records the append's outcome (and, at `trace`, each recorded event) and passes `result`
-    /// through.
+    /// Records the append's outcome (and, at `trace`, each recorded event).
     #[inline]
-    pub fn finish(
-        self,
-        result: Result<Vec<RecordedEvent>, StoreError>,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
+    #[cfg_attr(
+        not(any(feature = "tracing", feature = "metrics")),
+        allow(unused_variables)
+    )]
+    pub fn finish(self, result: &Result<Vec<RecordedEvent>, StoreError>) {
+        // Only an enabled span, a failure or `trace` events have anything to say.
         #[cfg(feature = "tracing")]
-        self.traced(&result);
+        if live(&self.span)
+            || (result.is_err() && tracing_on())
+            || tracing::enabled!(target: STORE, tracing::Level::TRACE)
+        {
+            self.traced(result);
+        }
         #[cfg(feature = "metrics")]
         {
-            if let Ok(recorded) = &result {
+            if let Ok(recorded) = result {
                 metrics::counter!(EVENTS_APPENDED_TOTAL, "store" => self.store)
                     .increment(recorded.len() as u64);
             }
             metrics::histogram!(APPEND_DURATION_SECONDS, "store" => self.store)
                 .record(self.started.elapsed().as_secs_f64());
         }
-        result
     }
 
     #[cfg(feature = "tracing")]
-    #[inline]
+    #[inline(never)]
     fn traced(&self, result: &Result<Vec<RecordedEvent>, StoreError>) {
         if live(&self.span) {
             self.span.record("outcome", append_outcome(result));
@@ -600,4 +693,24 @@ impl AppendTelemetry {
             Err(_) => {}
         }
     }
+}
+
+/// The `append` span (disabled unless a subscriber wants it), with the payload bytes when it
+/// is enabled.
+#[cfg(feature = "tracing")]
+#[inline(never)]
+fn append_span(
+    store: &'static str,
+    stream: &StreamId,
+    expected: ExpectedVersion,
+    events: &[NewEvent],
+) -> tracing::Span {
+    let span = tracing::debug_span!(target: STORE, "append", store, stream = %stream,
+        expected = %expected, events = events.len(), bytes = Empty,
+        first_position = Empty, outcome = Empty);
+    if live(&span) {
+        let bytes: usize = events.iter().map(|e| e.payload.len()).sum();
+        span.record("bytes", bytes);
+    }
+    span
 }

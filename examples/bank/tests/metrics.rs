@@ -172,7 +172,11 @@ async fn counters_equal_the_commands_executed() {
     // One latency observation per command.
     let latency = |command| {
         let labels = [("aggregate", "account"), ("command", command)];
-        value(&samples, "eventweave_command_duration_seconds_count", &labels)
+        value(
+            &samples,
+            "eventweave_command_duration_seconds_count",
+            &labels,
+        )
     };
     assert_eq!(latency("OpenAccount"), Some(3.0));
     assert_eq!(latency("Deposit"), Some(6.0));
@@ -183,7 +187,11 @@ async fn counters_equal_the_commands_executed() {
         Some(8.0)
     );
     assert_eq!(
-        value(&samples, "eventweave_append_duration_seconds_count", &sqlite),
+        value(
+            &samples,
+            "eventweave_append_duration_seconds_count",
+            &sqlite
+        ),
         Some(8.0)
     );
     // No conflicts with one writer; the update commands hit the cache, so nothing was loaded
@@ -200,8 +208,14 @@ async fn counters_equal_the_commands_executed() {
         value(&samples, "eventweave_events_projected_total", &balances),
         Some(8.0)
     );
-    assert!(value(&samples, "eventweave_projection_batch_duration_seconds_count", &balances)
-        .is_some_and(|n| n >= 1.0));
+    assert!(
+        value(
+            &samples,
+            "eventweave_projection_batch_duration_seconds_count",
+            &balances
+        )
+        .is_some_and(|n| n >= 1.0)
+    );
     assert_eq!(total(&samples, "eventweave_events_parked_total"), 0.0);
 }
 
@@ -258,7 +272,11 @@ fn the_bank_binary_serves_its_metrics_while_it_waits() {
         // Untyped dispatch and the transfer process manager run commands of the same names.
         assert!(counted >= *count, "{name}: sent {count}, counted {counted}");
     }
-    let appended = value(&samples, "eventweave_events_appended_total", &[("store", "memory")]);
+    let appended = value(
+        &samples,
+        "eventweave_events_appended_total",
+        &[("store", "memory")],
+    );
     assert!(appended.is_some_and(|n| n > 0.0), "{samples:?}");
     for projection in ["balances", "transfer"] {
         let lag = value(
