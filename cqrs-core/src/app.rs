@@ -292,8 +292,7 @@ impl<S: EventStore> Cqrs<S> {
             command_id,
             correlation_id,
         };
-        let span = CommandTelemetry::span(telemetry.as_ref(), <C::Aggregate as Aggregate>::NAME);
-        let command = self.run_command(cmd, context, ids, span);
+        let command = self.run_command(cmd, context, ids);
         let finish: Finish<_> = CommandTelemetry::finish;
         CommandFuture::new(command, telemetry.map(|t| Box::new((t, finish))))
     }
@@ -309,7 +308,6 @@ impl<S: EventStore> Cqrs<S> {
             command_id,
             correlation_id,
         }: CommandIds,
-        telemetry: CommandSpan,
     ) -> Result<CommandOutcome, CommandError<<C::Aggregate as Handles<C>>::Error>>
     where
         C: Command,
@@ -329,7 +327,7 @@ impl<S: EventStore> Cqrs<S> {
         if let Some(base) = derive_from
             && let Some(first) = inner.store.read_event(derive_id(base, "event", 0)).await?
         {
-            telemetry.earlier_run(base);
+            CommandSpan::earlier_run(base);
             let earlier = EarlierRun {
                 command_id: base,
                 correlation_id,
@@ -357,7 +355,7 @@ impl<S: EventStore> Cqrs<S> {
                 },
                 None => self.hydrate::<C::Aggregate, _>(id).await?,
             };
-            telemetry.deciding(attempts, &stream, version);
+            CommandSpan::deciding(attempts, &stream, version);
             match (<C::Aggregate as Handles<C>>::KIND, version) {
                 (HandlerKind::Create, 1..) => {
                     let err = CommandError::AlreadyExists {
@@ -456,7 +454,10 @@ impl<S: EventStore> Cqrs<S> {
                         // The state was stale: drop it (it is not in the cache), decide again.
                         StoreError::Conflict { actual, .. } => {
                             let retrying = attempts <= inner.max_retries;
-                            telemetry.conflict(&stream, version, actual, attempts, retrying);
+                            let aggregate = <C::Aggregate as Aggregate>::NAME;
+                            CommandSpan::conflict(
+                                aggregate, &stream, version, actual, attempts, retrying,
+                            );
                             if retrying {
                                 continue;
                             }

@@ -355,18 +355,6 @@ impl CommandTelemetry {
         }
     }
 
-    /// What the command's own code records on the span (a handle on it; nothing to clone when
-    /// it is disabled).
-    #[inline]
-    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
-    pub(crate) fn span(this: Option<&Self>, aggregate: &'static str) -> CommandSpan {
-        CommandSpan {
-            aggregate,
-            #[cfg(feature = "tracing")]
-            span: this.map_or_else(tracing::Span::none, |t| t.span.clone()),
-        }
-    }
-
     /// Enters the span for one poll of the command (a no-op when it is disabled).
     #[cfg(feature = "tracing")]
     #[inline]
@@ -444,40 +432,46 @@ impl CommandTelemetry {
 #[cfg(not(feature = "tracing"))]
 pub(crate) struct NotEntered;
 
-/// The command span as the command's own code sees it: what it records while it runs.
-pub(crate) struct CommandSpan {
-    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
-    aggregate: &'static str,
-    #[cfg(feature = "tracing")]
-    span: tracing::Span,
-}
+/// What the command's own code records on its span. The span is found as the current one
+/// (the command future enters it on each poll), so the command's state machine carries
+/// nothing for it; with nothing listening each call is one atomic load.
+pub(crate) struct CommandSpan;
 
 impl CommandSpan {
+    /// The current span if it is an enabled command span.
+    #[cfg(feature = "tracing")]
+    #[inline(never)]
+    fn current() -> Option<tracing::Span> {
+        let span = tracing::Span::current();
+        let meta = span.metadata()?;
+        (meta.name() == "command" && meta.target() == COMMAND && live(&span)).then_some(span)
+    }
+
     /// An attempt decides on `stream` at `version`.
     #[inline]
     #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
-    pub(crate) fn deciding(&self, attempt: u32, stream: &StreamId, version: u64) {
+    pub(crate) fn deciding(attempt: u32, stream: &StreamId, version: u64) {
         #[cfg(feature = "tracing")]
-        if live(&self.span) {
-            self.record_attempt(attempt, stream, version);
+        if tracing_on()
+            && let Some(span) = Self::current()
+        {
+            if attempt == 1 {
+                span.record("stream", display(stream));
+            }
+            span.record("attempts", attempt);
+            span.record("expected_version", version);
         }
     }
 
-    #[cfg(feature = "tracing")]
-    #[inline(never)]
-    fn record_attempt(&self, attempt: u32, stream: &StreamId, version: u64) {
-        if attempt == 1 {
-            self.span.record("stream", display(stream));
-        }
-        self.span.record("attempts", attempt);
-        self.span.record("expected_version", version);
-    }
-
-    /// The append met a newer stream version; `retrying` when the command is decided again.
+    /// The append of a command of `aggregate` met a newer stream version; `retrying` when the
+    /// command is decided again.
     #[cold]
-    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    #[cfg_attr(
+        not(all(feature = "tracing", feature = "metrics")),
+        allow(unused_variables)
+    )]
     pub(crate) fn conflict(
-        &self,
+        aggregate: &'static str,
         stream: &StreamId,
         expected: u64,
         actual: u64,
@@ -494,17 +488,16 @@ impl CommandSpan {
         }
         #[cfg(feature = "metrics")]
         {
-            metrics::counter!(COMMAND_CONFLICTS_TOTAL, "aggregate" => self.aggregate).increment(1);
+            metrics::counter!(COMMAND_CONFLICTS_TOTAL, "aggregate" => aggregate).increment(1);
             if retrying {
-                metrics::counter!(COMMAND_RETRIES_TOTAL, "aggregate" => self.aggregate)
-                    .increment(1);
+                metrics::counter!(COMMAND_RETRIES_TOTAL, "aggregate" => aggregate).increment(1);
             }
         }
     }
 
     /// The command was answered from an earlier run of its command id.
     #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
-    pub(crate) fn earlier_run(&self, command_id: Uuid) {
+    pub(crate) fn earlier_run(command_id: Uuid) {
         #[cfg(feature = "tracing")]
         tracing::debug!(target: COMMAND, command_id = %command_id,
             "command answered by its earlier run");
@@ -602,7 +595,7 @@ impl std::fmt::Debug for AppendTelemetry {
 
 impl AppendTelemetry {
     /// Opens the span of an append of `events` to `stream` by the store called `store`.
-    #[inline]
+    #[inline(always)]
     #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
     pub fn start(
         store: &'static str,
@@ -632,7 +625,7 @@ impl AppendTelemetry {
     }
 
     /// Records the append's outcome (and, at `trace`, each recorded event).
-    #[inline]
+    #[inline(always)]
     #[cfg_attr(
         not(any(feature = "tracing", feature = "metrics")),
         allow(unused_variables)
@@ -640,9 +633,10 @@ impl AppendTelemetry {
     pub fn finish(self, result: &Result<Vec<RecordedEvent>, StoreError>) {
         // Only an enabled span, a failure or `trace` events have anything to say.
         #[cfg(feature = "tracing")]
-        if live(&self.span)
-            || (result.is_err() && tracing_on())
-            || tracing::enabled!(target: STORE, tracing::Level::TRACE)
+        if tracing_on()
+            && (live(&self.span)
+                || result.is_err()
+                || tracing::enabled!(target: STORE, tracing::Level::TRACE))
         {
             self.traced(result);
         }
