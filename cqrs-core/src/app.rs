@@ -254,6 +254,7 @@ impl<S: EventStore> Cqrs<S> {
     }
 
     /// Runs `cmd` as a new business transaction. See [`Cqrs::execute_with`].
+    #[inline]
     pub fn execute<C>(&self, cmd: C) -> CommandFuture<'_, <C::Aggregate as Handles<C>>::Error>
     where
         C: Command,

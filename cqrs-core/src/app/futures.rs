@@ -36,6 +36,7 @@ pub struct CommandFuture<'a, E> {
 pub(crate) type Finish<E> = fn(&CommandTelemetry, &Result<CommandOutcome, CommandError<E>>);
 
 impl<'a, E> CommandFuture<'a, E> {
+    #[inline]
     pub(crate) fn new(
         inner: impl Future<Output = Result<CommandOutcome, CommandError<E>>> + Send + 'a,
         telemetry: Option<Box<(CommandTelemetry, Finish<E>)>>,
@@ -50,6 +51,7 @@ impl<'a, E> CommandFuture<'a, E> {
 impl<E> Future for CommandFuture<'_, E> {
     type Output = Result<CommandOutcome, CommandError<E>>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let Some(telemetry) = &this.telemetry else {

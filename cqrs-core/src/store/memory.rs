@@ -120,6 +120,7 @@ impl Log {
 
 impl MemoryStore {
     /// The append itself (the trait method adds its telemetry).
+    #[inline(always)]
     fn append_now(
         &self,
         stream: &StreamId,

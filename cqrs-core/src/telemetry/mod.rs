@@ -300,7 +300,7 @@ impl CommandTelemetry {
     /// Opens the command's span; `None` when nothing listens (no subscriber wants anything and
     /// metrics are not compiled in), so that a command then carries one `None` and no span.
     /// (The command future boxes it: a moved future stays small.)
-    #[inline]
+    #[inline(always)]
     pub(crate) fn start(
         aggregate: &'static str,
         command: &'static str,
@@ -448,7 +448,7 @@ impl CommandSpan {
     }
 
     /// An attempt decides on `stream` at `version`.
-    #[inline]
+    #[inline(always)]
     #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
     pub(crate) fn deciding(attempt: u32, stream: &StreamId, version: u64) {
         #[cfg(feature = "tracing")]
