@@ -8,7 +8,6 @@ use std::time::Duration;
 mod earlier;
 mod futures;
 
-use futures::Finish;
 pub use futures::{CommandFuture, QueryFuture};
 
 use crate::aggregate::{Aggregate, Command, CommandBus, HandlerError, HandlerKind, Handles};
@@ -294,8 +293,7 @@ impl<S: EventStore> Cqrs<S> {
             correlation_id,
         };
         let command = self.run_command(cmd, context, ids);
-        let finish: Finish<_> = CommandTelemetry::finish;
-        CommandFuture::new(command, telemetry.map(|t| Box::new((t, finish))))
+        CommandFuture::new(command, telemetry)
     }
 
     /// The command bus itself, behind [`Cqrs::execute_with`]: loads, decides, applies, appends

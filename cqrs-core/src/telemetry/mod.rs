@@ -191,17 +191,22 @@ pub fn describe_metrics() {
 #[cfg(feature = "tracing")]
 type SpanOrNothing = tracing::Span;
 #[cfg(not(feature = "tracing"))]
-type SpanOrNothing = ();
+type SpanOrNothing = NoSpan;
+
+/// The span without the `tracing` feature.
+#[cfg(not(feature = "tracing"))]
+#[derive(Clone)]
+pub(crate) struct NoSpan;
 
 /// Runs `future` inside `span` (each poll enters it), or as it is without the feature.
 #[cfg(feature = "tracing")]
 #[inline]
-fn within<F: Future>(span: &SpanOrNothing, future: F) -> impl Future<Output = F::Output> {
-    tracing::Instrument::instrument(future, span.clone())
+fn within<F: Future>(span: SpanOrNothing, future: F) -> impl Future<Output = F::Output> + use<F> {
+    tracing::Instrument::instrument(future, span)
 }
 #[cfg(not(feature = "tracing"))]
 #[inline]
-fn within<F: Future>(_: &SpanOrNothing, future: F) -> impl Future<Output = F::Output> {
+fn within<F: Future>(_: SpanOrNothing, future: F) -> impl Future<Output = F::Output> + use<F> {
     future
 }
 
@@ -301,23 +306,35 @@ impl CommandTelemetry {
     /// metrics are not compiled in), so that a command then carries one `None` and no span.
     /// (The command future boxes it: a moved future stays small.)
     #[inline(always)]
-    pub(crate) fn start(
+    pub(crate) fn start<E: std::fmt::Display>(
         aggregate: &'static str,
         command: &'static str,
         command_id: Uuid,
         correlation_id: Uuid,
         causation_id: Option<Uuid>,
-    ) -> Option<Self> {
+    ) -> Option<Box<Traced<E>>> {
         if !listening() {
             return None;
         }
-        Some(Self::open(
+        Some(Self::boxed(
             aggregate,
             command,
             command_id,
             correlation_id,
             causation_id,
         ))
+    }
+
+    #[inline(never)]
+    fn boxed<E: std::fmt::Display>(
+        aggregate: &'static str,
+        command: &'static str,
+        command_id: Uuid,
+        correlation_id: Uuid,
+        causation_id: Option<Uuid>,
+    ) -> Box<Traced<E>> {
+        let telemetry = Self::open(aggregate, command, command_id, correlation_id, causation_id);
+        Box::new((telemetry, Self::finish::<E>))
     }
 
     #[inline(never)]
@@ -346,7 +363,7 @@ impl CommandTelemetry {
             outcome = Empty,
         );
         #[cfg(not(feature = "tracing"))]
-        let span = ();
+        let span = NoSpan;
         CommandTelemetry {
             aggregate,
             command,
@@ -427,6 +444,13 @@ impl CommandTelemetry {
         }
     }
 }
+
+/// Records a command's outcome in its telemetry (`CommandTelemetry::finish` for one error
+/// type, taken where the handler's bounds are known).
+pub(crate) type Finish<E> = fn(&CommandTelemetry, &Result<crate::CommandOutcome, CommandError<E>>);
+
+/// A command's telemetry with the function that records its outcome.
+pub(crate) type Traced<E> = (CommandTelemetry, Finish<E>);
 
 /// What `CommandTelemetry::enter` returns without the `tracing` feature.
 #[cfg(not(feature = "tracing"))]
@@ -521,7 +545,7 @@ impl LoadTelemetry {
         let span = tracing::debug_span!(target: COMMAND, "load", aggregate, stream = %stream,
             snapshot_version = Empty, events = Empty, version = Empty);
         #[cfg(not(feature = "tracing"))]
-        let span = ();
+        let span = NoSpan;
         LoadTelemetry {
             aggregate,
             span,
@@ -531,7 +555,7 @@ impl LoadTelemetry {
 
     /// Runs the load inside its span.
     pub(crate) fn instrument<F: Future>(&self, future: F) -> impl Future<Output = F::Output> {
-        within(&self.span, future)
+        within(self.span.clone(), future)
     }
 
     /// The replay starts from a snapshot at `version`.
@@ -578,8 +602,15 @@ impl LoadTelemetry {
 /// ```
 #[must_use = "`finish` records the outcome"]
 pub struct AppendTelemetry {
+    /// `None` when nothing listens: an append then carries one null pointer.
+    inner: Option<Box<Append>>,
+}
+
+/// The telemetry of one append in flight.
+struct Append {
     #[cfg_attr(not(any(feature = "metrics", feature = "tracing")), allow(dead_code))]
     store: &'static str,
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
     span: SpanOrNothing,
     #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     started: Started,
@@ -588,7 +619,7 @@ pub struct AppendTelemetry {
 impl std::fmt::Debug for AppendTelemetry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppendTelemetry")
-            .field("store", &self.store)
+            .field("store", &self.inner.as_ref().map(|a| a.store))
             .finish_non_exhaustive()
     }
 }
@@ -596,47 +627,79 @@ impl std::fmt::Debug for AppendTelemetry {
 impl AppendTelemetry {
     /// Opens the span of an append of `events` to `stream` by the store called `store`.
     #[inline(always)]
-    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
     pub fn start(
         store: &'static str,
         stream: &StreamId,
         expected: ExpectedVersion,
         events: &[NewEvent],
     ) -> Self {
-        #[cfg(feature = "tracing")]
-        let span = if tracing_on() {
-            append_span(store, stream, expected, events)
-        } else {
-            tracing::Span::none()
-        };
-        #[cfg(not(feature = "tracing"))]
-        let span = ();
         AppendTelemetry {
-            store,
-            span,
-            started: now(),
+            inner: listening().then(|| Append::open(store, stream, expected, events)),
         }
     }
 
     /// Runs the append inside its span.
     #[inline]
-    pub fn instrument<F: Future>(&self, future: F) -> impl Future<Output = F::Output> {
-        within(&self.span, future)
+    pub fn instrument<F: Future>(&self, future: F) -> impl Future<Output = F::Output> + use<F> {
+        #[cfg(feature = "tracing")]
+        let span = self
+            .inner
+            .as_ref()
+            .map_or_else(tracing::Span::none, |a| a.span.clone());
+        #[cfg(not(feature = "tracing"))]
+        let span = NoSpan;
+        within(span, future)
     }
 
     /// Records the append's outcome (and, at `trace`, each recorded event).
     #[inline(always)]
+    pub fn finish(self, result: &Result<Vec<RecordedEvent>, StoreError>) {
+        if let Some(append) = self.inner {
+            append.finish(result);
+        }
+    }
+}
+
+impl Append {
+    #[inline(never)]
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    fn open(
+        store: &'static str,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> Box<Append> {
+        #[cfg(feature = "tracing")]
+        let span = {
+            let span = tracing::debug_span!(target: STORE, "append", store, stream = %stream,
+                expected = %expected, events = events.len(), bytes = Empty,
+                first_position = Empty, outcome = Empty);
+            if live(&span) {
+                let bytes: usize = events.iter().map(|e| e.payload.len()).sum();
+                span.record("bytes", bytes);
+            }
+            span
+        };
+        #[cfg(not(feature = "tracing"))]
+        let span = NoSpan;
+        Box::new(Append {
+            store,
+            span,
+            started: now(),
+        })
+    }
+
+    #[inline(never)]
     #[cfg_attr(
         not(any(feature = "tracing", feature = "metrics")),
         allow(unused_variables)
     )]
-    pub fn finish(self, result: &Result<Vec<RecordedEvent>, StoreError>) {
+    fn finish(&self, result: &Result<Vec<RecordedEvent>, StoreError>) {
         // Only an enabled span, a failure or `trace` events have anything to say.
         #[cfg(feature = "tracing")]
-        if tracing_on()
-            && (live(&self.span)
-                || result.is_err()
-                || tracing::enabled!(target: STORE, tracing::Level::TRACE))
+        if live(&self.span)
+            || result.is_err()
+            || tracing::enabled!(target: STORE, tracing::Level::TRACE)
         {
             self.traced(result);
         }
@@ -652,7 +715,6 @@ impl AppendTelemetry {
     }
 
     #[cfg(feature = "tracing")]
-    #[inline(never)]
     fn traced(&self, result: &Result<Vec<RecordedEvent>, StoreError>) {
         if live(&self.span) {
             self.span.record("outcome", append_outcome(result));
@@ -687,24 +749,4 @@ impl AppendTelemetry {
             Err(_) => {}
         }
     }
-}
-
-/// The `append` span (disabled unless a subscriber wants it), with the payload bytes when it
-/// is enabled.
-#[cfg(feature = "tracing")]
-#[inline(never)]
-fn append_span(
-    store: &'static str,
-    stream: &StreamId,
-    expected: ExpectedVersion,
-    events: &[NewEvent],
-) -> tracing::Span {
-    let span = tracing::debug_span!(target: STORE, "append", store, stream = %stream,
-        expected = %expected, events = events.len(), bytes = Empty,
-        first_position = Empty, outcome = Empty);
-    if live(&span) {
-        let bytes: usize = events.iter().map(|e| e.payload.len()).sum();
-        span.record("bytes", bytes);
-    }
-    span
 }

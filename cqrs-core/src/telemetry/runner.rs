@@ -11,6 +11,8 @@ use super::{
 };
 #[cfg(feature = "tracing")]
 use super::{PROCESS, PROJECTION, live};
+#[cfg(not(feature = "tracing"))]
+use super::NoSpan;
 use super::{SpanOrNothing, Started, now, within};
 use crate::envelope::RecordedEvent;
 use crate::error::{ProjectionError, StoreError};
@@ -117,7 +119,7 @@ impl RunnerTelemetry {
             }
         }
         #[cfg(not(feature = "tracing"))]
-        let span = ();
+        let span = NoSpan;
         Batch {
             span,
             #[cfg(feature = "tracing")]
@@ -268,7 +270,7 @@ pub(crate) struct Batch {
 impl Batch {
     /// Runs the sink's `apply` inside the batch's span.
     pub(crate) fn instrument<F: Future>(&self, future: F) -> impl Future<Output = F::Output> {
-        within(&self.span, future)
+        within(self.span.clone(), future)
     }
 
     #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
@@ -301,13 +303,13 @@ impl ProcessCommand {
         let span = tracing::debug_span!(target: PROCESS, "process.command", process, command,
             command_id = %command_id, correlation_id = %correlation_id, outcome = Empty);
         #[cfg(not(feature = "tracing"))]
-        let span = ();
+        let span = NoSpan;
         ProcessCommand { process, span }
     }
 
     /// Runs the command inside the span.
     pub(crate) fn instrument<F: Future>(&self, future: F) -> impl Future<Output = F::Output> {
-        within(&self.span, future)
+        within(self.span.clone(), future)
     }
 
     /// The command was recorded as done.
