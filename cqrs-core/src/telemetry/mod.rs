@@ -3,9 +3,13 @@
 //! `metrics`, off by default). This module holds every span, event and metric the framework
 //! emits, so the call sites elsewhere stay one line each, and this page is their one reference.
 //!
-//! Without a subscriber (or recorder) nothing is formatted or allocated: a disabled span is a
-//! cached per-callsite check, fields are recorded only on enabled spans, and clocks are read only
-//! for an enabled span or with the `metrics` feature.
+//! Costs. With no subscriber installed (and the `metrics` feature off) a command or an append
+//! costs one relaxed atomic load (`tracing`'s global maximum level is `OFF`) and carries a null
+//! pointer: no span is built, nothing is formatted, allocated or timed (BENCHMARKS.md, "Tracing
+//! overhead"). With a subscriber, a command keeps a small boxed record with its span; fields
+//! are recorded only on enabled spans, payload sizes and per-event `trace` lines are computed
+//! only when wanted. With the `metrics` feature, that record (with a clock reading) is kept for
+//! every command and append, with or without a recorder installed.
 //!
 //! # Tracing
 //!

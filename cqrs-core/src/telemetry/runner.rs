@@ -4,6 +4,8 @@
 #[cfg(feature = "tracing")]
 use tracing::field::Empty;
 
+#[cfg(not(feature = "tracing"))]
+use super::NoSpan;
 #[cfg(feature = "metrics")]
 use super::{
     EVENTS_PARKED_TOTAL, EVENTS_PROJECTED_TOTAL, PROCESS_COMMANDS_TOTAL,
@@ -11,8 +13,6 @@ use super::{
 };
 #[cfg(feature = "tracing")]
 use super::{PROCESS, PROJECTION, live};
-#[cfg(not(feature = "tracing"))]
-use super::NoSpan;
 use super::{SpanOrNothing, Started, now, within};
 use crate::envelope::RecordedEvent;
 use crate::error::{ProjectionError, StoreError};
