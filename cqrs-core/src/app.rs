@@ -26,6 +26,7 @@ use crate::registry;
 use crate::services::Services;
 use crate::snapshot::{self, Snapshot, SnapshotPolicy, Warning};
 use crate::store::{EventStore, ExpectedVersion};
+use crate::telemetry::{CommandSpan, CommandTelemetry, LoadTelemetry};
 use crate::unwind::{self, CatchUnwind};
 use earlier::EarlierRun;
 
@@ -252,12 +253,13 @@ impl<S: EventStore> Cqrs<S> {
     }
 
     /// Runs `cmd` as a new business transaction. See [`Cqrs::execute_with`].
+    #[inline]
     pub fn execute<C>(&self, cmd: C) -> CommandFuture<'_, <C::Aggregate as Handles<C>>::Error>
     where
         C: Command,
         C::Aggregate: Handles<C>,
     {
-        CommandFuture::new(self.run_command(cmd, CommandContext::default()))
+        self.execute_with(cmd, CommandContext::default())
     }
 
     /// Runs `cmd`: loads its aggregate (from the cache, or by replaying its stream), asks the
@@ -274,14 +276,37 @@ impl<S: EventStore> Cqrs<S> {
         C: Command,
         C::Aggregate: Handles<C>,
     {
-        CommandFuture::new(self.run_command(cmd, context))
+        // One clock reading stamps the command id and the ids of the events it records.
+        let millis = unix_millis();
+        let command_id = context.command_id.unwrap_or_else(|| new_id_at(millis));
+        let correlation_id = context.correlation_id.unwrap_or(command_id);
+        let telemetry = CommandTelemetry::start(
+            <C::Aggregate as Aggregate>::NAME,
+            C::NAME,
+            command_id,
+            correlation_id,
+            context.caused_by_event,
+        );
+        let ids = CommandIds {
+            millis,
+            command_id,
+            correlation_id,
+        };
+        let command = self.run_command(cmd, context, ids);
+        CommandFuture::new(command, telemetry)
     }
 
-    /// The command bus itself, behind [`Cqrs::execute_with`].
+    /// The command bus itself, behind [`Cqrs::execute_with`]: loads, decides, applies, appends
+    /// (retrying on conflicts) and delivers one command.
     async fn run_command<C>(
         &self,
         cmd: C,
         context: CommandContext,
+        CommandIds {
+            millis,
+            command_id,
+            correlation_id,
+        }: CommandIds,
     ) -> Result<CommandOutcome, CommandError<<C::Aggregate as Handles<C>>::Error>>
     where
         C: Command,
@@ -290,13 +315,9 @@ impl<S: EventStore> Cqrs<S> {
         let inner = &*self.inner;
         let cache = inner.caches.of::<C::Aggregate>();
         let id = cmd.aggregate_id();
-        // One clock reading stamps the command id and the ids of the events it records.
-        let millis = unix_millis();
         // A given command id makes the command idempotent: its event ids derive from it, so
         // running it again re-appends the same ids (the store's retry or `DuplicateEventId`).
         let derive_from = context.command_id;
-        let command_id = context.command_id.unwrap_or_else(|| new_id_at(millis));
-        let correlation_id = context.correlation_id.unwrap_or(command_id);
         let mut metadata = context.metadata;
         if let Some(event_id) = context.caused_by_event {
             metadata.insert(CAUSED_BY_EVENT, event_id.to_string());
@@ -305,6 +326,7 @@ impl<S: EventStore> Cqrs<S> {
         if let Some(base) = derive_from
             && let Some(first) = inner.store.read_event(derive_id(base, "event", 0)).await?
         {
+            CommandSpan::earlier_run(base);
             let earlier = EarlierRun {
                 command_id: base,
                 correlation_id,
@@ -332,6 +354,7 @@ impl<S: EventStore> Cqrs<S> {
                 },
                 None => self.hydrate::<C::Aggregate, _>(id).await?,
             };
+            CommandSpan::deciding(attempts, &stream, version);
             match (<C::Aggregate as Handles<C>>::KIND, version) {
                 (HandlerKind::Create, 1..) => {
                     let err = CommandError::AlreadyExists {
@@ -428,8 +451,15 @@ impl<S: EventStore> Cqrs<S> {
                             });
                         }
                         // The state was stale: drop it (it is not in the cache), decide again.
-                        StoreError::Conflict { .. } if attempts <= inner.max_retries => continue,
-                        StoreError::Conflict { .. } => {
+                        StoreError::Conflict { actual, .. } => {
+                            let retrying = attempts <= inner.max_retries;
+                            let aggregate = <C::Aggregate as Aggregate>::NAME;
+                            CommandSpan::conflict(
+                                aggregate, &stream, version, actual, attempts, retrying,
+                            );
+                            if retrying {
+                                continue;
+                            }
                             return Err(CommandError::Conflict { stream, attempts });
                         }
                         // Another process ran this command id meanwhile, with another command.
@@ -517,6 +547,19 @@ impl<S: EventStore> Cqrs<S> {
         until: u64,
     ) -> Result<Hydrated<A>, CommandError<E>> {
         let stream = A::stream_id(id);
+        let telemetry = LoadTelemetry::start(A::NAME, &stream);
+        telemetry
+            .instrument(self.replay(stream, until, &telemetry))
+            .await
+    }
+
+    /// Replays `stream` up to version `until` (from a snapshot, if the aggregate takes them).
+    async fn replay<A: Aggregate, E>(
+        &self,
+        stream: StreamId,
+        until: u64,
+        telemetry: &LoadTelemetry,
+    ) -> Result<Hydrated<A>, CommandError<E>> {
         let (mut state, mut version) = match A::SNAPSHOTS {
             Some(policy) => match self.start_from_snapshot::<A>(&stream, policy).await {
                 (state, version) if version <= until => (state, version),
@@ -526,6 +569,9 @@ impl<S: EventStore> Cqrs<S> {
             None => (A::default(), 0),
         };
         let start = version;
+        if start > 0 {
+            telemetry.snapshot_used(start);
+        }
         loop {
             let limit = LOAD_BATCH.min(usize::try_from(until - version).unwrap_or(usize::MAX));
             let batch = if limit == 0 {
@@ -571,6 +617,7 @@ impl<S: EventStore> Cqrs<S> {
                     let taken = take_snapshot(&state, policy, version);
                     self.save_snapshot(&stream, version, taken).await;
                 }
+                telemetry.loaded(version - start, version);
                 return Ok(Hydrated {
                     state,
                     version,
@@ -708,6 +755,15 @@ fn take_snapshot<A: Aggregate>(
 thread_local! {
     /// Serialization scratch space, reused so an append allocates only the payloads themselves.
     static ENCODE_BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(256));
+}
+
+/// The ids a command gets before it runs.
+#[derive(Clone, Copy)]
+struct CommandIds {
+    /// The clock reading that stamps the command id and its events' ids.
+    millis: u64,
+    command_id: crate::Uuid,
+    correlation_id: crate::Uuid,
 }
 
 /// How the events of one command get their ids.

@@ -266,6 +266,7 @@ mod signal;
 pub mod snapshot;
 pub mod sql;
 mod store;
+pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod unwind;

@@ -11,8 +11,9 @@ const LAYERS: &[&[&str]] = &[
     &["ids", "signal", "unwind", "services"],
     // What a store records, and progress reports.
     &["envelope", "progress"],
-    // Command context and outcome, every error type, and the portable SQL unit of work.
-    &["context", "error", "sql"],
+    // Command context and outcome, every error type, the portable SQL unit of work, and the
+    // tracing and metrics helpers.
+    &["context", "error", "sql", "telemetry"],
     // Events and snapshots.
     &["event", "snapshot"],
     // The model traits.

@@ -10,6 +10,7 @@
 use std::collections::HashSet;
 use std::time::SystemTime;
 
+use eventweave_core::telemetry::AppendTelemetry;
 use eventweave_core::{
     BackendError, ExpectedVersion, NewEvent, Position, RecordedEvent, StoreError, StreamId,
     Timestamp, Uuid, check_append, check_retry,
@@ -42,6 +43,20 @@ pub(crate) struct Encoded {
 
 impl Shared {
     pub async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let telemetry = AppendTelemetry::start("postgres", stream, expected, &events);
+        let appended = self.append_now(stream, expected, events);
+        let result = telemetry.instrument(appended).await;
+        telemetry.finish(&result);
+        result
+    }
+
+    /// The append itself, from the pool checkout to the reply (`append` adds telemetry).
+    async fn append_now(
         &self,
         stream: &StreamId,
         expected: ExpectedVersion,

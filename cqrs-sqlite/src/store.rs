@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use eventweave_core::telemetry::AppendTelemetry;
 use eventweave_core::{
     EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent, Snapshot, StoreError, StreamId,
     Timestamp, Uuid, check_append, check_snapshot, check_stream_id,
@@ -148,8 +149,9 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-impl EventStore for SqliteStore {
-    async fn append(
+impl SqliteStore {
+    /// The append itself, with the wait for the write turn (the trait method adds telemetry).
+    async fn append_now(
         &self,
         stream: &StreamId,
         expected: ExpectedVersion,
@@ -164,6 +166,21 @@ impl EventStore for SqliteStore {
             self.shared.changes.committed(last.meta.position);
         }
         Ok(recorded)
+    }
+}
+
+impl EventStore for SqliteStore {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let telemetry = AppendTelemetry::start("sqlite", stream, expected, &events);
+        let appended = self.append_now(stream, expected, events);
+        let result = telemetry.instrument(appended).await;
+        telemetry.finish(&result);
+        result
     }
 
     async fn read_stream(

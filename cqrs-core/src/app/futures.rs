@@ -14,6 +14,7 @@ use std::task::{Context, Poll};
 
 use crate::context::CommandOutcome;
 use crate::error::{CommandError, QueryError};
+use crate::telemetry::Traced;
 
 type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -25,14 +26,21 @@ type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 #[must_use = "a command runs only when its future is awaited"]
 pub struct CommandFuture<'a, E> {
     inner: Boxed<'a, Result<CommandOutcome, CommandError<E>>>,
+    /// The command's span, entered on each poll, and its metrics, with the function that
+    /// records the outcome (`CommandTelemetry::finish` for this `E`, taken where the handler's
+    /// bounds were known, so this type carries none). `None` when nothing listens.
+    telemetry: Option<Box<Traced<E>>>,
 }
 
 impl<'a, E> CommandFuture<'a, E> {
+    #[inline]
     pub(crate) fn new(
         inner: impl Future<Output = Result<CommandOutcome, CommandError<E>>> + Send + 'a,
+        telemetry: Option<Box<Traced<E>>>,
     ) -> Self {
         CommandFuture {
             inner: Box::pin(inner),
+            telemetry,
         }
     }
 }
@@ -40,9 +48,29 @@ impl<'a, E> CommandFuture<'a, E> {
 impl<E> Future for CommandFuture<'_, E> {
     type Output = Result<CommandOutcome, CommandError<E>>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        match &this.telemetry {
+            None => this.inner.as_mut().poll(cx),
+            Some(traced) => poll_traced(&mut this.inner, traced, cx),
+        }
     }
+}
+
+/// A poll inside the command's span; at the end, its outcome recorded.
+#[inline(never)]
+fn poll_traced<E>(
+    inner: &mut Boxed<'_, Result<CommandOutcome, CommandError<E>>>,
+    (telemetry, finish): &Traced<E>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<CommandOutcome, CommandError<E>>> {
+    let result = {
+        let _entered = telemetry.enter();
+        std::task::ready!(inner.as_mut().poll(cx))
+    };
+    finish(telemetry, &result);
+    Poll::Ready(result)
 }
 
 impl<E> fmt::Debug for CommandFuture<'_, E> {

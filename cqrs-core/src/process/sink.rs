@@ -21,6 +21,7 @@ use crate::process::record::{
 use crate::process::{Issue, ProcessManager, deadline_stream, derive_id, instance_stream};
 use crate::runner::{ApplyError, Checkpoints, ParkedEvent, ProjectionSink, stored_error};
 use crate::store::{EventStore, ExpectedVersion};
+use crate::telemetry::ProcessCommand;
 use crate::unwind;
 
 /// Records read per round trip when an instance is loaded.
@@ -260,9 +261,10 @@ impl<P: ProcessManager, S: EventStore + Checkpoints> ProcessManagerSink<P, S> {
                 .correlated_with(correlation)
                 .with_cause(next.cause);
             let router = self.router.as_ref().expect("the router is always put back");
-            let outcome = router
-                .dispatch_with(&next.command.name, &next.command.body.to_string(), context)
-                .await;
+            let traced = ProcessCommand::start(P::NAME, &next.command.name, next.id, correlation);
+            let body = next.command.body.to_string();
+            let dispatch = router.dispatch_with(&next.command.name, &body, context);
+            let outcome = traced.instrument(dispatch).await;
             let error = match outcome {
                 // `DuplicateEventId`, `CommandIdReused`: the command ran before (a crash came
                 // before its record), and its events differ now only if its handler is not
@@ -294,6 +296,7 @@ impl<P: ProcessManager, S: EventStore + Checkpoints> ProcessManagerSink<P, S> {
             };
             let recorded = match error {
                 None => {
+                    traced.completed();
                     let record = Completed { command: next.id };
                     let v = append_record(
                         &self.store,
@@ -325,6 +328,7 @@ impl<P: ProcessManager, S: EventStore + Checkpoints> ProcessManagerSink<P, S> {
                         "compensation",
                     )
                     .map_err(|failure| handler_error::<P>(event, failure))?;
+                    traced.rejected(&next.command.name, next.id, &error, commands.len());
                     let record = Rejected {
                         command: next.id,
                         name: next.command.name.clone(),

@@ -18,6 +18,7 @@ use crate::runner::lease::{Lease, Leases, LocalLease};
 use crate::runner::retry::{OnFailure, RetryPolicy};
 use crate::runner::sink::{ApplyError, ProjectionSink};
 use crate::store::{EmptyReads, EventStore};
+use crate::telemetry::RunnerTelemetry;
 
 /// Reads events from a store into one [`ProjectionSink`].
 ///
@@ -150,6 +151,7 @@ impl<S: EventStore, K: ProjectionSink, L: Leases> ProjectionRunner<S, K, L> {
         let (control, inbox) = mpsc::unbounded_channel();
         let (sink, left) = Kept::new(self.sink);
         let task = Task {
+            telemetry: RunnerTelemetry::new(shared.name),
             store: self.store,
             sink,
             config: self.config,
@@ -180,6 +182,7 @@ struct Task<S, K> {
     failing: Option<(Position, u32)>,
     /// Storage failures since the last successful round (they pace the back-off).
     outage: u32,
+    telemetry: RunnerTelemetry,
 }
 
 struct Rebuild {
@@ -215,6 +218,7 @@ impl<S: EventStore, K: ProjectionSink> Task<S, K> {
                 // one waits before trying again.
                 None => {
                     drop(lease);
+                    self.telemetry.lease_lost();
                     self.shared.set_state(RunnerState::Standby);
                     if !self.pause(self.config.lease_retry).await {
                         break;
@@ -233,8 +237,14 @@ impl<S: EventStore, K: ProjectionSink> Task<S, K> {
     async fn acquire<L: Leases>(&mut self, leases: &L) -> Option<L::Lease> {
         loop {
             match leases.try_acquire(self.shared.name).await {
-                Ok(Some(lease)) => return Some(lease),
-                Ok(None) => self.shared.set_state(RunnerState::Standby),
+                Ok(Some(lease)) => {
+                    self.telemetry.lease_acquired();
+                    return Some(lease);
+                }
+                Ok(None) => {
+                    self.telemetry.standing_by();
+                    self.shared.set_state(RunnerState::Standby);
+                }
                 Err(e) => self.shared.set_state(RunnerState::StoreUnavailable {
                     error: e.to_string(),
                 }),
@@ -290,6 +300,7 @@ impl<S: EventStore, K: ProjectionSink> Task<S, K> {
         let Some(mut target) = self.head().await else {
             return Exit::Stop;
         };
+        self.telemetry.catching_up(checkpoint, target);
         // The first catch-up reports progress to the runner's callback.
         let mut catch_up = match &self.config.progress {
             Some(progress) if target > checkpoint => Some(Rebuild {
@@ -321,11 +332,13 @@ impl<S: EventStore, K: ProjectionSink> Task<S, K> {
                 match self.sink.reset().await {
                     Ok(()) => {}
                     Err(ApplyError::Store(e)) => {
+                        self.telemetry.rebuild_failed(&e);
                         rebuild.finish(Err(RebuildError::Store(e)));
                         self.rebuild = None;
                         continue;
                     }
                     Err(ApplyError::Handler(e)) => {
+                        self.telemetry.rebuild_failed(&e);
                         rebuild.finish(Err(RebuildError::Projection(e)));
                         self.rebuild = None;
                         continue;
@@ -338,6 +351,7 @@ impl<S: EventStore, K: ProjectionSink> Task<S, K> {
                     return Exit::Stop;
                 };
                 target = target.max(head);
+                self.telemetry.rebuild_started(head);
                 if let Some(rebuild) = &mut self.rebuild {
                     rebuild.meter = Meter::new(self.shared.name, Position::ZERO, head);
                 }
@@ -380,7 +394,11 @@ impl<S: EventStore, K: ProjectionSink> Task<S, K> {
             };
             let Some(last) = batch.last() else {
                 self.recovered();
+                self.telemetry.nothing_new(checkpoint, checkpoint >= target);
                 if checkpoint >= target {
+                    if self.rebuild.is_some() {
+                        self.telemetry.rebuild_finished(checkpoint);
+                    }
                     for meters in [&mut catch_up, &mut self.rebuild] {
                         if let Some(done) = meters.take() {
                             finish(done, checkpoint);
@@ -407,7 +425,10 @@ impl<S: EventStore, K: ProjectionSink> Task<S, K> {
                 continue;
             };
             empty.reset();
-            let mut through = last.meta.position;
+            let last_position = last.meta.position;
+            let mut through = last_position;
+            let last_recorded = last.meta.recorded_at;
+            let short = batch.len() < self.config.batch_size;
             let events = self.shared.events;
             let mut handled: Vec<RecordedEvent> = batch
                 .into_iter()
@@ -425,8 +446,12 @@ impl<S: EventStore, K: ProjectionSink> Task<S, K> {
                     handled.truncate(1);
                 }
             }
-            match self.sink.apply(&handled, through).await {
+            let traced = self.telemetry.batch(checkpoint.next(), through, &handled);
+            match traced.instrument(self.sink.apply(&handled, through)).await {
                 Ok(()) => {
+                    let (events, read_short) = (handled.len(), short && through == last_position);
+                    self.telemetry
+                        .applied(traced, events, through, read_short, last_recorded);
                     checkpoint = through;
                     self.recovered();
                     if self.failing.is_some_and(|(p, _)| p <= checkpoint) {
@@ -450,6 +475,7 @@ impl<S: EventStore, K: ProjectionSink> Task<S, K> {
                     }
                 }
                 Err(ApplyError::Handler(error)) => {
+                    self.telemetry.batch_failed(traced, false);
                     let event = handled
                         .iter()
                         .find(|e| e.meta.position == error.position)
@@ -467,6 +493,7 @@ impl<S: EventStore, K: ProjectionSink> Task<S, K> {
                 // event was being handled. It is not the event's fault, so it is never counted
                 // toward `max_attempts`, never parks the event and never stops the runner.
                 Err(ApplyError::Store(e)) => {
+                    self.telemetry.batch_failed(traced, true);
                     if !self.store_trouble(e).await {
                         return Exit::Stop;
                     }
@@ -503,6 +530,7 @@ impl<S: EventStore, K: ProjectionSink> Task<S, K> {
         // A payload that does not decode will not decode on a retry either.
         let hopeless = matches!(error.failure, ProjectionFailure::Decode(_));
         if attempts < self.config.retry.max_attempts && !hopeless {
+            self.telemetry.retrying(&error, attempts);
             self.failing = Some((error.position, attempts));
             self.shared
                 .set_state(RunnerState::Retrying { attempts, error });
@@ -520,12 +548,15 @@ impl<S: EventStore, K: ProjectionSink> Task<S, K> {
                         }
                     }
                 }
+                self.telemetry.parked(&error);
                 self.failing = None;
                 self.shared.lock().1 += 1;
                 self.shared.set_state(RunnerState::CatchingUp);
             }
             _ => {
+                self.telemetry.stopped(&error, attempts);
                 if let Some(rebuild) = &mut self.rebuild {
+                    self.telemetry.rebuild_failed(&error);
                     rebuild.finish(Err(RebuildError::Projection(error.clone())));
                     self.rebuild = None;
                 }
@@ -540,6 +571,7 @@ impl<S: EventStore, K: ProjectionSink> Task<S, K> {
     /// same outage (until a round succeeds). `false` when asked to stop meanwhile.
     async fn store_trouble(&mut self, error: StoreError) -> bool {
         self.outage = self.outage.saturating_add(1);
+        self.telemetry.outage(&error, self.outage);
         self.shared.set_state(RunnerState::StoreUnavailable {
             error: error.to_string(),
         });
@@ -549,6 +581,7 @@ impl<S: EventStore, K: ProjectionSink> Task<S, K> {
     /// A round succeeded: the next outage starts its back-off from the first delay.
     fn recovered(&mut self) {
         if self.outage > 0 {
+            self.telemetry.recovered(self.outage);
             self.outage = 0;
             let mut status = self.shared.lock();
             if matches!(status.0, RunnerState::StoreUnavailable { .. }) {

@@ -13,6 +13,7 @@ use crate::store::{
     DEFAULT_MAX_EVENT_BYTES, EventStore, ExpectedVersion, check_append, check_retry,
     check_snapshot, check_stream_id,
 };
+use crate::telemetry::AppendTelemetry;
 
 /// An event store in process memory: for tests, examples and projections rebuilt at start-up.
 ///
@@ -117,8 +118,10 @@ impl Log {
     }
 }
 
-impl EventStore for MemoryStore {
-    async fn append(
+impl MemoryStore {
+    /// The append itself (the trait method adds its telemetry).
+    #[inline(always)]
+    fn append_now(
         &self,
         stream: &StreamId,
         expected: ExpectedVersion,
@@ -196,6 +199,20 @@ impl EventStore for MemoryStore {
         };
         self.shared.appended.wake_all();
         Ok(recorded)
+    }
+}
+
+impl EventStore for MemoryStore {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let telemetry = AppendTelemetry::start("memory", stream, expected, &events);
+        let result = self.append_now(stream, expected, events);
+        telemetry.finish(&result);
+        result
     }
 
     async fn read_stream(

@@ -15,6 +15,7 @@ pub mod account;
 pub mod balances;
 pub mod balances_in_memory;
 pub mod history;
+pub mod metrics;
 pub mod seed;
 pub mod serve;
 pub mod transfer;

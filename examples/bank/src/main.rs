@@ -127,21 +127,24 @@ fn print_accounts(accounts: &[AccountSummary]) {
     }
 }
 
-/// Command line: `--memory`, `--seed N`.
+/// Command line: `--memory`, `--seed N`, `--metrics ADDR` (see `bank::metrics`).
 struct Args {
     in_memory: bool,
     seed: u64,
+    metrics: Option<String>,
 }
 
 fn args() -> Result<Args, String> {
     let mut args = Args {
         in_memory: std::env::var("BANK_STORE").is_ok_and(|s| s == "memory"),
         seed: 0,
+        metrics: None,
     };
     let mut words = std::env::args().skip(1);
     while let Some(word) = words.next() {
         match word.as_str() {
             "--memory" => args.in_memory = true,
+            "--metrics" => args.metrics = Some(words.next().ok_or("--metrics needs host:port")?),
             "--seed" => {
                 let n = words.next().ok_or("--seed needs a number of deposits")?;
                 args.seed = n
@@ -151,7 +154,7 @@ fn args() -> Result<Args, String> {
             }
             other => {
                 return Err(format!(
-                    "unknown argument `{other}` (expected --memory or --seed N)"
+                    "unknown argument `{other}` (expected --memory, --seed N or --metrics ADDR)"
                 ));
             }
         }
@@ -190,6 +193,7 @@ async fn main() -> Result<std::process::ExitCode, Failure> {
         return Ok(std::process::ExitCode::SUCCESS);
     }
     let args = args()?;
+    let metrics = bank::metrics::serve(args.metrics.as_deref())?;
     if args.in_memory {
         println!(
             "Store: in memory (forgotten at exit); balances table in a temporary SQLite file\n"
@@ -206,6 +210,7 @@ async fn main() -> Result<std::process::ExitCode, Failure> {
         let store = SqliteStore::open(&path)?;
         run(store.clone(), &store, args.seed).await?;
     }
+    metrics.linger();
     Ok(std::process::ExitCode::SUCCESS)
 }
 
