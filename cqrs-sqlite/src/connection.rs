@@ -12,6 +12,12 @@
 //! per commit but keeps the file consistent on power loss (recent commits may roll back); `FULL`
 //! syncs each commit. A process crash loses nothing acknowledged in either (the crash test uses
 //! `NORMAL`, the weaker one). The crate docs have the table of what each setting survives.
+//!
+//! Nothing awaits while holding a connection: the writer mutex and pooled readers are only held by
+//! synchronous code, so the store's futures are `Send` and a dropped future leaves no transaction
+//! open (an unfinished `rusqlite::Transaction` rolls back on drop). The one exception is the sink's
+//! batch, which awaits its handlers inside its transaction; its guard rolls back when the future is
+//! dropped, then gives the write turn back.
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};

@@ -15,6 +15,9 @@
 //! has no way to skip an event, and skipping silently would break "never skip". Projections
 //! catching up report `QueryError::Store(StoreError::Decode(..))`; other streams' `read_stream` and
 //! appends keep working; the row is repaired with SQL.
+//!
+//! A row that cannot even be named (no readable position, stream or version) is
+//! `StoreError::Backend` instead, since a decode error must name them.
 
 use std::borrow::Cow;
 use std::sync::Arc;
