@@ -14,6 +14,10 @@
 //! Generating only these paths means users add no dependency, and renames inside `__private` break
 //! nothing outside the workspace (which is why `eventweave-core` pins this crate to one exact
 //! version).
+//!
+//! `ImplBlockMacro` and `expand_impl_block` are the one driver of the attribute macros on impl
+//! blocks: parse, check, allow the lints of methods the macro wires up, re-emit the item with the
+//! generated code and the recorded errors.
 
 pub mod aggregate;
 pub mod derive;

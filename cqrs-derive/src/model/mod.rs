@@ -5,6 +5,10 @@
 //! second major version would cost users a whole extra `syn` build. `full` is needed to parse impl
 //! blocks and methods; trees with `tokio`'s macros already build it. `extra-traits` is not used
 //! (types are compared by their token text).
+//!
+//! This module holds what several macros share: `parse_event_head` reads the `&Event` parameter and
+//! the optional `meta: &EventMeta` of projection and process-manager handlers, so both report
+//! mistakes with one wording.
 
 pub mod aggregate;
 pub mod derive;
