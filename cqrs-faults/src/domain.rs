@@ -5,9 +5,9 @@
 //! model equals a replay exactly when both maps are equal (an event applied twice or skipped
 //! changes a count).
 //!
-//! Commands: `Open`, `Deposit`, and `DepositSplit` (a batch of three events). Models:
-//! `MemoryTotals` (in memory), `SqliteTotals` (through `SqliteSink`), `PgTotals` (through `PgSink`,
-//! with staged writes).
+//! Commands: `Open`, `Deposit`, and `DepositSplit` (one event per part; the scenarios send three).
+//! Models: `MemoryTotals` (in memory), `SqliteTotals` (through `SqliteSink`), `PgTotals` (through
+//! `PgSink`, with staged writes).
 
 use std::collections::BTreeMap;
 
