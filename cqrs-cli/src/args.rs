@@ -1,5 +1,11 @@
 //! The command line, as clap types: [`AdminArgs`] is a `clap::Args`, so it can be flattened
 //! into the application's own subcommand enum (`Admin(AdminArgs)`), or parsed alone.
+//!
+//! `--store` and `--schema` are global, and also read from `EVENTWEAVE_STORE` and
+//! `EVENTWEAVE_SCHEMA`. clap is built with `derive`, `color` and `env`, without `suggestions`,
+//! `unicode` or `wrap_help`: subcommands users already know how to extend, at a small build cost.
+//! `tail` stops on Ctrl-C through tokio's `signal` feature; `eventweave-sqlite` and
+//! `eventweave-postgres` are only behind the crate's features.
 
 use clap::{Args, Subcommand, ValueEnum};
 

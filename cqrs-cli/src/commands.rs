@@ -1,4 +1,22 @@
 //! The subcommands, generic over the store (and its leases).
+//!
+//! # Choices
+//!
+//! - **`rebuild` holds the lease itself** for the whole rebuild and runs the projection without
+//!   leases: while it holds it, no other process can start the projection; while another holds it,
+//!   the command refuses (or polls every 500 ms with `--wait`). SQLite has no leases across
+//!   processes, so there the command cannot see a running projection (documented in the crate
+//!   docs).
+//! - **`projections` derives a state** from what a separate process can know: the lease (held
+//!   elsewhere or free, on PostgreSQL) and the lag. A runner's own `RunnerState` lives in the
+//!   process that runs it.
+//! - **`replay-parked` is not implemented**: no store can remove a parked record, and applying an
+//!   old event through an exactly-once sink would move its fenced checkpoint backwards. The command
+//!   says to fix the cause and rebuild. Designing it needs a `Checkpoints` method to un-park and a
+//!   sink call that applies one event without moving the checkpoint.
+//! - **`Admin::durable` takes a function** that builds the runner on the opened store
+//!   (registrations erased behind `&dyn Any`), and is refused with a clear line on a store of
+//!   another type (the bank's balances table lives in SQLite).
 
 use std::any::Any;
 use std::sync::Arc;

@@ -43,6 +43,9 @@
 //! takes the projection's lease (`PgLeases`) for the whole rebuild, so it refuses while another
 //! process runs the projection (or waits, with `--wait`). SQLite has no leases across processes:
 //! stop the application's runner before rebuilding.
+//!
+//! A PostgreSQL store is opened with `--schema` and a 5 s connect timeout, with `PgLeases` for
+//! `rebuild`; a SQLite path that does not exist is refused rather than created.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

@@ -1,5 +1,10 @@
 //! What the commands print: styles (through `anstream`, which drops them when the output is not
 //! a terminal, or `NO_COLOR` is set), events, timestamps.
+//!
+//! `anstream` and `anstyle` are the crates clap's `color` feature already builds; they are
+//! TTY-aware and honour `NO_COLOR`. An event is printed with its metadata and its payload decoded
+//! through the registered type (`EventRegistration::decode`: upcast, then JSON); times are RFC
+//! 3339, formatted without a date crate.
 
 use std::io::Write;
 

@@ -1,6 +1,9 @@
 //! [`ProgressBar`]: a terminal progress bar (indicatif) fed by the framework's `Progress`
 //! reports, for rebuilds here and for an application's own catch-ups
 //! (`CqrsBuilder::on_progress`, `ProjectionRunner::on_progress`).
+//!
+//! indicatif is built without default features (no unicode-width tables, no wasm). The bar draws on
+//! stderr only above a threshold of events, and keeps the last report for a summary line.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

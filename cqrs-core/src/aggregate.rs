@@ -1,4 +1,26 @@
 //! Aggregates and commands: the consistency boundary, what targets it, and how it decides.
+//!
+//! # Choices
+//!
+//! - **The command names its aggregate** (`#[command(aggregate = Account)]`), and `execute`
+//!   requires `C::Aggregate: Handles<C>`. That turns "no handler" into a trait error whose
+//!   `#[diagnostic::on_unimplemented]` text says which method to add, and makes dispatch a direct,
+//!   monomorphized call: no registry lookup on the typed path.
+//! - **Creation or update by the handler's form.** No `self`: creates (only on an empty stream,
+//!   else `AlreadyExists`); `&self`: updates (only on an existing stream, else `NotFound`); `state:
+//!   Option<&Self>` first: either, with the same expected-version check. A creation command whose
+//!   stream is not cached is not loaded first: it appends with `NoStream`, whose conflict is
+//!   reported as `AlreadyExists`, so a new aggregate costs one round trip, not two.
+//! - **Handlers take the command by reference internally** (`Handles::handle(&self, &C, …)`),
+//!   because a conflict re-runs the handler. A user handler may take `C` by value; the generated
+//!   code clones it (and a non-`Clone` command gets an error saying to take `&C` or derive
+//!   `Clone`).
+//! - **A handler's command must target its aggregate**, checked where the generated command enum
+//!   calls `__private::CommandTarget<C, A>` (spanned on the handler's command parameter): a
+//!   `#[command(aggregate = Other)]` then gives one error saying which aggregate the command
+//!   targets, instead of a type mismatch on an associated type.
+//! - `CommandSet` and `CommandBus` are the model's view of the bus, so this module needs nothing
+//!   from `app` or `dispatch` (the layers in `cqrs-core/tests/layers.rs`).
 
 use std::fmt::{Debug, Display};
 use std::future::Future;

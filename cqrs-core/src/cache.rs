@@ -5,6 +5,9 @@
 //! leaves a half-updated state behind: the entry is simply missing and the next command reloads
 //! it from the store. A stale entry (another process appended) is caught by the append's
 //! expected-version check, evicted, and the command retried on fresh state.
+//!
+//! Eviction is arbitrary when a type's cache is full (default 10 000 entries): a miss costs one
+//! reload, never correctness. An LRU is a later refinement.
 
 use std::any::{Any, TypeId};
 use std::sync::{Arc, Mutex, RwLock};

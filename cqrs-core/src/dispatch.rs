@@ -1,5 +1,9 @@
 //! Untyped dispatch: a command given by name with a JSON body (from HTTP, a queue, a CLI),
 //! routed to its typed handler.
+//!
+//! Commands are decoded through an autoref probe: commands that derive `Deserialize` are decoded,
+//! others give `DispatchError::NotDeserializable` at run time, instead of every command being
+//! forced to be deserializable.
 
 use std::collections::BTreeMap;
 use std::future::Future;

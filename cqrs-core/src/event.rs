@@ -1,6 +1,22 @@
 //! Events: the [`Event`] trait every event type implements (`#[derive(Event)]`), the
 //! [`EventSet`] trait of an aggregate's generated event enum, and decoding with upcasts. What a
 //! handler may return, and which aggregate an event belongs to, is in `event_of`.
+//!
+//! Upcasters are declared on the event and chained version by version: `#[upcast(from = n, with =
+//! f)]` per older version. The derive refuses a chain with a missing step, so an event whose
+//! version is raised without an upcaster does not compile (before, an older row would have been
+//! decoded as the new shape). Rows at the current version skip the `serde_json::Value` round trip.
+//! Upcaster outputs must implement [`UpcastPayload`] (events and `Value` do; a typed intermediate
+//! version opts in with one line), because "anything `Serialize`" would accept `()` or `Result<_,
+//! String>` silently.
+//!
+//! Events are serialized once, to JSON, at append. The store contract is untyped (name, version,
+//! JSON payload), so one store holds every aggregate and durable stores need no generics.
+//! In-process projections still get the typed value (`EventRef::with_typed`), so the hot path never
+//! decodes what it just encoded.
+//!
+//! Stored event names are written out (`#[event(name = "…")]` is required): a default taken from
+//! the type's name made renaming a struct orphan every event stored under the old name.
 
 use std::any::Any;
 use std::fmt::Debug;

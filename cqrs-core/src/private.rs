@@ -1,5 +1,8 @@
 //! Support for macro-generated code. Not public API: names here may change in any release,
 //! which is why `eventweave-core` pins `eventweave-derive` to one exact version.
+//!
+//! It holds `event_info`, the compile-time building of diagnostic messages, and `CommandTarget`
+//! (the check that a handler's command targets its aggregate, see `aggregate.rs`).
 
 use std::error::Error as StdError;
 use std::marker::PhantomData;

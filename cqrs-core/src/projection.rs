@@ -1,4 +1,12 @@
 //! Projections: read models folded from events, and the [`EventRef`] they receive.
+//!
+//! There are two kinds of projection rather than one. In-memory projections ([`Projection`]) stay
+//! inline with the command bus: they read the typed values without decoding, which is what makes 2M
+//! commands/s with a projection attached possible, and a restart rebuilds them (quickly: the
+//! catch-up path reads 0.5M+ events/s; BENCHMARKS.md, "Read side"). Everything that must survive a
+//! crash, or has effects, is a durable projection (`runner::DurableProjection`) run from a
+//! checkpoint by `ProjectionRunner`. The macro picks the kind from the handlers (async, or taking
+//! `db: &U`, means durable), so the user does not name traits.
 
 use std::any::Any;
 use std::ops::Deref;

@@ -19,6 +19,9 @@
 //! [`Cqrs::catch_up`](crate::Cqrs::catch_up) apply every event up to the head they read when
 //! they began, however many reads come back empty or short before it (PostgreSQL's `read_all`
 //! stops before a position a running transaction may still fill).
+//!
+//! `pending` holds at most [`PENDING_LIMIT`] (256) events. `query_after` waits for the head like
+//! `build()`, bounded by its timeout.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

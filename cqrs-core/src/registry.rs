@@ -6,6 +6,10 @@
 //!
 //! A crate that the final binary never references is not linked, and its registrations are
 //! absent: explicit registration (`CqrsBuilder::projection`) always works.
+//!
+//! Merged doctests and test binaries share one registry, so two test modules that declare different
+//! event types under one stored name make `build()` fail with `BuildError::DuplicateEventName`,
+//! exactly as in a real program. Tests use distinct names.
 
 use crate::error::BuildError;
 use crate::projection::DynProjection;

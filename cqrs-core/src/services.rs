@@ -1,5 +1,9 @@
 //! Services that handlers take by reference (`limits: &Limits`), registered once with
 //! `CqrsBuilder::service` and looked up by type.
+//!
+//! A missing service is a typed `MissingService` error at run time. A compile-time alternative,
+//! threading an HList of services through the builder's type, was judged too heavy for users' type
+//! errors.
 
 use crate::FastMap;
 use std::any::{Any, TypeId};

@@ -5,6 +5,14 @@
 //! A snapshot is an optimisation, never a source of truth: a load that finds none, finds one of
 //! another state shape (its `snapshot_version` differs), or finds one that does not decode,
 //! replays the stream from its first event and gives the same state.
+//!
+//! Snapshots are provided methods of `EventStore` (`load_snapshot`, `save_snapshot`), not a second
+//! trait: `Cqrs<S>` uses them without a new bound, and third-party stores keep compiling (they keep
+//! no snapshots); the snapshot conformance cases catch a store that forgets them. A snapshot of
+//! another `snapshot_version` is ignored (and replaced by the next one taken), one that does not
+//! decode is reported through `on_warning` and the stream replayed, and a failed save never fails
+//! the command. Aggregates without a policy do no snapshot work at all (a constant `None`).
+//! `SnapshotPolicy` has private fields, so `every` is never 0.
 
 use std::fmt;
 

@@ -1,4 +1,8 @@
 //! Turning panics in user code into typed errors.
+//!
+//! A panic in a handler becomes `CommandError::Panicked` (caught per poll of the handler future),
+//! so a server task survives a buggy handler and the aggregate cache stays consistent (the entry
+//! was taken out, see `cache.rs`).
 
 use std::any::Any;
 use std::future::Future;

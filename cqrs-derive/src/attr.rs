@@ -3,6 +3,8 @@
 //! A list is first split into raw arguments (a key and the tokens of its value), then each
 //! macro picks the keys it accepts and parses their values. Errors are recorded, not returned,
 //! so every wrong argument is reported in one build.
+//!
+//! Keywords are named constants, so a key is spelled once.
 
 use proc_macro2::{Span, TokenStream, TokenTree};
 use syn::ext::IdentExt;

@@ -4,6 +4,10 @@
 //! Every read model keeps, per stream, the number of events and the sum of the deposits, so a
 //! model equals a replay exactly when both maps are equal (an event applied twice or skipped
 //! changes a count).
+//!
+//! Commands: `Open`, `Deposit`, and `DepositSplit` (one event per part; the scenarios send three).
+//! Models: `MemoryTotals` (in memory), `SqliteTotals` (through `SqliteSink`), `PgTotals` (through
+//! `PgSink`, with staged writes).
 
 use std::collections::BTreeMap;
 

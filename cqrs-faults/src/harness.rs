@@ -1,5 +1,8 @@
 //! What every scenario shares: the run's sizes, the report of one scenario, the writers that put
 //! load on a store, and the read-model checks after the load.
+//!
+//! The in-memory models are checked twice: the writers' own, caught up with `query_after(head)`,
+//! and a fresh `Cqrs::build()`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -13,6 +13,25 @@
 //! `-- short` runs the quick one that `cargo test` runs (`tests/short.rs`). PostgreSQL
 //! scenarios run on a throwaway cluster the suite starts itself (`cqrs-test-cluster`), never on
 //! a shared server; without PostgreSQL binaries they are reported as skipped.
+//!
+//! `main.rs` parses `full | short [--only a,b] | worker …`; this library runs the scenarios in
+//! order on a multi-thread runtime and prints a table.
+//!
+//! # Choices
+//!
+//! - **Its own throwaway cluster, never the shared server.** Restarts and terminations would break
+//!   other tests' sessions. The cluster runs with `fsync = off` (the faults are process crashes,
+//!   not power loss, and the machine is shared), and is stopped and deleted when the run ends, also
+//!   on a panic (its `Drop`); worker processes are killed by the `Drop` of [`worker::Workers`].
+//! - **Command ids from the client, event ids derived from them**: the ledger finds a command's
+//!   events by causation id, which makes "stored exactly once" checkable without reading payloads,
+//!   and makes retries after an unknown outcome safe.
+//! - **A dropped future is dropped after a number of polls, not a time** ([`client`]): a timer
+//!   drops it only when the store happens to be slower than the timeout; counting polls drops it at
+//!   every suspension point (before the append is sent, after, while reading the reply).
+//! - **The short mode runs the binary** (`CARGO_BIN_EXE_cqrs-faults`, `tests/short.rs`), because
+//!   the multi-process scenarios re-execute `current_exe`, which inside a test would be the test
+//!   harness.
 
 pub mod checks;
 pub mod client;

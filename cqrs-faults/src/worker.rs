@@ -5,6 +5,9 @@
 //! line per fact ([`crate::ledger::line`]): `try` before a command's first attempt, then `ack`,
 //! `refused`, `unknown` or `lost`; at the end a `retries` line and `done`. The parent applies the
 //! lines to its ledger, so a command a killed worker had sent but not seen answered is uncertain.
+//!
+//! `follow` reads a worker's lines (and kills it with `SIGKILL` after a given number of
+//! acknowledgements); `Workers` kills the leftovers when dropped.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;

@@ -1,5 +1,10 @@
 //! What a [`PostgresStore`](crate::PostgresStore) connects to and how it names its tables:
 //! [`PostgresConfig`], and the quoted SQL names derived from it ([`Names`]).
+//!
+//! The connection string is parsed once; each setting has a getter, and `Debug` is built from the
+//! parsed settings, never showing the password. `Names` quotes every SQL name once (schema, tables,
+//! sequence) and derives the constraint names, the NOTIFY channel and the migration lock key from
+//! stable FNV-1a hashes of the schema and table names.
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,19 @@
 //! How every connection of a store is opened: the pools', the notification connection, lease
 //! connections. One [`Connector`] per store holds the driver configuration, the TLS connector,
 //! the connect timeout and the session settings, so no connection can skip any of them.
+//!
+//! Every connection the store opens goes through its `Connector`: same TLS mode and roots, same
+//! connect timeout, same session bounds; there is no `NoTls` connect anywhere else. One timeout
+//! covers TCP, TLS, authentication and the session settings.
+//!
+//! The session bounds are set by the store, not left to the server's defaults:
+//! `idle_in_transaction_session_timeout` and `tcp_keepalives_*` are `SET` after connecting, in one
+//! round trip per new connection. Not the startup `options` parameter, which poolers such as
+//! PgBouncer refuse. They bound how long a writer that died inside its transaction holds readers at
+//! its hole: `idle_in_transaction_session_timeout` (default 10 s) for a live but stuck client, the
+//! server's keepalives (`idle + interval × retries`, default 10 + 5 × 3 = 25 s) for a host that
+//! vanished; then the server rolls the transaction back, the appender lock goes, and the hole is
+//! stepped over.
 
 use std::fmt;
 use std::sync::Arc;

@@ -5,6 +5,10 @@
 //! object, a negative schema version, a column of another type) becomes
 //! [`StoreError::Decode`] naming the stream, version and event name as far as they are
 //! readable; nothing here panics on stored data.
+//!
+//! A bad column reuses `DecodeFailure::InvalidPayload` with a message naming the column, as in
+//! `eventweave-sqlite`: when this was written `DecodeFailure` was exhaustive, and a new variant
+//! would have broken users' matches (it is `#[non_exhaustive]` now).
 
 use std::borrow::Cow;
 use std::error::Error as StdError;

@@ -6,6 +6,29 @@
 //! A connection goes back to the pool when its guard drops, unless the driver reports it closed
 //! or the guard was told to discard it (a connection left inside an open transaction, or whose
 //! session ended in an append).
+//!
+//! # Choices
+//!
+//! - **`deadpool::managed` with our own `Manager`** (issue 10): a maintained pool with wait and
+//!   create timeouts, while each connection still has the store's statements prepared once and a
+//!   guard can still take its connection out of the pool (`Object::take`). Not `deadpool-postgres`:
+//!   its `Manager` owns connecting and its statement cache, and the store needs its own connector
+//!   (TLS mode, a timeout over the whole connect, session settings, see `connect.rs`) and its own
+//!   prepared set.
+//! - **Recycling checks `is_closed` only** (like deadpool-postgres's `RecyclingMethod::Fast`): a
+//!   round trip per checkout would cost every append. The pools' cost is in BENCHMARKS.md,
+//!   "Connection pool (issue 10)".
+//! - **Generic plans** (`SET plan_cache_mode = force_generic_plan` on pooled connections): the
+//!   statements are key lookups whose plan does not depend on the values, and the append's earlier
+//!   form, re-planned on every execution, cost 60–90 µs of server time instead of about 25 (see
+//!   `append.rs`).
+//! - **Two pools**: `commands` (`pool_size`) for appends and reads, `projections`
+//!   (`sink_pool_size`, default 4) for `PgSink` batches and checkpoints. A sink batch holds its
+//!   connection across handler awaits; taken from the commands pool, a few busy runners could leave
+//!   `execute` waiting indefinitely.
+//! - Driver default features are off except `runtime`; `with-uuid-1` is on. JSONB goes through two
+//!   small `ToSql`/`FromSql` types (`decode.rs`), so payloads are never parsed into
+//!   `serde_json::Value` on the way.
 
 use std::collections::HashMap;
 use std::ops::Deref;

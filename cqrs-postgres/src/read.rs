@@ -1,5 +1,15 @@
 //! Reads: one stream by version, all streams by position (stopping at holes that may still
 //! fill, see `holes.rs`), the head, and waiting for new events.
+//!
+//! `wait_for_events` registers, then looks (`EXISTS position > after`), then waits: an append
+//! committed after the look either wakes it locally or NOTIFYs the LISTEN that was in place before
+//! the look (the first call waits for the LISTEN to be in place).
+//!
+//! `read_stream` fails as a whole on a bad row (a loader must not take a short batch for the
+//! stream's end); `read_all` returns the events before it, then fails when it starts at it.
+//!
+//! `read_all` must run on the primary: the gap-free argument reasons about the primary's
+//! transaction ids, so reads from replicas are not offered.
 
 use std::time::Duration;
 

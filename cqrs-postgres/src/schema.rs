@@ -4,6 +4,25 @@
 //! by the schema name, so processes that start at once queue up: the first applies what is
 //! missing and commits, the others then find nothing left to do. DDL is transactional in
 //! PostgreSQL, so a migration that fails leaves nothing behind.
+//!
+//! The migrations are the listing: version 1 the position sequence (`AS bigint MINVALUE 1 NO CYCLE
+//! CACHE 1`) and the events table with `UNIQUE (stream, version)` and `UNIQUE (event_id)`; version
+//! 2 `checkpoints` and `parked_events`; version 3 `snapshots` (one row per stream, the latest
+//! snapshot); version 4 the marker that keeps older crates, which draw positions without the
+//! appender lock, from opening the store. The crate docs' Schema section lists the columns.
+//! Constraint and sequence names carry `<tag>`, a hash of the schema and table names, so two stores
+//! in one schema never share one.
+//!
+//! - **No streams table; the stream is stored in every row.** A streams row updated per append (the
+//!   other classic design) measured 80 % of raw in pgbench; the unique `(stream, version)` index
+//!   already serialises appends to one stream. The price: a conflict detected by the constraint
+//!   aborts after drawing positions and leaves a rolled-back hole, which readers step over
+//!   (`holes.rs`).
+//! - **`recorded_at` is the database's clock** (`now()`, the transaction start): one clock for all
+//!   application servers.
+//! - **`CACHE 1`** on the sequence: a per-session cache would let one session draw 5 after another
+//!   drew 20, and gap-free reading needs positions handed out in increasing order across all
+//!   sessions.
 
 use tokio_postgres::Client;
 

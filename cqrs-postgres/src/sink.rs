@@ -1,5 +1,13 @@
 //! Exactly-once SQL projections: [`PgTx`], the unit of work their handlers get, and [`PgSink`],
 //! which commits each batch's read-model changes together with the projection's checkpoint.
+//!
+//! `PgTx` runs a handler's statements in the batch's transaction; text statements are prepared once
+//! per connection. `PgTx::stage` queues writes whose result the handler does not need: they are
+//! sent pipelined before the checkpoint update, a statement the handler awaits flushes them first,
+//! and a staged statement that fails fails the event that staged it. Awaiting each statement costs
+//! one round trip per event (about 9k events/s here), staging about 40k events/s (BENCHMARKS.md,
+//! read side). `PgSink` runs one transaction per batch, fenced on the checkpoint row; a batch
+//! dropped mid-way closes its connection (which rolls it back).
 
 use eventweave_core::runner::{
     ApplyError, DurableProjection, ParkedEvent, ProjectionSink, handle_caught, reset_caught,

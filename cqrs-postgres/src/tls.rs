@@ -8,6 +8,19 @@
 //! - `verify-full`: the chain and the host name.
 //!
 //! The handshake signatures are always checked, whatever the mode.
+//!
+//! # Choices
+//!
+//! - **On by default** (feature `tls`, `sslmode=prefer` as libpq): most managed PostgreSQL services
+//!   require TLS.
+//! - **rustls, not OpenSSL** (no system library), with the `ring` provider, not aws-lc-rs (no cmake
+//!   or assembler in the build).
+//! - `tokio-postgres-rustls` provides the `MakeTlsConnect` (and channel binding); the `sslmode`
+//!   semantics are ours, in the verifier, because the driver knows only disable, prefer and require
+//!   (`verify-*` are `Require` for it).
+//! - **Default roots from `webpki-roots`**, compiled in: the same on every machine and in minimal
+//!   containers without a CA bundle. A private CA is given with `sslrootcert` or
+//!   `PostgresConfig::ssl_root_cert`.
 
 use std::path::Path;
 use std::sync::Arc;

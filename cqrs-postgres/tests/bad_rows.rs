@@ -1,5 +1,8 @@
 //! Stored data that no longer reads back, written by hand with SQL: typed errors that name the
 //! stream, version and event, never a panic, and nothing else lost.
+//!
+//! Rows written with SQL: unknown event names, reshaped payloads, metadata of the wrong type,
+//! negative schema versions, NULLs.
 
 mod common;
 

@@ -2,6 +2,12 @@
 //! running transaction may still fill, steps over positions of rolled-back transactions once
 //! they are known to be empty, and a subscription sees every committed event exactly once, in
 //! order, while many writers commit out of order and some roll back.
+//!
+//! Cases: a held transaction blocks readers; a rolled-back one is stepped over; another process is
+//! woken by NOTIFY; eight writers sleep inside their transactions, some rolling back, while two
+//! subscribers on two store instances must see every committed event once, in order. These fail
+//! when `read_all` ignores holes. One case builds the interleaving that makes the snapshot's `xmax`
+//! an unsafe bound: it fails with `xmax` and passes with `next_xid`.
 
 mod common;
 

@@ -1,5 +1,10 @@
 //! The connection pools: projections cannot starve commands, waiting for a connection and
 //! opening one are bounded, and the server bounds a session left idle inside a transaction.
+//!
+//! Cases: a projection batch holding its connection does not block an append with `pool_size(1)`;
+//! an exhausted pool answers `Unavailable` after the acquire timeout; a server that accepts and
+//! never answers fails `open` within the connect timeout; a session left idle in its append
+//! transaction is ended by the server and readers move past its hole.
 
 mod common;
 

@@ -1,5 +1,8 @@
 //! Opening stores: migrations that are safe when processes start at once, configurable and
 //! safely quoted names, a schema newer than the code, configuration and connection errors.
+//!
+//! Cases: concurrent opens migrate once, quoted names, a schema newer than the code is refused, bad
+//! configurations are typed errors.
 
 mod common;
 

@@ -4,6 +4,10 @@
 //! connection is an outage, not a failure of the event being handled: nothing may be parked,
 //! the runner must end `Live`, and the read model must equal a clean replay (exactly once).
 //! Skipped, saying so, without `CQRS_POSTGRES_URL`.
+//!
+//! It also checks that `PgSink` reports a connection lost inside a handler as
+//! `StoreError::Unavailable` (an outage the runner retries without counting), with the store's
+//! sessions terminated every 20–120 ms.
 
 mod common;
 

@@ -4,6 +4,8 @@
 //! encrypted when they should be (`pg_stat_ssl`).
 //!
 //! Needs PostgreSQL's server binaries (`initdb`, `pg_ctl`); skipped without them.
+//!
+//! It also runs an append and read round trip under `verify-full`.
 
 use std::path::PathBuf;
 

@@ -1,5 +1,17 @@
 //! The append transaction: expected-version check, idempotent retries and the inserts, all in
 //! one `BEGIN IMMEDIATE` transaction, so a batch is written whole or not at all.
+//!
+//! A batch runs one cached, prepared `INSERT` per event inside its transaction, rather than one
+//! multi-row statement (DESIGN.md §4): SQLite is in-process, so there is no round trip to save, and
+//! a multi-row statement would have to be prepared again for every batch size.
+//!
+//! A retry is recognised before a conflict is reported: a retried append carries a stale
+//! expectation, so when the version does not match, the batch's ids are looked up first. When an
+//! insert hits the unique event-id index, the transaction is rolled back *before* the ids are
+//! looked up, so rows of the failed batch are never mistaken for stored ones. Same ids, same
+//! stream, same order, consecutive positions: the stored events; anything else: `DuplicateEventId`;
+//! a batch mixing stored and new ids writes nothing. The size limit is checked before the
+//! transaction starts (`check_event_sizes`), so a refused batch touches nothing.
 
 use eventweave_core::{
     BackendError, ExpectedVersion, NewEvent, Position, RecordedEvent, StoreError, StreamId,

@@ -1,5 +1,10 @@
 //! Waking readers when events arrive: at once for appends through this store handle (and its
 //! clones), by polling the file for appends of other processes or other handles.
+//!
+//! Other processes are found by polling `MAX(position)` every `poll_interval` (50 ms by default),
+//! on a read connection. `PRAGMA data_version` is per connection and the readers are pooled;
+//! `MAX(position)` is one B-tree descent and is the very question asked. Appends through the same
+//! handle wake waiters at once (`tokio::sync::Notify`, registered before the check).
 
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -3,6 +3,21 @@
 //! A store holds one write connection (behind a mutex, used only while holding the file's write
 //! turn, see `turns.rs`) and any number of read connections. In WAL mode a reader works on a
 //! snapshot and never blocks the writer, nor the writer it.
+//!
+//! The write connection sits behind a `std` mutex, and the pool keeps up to 4 read connections idle
+//! (more are opened under load). The mutex is only taken while holding the file's write turn, so it
+//! is never contended; it stays because it makes the handle `Sync`.
+//!
+//! WAL is always on; `synchronous` is `NORMAL` by default. In WAL mode `NORMAL` skips the `fsync`
+//! per commit but keeps the file consistent on power loss (recent commits may roll back); `FULL`
+//! syncs each commit. A process crash loses nothing acknowledged in either (the crash test uses
+//! `NORMAL`, the weaker one). The crate docs have the table of what each setting survives.
+//!
+//! Nothing awaits while holding a connection: the writer mutex and pooled readers are only held by
+//! synchronous code, so the store's futures are `Send` and a dropped future leaves no transaction
+//! open (an unfinished `rusqlite::Transaction` rolls back on drop). The one exception is the sink's
+//! batch, which awaits its handlers inside its transaction; its guard rolls back when the future is
+//! dropped, then gives the write turn back.
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};

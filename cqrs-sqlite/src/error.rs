@@ -1,5 +1,8 @@
 //! Why a store could not be opened, and how SQLite errors of running operations become
 //! [`StoreError`]s.
+//!
+//! The only step whose outcome is uncertain is an I/O error at `COMMIT` (`commit_failed`): it is
+//! `OutcomeUnknown`; every other failure happened before anything was written.
 
 use std::error::Error as StdError;
 use std::fmt;

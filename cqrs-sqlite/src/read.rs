@@ -5,6 +5,19 @@
 //! bytes, text that is not UTF-8, …) is a `StoreError::Decode` naming its stream, version and
 //! event name, never a panic. Payloads are not parsed here: the command bus and projections
 //! decode them and report bad ones with the same coordinates.
+//!
+//! Corrupt metadata reuses `DecodeFailure::InvalidPayload`, with a message naming the column
+//! (``column `metadata`: is not a JSON object: …``). When this was written `DecodeFailure` was
+//! exhaustive and a new variant would have broken users' matches; it is `#[non_exhaustive]` now,
+//! so a variant of its own remains possible.
+//!
+//! A row with corrupt metadata stops `read_all` at that row, and the error names it: the contract
+//! has no way to skip an event, and skipping silently would break "never skip". Projections
+//! catching up report `QueryError::Store(StoreError::Decode(..))`; other streams' `read_stream` and
+//! appends keep working; the row is repaired with SQL.
+//!
+//! A row that cannot even be named (no readable position, stream or version) is
+//! `StoreError::Backend` instead, since a decode error must name them.
 
 use std::borrow::Cow;
 use std::sync::Arc;

@@ -3,6 +3,20 @@
 //! `schema_migrations` holds one row per migration applied to the file. Opening a file applies,
 //! in one write transaction, every migration it lacks; a file whose newest migration is above
 //! [`SCHEMA_VERSION`] was written by a newer crate and is refused, untouched.
+//!
+//! The migrations below are the schema's listing: version 1 the `events` table (the position is the
+//! rowid) with unique indexes on `event_id` and `(stream, version)`, version 2 `checkpoints` and
+//! `parked_events`, version 3 `snapshots` (one row per stream).
+//!
+//! - **The stream name is stored in every row**, with no separate streams table: one index
+//!   `(stream, version)` answers both the version lookup of an append (`MAX(version)`, one B-tree
+//!   descent) and `read_stream`, and an append writes one row per event, nothing else.
+//! - **`STRICT` tables**, ids as 16-byte blobs, payload and metadata as text exactly as written.
+//! - **Opening a file already at the current schema only reads it.** Opening is synchronous and
+//!   cannot await the file's write turn (`turns.rs`). `migrate` used to take `BEGIN IMMEDIATE` on
+//!   every open, so opening a second handle while a sink batch of the process held the lock failed
+//!   with `SQLITE_BUSY` on a `current_thread` runtime. It now reads `MAX(version)` first and
+//!   returns when the file is current.
 
 use std::path::Path;
 

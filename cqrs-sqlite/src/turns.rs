@@ -30,6 +30,33 @@
 //!   once with [`WriteInSinkBatch`] instead. (A write from *another* task that the handler
 //!   awaits cannot be told apart from an ordinary wait: it waits for the batch, which waits for
 //!   it, forever; the sink's docs forbid it.)
+//!
+//! # Why a turn, and what it costs
+//!
+//! This replaced waiting in the busy handler (issue 10, item 9). Before it, an append that met the
+//! lock of a sink batch slept in SQLite's busy handler: on a `current_thread` runtime the batch's
+//! handler could never resume, so the append always failed with `SQLITE_BUSY` after the busy
+//! timeout, and on a multi-thread runtime each waiting append held a worker.
+//!
+//! - **The semaphore**: a tokio `Semaphore` with one permit is fair (FIFO), a dropped waiter leaves
+//!   the queue, and the permit is taken and wrapped in its RAII guard in the same poll, so a
+//!   cancelled future never loses it.
+//! - **Per file, not per handle**: two `SqliteStore::open` of one path, and sinks (which have their
+//!   own connections), would otherwise meet each other's lock in the busy handler. The registry key
+//!   is the path given by `std::fs::canonicalize`, taken after the file exists; the value is a
+//!   `Weak` reference, so a closed store frees its entry, and dead entries are pruned when a new
+//!   file is registered.
+//! - **Hard links**: one file opened under two names gets two turns, and the two then meet in the
+//!   busy handler, as before. Keying by device and inode would catch that, but it is Unix-only and
+//!   an inode can be reused by a new file; nobody opens an event store through two hard links.
+//! - **The price**: an append of this process may wait for a whole sink batch, its handlers' awaits
+//!   included, with no time bound; the busy timeout no longer bounds it. Keep batches short. The
+//!   SQLite calls themselves still run inline (see `store.rs`): only the wait moved.
+//! - **`WriteInSinkBatch`**: while a sink batch holds the turn, the turn records the holder's
+//!   `tokio::task::Id` (`try_id`, hence tokio's `rt` feature). The error comes inside
+//!   `StoreError::Backend`. Before the turn, such an append failed with `SQLITE_BUSY` after the
+//!   busy timeout. Handlers write through their `SqliteTx`; commands caused by events belong in
+//!   process managers, which have their own sink.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

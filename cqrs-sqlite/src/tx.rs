@@ -1,4 +1,7 @@
 //! [`SqliteTx`]: the unit of work handlers of SQL projections get.
+//!
+//! It holds its own connection behind a mutex, so it is `Sync` (a durable projection's unit must
+//! be, because the handler's future borrows it).
 
 use std::sync::{Mutex, MutexGuard, TryLockError};
 

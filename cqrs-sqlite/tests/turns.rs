@@ -6,6 +6,11 @@
 //!
 //! The tests use a short busy timeout, so that code which still waited in the busy handler would
 //! fail quickly rather than hang.
+//!
+//! Cases: the batch's handler suspends while appends run on a `current_thread` runtime, on 2
+//! workers with a ping loop, and with two handles on one file; snapshot, checkpoint and
+//! parked-event saves wait the same way; dropped writers give their place up; a write from inside a
+//! batch fails with `WriteInSinkBatch`; a handle opened during a batch opens.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

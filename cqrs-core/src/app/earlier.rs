@@ -6,6 +6,12 @@
 //! Running the handler on the *current* state instead would be wrong both ways: a creation
 //! command would meet its own stream (`AlreadyExists`), and an update whose events carry
 //! derived values (a balance after a deposit) would decide other events than the first time.
+//!
+//! Ordinary commands keep random UUIDv7 event ids and pay nothing. A command with an id first looks
+//! its first derived event id up (`EventStore::read_event`, one index lookup); if it is stored, the
+//! replay up to just before those events is bounded, and uses a snapshot only if the snapshot is
+//! older. The comparison is of events, not of command bodies (commands need not be serializable),
+//! so handlers must be deterministic.
 
 use std::pin::pin;
 

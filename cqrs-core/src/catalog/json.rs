@@ -3,6 +3,10 @@
 //! Both are stable: keys in a fixed order (the document) or sorted (schemas, whatever order
 //! `serde_json` keeps maps in), lists sorted, two-space indentation, a final newline. Same
 //! declarations, same bytes, so a committed copy can be compared with the code.
+//!
+//! The document's keys follow declaration order through derived `Serialize` (not a
+//! `serde_json::Map`, whose order depends on `preserve_order`); schema objects are re-serialized
+//! with sorted keys.
 
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};

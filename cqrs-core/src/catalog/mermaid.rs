@@ -1,6 +1,9 @@
 //! The catalog as a Mermaid flowchart, coloured like an event-storming board: commands (blue)
 //! → aggregates (yellow) → events (orange) → projections (green) and process managers (lilac),
 //! which issue commands (dotted); projections answer queries (dotted).
+//!
+//! Node ids are made from names (a numbered suffix on collision) and labels are escaped, so any
+//! stored name renders.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;

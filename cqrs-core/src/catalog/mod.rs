@@ -39,6 +39,24 @@
 //! from its handlers' types (`Issue` carries any command), so it is what
 //! `#[process_manager(issues = [A, B])]` declares, checked by `ProcessFixture` in tests; a process
 //! manager without the declaration shows no such edges and `"issues": null` in the JSON.
+//!
+//! # Choices
+//!
+//! - **The catalog reads the registry, not the source.** Each derive registers what it knows at its
+//!   site: an event its schema probe, a command its target aggregate, a query which projection
+//!   answers it. A query's derive cannot name that projection (declared elsewhere), but the orphan
+//!   rule puts `impl RoutedQuery for Q` in the query's crate, so an autoref probe compiled at the
+//!   derive (`RouteProbe`) sees it. Queries and the commands a process manager issues were the only
+//!   links missing from the existing registrations; process managers got a registration of their
+//!   own beside their durable-projection one (whose fields the projection macro fills).
+//! - **`schemars` 1 without default features** (only `std`; no derive macro): the `schemars`
+//!   feature reads the `JsonSchema` impls users derive with their own `schemars` dependency. The
+//!   bank depends on schemars (with its derive) to show it; that turns the feature on in every
+//!   workspace build, which also proves it adds no bound (the UI suite runs without it). Why a
+//!   probe and not a `cfg`: `probe.rs`.
+//! - **Output is byte-stable** (`json.rs`, `mermaid.rs`): every list sorted, Mermaid node ids from
+//!   names with a numbered suffix on collision. So a committed copy can be compared with the code;
+//!   the bank's `tests/catalog.rs` does.
 
 mod json;
 mod mermaid;

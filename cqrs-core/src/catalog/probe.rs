@@ -3,6 +3,18 @@
 //! `(&&Probe::<T>::new()).method()` resolves to the impl on `&Probe<T>` when its bound holds,
 //! and to the fallback on `Probe<T>` otherwise. No bound reaches the user's type, so a probe
 //! never adds a compile error.
+//!
+//! Schemas go through such a probe in `eventweave-core`, not a `cfg` in the user's crate. The
+//! derives always emit `(&&SchemaProbe::<T>::new()).json_schema()`; the branch that calls
+//! `schemars` exists only when `eventweave-core` has its `schemars` feature, and applies only to
+//! `T: JsonSchema`. A `#[cfg(feature = "schemars")]` emitted by the derive would test the *user's*
+//! crate's features (which need not exist, and warn as unknown cfgs), and a `T: JsonSchema` bound
+//! would break every crate whose types lack the derive as soon as some other crate in the tree
+//! turned the feature on. The probe adds no bound, so feature unification can only turn schemas on.
+//! The price: a schema is found only for a type whose `JsonSchema` impl is visible at its derive
+//! (derived on it, or schemars' own impls), and only from schemars 1 (re-exported as
+//! `eventweave_core::schemars` so versions agree). The registry stores `fn() ->
+//! Option<serde_json::Value>`, so it does not name schemars either.
 
 use std::marker::PhantomData;
 

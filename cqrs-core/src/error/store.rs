@@ -1,6 +1,14 @@
 //! Errors of event-store operations: [`StoreError`], what a caller may do about one ([`Retry`]),
 //! what the back end said ([`BackendError`]) and how a reused event id differs from its first use
 //! ([`Mismatch`]).
+//!
+//! Errors say what to do ([`Retry`]), and a write whose reply was lost is told apart from one that
+//! was never sent: PostgreSQL checks `is_closed()` before sending an append, and a lost connection
+//! or a `FATAL`/`PANIC` reply after sending is `OutcomeUnknown` (a termination can follow the
+//! commit, and a synchronous-replication wait ends with "committed locally"); SQLite's only
+//! uncertain step is an I/O error at `COMMIT`. Chains name each cause once: an error either shows
+//! its inner error in its message (and `source()` continues below it) or returns it from
+//! `source()`, never both.
 
 use std::error::Error as StdError;
 use std::fmt;

@@ -34,6 +34,34 @@
 //! [`Rejection`] it gets carries the handler's error typed ([`Rejection::error`]) and its text
 //! ([`Rejection::message`]), identical in production and in `ProcessFixture::when_rejected`.
 //! The sink keeps the most recent ones in memory ([`ProcessManagerSink::rejections`]).
+//!
+//! # Choices
+//!
+//! - **Registered as a durable projection** (`ProjectionKind::Durable`, no constructor): a process
+//!   manager runs from a checkpoint under its name like one, so `list_projections` shows its lag
+//!   and the registry check refuses a projection of the same name. A kind of its own was avoided
+//!   when `ProjectionKind` was exhaustive, because a new variant would have broken users' matches;
+//!   it is `#[non_exhaustive]` now. It also has a registration of its own (with the declared
+//!   `issues = [...]`) for the catalog.
+//! - **State in the event store**, one stream per instance (records: handled, completed, rejected),
+//!   instead of new tables: every store gets it with no migration, and the records carry the
+//!   business transaction's correlation id, so they show up when it is traced.
+//! - **Issued commands are name + JSON, run through `Router`.** `Issue::command` checks the command
+//!   at compile time (`C::Aggregate: Handles<C>`), but the sink, generic over the store, cannot
+//!   name every command type, so it runs them by name; the JSON is also the outbox record and what
+//!   `ProcessFixture` compares. Saga commands are few, so the extra serialization costs little. An
+//!   aggregate the sink was not given (`.aggregate::<A>()`) is a handler failure at run time.
+//! - **What a process manager issues is declared** (`issues = [A, B]`): handlers return `Issue`,
+//!   which erases the command type, and scanning handler bodies for `Issue::command(X { .. })`
+//!   would miss commands built in helpers. Each entry is checked to be a command at compile time,
+//!   and `ProcessFixture` fails a test whose handler issues a command the list lacks. Without a
+//!   declaration the catalog says "unknown" (`null`), not "none".
+//! - **Deadlines are events**: a fired timeout is appended to `pm-{NAME}-$deadlines` with the
+//!   deadline id as its event id, then delivered by the runner like any other event; firing twice
+//!   does nothing, and restarts re-read that stream (`deadline.rs`).
+//! - **Adding a process manager to a store with history starts it at the head**, in the bank
+//!   example (`examples/bank/src/main.rs`): its handlers would otherwise issue commands again for
+//!   old events handled before it existed.
 
 mod deadline;
 mod fixture;

@@ -1,5 +1,8 @@
 //! [`ProcessManagerSink`]: runs a process manager from a checkpoint in a
 //! [`ProjectionRunner`](crate::runner::ProjectionRunner).
+//!
+//! It keeps the most recent 256 rejections in memory, and reports the positions its commands
+//! appended (`caused_through`), so `RunningProjection::settle` can wait for what they caused.
 
 use std::collections::HashMap;
 use std::marker::PhantomData;

@@ -1,5 +1,9 @@
 //! [`DurableProjection`]: a read model kept outside the process, updated by async handlers that
 //! may fail, through a unit of work `U` that a sink provides (a SQL transaction, or nothing).
+//!
+//! Durable projections are not on the query bus: their state is in a database that many processes
+//! read. A `#[query]` method on one is a compile error that says to query the database, and to use
+//! `RunningProjection::wait_for` for read-your-writes.
 
 use std::future::Future;
 

@@ -1,5 +1,18 @@
 //! [`RunningProjection`]: the handle of a spawned runner (status, `wait_for`, `rebuild`,
 //! `restart`, `stop`), the state it shares with the runner's task, and the status types.
+//!
+//! **Rebuilds reset in place, without shadow tables.** `rebuild` calls the projection's `#[reset]`
+//! hook (truncate) and replays; readers see the model fill up again. Shadow tables would need the
+//! projection to write to renamed tables (every SQL statement parameterised by a table name) or one
+//! transaction around the whole rebuild, which on SQLite blocks every append for its duration and
+//! on PostgreSQL holds back the xmin horizon that gap-free reading relies on. A projection that
+//! must never be seen half-built can be rebuilt under a new name, and the application switched to
+//! it when its runner reports `Live`.
+//!
+//! **`settle` instead of a polling loop.** The runner records, per batch and before publishing the
+//! checkpoint, the highest position the batch's effects appended (`ProjectionSink::caused_through`;
+//! a process manager's commands). `settle` waits for the checkpoint, then for what the batches up
+//! to it caused, until nothing more was caused.
 
 use std::collections::VecDeque;
 use std::ops::{Deref, DerefMut};

@@ -1,6 +1,27 @@
 //! [`ProjectionRunner`]: the task that feeds one sink from its checkpoint, first in batches up
 //! to the store's head, then live, retrying failures with back-off. Its handle,
 //! [`RunningProjection`], is in `handle.rs`.
+//!
+//! # What the runner promises
+//!
+//! - **Nothing is skipped silently.** The sink gets only events after its checkpoint, in order. A
+//!   failing event is retried with back-off, and before it may stop the runner or be parked it is
+//!   tried *alone*, after the events before it in its batch are committed (exactly-once sinks roll
+//!   back whole batches, so parking without that would skip them). A payload that does not decode
+//!   is not retried (it never will), but is isolated the same way. Parking records the event (store
+//!   table) before moving the checkpoint past it.
+//! - **Outages are not failures.** A failure of the store or of the sink's storage
+//!   (`ApplyError::Store`, which is also what a sink reports for a connection lost inside a
+//!   handler) is retried with a back-off that grows until a round succeeds; it never counts toward
+//!   `max_attempts`, never parks, never stops. Delays are `RetryPolicy`'s, jittered down by up to
+//!   half so runners that lost one database do not return in step, and start over from
+//!   `first_delay` after a successful round.
+//! - **`Live` only at the head.** The runner reads the store's head when it starts (and when a
+//!   rebuild begins) and stays `CatchingUp`, with its progress below its total, until its
+//!   checkpoint reaches it, however many reads come back empty before.
+//! - **Dropping the `RunningProjection` stops the runner** at the next batch boundary: a runner
+//!   nobody can stop would keep its lease and connections unseen. `stop()` also returns the sink of
+//!   a task cancelled by its runtime's shutdown (the task leaves it behind when dropped).
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};

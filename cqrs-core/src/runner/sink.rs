@@ -5,6 +5,17 @@
 //! start) and [`CheckpointedSink`] (at-least-once: effects outside the store, checkpoint saved
 //! in the store after each batch). The SQL stores provide exactly-once sinks whose read-model
 //! changes and checkpoint commit in one transaction.
+//!
+//! The sink owns the checkpoint because where the checkpoint lives decides the guarantee (memory, a
+//! store table, the read model's own transaction). So the runner never writes checkpoints itself;
+//! after every error it asks the sink what is committed and resumes from there. Exactly-once sinks
+//! commit a batch only if the checkpoint row is still where they left it: the fence that keeps two
+//! processes from both applying a batch when a lease changes hands. At-least-once sinks save the
+//! checkpoint after the effects, so a crash repeats effects rather than losing them.
+//!
+//! `apply` must be cancellation-safe: a runner that is stopped or dropped drops the batch's future.
+//! `caused_through` reports the highest position the sink's own effects appended (a process
+//! manager's commands), which `RunningProjection::settle` waits for.
 
 use std::future::Future;
 

@@ -63,6 +63,17 @@
 //!   [`Sql::dialect`].
 //! - Statements run inside the sink's transaction: do not run `BEGIN`, `COMMIT` or
 //!   `ROLLBACK`.
+//!
+//! # Why a generic unit, not an object
+//!
+//! Handlers take `db: &impl Sql` and the derive makes the projection `DurableProjection<U>` for
+//! every `U: Sql`, so `SqliteSink<P>` and `PgSink<P>` accept it unchanged (their unit is fixed, so
+//! inference never has to choose). A `dyn Sql` unit would have needed the sinks generic over two
+//! units (their `ProjectionSink` impls would overlap for unit-less projections) and a boxed future
+//! per statement. `$n` parameters work on both without rewriting the SQL text (SQLite binds them by
+//! name, so numbers may repeat and come in any order). Application reads go through the stores'
+//! readers, read-only on both (SQLite's `query_only` connections, PostgreSQL's pipelined `READ
+//! ONLY` transactions), so a write that works in tests cannot fail only in production.
 
 use std::future::Future;
 

@@ -11,6 +11,15 @@
 //!   as out of range from 1e308 on: numbers must stay below that;
 //! - a B-tree index entry holds at most 2,704 bytes on 8 KiB pages, and the stream id is a key
 //!   of the `(stream, version)` index (and of the snapshots table).
+//!
+//! Every store calls `check_append` (and `check_stream_id`, `check_snapshot`) before touching
+//! anything, so `MemoryStore` and SQLite refuse what PostgreSQL would, with the same
+//! `InvalidInput`. Stream ids and names: at most 1024 bytes (an incompressible 3 KB id fails in the
+//! index), no NUL. Payloads: serde_json validates them without building a value (`IgnoredAny`),
+//! then one byte scan finds `\u0000`, lone surrogate escapes, numbers of 1e308 or more (or beyond
+//! `numeric`'s scale) and nesting deeper than 128 (serde_json's decoding limit). Payloads the bus
+//! serialized itself skip to a `\u0000` substring search (`Payload::serialized`): bus throughput on
+//! `MemoryStore` measured within noise of before.
 
 use std::collections::HashSet;
 

@@ -1,4 +1,8 @@
 //! [`InspectStore`]: what an operator tool asks of a store beyond the [`EventStore`] contract.
+//!
+//! Listing streams is a capability of its own, a trait apart from `EventStore`, so third-party
+//! stores keep compiling. It returns one page per call, keyed by the last stream id;
+//! `MemoryStore`'s impl reads everything.
 
 use std::future::Future;
 

@@ -1,4 +1,9 @@
 //! [`EmptyReads`]: how a reader waits after a `read_all` that returned nothing.
+//!
+//! Every reader that waits (`build()`, `Cqrs::catch_up`, `query_after`, the runner's catch-up,
+//! subscriptions) paces itself with it: a wake-up from the store, then a pause doubling from 1 to
+//! 50 ms. An empty or short read never means "caught up" (PostgreSQL stops before a position a
+//! running transaction holds); readers compare with the head they read when they began.
 
 use std::time::Duration;
 

@@ -1,5 +1,8 @@
 //! `#[aggregate]`: the event enum, the command enum, `impl Aggregate`, one `impl Handles<C>`
 //! per handler, compile-time checks and the registration.
+//!
+//! The generated enums are `pub` by default; `#[aggregate(vis = pub(crate))]` is for aggregates
+//! that are not `pub` themselves (rustc rejects a private type in the public enum's interface).
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};

@@ -1,4 +1,8 @@
 //! `#[derive(Event)]`, `#[derive(Command)]` and `#[derive(Query)]`.
+//!
+//! The registrations carry what the catalog needs from each site: an event's schema probe, a
+//! command's schema probe and target aggregate, a query's route probe (which projection answers
+//! it).
 
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};

@@ -1,6 +1,23 @@
 //! Expansion: turns a checked model into Rust items. Generated code names only `::core`,
 //! `::std` and the runtime's `__private` module (through the crate path, `::eventweave_core` unless
 //! `crate = …` says otherwise), and puts calls that can fail to type-check on the user's tokens.
+//!
+//! One mistake gives one compile error, on the user's tokens. A method with a wrong signature is
+//! still re-emitted and gets a placeholder impl; a missing `id`, `aggregate` or `response` becomes
+//! a type that is itself the `compile_error!`, so nothing downstream cascades; a rule broken across
+//! methods (`check.rs`) puts the error on the later method and drops it from expansion. Known
+//! exception: a durable projection whose unit type is not `Sync` gets two errors, both on the
+//! user's unit type (the trait's bound, and the generated future that borrows the unit). The
+//! trybuild suite (`tests/ui/`) is the source of truth: each case's `.stderr` shows what the user
+//! sees.
+//!
+//! Generating only these paths means users add no dependency, and renames inside `__private` break
+//! nothing outside the workspace (which is why `eventweave-core` pins this crate to one exact
+//! version).
+//!
+//! `ImplBlockMacro` and `expand_impl_block` are the one driver of the attribute macros on impl
+//! blocks: parse, check, allow the lints of methods the macro wires up, re-emit the item with the
+//! generated code and the recorded errors.
 
 pub mod aggregate;
 pub mod derive;

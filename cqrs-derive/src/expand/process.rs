@@ -1,5 +1,9 @@
 //! `#[process_manager]`: `impl ProcessManager` (handlers chosen by the stored event name, the
 //! `#[on_rejected]` compensation) and the registration.
+//!
+//! A process manager is registered twice: as a durable projection (so the runner's listing and the
+//! name check see it) and as a process manager, with the commands declared in `issues = [...]`, for
+//! the catalog.
 
 use proc_macro2::TokenStream;
 use quote::quote;

@@ -1,5 +1,14 @@
 //! The model: what each macro's input means, with the original syn nodes kept so later checks
 //! and the expansion can put errors and generated calls on the user's own tokens.
+//!
+//! Parsing uses `syn` 2 with `full`. `serde_derive` already puts `syn` 2 in almost every tree, so a
+//! second major version would cost users a whole extra `syn` build. `full` is needed to parse impl
+//! blocks and methods; trees with `tokio`'s macros already build it. `extra-traits` is not used
+//! (types are compared by their token text).
+//!
+//! This module holds what several macros share: `parse_event_head` reads the `&Event` parameter and
+//! the optional `meta: &EventMeta` of projection and process-manager handlers, so both report
+//! mistakes with one wording.
 
 pub mod aggregate;
 pub mod derive;

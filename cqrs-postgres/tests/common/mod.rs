@@ -1,5 +1,9 @@
 //! Shared by the PostgreSQL test binaries: the database URL (tests say they are skipped without
 //! one), a fresh schema per test, and raw connections for writing rows by hand.
+//!
+//! Test schemas are named `cqrs_test_<unix seconds>_<random>`. Each test binary drops those older
+//! than 15 minutes when it starts, and tests that hold the name drop theirs at the end; the
+//! conformance cases cannot, because the suite owns the test body.
 
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]

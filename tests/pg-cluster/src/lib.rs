@@ -28,6 +28,11 @@
 //!
 //! Starting a cluster takes about a second (most of it `initdb`); share one per test binary
 //! where the tests allow it.
+//!
+//! Besides `url()` and `psql(sql)`, a cluster gives its `port()`, the server's `pid()` and its
+//! `log()`, and can `stop(mode)`, `start_again()` and `restart(mode)` (`Mode::{Smart, Fast,
+//! Immediate}`). The crate uses std only and depends on none of the framework's crates, so any test
+//! crate can take it as a dev-dependency.
 
 mod bin;
 mod error;
