@@ -124,6 +124,7 @@
 pub mod auth;
 pub mod feed;
 pub mod headers;
+pub mod openapi;
 pub mod problem;
 
 mod api;

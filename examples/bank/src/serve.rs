@@ -79,6 +79,11 @@ fn account(params: &Params) -> Result<AccountId, String> {
 /// problems.
 pub fn api<S: EventStore>(app: Cqrs<S>) -> Result<Api<S>, DispatchError> {
     Api::builder(app)
+        .info("The bank", env!("CARGO_PKG_VERSION"))
+        .description(
+            "The eventweave example bank: accounts, deposits, withdrawals and transfers. \
+             The caller `guest` (header `X-Caller`) may not withdraw.",
+        )
         .aggregate::<Account>()
         .command::<OpenAccount>("/accounts")
         .command::<Deposit>("/deposits")
