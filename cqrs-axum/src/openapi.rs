@@ -197,13 +197,18 @@ impl Components {
         if let Some(Value::Object(defs)) = schema.remove("$defs") {
             // First the names (a def equal to one already there is shared; another one of the
             // same name gets a suffix), then the defs with their references rewritten.
+            // Compared as they would be stored: their own references rewritten.
+            let same: BTreeMap<String, String> =
+                defs.keys().map(|k| (k.clone(), k.clone())).collect();
             let mut pending = Vec::new();
             for (name, def) in defs {
+                let mut stored = def.clone();
+                rewrite_refs(&mut stored, &same);
                 let mut target = name.clone();
                 let mut n = 1;
                 loop {
                     match self.schemas.get(&target) {
-                        Some(existing) if *existing == def => break,
+                        Some(existing) if *existing == stored => break,
                         None => break,
                         Some(_) => {
                             n += 1;
