@@ -12,8 +12,9 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use eventweave_core::runner::Checkpoints;
 use eventweave_core::{
-    Aggregate, Command, Cqrs, DispatchError, EventStore, Handles, RoutedQuery, Router,
+    Aggregate, Command, Cqrs, DispatchError, EventStore, Handles, InspectStore, RoutedQuery, Router,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -22,6 +23,7 @@ use tokio::sync::watch;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
+use crate::admin::{self, Admin};
 use crate::auth::{Access, Authorize, Caller, Operation};
 use crate::feed::{Feed, Hub};
 use crate::headers::{last_event_id, query_param};
@@ -279,6 +281,18 @@ impl<S: EventStore> ApiBuilder<S> {
         self
     }
 
+    /// Serves the admin page (off by default; see [`crate::admin`]): projections, streams and
+    /// their events, the live feed and the event catalog, for loopback peers unless
+    /// [`Admin::allow_remote`], behind the authorization hook (as
+    /// [`Operation::Admin`]).
+    pub fn admin(mut self, admin: Admin) -> Self
+    where
+        S: InspectStore + Checkpoints,
+    {
+        self.routes = self.routes.merge(admin::routes::<S>(admin));
+        self
+    }
+
     /// Serves the OpenAPI 3.1 document of the service at `GET /openapi.json` (default on; see
     /// [`crate::openapi`]). [`Api::openapi`] returns it either way.
     pub fn openapi(mut self, on: bool) -> Self {
@@ -489,12 +503,17 @@ pub async fn serve_router<S: EventStore>(
     api: Api<S>,
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            signal.await;
-            api.shutdown();
-        })
-        .await
+    // The peer address goes into each request (`ConnectInfo`): the admin page serves loopback
+    // peers only.
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        signal.await;
+        api.shutdown();
+    })
+    .await
 }
 
 /// Responses made by layers and by axum itself (`413` from the body limit, `503` from the

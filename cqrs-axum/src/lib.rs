@@ -121,6 +121,7 @@
 //! since an abandoned command may have been recorded. The authorization hook ([`auth`]) sees
 //! every command, query and feed before it runs.
 
+pub mod admin;
 pub mod auth;
 pub mod feed;
 pub mod headers;
