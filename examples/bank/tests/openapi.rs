@@ -263,10 +263,10 @@ fn validate(document: &Value) -> Vec<String> {
                 continue;
             }
             let at = format!("{} {path}", method.to_uppercase());
-            if let Some(id) = operation["operationId"].as_str() {
-                if !ids.insert(id.to_owned()) {
-                    err(format!("{at}: operationId `{id}` is not unique"));
-                }
+            if let Some(id) = operation["operationId"].as_str()
+                && !ids.insert(id.to_owned())
+            {
+                err(format!("{at}: operationId `{id}` is not unique"));
             }
             let mut declared = BTreeSet::new();
             for parameter in operation["parameters"].as_array().into_iter().flatten() {
@@ -294,12 +294,7 @@ fn validate(document: &Value) -> Vec<String> {
                     ));
                 }
                 if let Some(schema) = parameter.get("schema") {
-                    check_schema(
-                        document,
-                        schema,
-                        &format!("{at} parameter {name}"),
-                        &mut err,
-                    );
+                    check_schema(schema, &format!("{at} parameter {name}"), &mut err);
                 }
             }
             for name in &templated {
@@ -309,12 +304,7 @@ fn validate(document: &Value) -> Vec<String> {
             }
             if let Some(body) = operation.get("requestBody") {
                 let body = follow(document, body, &mut err, &at);
-                check_content(
-                    document,
-                    &body["content"],
-                    &format!("{at} requestBody"),
-                    &mut err,
-                );
+                check_content(&body["content"], &format!("{at} requestBody"), &mut err);
             }
             let Some(responses) = operation["responses"].as_object().filter(|r| !r.is_empty())
             else {
@@ -336,7 +326,7 @@ fn validate(document: &Value) -> Vec<String> {
                     err(format!("{at} {status}: a response needs a description"));
                 }
                 if let Some(content) = response.get("content") {
-                    check_content(document, content, &format!("{at} {status}"), &mut err);
+                    check_content(content, &format!("{at} {status}"), &mut err);
                 }
                 for header in response["headers"]
                     .as_object()
@@ -364,7 +354,7 @@ fn validate(document: &Value) -> Vec<String> {
                     ));
                 }
                 if kind == "schemas" {
-                    check_schema(document, value, &format!("schema {key}"), &mut err);
+                    check_schema(value, &format!("schema {key}"), &mut err);
                 }
             }
         }
@@ -395,7 +385,7 @@ fn follow<'a>(
     }
 }
 
-fn check_content(document: &Value, content: &Value, at: &str, err: &mut impl FnMut(String)) {
+fn check_content(content: &Value, at: &str, err: &mut impl FnMut(String)) {
     let Some(content) = content.as_object().filter(|c| !c.is_empty()) else {
         err(format!("{at}: `content` must be a non-empty object"));
         return;
@@ -405,12 +395,12 @@ fn check_content(document: &Value, content: &Value, at: &str, err: &mut impl FnM
             err(format!("{at}: `{media}` is not a media type"));
         }
         if let Some(schema) = object.get("schema") {
-            check_schema(document, schema, &format!("{at} {media}"), err);
+            check_schema(schema, &format!("{at} {media}"), err);
         }
     }
 }
 
-fn check_schema(document: &Value, schema: &Value, at: &str, err: &mut impl FnMut(String)) {
+fn check_schema(schema: &Value, at: &str, err: &mut impl FnMut(String)) {
     match schema {
         Value::Bool(_) => {}
         Value::Object(map) => {
@@ -431,26 +421,25 @@ fn check_schema(document: &Value, schema: &Value, at: &str, err: &mut impl FnMut
                     .into_iter()
                     .flatten()
                 {
-                    check_schema(document, sub, &format!("{at}.{name}"), err);
+                    check_schema(sub, &format!("{at}.{name}"), err);
                 }
             }
             for key in ["items", "additionalProperties", "not"] {
                 if let Some(sub) = map.get(key) {
-                    check_schema(document, sub, &format!("{at}.{key}"), err);
+                    check_schema(sub, &format!("{at}.{key}"), err);
                 }
             }
             for key in ["oneOf", "anyOf", "allOf"] {
                 for sub in map.get(key).and_then(Value::as_array).into_iter().flatten() {
-                    check_schema(document, sub, &format!("{at}.{key}"), err);
+                    check_schema(sub, &format!("{at}.{key}"), err);
                 }
             }
-            if let Some(required) = map.get("required") {
-                if !required
+            if let Some(required) = map.get("required")
+                && !required
                     .as_array()
                     .is_some_and(|r| r.iter().all(Value::is_string))
-                {
-                    err(format!("{at}: `required` must be a list of names"));
-                }
+            {
+                err(format!("{at}: `required` must be a list of names"));
             }
         }
         other => err(format!(

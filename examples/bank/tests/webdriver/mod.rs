@@ -167,8 +167,11 @@ impl Drop for Browser {
     fn drop(&mut self) {
         // Ends the session (closing Chromium) with a plain blocking request, since this may run
         // during a panic, then stops chromedriver.
-        if !self.session.is_empty() {
-            if let Ok(mut stream) = TcpStream::connect_timeout(&self.addr, Duration::from_secs(2)) {
+        let connected = (!self.session.is_empty())
+            .then(|| TcpStream::connect_timeout(&self.addr, Duration::from_secs(2)).ok())
+            .flatten();
+        {
+            if let Some(mut stream) = connected {
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
                 let request = format!(
                     "DELETE /session/{} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
