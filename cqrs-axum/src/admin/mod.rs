@@ -14,7 +14,7 @@
 //!   → queries drawn as columns with SVG links, and the Mermaid text beside it.
 //!
 //! **Who may see it.** Every admin request goes through the same authorization hook as the
-//! API, as [`Operation::Admin`](crate::Operation::Admin). And unless
+//! API, as [`Operation::Admin`]. And unless
 //! [`Admin::allow_remote`] is set, only loopback peers are served (`127.0.0.1`, `::1`): the peer
 //! address is the `ConnectInfo<SocketAddr>` that [`serve`](crate::serve) and
 //! [`serve_router`](crate::serve_router) put into each request; a request without one (a
