@@ -12,8 +12,9 @@
 //! - the **headers**: `Idempotency-Key`, `X-Correlation-Id`, `traceparent` (echoed in
 //!   responses), `X-After-Position` (and `?after=`), `Last-Event-ID` (and `?from=`),
 //!   `X-Position` and `Retry-After` in responses;
-//! - the **live feed** (`text/event-stream`), with the schema of its events' data, and every
-//!   event payload's schema under `components/schemas/event.{name}`;
+//! - the **live feed** (`text/event-stream`), with the schema of its events' data, and the
+//!   payload schema of every event the served aggregates record, under
+//!   `components/schemas/event.{name}`;
 //! - the **problems** (`application/problem+json`), each status listing the problem types
 //!   (`problem` module) it stands for.
 //!
@@ -482,11 +483,24 @@ pub(crate) fn document(described: &Described, commands: &[&'static str]) -> Valu
 
     // The live feed.
     if described.feed {
-        for event in registry::events() {
-            let key = format!("event.{}", event.name);
-            if !c.schemas.contains_key(&key) {
-                c.add(&key, (event.schema)(), NO_SCHEMA);
-            }
+        // The events the served aggregates record (not every event linked into the program:
+        // what a test build or another service links is not this service's).
+        let served: Vec<&str> = described
+            .aggregates
+            .iter()
+            .copied()
+            .chain(described.command_routes.iter().map(|r| r.aggregate))
+            .collect();
+        let mut events: Vec<&str> = registry::aggregates()
+            .into_iter()
+            .filter(|a| served.contains(&a.name))
+            .flat_map(|a| a.events.iter().copied())
+            .collect();
+        events.sort_unstable();
+        events.dedup();
+        for name in events {
+            let schema = registry::event(name).and_then(|e| (e.schema)());
+            c.add(&format!("event.{name}"), schema, NO_SCHEMA);
         }
         let all = feed_operation(
             &mut c,
