@@ -216,8 +216,9 @@
       }
       graph.prepend(svg);
     };
-    requestAnimationFrame(draw);
     window.addEventListener("resize", draw);
+    // Drawn once laid out; the returned promise settles then (the page is `ready` after it).
+    return new Promise((resolve) => requestAnimationFrame(() => { draw(); resolve(); }));
   }
 
   // ---- start --------------------------------------------------------------------------

@@ -73,8 +73,11 @@ async fn the_admin_page_shows_the_bank_and_new_events_live() {
         .await;
     assert_eq!(streams, serde_json::json!(["account-1", "account-2"]));
     let catalog = browser
-        .eval(
-            r#"return {
+        .wait_for(
+            "the catalog's links",
+            Duration::from_secs(10),
+            r#"if (document.querySelectorAll('#catalog-graph svg path').length === 0) return null;
+               return {
                  nodes: Array.from(document.querySelectorAll('#catalog-graph .node')).map(n => n.textContent),
                  links: document.querySelectorAll('#catalog-graph svg path').length,
                  mermaid: document.getElementById('mermaid').textContent.split('\n')[0],
