@@ -12,8 +12,9 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use eventweave_core::runner::Checkpoints;
 use eventweave_core::{
-    Aggregate, Command, Cqrs, DispatchError, EventStore, Handles, RoutedQuery, Router,
+    Aggregate, Command, Cqrs, DispatchError, EventStore, Handles, InspectStore, RoutedQuery, Router,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -22,9 +23,11 @@ use tokio::sync::watch;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
+use crate::admin::{self, Admin};
 use crate::auth::{Access, Authorize, Caller, Operation};
 use crate::feed::{Feed, Hub};
 use crate::headers::{last_event_id, query_param};
+use crate::openapi::{self, CommandRoute, Described, QueryRouteDoc};
 use crate::problem::{Problem, ProblemType};
 use crate::queries::{self, BuildQuery, QueryRoute};
 use crate::rejection::Rejections;
@@ -39,6 +42,13 @@ pub(crate) struct Config {
     pub feed_buffer: usize,
     pub keep_alive: Duration,
     pub feed: bool,
+    pub openapi: bool,
+}
+
+/// The OpenAPI document, made once at `build`.
+pub(crate) struct Document {
+    pub value: serde_json::Value,
+    pub text: Bytes,
 }
 
 impl Default for Config {
@@ -50,6 +60,7 @@ impl Default for Config {
             feed_buffer: 1024,
             keep_alive: Duration::from_secs(15),
             feed: true,
+            openapi: true,
         }
     }
 }
@@ -63,6 +74,7 @@ pub(crate) struct Shared<S> {
     pub authorize: Option<Box<dyn Authorize>>,
     pub config: Config,
     pub hub: Arc<Hub<S>>,
+    pub document: Document,
 }
 
 impl<S> Shared<S> {
@@ -123,6 +135,7 @@ pub struct ApiBuilder<S> {
     config: Config,
     routes: ExtraRoutes<S>,
     error: Option<DispatchError>,
+    described: Described,
 }
 
 /// The last segment of a type's path (`bank::GetBalance` → `GetBalance`).
@@ -138,6 +151,7 @@ impl<S: EventStore> ApiBuilder<S> {
     /// command name (`build` fails).
     pub fn aggregate<A: Aggregate>(mut self) -> Self {
         let router = std::mem::replace(&mut self.router, Router::new(self.app.clone()));
+        self.described.aggregates.push(A::NAME);
         match router.aggregate::<A>() {
             Ok(router) => self.router = router,
             Err(e) => self.error = self.error.or(Some(e)),
@@ -154,6 +168,11 @@ impl<S: EventStore> ApiBuilder<S> {
         C::Aggregate: Handles<C>,
     {
         self.routes = self.routes.route(path, post(commands::typed::<C, S>));
+        self.described.command_routes.push(CommandRoute {
+            path: path.to_owned(),
+            name: C::NAME,
+            aggregate: <C::Aggregate as Aggregate>::NAME,
+        });
         self
     }
 
@@ -175,6 +194,9 @@ impl<S: EventStore> ApiBuilder<S> {
         Q::Response: Serialize,
     {
         self.queries.insert(name, queries::route::<Q, S>);
+        self.described
+            .queries
+            .insert(name, std::any::type_name::<Q>());
         self
     }
 
@@ -187,6 +209,11 @@ impl<S: EventStore> ApiBuilder<S> {
         Q::Response: Serialize,
     {
         let name = short_name::<Q>();
+        self.described.query_routes.push(QueryRouteDoc {
+            path: path.to_owned(),
+            name,
+            type_name: std::any::type_name::<Q>(),
+        });
         self.routes = self.routes.route(
             path,
             get(
@@ -254,6 +281,39 @@ impl<S: EventStore> ApiBuilder<S> {
         self
     }
 
+    /// Serves the admin page (off by default; see [`crate::admin`]): projections, streams and
+    /// their events, the live feed and the event catalog, for loopback peers unless
+    /// [`Admin::allow_remote`], behind the authorization hook (as
+    /// [`Operation::Admin`]).
+    pub fn admin(mut self, admin: Admin) -> Self
+    where
+        S: InspectStore + Checkpoints,
+    {
+        self.routes = self.routes.merge(admin::routes::<S>(admin));
+        self
+    }
+
+    /// Serves the OpenAPI 3.1 document of the service at `GET /openapi.json` (default on; see
+    /// [`crate::openapi`]). [`Api::openapi`] returns it either way.
+    pub fn openapi(mut self, on: bool) -> Self {
+        self.described.served = on;
+        self
+    }
+
+    /// The `info` of the OpenAPI document: the service's title and version (default
+    /// `eventweave service`, `0.0.0`).
+    pub fn info(mut self, title: impl Into<String>, version: impl Into<String>) -> Self {
+        self.described.title = title.into();
+        self.described.version = version.into();
+        self
+    }
+
+    /// The `info.description` of the OpenAPI document (CommonMark).
+    pub fn description(mut self, text: impl Into<String>) -> Self {
+        self.described.description = Some(text.into());
+        self
+    }
+
     /// Adds routes of your own, served with the same state, layers and fallback (for pages or
     /// documents built on the same application).
     pub fn routes(mut self, routes: axum::Router) -> Self {
@@ -266,10 +326,19 @@ impl<S: EventStore> ApiBuilder<S> {
         if let Some(e) = self.error {
             return Err(e);
         }
+        let mut described = self.described;
+        described.feed = self.config.feed;
+        let mut config = self.config;
+        config.openapi = described.served;
+        let value = openapi::document(&described, &self.router.commands());
+        let document = Document {
+            text: Bytes::from(openapi::to_text(&value)),
+            value,
+        };
         let (shutdown, stopping) = watch::channel(false);
         let hub = Arc::new(Hub::new(
             self.app.store().clone(),
-            self.config.feed_buffer,
+            config.feed_buffer,
             stopping,
         ));
         let shared = Arc::new(Shared {
@@ -278,8 +347,9 @@ impl<S: EventStore> ApiBuilder<S> {
             queries: self.queries,
             rejections: self.rejections,
             authorize: self.authorize,
-            config: self.config,
+            config,
             hub,
+            document,
         });
         Ok(Api {
             shared,
@@ -322,6 +392,7 @@ impl<S: EventStore> Api<S> {
             config: Config::default(),
             routes: axum::Router::new(),
             error: None,
+            described: Described::default(),
         }
     }
 
@@ -340,6 +411,17 @@ impl<S: EventStore> Api<S> {
         self.shared.queries.keys().copied().collect()
     }
 
+    /// The OpenAPI 3.1 document of the service (see [`crate::openapi`]).
+    pub fn openapi(&self) -> &serde_json::Value {
+        &self.shared.document.value
+    }
+
+    /// The OpenAPI document as stable text (keys sorted, two-space indentation, a final
+    /// newline), as `GET /openapi.json` serves it.
+    pub fn openapi_json(&self) -> &str {
+        std::str::from_utf8(&self.shared.document.text).unwrap_or_default()
+    }
+
     /// The `axum::Router`, with its layers: the body limit (`413` problems), the request
     /// timeout (`503` `timeout` problems), and problems for unknown paths.
     pub fn router(&self) -> axum::Router {
@@ -351,6 +433,9 @@ impl<S: EventStore> Api<S> {
                 "/queries/{name}",
                 post(queries::by_name::<S>).get(queries::by_name::<S>),
             );
+        if self.shared.config.openapi {
+            routes = routes.route("/openapi.json", get(openapi_document::<S>));
+        }
         if self.shared.config.feed {
             routes = routes
                 .route("/events", get(feed_all::<S>))
@@ -418,12 +503,17 @@ pub async fn serve_router<S: EventStore>(
     api: Api<S>,
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            signal.await;
-            api.shutdown();
-        })
-        .await
+    // The peer address goes into each request (`ConnectInfo`): the admin page serves loopback
+    // peers only.
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        signal.await;
+        api.shutdown();
+    })
+    .await
 }
 
 /// Responses made by layers and by axum itself (`413` from the body limit, `503` from the
@@ -502,4 +592,13 @@ async fn feed_stream<S: EventStore>(
     request: Request,
 ) -> Response {
     feed(&shared, &request, Some(&stream)).unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `GET /openapi.json`.
+async fn openapi_document<S: EventStore>(State(shared): State<Arc<Shared<S>>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        shared.document.text.clone(),
+    )
+        .into_response()
 }

@@ -77,6 +77,11 @@ pub enum Operation<'a> {
         /// The stream, when the feed is of one stream.
         stream: Option<&'a str>,
     },
+    /// Look at the admin page or one of its endpoints (see [`crate::admin`]).
+    Admin {
+        /// The request's path (`/admin`, `/admin/api/streams`, …).
+        path: &'a str,
+    },
 }
 
 /// One request, as the authorization hook sees it.

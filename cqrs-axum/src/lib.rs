@@ -56,6 +56,11 @@
 //!     .build()?;
 //! let router = api.router();
 //!
+//! // The OpenAPI 3.1 document, from the types (also served at `GET /openapi.json`).
+//! assert_eq!(api.openapi()["openapi"], "3.1.0");
+//! assert!(api.openapi()["paths"]["/commands/Deposit"]["post"]["requestBody"].is_object());
+//! assert!(api.openapi()["paths"]["/deposits"]["post"]["responses"]["422"].is_object());
+//!
 //! let post = |path: &str, key: &str, body: &'static str| {
 //!     axum::http::Request::post(path).header("idempotency-key", key).body(axum::body::Body::from(body)).unwrap()
 //! };
@@ -93,6 +98,8 @@
 //! | `GET path` | a typed query route, its query built from path parameters ([`ApiBuilder::query_route`]) |
 //! | `GET /events` | the live feed of every stream ([`feed`]) |
 //! | `GET /streams/{stream}/events` | the live feed of one stream |
+//! | `GET /openapi.json` | the service's OpenAPI 3.1 document ([`openapi`]; default on) |
+//! | `GET /admin` | the admin page ([`admin`]; off by default, loopback peers only) |
 //!
 //! A command's response is `200` with `{"command_id", "correlation_id", "stream", "version",
 //! "position", "events"}` (and `X-Position`); every error is a [`Problem`] whose `type` is one
@@ -121,9 +128,11 @@
 //! since an abandoned command may have been recorded. The authorization hook ([`auth`]) sees
 //! every command, query and feed before it runs.
 
+pub mod admin;
 pub mod auth;
 pub mod feed;
 pub mod headers;
+pub mod openapi;
 pub mod problem;
 
 mod api;

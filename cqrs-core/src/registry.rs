@@ -67,6 +67,10 @@ pub struct QueryRegistration {
     /// projection does. (A function: the derive on the query cannot name the projection, which
     /// is declared elsewhere in the crate; it probes for `RoutedQuery`.)
     pub projection: fn() -> Option<&'static str>,
+    /// The query's JSON Schema, when there is one (see [`SchemaFn`]).
+    pub schema: SchemaFn,
+    /// The response type's JSON Schema, when there is one (see [`SchemaFn`]).
+    pub response_schema: SchemaFn,
 }
 
 /// One `#[process_manager]` type. It is also registered as a durable

@@ -67,11 +67,16 @@ fn event_impl(def: &EventDef) -> TokenStream {
 /// to types that implement `JsonSchema`; otherwise `None`). The same code either way, so no
 /// `cfg` of the user's crate is involved.
 fn schema_fn(p: &TokenStream, ident: &syn::Ident) -> TokenStream {
+    schema_fn_named(p, &quote!(__schema), &quote!(#ident))
+}
+
+/// As [`schema_fn`], for any type, under the name `function`.
+fn schema_fn_named(p: &TokenStream, function: &TokenStream, ty: &TokenStream) -> TokenStream {
     quote! {
-        fn __schema() -> ::core::option::Option<#p::serde_json::Value> {
+        fn #function() -> ::core::option::Option<#p::serde_json::Value> {
             #[allow(unused_imports)]
             use #p::{NoSchema as _, SchemaViaSchemars as _};
-            (&&#p::SchemaProbe::<#ident>::new()).json_schema()
+            (&&#p::SchemaProbe::<#ty>::new()).json_schema()
         }
     }
 }
@@ -192,10 +197,15 @@ fn query_impl(def: QueryDef) -> TokenStream {
     // A generic query cannot be registered (a registration names one type); nor can one
     // without a response type (already an error).
     let registration = match response_text {
-        Some(response) if generics.params.is_empty() => {
+        Some(text) if generics.params.is_empty() => {
             let type_name = type_name(&ident);
+            let schema = schema_fn(&p, &ident);
+            let response_schema =
+                schema_fn_named(&p, &quote!(__response_schema), &quote!(#response));
             quote! {
                 const _: () = {
+                    #schema
+                    #response_schema
                     fn __projection() -> ::core::option::Option<&'static str> {
                         #[allow(unused_imports)]
                         use #p::{NoRoute as _, RouteViaProjection as _};
@@ -204,8 +214,10 @@ fn query_impl(def: QueryDef) -> TokenStream {
                     #p::inventory::submit! {
                         #p::QueryRegistration {
                             type_name: #type_name,
-                            response: #response,
+                            response: #text,
                             projection: __projection,
+                            schema: __schema,
+                            response_schema: __response_schema,
                         }
                     }
                 };

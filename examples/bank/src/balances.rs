@@ -30,7 +30,9 @@ use eventweave_core::sql::{Sql, SqlError};
 use crate::account::*;
 
 /// One account as the balances read model sees it.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct AccountSummary {
     /// The account.
     pub account: AccountId,

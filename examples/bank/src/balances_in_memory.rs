@@ -21,7 +21,7 @@ pub struct Balances {
 }
 
 /// The balance of one account (`None` if it does not exist).
-#[derive(Query, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Query, Debug, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[query(response = Option<u64>)]
 pub struct GetBalance {
     /// The account.
@@ -29,12 +29,12 @@ pub struct GetBalance {
 }
 
 /// Every account, ordered by id.
-#[derive(Query, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Query, Debug, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[query(response = Vec<AccountSummary>)]
 pub struct ListAccounts;
 
 /// The sum of all balances (money is neither created nor lost by transfers).
-#[derive(Query, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Query, Debug, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[query(response = u64)]
 pub struct TotalHoldings;
 

@@ -7,7 +7,9 @@ use eventweave_core::prelude::*;
 use crate::account::*;
 
 /// One line of an account statement.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct StatementLine {
     /// The event's version in the account's stream.
     pub version: u64,
@@ -24,7 +26,7 @@ pub struct AccountHistory {
 }
 
 /// The statement of one account, oldest first.
-#[derive(Query, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Query, Debug, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[query(response = Vec<StatementLine>)]
 pub struct GetStatement {
     /// The account.

@@ -9,7 +9,9 @@
 //! - queries by name: `GET`/`POST /queries/{GetBalance, GetStatement, ListAccounts,
 //!   TotalHoldings}`, and typed `GET /accounts`, `GET /accounts/{account}/balance`,
 //!   `GET /accounts/{account}/statement`; all with `X-After-Position` (read-your-writes);
-//! - the live feed: `GET /events`, `GET /streams/account-1/events`.
+//! - the live feed: `GET /events`, `GET /streams/account-1/events`;
+//! - the OpenAPI document (`GET /openapi.json`, committed as `docs/bank-openapi.json`) and the
+//!   admin page (`/admin`: projections, streams, the live feed, the catalog).
 //!
 //! Transfers run through the transfer process manager, as in the transcript: `SendTransfer`
 //! debits, the process manager credits the receiver (or refunds).
@@ -23,15 +25,16 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use eventweave_axum::admin::Admin;
 use eventweave_axum::axum::extract::Request;
 use eventweave_axum::axum::middleware::{self, Next};
 use eventweave_axum::axum::response::Response;
-use eventweave_axum::{Access, Api, Caller, Denied, Operation, Params};
+use eventweave_axum::{Access, Api, ApiBuilder, Caller, Denied, Operation, Params};
 use eventweave_core::process::ProcessManager;
 use eventweave_core::process::ProcessManagerSink;
 use eventweave_core::runner::{Checkpoints, ProjectionRunner, RunningProjection};
 use eventweave_core::{
-    BuildError, Command, Cqrs, DispatchError, EventStore, MemoryStore, Position,
+    BuildError, Command, Cqrs, DispatchError, EventStore, InspectStore, MemoryStore, Position,
 };
 use eventweave_sqlite::SqliteStore;
 use tokio::net::TcpListener;
@@ -78,7 +81,28 @@ fn account(params: &Params) -> Result<AccountId, String> {
 /// The service: every route above, the policy, and the bank's error data in `rejected`
 /// problems.
 pub fn api<S: EventStore>(app: Cqrs<S>) -> Result<Api<S>, DispatchError> {
+    builder(app).build()
+}
+
+/// The service with the admin page at `/admin` (for loopback peers; the bank's catalog), as
+/// `cargo run -p bank -- serve` runs it.
+pub fn admin_api<S>(app: Cqrs<S>) -> Result<Api<S>, DispatchError>
+where
+    S: EventStore + InspectStore + Checkpoints,
+{
+    builder(app)
+        .admin(Admin::new().catalog(crate::catalog()))
+        .build()
+}
+
+/// What [`api`] and [`admin_api`] build.
+pub fn builder<S: EventStore>(app: Cqrs<S>) -> ApiBuilder<S> {
     Api::builder(app)
+        .info("The bank", env!("CARGO_PKG_VERSION"))
+        .description(
+            "The eventweave example bank: accounts, deposits, withdrawals and transfers. \
+             The caller `guest` (header `X-Caller`) may not withdraw.",
+        )
         .aggregate::<Account>()
         .command::<OpenAccount>("/accounts")
         .command::<Deposit>("/deposits")
@@ -100,7 +124,6 @@ pub fn api<S: EventStore>(app: Cqrs<S>) -> Result<Api<S>, DispatchError> {
         })
         .rejection::<BankError>()
         .authorize(policy)
-        .build()
 }
 
 /// The demonstration identity layer: `X-Caller: name` becomes the request's [`Caller`].
@@ -221,10 +244,13 @@ pub async fn main(words: impl Iterator<Item = String>) -> Result<(), Failure> {
     }
 }
 
-async fn run<S: EventStore + Checkpoints>(store: S, port: u16) -> Result<(), Failure> {
+async fn run<S: EventStore + InspectStore + Checkpoints>(
+    store: S,
+    port: u16,
+) -> Result<(), Failure> {
     let app = app(store).await?;
     let transfers = transfers(&app).await?;
-    let api = api(app)?;
+    let api = admin_api(app)?;
     // Loopback only: the example has no authentication.
     let listener = TcpListener::bind(("127.0.0.1", port)).await?;
     println!(
@@ -234,6 +260,10 @@ async fn run<S: EventStore + Checkpoints>(store: S, port: u16) -> Result<(), Fai
     println!(
         "  try: curl -s -X POST localhost:{0}/commands/OpenAccount -d '{{\"account\":1,\"owner\":\"Ada\"}}'",
         listener.local_addr()?.port()
+    );
+    println!(
+        "  admin page: http://{}/admin   OpenAPI: http://{0}/openapi.json",
+        listener.local_addr()?
     );
     let router = router(&api);
     eventweave_axum::serve_router(listener, router, api, async {
