@@ -21,7 +21,7 @@
 //!
 //! | span or event | target | level | fields |
 //! |---|---|---|---|
-//! | span `command` (one per `execute`, around everything it does) | `eventweave::command` | debug | `command`, `aggregate`, `command_id`, `correlation_id`, `causation_id` (the event that caused it, if any), `stream`, `expected_version` (the version the decision was made on), `new_version`, `events` (appended), `attempts`, `outcome` (see `outcome` below) |
+//! | span `command` (one per `execute`, around everything it does) | `eventweave::command` | debug | `command`, `aggregate`, `command_id`, `correlation_id`, `causation_id` (the event that caused it, if any), `trace_id` (the W3C trace it joined, 32 hex digits, if any; see [Traces across processes](#traces-across-processes)), `stream`, `expected_version` (the version the decision was made on), `new_version`, `events` (appended), `attempts`, `outcome` (see `outcome` below) |
 //! | span `load` (an aggregate replayed from the store) | `eventweave::command` | debug | `aggregate`, `stream`, `snapshot_version` (when a snapshot was used), `events` (read and applied), `version` |
 //! | event "conflict: deciding again on fresh state" | `eventweave::command` | debug | `stream`, `expected_version`, `actual_version`, `attempts` |
 //! | event "conflict: no retries left" | `eventweave::command` | debug | the same (the command then fails with `outcome = "conflict"`) |
@@ -89,8 +89,12 @@ use crate::ids::{StreamId, Uuid};
 use tracing::field::{Empty, display};
 
 mod runner;
+mod trace_context;
 
 pub(crate) use runner::{ProcessCommand, RunnerTelemetry};
+pub use trace_context::{
+    MAX_TRACESTATE_BYTES, TRACEPARENT, TRACESTATE, TraceContext, TraceParent, TraceParentError,
+};
 
 /// Target of command, load and conflict spans and events.
 #[cfg(feature = "tracing")]
@@ -256,6 +260,17 @@ fn now() -> Started {
 #[inline]
 fn now() -> Started {}
 
+/// A trace id as 32 lowercase hex digits, written only when a span records it.
+#[cfg(feature = "tracing")]
+struct TraceIdHex(std::num::NonZeroU128);
+
+#[cfg(feature = "tracing")]
+impl std::fmt::Display for TraceIdHex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
 /// The outcome label of a command's result.
 #[cfg_attr(not(any(feature = "metrics", feature = "tracing")), allow(dead_code))]
 pub(crate) fn command_outcome<T, E>(result: &Result<T, CommandError<E>>) -> &'static str {
@@ -316,6 +331,7 @@ impl CommandTelemetry {
         command_id: Uuid,
         correlation_id: Uuid,
         causation_id: Option<Uuid>,
+        trace: Option<&TraceContext>,
     ) -> Option<Box<Traced<E>>> {
         if !listening() {
             return None;
@@ -326,6 +342,7 @@ impl CommandTelemetry {
             command_id,
             correlation_id,
             causation_id,
+            trace,
         ))
     }
 
@@ -336,8 +353,16 @@ impl CommandTelemetry {
         command_id: Uuid,
         correlation_id: Uuid,
         causation_id: Option<Uuid>,
+        trace: Option<&TraceContext>,
     ) -> Box<Traced<E>> {
-        let telemetry = Self::open(aggregate, command, command_id, correlation_id, causation_id);
+        let telemetry = Self::open(
+            aggregate,
+            command,
+            command_id,
+            correlation_id,
+            causation_id,
+            trace,
+        );
         Box::new((telemetry, Self::finish::<E>))
     }
 
@@ -349,6 +374,7 @@ impl CommandTelemetry {
         command_id: Uuid,
         correlation_id: Uuid,
         causation_id: Option<Uuid>,
+        trace: Option<&TraceContext>,
     ) -> Self {
         #[cfg(feature = "tracing")]
         let span = tracing::debug_span!(
@@ -359,6 +385,7 @@ impl CommandTelemetry {
             command_id = %command_id,
             correlation_id = %correlation_id,
             causation_id = causation_id.map(display),
+            trace_id = trace.map(|t| display(TraceIdHex(t.traceparent().trace_id()))),
             stream = Empty,
             expected_version = Empty,
             new_version = Empty,
