@@ -51,6 +51,24 @@
 //! `backend_error` for appends; `ok`, `failed`, `store_error` for batches; `ok`, `rejected` for
 //! process-manager commands.
 //!
+//! # Traces across processes
+//!
+//! A command can carry a W3C trace context ([`TraceContext`]: a [`TraceParent`] and an
+//! optional `tracestate`), given with
+//! [`CommandContext::with_trace`](crate::CommandContext::with_trace) (`eventweave-axum` gives
+//! it the request's `traceparent` header). The command bus writes it into the metadata of every
+//! event the command records, under the reserved keys [`TRACEPARENT`] and [`TRACESTATE`]
+//! (the bus overwrites an application's entry under those names; like
+//! [`CAUSED_BY_EVENT`](crate::CAUSED_BY_EVENT) they are tracing, not content, so the
+//! idempotency check of a resent command ignores them). A command caused by an event joins its
+//! trace: [`CommandContext::caused_by`](crate::CommandContext::caused_by) reads it back, and a
+//! process manager records it with each command, compensation and deadline it issues, so they
+//! run (after a restart too) and their timeout events are written in the trace of the event that
+//! caused them. The parent span id stays the caller's: `tracing` gives the handling span no W3C
+//! id (an OpenTelemetry bridge that would is not written yet). With the `tracing` feature the
+//! `command` span records the trace id as `trace_id` (32 hex digits), so a subscriber can
+//! correlate spans of several processes.
+//!
 //! # Metrics
 //!
 //! With the `metrics` feature, the runtime records through the `metrics` facade, so any
