@@ -4,7 +4,7 @@
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use eventweave_core::process::derive_id;
-use eventweave_core::{CommandContext, Position, Uuid};
+use eventweave_core::{CommandContext, Position, TraceContext, Uuid};
 
 use crate::auth::Caller;
 use crate::problem::{Problem, ProblemType};
@@ -13,8 +13,13 @@ use crate::problem::{Problem, ProblemType};
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 /// `X-Correlation-Id`: the business transaction a command belongs to; echoed in the response.
 pub const CORRELATION_ID: HeaderName = HeaderName::from_static("x-correlation-id");
-/// `traceparent` (W3C Trace Context): its trace id becomes the correlation id; echoed.
+/// `traceparent` (W3C Trace Context): the command joins its trace (its events carry it, see
+/// `eventweave_core::TraceContext`), and its trace id becomes the correlation id when no
+/// `X-Correlation-Id` is sent; echoed. An invalid one is ignored, as the specification asks of
+/// receivers (a new trace starts rather than the request failing).
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+/// `tracestate` (W3C Trace Context): vendor data carried with a valid `traceparent`.
+pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 /// `X-After-Position`: answer a query only once the read side reached this global position.
 pub const AFTER_POSITION: HeaderName = HeaderName::from_static("x-after-position");
 /// `X-Position`: in a command's response, the global position of its last event (to send back
@@ -64,29 +69,9 @@ fn text<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Result<Option<&'h str>
     }
 }
 
-/// The trace id of a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`), if it is valid and
-/// not all zeros. An invalid `traceparent` is ignored, as the Trace Context specification asks
-/// of receivers (it starts a new trace rather than failing the request).
-fn trace_id(traceparent: &str) -> Option<Uuid> {
-    let mut parts = traceparent.split('-');
-    let version = parts.next()?;
-    let trace = parts.next()?;
-    let parent = parts.next()?;
-    let flags = parts.next()?;
-    let hex = |s: &str, n: usize| {
-        s.len() == n
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    };
-    if !hex(version, 2) || version == "ff" || !hex(trace, 32) || !hex(parent, 16) || !hex(flags, 2)
-    {
-        return None;
-    }
-    if version == "00" && parts.next().is_some() {
-        return None;
-    }
-    let id = u128::from_str_radix(trace, 16).ok()?;
-    (id != 0).then(|| Uuid::from_u128(id))
+/// The trace id of a W3C `traceparent` as a UUID (the correlation id it gives).
+fn trace_id(trace: &TraceContext) -> Uuid {
+    Uuid::from_u128(trace.traceparent().trace_id().get())
 }
 
 /// What a request says about the command it carries, and what the response echoes.
@@ -102,6 +87,8 @@ pub(crate) struct RequestMeta<'h> {
     correlation_header: Option<&'h HeaderValue>,
     /// `traceparent` as sent.
     traceparent: Option<&'h HeaderValue>,
+    /// The W3C trace context of `traceparent` and `tracestate`, if `traceparent` is valid.
+    pub trace: Option<TraceContext>,
 }
 
 impl<'h> RequestMeta<'h> {
@@ -132,16 +119,24 @@ impl<'h> RequestMeta<'h> {
         }
         if let Some(value) = headers.get(&TRACEPARENT) {
             meta.traceparent = Some(value);
+            let tracestate = headers.get(&TRACESTATE).and_then(|v| v.to_str().ok());
+            meta.trace = value
+                .to_str()
+                .ok()
+                .and_then(|s| TraceContext::from_headers(s, tracestate));
             if meta.correlation_id.is_none() {
-                meta.correlation_id = value.to_str().ok().and_then(|s| trace_id(s.trim()));
+                meta.correlation_id = meta.trace.as_ref().map(trace_id);
             }
         }
         Ok(meta)
     }
 
-    /// The command context: the command id and the correlation id, where given.
+    /// The command context: the command id, the correlation id and the trace, where given.
     pub fn context(&self) -> CommandContext {
         let mut context = CommandContext::new();
+        if let Some(trace) = &self.trace {
+            context = context.with_trace(trace.clone());
+        }
         if let Some(id) = self.command_id {
             context = context.with_command_id(id);
         }
@@ -220,13 +215,32 @@ pub(crate) fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, Problem>
 mod tests {
     use super::*;
 
+    fn read(pairs: &[(HeaderName, &str)]) -> RequestMeta<'static> {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.insert(name.clone(), HeaderValue::from_str(value).unwrap());
+        }
+        let headers: &'static HeaderMap = Box::leak(Box::new(headers));
+        RequestMeta::read(headers, None).unwrap()
+    }
+
     #[test]
-    fn traceparent_gives_its_trace_id() {
+    fn traceparent_gives_its_trace_id_and_joins_the_command_to_its_trace() {
         let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let meta = read(&[(TRACEPARENT, tp), (TRACESTATE, "congo=t61rcWkgMzE")]);
         assert_eq!(
-            trace_id(tp),
+            meta.correlation_id,
             Some(Uuid::from_u128(0x4bf92f3577b34da6a3ce929d0e0e4736))
         );
+        let context = meta.context();
+        let trace = context.trace().expect("the command joins the trace");
+        assert_eq!(trace.traceparent().to_string(), tp);
+        assert_eq!(trace.tracestate(), Some("congo=t61rcWkgMzE"));
+        // `X-Correlation-Id` still wins for the correlation id; the trace is kept.
+        let id = "7d444840-9dc0-11d1-b245-5ffdce74fad2";
+        let meta = read(&[(TRACEPARENT, tp), (CORRELATION_ID, id)]);
+        assert_eq!(meta.correlation_id, Some(Uuid::try_parse(id).unwrap()));
+        assert!(meta.context().trace().is_some());
         for bad in [
             "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
             "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
@@ -235,7 +249,9 @@ mod tests {
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
             "",
         ] {
-            assert_eq!(trace_id(bad), None, "{bad}");
+            let meta = read(&[(TRACEPARENT, bad)]);
+            assert_eq!(meta.correlation_id, None, "{bad}");
+            assert!(meta.context().trace().is_none(), "{bad}");
         }
     }
 

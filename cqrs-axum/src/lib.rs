@@ -113,7 +113,10 @@
 //!   `idempotency-key-reused` problem (`422`). Send one with every command that may be retried.
 //! - **`X-Correlation-Id`** (a UUID, or any text, mapped to a UUID) or **`traceparent`** (W3C;
 //!   its trace id is the UUID): the correlation id of the events; both are echoed in the
-//!   response. Without either, the command starts a new business transaction.
+//!   response. Without either, the command starts a new business transaction. A valid
+//!   `traceparent` (with its `tracestate`, if any) also joins the command to that trace: its
+//!   events carry it in their metadata, and so do the commands a process manager issues for
+//!   them (`eventweave_core::TraceContext`).
 //! - **`X-After-Position`** (or `?after=`) on a query: read-your-writes through
 //!   `Cqrs::query_after`; `query-timeout` (`503`) if the read side does not get there within
 //!   the application's query timeout.

@@ -286,6 +286,7 @@ impl<S: EventStore> Cqrs<S> {
             command_id,
             correlation_id,
             context.caused_by_event,
+            context.trace.as_ref(),
         );
         let ids = CommandIds {
             millis,
@@ -321,6 +322,9 @@ impl<S: EventStore> Cqrs<S> {
         let mut metadata = context.metadata;
         if let Some(event_id) = context.caused_by_event {
             metadata.insert(CAUSED_BY_EVENT, event_id.to_string());
+        }
+        if let Some(trace) = &context.trace {
+            trace.write_metadata(&mut metadata);
         }
         // A command id seen before: answer with that run's outcome, or say the command differs.
         if let Some(base) = derive_from

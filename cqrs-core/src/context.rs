@@ -4,18 +4,21 @@ use serde_json::Value;
 
 use crate::envelope::{EventMeta, RecordedEvent, UserMetadata};
 use crate::ids::{Position, StreamId, Uuid};
+use crate::telemetry::TraceContext;
 
 /// Correlation, causation and metadata for one command.
 ///
 /// `CommandContext::default()` starts a new business transaction: the command's own id becomes
 /// the correlation id. [`CommandContext::caused_by`] continues one: the command inherits the
-/// event's correlation id and records the event as its cause.
+/// event's correlation id and records the event as its cause. Both carry a W3C trace context
+/// ([`CommandContext::with_trace`]) to the events, so the commands they cause join the trace.
 #[derive(Clone, Debug, Default)]
 pub struct CommandContext {
     pub(crate) command_id: Option<Uuid>,
     pub(crate) correlation_id: Option<Uuid>,
     pub(crate) caused_by_event: Option<Uuid>,
     pub(crate) metadata: UserMetadata,
+    pub(crate) trace: Option<TraceContext>,
 }
 
 // A metadata key of the envelope (the store's idempotency check reads it too).
@@ -43,7 +46,7 @@ impl CommandContext {
     /// handlers must decide deterministically from the state and the command (take times and
     /// random values from the command), and metadata given with [`CommandContext::with`] must be
     /// the same when the command is sent again (correlation, causation and
-    /// [`CAUSED_BY_EVENT`] are tracing and may differ). Process managers give each command they issue
+    /// [`CAUSED_BY_EVENT`], like the trace context, are tracing and may differ). Process managers give each command they issue
     /// such an id.
     pub fn with_command_id(mut self, id: Uuid) -> Self {
         self.command_id = Some(id);
@@ -56,11 +59,29 @@ impl CommandContext {
         self
     }
 
-    /// Continues from `event`: inherits its correlation id and records it as the cause.
+    /// Continues from `event`: inherits its correlation id, records it as the cause, and joins
+    /// the trace its metadata carries ([`TRACEPARENT`](crate::TRACEPARENT)), if any.
     pub fn caused_by(mut self, event: &EventMeta) -> Self {
         self.correlation_id = event.correlation_id.or(Some(event.event_id));
         self.caused_by_event = Some(event.event_id);
+        if let Some(trace) = TraceContext::from_metadata(&event.metadata) {
+            self.trace = Some(trace);
+        }
         self
+    }
+
+    /// Joins the W3C trace `trace` (from a `traceparent` header, or a message that caused the
+    /// command). Every event the command records carries it in its metadata under
+    /// [`TRACEPARENT`](crate::TRACEPARENT) (and [`TRACESTATE`](crate::TRACESTATE)), reserved
+    /// keys that the command bus writes; the `command` span records its trace id.
+    pub fn with_trace(mut self, trace: TraceContext) -> Self {
+        self.trace = Some(trace);
+        self
+    }
+
+    /// The trace context, if one was set.
+    pub fn trace(&self) -> Option<&TraceContext> {
+        self.trace.as_ref()
     }
 
     /// Adds an application metadata entry that every recorded event will carry.

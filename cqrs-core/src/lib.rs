@@ -304,6 +304,7 @@ pub use store::{
     Subscription, check_append, check_event_sizes, check_retry, check_snapshot, check_stream_id,
     event_mismatch,
 };
+pub use telemetry::{TRACEPARENT, TRACESTATE, TraceContext, TraceParent};
 
 /// The derive and attribute macros (with the `derive` feature, on by default).
 #[cfg(feature = "derive")]

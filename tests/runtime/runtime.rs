@@ -482,6 +482,71 @@ async fn events_carry_correlation_and_causation() {
 }
 
 #[tokio::test]
+async fn events_carry_the_trace_context_and_commands_they_cause_join_it() {
+    use eventweave_core::{TRACEPARENT, TRACESTATE, TraceContext, Uuid};
+    let app = app().await;
+    let tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let trace = TraceContext::from_headers(tp, Some("v=1")).unwrap();
+    let text = |meta: &eventweave_core::EventMeta, key: &str| {
+        meta.metadata
+            .get(key)
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    // A user's entry under a reserved key is overwritten by the command's trace.
+    let opened = app
+        .execute_with(
+            Open { id: 1 },
+            CommandContext::new()
+                .with(TRACEPARENT, "not mine")
+                .with_trace(trace.clone()),
+        )
+        .await
+        .unwrap();
+    let meta = &opened.events[0].meta;
+    assert_eq!(text(meta, TRACEPARENT).as_deref(), Some(tp));
+    assert_eq!(text(meta, TRACESTATE).as_deref(), Some("v=1"));
+    // `caused_by` joins the event's trace.
+    let context = CommandContext::new().caused_by(meta);
+    assert_eq!(context.trace(), Some(&trace));
+    let follow = app
+        .execute_with(Add { id: 1, n: 1 }, context)
+        .await
+        .unwrap();
+    assert_eq!(
+        text(&follow.events[0].meta, TRACEPARENT).as_deref(),
+        Some(tp)
+    );
+    // Without a trace, nothing is written.
+    let plain = app.execute(Add { id: 1, n: 1 }).await.unwrap();
+    assert_eq!(text(&plain.events[0].meta, TRACEPARENT), None);
+    // The trace is tracing, not content: a command id sent again with another trace is the
+    // same command, answered by its first run.
+    let id = Uuid::from_u128(0x5eed);
+    let first = app
+        .execute_with(
+            Add { id: 1, n: 2 },
+            CommandContext::new().with_command_id(id).with_trace(trace),
+        )
+        .await
+        .unwrap();
+    let other = TraceContext::from_headers(
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        None,
+    )
+    .unwrap();
+    let again = app
+        .execute_with(
+            Add { id: 1, n: 2 },
+            CommandContext::new().with_command_id(id).with_trace(other),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.version, first.version);
+    assert_eq!(again.events[0].meta.event_id, first.events[0].meta.event_id);
+}
+
+#[tokio::test]
 async fn a_command_is_independent_of_its_streams_length_thanks_to_the_cache() {
     // With the cache disabled every command replays the stream; with it, none does. The
     // observable difference: a poisoned old event breaks uncached loads only.

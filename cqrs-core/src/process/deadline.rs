@@ -192,6 +192,9 @@ async fn fire<S: EventStore>(
     let mut metadata = UserMetadata::empty();
     metadata.insert(CAUSED_BY_EVENT, deadline.cause.to_string());
     metadata.insert(DEADLINE_KEY, deadline.id.to_string());
+    if let Some(trace) = deadline.trace.context() {
+        trace.write_metadata(&mut metadata);
+    }
     let event = NewEvent {
         event_id: deadline.id,
         event_name: deadline.event_name.clone().into(),

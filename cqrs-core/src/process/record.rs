@@ -11,6 +11,7 @@ use crate::error::StoreError;
 use crate::ids::Uuid;
 use crate::process::ProcessManager;
 use crate::process::issue::IssuedCommand;
+use crate::telemetry::TraceContext;
 
 /// Stored name of [`Handled`].
 pub(crate) const HANDLED: &str = "$pm.handled";
@@ -32,6 +33,34 @@ pub(crate) struct Pending {
     pub cause: Uuid,
     /// Name and body.
     pub command: IssuedCommand,
+    /// The W3C trace of its cause, if it carried one (absent in records written before).
+    #[serde(default, flatten)]
+    pub trace: TraceRecord,
+}
+
+/// A trace context as recorded in the instance and deadline streams: the `traceparent` and
+/// `tracestate` of the event that caused a command or deadline, so that the command (run
+/// later, perhaps after a restart) and the timeout event join its trace.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct TraceRecord {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracestate: Option<String>,
+}
+
+impl TraceRecord {
+    pub fn of(trace: Option<&TraceContext>) -> Self {
+        trace.map_or_else(TraceRecord::default, |t| TraceRecord {
+            traceparent: Some(t.traceparent().to_string()),
+            tracestate: t.tracestate().map(str::to_owned),
+        })
+    }
+
+    /// The context, if one was recorded (and is valid).
+    pub fn context(&self) -> Option<TraceContext> {
+        TraceContext::from_headers(self.traceparent.as_deref()?, self.tracestate.as_deref())
+    }
 }
 
 /// An event was handled: the new state and what it issued.
@@ -75,6 +104,9 @@ pub(crate) struct DeadlineRecord {
     pub event_version: u32,
     /// The timeout event's JSON.
     pub payload: String,
+    /// The W3C trace of its cause, if it carried one (absent in records written before).
+    #[serde(default, flatten)]
+    pub trace: TraceRecord,
 }
 
 /// One process-manager instance, folded from its stream.

@@ -19,12 +19,12 @@ use crate::process::deadline::{DEFAULT_POLL, Timer};
 use crate::process::issue::{Kind, Rejection};
 use crate::process::record::{
     COMPLETED, Completed, DEADLINE, DeadlineRecord, HANDLED, Handled, Instance, Pending, REJECTED,
-    Rejected,
+    Rejected, TraceRecord,
 };
 use crate::process::{Issue, ProcessManager, deadline_stream, derive_id, instance_stream};
 use crate::runner::{ApplyError, Checkpoints, ParkedEvent, ProjectionSink, stored_error};
 use crate::store::{EventStore, ExpectedVersion};
-use crate::telemetry::ProcessCommand;
+use crate::telemetry::{ProcessCommand, TraceContext};
 use crate::unwind;
 
 /// Records read per round trip when an instance is loaded.
@@ -175,10 +175,12 @@ impl<P: ProcessManager, S: EventStore + Checkpoints> ProcessManagerSink<P, S> {
                     ));
                 }
             };
+            let trace = TraceContext::from_metadata(&meta.metadata);
             let (commands, deadlines) = split::<P>(
                 issues,
                 meta.event_id,
                 meta.event_id,
+                trace.as_ref(),
                 correlation,
                 meta.recorded_at.unix_micros(),
                 "command",
@@ -259,10 +261,15 @@ impl<P: ProcessManager, S: EventStore + Checkpoints> ProcessManagerSink<P, S> {
                 return Ok(());
             };
             let (version, mut state) = (instance.version, instance.state.clone());
-            let context = CommandContext::new()
+            let mut context = CommandContext::new()
                 .with_command_id(next.id)
                 .correlated_with(correlation)
                 .with_cause(next.cause);
+            // The command joins its cause's trace (the event's `traceparent`, its parent span
+            // kept: `tracing` alone gives the handling span no W3C id).
+            if let Some(trace) = next.trace.context() {
+                context = context.with_trace(trace);
+            }
             let router = self.router.as_ref().expect("the router is always put back");
             let traced = ProcessCommand::start(P::NAME, &next.command.name, next.id, correlation);
             let body = next.command.body.to_string();
@@ -322,10 +329,12 @@ impl<P: ProcessManager, S: EventStore + Checkpoints> ProcessManagerSink<P, S> {
                     let error = rejection.message();
                     let issues = unwind::catch(|| state.on_rejected(&rejection))
                         .map_err(|m| handler_error::<P>(event, ProjectionFailure::Panicked(m)))?;
+                    // Compensations join the trace of the command they answer.
                     let (commands, deadlines) = split::<P>(
                         issues,
                         next.id,
                         next.cause,
+                        next.trace.context().as_ref(),
                         correlation,
                         event.meta.recorded_at.unix_micros(),
                         "compensation",
@@ -385,11 +394,13 @@ async fn load<P: ProcessManager, S: EventStore>(
     }
 }
 
-/// Splits issues into pending commands (ids derived from `base`) and deadline records.
+/// Splits issues into pending commands (ids derived from `base`) and deadline records; both
+/// keep `trace`, the trace context of their cause.
 fn split<P: ProcessManager>(
     issues: Vec<Issue>,
     base: Uuid,
     cause: Uuid,
+    trace: Option<&TraceContext>,
     correlation: Uuid,
     recorded_micros: i64,
     salt: &str,
@@ -399,7 +410,12 @@ fn split<P: ProcessManager>(
     for (index, issue) in issues.into_iter().enumerate() {
         let id = derive_id(base, &format!("{}/{salt}", P::NAME), index as u64);
         match issue.0 {
-            Kind::Command(command) => commands.push(Pending { id, cause, command }),
+            Kind::Command(command) => commands.push(Pending {
+                id,
+                cause,
+                command,
+                trace: TraceRecord::of(trace),
+            }),
             Kind::Deadline(d) => deadlines.push(DeadlineRecord {
                 id,
                 correlation,
@@ -409,6 +425,7 @@ fn split<P: ProcessManager>(
                 event_name: d.event_name,
                 event_version: d.event_version,
                 payload: d.payload.to_string(),
+                trace: TraceRecord::of(trace),
             }),
             Kind::Invalid { what, message } => {
                 return Err(ProjectionFailure::Handler(std::sync::Arc::new(

@@ -345,6 +345,7 @@ async fn record_deadline(store: &MemoryStore, id: Uuid, due_micros: i64) {
         event_name: TimedOut::NAME.into(),
         event_version: 1,
         payload: serde_json::to_string(&TimedOut { n: 0 }).unwrap(),
+        trace: Default::default(),
     };
     let event = NewEvent {
         event_id: new_id(),

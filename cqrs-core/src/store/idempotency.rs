@@ -8,13 +8,14 @@ use crate::envelope::CAUSED_BY_EVENT;
 use crate::envelope::{NewEvent, RecordedEvent};
 use crate::error::{InputField, Mismatch, StoreError};
 use crate::ids::StreamId;
+use crate::telemetry::{TRACEPARENT, TRACESTATE};
 
 /// What differs between a stored event and an event sent again under its id: its name, schema
 /// version, payload or metadata (`None`: the same event). Payloads and metadata are compared as
 /// JSON values, since a store may normalise formatting (PostgreSQL's `jsonb` drops spaces,
 /// reorders keys, writes `1e3` as `1000`); numbers are equal when their values are.
-/// Correlation and causation ids, and the metadata entry [`CAUSED_BY_EVENT`], are tracing, not
-/// content, and are not compared.
+/// Correlation and causation ids, and the metadata entries [`CAUSED_BY_EVENT`], [`TRACEPARENT`]
+/// and [`TRACESTATE`], are tracing, not content, and are not compared.
 pub fn event_mismatch(stored: &RecordedEvent, sent: &NewEvent) -> Option<InputField> {
     if stored.meta.event_name != sent.event_name {
         Some(InputField::EventName)
@@ -31,13 +32,14 @@ pub fn event_mismatch(stored: &RecordedEvent, sent: &NewEvent) -> Option<InputFi
     }
 }
 
-/// Metadata compared as JSON values, without the tracing entry [`CAUSED_BY_EVENT`]: like the
+/// Metadata compared as JSON values, without the tracing entries ([`CAUSED_BY_EVENT`], the trace
+/// context): like the
 /// correlation and causation ids, it says where a command came from (a caller resending it may
 /// not know), not what it is.
 fn same_metadata(a: &Map<String, Value>, b: &Map<String, Value>) -> bool {
     let content = |m: &Map<String, Value>| {
         m.iter()
-            .filter(|(k, _)| k.as_str() != CAUSED_BY_EVENT)
+            .filter(|(k, _)| !matches!(k.as_str(), CAUSED_BY_EVENT | TRACEPARENT | TRACESTATE))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect::<Map<String, Value>>()
     };
@@ -125,6 +127,11 @@ mod tests {
         let mut first = sent.clone();
         first.correlation_id = Some(crate::new_id());
         first.metadata.insert(CAUSED_BY_EVENT, "an event");
+        first.metadata.insert(
+            TRACEPARENT,
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        );
+        first.metadata.insert(TRACESTATE, "vendor=1");
         let stored = first.record(StreamId::from("s"), 1, Position(1), Timestamp::now());
         assert_eq!(event_mismatch(&stored, &sent), None);
         sent.metadata.insert("user", "bob");

@@ -21,7 +21,7 @@
 //!
 //! | span or event | target | level | fields |
 //! |---|---|---|---|
-//! | span `command` (one per `execute`, around everything it does) | `eventweave::command` | debug | `command`, `aggregate`, `command_id`, `correlation_id`, `causation_id` (the event that caused it, if any), `stream`, `expected_version` (the version the decision was made on), `new_version`, `events` (appended), `attempts`, `outcome` (see `outcome` below) |
+//! | span `command` (one per `execute`, around everything it does) | `eventweave::command` | debug | `command`, `aggregate`, `command_id`, `correlation_id`, `causation_id` (the event that caused it, if any), `trace_id` (the W3C trace it joined, 32 hex digits, if any; see [Traces across processes](#traces-across-processes)), `stream`, `expected_version` (the version the decision was made on), `new_version`, `events` (appended), `attempts`, `outcome` (see `outcome` below) |
 //! | span `load` (an aggregate replayed from the store) | `eventweave::command` | debug | `aggregate`, `stream`, `snapshot_version` (when a snapshot was used), `events` (read and applied), `version` |
 //! | event "conflict: deciding again on fresh state" | `eventweave::command` | debug | `stream`, `expected_version`, `actual_version`, `attempts` |
 //! | event "conflict: no retries left" | `eventweave::command` | debug | the same (the command then fails with `outcome = "conflict"`) |
@@ -50,6 +50,24 @@
 //! `idempotency_conflict`, `invalid_input`, `decode_error`, `unavailable`, `outcome_unknown`,
 //! `backend_error` for appends; `ok`, `failed`, `store_error` for batches; `ok`, `rejected` for
 //! process-manager commands.
+//!
+//! # Traces across processes
+//!
+//! A command can carry a W3C trace context ([`TraceContext`]: a [`TraceParent`] and an
+//! optional `tracestate`), given with
+//! [`CommandContext::with_trace`](crate::CommandContext::with_trace) (`eventweave-axum` gives
+//! it the request's `traceparent` header). The command bus writes it into the metadata of every
+//! event the command records, under the reserved keys [`TRACEPARENT`] and [`TRACESTATE`]
+//! (the bus overwrites an application's entry under those names; like
+//! [`CAUSED_BY_EVENT`](crate::CAUSED_BY_EVENT) they are tracing, not content, so the
+//! idempotency check of a resent command ignores them). A command caused by an event joins its
+//! trace: [`CommandContext::caused_by`](crate::CommandContext::caused_by) reads it back, and a
+//! process manager records it with each command, compensation and deadline it issues, so they
+//! run (after a restart too) and their timeout events are written in the trace of the event that
+//! caused them. The parent span id stays the caller's: `tracing` gives the handling span no W3C
+//! id (an OpenTelemetry bridge that would is not written yet). With the `tracing` feature the
+//! `command` span records the trace id as `trace_id` (32 hex digits), so a subscriber can
+//! correlate spans of several processes.
 //!
 //! # Metrics
 //!
@@ -89,8 +107,12 @@ use crate::ids::{StreamId, Uuid};
 use tracing::field::{Empty, display};
 
 mod runner;
+mod trace_context;
 
 pub(crate) use runner::{ProcessCommand, RunnerTelemetry};
+pub use trace_context::{
+    MAX_TRACESTATE_BYTES, TRACEPARENT, TRACESTATE, TraceContext, TraceParent, TraceParentError,
+};
 
 /// Target of command, load and conflict spans and events.
 #[cfg(feature = "tracing")]
@@ -256,6 +278,17 @@ fn now() -> Started {
 #[inline]
 fn now() -> Started {}
 
+/// A trace id as 32 lowercase hex digits, written only when a span records it.
+#[cfg(feature = "tracing")]
+struct TraceIdHex(std::num::NonZeroU128);
+
+#[cfg(feature = "tracing")]
+impl std::fmt::Display for TraceIdHex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
 /// The outcome label of a command's result.
 #[cfg_attr(not(any(feature = "metrics", feature = "tracing")), allow(dead_code))]
 pub(crate) fn command_outcome<T, E>(result: &Result<T, CommandError<E>>) -> &'static str {
@@ -316,6 +349,7 @@ impl CommandTelemetry {
         command_id: Uuid,
         correlation_id: Uuid,
         causation_id: Option<Uuid>,
+        trace: Option<&TraceContext>,
     ) -> Option<Box<Traced<E>>> {
         if !listening() {
             return None;
@@ -326,6 +360,7 @@ impl CommandTelemetry {
             command_id,
             correlation_id,
             causation_id,
+            trace,
         ))
     }
 
@@ -336,8 +371,16 @@ impl CommandTelemetry {
         command_id: Uuid,
         correlation_id: Uuid,
         causation_id: Option<Uuid>,
+        trace: Option<&TraceContext>,
     ) -> Box<Traced<E>> {
-        let telemetry = Self::open(aggregate, command, command_id, correlation_id, causation_id);
+        let telemetry = Self::open(
+            aggregate,
+            command,
+            command_id,
+            correlation_id,
+            causation_id,
+            trace,
+        );
         Box::new((telemetry, Self::finish::<E>))
     }
 
@@ -349,6 +392,7 @@ impl CommandTelemetry {
         command_id: Uuid,
         correlation_id: Uuid,
         causation_id: Option<Uuid>,
+        trace: Option<&TraceContext>,
     ) -> Self {
         #[cfg(feature = "tracing")]
         let span = tracing::debug_span!(
@@ -359,6 +403,7 @@ impl CommandTelemetry {
             command_id = %command_id,
             correlation_id = %correlation_id,
             causation_id = causation_id.map(display),
+            trace_id = trace.map(|t| display(TraceIdHex(t.traceparent().trace_id()))),
             stream = Empty,
             expected_version = Empty,
             new_version = Empty,

@@ -208,3 +208,130 @@ async fn a_refused_credit_shows_its_compensation_and_the_chain_nests() {
             .all(|s| s.name != "command" || s.level == tracing::Level::DEBUG)
     );
 }
+
+/// Traces across processes, at the metadata level: each transfer is sent with its own W3C
+/// `traceparent`; its debit, its credit (issued by the process manager from the debit event)
+/// and its refund (the compensation of a refused credit) all carry that trace id, and the
+/// `command` span of each records it as `trace_id`.
+#[tokio::test]
+async fn a_transfer_s_debit_credit_and_refund_share_the_sender_s_trace() {
+    use eventweave_core::{CommandContext, Position, TRACEPARENT, TRACESTATE, TraceContext};
+
+    let captured = Captured::default();
+    let _guard =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(captured.clone()));
+    let store = MemoryStore::new();
+    let app = Cqrs::builder(store.clone())
+        .service(Limits {
+            max_withdrawal: 1_000,
+        })
+        .build()
+        .await
+        .unwrap();
+    for (account, owner) in [(1, "Ada"), (2, "Bo"), (3, "Cy")] {
+        let account = AccountId(account);
+        app.execute(OpenAccount {
+            account,
+            owner: owner.into(),
+        })
+        .await
+        .unwrap();
+    }
+    app.execute(Deposit {
+        account: AccountId(1),
+        amount: 100,
+    })
+    .await
+    .unwrap();
+    app.execute(CloseAccount {
+        account: AccountId(3),
+    })
+    .await
+    .unwrap();
+    let running = ProjectionRunner::new(store.clone(), transfer_process(&app).unwrap()).spawn();
+    // Transfer 1 is credited (to Bo); transfer 2 is refused (Cy's account is closed) and refunded.
+    let traces = [
+        (
+            1,
+            2,
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            Some("vendor=abc"),
+        ),
+        (
+            2,
+            3,
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
+            None,
+        ),
+    ];
+    for (transfer, to, traceparent, tracestate) in traces {
+        let trace = TraceContext::from_headers(traceparent, tracestate).unwrap();
+        app.execute_with(
+            SendTransfer {
+                account: AccountId(1),
+                transfer: TransferId(transfer),
+                to: AccountId(to),
+                amount: 10,
+            },
+            CommandContext::new().with_trace(trace),
+        )
+        .await
+        .unwrap();
+    }
+    let head = store.head().await.unwrap();
+    running.settle(head, Duration::from_secs(10)).await.unwrap();
+    running.stop().await;
+
+    let events = store.read_all(Position::ZERO, 10_000).await.unwrap();
+    let mut seen = Vec::new();
+    for event in &events {
+        let name = &*event.meta.event_name;
+        if !name.starts_with("transfer.") {
+            continue;
+        }
+        let payload: serde_json::Value = serde_json::from_str(event.payload.as_str()).unwrap();
+        let transfer = payload["transfer"].as_u64().expect("a transfer id");
+        let metadata = &event.meta.metadata;
+        let traceparent = metadata.get(TRACEPARENT).and_then(|v| v.as_str());
+        let tracestate = metadata.get(TRACESTATE).and_then(|v| v.as_str());
+        seen.push((transfer, name.to_owned(), traceparent, tracestate));
+    }
+    let (one, two) = (traces[0].2, traces[1].2);
+    assert_eq!(
+        seen,
+        [
+            (1, "transfer.sent".to_owned(), Some(one), Some("vendor=abc")),
+            (2, "transfer.sent".to_owned(), Some(two), None),
+            (
+                1,
+                "transfer.received".to_owned(),
+                Some(one),
+                Some("vendor=abc")
+            ),
+            (2, "transfer.refunded".to_owned(), Some(two), None),
+        ],
+        "{events:#?}"
+    );
+    // Every command span, the refused credit's included, names the trace it joined.
+    let spans = captured.spans.lock().unwrap().clone();
+    let mut commands: Vec<_> = spans
+        .iter()
+        .filter(|s| s.name == "command" && field(s, "command").contains("Transfer"))
+        .map(|s| (field(s, "command"), field(s, "trace_id")))
+        .collect();
+    commands.sort();
+    let (one, two) = (
+        "0af7651916cd43dd8448eb211c80319c",
+        "4bf92f3577b34da6a3ce929d0e0e4736",
+    );
+    assert_eq!(
+        commands,
+        [
+            ("ReceiveTransfer", one),
+            ("ReceiveTransfer", two),
+            ("RefundTransfer", two),
+            ("SendTransfer", one),
+            ("SendTransfer", two),
+        ]
+    );
+}
