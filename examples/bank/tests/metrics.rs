@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use bank::{AccountId, Deposit, Limits, OpenAccount, Withdraw};
 use eventweave_core::runner::ProjectionRunner;
 use eventweave_core::{CommandError, Cqrs, EventStore};
-use eventweave_sqlite::SqliteStore;
+use eventweave_sqlite::{SqliteSink, SqliteStore};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -109,8 +109,9 @@ async fn counters_equal_the_commands_executed() {
         .build()
         .await
         .unwrap();
-    let balances =
-        ProjectionRunner::new(store.clone(), bank::balances::sink(&store).unwrap()).spawn();
+    let sink = SqliteSink::new(&store, bank::BalancesTable).unwrap();
+    sink.setup(bank::balances::CREATE_TABLE).await.unwrap();
+    let balances = ProjectionRunner::new(store.clone(), sink).spawn();
 
     for id in 1..=3 {
         let owner = format!("owner {id}");
