@@ -129,7 +129,7 @@ pub struct PgTx {
 pub type StagedParams = Vec<Box<dyn ToSql + Send + Sync>>;
 
 /// Owned [`StagedParams`] from values of types that implement
-/// [`ToSql`](tokio_postgres::types::ToSql) and own their data (`String`, not `&str`):
+/// [`ToSql`] and own their data (`String`, not `&str`):
 /// `params![stream.to_string(), n as i64]`.
 #[macro_export]
 macro_rules! params {
