@@ -122,32 +122,40 @@ fn query(conn: &Connection, sql: &str, values: &[SqlValue]) -> Result<Vec<SqlRow
     Ok(found)
 }
 
-/// Statements in the sink's transaction, on its connection (prepared once, cached). They run
-/// on the calling thread when awaited, like every statement of a [`SqliteTx`].
-impl Sql for SqliteTx {
-    fn dialect(&self) -> SqlDialect {
-        SqlDialect::Sqlite
-    }
+/// `impl Sql` for a type that lends a connection through `$lend` (a method taking a closure
+/// over `&Connection`): the two units differ only in where the connection comes from.
+macro_rules! sql_on_connection {
+    ($ty:ty, $lend:ident) => {
+        impl Sql for $ty {
+            fn dialect(&self) -> SqlDialect {
+                SqlDialect::Sqlite
+            }
 
-    fn execute<P: SqlParams>(
-        &self,
-        sql: &str,
-        params: P,
-    ) -> impl Future<Output = Result<u64, SqlError>> + Send {
-        // Converted before the future: it holds owned values, not the caller's `P`.
-        let values = params.to_values();
-        async move { self.with(|conn| execute(conn, sql, &values?)) }
-    }
+            fn execute<P: SqlParams>(
+                &self,
+                sql: &str,
+                params: P,
+            ) -> impl Future<Output = Result<u64, SqlError>> + Send {
+                // Converted before the future: it holds owned values, not the caller's `P`.
+                let values = params.to_values();
+                async move { self.$lend(|conn| execute(conn, sql, &values?)) }
+            }
 
-    fn query<P: SqlParams>(
-        &self,
-        sql: &str,
-        params: P,
-    ) -> impl Future<Output = Result<Vec<SqlRow>, SqlError>> + Send {
-        let values = params.to_values();
-        async move { self.with(|conn| query(conn, sql, &values?)) }
-    }
+            fn query<P: SqlParams>(
+                &self,
+                sql: &str,
+                params: P,
+            ) -> impl Future<Output = Result<Vec<SqlRow>, SqlError>> + Send {
+                let values = params.to_values();
+                async move { self.$lend(|conn| query(conn, sql, &values?)) }
+            }
+        }
+    };
 }
+
+// Statements in the sink's transaction, on its connection (prepared once, cached). They run on
+// the calling thread when awaited, like every statement of a `SqliteTx`.
+sql_on_connection!(SqliteTx, with);
 
 /// Reads a SQL read model in a [`SqliteStore`]'s file from the application, through the
 /// portable [`Sql`] API, so the same queries run on PostgreSQL (`PostgresStore::reader`).
@@ -178,26 +186,4 @@ impl SqliteReader {
     }
 }
 
-impl Sql for SqliteReader {
-    fn dialect(&self) -> SqlDialect {
-        SqlDialect::Sqlite
-    }
-
-    fn execute<P: SqlParams>(
-        &self,
-        sql: &str,
-        params: P,
-    ) -> impl Future<Output = Result<u64, SqlError>> + Send {
-        let values = params.to_values();
-        async move { self.run(|conn| execute(conn, sql, &values?)) }
-    }
-
-    fn query<P: SqlParams>(
-        &self,
-        sql: &str,
-        params: P,
-    ) -> impl Future<Output = Result<Vec<SqlRow>, SqlError>> + Send {
-        let values = params.to_values();
-        async move { self.run(|conn| query(conn, sql, &values?)) }
-    }
-}
+sql_on_connection!(SqliteReader, run);
