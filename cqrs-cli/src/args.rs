@@ -66,10 +66,14 @@ pub enum AdminCommand {
         /// The projection's name.
         name: String,
     },
-    /// Apply a projection's parked events again, in position order (after the cause is fixed).
+    /// Apply a projection's parked events again, in position order (after the cause is fixed),
+    /// without moving its checkpoint; each one applied is no longer parked.
     ReplayParked {
         /// The projection's name.
         name: String,
+        /// Only the parked event with this id (as `parked` shows it).
+        #[arg(long)]
+        event: Option<String>,
     },
     /// Print the event catalog: commands, aggregates, events, projections, process managers.
     Catalog {

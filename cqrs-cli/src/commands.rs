@@ -10,10 +10,12 @@
 //! - **`projections` derives a state** from what a separate process can know: the lease (held
 //!   elsewhere or free, on PostgreSQL) and the lag. A runner's own `RunnerState` lives in the
 //!   process that runs it.
-//! - **`replay-parked` is not implemented**: no store can remove a parked record, and applying an
-//!   old event through an exactly-once sink would move its fenced checkpoint backwards. The command
-//!   says to fix the cause and rebuild. Designing it needs a `Checkpoints` method to un-park and a
-//!   sink call that applies one event without moving the checkpoint.
+//! - **`replay-parked` goes through the projection's own sink** (`ProjectionSink::replay_parked`,
+//!   made by the function `Admin::durable` registered), so each sink keeps its guarantee: on the
+//!   SQL sinks the parked record is deleted in the transaction that applies the event, so two
+//!   operators replaying at once apply it once. It takes no lease: it does not move the
+//!   checkpoint, and a running runner never touches parked events. Events are read back by id
+//!   (`read_event`); one that is gone is reported, not fatal.
 //! - **`Admin::durable` takes a function** that builds the runner on the opened store
 //!   (registrations erased behind `&dyn Any`), and is refused with a clear line on a store of
 //!   another type (the bank's balances table lives in SQLite).
@@ -24,11 +26,11 @@ use std::time::Duration;
 
 use eventweave_core::registry::{self, ProjectionKind};
 use eventweave_core::runner::{Checkpoints, Lease, Leases, list_projections};
-use eventweave_core::{EventStore, InspectStore, Position, StreamId};
+use eventweave_core::{EventStore, InspectStore, Position, StreamId, Uuid};
 
 use crate::output::{self, BAD, BOLD, DIM, GOOD, WARN, out, paint};
 use crate::progress::ProgressBar;
-use crate::{Admin, AdminCommand, Failure};
+use crate::{Admin, AdminCommand, Failure, Mounted};
 
 /// How often `rebuild --wait` tries the lease again.
 const LEASE_POLL: Duration = Duration::from_millis(500);
@@ -54,13 +56,8 @@ where
             rebuild(admin, &store, leases.as_ref(), &name, wait).await
         }
         AdminCommand::Parked { name } => parked(&store, &name).await,
-        AdminCommand::ReplayParked { name } => {
-            durable(&name)?;
-            Err(format!(
-                "replay-parked is not available yet: no store can remove a parked record; \
-                 fix the cause, then `rebuild {name}` replays every event (the parked ones included)"
-            )
-            .into())
+        AdminCommand::ReplayParked { name, event } => {
+            replay_parked(admin, &store, &name, event.as_deref()).await
         }
         AdminCommand::Catalog { .. } => unreachable!("the catalog needs no store"),
     }
@@ -281,20 +278,15 @@ where
         Some(leases) => Some(take_lease(leases, name, wait).await?),
         None => None,
     };
-    let Some(rebuild) = admin.rebuilders.get(name) else {
-        return Err(format!(
-            "`{name}` cannot be rebuilt from here: the application did not mount it \
-             (`Admin::durable(\"{name}\", …)`)"
-        )
-        .into());
-    };
+    let mounted = mounted(admin, name, "rebuilt")?;
     let bar = Arc::new(ProgressBar::new(name, 0));
     let report = Arc::clone(&bar);
-    let Some(running) = rebuild(store as &dyn Any, Arc::new(move |p| report.report(p))) else {
-        return Err(format!(
-            "`{name}` cannot be rebuilt on this store: the application mounted it for another kind of store"
-        )
-        .into());
+    let progress: eventweave_core::runner::ProgressFn = Arc::new(move |p| report.report(p));
+    let Some(running) = mounted
+        .iter()
+        .find_map(|m| (m.rebuild)(store as &dyn Any, Arc::clone(&progress)))
+    else {
+        return Err(other_store(name, "rebuilt"));
     };
     let through = running.await?;
     out(format!(
@@ -303,6 +295,26 @@ where
         bar.summary()
     ));
     Ok(())
+}
+
+/// What the application mounted for `name`, or the error that says it did not (`done`: what
+/// the command would have done, for the message).
+fn mounted<'a>(admin: &'a Admin, name: &str, done: &str) -> Result<&'a [Mounted], Failure> {
+    match admin.mounted.get(name) {
+        Some(mounted) => Ok(mounted),
+        None => Err(format!(
+            "`{name}` cannot be {done} from here: the application did not mount it \
+             (`Admin::durable(\"{name}\", …)`)"
+        )
+        .into()),
+    }
+}
+
+fn other_store(name: &str, done: &str) -> Failure {
+    format!(
+        "`{name}` cannot be {done} on this store: the application mounted it for another kind of store"
+    )
+    .into()
 }
 
 async fn take_lease<L: Leases>(leases: &L, name: &str, wait: bool) -> Result<L::Lease, Failure> {
@@ -354,5 +366,84 @@ async fn parked<S: Checkpoints>(store: &S, name: &str) -> Result<(), Failure> {
         out(paint(DIM, format!("  event {}", p.event_id)));
         out(format!("  {} {}", paint(BAD, "!"), p.error));
     }
+    Ok(())
+}
+
+/// `replay-parked name [--event ID]`: applies the parked events again through the mounted
+/// sink, one line each; those that fail again stay parked and make the command fail.
+async fn replay_parked<S>(
+    admin: &Admin,
+    store: &S,
+    name: &str,
+    event: Option<&str>,
+) -> Result<(), Failure>
+where
+    S: EventStore + Checkpoints,
+{
+    let name = durable(name)?.name;
+    let wanted = match event {
+        Some(text) => Some(Uuid::parse_str(text.trim()).map_err(|e| {
+            format!("--event `{text}` is not an event id (a UUID, as `parked {name}` shows): {e}")
+        })?),
+        None => None,
+    };
+    let mut parked = store.parked_events(name).await?;
+    if parked.is_empty() {
+        return Err(format!("`{name}` has no parked events: nothing to replay").into());
+    }
+    if let Some(id) = wanted {
+        parked.retain(|p| p.event_id == id);
+        if parked.is_empty() {
+            return Err(format!(
+                "`{name}` has no parked event {id} (`parked {name}` lists those it has)"
+            )
+            .into());
+        }
+    }
+    let mounted = mounted(admin, name, "replayed")?;
+    let Some(sink) = mounted.iter().find_map(|m| (m.sink)(store as &dyn Any)) else {
+        return Err(other_store(name, "replayed"));
+    };
+    let mut sink = sink?;
+    let total = parked.len();
+    anstream::eprintln!(
+        "{}",
+        paint(
+            DIM,
+            format!("replaying {total} parked event(s) of `{name}` in position order")
+        )
+    );
+    let mut failed = 0;
+    for (i, p) in parked.iter().enumerate() {
+        let label = format!(
+            "[{}/{total}] @{} {} v{} {}",
+            i + 1,
+            p.position,
+            p.stream,
+            p.version,
+            p.event_name
+        );
+        let result = match store.read_event(p.event_id).await? {
+            Some(event) => sink.replay(&event).await.map_err(|e| crate::one_line(&e)),
+            None => Err(format!("event {} is no longer in the store", p.event_id)),
+        };
+        match result {
+            Ok(()) => out(format!("{} {label}", paint(GOOD, "replayed"))),
+            Err(error) => {
+                failed += 1;
+                out(format!("{} {label}: {error}", paint(BAD, "failed again")));
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(format!(
+            "{failed} of {total} parked event(s) of `{name}` failed again and stay parked"
+        )
+        .into());
+    }
+    out(format!(
+        "{} {total} parked event(s) of `{name}`; the checkpoint did not move",
+        paint(GOOD, "replayed")
+    ));
     Ok(())
 }

@@ -11,6 +11,7 @@
 //! myapp admin --store postgres://… projections              # kind, checkpoint, lag, state, parked
 //! myapp admin --store postgres://… rebuild balances [--wait]
 //! myapp admin --store postgres://… parked balances
+//! myapp admin --store postgres://… replay-parked balances [--event ID]
 //! myapp admin catalog --format mermaid|json|schema          # the event catalog
 //! ```
 //!
@@ -44,6 +45,12 @@
 //! process runs the projection (or waits, with `--wait`). SQLite has no leases across processes:
 //! stop the application's runner before rebuilding.
 //!
+//! `replay-parked` applies a projection's parked events again (all, in position order, or the
+//! one `--event` names) through the sink of a mounted projection, once the cause is fixed: each
+//! event's parked record goes only if it was applied (in the same transaction on the SQL
+//! sinks), and the checkpoint does not move. One line per event says `replayed` or `failed
+//! again` with the error; events that failed again stay parked, and the command then exits 1.
+//!
 //! A PostgreSQL store is opened with `--schema` and a 5 s connect timeout, with `PgLeases` for
 //! `rebuild`; a SQLite path that does not exist is refused rather than created.
 
@@ -65,9 +72,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use eventweave_core::catalog::Catalog;
 use eventweave_core::runner::{
-    Checkpoints, LocalLease, ProgressFn, ProjectionRunner, ProjectionSink,
+    ApplyError, Checkpoints, LocalLease, ProgressFn, ProjectionRunner, ProjectionSink,
 };
-use eventweave_core::{EventStore, InspectStore, Position};
+use eventweave_core::{EventStore, InspectStore, Position, RecordedEvent};
 
 pub use args::{AdminArgs, AdminCommand, CatalogFormat};
 pub use progress::ProgressBar;
@@ -86,11 +93,39 @@ type RebuildFn = Box<
         + Sync,
 >;
 
+/// Makes the sink of one projection on a store given as `&dyn Any` (to replay parked events);
+/// `None` when it is not the store type the function was registered for.
+type SinkFn = Box<dyn Fn(&dyn Any) -> Option<Result<Box<dyn Replay>, Failure>> + Send + Sync>;
+
+/// A sink with its type erased, for `replay-parked`.
+trait Replay: Send {
+    fn replay<'a>(
+        &'a mut self,
+        event: &'a RecordedEvent,
+    ) -> BoxFuture<'a, Result<(), ApplyError>>;
+}
+
+impl<K: ProjectionSink> Replay for K {
+    fn replay<'a>(
+        &'a mut self,
+        event: &'a RecordedEvent,
+    ) -> BoxFuture<'a, Result<(), ApplyError>> {
+        Box::pin(self.replay_parked(event))
+    }
+}
+
+/// A durable projection mounted for one type of store.
+struct Mounted {
+    rebuild: RebuildFn,
+    sink: SinkFn,
+}
+
 /// The operator CLI of one application: its catalog and how to rebuild its durable
 /// projections.
 pub struct Admin {
     catalog: Catalog,
-    rebuilders: BTreeMap<&'static str, RebuildFn>,
+    /// Per projection, one entry per type of store it was mounted for.
+    mounted: BTreeMap<&'static str, Vec<Mounted>>,
 }
 
 /// `admin …` parsed alone.
@@ -107,22 +142,27 @@ impl Admin {
     pub fn new(catalog: Catalog) -> Self {
         Admin {
             catalog,
-            rebuilders: BTreeMap::new(),
+            mounted: BTreeMap::new(),
         }
     }
 
-    /// Lets `rebuild name` run: `runner` makes the projection's runner on the opened store
-    /// (of type `S`; on another store type the command says it cannot). The rebuild resets the
-    /// projection through its sink and replays every event, with a progress bar.
+    /// Lets `rebuild name` and `replay-parked name` run: `runner` makes the projection's
+    /// runner on the opened store (of type `S`; on another store type the commands say they
+    /// cannot). The rebuild resets the projection through its sink and replays every event,
+    /// with a progress bar; `replay-parked` applies parked events again through the runner's
+    /// sink ([`ProjectionSink::replay_parked`]). Mount a projection once per type of store it
+    /// can run on.
     pub fn durable<S, K, F>(mut self, name: &'static str, runner: F) -> Self
     where
         S: EventStore,
         K: ProjectionSink,
         F: Fn(&S) -> Result<ProjectionRunner<S, K, LocalLease>, Failure> + Send + Sync + 'static,
     {
+        let runner = std::sync::Arc::new(runner);
+        let make = std::sync::Arc::clone(&runner);
         let rebuild = move |store: &dyn Any, progress: ProgressFn| {
             let store = store.downcast_ref::<S>()?;
-            let made = runner(store);
+            let made = make(store);
             let future: BoxFuture<'static, Result<Position, Failure>> = Box::pin(async move {
                 let running = made?.spawn();
                 let result = running.rebuild(Some(progress)).await;
@@ -131,7 +171,14 @@ impl Admin {
             });
             Some(future)
         };
-        self.rebuilders.insert(name, Box::new(rebuild));
+        let sink = move |store: &dyn Any| {
+            let store = store.downcast_ref::<S>()?;
+            Some(runner(store).map(|made| Box::new(made.into_sink()) as Box<dyn Replay>))
+        };
+        self.mounted.entry(name).or_default().push(Mounted {
+            rebuild: Box::new(rebuild),
+            sink: Box::new(sink),
+        });
         self
     }
 

@@ -30,6 +30,8 @@ pub(crate) struct CheckpointSql {
     park: String,
     park_checkpoint: String,
     parked: String,
+    pub unpark: String,
+    pub unpark_all: String,
 }
 
 impl CheckpointSql {
@@ -73,6 +75,10 @@ impl CheckpointSql {
                      parked_at
                  FROM {parked} WHERE projection = $1::text ORDER BY position"
             ),
+            unpark: format!(
+                "DELETE FROM {parked} WHERE projection = $1::text AND position = $2::int8"
+            ),
+            unpark_all: format!("DELETE FROM {parked} WHERE projection = $1::text"),
         }
     }
 }
@@ -128,6 +134,30 @@ pub(crate) async fn begin_and_lock(
         .await
         .map_err(backend)?;
     position_of(&row)
+}
+
+/// Removes the record of the event at `position` that `projection` parked (all of its
+/// records with `None`); whether there was one. `PgSink` runs it inside the transaction that
+/// applies the event again, or resets the projection.
+pub(crate) async fn unpark(
+    conn: &Conn,
+    sql: &CheckpointSql,
+    projection: &str,
+    position: Option<Position>,
+) -> Result<bool, StoreError> {
+    let removed = match position {
+        Some(position) => {
+            let unpark = conn.cached(&sql.unpark).await.map_err(backend)?;
+            conn.client
+                .execute(&unpark, &[&projection, &to_db(position)])
+                .await
+        }
+        None => {
+            let unpark = conn.cached(&sql.unpark_all).await.map_err(backend)?;
+            conn.client.execute(&unpark, &[&projection]).await
+        }
+    };
+    Ok(removed.map_err(write_failed)? > 0)
 }
 
 /// Ends the transaction with `ROLLBACK`; on success the connection may go back to the pool.
@@ -263,5 +293,14 @@ impl Checkpoints for PostgresStore {
             .iter()
             .map(parked_event)
             .collect()
+    }
+
+    async fn unpark_event(
+        &self,
+        projection: &str,
+        position: Option<Position>,
+    ) -> Result<bool, StoreError> {
+        let conn = self.shared.sink_pool.get().await?;
+        unpark(&conn, self.checkpoint_sql(), projection, position).await
     }
 }

@@ -10,8 +10,8 @@
 //! dropped mid-way closes its connection (which rolls it back).
 
 use eventweave_core::runner::{
-    ApplyError, DurableProjection, ParkedEvent, ProjectionSink, handle_caught, reset_caught,
-    reset_error,
+    ApplyError, DurableProjection, ParkedEvent, ProjectionSink, handle_caught, not_parked,
+    reset_caught, reset_error,
 };
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -372,6 +372,11 @@ impl PgTx {
 /// event): their handlers run twice, their statements take effect once. Keep handler state that
 /// is not in the database (counters, caches) free of consequences.
 ///
+/// [`replay_parked`](ProjectionSink::replay_parked) deletes the event's parked record and runs
+/// its handler again in one transaction, without touching the checkpoint (exactly once: a second
+/// replay finds no record and applies nothing); [`reset`](ProjectionSink::reset) drops the
+/// projection's parked records in the transaction that sets its checkpoint to zero.
+///
 /// An `apply` dropped before it finishes (the runner stops it when the lease is lost) closes its
 /// connection instead of returning it to the pool, and the server rolls the transaction back.
 ///
@@ -614,9 +619,58 @@ impl<P: DurableProjection<PgTx>> ProjectionSink for PgSink<P> {
             return Err(reset_error(P::NAME, failure));
         }
         let mut conn = tx.conn;
-        let advance = &self.store.shared.checkpoint_sql.advance;
-        checkpoint::finish(&mut conn, advance, &[&P::NAME, &to_db(Position::ZERO)]).await?;
+        let sql = &self.store.shared.checkpoint_sql;
+        // The rebuild applies the parked events again (and parks those that still fail).
+        if let Err(e) = checkpoint::unpark(&conn, sql, P::NAME, None).await {
+            checkpoint::rollback(&mut conn).await;
+            return Err(e.into());
+        }
+        checkpoint::finish(&mut conn, &sql.advance, &[&P::NAME, &to_db(Position::ZERO)]).await?;
         self.committed = Some(Position::ZERO);
+        Ok(())
+    }
+
+    /// Exactly once: one transaction deletes the parked record first (its row lock makes a
+    /// concurrent replay of the same event wait, then find nothing and apply nothing), runs the
+    /// handler and commits; the checkpoint row is not touched.
+    async fn replay_parked(&mut self, event: &RecordedEvent) -> Result<(), ApplyError> {
+        let mut conn = connection(&self.store).await?;
+        conn.client
+            .batch_execute(checkpoint::BEGIN)
+            .await
+            .map_err(crate::error::backend)?;
+        let sql = &self.store.shared.checkpoint_sql;
+        match checkpoint::unpark(&conn, sql, P::NAME, Some(event.meta.position)).await {
+            Ok(true) => {}
+            Ok(false) => {
+                checkpoint::rollback(&mut conn).await;
+                return Err(not_parked(P::NAME, event));
+            }
+            Err(e) => {
+                checkpoint::rollback(&mut conn).await;
+                return Err(e.into());
+            }
+        }
+        let tx = PgTx::new(conn);
+        let handled = handle_caught(&mut self.projection, &tx, event).await;
+        if handled.is_ok() {
+            tx.send_staged().await;
+        }
+        let events = std::slice::from_ref(event);
+        let failed = tx.staged_failure(P::NAME, events).map(|(_, e)| e);
+        if let Some(error) = failed.or(handled.err()) {
+            return match roll_back(tx, (0, error)).await {
+                Err(lost) => Err(lost.into()),
+                Ok(Err((_, error))) => Err(ApplyError::Handler(error)),
+                Ok(Ok(())) => Ok(()),
+            };
+        }
+        let mut conn = tx.conn;
+        conn.client
+            .batch_execute("COMMIT")
+            .await
+            .map_err(crate::error::write_failed)?;
+        conn.reuse_on_drop();
         Ok(())
     }
 }

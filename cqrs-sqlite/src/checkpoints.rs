@@ -61,6 +61,25 @@ pub(crate) fn insert_parked(conn: &Connection, parked: &ParkedEvent) -> rusqlite
     Ok(())
 }
 
+/// Removes the record of the event at `position` that `projection` parked (every record of
+/// the projection with `None`); whether there was one. [`SqliteSink`](crate::SqliteSink) runs
+/// it in the transaction that applies the event again, or resets the projection.
+pub(crate) fn unpark(
+    conn: &Connection,
+    projection: &str,
+    position: Option<Position>,
+) -> rusqlite::Result<bool> {
+    let removed = match position {
+        Some(position) => conn
+            .prepare_cached("DELETE FROM parked_events WHERE projection = ?1 AND position = ?2")?
+            .execute((projection, to_sql_int(position.0)))?,
+        None => conn
+            .prepare_cached("DELETE FROM parked_events WHERE projection = ?1")?
+            .execute([projection])?,
+    };
+    Ok(removed > 0)
+}
+
 /// The events `projection` parked, in position order.
 fn parked(conn: &Connection, projection: &str) -> Result<Vec<ParkedEvent>, StoreError> {
     let mut statement = conn
@@ -129,5 +148,14 @@ impl Checkpoints for SqliteStore {
 
     async fn parked_events(&self, projection: &str) -> Result<Vec<ParkedEvent>, StoreError> {
         self.read(|conn| parked(conn, projection))
+    }
+
+    async fn unpark_event(
+        &self,
+        projection: &str,
+        position: Option<Position>,
+    ) -> Result<bool, StoreError> {
+        let writer = self.writer().await?;
+        unpark(&writer.conn, projection, position).map_err(backend)
     }
 }

@@ -2,8 +2,8 @@
 //! batch runs the handlers and moves the checkpoint in one transaction.
 
 use eventweave_core::runner::{
-    ApplyError, DurableProjection, ParkedEvent, ProjectionSink, handle_caught, reset_caught,
-    reset_error,
+    ApplyError, DurableProjection, ParkedEvent, ProjectionSink, handle_caught, not_parked,
+    reset_caught, reset_error,
 };
 use eventweave_core::{BackendError, Position, ProjectionError, RecordedEvent, StoreError};
 use rusqlite::Connection;
@@ -33,7 +33,10 @@ use crate::tx::SqliteTx;
 ///   rolls back a transaction it finds open before it starts.
 /// - [`park`](ProjectionSink::park) records the event in `parked_events` and moves the
 ///   checkpoint in one transaction; [`reset`](ProjectionSink::reset) runs the projection's
-///   reset hook (which empties its tables) and sets the checkpoint to zero in one transaction.
+///   reset hook (which empties its tables), drops its parked records and sets the checkpoint to
+///   zero in one transaction; [`replay_parked`](ProjectionSink::replay_parked) deletes the
+///   event's parked record and runs its handler again in one transaction, leaving the
+///   checkpoint alone (exactly once: a second replay finds no record and applies nothing).
 ///
 /// The read model is queried with the application's own connections and SQL: it is ordinary
 /// tables in the file (`rusqlite::Connection::open(store.path())`).
@@ -204,9 +207,29 @@ impl<P: DurableProjection<SqliteTx>> ProjectionSink for SqliteSink<P> {
                 .into(),
             )));
         }
-        batch.run(|conn| checkpoints::save(conn, P::NAME, Position::ZERO))?;
+        batch.run(|conn| {
+            checkpoints::unpark(conn, P::NAME, None)?;
+            checkpoints::save(conn, P::NAME, Position::ZERO)
+        })?;
         batch.commit()?;
         self.expected = Position::ZERO;
+        Ok(())
+    }
+
+    /// Exactly once: one transaction deletes the parked record (none: nothing is applied) and
+    /// runs the handler; the checkpoint is not touched, so no fence is needed.
+    async fn replay_parked(&mut self, event: &RecordedEvent) -> Result<(), ApplyError> {
+        let turn = self.turn.take_for_batch(P::NAME).await?;
+        let batch = Batch::begin(&self.tx, turn)?;
+        let position = Some(event.meta.position);
+        if !batch.run(|conn| checkpoints::unpark(conn, P::NAME, position))? {
+            return Err(not_parked(P::NAME, event));
+        }
+        handle_caught(&mut self.projection, &self.tx, event)
+            .await
+            .map_err(ApplyError::Handler)?;
+        batch.check_open(P::NAME, event)?;
+        batch.commit()?;
         Ok(())
     }
 }

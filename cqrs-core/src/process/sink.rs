@@ -565,7 +565,22 @@ impl<P: ProcessManager, S: EventStore + Checkpoints> ProjectionSink for ProcessM
         // Instances stay recorded: a replay from zero finds every event handled and issues
         // nothing again.
         self.instances.clear();
+        self.store.unpark_event(P::NAME, None).await?;
         self.store.save_checkpoint(P::NAME, Position::ZERO).await?;
+        Ok(())
+    }
+
+    /// Handles the event again, then removes its record. Exactly once as far as commands go:
+    /// the instance records each handled event and each command's outcome, so a replay
+    /// repeated after a crash issues nothing twice.
+    async fn replay_parked(&mut self, event: &RecordedEvent) -> Result<(), ApplyError> {
+        let position = event.meta.position;
+        let parked = self.store.parked_events(P::NAME).await?;
+        if !parked.iter().any(|p| p.position == position) {
+            return Err(crate::runner::not_parked(P::NAME, event));
+        }
+        self.handle(event).await?;
+        self.store.unpark_event(P::NAME, Some(position)).await?;
         Ok(())
     }
 }

@@ -36,7 +36,7 @@ pub use handle::{RebuildError, RunnerState, RunnerStatus, RunningProjection};
 pub use lease::{Lease, Leases, LocalLease};
 pub use retry::{OnFailure, RetryPolicy};
 pub use run::ProjectionRunner;
-pub use sink::{ApplyError, CheckpointedSink, MemorySink, ProjectionSink};
+pub use sink::{ApplyError, CheckpointedSink, MemorySink, ProjectionSink, not_parked};
 // Helpers of the framework's own SQL sinks: public for those crates, not part of the API.
 #[doc(hidden)]
 pub use sink::{handle_caught, reset_caught, reset_error, stored_error};

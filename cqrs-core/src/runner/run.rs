@@ -152,6 +152,12 @@ impl<S: EventStore, K: ProjectionSink, L: Leases> ProjectionRunner<S, K, L> {
         }
     }
 
+    /// The sink, without running anything (an operator's tool applies a parked event again
+    /// through it: [`ProjectionSink::replay_parked`]).
+    pub fn into_sink(self) -> K {
+        self.sink
+    }
+
     /// The projection's name.
     pub(crate) fn name(&self) -> &'static str {
         self.sink.name()

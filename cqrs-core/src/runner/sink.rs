@@ -13,6 +13,19 @@
 //! processes from both applying a batch when a lease changes hands. At-least-once sinks save the
 //! checkpoint after the effects, so a crash repeats effects rather than losing them.
 //!
+//! **Replaying a parked event** ([`ProjectionSink::replay_parked`], the CLI's `replay-parked`)
+//! applies one old event again, after its cause was fixed, without moving the checkpoint (the
+//! events after it were applied already), and removes its parked record only if that worked.
+//! Each sink gives the guarantee of its batches: exactly-once SQL sinks delete the record and
+//! run the handler in one transaction (a second replay of the same record finds it gone and
+//! applies nothing); [`CheckpointedSink`] runs the handler, then removes the record, so a crash
+//! between the two leaves the record and a second replay repeats the effect (at least once);
+//! [`MemorySink`] does both in memory. The event is applied out of its order: a handler that
+//! needs order (a running balance, say) is right again only after a rebuild. A `reset` (the start
+//! of a rebuild) also drops the projection's parked records, since the rebuild applies every
+//! event again and parks again those that still fail; so a replay never repeats what a rebuild
+//! did.
+//!
 //! `apply` must be cancellation-safe: a runner that is stopped or dropped drops the batch's future.
 //! `caused_through` reports the highest position the sink's own effects appended (a process
 //! manager's commands), which `RunningProjection::settle` waits for.
@@ -104,8 +117,31 @@ pub trait ProjectionSink: Send + 'static {
         error: &ProjectionError,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Calls the projection's reset hook and sets the checkpoint to `Position::ZERO`.
+    /// Calls the projection's reset hook, sets the checkpoint to `Position::ZERO` and drops the
+    /// projection's parked records (the rebuild that follows applies those events again).
     fn reset(&mut self) -> impl Future<Output = Result<(), ApplyError>> + Send;
+
+    /// Applies `event`, which this projection parked, once more (its cause fixed), without
+    /// moving the checkpoint, and removes its parked record only when that succeeded (see the
+    /// [module docs](self) for each sink's guarantee). Fails with [`ApplyError::Handler`] when
+    /// the handler fails again (the record stays), and with [`not_parked`]'s error when the
+    /// event has no parked record (another replay took it).
+    ///
+    /// The default refuses: a sink that cannot replay says so, and a rebuild is the way out.
+    fn replay_parked(
+        &mut self,
+        event: &RecordedEvent,
+    ) -> impl Future<Output = Result<(), ApplyError>> + Send {
+        let error = StoreError::Backend(
+            format!(
+                "the sink of `{}` cannot replay parked events (rebuild the projection instead)",
+                self.name()
+            )
+            .into(),
+        );
+        let _ = event;
+        async move { Err(ApplyError::Store(error)) }
+    }
 
     /// The highest position of the events this sink's own effects recorded in the store while
     /// it applied the events up to its checkpoint (a process manager's commands), or
@@ -156,6 +192,20 @@ pub fn stored_error(
     failure: ProjectionFailure,
 ) -> ProjectionError {
     ProjectionError::new(projection, event, failure)
+}
+
+/// The error of [`ProjectionSink::replay_parked`] for an event `projection` has no parked
+/// record of (never parked, or replayed meanwhile): nothing was applied.
+pub fn not_parked(projection: &'static str, event: &RecordedEvent) -> ApplyError {
+    let meta = &event.meta;
+    ApplyError::Store(StoreError::Backend(
+        format!(
+            "the event at position {} (`{}` v{}) is not parked by projection `{projection}` \
+             (any more); nothing was applied",
+            meta.position, meta.stream, meta.version
+        )
+        .into(),
+    ))
 }
 
 /// The error a failed reset hook is reported as.
@@ -241,6 +291,19 @@ impl<P: DurableProjection> ProjectionSink for MemorySink<P> {
             .await
             .map_err(|f| reset_error(P::NAME, f))?;
         self.checkpoint = Position::ZERO;
+        self.parked.clear();
+        Ok(())
+    }
+
+    async fn replay_parked(&mut self, event: &RecordedEvent) -> Result<(), ApplyError> {
+        let position = event.meta.position;
+        let Some(at) = self.parked.iter().position(|p| p.position == position) else {
+            return Err(not_parked(P::NAME, event));
+        };
+        handle_caught(&mut self.projection, &(), event)
+            .await
+            .map_err(ApplyError::Handler)?;
+        self.parked.remove(at);
         Ok(())
     }
 }
@@ -318,8 +381,27 @@ impl<P: DurableProjection, C: Checkpoints> ProjectionSink for CheckpointedSink<P
         reset_caught(&mut self.projection, &())
             .await
             .map_err(|f| reset_error(P::NAME, f))?;
+        self.checkpoints.unpark_event(P::NAME, None).await?;
         self.checkpoints
             .save_checkpoint(P::NAME, Position::ZERO)
+            .await?;
+        Ok(())
+    }
+
+    /// At least once: the handler runs, then the record goes; a crash (or a failed removal)
+    /// between the two leaves the record, and a second replay repeats the effect (handlers
+    /// deduplicate with `meta.event_id`, as for every delivery of this sink).
+    async fn replay_parked(&mut self, event: &RecordedEvent) -> Result<(), ApplyError> {
+        let position = event.meta.position;
+        let parked = self.checkpoints.parked_events(P::NAME).await?;
+        if !parked.iter().any(|p| p.position == position) {
+            return Err(not_parked(P::NAME, event));
+        }
+        handle_caught(&mut self.projection, &(), event)
+            .await
+            .map_err(ApplyError::Handler)?;
+        self.checkpoints
+            .unpark_event(P::NAME, Some(position))
             .await?;
         Ok(())
     }

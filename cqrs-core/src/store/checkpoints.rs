@@ -1,5 +1,11 @@
 //! [`Checkpoints`]: where a store keeps, per projection, the position of the last event whose
 //! effects are committed, and the events a projection parked.
+//!
+//! A parked record is removed by [`Checkpoints::unpark_event`] once the event has been applied
+//! again (`ProjectionSink::replay_parked`, the CLI's `replay-parked`), or by a rebuild, which
+//! applies every event again (a sink's `reset` drops the projection's records in the
+//! transaction that sets its checkpoint to zero). Removing a record never moves the checkpoint:
+//! the events after the parked one were applied already.
 
 use std::future::Future;
 
@@ -74,4 +80,16 @@ pub trait Checkpoints: Clone + Send + Sync + 'static {
         &self,
         projection: &str,
     ) -> impl Future<Output = Result<Vec<ParkedEvent>, StoreError>> + Send;
+
+    /// Removes the record of the event at `position` that `projection` parked, without moving
+    /// the checkpoint; `false` when there was none (another replay removed it first).
+    /// `position: None` removes every record of `projection` (a rebuild applies them all).
+    ///
+    /// Exactly-once SQL sinks run the same statement inside the transaction that applies the
+    /// event again, so the record goes if and only if the effect commits.
+    fn unpark_event(
+        &self,
+        projection: &str,
+        position: Option<Position>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }

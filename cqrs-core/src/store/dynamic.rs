@@ -101,6 +101,11 @@ trait ErasedStore: Send + Sync + 'static {
     ) -> Boxed<'_, Result<(), StoreError>>;
     fn park_event(&self, parked: ParkedEvent) -> Boxed<'_, Result<(), StoreError>>;
     fn parked_events(&self, projection: String) -> Boxed<'_, Result<Vec<ParkedEvent>, StoreError>>;
+    fn unpark_event(
+        &self,
+        projection: String,
+        position: Option<Position>,
+    ) -> Boxed<'_, Result<bool, StoreError>>;
 }
 
 impl<S: EventStore + Checkpoints> ErasedStore for S {
@@ -164,6 +169,13 @@ impl<S: EventStore + Checkpoints> ErasedStore for S {
     }
     fn parked_events(&self, projection: String) -> Boxed<'_, Result<Vec<ParkedEvent>, StoreError>> {
         Box::pin(async move { Checkpoints::parked_events(self, &projection).await })
+    }
+    fn unpark_event(
+        &self,
+        projection: String,
+        position: Option<Position>,
+    ) -> Boxed<'_, Result<bool, StoreError>> {
+        Box::pin(async move { Checkpoints::unpark_event(self, &projection, position).await })
     }
 }
 
@@ -253,5 +265,13 @@ impl Checkpoints for DynStore {
         projection: &str,
     ) -> impl Future<Output = Result<Vec<ParkedEvent>, StoreError>> + Send {
         self.inner.parked_events(projection.to_owned())
+    }
+
+    fn unpark_event(
+        &self,
+        projection: &str,
+        position: Option<Position>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        self.inner.unpark_event(projection.to_owned(), position)
     }
 }

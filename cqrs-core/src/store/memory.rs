@@ -339,4 +339,18 @@ impl Checkpoints for MemoryStore {
             .map(|(_, parked)| parked.clone())
             .unwrap_or_default())
     }
+
+    async fn unpark_event(
+        &self,
+        projection: &str,
+        position: Option<Position>,
+    ) -> Result<bool, StoreError> {
+        let mut all = self.checkpoints();
+        let Some((_, parked)) = all.get_mut(projection) else {
+            return Ok(false);
+        };
+        let before = parked.len();
+        parked.retain(|p| position.is_some_and(|at| p.position != at));
+        Ok(parked.len() < before)
+    }
 }

@@ -131,3 +131,50 @@ where
         stored[2].meta.position
     );
 }
+
+/// Unparking removes one record (or all of a projection's), says whether there was one, and
+/// never moves the checkpoint.
+pub async fn unpark_removes_records_and_keeps_the_checkpoint<S, F, Fut>(make: &F)
+where
+    S: Checkpoints + EventStore,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let store = &make().await;
+    let stored = events(store, "unparking", 4).await;
+    for i in [0, 1, 2] {
+        store
+            .park_event(ParkedEvent::new("u", &stored[i], format!("e{i}")))
+            .await
+            .unwrap();
+    }
+    store
+        .park_event(ParkedEvent::new("other", &stored[1], "o".into()))
+        .await
+        .unwrap();
+    store
+        .save_checkpoint("u", stored[3].meta.position)
+        .await
+        .unwrap();
+    let position = |i: usize| stored[i].meta.position;
+    let listed = |projection: &'static str| async move {
+        let parked = store.parked_events(projection).await.unwrap();
+        parked.iter().map(|p| p.position).collect::<Vec<_>>()
+    };
+
+    assert!(store.unpark_event("u", Some(position(1))).await.unwrap());
+    assert_eq!(listed("u").await, [position(0), position(2)]);
+    // Already gone: says so, changes nothing.
+    assert!(!store.unpark_event("u", Some(position(1))).await.unwrap());
+    assert!(!store.unpark_event("nobody", Some(position(0))).await.unwrap());
+    assert_eq!(listed("u").await, [position(0), position(2)]);
+    // The checkpoint stays where it was, and other projections keep their records.
+    assert_eq!(store.load_checkpoint("u").await.unwrap(), position(3));
+    assert_eq!(listed("other").await, [position(1)]);
+    // `None`: every record of the projection.
+    assert!(store.unpark_event("u", None).await.unwrap());
+    assert!(listed("u").await.is_empty());
+    assert!(!store.unpark_event("u", None).await.unwrap());
+    assert_eq!(store.load_checkpoint("u").await.unwrap(), position(3));
+    assert_eq!(listed("other").await, [position(1)]);
+}

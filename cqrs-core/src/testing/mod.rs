@@ -93,6 +93,7 @@ macro_rules! checkpoint_conformance_tests {
             unknown_projection_is_at_zero,
             save_load_and_overwrite,
             park_moves_the_checkpoint_and_lists_in_position_order,
+            unpark_removes_records_and_keeps_the_checkpoint,
         );
     };
 }

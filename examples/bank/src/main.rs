@@ -44,6 +44,7 @@ use eventweave_core::{
     BuildError, CommandError, CommandOutcome, Cqrs, Event, EventStore, MemoryStore, Position,
     QueryError, RecordedEvent, Router, Uuid,
 };
+use eventweave_postgres::{PgSink, PostgresStore};
 use eventweave_sqlite::{SqliteReader, SqliteSink, SqliteStore};
 
 /// Any error of the example, reported by `main`.
@@ -163,7 +164,9 @@ fn args() -> Result<Args, String> {
 }
 
 /// `bank admin …`: the operator CLI (`eventweave-cli`) with the bank's catalog, and the
-/// balances projection rebuildable on a SQLite store (its table lives in the store's file).
+/// balances projection mounted for `rebuild` and `replay-parked` on SQLite (its table lives in
+/// the store's file) and on PostgreSQL (its table in the database the connection string's
+/// `search_path` names, set up by the application that runs the projection).
 async fn admin(words: impl Iterator<Item = std::ffi::OsString>) -> std::process::ExitCode {
     Admin::new(bank::catalog())
         .durable("balances", |store: &SqliteStore| {
@@ -173,6 +176,12 @@ async fn admin(words: impl Iterator<Item = std::ffi::OsString>) -> std::process:
                 .execute(balances::CREATE_TABLE, [])
                 .map_err(Box::new)?;
             Ok(ProjectionRunner::new(store.clone(), sink))
+        })
+        .durable("balances", |store: &PostgresStore| {
+            Ok(ProjectionRunner::new(
+                store.clone(),
+                PgSink::new(store, BalancesTable),
+            ))
         })
         .main_from(words)
         .await

@@ -6,11 +6,14 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use bank::{AccountId, Deposit, Limits, OpenAccount};
-use eventweave_core::Cqrs;
-use eventweave_core::runner::Leases;
+use bank::{AccountId, BalancesTable, Deposit, Limits, OpenAccount, balances};
+use eventweave_core::runner::{
+    Checkpoints, Leases, OnFailure, ProjectionRunner, ProjectionSink, RetryPolicy,
+};
+use eventweave_core::{Cqrs, EventStore, Position};
 use eventweave_postgres::tokio_postgres::NoTls;
-use eventweave_postgres::{PgLeases, PostgresConfig, PostgresStore};
+use eventweave_postgres::{PgLeases, PgSink, PostgresConfig, PostgresStore};
+use eventweave_sqlite::{SqliteSink, SqliteStore};
 
 const BANK: &str = env!("CARGO_BIN_EXE_bank");
 
@@ -247,7 +250,20 @@ async fn postgres_bank() -> Option<(String, String, PostgresStore)> {
             .as_secs(),
         eventweave_core::new_id().as_u128() as u32
     );
-    let store = PostgresStore::open(PostgresConfig::new(&url).schema(&schema).pool_size(2))
+    // The balances table lives in the schema too: the sink's statements find it through
+    // `search_path`, in this process and in the binary's.
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let url = format!("{url}{separator}options=-csearch_path%3D{schema}");
+    let store = PostgresStore::open(
+        PostgresConfig::parse(&url)
+            .unwrap()
+            .schema(&schema)
+            .pool_size(2),
+    )
+    .await
+    .unwrap();
+    PgSink::new(&store, BalancesTable)
+        .setup(balances::CREATE_TABLE)
         .await
         .unwrap();
     let app = Cqrs::builder(store.clone())
@@ -341,8 +357,8 @@ async fn inspects_a_postgres_bank_and_respects_leases() {
     .await
     .unwrap();
 
-    // With --wait, it waits for the lease, then goes on (to say that the bank's balances
-    // projection is mounted for SQLite only).
+    // With --wait, it waits for the lease, then rebuilds (the bank mounts its balances
+    // projection for PostgreSQL too).
     let waiting = args(&["rebuild", "balances", "--wait"]);
     let child = tokio::task::spawn_blocking(move || {
         Command::new(BANK)
@@ -363,11 +379,16 @@ async fn inspects_a_postgres_bank_and_respects_leases() {
         stderr.contains("waiting for the lease of `balances`"),
         "{stderr}"
     );
+    assert!(out.status.success(), "{stderr}");
     assert!(
-        stderr.contains("error: `balances` cannot be rebuilt on this store"),
-        "{stderr}"
+        text(&out.stdout).starts_with("rebuilt `balances` through position 3: "),
+        "{}",
+        text(&out.stdout)
     );
-    assert_eq!(out.status.code(), Some(1));
+    let reader = store.reader();
+    let rebuilt = balances::accounts(&reader).await.unwrap();
+    let rows: Vec<(u64, u64)> = rebuilt.iter().map(|a| (a.account.0, a.balance)).collect();
+    assert_eq!(rows, [(1, 0), (2, 70)]);
 
     let missing = args(&["stream", "account-9"]);
     tokio::task::spawn_blocking(move || {
@@ -377,6 +398,212 @@ async fn inspects_a_postgres_bank_and_respects_leases() {
     .await
     .unwrap();
 
+    drop(store);
+    drop_schema(&url, &schema).await;
+}
+
+/// The fault the replay tests inject into the balances table: any change to account 2's row
+/// fails, until it is dropped.
+const SQLITE_FAULT: &str = "CREATE TRIGGER fault BEFORE UPDATE ON balances WHEN NEW.account = 2
+    BEGIN SELECT RAISE(ABORT, 'injected fault on account 2'); END";
+
+/// Opens accounts 1 and 2 and deposits into both: with the fault in place, the balances
+/// projection (parking after one try) parks the deposit to account 2 and goes on. Returns the
+/// parked event's id and the position the projection reached.
+async fn park_a_deposit<S, K>(store: &S, sink: K) -> (eventweave_core::Uuid, Position)
+where
+    S: EventStore + Checkpoints + Clone,
+    K: ProjectionSink,
+{
+    let app = Cqrs::builder(store.clone())
+        .service(Limits {
+            max_withdrawal: 1_000,
+        })
+        .build()
+        .await
+        .unwrap();
+    for id in [1, 2] {
+        app.execute(OpenAccount {
+            account: AccountId(id),
+            owner: format!("owner {id}"),
+        })
+        .await
+        .unwrap();
+    }
+    for (id, amount) in [(1, 10), (2, 70), (1, 5)] {
+        app.execute(Deposit {
+            account: AccountId(id),
+            amount,
+        })
+        .await
+        .unwrap();
+    }
+    let head = store.head().await.unwrap();
+    let running = ProjectionRunner::new(store.clone(), sink)
+        .retry(RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::default()
+        })
+        .on_failure(OnFailure::Park)
+        .spawn();
+    running.wait_for(head, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(running.status().parked, 1);
+    running.stop().await;
+    let parked = store.parked_events("balances").await.unwrap();
+    assert_eq!(parked.len(), 1, "{parked:?}");
+    assert_eq!(
+        (parked[0].stream.as_str(), parked[0].version),
+        ("account-2", 2)
+    );
+    assert!(parked[0].error.contains("injected fault"), "{parked:?}");
+    assert_eq!(store.load_checkpoint("balances").await.unwrap(), head);
+    (parked[0].event_id, head)
+}
+
+/// `replay-parked` against a store: fails again while the fault is there (the record stays),
+/// refuses bad input with one line, replays once `fix` removed the fault (the record goes, the
+/// checkpoint stays), and then finds nothing to replay. `balance_2` reads account 2's balance
+/// from the read model.
+async fn replay_scenario<S, B, F>(
+    store: &S,
+    args: &[String],
+    (event_id, head): (eventweave_core::Uuid, Position),
+    fix: F,
+    balance_2: impl Fn() -> B,
+) where
+    S: EventStore + Checkpoints,
+    B: std::future::Future<Output = Option<u64>>,
+    F: std::future::Future<Output = ()>,
+{
+    let admin = |rest: &[&str]| {
+        let words: Vec<String> = args.iter().cloned().chain(rest.iter().map(|s| s.to_string())).collect();
+        tokio::task::spawn_blocking(move || {
+            let words: Vec<&str> = words.iter().map(String::as_str).collect();
+            run(&[&["admin"], &words[..]].concat())
+        })
+    };
+    let refused_with = |out: Output, says: &str| {
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert_eq!(stderr.lines().filter(|l| l.starts_with("error: ")).count(), 1, "{stderr}");
+        assert!(stderr.lines().last().unwrap().contains(says), "`{says}` in {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        text(&out.stdout)
+    };
+    let event = event_id.to_string();
+
+    // The fault is still there: the event fails again and stays parked.
+    let out = admin(&["replay-parked", "balances"]).await.unwrap();
+    let stdout = refused_with(out, "1 of 1 parked event(s) of `balances` failed again and stay parked");
+    assert!(
+        stdout.starts_with("failed again [1/1] @4 account-2 v2 account.deposited: "),
+        "{stdout}"
+    );
+    assert!(stdout.contains("injected fault on account 2"), "{stdout}");
+    assert_eq!(store.parked_events("balances").await.unwrap().len(), 1);
+    assert_eq!(balance_2().await, Some(0));
+
+    // Bad input: one line each, nothing changes.
+    for (rest, says) in [
+        (vec!["replay-parked", "nope"], "no projection named `nope`"),
+        (vec!["replay-parked", "account-history"], "in-memory projection"),
+        (vec!["replay-parked", "transfer"], "`transfer` has no parked events"),
+        (
+            vec!["replay-parked", "balances", "--event", "not-an-id"],
+            "--event `not-an-id` is not an event id",
+        ),
+        (
+            vec!["replay-parked", "balances", "--event", "0191e0a4-7c1e-7000-8000-000000000000"],
+            "`balances` has no parked event 0191e0a4-7c1e-7000-8000-000000000000",
+        ),
+    ] {
+        refused_with(admin(&rest).await.unwrap(), says);
+    }
+
+    fix.await;
+    let out = admin(&["replay-parked", "balances", "--event", &event]).await.unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "replayed [1/1] @4 account-2 v2 account.deposited\n\
+         replayed 1 parked event(s) of `balances`; the checkpoint did not move\n"
+    );
+    assert!(text(&out.stderr).contains("replaying 1 parked event(s) of `balances`"));
+    assert_eq!(balance_2().await, Some(70));
+    assert!(store.parked_events("balances").await.unwrap().is_empty());
+    assert_eq!(store.load_checkpoint("balances").await.unwrap(), head);
+    let out = admin(&["parked", "balances"]).await.unwrap();
+    assert_eq!(text(&out.stdout).trim(), "`balances` parked no events");
+
+    // Replayed once: a second replay has nothing to do (and applies nothing twice).
+    refused_with(
+        admin(&["replay-parked", "balances"]).await.unwrap(),
+        "`balances` has no parked events: nothing to replay",
+    );
+    assert_eq!(balance_2().await, Some(70));
+}
+
+#[tokio::test]
+async fn replays_a_parked_event_on_sqlite_once_the_fault_is_fixed() {
+    let db = TempDb::new("replay");
+    let store = SqliteStore::open(&db.0).unwrap();
+    let sink = || SqliteSink::new(&store, BalancesTable).unwrap();
+    sink().setup(balances::CREATE_TABLE).await.unwrap();
+    sink().setup(SQLITE_FAULT).await.unwrap();
+    let parked = park_a_deposit(&store, sink()).await;
+    let args = vec!["--store".to_owned(), db.store_arg()];
+    let fix = async { sink().setup("DROP TRIGGER fault").await.unwrap() };
+    let reader = &store.reader();
+    let balance_2 = move || async move { balances::balance(reader, AccountId(2)).await.unwrap() };
+    replay_scenario(&store, &args, parked, fix, balance_2).await;
+    assert_eq!(
+        balances::balance(reader, AccountId(1)).await.unwrap(),
+        Some(15)
+    );
+}
+
+#[tokio::test]
+async fn replays_a_parked_event_on_postgres_once_the_fault_is_fixed() {
+    let Ok(url) = std::env::var("CQRS_POSTGRES_URL") else {
+        eprintln!("SKIPPED: CQRS_POSTGRES_URL is not set");
+        return;
+    };
+    let schema = format!("bank_replay_{:x}", eventweave_core::new_id().as_u128() as u32);
+    // The sink's statements find the balances table through `search_path`.
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let url = format!("{url}{separator}options=-csearch_path%3D{schema}");
+    let store = PostgresStore::open(PostgresConfig::parse(&url).unwrap().schema(&schema).pool_size(2))
+        .await
+        .unwrap();
+    let sink = || PgSink::new(&store, BalancesTable);
+    sink().setup(balances::CREATE_TABLE).await.unwrap();
+    sink()
+        .setup(
+            "CREATE FUNCTION fault() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN RAISE EXCEPTION 'injected fault on account 2'; END $$;
+             CREATE TRIGGER fault BEFORE UPDATE ON balances
+             FOR EACH ROW WHEN (NEW.account = 2) EXECUTE FUNCTION fault()",
+        )
+        .await
+        .unwrap();
+    let parked = park_a_deposit(&store, sink()).await;
+    let args: Vec<String> = ["--store", url.as_str(), "--schema", schema.as_str()]
+        .map(str::to_owned)
+        .into();
+    let fix = async { sink().setup("DROP TRIGGER fault ON balances").await.unwrap() };
+    let reader = &store.reader();
+    let balance_2 = move || async move { balances::balance(reader, AccountId(2)).await.unwrap() };
+    replay_scenario(&store, &args, parked, fix, balance_2).await;
+
+    // An unreachable database is one line too.
+    tokio::task::spawn_blocking(|| {
+        refused(
+            &["--store", "postgres://postgres@127.0.0.1:1/test", "replay-parked", "balances"],
+            "cannot open the PostgreSQL store",
+        )
+    })
+    .await
+    .unwrap();
     drop(store);
     drop_schema(&url, &schema).await;
 }
