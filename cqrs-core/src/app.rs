@@ -323,7 +323,7 @@ impl<S: EventStore> Cqrs<S> {
         if let Some(event_id) = context.caused_by_event {
             metadata.insert(CAUSED_BY_EVENT, event_id.to_string());
         }
-        if let Some(trace) = &context.trace {
+        if let Some(trace) = crate::telemetry::events_trace(context.trace.as_ref()) {
             trace.write_metadata(&mut metadata);
         }
         // A command id seen before: answer with that run's outcome, or say the command differs.

@@ -265,13 +265,20 @@ impl<P: ProcessManager, S: EventStore + Checkpoints> ProcessManagerSink<P, S> {
                 .with_command_id(next.id)
                 .correlated_with(correlation)
                 .with_cause(next.cause);
-            // The command joins its cause's trace (the event's `traceparent`, its parent span
-            // kept: `tracing` alone gives the handling span no W3C id).
-            if let Some(trace) = next.trace.context() {
+            // The command joins its cause's trace (the event's `traceparent`; with the
+            // `opentelemetry` feature its span is the parent of the command's).
+            let trace = next.trace.context();
+            let traced = ProcessCommand::start(
+                P::NAME,
+                &next.command.name,
+                next.id,
+                correlation,
+                trace.as_ref(),
+            );
+            if let Some(trace) = trace {
                 context = context.with_trace(trace);
             }
             let router = self.router.as_ref().expect("the router is always put back");
-            let traced = ProcessCommand::start(P::NAME, &next.command.name, next.id, correlation);
             let body = next.command.body.to_string();
             let dispatch = router.dispatch_with(&next.command.name, &body, context);
             let outcome = traced.instrument(dispatch).await;
@@ -329,12 +336,14 @@ impl<P: ProcessManager, S: EventStore + Checkpoints> ProcessManagerSink<P, S> {
                     let error = rejection.message();
                     let issues = unwind::catch(|| state.on_rejected(&rejection))
                         .map_err(|m| handler_error::<P>(event, ProjectionFailure::Panicked(m)))?;
-                    // Compensations join the trace of the command they answer.
+                    // Compensations join the trace of the command they answer (as children
+                    // of its `process.command` span, with the `opentelemetry` feature).
+                    let trace = traced.handed_on(next.trace.context());
                     let (commands, deadlines) = split::<P>(
                         issues,
                         next.id,
                         next.cause,
-                        next.trace.context().as_ref(),
+                        trace.as_ref(),
                         correlation,
                         event.meta.recorded_at.unix_micros(),
                         "compensation",

@@ -64,10 +64,12 @@
 //! trace: [`CommandContext::caused_by`](crate::CommandContext::caused_by) reads it back, and a
 //! process manager records it with each command, compensation and deadline it issues, so they
 //! run (after a restart too) and their timeout events are written in the trace of the event that
-//! caused them. The parent span id stays the caller's: `tracing` gives the handling span no W3C
-//! id (an OpenTelemetry bridge that would is not written yet). With the `tracing` feature the
-//! `command` span records the trace id as `trace_id` (32 hex digits), so a subscriber can
-//! correlate spans of several processes.
+//! caused them. With the `tracing` feature the `command` span records the trace id as
+//! `trace_id` (32 hex digits), so a subscriber can correlate spans of several processes. With
+//! the `opentelemetry` feature (off by default) and a `tracing-opentelemetry` layer installed,
+//! the spans join the carried trace as OpenTelemetry parents and events carry their command
+//! span's own context (`otel.rs` says who is whose parent); without it the parent span id
+//! stays the caller's.
 //!
 //! # Metrics
 //!
@@ -96,6 +98,7 @@
 //! In-memory projections (those inside `Cqrs`) are not measured: they run inline with each
 //! command, whose metrics cover them.
 
+use std::borrow::Cow;
 #[cfg(feature = "metrics")]
 use std::time::Instant;
 
@@ -106,6 +109,8 @@ use crate::ids::{StreamId, Uuid};
 #[cfg(feature = "tracing")]
 use tracing::field::{Empty, display};
 
+#[cfg(feature = "opentelemetry")]
+mod otel;
 mod runner;
 mod trace_context;
 
@@ -307,6 +312,16 @@ pub(crate) fn command_outcome<T, E>(result: &Result<T, CommandError<E>>) -> &'st
     }
 }
 
+/// The trace context the events of the running command carry: the one it was given, or with
+/// the `opentelemetry` feature and a layer, its `command` span's own (`otel.rs`).
+#[inline]
+pub(crate) fn events_trace(carried: Option<&TraceContext>) -> Option<Cow<'_, TraceContext>> {
+    #[cfg(feature = "opentelemetry")]
+    return otel::handed_on(&tracing::Span::current(), carried);
+    #[cfg(not(feature = "opentelemetry"))]
+    carried.map(Cow::Borrowed)
+}
+
 /// The outcome label of an append's result.
 #[cfg(feature = "tracing")]
 fn append_outcome<T>(result: &Result<T, StoreError>) -> &'static str {
@@ -413,6 +428,8 @@ impl CommandTelemetry {
         );
         #[cfg(not(feature = "tracing"))]
         let span = NoSpan;
+        #[cfg(feature = "opentelemetry")]
+        otel::join(&span, trace);
         CommandTelemetry {
             aggregate,
             command,

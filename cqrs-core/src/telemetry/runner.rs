@@ -13,7 +13,7 @@ use super::{
 };
 #[cfg(feature = "tracing")]
 use super::{PROCESS, PROJECTION, live};
-use super::{SpanOrNothing, Started, now, within};
+use super::{SpanOrNothing, Started, TraceContext, now, within};
 use crate::envelope::RecordedEvent;
 use crate::error::{ProjectionError, StoreError};
 use crate::ids::{Position, Timestamp, Uuid};
@@ -292,19 +292,33 @@ pub(crate) struct ProcessCommand {
 }
 
 impl ProcessCommand {
-    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    /// `trace`: the context of the event that caused the command, which the span joins (feature
+    /// `opentelemetry`).
+    #[cfg_attr(not(feature = "opentelemetry"), allow(unused_variables))]
     pub(crate) fn start(
         process: &'static str,
         command: &str,
         command_id: Uuid,
         correlation_id: Uuid,
+        trace: Option<&TraceContext>,
     ) -> Self {
         #[cfg(feature = "tracing")]
         let span = tracing::debug_span!(target: PROCESS, "process.command", process, command,
             command_id = %command_id, correlation_id = %correlation_id, outcome = Empty);
         #[cfg(not(feature = "tracing"))]
         let span = NoSpan;
+        #[cfg(feature = "opentelemetry")]
+        super::otel::join(&span, trace);
         ProcessCommand { process, span }
+    }
+
+    /// The context the command's compensations carry: `carried` (the cause's), or with the
+    /// `opentelemetry` feature and a layer, this span's own, so they are its children.
+    pub(crate) fn handed_on(&self, carried: Option<TraceContext>) -> Option<TraceContext> {
+        #[cfg(feature = "opentelemetry")]
+        return super::otel::handed_on(&self.span, carried.as_ref()).map(|c| c.into_owned());
+        #[cfg(not(feature = "opentelemetry"))]
+        carried
     }
 
     /// Runs the command inside the span.

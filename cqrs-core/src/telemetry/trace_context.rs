@@ -166,6 +166,11 @@ impl TraceParent {
     pub fn with_parent_id(self, parent_id: NonZeroU64) -> Self {
         TraceParent { parent_id, ..self }
     }
+
+    /// The same trace and parent with other flags.
+    pub fn with_flags(self, flags: u8) -> Self {
+        TraceParent { flags, ..self }
+    }
 }
 
 impl FromStr for TraceParent {
@@ -259,6 +264,12 @@ impl TraceContext {
     /// The same trace and state, continued from the span `parent_id`.
     pub fn with_parent_id(mut self, parent_id: NonZeroU64) -> Self {
         self.traceparent = self.traceparent.with_parent_id(parent_id);
+        self
+    }
+
+    /// The same trace, parent and state with other flags.
+    pub fn with_flags(mut self, flags: u8) -> Self {
+        self.traceparent = self.traceparent.with_flags(flags);
         self
     }
 }
