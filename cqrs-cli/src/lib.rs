@@ -99,17 +99,11 @@ type SinkFn = Box<dyn Fn(&dyn Any) -> Option<Result<Box<dyn Replay>, Failure>> +
 
 /// A sink with its type erased, for `replay-parked`.
 trait Replay: Send {
-    fn replay<'a>(
-        &'a mut self,
-        event: &'a RecordedEvent,
-    ) -> BoxFuture<'a, Result<(), ApplyError>>;
+    fn replay<'a>(&'a mut self, event: &'a RecordedEvent) -> BoxFuture<'a, Result<(), ApplyError>>;
 }
 
 impl<K: ProjectionSink> Replay for K {
-    fn replay<'a>(
-        &'a mut self,
-        event: &'a RecordedEvent,
-    ) -> BoxFuture<'a, Result<(), ApplyError>> {
+    fn replay<'a>(&'a mut self, event: &'a RecordedEvent) -> BoxFuture<'a, Result<(), ApplyError>> {
         Box::pin(self.replay_parked(event))
     }
 }

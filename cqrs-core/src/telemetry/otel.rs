@@ -28,9 +28,7 @@ use std::borrow::Cow;
 use std::num::{NonZeroU64, NonZeroU128};
 
 use opentelemetry::Context;
-use opentelemetry::trace::{
-    SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
-};
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::trace_context::{TraceContext, TraceParent};
@@ -99,10 +97,7 @@ pub(crate) fn handed_on<'a>(
             Some(Cow::Borrowed(carried))
         }
         Some(carried) => Some(Cow::Owned(
-            carried
-                .clone()
-                .with_parent_id(span_id)
-                .with_flags(flags),
+            carried.clone().with_parent_id(span_id).with_flags(flags),
         )),
         None => {
             let context = TraceContext::new(TraceParent::new(trace_id, span_id, flags));

@@ -166,7 +166,12 @@ where
     assert_eq!(listed("u").await, [position(0), position(2)]);
     // Already gone: says so, changes nothing.
     assert!(!store.unpark_event("u", Some(position(1))).await.unwrap());
-    assert!(!store.unpark_event("nobody", Some(position(0))).await.unwrap());
+    assert!(
+        !store
+            .unpark_event("nobody", Some(position(0)))
+            .await
+            .unwrap()
+    );
     assert_eq!(listed("u").await, [position(0), position(2)]);
     // The checkpoint stays where it was, and other projections keep their records.
     assert_eq!(store.load_checkpoint("u").await.unwrap(), position(3));

@@ -446,7 +446,10 @@ where
         })
         .on_failure(OnFailure::Park)
         .spawn();
-    running.wait_for(head, Duration::from_secs(30)).await.unwrap();
+    running
+        .wait_for(head, Duration::from_secs(30))
+        .await
+        .unwrap();
     assert_eq!(running.status().parked, 1);
     running.stop().await;
     let parked = store.parked_events("balances").await.unwrap();
@@ -476,7 +479,11 @@ async fn replay_scenario<S, B, F>(
     F: std::future::Future<Output = ()>,
 {
     let admin = |rest: &[&str]| {
-        let words: Vec<String> = args.iter().cloned().chain(rest.iter().map(|s| s.to_string())).collect();
+        let words: Vec<String> = args
+            .iter()
+            .cloned()
+            .chain(rest.iter().map(|s| s.to_string()))
+            .collect();
         tokio::task::spawn_blocking(move || {
             let words: Vec<&str> = words.iter().map(String::as_str).collect();
             run(&[&["admin"], &words[..]].concat())
@@ -485,8 +492,15 @@ async fn replay_scenario<S, B, F>(
     let refused_with = |out: Output, says: &str| {
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{stderr}");
-        assert_eq!(stderr.lines().filter(|l| l.starts_with("error: ")).count(), 1, "{stderr}");
-        assert!(stderr.lines().last().unwrap().contains(says), "`{says}` in {stderr}");
+        assert_eq!(
+            stderr.lines().filter(|l| l.starts_with("error: ")).count(),
+            1,
+            "{stderr}"
+        );
+        assert!(
+            stderr.lines().last().unwrap().contains(says),
+            "`{says}` in {stderr}"
+        );
         assert!(!stderr.contains("panicked"), "{stderr}");
         text(&out.stdout)
     };
@@ -494,7 +508,10 @@ async fn replay_scenario<S, B, F>(
 
     // The fault is still there: the event fails again and stays parked.
     let out = admin(&["replay-parked", "balances"]).await.unwrap();
-    let stdout = refused_with(out, "1 of 1 parked event(s) of `balances` failed again and stay parked");
+    let stdout = refused_with(
+        out,
+        "1 of 1 parked event(s) of `balances` failed again and stay parked",
+    );
     assert!(
         stdout.starts_with("failed again [1/1] @4 account-2 v2 account.deposited: "),
         "{stdout}"
@@ -506,14 +523,25 @@ async fn replay_scenario<S, B, F>(
     // Bad input: one line each, nothing changes.
     for (rest, says) in [
         (vec!["replay-parked", "nope"], "no projection named `nope`"),
-        (vec!["replay-parked", "account-history"], "in-memory projection"),
-        (vec!["replay-parked", "transfer"], "`transfer` has no parked events"),
+        (
+            vec!["replay-parked", "account-history"],
+            "in-memory projection",
+        ),
+        (
+            vec!["replay-parked", "transfer"],
+            "`transfer` has no parked events",
+        ),
         (
             vec!["replay-parked", "balances", "--event", "not-an-id"],
             "--event `not-an-id` is not an event id",
         ),
         (
-            vec!["replay-parked", "balances", "--event", "0191e0a4-7c1e-7000-8000-000000000000"],
+            vec![
+                "replay-parked",
+                "balances",
+                "--event",
+                "0191e0a4-7c1e-7000-8000-000000000000",
+            ],
             "`balances` has no parked event 0191e0a4-7c1e-7000-8000-000000000000",
         ),
     ] {
@@ -521,7 +549,9 @@ async fn replay_scenario<S, B, F>(
     }
 
     fix.await;
-    let out = admin(&["replay-parked", "balances", "--event", &event]).await.unwrap();
+    let out = admin(&["replay-parked", "balances", "--event", &event])
+        .await
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout),
@@ -568,13 +598,21 @@ async fn replays_a_parked_event_on_postgres_once_the_fault_is_fixed() {
         eprintln!("SKIPPED: CQRS_POSTGRES_URL is not set");
         return;
     };
-    let schema = format!("bank_replay_{:x}", eventweave_core::new_id().as_u128() as u32);
+    let schema = format!(
+        "bank_replay_{:x}",
+        eventweave_core::new_id().as_u128() as u32
+    );
     // The sink's statements find the balances table through `search_path`.
     let separator = if url.contains('?') { '&' } else { '?' };
     let url = format!("{url}{separator}options=-csearch_path%3D{schema}");
-    let store = PostgresStore::open(PostgresConfig::parse(&url).unwrap().schema(&schema).pool_size(2))
-        .await
-        .unwrap();
+    let store = PostgresStore::open(
+        PostgresConfig::parse(&url)
+            .unwrap()
+            .schema(&schema)
+            .pool_size(2),
+    )
+    .await
+    .unwrap();
     let sink = || PgSink::new(&store, BalancesTable);
     sink().setup(balances::CREATE_TABLE).await.unwrap();
     sink()
@@ -590,7 +628,12 @@ async fn replays_a_parked_event_on_postgres_once_the_fault_is_fixed() {
     let args: Vec<String> = ["--store", url.as_str(), "--schema", schema.as_str()]
         .map(str::to_owned)
         .into();
-    let fix = async { sink().setup("DROP TRIGGER fault ON balances").await.unwrap() };
+    let fix = async {
+        sink()
+            .setup("DROP TRIGGER fault ON balances")
+            .await
+            .unwrap()
+    };
     let reader = &store.reader();
     let balance_2 = move || async move { balances::balance(reader, AccountId(2)).await.unwrap() };
     replay_scenario(&store, &args, parked, fix, balance_2).await;
@@ -598,7 +641,12 @@ async fn replays_a_parked_event_on_postgres_once_the_fault_is_fixed() {
     // An unreachable database is one line too.
     tokio::task::spawn_blocking(|| {
         refused(
-            &["--store", "postgres://postgres@127.0.0.1:1/test", "replay-parked", "balances"],
+            &[
+                "--store",
+                "postgres://postgres@127.0.0.1:1/test",
+                "replay-parked",
+                "balances",
+            ],
             "cannot open the PostgreSQL store",
         )
     })

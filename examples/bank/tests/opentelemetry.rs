@@ -40,7 +40,11 @@ fn span<'a>(spans: &'a [SpanData], name: &str, command: &str, trace: TraceId) ->
                 && s.span_context.trace_id() == trace
         })
         .collect();
-    assert_eq!(found.len(), 1, "one `{name}` span of {command} in {trace}: {spans:#?}");
+    assert_eq!(
+        found.len(),
+        1,
+        "one `{name}` span of {command} in {trace}: {spans:#?}"
+    );
     found[0]
 }
 
@@ -55,7 +59,13 @@ async fn carried(store: &MemoryStore, stream: &str, event: &str) -> String {
         .iter()
         .find(|e| e.meta.stream.as_str() == stream && &*e.meta.event_name == event)
         .unwrap_or_else(|| panic!("{event} in {stream}"));
-    found.meta.metadata.get(TRACEPARENT).and_then(|v| v.as_str()).unwrap().to_owned()
+    found
+        .meta
+        .metadata
+        .get(TRACEPARENT)
+        .and_then(|v| v.as_str())
+        .unwrap()
+        .to_owned()
 }
 
 #[tokio::test]
