@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use eventweave_core::runner::{
-    CheckpointedSink, Checkpoints, DurableProjection, Lease, Leases, MemorySink, OnFailure,
-    Progress, ProjectionGroup, ProjectionRunner, RetryPolicy, RunnerState, RunningProjection,
+    ApplyError, CheckpointedSink, Checkpoints, DurableProjection, Lease, Leases, MemorySink,
+    OnFailure, Progress, ProjectionGroup, ProjectionRunner, ProjectionSink, RetryPolicy,
+    RunnerState, RunningProjection,
 };
 use eventweave_core::testing::domain::Added;
 use eventweave_core::{
@@ -522,4 +523,120 @@ async fn wait_for_times_out_with_a_typed_error() {
         "{err:?}"
     );
     running.stop().await;
+}
+
+/// Parks the event at position 3 of five and returns the sink and the parked event; the handler
+/// fails once more on it (the first replay), then succeeds.
+async fn parked_third<K: ProjectionSink>(
+    store: &MemoryStore,
+    sink: impl FnOnce(Sums) -> K,
+) -> (K, RecordedEvent) {
+    let mut events = Vec::new();
+    for i in 1..=5 {
+        events.push(add(store, i, u64::from(i)).await);
+    }
+    let failures_left = Arc::new(AtomicU32::new(u32::MAX));
+    let sums = Sums {
+        fail_at: Some(3),
+        failures_left: Arc::clone(&failures_left),
+        ..Sums::default()
+    };
+    let running = ProjectionRunner::new(store.clone(), sink(sums))
+        .retry(fast_retries(1))
+        .on_failure(OnFailure::Park)
+        .spawn();
+    running.wait_for(Position(5), WAIT).await.unwrap();
+    assert_eq!(running.status().parked, 1);
+    let sink = running.stop().await;
+    failures_left.store(1, Ordering::SeqCst);
+    (sink, events.swap_remove(2))
+}
+
+/// What every sink must do with a parked event: refuse it while its handler still fails (the
+/// record stays), apply it once fixed without moving the checkpoint, then say it is not parked.
+async fn replays_once<K: ProjectionSink>(
+    sink: &mut K,
+    third: &RecordedEvent,
+    parked: impl AsyncFn() -> Vec<Position>,
+) {
+    assert_eq!(parked().await, [Position(3)]);
+    let failed = sink.replay_parked(third).await.unwrap_err();
+    assert!(
+        matches!(&failed, ApplyError::Handler(e) if e.position == Position(3)),
+        "{failed:?}"
+    );
+    assert_eq!(
+        parked().await,
+        [Position(3)],
+        "a failed replay keeps the record"
+    );
+    sink.replay_parked(third).await.unwrap();
+    assert!(parked().await.is_empty());
+    assert_eq!(sink.checkpoint().await.unwrap(), Position(5), "not moved");
+    let again = sink.replay_parked(third).await.unwrap_err();
+    assert!(
+        again.to_string().contains("is not parked by projection"),
+        "{again}"
+    );
+}
+
+#[tokio::test]
+async fn a_parked_event_is_replayed_once_through_a_memory_sink() {
+    let store = MemoryStore::new();
+    let (mut sink, third) = parked_third(&store, MemorySink::new).await;
+    let parked = |sink: &MemorySink<Sums>| -> Vec<Position> {
+        sink.parked().iter().map(|p| p.position).collect()
+    };
+    assert_eq!(parked(&sink), [Position(3)]);
+    let failed = sink.replay_parked(&third).await.unwrap_err();
+    assert!(matches!(&failed, ApplyError::Handler(_)), "{failed:?}");
+    assert_eq!(
+        parked(&sink),
+        [Position(3)],
+        "a failed replay keeps the record"
+    );
+    sink.replay_parked(&third).await.unwrap();
+    assert!(parked(&sink).is_empty());
+    assert_eq!(sink.checkpoint().await.unwrap(), Position(5), "not moved");
+    let again = sink.replay_parked(&third).await.unwrap_err();
+    assert!(
+        again.to_string().contains("is not parked by projection"),
+        "{again}"
+    );
+    assert_eq!(
+        sink.projection().seen,
+        [1, 2, 4, 5, 3],
+        "applied once, after the others"
+    );
+    assert_eq!(sink.projection().by_stream["counter-3"], 3);
+}
+
+#[tokio::test]
+async fn a_parked_event_is_replayed_once_through_a_checkpointed_sink() {
+    let store = MemoryStore::new();
+    let (mut sink, third) =
+        parked_third(&store, |sums| CheckpointedSink::new(sums, store.clone())).await;
+    let parked = async || -> Vec<Position> {
+        let records = store.parked_events("sums").await.unwrap();
+        records.iter().map(|p| p.position).collect()
+    };
+    replays_once(&mut sink, &third, parked).await;
+    assert_eq!(store.load_checkpoint("sums").await.unwrap(), Position(5));
+    assert_eq!(sink.projection().seen, [1, 2, 4, 5, 3]);
+}
+
+#[tokio::test]
+async fn a_reset_drops_the_parked_records_it_will_apply_again() {
+    let store = MemoryStore::new();
+    let (mut sink, _) =
+        parked_third(&store, |sums| CheckpointedSink::new(sums, store.clone())).await;
+    assert_eq!(store.parked_events("sums").await.unwrap().len(), 1);
+    sink.reset().await.unwrap();
+    assert!(store.parked_events("sums").await.unwrap().is_empty());
+    assert_eq!(store.load_checkpoint("sums").await.unwrap(), Position::ZERO);
+
+    let (mut memory, _) = parked_third(&MemoryStore::new(), MemorySink::new).await;
+    assert_eq!(memory.parked().len(), 1);
+    memory.reset().await.unwrap();
+    assert!(memory.parked().is_empty());
 }
