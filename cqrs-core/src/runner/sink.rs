@@ -122,8 +122,11 @@ pub trait ProjectionSink: Send + 'static {
     fn reset(&mut self) -> impl Future<Output = Result<(), ApplyError>> + Send;
 
     /// Applies `event`, which this projection parked, once more (its cause fixed), without
-    /// moving the checkpoint, and removes its parked record only when that succeeded (see the
-    /// [module docs](self) for each sink's guarantee). Fails with [`ApplyError::Handler`] when
+    /// moving the checkpoint, and removes its parked record only when that succeeded: in the
+    /// handler's transaction on exactly-once SQL sinks (a second replay applies nothing), right
+    /// after the handler on [`CheckpointedSink`] (at least once), in memory on [`MemorySink`].
+    /// The event is applied after later ones: a read model that depends on their order is right
+    /// again only after a rebuild. Fails with [`ApplyError::Handler`] when
     /// the handler fails again (the record stays), and with [`not_parked`]'s error when the
     /// event has no parked record (another replay took it).
     ///
