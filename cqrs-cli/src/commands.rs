@@ -4,11 +4,12 @@
 //!
 //! - **`rebuild` holds the lease itself** for the whole rebuild and runs the projection without
 //!   leases: while it holds it, no other process can start the projection; while another holds it,
-//!   the command refuses (or polls every 500 ms with `--wait`). SQLite has no leases across
-//!   processes, so there the command cannot see a running projection (documented in the crate
-//!   docs).
+//!   the command refuses (or polls every 500 ms with `--wait`). On SQLite the leases are
+//!   `SqliteLeases` (a row renewed by its holder), which the application's runners must take
+//!   for the command to see them (documented in the crate docs).
 //! - **`projections` derives a state** from what a separate process can know: the lease (held
-//!   elsewhere or free, on PostgreSQL) and the lag. A runner's own `RunnerState` lives in the
+//!   elsewhere or free, through `Leases::held_elsewhere`, which reads the SQLite row without
+//!   taking it) and the lag. A runner's own `RunnerState` lives in the
 //!   process that runs it.
 //! - **`replay-parked` goes through the projection's own sink** (`ProjectionSink::replay_parked`,
 //!   made by the function `Admin::durable` registered), so each sink keeps its guarantee: on the
@@ -189,13 +190,7 @@ where
         let (checkpoint, lag, parked, state) = if durable {
             let parked = store.parked_events(p.name).await?.len();
             let running = match leases {
-                Some(leases) => match leases.try_acquire(p.name).await? {
-                    Some(lease) => {
-                        drop(lease);
-                        Some(false)
-                    }
-                    None => Some(true),
-                },
+                Some(leases) => Some(leases.held_elsewhere(p.name).await?),
                 None => None,
             };
             let state = match (running, p.lag) {

@@ -40,10 +40,10 @@
 //! is honoured).
 //!
 //! `rebuild` needs to know how to run a durable projection: [`Admin::durable`] registers a
-//! function that makes its `ProjectionRunner` on the opened store. On PostgreSQL the command
-//! takes the projection's lease (`PgLeases`) for the whole rebuild, so it refuses while another
-//! process runs the projection (or waits, with `--wait`). SQLite has no leases across processes:
-//! stop the application's runner before rebuilding.
+//! function that makes its `ProjectionRunner` on the opened store. The command takes the
+//! projection's lease (`PgLeases` on PostgreSQL, `SqliteLeases` on SQLite) for the whole
+//! rebuild, so it refuses while another process runs the projection (or waits, with `--wait`).
+//! On SQLite that holds for applications whose runners take `SqliteLeases` too.
 //!
 //! `replay-parked` applies a projection's parked events again (all, in position order, or the
 //! one `--event` names) through the sink of a mounted projection, once the cause is fixed: each
@@ -51,8 +51,9 @@
 //! sinks), and the checkpoint does not move. One line per event says `replayed` or `failed
 //! again` with the error; events that failed again stay parked, and the command then exits 1.
 //!
-//! A PostgreSQL store is opened with `--schema` and a 5 s connect timeout, with `PgLeases` for
-//! `rebuild`; a SQLite path that does not exist is refused rather than created.
+//! A PostgreSQL store is opened with `--schema` and a 5 s connect timeout, with `PgLeases`; a
+//! SQLite store with `SqliteLeases`; a SQLite path that does not exist is refused rather than
+//! created.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -258,7 +259,8 @@ impl Admin {
         }
         let store = eventweave_sqlite::SqliteStore::open(path)
             .map_err(|e| format!("cannot open the SQLite store `{path}`: {e}"))?;
-        self.run_on(store, None::<LocalLease>, command).await
+        let leases = eventweave_sqlite::SqliteLeases::new(&store);
+        self.run_on(store, Some(leases), command).await
     }
 
     #[cfg(not(feature = "sqlite"))]

@@ -240,6 +240,7 @@ mod config;
 mod connection;
 mod error;
 mod inspect;
+mod lease;
 mod portable;
 mod read;
 mod schema;
@@ -251,6 +252,7 @@ mod tx;
 
 pub use config::{Durability, SqliteConfig};
 pub use error::{CheckpointMoved, OpenError, WriteInSinkBatch};
+pub use lease::{DEFAULT_LEASE_TTL, SqliteLease, SqliteLeases};
 pub use portable::SqliteReader;
 pub use schema::SCHEMA_VERSION;
 pub use sink::SqliteSink;

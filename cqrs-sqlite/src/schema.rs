@@ -6,7 +6,8 @@
 //!
 //! The migrations below are the schema's listing: version 1 the `events` table (the position is the
 //! rowid) with unique indexes on `event_id` and `(stream, version)`, version 2 `checkpoints` and
-//! `parked_events`, version 3 `snapshots` (one row per stream).
+//! `parked_events`, version 3 `snapshots` (one row per stream), version 4 `leases` (which process
+//! runs a projection: `lease.rs`).
 //!
 //! - **The stream name is stored in every row**, with no separate streams table: one index
 //!   `(stream, version)` answers both the version lookup of an append (`MAX(version)`, one B-tree
@@ -25,7 +26,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::error::OpenError;
 
 /// The schema version this version of the crate writes and reads.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// One step of the schema's history. Never edit a released migration: add the next one.
 struct Migration {
@@ -98,6 +99,20 @@ const MIGRATIONS: &[Migration] = &[
             snapshot_version INTEGER NOT NULL,
             payload          TEXT    NOT NULL,
             taken_at         INTEGER NOT NULL
+        ) STRICT;
+    ",
+    },
+    Migration {
+        version: 4,
+        description: "leases of durable projections across processes",
+        // One row per projection while a process holds its lease: the holder and when the
+        // lease ends unless renewed (microseconds since the Unix epoch). `SqliteLeases` writes
+        // it; an expired row is free to take.
+        sql: "
+        CREATE TABLE leases (
+            projection TEXT    PRIMARY KEY,
+            owner      TEXT    NOT NULL,
+            expires_at INTEGER NOT NULL
         ) STRICT;
     ",
     },
@@ -224,6 +239,7 @@ mod tests {
         assert_eq!(count("checkpoints"), 0);
         assert_eq!(count("parked_events"), 0);
         assert_eq!(count("snapshots"), 0);
+        assert_eq!(count("leases"), 0);
         assert_eq!(count("schema_migrations"), MIGRATIONS.len() as i64);
     }
 

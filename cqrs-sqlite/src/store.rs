@@ -144,6 +144,17 @@ impl SqliteStore {
         Ok(Writer { conn, _turn: turn })
     }
 
+    /// The write connection if the write turn is free now, without waiting (for `Drop`).
+    pub(crate) fn try_writer(&self) -> Option<Writer<'_>> {
+        let turn = self.shared.turn.try_take()?;
+        let conn = self
+            .shared
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Some(Writer { conn, _turn: turn })
+    }
+
     pub(crate) fn read<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,

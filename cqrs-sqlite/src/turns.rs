@@ -138,6 +138,15 @@ impl WriteTurn {
         Ok(guard)
     }
 
+    /// The turn if it is free now (a lease released in `Drop`, which cannot wait).
+    pub(crate) fn try_take(&self) -> Option<TurnGuard> {
+        let permit = self.turn.permit.try_acquire().ok()?;
+        permit.forget();
+        Some(TurnGuard {
+            turn: Arc::clone(&self.turn),
+        })
+    }
+
     async fn acquire(&self) -> Result<TurnGuard, StoreError> {
         // The semaphore is never closed; the error is kept rather than unwrapped. Between the
         // permit and the guard there is no `.await`, so a dropped future never loses a permit.

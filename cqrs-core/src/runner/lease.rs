@@ -8,7 +8,8 @@ use crate::error::StoreError;
 ///
 /// `eventweave_postgres::PgLeases` uses a PostgreSQL advisory lock held by a connection: when its
 /// process dies the server drops the connection and the lock, and another process's runner
-/// takes over from the checkpoint. [`LocalLease`] always grants (one process per store).
+/// takes over from the checkpoint. `eventweave_sqlite::SqliteLeases` keeps a row with an owner
+/// and an expiry that the holder renews. [`LocalLease`] always grants (one process per store).
 pub trait Leases: Send + Sync + 'static {
     /// A held lease; dropping it releases it.
     type Lease: Lease;
@@ -18,6 +19,16 @@ pub trait Leases: Send + Sync + 'static {
         &self,
         projection: &str,
     ) -> impl Future<Output = Result<Option<Self::Lease>, StoreError>> + Send;
+
+    /// Whether another holder has the lease of `projection` now, for an operator's listing.
+    /// The default takes the lease and lets it go at once; leases that can tell without taking
+    /// (a row to read) answer without writing.
+    fn held_elsewhere(
+        &self,
+        projection: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        async move { Ok(self.try_acquire(projection).await?.is_none()) }
+    }
 }
 
 /// A held lease.

@@ -45,7 +45,7 @@ use eventweave_core::{
     QueryError, RecordedEvent, Router, Uuid,
 };
 use eventweave_postgres::{PgSink, PostgresStore};
-use eventweave_sqlite::{SqliteReader, SqliteSink, SqliteStore};
+use eventweave_sqlite::{SqliteLeases, SqliteReader, SqliteSink, SqliteStore};
 
 /// Any error of the example, reported by `main`.
 type Failure = Box<dyn Error + Send + Sync>;
@@ -357,7 +357,10 @@ async fn run<S: EventStore + Checkpoints>(
     let report = Arc::clone(&bar);
     let sink = SqliteSink::new(tables, BalancesTable)?;
     sink.setup(balances::CREATE_TABLE).await?;
+    // A lease in the table's file: `bank admin rebuild balances` refuses while this runs, and
+    // `bank admin projections` shows it running.
     let running = ProjectionRunner::new(store.clone(), sink)
+        .leases(SqliteLeases::new(tables), Duration::from_millis(500))
         .on_progress(move |progress| report.report(progress))
         .spawn();
     let bank = Bank {

@@ -13,7 +13,7 @@ use eventweave_core::runner::{
 use eventweave_core::{Cqrs, EventStore, Position};
 use eventweave_postgres::tokio_postgres::NoTls;
 use eventweave_postgres::{PgLeases, PgSink, PostgresConfig, PostgresStore};
-use eventweave_sqlite::{SqliteSink, SqliteStore};
+use eventweave_sqlite::{SqliteLeases, SqliteSink, SqliteStore};
 
 const BANK: &str = env!("CARGO_BIN_EXE_bank");
 
@@ -135,12 +135,37 @@ fn inspects_and_rebuilds_a_sqlite_bank() {
             .collect::<Vec<_>>()
             .join(" ")
     };
-    assert_eq!(line("balances"), "balances durable 18 0 0 caught up");
+    // The bank released its leases when it stopped.
+    assert_eq!(line("balances"), "balances durable 18 0 0 not running");
     assert_eq!(
         line("transfer"),
-        "transfer process manager 18 0 0 caught up"
+        "transfer process manager 18 0 0 not running"
     );
     assert!(line("account-history").starts_with("account-history in memory - - -"));
+
+    // Another process runs `balances` (here, this test holds its lease): `projections` says so
+    // and `rebuild` refuses.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let file = SqliteStore::open(&db.0).unwrap();
+    let leases = SqliteLeases::new(&file);
+    let held = runtime
+        .block_on(leases.try_acquire("balances"))
+        .unwrap()
+        .expect("free");
+    let listed = ok(&["--store", store, "projections"]);
+    let balances = listed
+        .lines()
+        .find(|l| l.starts_with("balances "))
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert!(
+        balances.ends_with("running elsewhere, caught up"),
+        "{balances}"
+    );
+    refused(
+        &["--store", store, "rebuild", "balances"],
+        "`balances` is running in another process",
+    );
+    runtime.block_on(async move { drop(held) });
 
     let rebuilt = ok(&["--store", store, "rebuild", "balances"]);
     assert!(
