@@ -217,7 +217,8 @@
 //! - **One runner per projection**: each sink checks, inside its transaction, that the
 //!   checkpoint is where it left it, and writes nothing otherwise ([`CheckpointMoved`]), so two
 //!   runners of one projection never apply an event twice; they do waste work, so give
-//!   several processes leases.
+//!   several processes leases: [`SqliteLeases`] (a row per projection with an owner and an
+//!   expiry the holder renews; `ProjectionRunner::leases(SqliteLeases::new(&store), retry)`).
 //! - **Write turn**: a batch holds the file's write turn (and SQLite's write lock) from its
 //!   `BEGIN` to its `COMMIT`, handlers' `.await`s included. Appends of this process wait for it
 //!   with `.await` (without blocking a runtime thread) for as long as the batch runs; appends of
