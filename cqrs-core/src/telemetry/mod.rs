@@ -316,9 +316,11 @@ pub(crate) fn command_outcome<T, E>(result: &Result<T, CommandError<E>>) -> &'st
 /// the `opentelemetry` feature and a layer, its `command` span's own (`otel.rs`).
 #[inline]
 pub(crate) fn events_trace(carried: Option<&TraceContext>) -> Option<Cow<'_, TraceContext>> {
+    // With nothing listening there is no span to ask (the one atomic load of `listening`).
     #[cfg(feature = "opentelemetry")]
-    return otel::handed_on(&tracing::Span::current(), carried);
-    #[cfg(not(feature = "opentelemetry"))]
+    if listening() {
+        return otel::handed_on(&tracing::Span::current(), carried);
+    }
     carried.map(Cow::Borrowed)
 }
 
