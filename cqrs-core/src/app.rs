@@ -809,6 +809,7 @@ fn encode<E: EventSet, X>(
                 correlation_id: Some(correlation_id),
                 causation_id: Some(command_id),
                 metadata: metadata.clone(),
+                tags: crate::Tags::empty(),
             });
         }
         Ok(encoded)

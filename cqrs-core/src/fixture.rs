@@ -274,6 +274,7 @@ impl<P: Projection> ProjectionFixture<P> {
             correlation_id: None,
             causation_id: None,
             metadata: UserMetadata::empty(),
+            tags: crate::Tags::empty(),
         }
         .record(stream, *stream_version, self.position, Timestamp::now());
         if let Err(e) = self.projection.handle(EventRef::stored(&recorded)) {

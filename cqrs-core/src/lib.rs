@@ -252,6 +252,7 @@ mod envelope;
 mod error;
 mod event;
 mod event_of;
+mod event_query;
 pub mod fixture;
 mod ids;
 pub mod process;
@@ -266,6 +267,7 @@ mod signal;
 pub mod snapshot;
 pub mod sql;
 mod store;
+mod tag;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -287,11 +289,15 @@ pub use dispatch::Router;
 pub use envelope::{EventMeta, NewEvent, Payload, RecordedEvent, UserMetadata};
 pub use error::{
     BackendError, BoxError, BuildError, CommandError, DecodeError, DecodeFailure, DispatchError,
-    ErrorChain, InputField, InputProblem, InvalidInput, Mismatch, ProjectionError,
-    ProjectionFailure, QueryError, Retry, StoreError,
+    ErrorChain, InputField, InputProblem, InvalidInput, InvalidQuery, Mismatch, ProjectionError,
+    ProjectionFailure, QueryError, QueryProblem, Retry, StoreError,
 };
 pub use event::{Event, EventSet, UpcastPayload};
 pub use event_of::{AggregateIdError, EventOf, IntoEvents};
+pub use event_query::{
+    AppendCondition, EventQuery, MAX_ITEM_TAGS, MAX_ITEM_TYPES, MAX_QUERY_ITEMS, QueryItem,
+    QueryRead,
+};
 pub use ids::{Position, StreamId, Timestamp, Uuid, new_id};
 pub use projection::{Decoded, DynProjection, EventRef, Projection};
 pub use query::{Query, RoutedQuery};
@@ -300,10 +306,11 @@ pub use services::Services;
 pub use snapshot::{Snapshot, SnapshotPolicy, Warning};
 pub use store::{
     DEFAULT_MAX_EVENT_BYTES, DynStore, EventStore, ExpectedVersion, InspectStore,
-    MAX_EVENT_NAME_BYTES, MAX_EVENT_VERSION, MAX_STREAM_ID_BYTES, MemoryStore, StreamSummary,
-    Subscription, check_append, check_event_sizes, check_retry, check_snapshot, check_stream_id,
-    event_mismatch,
+    MAX_EVENT_NAME_BYTES, MAX_EVENT_TAGS, MAX_EVENT_VERSION, MAX_STREAM_ID_BYTES, MemoryStore,
+    StreamSummary, StreamWrite, Subscription, check_append, check_event_sizes, check_query,
+    check_retry, check_snapshot, check_stream_id, check_writes, event_mismatch,
 };
+pub use tag::{MAX_TAG_BYTES, MAX_TAG_KEY_BYTES, Tag, TagError, TagProblem, TagValue, Tags};
 pub use telemetry::{TRACEPARENT, TRACESTATE, TraceContext, TraceParent};
 
 /// The derive and attribute macros (with the `derive` feature, on by default).

@@ -9,8 +9,8 @@ use std::path::Path;
 const LAYERS: &[&[&str]] = &[
     // Plain building blocks.
     &["ids", "signal", "unwind", "services"],
-    // What a store records, and progress reports.
-    &["envelope", "progress"],
+    // What a store records (with tags and event queries), and progress reports.
+    &["envelope", "progress", "tag", "event_query"],
     // Command context and outcome, every error type, the portable SQL unit of work, and the
     // tracing and metrics helpers.
     &["context", "error", "sql", "telemetry"],

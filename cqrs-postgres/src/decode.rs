@@ -215,6 +215,7 @@ pub(crate) fn event(
             correlation_id,
             causation_id,
             metadata,
+            tags: eventweave_core::Tags::empty(),
         },
         payload,
     })

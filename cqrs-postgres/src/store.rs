@@ -132,6 +132,10 @@ impl EventStore for PostgresStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        // Tags are not stored yet: refuse them rather than drop them (issue 15, in progress).
+        if events.iter().any(|e| !e.tags.is_empty()) {
+            return Err(StoreError::Unsupported { operation: "tags" });
+        }
         self.shared.append(stream, expected, events).await
     }
 

@@ -25,6 +25,7 @@
 //!     correlation_id: None,
 //!     causation_id: None,
 //!     metadata: UserMetadata::empty(),
+//!     tags: eventweave_core::Tags::empty(),
 //! };
 //! let recorded = store.append(&stream, ExpectedVersion::NoStream, vec![added]).await?;
 //! assert_eq!((recorded[0].meta.version, recorded[0].meta.position), (1, Position(1)));
@@ -169,6 +170,7 @@
 //! #         correlation_id: None,
 //! #         causation_id: None,
 //! #         metadata: eventweave_core::UserMetadata::empty(),
+//! #         tags: eventweave_core::Tags::empty(),
 //! #     }
 //! # }
 //! # #[tokio::main(flavor = "current_thread")]

@@ -193,6 +193,7 @@ pub(crate) fn decode_row(
             correlation_id,
             causation_id,
             metadata,
+            tags: eventweave_core::Tags::empty(),
         },
         payload: Payload::from_json(Arc::<str>::from(payload)),
     })

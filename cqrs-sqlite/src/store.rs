@@ -193,6 +193,10 @@ impl EventStore for SqliteStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        // Tags are not stored yet: refuse them rather than drop them (issue 15, in progress).
+        if events.iter().any(|e| !e.tags.is_empty()) {
+            return Err(StoreError::Unsupported { operation: "tags" });
+        }
         let telemetry = AppendTelemetry::start("sqlite", stream, expected, &events);
         let appended = self.append_now(stream, expected, events);
         let result = telemetry.instrument(appended).await;
