@@ -324,6 +324,7 @@ mod checkpoint;
 mod config;
 mod connect;
 mod conninfo;
+mod dcb;
 mod decode;
 mod error;
 mod holes;
