@@ -296,7 +296,8 @@ mod tests {
             assert!(
                 text.contains("CASE WHEN pg_try_advisory_xact_lock(")
                     && text.contains("pg_current_xact_id()")
-                    && text.contains(") THEN nextval("),
+                    && text.contains("pg_advisory_xact_lock_shared(")
+                    && text.contains(" THEN nextval("),
                 "{text}"
             );
             assert_eq!(text.matches("nextval(").count(), 1, "{text}");
