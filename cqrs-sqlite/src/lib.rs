@@ -240,6 +240,7 @@ mod changes;
 mod checkpoints;
 mod config;
 mod connection;
+mod dcb;
 mod error;
 mod inspect;
 mod portable;
