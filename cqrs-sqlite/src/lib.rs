@@ -92,7 +92,11 @@
 //! table recording the applied schema versions ([`SCHEMA_VERSION`]). Files of an older version
 //! are migrated when opened. Opening a file of a newer
 //! schema fails with [`OpenError::SchemaTooNew`] and leaves it untouched. Payloads and
-//! metadata are JSON text, stored verbatim; `recorded_at` is in microseconds.
+//! metadata are JSON text, stored verbatim; `recorded_at` is in microseconds. Tags are a JSON
+//! array in `events.tags` and rows of `event_tags (tag, position)`, the index of
+//! [`read_query`](eventweave_core::EventStore::read_query) (schema version 4); a conditional
+//! append ([`append_conditional`](eventweave_core::EventStore::append_conditional)) checks its
+//! condition and inserts in one `BEGIN IMMEDIATE` transaction.
 //!
 //! ## Projections in the same database (exactly once)
 //!
