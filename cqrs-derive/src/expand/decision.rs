@@ -129,7 +129,7 @@ fn generate_state(def: &StateDef) -> TokenStream {
                     #fail
                 };
             },
-            a.param.span(),
+            event.span(),
         )
     });
     quote! {
