@@ -35,8 +35,10 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 
 use crate::aggregate::Aggregate;
+use crate::cache::Caches;
 use crate::context::{CommandContext, CommandOutcome};
 use crate::envelope::RecordedEvent;
 use crate::error::{CommandError, DecodeFailure, DispatchError};
@@ -200,6 +202,33 @@ pub struct Emitted {
     pub payload: Result<String, String>,
     /// Its tags.
     pub tags: Tags,
+    /// For an aggregate's event: drops the aggregate's cached state, which the append makes
+    /// stale (a command decided on it could be rejected on an old balance without ever
+    /// meeting the version check).
+    pub(crate) evict: Option<Evict>,
+}
+
+/// Drops one aggregate's entry from the command bus's cache.
+#[derive(Clone)]
+pub(crate) struct Evict(Arc<dyn Fn(&Caches) + Send + Sync>);
+
+impl Evict {
+    pub(crate) fn run(&self, caches: &Caches) {
+        (self.0)(caches);
+    }
+}
+
+/// Not part of what was emitted: two emitted events are equal without it.
+impl PartialEq for Evict {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl fmt::Debug for Evict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Evict")
+    }
 }
 
 /// What a decision's handler emits, in order (built from its return value through
@@ -218,14 +247,18 @@ impl Emits {
 
     /// Emits `event` into the decision's own stream.
     pub fn push<E: Event>(&mut self, event: E) {
-        self.events.push(emitted(None, &event, None));
+        self.events.push(emitted(None, &event, None, None));
     }
 
     /// Emits `event` into the stream of aggregate `id` of type `A`.
     pub fn push_to<A: Aggregate, E: EventOf<A> + Event>(&mut self, id: &A::Id, event: E) {
         let id_tag = A::ID_TAG.map(|key| Tag::new(key, &id.to_string()));
+        let owned = id.clone();
+        let evict = Evict(Arc::new(move |caches: &Caches| {
+            caches.of::<A>().take(&owned);
+        }));
         self.events
-            .push(emitted(Some(A::stream_id(id)), &event, id_tag));
+            .push(emitted(Some(A::stream_id(id)), &event, id_tag, Some(evict)));
     }
 }
 
@@ -233,6 +266,7 @@ fn emitted<E: Event>(
     stream: Option<StreamId>,
     event: &E,
     id_tag: Option<Result<Tag, TagError>>,
+    evict: Option<Evict>,
 ) -> Emitted {
     let tagged = event.tags().and_then(|tags| match id_tag {
         None => Ok(tags),
@@ -248,6 +282,7 @@ fn emitted<E: Event>(
         version: E::VERSION,
         payload,
         tags: tagged.unwrap_or_default(),
+        evict,
     }
 }
 

@@ -192,7 +192,9 @@ impl<S: EventStore> Cqrs<S> {
             }
             // Grouped by stream (in order of first appearance), each stream's events in order.
             let mut writes: Vec<StreamWrite> = Vec::new();
+            let mut evictions = Vec::new();
             for (index, emitted) in emits.events.into_iter().enumerate() {
+                evictions.extend(emitted.evict);
                 let payload = emitted.payload.map_err(|message| CommandError::Encode {
                     event: emitted.name,
                     message,
@@ -222,6 +224,10 @@ impl<S: EventStore> Cqrs<S> {
             let writing = inner.read_side.start_write();
             match store.append_conditional(writes, Some(&condition)).await {
                 Ok(recorded) => {
+                    // The aggregates written to have stale cached states now.
+                    for evict in &evictions {
+                        evict.run(&inner.caches);
+                    }
                     inner.read_side.deliver_stored(store, &recorded).await;
                     writing.finish(store).await;
                     let mine = recorded.iter().rev().find(|e| e.meta.stream == own);
