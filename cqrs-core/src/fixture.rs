@@ -1,5 +1,5 @@
-//! Given/when/then fixtures: test an aggregate's decisions or a projection's answers without
-//! a store.
+//! Given/when/then fixtures: test an aggregate's decisions, a decision's handlers
+//! ([`DecisionFixture`]) or a projection's answers without a store.
 //!
 //! ```
 //! # use eventweave_core::prelude::*;
@@ -48,6 +48,10 @@
 //! ```
 
 pub use crate::process::{ProcessFixture, ThenProcess};
+pub use decision::{DecisionFixture, ThenDecision};
+
+#[path = "fixture/decision.rs"]
+mod decision;
 
 use std::collections::HashMap;
 use std::fmt::Debug;

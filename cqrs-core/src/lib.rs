@@ -247,6 +247,7 @@ mod app;
 mod cache;
 pub mod catalog;
 mod context;
+mod decision;
 mod dispatch;
 mod envelope;
 mod error;
@@ -283,8 +284,12 @@ pub mod __private;
 
 pub use aggregate::{Aggregate, AggregateId, Command, HandlerError, HandlerKind, Handles};
 pub use aggregate::{CommandBus, CommandSet};
-pub use app::{CommandFuture, Cqrs, CqrsBuilder, QueryFuture};
+pub use app::{CommandFuture, Cqrs, CqrsBuilder, Execute, QueryFuture};
 pub use context::{CAUSED_BY_EVENT, CommandContext, CommandOutcome};
+pub use decision::{
+    Decides, Decision, DecisionBus, DecisionCommand, DecisionCommandSet, DecisionState, Emits,
+    Emitted, InAggregate, IntoEmits, StateSet, decision_stream,
+};
 pub use dispatch::Router;
 pub use envelope::{EventMeta, NewEvent, Payload, RecordedEvent, UserMetadata};
 pub use error::{
@@ -310,12 +315,16 @@ pub use store::{
     StreamSummary, StreamWrite, Subscription, check_append, check_event_sizes, check_query,
     check_retry, check_snapshot, check_stream_id, check_writes, event_mismatch,
 };
-pub use tag::{MAX_TAG_BYTES, MAX_TAG_KEY_BYTES, Tag, TagError, TagProblem, TagValue, Tags};
+pub use tag::{
+    MAX_TAG_BYTES, MAX_TAG_KEY_BYTES, Tag, TagError, TagField, TagProblem, TagValue, Tags,
+};
 pub use telemetry::{TRACEPARENT, TRACESTATE, TraceContext, TraceParent};
 
 /// The derive and attribute macros (with the `derive` feature, on by default).
 #[cfg(feature = "derive")]
-pub use eventweave_derive::{Command, Event, Query, aggregate, process_manager, projection};
+pub use eventweave_derive::{
+    Command, Event, Query, aggregate, decision, decision_state, process_manager, projection,
+};
 
 /// The `schemars` crate (1.x) whose `JsonSchema` impls the [event catalog](catalog) reads:
 /// derive it on commands and events to get their payload schemas.
@@ -326,12 +335,12 @@ pub use schemars;
 /// Everything a domain module needs: `use eventweave_core::prelude::*;`.
 pub mod prelude {
     #[cfg(feature = "derive")]
-    pub use crate::{aggregate, process_manager, projection};
+    pub use crate::{aggregate, decision, decision_state, process_manager, projection};
 
     pub use crate::{
         Aggregate, AggregateIdError, Command, CommandContext, CommandError, CommandOutcome, Cqrs,
-        Event, EventMeta, EventStore, MemoryStore, Position, Projection, Query, QueryError,
-        RoutedQuery, UpcastPayload,
+        Event, EventMeta, EventStore, InAggregate, MemoryStore, Position, Projection, Query,
+        QueryError, RoutedQuery, UpcastPayload,
     };
 }
 

@@ -224,7 +224,25 @@ impl fmt::Display for TagError {
 
 impl StdError for TagError {}
 
+/// One `#[tag]` field of an event or a command, as the macros describe it: the tag's key, the
+/// field's name and its type as written (the compile-time checks compare them; see
+/// [`DecisionState`](crate::DecisionState)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TagField {
+    /// The tag's key (`#[tag(key = "…")]`, default: the field's name).
+    pub key: &'static str,
+    /// The field's name.
+    pub field: &'static str,
+    /// The field's type, as written (its last path segment with its arguments).
+    pub ty: &'static str,
+}
+
 /// A value in the stable text form tags use: what `#[tag]` fields are turned into.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a tag's value",
+    label = "not a tag value",
+    note = "implement `TagValue` for `{Self}` with a text form that never changes (an id newtype forwards to its inner value)"
+)]
 ///
 /// The form must never change for a given value, since stored events are found by it:
 /// integers in decimal, `bool` as `true`/`false`, strings and chars as they are, UUIDs in

@@ -17,7 +17,14 @@ const LAYERS: &[&[&str]] = &[
     // Events and snapshots.
     &["event", "snapshot"],
     // The model traits.
-    &["aggregate", "event_of", "projection", "query", "cache"],
+    &[
+        "aggregate",
+        "decision",
+        "event_of",
+        "projection",
+        "query",
+        "cache",
+    ],
     // The store contract (with checkpoints), and the registry of what the program declares.
     &["store", "registry", "catalog"],
     // The in-memory read side of the bus.

@@ -586,18 +586,23 @@ where
         .append(&stream("dcb-seats-earlier"), ExpectedVersion::Any, taken)
         .await
         .unwrap();
-    let start = Arc::new(tokio::sync::Barrier::new(16));
+    // Every writer reads before any appends (on its first attempt), so all sixteen decide on
+    // the same seven bookings: only the conditions keep them from booking sixteen seats.
+    let all_read = Arc::new(tokio::sync::Barrier::new(16));
     let writers: Vec<_> = (0..16)
         .map(|w| {
             let (store, case, query, course) =
                 (store.clone(), case.clone(), query.clone(), course.clone());
-            let start = start.clone();
+            let all_read = all_read.clone();
             tokio::spawn(async move {
                 let student = case.tag("student", &w.to_string());
                 let s = stream(&format!("dcb-student-{w}"));
-                start.wait().await;
+                let mut first = true;
                 loop {
                     let read = store.read_query(&query, Position(1), 1000).await.unwrap();
+                    if std::mem::take(&mut first) {
+                        all_read.wait().await;
+                    }
                     if read.events.len() >= CAPACITY {
                         return false;
                     }
