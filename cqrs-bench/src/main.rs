@@ -12,6 +12,9 @@
 //! `cargo run -p cqrs-bench --release -- --http` (64 keep-alive HTTP clients against the bank's
 //! service beside the same deposits in process, in memory and on PostgreSQL; issue 13)
 //!
+//! `cargo run -p cqrs-bench --release -- --dcb` (conditional appends beside unconditional ones,
+//! tagged beside untagged, decisions racing for seats: issue 15)
+//!
 //! `cargo run -p cqrs-bench --release -- --stray` (live lag with rolled-back holes, without and
 //! with a stray transaction held open on the server: 60 s each; `--medium` 3 s)
 //!
@@ -36,6 +39,26 @@ async fn main() {
         };
         let rows = cqrs_bench::stray::run(duration).await;
         println!("stray-transaction rows: one run each, baseline first\n");
+        print_table(&rows);
+        return;
+    }
+    if flag("--dcb") {
+        // Its own 2-worker runtime, on a thread of its own: racing writers must interleave
+        // (SQLite runs inline, so on this current-thread runtime they would take turns).
+        let rows = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("a runtime")
+                .block_on(cqrs_bench::dcb::run(mode))
+        })
+        .join()
+        .expect("the dcb workloads");
+        print!(
+            "dcb rows ({mode:?} mode): median of {} round(s)\n\n",
+            mode.rounds()
+        );
         print_table(&rows);
         return;
     }

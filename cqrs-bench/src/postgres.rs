@@ -211,6 +211,7 @@ fn deposit_event(amount: u64) -> NewEvent {
         correlation_id: Some(new_id()),
         causation_id: Some(new_id()),
         metadata: UserMetadata::empty(),
+        tags: eventweave_core::Tags::empty(),
     }
 }
 

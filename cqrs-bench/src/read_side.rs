@@ -123,6 +123,7 @@ pub(crate) fn stored(name: &'static str, payload: String) -> NewEvent {
         correlation_id: Some(new_id()),
         causation_id: Some(new_id()),
         metadata: UserMetadata::empty(),
+        tags: eventweave_core::Tags::empty(),
     }
 }
 

@@ -58,6 +58,12 @@ pub trait Aggregate: Default + Send + Sync + Sized + 'static {
     /// The stream category (`#[aggregate(name = …)]`, default: the type's name in snake case).
     const NAME: &'static str;
 
+    /// The key of the tag every event of this aggregate carries, with the aggregate's id as
+    /// its value (`#[aggregate(tag = "account")]` gives `account:<id>`), so that decisions read
+    /// its events by tag (it then is a [`DecisionState`](crate::DecisionState) too). `None`, the
+    /// default, adds no tag.
+    const ID_TAG: Option<&'static str> = None;
+
     /// When the aggregate takes snapshots (`#[aggregate(snapshot_every = 1000,
     /// snapshot_version = 2)]`); `None`, the default, never. With a policy, a cold load starts
     /// from the stream's latest snapshot of the same `version` and reads only the events after it.

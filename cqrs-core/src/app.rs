@@ -5,6 +5,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod decide;
 mod earlier;
 mod futures;
 
@@ -26,6 +27,7 @@ use crate::registry;
 use crate::services::Services;
 use crate::snapshot::{self, Snapshot, SnapshotPolicy, Warning};
 use crate::store::{EventStore, ExpectedVersion};
+use crate::tag::{Tag, Tags};
 use crate::telemetry::{CommandSpan, CommandTelemetry, LoadTelemetry};
 use crate::unwind::{self, CatchUnwind};
 use earlier::EarlierRun;
@@ -72,7 +74,46 @@ impl<S: EventStore> CommandBus for Cqrs<S> {
         C: Command,
         C::Aggregate: Handles<C>,
     {
-        self.execute_with(cmd, context)
+        self.execute_aggregate(cmd, context)
+    }
+}
+
+/// A command that [`Cqrs::execute`] runs: a command of an aggregate that handles it
+/// ([`Handles`]), or of a decision that decides it
+/// ([`Decides`](crate::Decides), implemented by `#[derive(Command)]` for
+/// `#[command(decision = …)]`).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be executed: no aggregate or decision handles it",
+    label = "no handler for `{Self}`",
+    note = "add `#[handle]` for `{Self}` to the `#[aggregate]` or `#[decision]` impl its `#[command(…)]` names"
+)]
+pub trait Execute: Send + Sync + Sized + 'static {
+    /// The handler's business error.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Runs the command (what [`Cqrs::execute_with`] calls).
+    #[doc(hidden)]
+    fn __execute<S: EventStore>(
+        self,
+        app: &Cqrs<S>,
+        context: CommandContext,
+    ) -> CommandFuture<'_, Self::Error>;
+}
+
+impl<C> Execute for C
+where
+    C: Command,
+    C::Aggregate: Handles<C>,
+{
+    type Error = <C::Aggregate as Handles<C>>::Error;
+
+    #[inline]
+    fn __execute<S: EventStore>(
+        self,
+        app: &Cqrs<S>,
+        context: CommandContext,
+    ) -> CommandFuture<'_, Self::Error> {
+        app.execute_aggregate(self, context)
     }
 }
 
@@ -254,20 +295,34 @@ impl<S: EventStore> Cqrs<S> {
 
     /// Runs `cmd` as a new business transaction. See [`Cqrs::execute_with`].
     #[inline]
-    pub fn execute<C>(&self, cmd: C) -> CommandFuture<'_, <C::Aggregate as Handles<C>>::Error>
-    where
-        C: Command,
-        C::Aggregate: Handles<C>,
-    {
+    pub fn execute<C: Execute>(&self, cmd: C) -> CommandFuture<'_, C::Error> {
         self.execute_with(cmd, CommandContext::default())
     }
 
-    /// Runs `cmd`: loads its aggregate (from the cache, or by replaying its stream), asks the
-    /// handler, applies and appends the events with the version it read, and hands them to the
-    /// projections. On a concurrent write it reloads and retries, up to `max_retries` times.
+    /// Runs `cmd`.
+    ///
+    /// A command of an aggregate: loads the aggregate (from the cache, or by replaying its
+    /// stream), asks the handler, applies and appends the events with the version it read, and
+    /// hands them to the projections. On a concurrent write it reloads and retries, up to
+    /// `max_retries` times.
+    ///
+    /// A command of a decision: reads the events of the decision's states (by type and tag),
+    /// folds them, asks the handler, and appends its events under the condition that no event
+    /// matching the read was written since; when one was, it reads and decides again, up to
+    /// `max_retries` times (see [`Decides`](crate::Decides)).
     ///
     /// A rejection, a panic, or a failed append leaves the store and the cache as they were.
-    pub fn execute_with<C>(
+    #[inline]
+    pub fn execute_with<C: Execute>(
+        &self,
+        cmd: C,
+        context: CommandContext,
+    ) -> CommandFuture<'_, C::Error> {
+        cmd.__execute(self, context)
+    }
+
+    /// [`Cqrs::execute_with`] for a command of an aggregate.
+    fn execute_aggregate<C>(
         &self,
         cmd: C,
         context: CommandContext,
@@ -340,6 +395,7 @@ impl<S: EventStore> Cqrs<S> {
             return self.earlier_run(&cmd, earlier).await;
         }
         let creates = <C::Aggregate as Handles<C>>::KIND == HandlerKind::Create;
+        let id_tag = id_tag::<C::Aggregate, _>(id)?;
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -436,7 +492,14 @@ impl<S: EventStore> Cqrs<S> {
                 millis,
                 derive_from,
             };
-            let new_events = encode(&events, ids, command_id, correlation_id, &metadata)?;
+            let new_events = encode(
+                &events,
+                ids,
+                command_id,
+                correlation_id,
+                &metadata,
+                id_tag.as_ref(),
+            )?;
             let expected = match version {
                 0 => ExpectedVersion::NoStream,
                 v => ExpectedVersion::Exact(v),
@@ -779,13 +842,28 @@ struct EventIds {
     derive_from: Option<crate::Uuid>,
 }
 
-/// Serializes each event once, into the envelope the store records.
+/// The tag every event of aggregate `id` carries (`#[aggregate(tag = …)]`), if it has one.
+fn id_tag<A: Aggregate, X>(id: &A::Id) -> Result<Option<Tag>, CommandError<X>> {
+    match A::ID_TAG {
+        None => Ok(None),
+        Some(key) => Tag::new(key, &id.to_string())
+            .map(Some)
+            .map_err(|e| CommandError::Encode {
+                event: A::NAME,
+                message: e.to_string(),
+            }),
+    }
+}
+
+/// Serializes each event once, into the envelope the store records, with its tags (and the
+/// aggregate's id tag, if it has one).
 fn encode<E: EventSet, X>(
     events: &[E],
     ids: EventIds,
     command_id: crate::Uuid,
     correlation_id: crate::Uuid,
     metadata: &crate::UserMetadata,
+    id_tag: Option<&Tag>,
 ) -> Result<Vec<NewEvent>, CommandError<X>> {
     ENCODE_BUFFER.with_borrow_mut(|buffer| {
         let mut encoded = Vec::with_capacity(events.len());
@@ -798,6 +876,10 @@ fn encode<E: EventSet, X>(
             event.encode(buffer).map_err(|e| failed(e.to_string()))?;
             // serde_json writes UTF-8 only; this check is a cheap guard, not a conversion.
             let json = std::str::from_utf8(buffer).map_err(|e| failed(e.to_string()))?;
+            let mut tags = event.tags().map_err(|e| failed(e.to_string()))?;
+            if let Some(id_tag) = id_tag {
+                tags = Tags::new(tags.iter().cloned().chain([id_tag.clone()]));
+            }
             encoded.push(NewEvent {
                 event_id: match ids.derive_from {
                     None => new_id_at(ids.millis),
@@ -809,6 +891,7 @@ fn encode<E: EventSet, X>(
                 correlation_id: Some(correlation_id),
                 causation_id: Some(command_id),
                 metadata: metadata.clone(),
+                tags,
             });
         }
         Ok(encoded)

@@ -12,6 +12,7 @@ use std::pin::Pin;
 use crate::aggregate::{Aggregate, CommandSet};
 use crate::app::Cqrs;
 use crate::context::{CommandContext, CommandOutcome};
+use crate::decision::{Decision, DecisionCommandSet};
 use crate::error::DispatchError;
 use crate::store::EventStore;
 
@@ -31,7 +32,17 @@ fn route<'a, A: Aggregate, S: EventStore>(
     Box::pin(async move { command?.execute_on(app, context).await })
 }
 
-/// Routes commands by name to the aggregates added to it.
+fn decision_route<'a, D: Decision, S: EventStore>(
+    app: &'a Cqrs<S>,
+    name: &'a str,
+    body: &'a str,
+    context: CommandContext,
+) -> RouteFuture<'a> {
+    let command = D::Command::from_json(name, body);
+    Box::pin(async move { command?.execute_on(app, context).await })
+}
+
+/// Routes commands by name to the aggregates and decisions added to it.
 ///
 /// ```
 /// # use eventweave_core::{Cqrs, MemoryStore, Router, DispatchError};
@@ -60,6 +71,16 @@ impl<S: EventStore> Router<S> {
     pub fn aggregate<A: Aggregate>(mut self) -> Result<Self, DispatchError> {
         for &name in <A::Command as CommandSet>::NAMES {
             if self.routes.insert(name, route::<A, S>).is_some() {
+                return Err(DispatchError::DuplicateCommand { name });
+            }
+        }
+        Ok(self)
+    }
+
+    /// Routes every command of decision `D`. No two routed commands may share a name.
+    pub fn decision<D: Decision>(mut self) -> Result<Self, DispatchError> {
+        for &name in <D::Command as DecisionCommandSet>::NAMES {
+            if self.routes.insert(name, decision_route::<D, S>).is_some() {
                 return Err(DispatchError::DuplicateCommand { name });
             }
         }

@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 use serde_json::{Map, Value};
 
 use crate::ids::{Position, StreamId, Timestamp, Uuid};
+use crate::tag::Tags;
 
 /// What an append expects the stream's current version to be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -188,6 +189,9 @@ pub struct EventMeta {
     pub causation_id: Option<Uuid>,
     /// Application metadata.
     pub metadata: UserMetadata,
+    /// What the event is about, for reading by [`EventQuery`](crate::EventQuery) (empty for
+    /// events without `#[tag]` fields).
+    pub tags: Tags,
 }
 
 /// A stored event: its envelope and its serialized payload.
@@ -216,6 +220,8 @@ pub struct NewEvent {
     pub causation_id: Option<Uuid>,
     /// Application metadata.
     pub metadata: UserMetadata,
+    /// Tags (see [`EventMeta::tags`]).
+    pub tags: Tags,
 }
 
 impl NewEvent {
@@ -239,6 +245,7 @@ impl NewEvent {
                 correlation_id: self.correlation_id,
                 causation_id: self.causation_id,
                 metadata: self.metadata,
+                tags: self.tags,
             },
             payload: self.payload,
         }

@@ -1,5 +1,5 @@
-//! Given/when/then fixtures: test an aggregate's decisions or a projection's answers without
-//! a store.
+//! Given/when/then fixtures: test an aggregate's decisions, a decision's handlers
+//! ([`DecisionFixture`]) or a projection's answers without a store.
 //!
 //! ```
 //! # use eventweave_core::prelude::*;
@@ -48,6 +48,10 @@
 //! ```
 
 pub use crate::process::{ProcessFixture, ThenProcess};
+pub use decision::{DecisionFixture, ThenDecision};
+
+#[path = "fixture/decision.rs"]
+mod decision;
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -274,6 +278,7 @@ impl<P: Projection> ProjectionFixture<P> {
             correlation_id: None,
             causation_id: None,
             metadata: UserMetadata::empty(),
+            tags: crate::Tags::empty(),
         }
         .record(stream, *stream_version, self.position, Timestamp::now());
         if let Err(e) = self.projection.handle(EventRef::stored(&recorded)) {

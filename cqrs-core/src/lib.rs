@@ -247,11 +247,13 @@ mod app;
 mod cache;
 pub mod catalog;
 mod context;
+mod decision;
 mod dispatch;
 mod envelope;
 mod error;
 mod event;
 mod event_of;
+mod event_query;
 pub mod fixture;
 mod ids;
 pub mod process;
@@ -266,6 +268,7 @@ mod signal;
 pub mod snapshot;
 pub mod sql;
 mod store;
+mod tag;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -281,17 +284,25 @@ pub mod __private;
 
 pub use aggregate::{Aggregate, AggregateId, Command, HandlerError, HandlerKind, Handles};
 pub use aggregate::{CommandBus, CommandSet};
-pub use app::{CommandFuture, Cqrs, CqrsBuilder, QueryFuture};
+pub use app::{CommandFuture, Cqrs, CqrsBuilder, Execute, QueryFuture};
 pub use context::{CAUSED_BY_EVENT, CommandContext, CommandOutcome};
+pub use decision::{
+    Decides, Decision, DecisionBus, DecisionCommand, DecisionCommandSet, DecisionState, Emits,
+    Emitted, InAggregate, IntoEmits, StateSet, decision_stream,
+};
 pub use dispatch::Router;
 pub use envelope::{EventMeta, NewEvent, Payload, RecordedEvent, UserMetadata};
 pub use error::{
     BackendError, BoxError, BuildError, CommandError, DecodeError, DecodeFailure, DispatchError,
-    ErrorChain, InputField, InputProblem, InvalidInput, Mismatch, ProjectionError,
-    ProjectionFailure, QueryError, Retry, StoreError,
+    ErrorChain, InputField, InputProblem, InvalidInput, InvalidQuery, Mismatch, ProjectionError,
+    ProjectionFailure, QueryError, QueryProblem, Retry, StoreError,
 };
 pub use event::{Event, EventSet, UpcastPayload};
 pub use event_of::{AggregateIdError, EventOf, IntoEvents};
+pub use event_query::{
+    AppendCondition, EventQuery, MAX_ITEM_TAGS, MAX_ITEM_TYPES, MAX_QUERY_ITEMS, QueryItem,
+    QueryRead,
+};
 pub use ids::{Position, StreamId, Timestamp, Uuid, new_id};
 pub use projection::{Decoded, DynProjection, EventRef, Projection};
 pub use query::{Query, RoutedQuery};
@@ -300,15 +311,20 @@ pub use services::Services;
 pub use snapshot::{Snapshot, SnapshotPolicy, Warning};
 pub use store::{
     DEFAULT_MAX_EVENT_BYTES, DynStore, EventStore, ExpectedVersion, InspectStore,
-    MAX_EVENT_NAME_BYTES, MAX_EVENT_VERSION, MAX_STREAM_ID_BYTES, MemoryStore, StreamSummary,
-    Subscription, check_append, check_event_sizes, check_retry, check_snapshot, check_stream_id,
-    event_mismatch,
+    MAX_EVENT_NAME_BYTES, MAX_EVENT_TAGS, MAX_EVENT_VERSION, MAX_STREAM_ID_BYTES, MemoryStore,
+    StreamSummary, StreamWrite, Subscription, check_append, check_event_sizes, check_query,
+    check_retry, check_snapshot, check_stream_id, check_writes, event_mismatch,
+};
+pub use tag::{
+    MAX_TAG_BYTES, MAX_TAG_KEY_BYTES, Tag, TagError, TagField, TagProblem, TagValue, Tags,
 };
 pub use telemetry::{TRACEPARENT, TRACESTATE, TraceContext, TraceParent};
 
 /// The derive and attribute macros (with the `derive` feature, on by default).
 #[cfg(feature = "derive")]
-pub use eventweave_derive::{Command, Event, Query, aggregate, process_manager, projection};
+pub use eventweave_derive::{
+    Command, Event, Query, aggregate, decision, decision_state, process_manager, projection,
+};
 
 /// The `schemars` crate (1.x) whose `JsonSchema` impls the [event catalog](catalog) reads:
 /// derive it on commands and events to get their payload schemas.
@@ -319,12 +335,12 @@ pub use schemars;
 /// Everything a domain module needs: `use eventweave_core::prelude::*;`.
 pub mod prelude {
     #[cfg(feature = "derive")]
-    pub use crate::{aggregate, process_manager, projection};
+    pub use crate::{aggregate, decision, decision_state, process_manager, projection};
 
     pub use crate::{
         Aggregate, AggregateIdError, Command, CommandContext, CommandError, CommandOutcome, Cqrs,
-        Event, EventMeta, EventStore, MemoryStore, Position, Projection, Query, QueryError,
-        RoutedQuery, UpcastPayload,
+        Event, EventMeta, EventStore, InAggregate, MemoryStore, Position, Projection, Query,
+        QueryError, RoutedQuery, UpcastPayload,
     };
 }
 

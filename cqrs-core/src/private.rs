@@ -12,6 +12,11 @@ use serde::de::{DeserializeOwned, Error as _};
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+#[path = "private/dcb.rs"]
+mod dcb;
+
+pub use dcb::*;
+
 pub use ::inventory;
 pub use ::serde;
 pub use ::serde_json;

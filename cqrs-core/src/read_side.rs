@@ -160,6 +160,22 @@ impl ReadSide {
         recorded: &[RecordedEvent],
         typed: &[E],
     ) {
+        self.deliver_with(store, recorded, |i| typed.get(i).map(|e| e.as_any()))
+            .await;
+    }
+
+    /// Hands the events of one commit to every projection, which decode them (a decision's
+    /// events come from several event types, with no typed value at hand).
+    pub async fn deliver_stored<S: EventStore>(&self, store: &S, recorded: &[RecordedEvent]) {
+        self.deliver_with(store, recorded, |_| None).await;
+    }
+
+    async fn deliver_with<'t, S: EventStore>(
+        &self,
+        store: &S,
+        recorded: &[RecordedEvent],
+        typed: impl Fn(usize) -> Option<&'t (dyn std::any::Any + Send + Sync)>,
+    ) {
         let Some(last) = recorded.last() else {
             return;
         };
@@ -176,13 +192,16 @@ impl ReadSide {
         }
         let overflowing = {
             let mut state = self.lock();
-            for (event, value) in recorded.iter().zip(typed) {
+            for (i, event) in recorded.iter().enumerate() {
                 let position = event.meta.position;
                 if position <= state.applied {
                     continue;
                 }
                 if position == state.applied.next() {
-                    state.apply(EventRef::with_typed(event, value.as_any()));
+                    state.apply(match typed(i) {
+                        Some(value) => EventRef::with_typed(event, value),
+                        None => EventRef::stored(event),
+                    });
                     state.applied = position;
                 } else {
                     state.pending.insert(position, event.clone());

@@ -9,15 +9,22 @@ use std::path::Path;
 const LAYERS: &[&[&str]] = &[
     // Plain building blocks.
     &["ids", "signal", "unwind", "services"],
-    // What a store records, and progress reports.
-    &["envelope", "progress"],
+    // What a store records (with tags and event queries), and progress reports.
+    &["envelope", "progress", "tag", "event_query"],
     // Command context and outcome, every error type, the portable SQL unit of work, and the
     // tracing and metrics helpers.
     &["context", "error", "sql", "telemetry"],
     // Events and snapshots.
     &["event", "snapshot"],
     // The model traits.
-    &["aggregate", "event_of", "projection", "query", "cache"],
+    &[
+        "aggregate",
+        "decision",
+        "event_of",
+        "projection",
+        "query",
+        "cache",
+    ],
     // The store contract (with checkpoints), and the registry of what the program declares.
     &["store", "registry", "catalog"],
     // The in-memory read side of the bus.

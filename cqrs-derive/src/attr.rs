@@ -42,6 +42,10 @@ pub const SNAPSHOT_VERSION: &str = "snapshot_version";
 pub const ISSUES: &str = "issues";
 /// `discover = false` in `#[projection]`.
 pub const DISCOVER: &str = "discover";
+/// `decision = Transfers` in `#[command]`.
+pub const DECISION: &str = "decision";
+/// `tag = "account"` in `#[aggregate]`: every event carries the aggregate's id as this tag.
+pub const TAG: &str = "tag";
 /// `crate = "path"` everywhere: where the runtime crate is.
 pub const CRATE: &str = "crate";
 
@@ -206,7 +210,7 @@ pub fn crate_path(krate: Option<CratePath>) -> Path {
     krate.map_or_else(|| syn::parse_quote!(::eventweave_core), |k| k.0)
 }
 
-const CRATE_SYNTAX: &str = "crate = \"path::to::eventweave_core\"";
+pub const CRATE_SYNTAX: &str = "crate = \"path::to::eventweave_core\"";
 
 /// `#[event(name = "…", version = n, crate = …)]`.
 #[derive(Default)]
@@ -345,10 +349,11 @@ fn version(cx: &mut Ctxt, lit: &LitInt) -> Option<(u32, Span)> {
     }
 }
 
-/// `#[command(aggregate = Account, name = "…", crate = …)]`.
+/// `#[command(aggregate = Account, name = "…", crate = …)]` (or `decision = Transfers`).
 #[derive(Default)]
 pub struct CommandArgs {
     pub aggregate: Option<Type>,
+    pub decision: Option<Type>,
     pub name: Option<LitStr>,
     pub krate: Option<CratePath>,
 }
@@ -363,6 +368,11 @@ impl CommandArgs {
                     let v = arg.value::<Type>(cx, "aggregate = Account");
                     set_once(cx, &mut out.aggregate, &arg, v);
                 }
+                // decision = Transfers
+                DECISION => {
+                    let v = arg.value::<Type>(cx, "decision = Transfers");
+                    set_once(cx, &mut out.decision, &arg, v);
+                }
                 // name = "Deposit"
                 NAME => {
                     let v = arg.value::<LitStr>(cx, "name = \"Deposit\"");
@@ -373,7 +383,7 @@ impl CommandArgs {
                     let v = arg.value::<CratePath>(cx, CRATE_SYNTAX);
                     set_once(cx, &mut out.krate, &arg, v);
                 }
-                _ => unknown(cx, &arg, "command", &[AGGREGATE, NAME, CRATE]),
+                _ => unknown(cx, &arg, "command", &[AGGREGATE, DECISION, NAME, CRATE]),
             }
         }
         out
@@ -419,6 +429,7 @@ pub struct AggregateArgs {
     pub vis: Option<Visibility>,
     pub snapshot_every: Option<(u64, Span)>,
     pub snapshot_version: Option<(u32, Span)>,
+    pub tag: Option<LitStr>,
     pub krate: Option<CratePath>,
 }
 
@@ -467,6 +478,13 @@ impl AggregateArgs {
                         .and_then(|(v, span)| Some((u32::try_from(v).ok()?, span)));
                     set_once(cx, &mut out.snapshot_version, &arg, v);
                 }
+                // tag = "account"
+                TAG => {
+                    let v = arg
+                        .value::<LitStr>(cx, "tag = \"account\"")
+                        .filter(|lit| crate::attr_dcb::check_tag_key(cx, lit));
+                    set_once(cx, &mut out.tag, &arg, v);
+                }
                 // crate = "path"
                 CRATE => {
                     let v = arg.value::<CratePath>(cx, CRATE_SYNTAX);
@@ -484,6 +502,7 @@ impl AggregateArgs {
                         VIS,
                         SNAPSHOT_EVERY,
                         SNAPSHOT_VERSION,
+                        TAG,
                         CRATE,
                     ],
                 ),

@@ -22,6 +22,7 @@
 //! code is compiled and run by the workspace's `tests/macros.rs` and `tests/ui/pass`.
 
 mod attr;
+mod attr_dcb;
 mod check;
 mod ctxt;
 mod expand;
@@ -88,7 +89,7 @@ use crate::model::derive::DeriveInput;
 ///
 /// The type must also implement `Serialize`, `Deserialize`, `Clone`, `Debug` and `PartialEq`
 /// (derive them), and be `Send + Sync + 'static`. Generic types and unions are rejected.
-#[proc_macro_derive(Event, attributes(event, upcast))]
+#[proc_macro_derive(Event, attributes(event, upcast, tag))]
 pub fn derive_event(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
     expand::derive::event(&input).into()
@@ -115,7 +116,7 @@ pub fn derive_event(input: TokenStream) -> TokenStream {
 ///
 /// A command taken by value by its handler must be `Clone` (the handler may run again after a
 /// concurrent write); one that derives `Deserialize` can also be sent as JSON by name.
-#[proc_macro_derive(Command, attributes(command, id))]
+#[proc_macro_derive(Command, attributes(command, id, tag))]
 pub fn derive_command(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
     expand::derive::command(&input).into()
@@ -138,6 +139,76 @@ pub fn derive_command(input: TokenStream) -> TokenStream {
 pub fn derive_query(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
     expand::derive::query(&input).into()
+}
+
+/// Makes a type a decision state: a fold of the events of some types that carry the tags it
+/// is read by, whose values come from the command of the decision that reads it.
+///
+/// ```ignore
+/// #[derive(Default)]
+/// pub struct CourseSeats { capacity: u32, taken: u32 }
+///
+/// #[decision_state(tags = [course])]
+/// impl CourseSeats {
+///     #[apply] fn defined(&mut self, e: &CourseDefined) { self.capacity = e.capacity; }
+///     #[apply] fn subscribed(&mut self, _: &StudentSubscribed) { self.taken += 1; }
+/// }
+/// ```
+///
+/// - `tags = [key, …]`: the keys of the tags that select its events (identifiers or strings);
+///   a state with none reads every event of its types.
+/// - `crate = "path"`: where `eventweave_core` is.
+///
+/// Compile-time check: every `#[apply]` event carries a `#[tag]` field for each key (an event
+/// without one would never be read).
+#[proc_macro_attribute]
+pub fn decision_state(args: TokenStream, input: TokenStream) -> TokenStream {
+    expand::decision::expand_state(args.into(), input.into()).into()
+}
+
+/// Makes a type a decision: command handlers that decide on states read by tag across streams
+/// (dynamic consistency boundaries). The runtime reads the states' events in one query, folds
+/// them, calls the handler, and appends what it returns under the condition that no event
+/// matching the query was stored since the read; otherwise it reads and decides again.
+///
+/// ```ignore
+/// pub struct Subscriptions;
+///
+/// #[decision(name = "subscriptions")]
+/// impl Subscriptions {
+///     #[handle]
+///     fn subscribe(
+///         cmd: &Subscribe,
+///         seats: &CourseSeats,
+///         courses: &StudentCourses,
+///     ) -> Result<StudentSubscribed, SubscribeError> { … }
+///
+///     #[handle]
+///     fn transfer(
+///         cmd: &Transfer,
+///         #[tags(account = from)] from: &Account,
+///         #[tags(account = to)] to: &Account,
+///     ) -> Result<(InAggregate<Account, Withdrawn>, InAggregate<Account, Deposited>), Refused> { … }
+/// }
+/// ```
+///
+/// - `name = "…"`: the category of its own stream (default: the type's name in snake case);
+///   events it emits that are not [`InAggregate`] go to `<name>-<the command's tag values>`.
+/// - `command = Name`, `vis = …`: the generated command enum (`SubscriptionsCommand`).
+/// - `crate = "path"`: where `eventweave_core` is.
+///
+/// A handler takes its command by reference (`#[command(decision = Subscriptions)]`, with
+/// `#[tag]` fields), then one or more states by reference (`#[decision_state]`s, or aggregates
+/// with `tag = "…"`); each state's tags are filled from the command's `#[tag]` field with the
+/// same key, or the one named by `#[tags(key = field)]`. It returns events, `InAggregate`
+/// events, `Option`, `Vec` or tuples of them, optionally in a `Result`.
+///
+/// Compile-time checks: the command has a `#[tag]` field for each tag of each state, of the
+/// type the state's events give that tag (compared by name); each emitted event type is read
+/// back by one of the handler's states.
+#[proc_macro_attribute]
+pub fn decision(args: TokenStream, input: TokenStream) -> TokenStream {
+    expand::decision::expand_decision(args.into(), input.into()).into()
 }
 
 /// Makes a type an aggregate, from the impl block that holds its `#[handle]` and `#[apply]`

@@ -64,9 +64,36 @@ pub(crate) fn type_text(ty: &syn::Type) -> String {
     text
 }
 
+/// A tag field's type as the compile-time checks compare it: as written, without the module
+/// path before its last segment (`crate::ids::CourseId` and `CourseId` are the same name).
+pub(crate) fn tag_type_text(ty: &syn::Type) -> String {
+    let text = type_text(ty);
+    let mut depth = 0usize;
+    let mut start = 0;
+    let bytes = text.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'<' | b'(' | b'[' => depth += 1,
+            b'>' | b')' | b']' => depth = depth.saturating_sub(1),
+            b':' if depth == 0 && bytes.get(i + 1) == Some(&b':') => start = i + 2,
+            _ => {}
+        }
+    }
+    text[start..].to_owned()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{snake_case, type_text};
+    use super::{snake_case, tag_type_text, type_text};
+
+    #[test]
+    fn tag_types_lose_their_module_path() {
+        let ty = |s: &str| syn::parse_str::<syn::Type>(s).unwrap();
+        assert_eq!(tag_type_text(&ty("crate::ids::CourseId")), "CourseId");
+        assert_eq!(tag_type_text(&ty("::std::string::String")), "String");
+        assert_eq!(tag_type_text(&ty("Vec<a::B>")), "Vec<a::B>");
+        assert_eq!(tag_type_text(&ty("u64")), "u64");
+    }
 
     #[test]
     fn writes_types_as_in_source() {

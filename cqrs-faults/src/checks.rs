@@ -317,6 +317,7 @@ mod tests {
             correlation_id: Some(command),
             causation_id: Some(command),
             metadata: UserMetadata::empty(),
+            tags: eventweave_core::Tags::empty(),
         }
         .record(stream.into(), version, Position(position), Timestamp::now())
     }

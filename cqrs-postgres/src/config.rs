@@ -466,6 +466,9 @@ pub(crate) struct Names {
     /// `"schema"."snapshots"` (or `"schema"."<events>_snapshots"`): the latest snapshot of each
     /// aggregate stream that has one.
     pub snapshots: String,
+    /// `"schema"."event_tags"` (or `"schema"."<events>_event_tags"`): one row per tag of each
+    /// tagged event, the index of reading by query (`dcb/`).
+    pub event_tags: String,
     /// The unquoted schema and events table names, from which lease keys are derived.
     lease_seed: (String, String),
 }
@@ -489,10 +492,11 @@ impl Names {
         let checkpoints = side_table(events, "checkpoints", tag);
         let parked = side_table(events, "parked_events", tag);
         let snapshots = side_table(events, "snapshots", tag);
-        for side in [&checkpoints, &parked, &snapshots] {
+        let event_tags = side_table(events, "event_tags", tag);
+        for side in [&checkpoints, &parked, &snapshots, &event_tags] {
             if side == migrations {
                 return Err(OpenError::Config(format!(
-                    "the migrations table is named `{migrations}`, which the store needs for its checkpoints or snapshots"
+                    "the migrations table is named `{migrations}`, which the store needs for its checkpoints, snapshots or tags"
                 )));
             }
         }
@@ -512,6 +516,7 @@ impl Names {
             checkpoints: format!("{}.{}", quote(schema), quote(&checkpoints)),
             parked: format!("{}.{}", quote(schema), quote(&parked)),
             snapshots: format!("{}.{}", quote(schema), quote(&snapshots)),
+            event_tags: format!("{}.{}", quote(schema), quote(&event_tags)),
             lease_seed: (schema.to_owned(), events.to_owned()),
         })
     }

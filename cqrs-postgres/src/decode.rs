@@ -199,6 +199,8 @@ pub(crate) fn event(
     let correlation_id: Option<Uuid> = cursor.optional(8, "correlation_id")?;
     let causation_id: Option<Uuid> = cursor.optional(9, "causation_id")?;
     let recorded_at: SystemTime = cursor.required(10, "recorded_at")?;
+    let tags = crate::dcb::decode_tags(cursor.optional::<Vec<&str>>(11, "tags")?)
+        .map_err(|problem| cursor.fail("tags", problem))?;
     cursor.version = version as u64;
     let Cursor {
         stream, event_name, ..
@@ -215,6 +217,7 @@ pub(crate) fn event(
             correlation_id,
             causation_id,
             metadata,
+            tags,
         },
         payload,
     })

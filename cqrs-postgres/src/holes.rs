@@ -132,6 +132,30 @@ impl Holes {
         })
     }
 
+    /// Reading by query (`dcb/read.rs`): given the holes `read` saw under `snapshot` (ranges
+    /// `[start, end)` missing before a visible row `end`, ascending), the first that is not yet
+    /// known to be permanent, and whether an earlier read already saw it. The same rules as
+    /// [`Holes::admit`], over holes instead of positions.
+    pub fn first_pending(
+        &self,
+        read: Read,
+        holes: &[(u64, u64)],
+        snapshot: Snapshot,
+    ) -> Option<(u64, bool)> {
+        let mut state = self.lock();
+        state.newest_xmin = state.newest_xmin.max(snapshot.xmin);
+        let mut first = None;
+        for &(start, end) in holes {
+            // Every hole is remembered, as in `admit`, so one look decides them all.
+            let range = state.range_of(start, end, snapshot, read);
+            let decided = range.decided_for_reads_after.is_some_and(|r| read.0 > r);
+            if first.is_none() && snapshot.xmin < range.bound && !decided {
+                first = Some((start, range.seen_by < read.0));
+            }
+        }
+        first
+    }
+
     /// Taken right before the appender locks are read: the holes remembered now were all seen
     /// in snapshots taken before that look.
     pub fn ticket(&self) -> Ticket {
@@ -373,6 +397,32 @@ mod tests {
         let ticket = holes.ticket();
         assert!(holes.appenders_running(ticket, &[]));
         assert_eq!(admit(&holes, 2, &[3, 5, 7, 8], snap(5, 15)), 4);
+    }
+
+    #[test]
+    fn reads_by_query_stop_at_the_first_pending_hole_as_reads_of_positions_do() {
+        let holes = Holes::default();
+        let read = holes.begin_read();
+        // 2..3 and 5..7 missing; transaction 11 still runs.
+        assert_eq!(
+            holes.first_pending(read, &[(2, 3), (5, 7)], snap(11, 13)),
+            Some((2, false))
+        );
+        let read = holes.begin_read();
+        assert_eq!(
+            holes.first_pending(read, &[(2, 3), (5, 7)], snap(11, 14)),
+            Some((2, true)),
+            "seen by an earlier read: worth a look at the appender locks"
+        );
+        // Everything below 13 ended: both permanent, shared with `admit`.
+        let read = holes.begin_read();
+        assert_eq!(
+            holes.first_pending(read, &[(2, 3), (5, 7)], snap(13, 20)),
+            None
+        );
+        assert_eq!(admit(&holes, 1, &[1, 3, 4, 7], snap(13, 20)), 4);
+        let read = holes.begin_read();
+        assert_eq!(holes.first_pending(read, &[], snap(13, 20)), None);
     }
 
     #[test]

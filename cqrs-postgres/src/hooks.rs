@@ -31,6 +31,15 @@ impl PostgresStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<HeldAppend, StoreError> {
+        if events.iter().any(|e| !e.tags.is_empty()) {
+            // Tagged events take the dcb statement, as `append` does.
+            let writes = vec![eventweave_core::StreamWrite::new(
+                stream.clone(),
+                expected,
+                events,
+            )];
+            return self.__begin_append_conditional(writes, None).await;
+        }
         let shared = &self.shared;
         let encoded = validate(stream, &events, shared.config.max_event_bytes)?;
         let mut conn = shared.pool.get().await?;
@@ -62,6 +71,15 @@ impl PostgresStore {
 }
 
 impl HeldAppend {
+    /// An append held open on `conn` (inside its transaction, discarded on drop).
+    pub(crate) fn new(conn: Pooled, recorded: Vec<RecordedEvent>, notifier: Notifier) -> Self {
+        HeldAppend {
+            conn,
+            recorded,
+            notifier,
+        }
+    }
+
     /// The events as they will be recorded if the transaction commits.
     pub fn recorded(&self) -> &[RecordedEvent] {
         &self.recorded

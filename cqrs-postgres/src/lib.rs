@@ -100,8 +100,10 @@
 //! The events table, `events`: `position` (bigint primary key, drawn from a sequence with `CACHE 1`),
 //! `stream`, `version` (unique together), `event_id` (unique uuid), `event_name`,
 //! `event_version`, `payload` (jsonb), `metadata` (jsonb, NULL when empty), `correlation_id`,
-//! `causation_id`, `recorded_at` (timestamptz, the database's clock). JSONB normalises
-//! formatting: a payload comes back as the same JSON value, not the same text.
+//! `causation_id`, `recorded_at` (timestamptz, the database's clock), `tags` (text[], NULL
+//! without tags). JSONB normalises formatting: a payload comes back as the same JSON value, not
+//! the same text. `event_tags` (`tag`, `position`; both the primary key) has one row per tag of
+//! each tagged event: the index reading by query uses.
 //!
 //! Two more tables serve durable projections: `checkpoints` (`projection` primary key,
 //! `position`, `updated_at`) and `parked_events` (`projection`, `position`, `event_id`,
@@ -123,6 +125,19 @@
 //! append a retry and return the stored events; ids stored otherwise are
 //! [`DuplicateEventId`](eventweave_core::StoreError::DuplicateEventId); otherwise the version did not
 //! hold and the error is [`Conflict`](eventweave_core::StoreError::Conflict) with the stream's version.
+//!
+//! # Reading by query and conditional appends
+//!
+//! [`read_query`](eventweave_core::EventStore::read_query) returns the events matching an
+//! [`EventQuery`](eventweave_core::EventQuery) and a position it is complete through, which is
+//! gap-free (every position up to it is committed or will stay empty, as `read_all` decides
+//! below). [`append_conditional`](eventweave_core::EventStore::append_conditional) appends to
+//! several streams atomically, under "no event matching this query after that position": it
+//! locks, exclusively, one advisory key per query item that every matching event locks shared
+//! before it draws its position, then checks in a snapshot taken after the locks. So a
+//! concurrent writer of a matching event either is waited for and seen, or draws after the
+//! decision; appends whose queries do not overlap do not wait for each other. ARCHITECTURE.md
+//! has the argument.
 //!
 //! # Gap-free global order
 //!
@@ -324,6 +339,7 @@ mod checkpoint;
 mod config;
 mod connect;
 mod conninfo;
+mod dcb;
 mod decode;
 mod error;
 mod holes;

@@ -18,6 +18,11 @@
 //! - **Recycling checks `is_closed` only** (like deadpool-postgres's `RecyclingMethod::Fast`): a
 //!   round trip per checkout would cost every append. The pools' cost is in BENCHMARKS.md,
 //!   "Connection pool (issue 10)".
+//! - **No JIT** (`SET jit = off` on pooled connections): a generic plan's estimates are blind to
+//!   the values, and the conditional append's (`dcb/statements.rs`) passed `jit_above_cost` once
+//!   the table held some 70,000 events: every execution then compiled about 100 functions,
+//!   300 ms for a statement that runs in a fraction of a millisecond. The store's statements are
+//!   index lookups, never the long scans JIT pays off for.
 //! - **Generic plans** (`SET plan_cache_mode = force_generic_plan` on pooled connections): the
 //!   statements are key lookups whose plan does not depend on the values, and the append's earlier
 //!   form, re-planned on every execution, cost 60–90 µs of server time instead of about 25 (see
@@ -105,7 +110,7 @@ impl managed::Manager for Manager {
     async fn create(&self) -> Result<Conn, ConnectError> {
         let client = self
             .connector
-            .connect("SET plan_cache_mode = force_generic_plan")
+            .connect("SET plan_cache_mode = force_generic_plan; SET jit = off")
             .await?;
         let st = Prepared::new(&client, &self.sql).await?;
         Ok(Conn::new(client, st))

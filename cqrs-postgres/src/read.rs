@@ -145,7 +145,7 @@ impl Shared {
 
     /// Reads which appenders of this store are running now and records what that decides
     /// about the holes seen so far. Returns whether a hole was decided.
-    async fn look_at_appenders(&self) -> Result<bool, StoreError> {
+    pub(crate) async fn look_at_appenders(&self) -> Result<bool, StoreError> {
         let conn = self.pool.get().await?;
         let ticket = self.holes.ticket();
         let rows = conn

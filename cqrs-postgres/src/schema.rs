@@ -9,7 +9,8 @@
 //! CACHE 1`) and the events table with `UNIQUE (stream, version)` and `UNIQUE (event_id)`; version
 //! 2 `checkpoints` and `parked_events`; version 3 `snapshots` (one row per stream, the latest
 //! snapshot); version 4 the marker that keeps older crates, which draw positions without the
-//! appender lock, from opening the store. The crate docs' Schema section lists the columns.
+//! appender lock, from opening the store; version 5 the `tags` column and the `event_tags` table
+//! of reading by query (and the marker that appenders take the dcb locks). The crate docs' Schema section lists the columns.
 //! Constraint and sequence names carry `<tag>`, a hash of the schema and table names, so two stores
 //! in one schema never share one.
 //!
@@ -57,6 +58,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 4,
         description: "appenders hold an advisory lock keyed by their transaction id",
         sql: appender_locks,
+    },
+    Migration {
+        version: 5,
+        description: "event tags: a column of the events table and the event_tags index table",
+        sql: event_tags,
     },
 ];
 
@@ -160,6 +166,32 @@ fn appender_locks(n: &Names) -> String {
         "COMMENT ON TABLE {events} IS
             'eventweave-postgres event store. Write only through the store: it takes a transaction id and an advisory lock keyed by it before drawing positions, which gap-free reading relies on.';",
         events = n.events,
+    )
+}
+
+/// Version 5: tags (dynamic consistency boundaries, `dcb/`).
+///
+/// - `events.tags`: the event's tags, sorted, NULL when it has none (the row an untagged append
+///   writes is unchanged). Read back with every event. Adding a nullable column without a
+///   default rewrites nothing, so an existing table upgrades in place at once.
+/// - `event_tags`: one row per (tag, position) of a tagged event, written in the statement that
+///   writes the event. Its B-tree primary key answers "the events carrying tag `g` after
+///   position `P`" by one range scan that reads only those events, which is what a condition
+///   check asks; a GIN index on `events.tags` would read every event ever tagged `g` and filter
+///   by position. No foreign key: only the store writes it, in the same statement as the event,
+///   and rows are never deleted.
+/// - It records, too, that appenders now take the dcb locks before drawing a position
+///   (`dcb/locks.rs`): an older crate, which does not, must not append beside this one.
+fn event_tags(n: &Names) -> String {
+    format!(
+        "ALTER TABLE {events} ADD COLUMN tags text[];
+        CREATE TABLE {event_tags} (
+            tag text NOT NULL,
+            position bigint NOT NULL,
+            PRIMARY KEY (tag, position)
+        );",
+        events = n.events,
+        event_tags = n.event_tags,
     )
 }
 

@@ -7,7 +7,7 @@ use crate::config::Names;
 
 /// The columns of an event row, in the order `decode::event` reads them.
 pub(crate) const EVENT_COLUMNS: &str = "position, stream, version, event_id, event_name, \
-     event_version, payload, metadata, correlation_id, causation_id, recorded_at";
+     event_version, payload, metadata, correlation_id, causation_id, recorded_at, tags";
 
 /// Statement texts, shared by every connection of a pool.
 #[derive(Debug)]
@@ -46,9 +46,14 @@ const INSERT_COLUMNS: &str = "position, stream, version, event_id, event_name, e
 /// `holes.rs`). The lock is keyed by the writer's own id, so no other session ever holds it and
 /// `pg_try_advisory_xact_lock` always succeeds; were it ever to fail, the position would be NULL
 /// and the insert would fail, writing nothing.
-fn next_position(n: &Names) -> String {
+///
+/// `dcb_locks` is a boolean expression, true, that takes the shared dcb locks of the rows'
+/// event types (and tags) before the draw (`dcb/locks.rs`): an append whose rows a concurrent
+/// append condition could match is seen by that condition's check or drawn after it.
+pub(crate) fn next_position(n: &Names, dcb_locks: &str) -> String {
     format!(
-        "CASE WHEN pg_try_advisory_xact_lock({class}, {key}) THEN nextval({sequence}::regclass) END",
+        "CASE WHEN pg_try_advisory_xact_lock({class}, {key}) AND {dcb_locks} \
+         THEN nextval({sequence}::regclass) END",
         class = appender_lock_class(n),
         key = APPENDER_LOCK_KEY,
         sequence = quote_literal(&n.position_sequence)
@@ -108,19 +113,22 @@ const MANY: &str = "e.event_id, e.event_name, e.event_version, e.payload, e.meta
 impl Sql {
     pub fn new(n: &Names) -> Sql {
         let events = &n.events;
+        // The event type of a single event is `$4`, a batch's types the array `$4`.
+        let one_type = crate::dcb::locks::type_lock_one(n, "$4::text");
+        let batch_types = crate::dcb::locks::type_locks(n, "unnest($4::text[])");
         Sql {
             append_one_known: format!(
                 "INSERT INTO {events} ({INSERT_COLUMNS})
                  VALUES ({next}, $1::text, $2::int8 + 1, {ONE})
                  RETURNING position, version, recorded_at",
-                next = next_position(n),
+                next = next_position(n, &one_type),
             ),
             append_one: format!(
                 "INSERT INTO {events} ({INSERT_COLUMNS})
                  SELECT {next}, $1::text, $2::int8 + 1, {ONE}
                  WHERE {exists}
                  RETURNING position, version, recorded_at",
-                next = next_position(n),
+                next = next_position(n, &one_type),
                 exists = version_exists(n),
             ),
             append_one_any: format!(
@@ -129,7 +137,7 @@ impl Sql {
                  FROM {current}
                  WHERE $2::int8 < 0
                  RETURNING position, version, recorded_at",
-                next = next_position(n),
+                next = next_position(n, &one_type),
                 current = current_version(n),
             ),
             append_batch: format!(
@@ -139,7 +147,7 @@ impl Sql {
                  WHERE {exists}
                  ORDER BY e.ord
                  RETURNING position, version, recorded_at",
-                next = next_position(n),
+                next = next_position(n, &batch_types),
                 exists = version_exists(n),
             ),
             append_batch_any: format!(
@@ -149,7 +157,7 @@ impl Sql {
                  WHERE $2::int8 < 0
                  ORDER BY e.ord
                  RETURNING position, version, recorded_at",
-                next = next_position(n),
+                next = next_position(n, &batch_types),
                 current = current_version(n),
             ),
             read_stream: format!(
@@ -288,7 +296,8 @@ mod tests {
             assert!(
                 text.contains("CASE WHEN pg_try_advisory_xact_lock(")
                     && text.contains("pg_current_xact_id()")
-                    && text.contains(") THEN nextval("),
+                    && text.contains("pg_advisory_xact_lock_shared(")
+                    && text.contains(" THEN nextval("),
                 "{text}"
             );
             assert_eq!(text.matches("nextval(").count(), 1, "{text}");

@@ -5,13 +5,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eventweave_core::{
-    EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent, Snapshot, StoreError, StreamId,
-    Uuid, check_snapshot, check_stream_id,
+    AppendCondition, EventQuery, EventStore, ExpectedVersion, NewEvent, Position, QueryRead,
+    RecordedEvent, Snapshot, StoreError, StreamId, StreamWrite, Uuid, check_snapshot,
+    check_stream_id,
 };
 
 use crate::checkpoint::CheckpointSql;
 use crate::config::{Names, PostgresConfig};
 use crate::connect::{ConnectError, Connector};
+use crate::dcb::DcbState;
 use crate::error::OpenError;
 use crate::holes::Holes;
 use crate::notify::Notifier;
@@ -44,6 +46,8 @@ pub(crate) struct Shared {
     pub notifier: Notifier,
     pub checkpoint_sql: CheckpointSql,
     pub snapshot_sql: SnapshotSql,
+    /// Reading by query and conditional appends (`dcb/`).
+    pub dcb: DcbState,
 }
 
 impl Drop for Shared {
@@ -89,6 +93,7 @@ impl PostgresStore {
             shared: Arc::new(Shared {
                 checkpoint_sql: CheckpointSql::new(&names),
                 snapshot_sql: SnapshotSql::new(&names),
+                dcb: DcbState::new(&names),
                 config,
                 names,
                 pool,
@@ -132,7 +137,28 @@ impl EventStore for PostgresStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        // Tagged events also write `event_tags` and lock their tags: the dcb statement.
+        if events.iter().any(|e| !e.tags.is_empty()) {
+            return self.shared.append_tagged(stream, expected, events).await;
+        }
         self.shared.append(stream, expected, events).await
+    }
+
+    async fn read_query(
+        &self,
+        query: &EventQuery,
+        from: Position,
+        limit: usize,
+    ) -> Result<QueryRead, StoreError> {
+        self.shared.read_query(query, from, limit).await
+    }
+
+    async fn append_conditional(
+        &self,
+        writes: Vec<StreamWrite>,
+        condition: Option<&AppendCondition>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.shared.append_conditional(writes, condition).await
     }
 
     async fn read_stream(

@@ -28,6 +28,7 @@ fn event(name: &'static str) -> NewEvent {
         correlation_id: None,
         causation_id: None,
         metadata: UserMetadata::empty(),
+        tags: eventweave_core::Tags::empty(),
     }
 }
 

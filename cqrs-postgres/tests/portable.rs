@@ -150,6 +150,7 @@ async fn a_sinks_transaction_behaves_as_on_every_database() {
         correlation_id: None,
         causation_id: None,
         metadata: Default::default(),
+        tags: eventweave_core::Tags::empty(),
     };
     let recorded = store
         .append(

@@ -98,6 +98,7 @@ async fn book(store: &eventweave_postgres::PostgresStore, id: u64, n: usize) {
                 correlation_id: None,
                 causation_id: None,
                 metadata: UserMetadata::empty(),
+                tags: eventweave_core::Tags::empty(),
             })
             .collect();
         store

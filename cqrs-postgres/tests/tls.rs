@@ -169,6 +169,7 @@ async fn every_sslmode_against_a_tls_server() {
                 correlation_id: None,
                 causation_id: None,
                 metadata: UserMetadata::empty(),
+                tags: eventweave_core::Tags::empty(),
             }],
         )
         .await

@@ -64,6 +64,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 correlation_id: None,
                 causation_id: None,
                 metadata: UserMetadata::empty(),
+                tags: eventweave_core::Tags::empty(),
             })
             .collect();
         store.append(&stream, ExpectedVersion::Any, batch).await?;

@@ -25,6 +25,7 @@
 //!     correlation_id: None,
 //!     causation_id: None,
 //!     metadata: UserMetadata::empty(),
+//!     tags: eventweave_core::Tags::empty(),
 //! };
 //! let recorded = store.append(&stream, ExpectedVersion::NoStream, vec![added]).await?;
 //! assert_eq!((recorded[0].meta.version, recorded[0].meta.position), (1, Position(1)));
@@ -91,7 +92,11 @@
 //! table recording the applied schema versions ([`SCHEMA_VERSION`]). Files of an older version
 //! are migrated when opened. Opening a file of a newer
 //! schema fails with [`OpenError::SchemaTooNew`] and leaves it untouched. Payloads and
-//! metadata are JSON text, stored verbatim; `recorded_at` is in microseconds.
+//! metadata are JSON text, stored verbatim; `recorded_at` is in microseconds. Tags are a JSON
+//! array in `events.tags` and rows of `event_tags (tag, position)`, the index of
+//! [`read_query`](eventweave_core::EventStore::read_query) (schema version 5); a conditional
+//! append ([`append_conditional`](eventweave_core::EventStore::append_conditional)) checks its
+//! condition and inserts in one `BEGIN IMMEDIATE` transaction.
 //!
 //! ## Projections in the same database (exactly once)
 //!
@@ -169,6 +174,7 @@
 //! #         correlation_id: None,
 //! #         causation_id: None,
 //! #         metadata: eventweave_core::UserMetadata::empty(),
+//! #         tags: eventweave_core::Tags::empty(),
 //! #     }
 //! # }
 //! # #[tokio::main(flavor = "current_thread")]
@@ -239,6 +245,7 @@ mod changes;
 mod checkpoints;
 mod config;
 mod connection;
+mod dcb;
 mod error;
 mod inspect;
 mod lease;

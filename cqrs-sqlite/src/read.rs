@@ -36,7 +36,7 @@ use crate::error::backend;
 macro_rules! columns {
     () => {
         "position, stream, version, event_name, event_id, event_version, payload, metadata, \
-         correlation_id, causation_id, recorded_at"
+         correlation_id, causation_id, recorded_at, tags"
     };
 }
 /// Up to `limit` events of `stream` from `from_version` on.
@@ -181,6 +181,7 @@ pub(crate) fn decode_row(
     let correlation_id = uuid(row, 8).map_err(|why| bad("correlation_id", why))?;
     let causation_id = uuid(row, 9).map_err(|why| bad("causation_id", why))?;
     let recorded_at: i64 = row.get(10).map_err(|e| bad("recorded_at", e.to_string()))?;
+    let tags = crate::dcb::decode_tags(row, 11).map_err(|why| bad("tags", why))?;
     Ok(RecordedEvent {
         meta: EventMeta {
             event_id,
@@ -193,6 +194,7 @@ pub(crate) fn decode_row(
             correlation_id,
             causation_id,
             metadata,
+            tags,
         },
         payload: Payload::from_json(Arc::<str>::from(payload)),
     })

@@ -7,7 +7,8 @@
 //! The migrations below are the schema's listing: version 1 the `events` table (the position is the
 //! rowid) with unique indexes on `event_id` and `(stream, version)`, version 2 `checkpoints` and
 //! `parked_events`, version 3 `snapshots` (one row per stream), version 4 `leases` (which process
-//! runs a projection: `lease.rs`).
+//! runs a projection: `lease.rs`), version 5 the `tags` column and the `event_tags` index table
+//! (dynamic consistency boundaries, `dcb.rs`).
 //!
 //! - **The stream name is stored in every row**, with no separate streams table: one index
 //!   `(stream, version)` answers both the version lookup of an append (`MAX(version)`, one B-tree
@@ -26,7 +27,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::error::OpenError;
 
 /// The schema version this version of the crate writes and reads.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// One step of the schema's history. Never edit a released migration: add the next one.
 struct Migration {
@@ -114,6 +115,22 @@ const MIGRATIONS: &[Migration] = &[
             owner      TEXT    NOT NULL,
             expires_at INTEGER NOT NULL
         ) STRICT;
+    ",
+    },
+    Migration {
+        version: 5,
+        description: "event tags: a column of the events table and the event_tags index",
+        // `tags` holds the event's tags as a JSON array of strings, sorted, NULL without tags
+        // (adding a nullable column rewrites nothing). `event_tags` has one row per tag of a
+        // tagged event: its key `(tag, position)` answers "the events tagged `g` from position
+        // `p` on" with one range of the index (`dcb.rs`).
+        sql: "
+        ALTER TABLE events ADD COLUMN tags TEXT;
+        CREATE TABLE event_tags (
+            tag      TEXT    NOT NULL,
+            position INTEGER NOT NULL,
+            PRIMARY KEY (tag, position)
+        ) STRICT, WITHOUT ROWID;
     ",
     },
 ];

@@ -24,8 +24,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use eventweave_core::telemetry::AppendTelemetry;
 use eventweave_core::{
-    EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent, Snapshot, StoreError, StreamId,
-    Timestamp, Uuid, check_append, check_snapshot, check_stream_id,
+    AppendCondition, EventQuery, EventStore, ExpectedVersion, NewEvent, Position, QueryRead,
+    RecordedEvent, Snapshot, StoreError, StreamId, StreamWrite, Timestamp, Uuid, check_append,
+    check_query, check_snapshot, check_stream_id, check_writes,
 };
 use rusqlite::Connection;
 
@@ -34,7 +35,7 @@ use crate::config::SqliteConfig;
 use crate::connection::{Readers, open_writer};
 use crate::error::{OpenError, backend};
 use crate::turns::{TurnGuard, WriteTurn};
-use crate::{append, read, schema, snapshots};
+use crate::{append, dcb, read, schema, snapshots};
 
 /// An event store in one SQLite file: durable, embedded, no server.
 ///
@@ -195,6 +196,27 @@ impl SqliteStore {
         }
         Ok(recorded)
     }
+
+    /// The conditional append to several streams (also plain appends of tagged events), with
+    /// the wait for the write turn.
+    async fn append_conditional_now(
+        &self,
+        writes: Vec<StreamWrite>,
+        condition: Option<&AppendCondition>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        check_writes(&writes, self.shared.config.max_event_bytes)?;
+        if let Some(condition) = condition {
+            check_query(&condition.query)?;
+        }
+        let now = Timestamp::now();
+        let mut writer = self.writer().await?;
+        let recorded = dcb::append(&mut writer.conn, writes, condition, now)?;
+        drop(writer);
+        if let Some(last) = recorded.last() {
+            self.shared.changes.committed(last.meta.position);
+        }
+        Ok(recorded)
+    }
 }
 
 impl EventStore for SqliteStore {
@@ -205,10 +227,35 @@ impl EventStore for SqliteStore {
         events: Vec<NewEvent>,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let telemetry = AppendTelemetry::start("sqlite", stream, expected, &events);
-        let appended = self.append_now(stream, expected, events);
-        let result = telemetry.instrument(appended).await;
+        let result = if events.iter().any(|e| !e.tags.is_empty()) {
+            // Tagged events also write `event_tags`: the dcb append, one write.
+            let writes = vec![StreamWrite::new(stream.clone(), expected, events)];
+            let appended = self.append_conditional_now(writes, None);
+            telemetry.instrument(appended).await
+        } else {
+            let appended = self.append_now(stream, expected, events);
+            telemetry.instrument(appended).await
+        };
         telemetry.finish(&result);
         result
+    }
+
+    async fn read_query(
+        &self,
+        query: &EventQuery,
+        from: Position,
+        limit: usize,
+    ) -> Result<QueryRead, StoreError> {
+        check_query(query)?;
+        self.read(|conn| dcb::read_query(conn, query, from, limit))
+    }
+
+    async fn append_conditional(
+        &self,
+        writes: Vec<StreamWrite>,
+        condition: Option<&AppendCondition>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.append_conditional_now(writes, condition).await
     }
 
     async fn read_stream(

@@ -45,6 +45,7 @@ async fn crash_child() {
                 correlation_id: None,
                 causation_id: None,
                 metadata: UserMetadata::empty(),
+                tags: eventweave_core::Tags::empty(),
             })
             .collect();
         store

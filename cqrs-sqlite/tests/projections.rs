@@ -246,6 +246,7 @@ async fn append(
             correlation_id: None,
             causation_id: None,
             metadata: UserMetadata::empty(),
+            tags: eventweave_core::Tags::empty(),
         })
         .collect();
     store

@@ -45,6 +45,7 @@ fn noted() -> NewEvent {
         correlation_id: None,
         causation_id: None,
         metadata: UserMetadata::empty(),
+        tags: eventweave_core::Tags::empty(),
     }
 }
 

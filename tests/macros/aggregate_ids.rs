@@ -14,6 +14,7 @@ fn meta_in(stream: &str) -> EventMeta {
         correlation_id: None,
         causation_id: None,
         metadata: eventweave_core::UserMetadata::empty(),
+        tags: eventweave_core::Tags::empty(),
     }
     .record(
         StreamId::from(stream),

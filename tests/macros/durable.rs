@@ -139,6 +139,7 @@ fn new_event<E: Event>(event: &E) -> NewEvent {
         correlation_id: None,
         causation_id: None,
         metadata: UserMetadata::empty(),
+        tags: eventweave_core::Tags::empty(),
     }
 }
 

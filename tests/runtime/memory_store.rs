@@ -11,6 +11,15 @@ eventweave_core::checkpoint_conformance_tests! {
     fresh: || async { MemoryStore::new() },
 }
 
+/// Dynamic consistency boundaries: reading by query, conditions, several streams at once.
+mod dcb {
+    use eventweave_core::MemoryStore;
+
+    eventweave_core::dcb_conformance_tests! {
+        fresh: || async { MemoryStore::new() },
+    }
+}
+
 #[tokio::test]
 async fn clones_share_the_same_events() {
     let store = MemoryStore::new();
@@ -34,6 +43,10 @@ mod through_dyn_store {
     }
 
     eventweave_core::checkpoint_conformance_tests! {
+        fresh: || async { DynStore::new(MemoryStore::new()) },
+    }
+
+    eventweave_core::dcb_conformance_tests! {
         fresh: || async { DynStore::new(MemoryStore::new()) },
     }
 

@@ -26,6 +26,7 @@ fn raw(name: &str, json: &str) -> NewEvent {
         correlation_id: None,
         causation_id: None,
         metadata: UserMetadata::empty(),
+        tags: eventweave_core::Tags::empty(),
     }
 }
 

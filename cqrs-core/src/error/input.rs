@@ -24,6 +24,8 @@ pub enum InputField {
     EventSize,
     /// A snapshot's payload.
     SnapshotPayload,
+    /// An event's tags (their number).
+    Tags,
 }
 
 impl InputField {
@@ -37,6 +39,7 @@ impl InputField {
             InputField::Metadata => "metadata",
             InputField::EventSize => "size",
             InputField::SnapshotPayload => "snapshot payload",
+            InputField::Tags => "tags",
         }
     }
 }
@@ -80,6 +83,15 @@ pub enum InputProblem {
     /// with, cannot read it back from every store), or has more than 16,383 digits after the
     /// decimal point (counting the exponent), beyond PostgreSQL's `numeric`.
     NumberOutOfRange,
+    /// There are `count` of them, above the limit of `max`.
+    TooMany {
+        /// How many there are.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// It appears twice where it may appear once (a stream written twice in one append).
+    Repeated,
 }
 
 impl fmt::Display for InputProblem {
@@ -104,6 +116,10 @@ impl fmt::Display for InputProblem {
             InputProblem::NumberOutOfRange => f.write_str(
                 "a JSON number in it is 1e308 or more in magnitude, or has more than 16383 decimal places",
             ),
+            InputProblem::TooMany { count, max } => {
+                write!(f, "there are {count}, above the limit of {max}")
+            }
+            InputProblem::Repeated => f.write_str("it appears twice in one append"),
         }
     }
 }
@@ -176,3 +192,94 @@ impl fmt::Display for InvalidInput {
 }
 
 impl StdError for InvalidInput {}
+
+/// An [`EventQuery`](crate::EventQuery) a store refuses before reading or writing anything
+/// (see [`check_query`](crate::check_query)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct InvalidQuery {
+    /// The item at fault (0-based), when it is one item's.
+    pub item: Option<usize>,
+    /// What is wrong.
+    pub problem: QueryProblem,
+}
+
+impl InvalidQuery {
+    /// The query (its item `item`, if given) is refused for `problem`.
+    pub fn new(item: Option<usize>, problem: QueryProblem) -> Self {
+        InvalidQuery { item, problem }
+    }
+}
+
+/// What is wrong with an [`EventQuery`](crate::EventQuery).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum QueryProblem {
+    /// It has no item (`EventQuery::all()` is the query of every event).
+    NoItems,
+    /// An item names no event type and no tag, so it would match every event (say so with
+    /// `EventQuery::all()`).
+    EmptyItem,
+    /// It has more items than the limit.
+    TooManyItems {
+        /// How many.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// An item requires more tags than the limit.
+    TooManyTags {
+        /// How many.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// An item names more event types than the limit.
+    TooManyTypes {
+        /// How many.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// An event type is not a valid stored name.
+    EventType(InputProblem),
+}
+
+impl fmt::Display for QueryProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QueryProblem::NoItems => {
+                f.write_str("it has no item (`EventQuery::all()` selects every event)")
+            }
+            QueryProblem::EmptyItem => f.write_str(
+                "it names no event type and no tag (`EventQuery::all()` selects every event)",
+            ),
+            QueryProblem::TooManyItems { count, max } => {
+                write!(f, "it has {count} items, above the limit of {max}")
+            }
+            QueryProblem::TooManyTags { count, max } => {
+                write!(f, "it requires {count} tags, above the limit of {max}")
+            }
+            QueryProblem::TooManyTypes { count, max } => {
+                write!(f, "it names {count} event types, above the limit of {max}")
+            }
+            QueryProblem::EventType(problem) => write!(f, "an event type is refused: {problem}"),
+        }
+    }
+}
+
+impl fmt::Display for InvalidQuery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.item {
+            Some(item) => write!(
+                f,
+                "event query refused: item {}: {}",
+                item + 1,
+                self.problem
+            ),
+            None => write!(f, "event query refused: {}", self.problem),
+        }
+    }
+}
+
+impl StdError for InvalidQuery {}

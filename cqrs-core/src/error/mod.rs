@@ -12,7 +12,7 @@ mod store;
 #[cfg(test)]
 mod tests;
 
-pub use input::{InputField, InputProblem, InvalidInput};
+pub use input::{InputField, InputProblem, InvalidInput, InvalidQuery, QueryProblem};
 pub use sql::{SqlError, SqlErrorKind};
 pub use store::{BackendError, Mismatch, Retry, StoreError};
 

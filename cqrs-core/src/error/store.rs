@@ -14,10 +14,10 @@ use std::error::Error as StdError;
 use std::fmt;
 
 use super::BoxError;
-use super::input::{InputField, InvalidInput};
+use super::input::{InputField, InvalidInput, InvalidQuery};
 use crate::envelope::ExpectedVersion;
 use crate::error::DecodeError;
-use crate::ids::{StreamId, Uuid};
+use crate::ids::{Position, StreamId, Uuid};
 
 /// What a caller may do after a failed operation: the one question a client must be able to
 /// answer from an error alone.
@@ -213,6 +213,27 @@ pub enum StoreError {
     /// over-long or NUL-holding stream id or event name, a payload that is not JSON a store can
     /// keep, an event above the size limit, … Nothing was read or written.
     InvalidInput(InvalidInput),
+    /// An [`EventQuery`](crate::EventQuery) (read, or an append's condition) breaks the store
+    /// contract: no item, an item with neither types nor tags, too many items, tags or types,
+    /// an invalid type name. Nothing was read or written.
+    InvalidQuery(InvalidQuery),
+    /// An [`AppendCondition`](crate::AppendCondition) failed: an event matching its query was
+    /// stored after its `after` position (something the decision depended on changed since it
+    /// read). Nothing was written. Like [`StoreError::Conflict`], retrying means deciding again
+    /// on a fresh read, never sending the same append.
+    ConditionFailed {
+        /// The condition's `after`.
+        after: Position,
+        /// The position of the first matching event after it.
+        conflicting: Position,
+    },
+    /// The store does not implement this operation (a third-party store that predates reading
+    /// by query, conditional appends or tags). Nothing was read or written: a condition or a tag
+    /// is never silently ignored.
+    Unsupported {
+        /// The operation, such as `"read_query"` or `"append_conditional"`.
+        operation: &'static str,
+    },
     /// A stored row could not be read back.
     Decode(DecodeError),
     /// The store could not be reached, or refused the operation for a passing reason (a
@@ -239,6 +260,9 @@ impl StoreError {
             | StoreError::DuplicateEventId { .. }
             | StoreError::IdempotencyConflict { .. }
             | StoreError::InvalidInput(_)
+            | StoreError::InvalidQuery(_)
+            | StoreError::ConditionFailed { .. }
+            | StoreError::Unsupported { .. }
             | StoreError::Decode(_)
             | StoreError::Backend(_) => Retry::Never,
         }
@@ -279,6 +303,15 @@ impl fmt::Display for StoreError {
                 "the ids of this append to `{stream}` are stored with other content ({mismatch}, first differing id {event_id}): ids may be sent again only with the same events"
             ),
             StoreError::InvalidInput(e) => fmt::Display::fmt(e, f),
+            StoreError::InvalidQuery(e) => fmt::Display::fmt(e, f),
+            StoreError::ConditionFailed { after, conflicting } => write!(
+                f,
+                "append condition failed: an event matching its query was stored at position {conflicting}, after {after}"
+            ),
+            StoreError::Unsupported { operation } => write!(
+                f,
+                "this event store does not support `{operation}` (nothing was read or written)"
+            ),
             StoreError::Decode(e) => fmt::Display::fmt(e, f),
             StoreError::Unavailable(e) => {
                 write!(f, "event store unavailable, nothing was written: {e}")
@@ -296,6 +329,12 @@ impl StdError for StoreError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         // `Display` already shows every inner message; a `source()` would print it twice.
         None
+    }
+}
+
+impl From<InvalidQuery> for StoreError {
+    fn from(e: InvalidQuery) -> Self {
+        StoreError::InvalidQuery(e)
     }
 }
 

@@ -203,6 +203,7 @@ async fn fire<S: EventStore>(
         correlation_id: Some(deadline.correlation),
         causation_id: None,
         metadata,
+        tags: crate::Tags::empty(),
     };
     match store
         .append(stream, ExpectedVersion::Any, vec![event])

@@ -145,6 +145,7 @@ impl<P: ProcessManager> ProcessFixture<P> {
                 correlation_id: Some(self.correlation),
                 causation_id: None,
                 metadata: UserMetadata::empty(),
+                tags: crate::Tags::empty(),
             },
             payload: Payload::from_json(
                 serde_json::to_string(event).expect("the event serializes"),

@@ -232,6 +232,7 @@ impl<P: ProcessManager, S: EventStore + Checkpoints> ProcessManagerSink<P, S> {
                 correlation_id: Some(deadline.correlation),
                 causation_id: None,
                 metadata: cause_metadata(deadline.cause),
+                tags: crate::Tags::empty(),
             };
             match self
                 .store
@@ -501,6 +502,7 @@ async fn append_record<T: serde::Serialize>(
         correlation_id: Some(correlation),
         causation_id: None,
         metadata: cause_metadata(cause),
+        tags: crate::Tags::empty(),
     };
     let expected = match version {
         0 => ExpectedVersion::NoStream,

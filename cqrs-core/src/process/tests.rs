@@ -139,6 +139,7 @@ async fn start(store: &MemoryStore, n: u32) -> (Uuid, Position) {
         correlation_id: Some(correlation),
         causation_id: None,
         metadata: UserMetadata::empty(),
+        tags: crate::Tags::empty(),
     };
     let stream = StreamId::from(format!("reminder-{n}"));
     let recorded = store
@@ -355,6 +356,7 @@ async fn record_deadline(store: &MemoryStore, id: Uuid, due_micros: i64) {
         correlation_id: Some(id),
         causation_id: None,
         metadata: UserMetadata::empty(),
+        tags: crate::Tags::empty(),
     };
     let stream = deadline_stream(Reminder::NAME);
     store
@@ -394,6 +396,7 @@ async fn fired_elsewhere(refresh: bool) -> usize {
         correlation_id: Some(fired_elsewhere),
         causation_id: None,
         metadata: UserMetadata::empty(),
+        tags: crate::Tags::empty(),
     };
     store
         .append(&stream, ExpectedVersion::Any, vec![timeout])

@@ -27,9 +27,13 @@ use serde::de::IgnoredAny;
 use serde_json::{Map, Value};
 
 use crate::envelope::NewEvent;
-use crate::error::{InputField, InputProblem, InvalidInput, StoreError};
+use crate::error::{
+    InputField, InputProblem, InvalidInput, InvalidQuery, QueryProblem, StoreError,
+};
+use crate::event_query::{EventQuery, MAX_ITEM_TAGS, MAX_ITEM_TYPES, MAX_QUERY_ITEMS};
 use crate::ids::StreamId;
 use crate::snapshot::Snapshot;
+use crate::store::StreamWrite;
 
 /// The longest stream id, in bytes. PostgreSQL's B-tree entries hold at most 2,704 bytes (8 KiB
 /// pages), and an id close to that fails only when it does not compress, so the limit is set
@@ -44,6 +48,11 @@ pub const MAX_EVENT_NAME_BYTES: usize = 1024;
 
 /// The largest event schema version: PostgreSQL stores it as `integer`.
 pub const MAX_EVENT_VERSION: u32 = i32::MAX as u32;
+
+/// The most tags an event may carry (the same bound as a query item's tags). Each is an index
+/// entry on the SQL stores; 32 is far above what a decision needs (an event is about a few
+/// things: a course and a student, two accounts).
+pub const MAX_EVENT_TAGS: usize = MAX_ITEM_TAGS;
 
 /// How deep arrays and objects may nest: serde_json decodes no deeper (its recursion limit), so
 /// a deeper payload could never be decoded into an event.
@@ -75,7 +84,8 @@ pub fn check_stream_id(stream: &StreamId) -> Result<(), StoreError> {
 /// [`MAX_EVENT_NAME_BYTES`]; a schema version above [`MAX_EVENT_VERSION`]; a payload that is
 /// not a JSON document a store can keep (see [`InputProblem`]); metadata holding NUL; an event
 /// larger than `max_event_bytes` ([`check_event_sizes`]); or an id twice in the batch
-/// ([`StoreError::DuplicateEventId`]). Stores call it first thing in `append`.
+/// ([`StoreError::DuplicateEventId`]), or an event with more than [`MAX_EVENT_TAGS`] tags.
+/// Stores call it first thing in `append`.
 pub fn check_append(
     stream: &StreamId,
     events: &[NewEvent],
@@ -115,6 +125,13 @@ pub fn check_append(
         {
             return Err(refuse(InputField::Metadata, problem).into());
         }
+        if event.tags.len() > MAX_EVENT_TAGS {
+            let problem = InputProblem::TooMany {
+                count: event.tags.len(),
+                max: MAX_EVENT_TAGS,
+            };
+            return Err(refuse(InputField::Tags, problem).into());
+        }
     }
     check_event_sizes(stream, events, max_event_bytes)?;
     if events.len() > 1 {
@@ -124,6 +141,82 @@ pub fn check_append(
                 event_id: e.event_id,
                 stream: stream.clone(),
             });
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a query no store answers: one without items (use [`EventQuery::all`]), an item
+/// naming neither types nor tags, more than [`MAX_QUERY_ITEMS`] items, an item with more than
+/// [`MAX_ITEM_TAGS`] tags or [`MAX_ITEM_TYPES`] types, or a type that is not a valid event name
+/// (empty, holding NUL, above [`MAX_EVENT_NAME_BYTES`]). Tags are valid by construction
+/// ([`Tag`](crate::Tag)). Stores call it first in `read_query` and for an append's condition.
+pub fn check_query(query: &EventQuery) -> Result<(), StoreError> {
+    let Some(items) = query.items() else {
+        return Ok(());
+    };
+    let refuse = |item, problem| Err(InvalidQuery::new(item, problem).into());
+    if items.is_empty() {
+        return refuse(None, QueryProblem::NoItems);
+    }
+    if items.len() > MAX_QUERY_ITEMS {
+        let problem = QueryProblem::TooManyItems {
+            count: items.len(),
+            max: MAX_QUERY_ITEMS,
+        };
+        return refuse(None, problem);
+    }
+    for (i, item) in items.iter().enumerate() {
+        let (types, tags) = (item.event_types(), item.required_tags());
+        if types.is_empty() && tags.is_empty() {
+            return refuse(Some(i), QueryProblem::EmptyItem);
+        }
+        if tags.len() > MAX_ITEM_TAGS {
+            let problem = QueryProblem::TooManyTags {
+                count: tags.len(),
+                max: MAX_ITEM_TAGS,
+            };
+            return refuse(Some(i), problem);
+        }
+        if types.len() > MAX_ITEM_TYPES {
+            let problem = QueryProblem::TooManyTypes {
+                count: types.len(),
+                max: MAX_ITEM_TYPES,
+            };
+            return refuse(Some(i), problem);
+        }
+        if let Some(problem) = types
+            .iter()
+            .find_map(|t| text_problem(t, MAX_EVENT_NAME_BYTES))
+        {
+            return refuse(Some(i), QueryProblem::EventType(problem));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses, before anything is written, the writes of an
+/// [`append_conditional`](crate::EventStore::append_conditional): each as [`check_append`]
+/// does, a stream written twice ([`InputProblem::Repeated`] on its id), or an event id twice
+/// in the whole append ([`StoreError::DuplicateEventId`]).
+pub fn check_writes(writes: &[StreamWrite], max_event_bytes: usize) -> Result<(), StoreError> {
+    for (i, write) in writes.iter().enumerate() {
+        check_append(&write.stream, &write.events, max_event_bytes)?;
+        if writes[..i].iter().any(|w| w.stream == write.stream) {
+            let problem = InputProblem::Repeated;
+            let refused = InvalidInput::new(&write.stream, None, InputField::StreamId, problem);
+            return Err(refused.into());
+        }
+    }
+    if writes.len() > 1 {
+        let mut seen = HashSet::new();
+        for write in writes {
+            if let Some(e) = write.events.iter().find(|e| !seen.insert(e.event_id)) {
+                return Err(StoreError::DuplicateEventId {
+                    event_id: e.event_id,
+                    stream: write.stream.clone(),
+                });
+            }
         }
     }
     Ok(())
@@ -386,6 +479,7 @@ mod tests {
             correlation_id: None,
             causation_id: None,
             metadata: UserMetadata::empty(),
+            tags: crate::Tags::empty(),
         };
         let s = StreamId::from("s");
         let nul = serde_json::json!({ "name": "a\0b" }).to_string();

@@ -9,10 +9,11 @@ use std::sync::Arc;
 
 use crate::envelope::{NewEvent, RecordedEvent};
 use crate::error::StoreError;
+use crate::event_query::{AppendCondition, EventQuery, QueryRead};
 use crate::ids::{Position, StreamId, Uuid};
 use crate::snapshot::Snapshot;
 use crate::store::{Checkpoints, ParkedEvent};
-use crate::store::{EventStore, ExpectedVersion};
+use crate::store::{EventStore, ExpectedVersion, StreamWrite};
 
 type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -85,6 +86,17 @@ trait ErasedStore: Send + Sync + 'static {
         limit: usize,
     ) -> Boxed<'_, Result<Vec<RecordedEvent>, StoreError>>;
     fn head(&self) -> Boxed<'_, Result<Position, StoreError>>;
+    fn read_query(
+        &self,
+        query: EventQuery,
+        from: Position,
+        limit: usize,
+    ) -> Boxed<'_, Result<QueryRead, StoreError>>;
+    fn append_conditional(
+        &self,
+        writes: Vec<StreamWrite>,
+        condition: Option<AppendCondition>,
+    ) -> Boxed<'_, Result<Vec<RecordedEvent>, StoreError>>;
     fn read_event(&self, event_id: Uuid) -> Boxed<'_, Result<Option<RecordedEvent>, StoreError>>;
     fn wait_for_events(&self, after: Position) -> Boxed<'_, ()>;
     fn load_snapshot(&self, stream: StreamId) -> Boxed<'_, Result<Option<Snapshot>, StoreError>>;
@@ -137,6 +149,23 @@ impl<S: EventStore + Checkpoints> ErasedStore for S {
     }
     fn head(&self) -> Boxed<'_, Result<Position, StoreError>> {
         Box::pin(EventStore::head(self))
+    }
+    fn read_query(
+        &self,
+        query: EventQuery,
+        from: Position,
+        limit: usize,
+    ) -> Boxed<'_, Result<QueryRead, StoreError>> {
+        Box::pin(async move { EventStore::read_query(self, &query, from, limit).await })
+    }
+    fn append_conditional(
+        &self,
+        writes: Vec<StreamWrite>,
+        condition: Option<AppendCondition>,
+    ) -> Boxed<'_, Result<Vec<RecordedEvent>, StoreError>> {
+        Box::pin(
+            async move { EventStore::append_conditional(self, writes, condition.as_ref()).await },
+        )
     }
     fn read_event(&self, event_id: Uuid) -> Boxed<'_, Result<Option<RecordedEvent>, StoreError>> {
         Box::pin(EventStore::read_event(self, event_id))
@@ -208,6 +237,23 @@ impl EventStore for DynStore {
 
     fn head(&self) -> impl Future<Output = Result<Position, StoreError>> + Send {
         self.inner.head()
+    }
+
+    fn read_query(
+        &self,
+        query: &EventQuery,
+        from: Position,
+        limit: usize,
+    ) -> impl Future<Output = Result<QueryRead, StoreError>> + Send {
+        self.inner.read_query(query.clone(), from, limit)
+    }
+
+    fn append_conditional(
+        &self,
+        writes: Vec<StreamWrite>,
+        condition: Option<&AppendCondition>,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send {
+        self.inner.append_conditional(writes, condition.cloned())
     }
 
     fn read_event(

@@ -11,7 +11,7 @@ use crate::ids::StreamId;
 use crate::telemetry::{TRACEPARENT, TRACESTATE};
 
 /// What differs between a stored event and an event sent again under its id: its name, schema
-/// version, payload or metadata (`None`: the same event). Payloads and metadata are compared as
+/// version, payload, metadata or tags (`None`: the same event). Payloads and metadata are compared as
 /// JSON values, since a store may normalise formatting (PostgreSQL's `jsonb` drops spaces,
 /// reorders keys, writes `1e3` as `1000`); numbers are equal when their values are.
 /// Correlation and causation ids, and the metadata entries [`CAUSED_BY_EVENT`], [`TRACEPARENT`]
@@ -27,6 +27,8 @@ pub fn event_mismatch(stored: &RecordedEvent, sent: &NewEvent) -> Option<InputFi
         && !same_metadata(stored.meta.metadata.as_map(), sent.metadata.as_map())
     {
         Some(InputField::Metadata)
+    } else if stored.meta.tags != sent.tags {
+        Some(InputField::Tags)
     } else {
         None
     }
@@ -122,6 +124,7 @@ mod tests {
             correlation_id: Some(crate::new_id()),
             causation_id: None,
             metadata: UserMetadata::empty(),
+            tags: crate::Tags::empty(),
         };
         sent.metadata.insert("user", "ada");
         let mut first = sent.clone();

@@ -5,15 +5,21 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crate::FastMap;
 use crate::envelope::{NewEvent, RecordedEvent};
 use crate::error::StoreError;
+use crate::event_query::{AppendCondition, EventQuery, QueryRead};
 use crate::ids::{Position, StreamId, Timestamp, Uuid};
 use crate::signal::Signal;
 use crate::snapshot::Snapshot;
+use crate::store::StreamWrite;
 use crate::store::{Checkpoints, ParkedEvent};
 use crate::store::{
     DEFAULT_MAX_EVENT_BYTES, EventStore, ExpectedVersion, check_append, check_retry,
     check_snapshot, check_stream_id,
 };
 use crate::telemetry::AppendTelemetry;
+
+// Reading by query and conditional appends, on the same log (dynamic consistency boundaries).
+#[path = "memory_tags.rs"]
+mod tags;
 
 /// An event store in process memory: for tests, examples and projections rebuilt at start-up.
 ///
@@ -47,6 +53,8 @@ struct Log {
     streams: FastMap<StreamId, Vec<usize>>,
     /// Index of each stored event id, for idempotent retries.
     ids: FastMap<Uuid, usize>,
+    /// Events by tag and type, brought up to date by the operations that read it.
+    tags: tags::TagIndex,
 }
 
 impl Default for Shared {
@@ -247,6 +255,23 @@ impl EventStore for MemoryStore {
 
     async fn head(&self) -> Result<Position, StoreError> {
         Ok(Position(self.shared.head.load(Ordering::Acquire)))
+    }
+
+    async fn read_query(
+        &self,
+        query: &EventQuery,
+        from: Position,
+        limit: usize,
+    ) -> Result<QueryRead, StoreError> {
+        self.read_query_now(query, from, limit)
+    }
+
+    async fn append_conditional(
+        &self,
+        writes: Vec<StreamWrite>,
+        condition: Option<&AppendCondition>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.append_conditional_now(writes, condition)
     }
 
     async fn read_event(&self, event_id: Uuid) -> Result<Option<RecordedEvent>, StoreError> {

@@ -1,5 +1,14 @@
 //! The event-store contract ([`EventStore`]), the version check an append makes
 //! ([`ExpectedVersion`]) and the catch-up-then-live [`Subscription`] built on it.
+//!
+//! Dynamic consistency boundaries add two operations, provided with a default that refuses
+//! ([`StoreError::Unsupported`]) so a third-party store written before them still compiles
+//! and never ignores a condition: [`EventStore::read_query`] (the events matching an
+//! [`EventQuery`], complete through a stated position) and [`EventStore::append_conditional`]
+//! (one atomic append to several streams, each with its expected version, under an optional
+//! [`AppendCondition`]). The decision runtime reads, decides, and appends with the condition
+//! "no event matching my query after the position my read was complete through": the
+//! position, not a version, is what makes the check span streams.
 
 mod checkpoints;
 mod contract;
@@ -14,8 +23,8 @@ use std::future::Future;
 
 pub use checkpoints::{Checkpoints, ParkedEvent};
 pub use contract::{
-    MAX_EVENT_NAME_BYTES, MAX_EVENT_VERSION, MAX_STREAM_ID_BYTES, check_append, check_event_sizes,
-    check_snapshot, check_stream_id,
+    MAX_EVENT_NAME_BYTES, MAX_EVENT_TAGS, MAX_EVENT_VERSION, MAX_STREAM_ID_BYTES, check_append,
+    check_event_sizes, check_query, check_snapshot, check_stream_id, check_writes,
 };
 pub use dynamic::DynStore;
 pub use idempotency::{check_retry, event_mismatch};
@@ -26,6 +35,7 @@ pub(crate) use wait::EmptyReads;
 
 use crate::envelope::{NewEvent, RecordedEvent};
 use crate::error::StoreError;
+use crate::event_query::{AppendCondition, EventQuery, QueryRead};
 use crate::ids::{Position, StreamId, Uuid};
 use crate::snapshot::Snapshot;
 
@@ -35,6 +45,30 @@ pub const DEFAULT_MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
 
 // Defined with the envelope (the store's errors name it too); part of this contract.
 pub use crate::envelope::ExpectedVersion;
+
+/// The events one stream receives in an [`EventStore::append_conditional`], and the version
+/// the stream must be at.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StreamWrite {
+    /// The stream.
+    pub stream: StreamId,
+    /// What its version must be (`ExpectedVersion::Any` when the append's condition alone
+    /// guards consistency).
+    pub expected: ExpectedVersion,
+    /// Its new events, appended at its next versions.
+    pub events: Vec<NewEvent>,
+}
+
+impl StreamWrite {
+    /// `events` for `stream`, which must be at `expected`.
+    pub fn new(stream: StreamId, expected: ExpectedVersion, events: Vec<NewEvent>) -> Self {
+        StreamWrite {
+            stream,
+            expected,
+            events,
+        }
+    }
+}
 
 /// Durable (or in-memory) storage of event streams with one global order.
 ///
@@ -160,6 +194,69 @@ pub trait EventStore: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         let _ = (stream, snapshot);
         std::future::ready(Ok(()))
+    }
+
+    /// Up to `limit` events matching `query` with position `>= from`, in position order, and
+    /// the position the read is complete through ([`QueryRead::through`]): every matching event
+    /// from `from` up to it is returned, none after it. A store must state a position no lower
+    /// event can still appear below (on PostgreSQL, the gap-free head), so a condition built on
+    /// it cannot miss a transaction that commits later.
+    ///
+    /// Refuses a query that breaks the contract ([`check_query`]) with
+    /// [`StoreError::InvalidQuery`].
+    ///
+    /// Provided: fails with [`StoreError::Unsupported`] (a store that does not keep tags cannot
+    /// answer). Every store of this project implements it.
+    fn read_query(
+        &self,
+        query: &EventQuery,
+        from: Position,
+        limit: usize,
+    ) -> impl Future<Output = Result<QueryRead, StoreError>> + Send {
+        let _ = (query, from, limit);
+        std::future::ready(Err(StoreError::Unsupported {
+            operation: "read_query",
+        }))
+    }
+
+    /// Appends every write atomically (all or nothing, the events of one append in one run
+    /// of consecutive positions, writes in the order given), if each stream's version
+    /// admits its `expected` ([`StoreError::Conflict`] otherwise) and, with a `condition`, if no
+    /// event matching its query has a position after its `after`
+    /// ([`StoreError::ConditionFailed`] otherwise). Returns the recorded events in position
+    /// order.
+    ///
+    /// Idempotency as in [`append`](EventStore::append), over the whole append: when every id
+    /// is stored, as this same append (same streams, same events), it returns the stored events
+    /// and writes nothing, without checking the condition again (its own events would fail it).
+    /// An id stored otherwise is [`StoreError::DuplicateEventId`] or
+    /// [`StoreError::IdempotencyConflict`]. Input is checked first ([`check_writes`],
+    /// [`check_query`]). Writes with no events only check their version.
+    ///
+    /// Provided: a single write without a condition is [`append`](EventStore::append); anything
+    /// else fails with [`StoreError::Unsupported`], so a store that cannot keep a condition
+    /// never ignores one. Every store of this project implements it.
+    fn append_conditional(
+        &self,
+        writes: Vec<StreamWrite>,
+        condition: Option<&AppendCondition>,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send {
+        async move {
+            let mut writes = writes;
+            match (writes.len(), condition) {
+                (1, None) => {
+                    let StreamWrite {
+                        stream,
+                        expected,
+                        events,
+                    } = writes.remove(0);
+                    self.append(&stream, expected, events).await
+                }
+                _ => Err(StoreError::Unsupported {
+                    operation: "append_conditional",
+                }),
+            }
+        }
     }
 
     /// Every event from position `from` on: first the stored ones, then live ones as they are

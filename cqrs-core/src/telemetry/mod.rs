@@ -47,8 +47,8 @@
 //! `outcome` (spans and the `outcome` label below): `ok`, `rejected`, `not_found`,
 //! `already_exists`, `conflict`, `missing_service`, `panicked`, `encode_error`, `decode_error`,
 //! `command_id_reused`, `store_error` for commands; `ok`, `conflict`, `duplicate_event_id`,
-//! `idempotency_conflict`, `invalid_input`, `decode_error`, `unavailable`, `outcome_unknown`,
-//! `backend_error` for appends; `ok`, `failed`, `store_error` for batches; `ok`, `rejected` for
+//! `idempotency_conflict`, `invalid_input`, `invalid_query`, `condition_failed`, `unsupported`,
+//! `decode_error`, `unavailable`, `outcome_unknown`, `backend_error` for appends; `ok`, `failed`, `store_error` for batches; `ok`, `rejected` for
 //! process-manager commands.
 //!
 //! # Traces across processes
@@ -333,6 +333,9 @@ fn append_outcome<T>(result: &Result<T, StoreError>) -> &'static str {
         Err(StoreError::DuplicateEventId { .. }) => "duplicate_event_id",
         Err(StoreError::IdempotencyConflict { .. }) => "idempotency_conflict",
         Err(StoreError::InvalidInput(_)) => "invalid_input",
+        Err(StoreError::InvalidQuery(_)) => "invalid_query",
+        Err(StoreError::ConditionFailed { .. }) => "condition_failed",
+        Err(StoreError::Unsupported { .. }) => "unsupported",
         Err(StoreError::Decode(_)) => "decode_error",
         Err(StoreError::Unavailable(_)) => "unavailable",
         Err(StoreError::OutcomeUnknown(_)) => "outcome_unknown",

@@ -20,6 +20,7 @@ pub async fn events<S: EventStore>(store: &S, stream: &str, n: usize) -> Vec<Rec
             correlation_id: None,
             causation_id: None,
             metadata: UserMetadata::empty(),
+            tags: crate::Tags::empty(),
         })
         .collect();
     store

@@ -27,6 +27,7 @@ pub fn event(json: &str) -> NewEvent {
         correlation_id: None,
         causation_id: None,
         metadata: UserMetadata::empty(),
+        tags: crate::Tags::empty(),
     }
 }
 

@@ -22,6 +22,7 @@
 pub mod checkpoints;
 pub mod conformance;
 mod contract;
+pub mod dcb;
 pub mod domain;
 pub mod inspect;
 #[cfg(feature = "derive")]
@@ -94,6 +95,29 @@ macro_rules! checkpoint_conformance_tests {
             save_load_and_overwrite,
             park_moves_the_checkpoint_and_lists_in_position_order,
             unpark_removes_records_and_keeps_the_checkpoint,
+        );
+    };
+}
+
+/// Generates one `#[tokio::test]` per case of [`dcb`] (reading by query, append conditions,
+/// atomic appends to several streams), each on a fresh store made by the given async closure
+/// (with an optional `skip`, as in [`store_conformance_tests!`]).
+#[macro_export]
+macro_rules! dcb_conformance_tests {
+    (fresh: $make:expr $(,)?) => {
+        $crate::dcb_conformance_tests!(
+            fresh: $make,
+            skip: || ::core::option::Option::<::std::string::String>::None,
+        );
+    };
+    (fresh: $make:expr, skip: $skip:expr $(,)?) => {
+        $crate::__conformance_cases!(dcb; $make, $skip;
+            query_reads_select_by_types_and_tags,
+            conditions_refuse_only_matching_events_after_the_position,
+            conditional_appends_write_several_streams_atomically,
+            conditional_append_retries_are_idempotent,
+            racing_writers_take_exactly_the_last_seats,
+            bad_tags_and_queries_are_typed_errors,
         );
     };
 }

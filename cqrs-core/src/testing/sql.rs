@@ -158,6 +158,7 @@ where
             correlation_id: None,
             causation_id: None,
             metadata: UserMetadata::default(),
+            tags: crate::Tags::empty(),
         };
         let stream = StreamId::from(stream);
         let appended = store

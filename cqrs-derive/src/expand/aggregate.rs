@@ -208,6 +208,13 @@ fn event_enum(def: &AggregateDef, applies: &[&Apply]) -> TokenStream {
                     #(#ev::#variants(ref __event) => __event as &(dyn #p::Any + ::core::marker::Send + ::core::marker::Sync),)*
                 }
             }
+
+            #[inline]
+            fn tags(&self) -> #p::Result<#p::Tags, #p::TagError> {
+                match *self {
+                    #(#ev::#variants(ref __event) => <#events as #p::Event>::tags(__event),)*
+                }
+            }
         }
 
         #attrs
@@ -290,13 +297,50 @@ fn aggregate_impl(def: &AggregateDef, applies: &[&Apply]) -> TokenStream {
             _ => quote!(#ev::#variant(_) => {}),
         }
     });
+    let id_tag = def.tag.as_ref().map(|key| {
+        quote!(const ID_TAG: ::core::option::Option<&'static str> = ::core::option::Option::Some(#key);)
+    });
+    let state = def.tag.as_ref().map(|key| {
+        let state_name = plain(&def.ident);
+        let id_type = def
+            .id_type
+            .as_ref()
+            .map(crate::naming::tag_type_text)
+            .unwrap_or_default();
+        quote! {
+            #attrs
+            impl #p::DecisionState for #self_ty {
+                const STATE_NAME: &'static str = #state_name;
+                const TAG_KEYS: &'static [&'static str] = &[#key];
+                const TAG_TYPES: &'static [&'static str] = &[#id_type];
+                const EVENT_NAMES: &'static [&'static str] = <#ev as #p::EventSet>::NAMES;
+
+                fn fold_stored(
+                    &mut self,
+                    __stored: &#p::RecordedEvent,
+                ) -> #p::Result<(), #p::DecodeFailure> {
+                    let __meta = &__stored.meta;
+                    let __event = <#ev as #p::EventSet>::decode(
+                        &__meta.event_name,
+                        __meta.event_version,
+                        __stored.payload.as_str(),
+                    )?;
+                    <Self as #p::Aggregate>::apply(self, &__event);
+                    #p::Ok(())
+                }
+            }
+        }
+    });
     quote! {
+        #state
+
         #attrs
         impl #p::Aggregate for #self_ty {
             type Id = #id;
             type Event = #ev;
             type Command = #cmd;
             const NAME: &'static str = #name;
+            #id_tag
             #snapshots
 
             fn apply(&mut self, __event: &#ev) {

@@ -11,7 +11,10 @@ use syn::spanned::Spanned;
 
 use super::{impl_attrs, private, respan, type_name};
 use crate::ctxt::Ctxt;
-use crate::model::derive::{self, CommandDef, DeriveInput, EventDef, QueryDef, UpcastDef};
+use crate::model::derive::{
+    self, CommandDef, DeriveInput, EventDef, QueryDef, TagFieldDef, UpcastDef,
+};
+use crate::naming::tag_type_text;
 
 /// `impl Event` and its registration.
 pub fn event(input: &DeriveInput) -> TokenStream {
@@ -32,6 +35,7 @@ fn event_impl(def: &EventDef) -> TokenStream {
         version,
         version_span,
         upcasts,
+        tags,
     } = def;
     let p = private(krate);
     let attrs = impl_attrs();
@@ -39,11 +43,13 @@ fn event_impl(def: &EventDef) -> TokenStream {
     let type_name = type_name(ident);
     let upcast = upcast_fn(&p, upcasts);
     let schema = schema_fn(&p, ident);
+    let tagging = event_tags(&p, tags);
     quote! {
         #attrs
         impl #p::Event for #ident {
             const NAME: &'static str = #name;
             const VERSION: u32 = #version;
+            #tagging
             #upcast
         }
 
@@ -59,6 +65,42 @@ fn event_impl(def: &EventDef) -> TokenStream {
                 }
             }
         };
+    }
+}
+
+/// `const TAG_FIELDS` describing `tags`.
+pub fn tag_fields_const(p: &TokenStream, tags: &[TagFieldDef]) -> TokenStream {
+    let fields = tags.iter().map(|t| {
+        let key = &t.key;
+        let field = crate::naming::plain(&t.member);
+        let ty = tag_type_text(&t.ty);
+        quote!(#p::TagField { key: #key, field: #field, ty: #ty })
+    });
+    quote! {
+        const TAG_FIELDS: &'static [#p::TagField] = &[#(#fields),*];
+    }
+}
+
+/// `TAG_FIELDS` and `tags()` of an event with `#[tag]` fields (nothing without: the trait's
+/// defaults say "no tags" at no cost). Each value's conversion is spanned on its field's type,
+/// so a type without `TagValue` is reported there.
+fn event_tags(p: &TokenStream, tags: &[TagFieldDef]) -> TokenStream {
+    if tags.is_empty() {
+        return TokenStream::new();
+    }
+    let fields = tag_fields_const(p, tags);
+    let values = tags.iter().map(|t| {
+        let key = &t.key;
+        let member = &t.member;
+        let tag = respan(quote!(#p::field_tag(#key, &self.#member)), t.ty.span());
+        quote!(#tag?)
+    });
+    quote! {
+        #fields
+
+        fn tags(&self) -> #p::Result<#p::Tags, #p::TagError> {
+            #p::Ok(#p::Tags::new([#(#values),*]))
+        }
     }
 }
 
@@ -120,12 +162,16 @@ pub fn command(input: &DeriveInput) -> TokenStream {
 }
 
 fn command_impl(def: &CommandDef) -> TokenStream {
+    if let Some(decision) = &def.decision {
+        return decision_command_impl(def, decision);
+    }
     let CommandDef {
         krate,
         ident,
         aggregate,
         name,
         id,
+        ..
     } = def;
     let p = private(krate);
     let attrs = impl_attrs();
@@ -155,6 +201,73 @@ fn command_impl(def: &CommandDef) -> TokenStream {
                     name: <#ident as #p::Command>::NAME,
                     type_name: #type_name,
                     aggregate: <<#ident as #p::Command>::Aggregate as #p::Aggregate>::NAME,
+                    schema: __schema,
+                }
+            }
+        };
+    }
+}
+
+/// `impl DecisionCommand` and `impl Execute` for a decision's command, and its registration.
+fn decision_command_impl(def: &CommandDef, decision: &syn::Type) -> TokenStream {
+    let CommandDef {
+        krate,
+        ident,
+        name,
+        tags,
+        ..
+    } = def;
+    let p = private(krate);
+    let attrs = impl_attrs();
+    let fields = tag_fields_const(&p, tags);
+    let arms = tags.iter().enumerate().map(|(i, t)| {
+        let member = &t.member;
+        let text = respan(quote!(#p::tag_text(&self.#member)), t.ty.span());
+        quote!(#i => #text,)
+    });
+    // A decision without a handler for this command fails here, once, on `decision = …`.
+    let error = respan(
+        quote!(<#decision as #p::Decides<#ident>>::Error),
+        decision.span(),
+    );
+    let type_name = type_name(ident);
+    let schema = schema_fn(&p, ident);
+    quote! {
+        #attrs
+        impl #p::DecisionCommand for #ident {
+            type Decision = #decision;
+            const NAME: &'static str = #name;
+            #fields
+
+            fn tag_value(&self, __index: usize) -> ::std::string::String {
+                match __index {
+                    #(#arms)*
+                    _ => ::std::string::String::new(),
+                }
+            }
+        }
+
+        #attrs
+        impl #p::Execute for #ident {
+            type Error = #error;
+
+            #[inline]
+            fn __execute<__S: #p::EventStore>(
+                self,
+                __app: &#p::Cqrs<__S>,
+                __context: #p::CommandContext,
+            ) -> #p::CommandFuture<'_, Self::Error> {
+                __app.__execute_decision(self, __context)
+            }
+        }
+
+        const _: () = {
+            #schema
+            #p::inventory::submit! {
+                #p::CommandRegistration {
+                    name: <#ident as #p::DecisionCommand>::NAME,
+                    type_name: #type_name,
+                    aggregate: <#decision as #p::Decision>::NAME,
                     schema: __schema,
                 }
             }

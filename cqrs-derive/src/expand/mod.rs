@@ -20,6 +20,7 @@
 //! generated code and the recorded errors.
 
 pub mod aggregate;
+pub mod decision;
 pub mod derive;
 pub mod process;
 pub mod projection;

@@ -28,6 +28,11 @@ pub struct AggregateDef {
     pub vis: Visibility,
     /// `snapshot_every = …` (and `snapshot_version = …`, default 1).
     pub snapshots: Option<Snapshots>,
+    /// `tag = "account"`: every event carries the id under this key, and the aggregate is a
+    /// decision state.
+    pub tag: Option<LitStr>,
+    /// `id = …` as written (for the tag's type), `None` when missing.
+    pub id_type: Option<Type>,
     pub applies: Vec<Apply>,
     pub handlers: Vec<Handler>,
     /// Indices of every method that had a helper attribute.
@@ -127,7 +132,7 @@ pub fn parse(cx: &mut Ctxt, args: AggregateArgs, item: &mut ItemImpl) -> Option<
         }
     }
     let (self_ty, ident) = inherent_self(cx, item, "aggregate")?;
-    let id = match args.id {
+    let id = match &args.id {
         Some(id) => quote::quote!(#id),
         None => error_type(&syn::Error::new(
             proc_macro2::Span::call_site(),
@@ -156,6 +161,8 @@ pub fn parse(cx: &mut Ctxt, args: AggregateArgs, item: &mut ItemImpl) -> Option<
         .name
         .unwrap_or_else(|| LitStr::new(&naming::snake_case(&naming::plain(&ident)), ident.span()));
     Some(AggregateDef {
+        tag: args.tag,
+        id_type: args.id.clone(),
         krate: attr::crate_path(args.krate),
         event_enum: args
             .event
@@ -177,7 +184,7 @@ pub fn parse(cx: &mut Ctxt, args: AggregateArgs, item: &mut ItemImpl) -> Option<
 
 const APPLY_FORM: &str = "`fn name(&mut self, event: &SomeEvent)`";
 
-fn parse_apply(cx: &mut Ctxt, method: &ImplItemFn, index: usize) -> Option<Apply> {
+pub fn parse_apply(cx: &mut Ctxt, method: &ImplItemFn, index: usize) -> Option<Apply> {
     let sig = &method.sig;
     let name = &sig.ident;
     let mut ok = sig::check_plain_fn(cx, sig, "an `#[apply]` method", false);

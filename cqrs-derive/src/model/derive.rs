@@ -10,6 +10,7 @@ use syn::{Attribute, Fields, Generics, Ident, Item, LitStr, Member, Path, Token}
 
 use super::sig;
 use crate::attr::{self, CommandArgs, EventArgs, QueryArgs, UpcastArgs};
+use crate::attr_dcb;
 use crate::ctxt::{Ctxt, error_type};
 use crate::naming;
 
@@ -63,6 +64,53 @@ pub struct EventDef {
     /// The upcasters, one per older version, sorted by the version they read. Those with an
     /// error are left out.
     pub upcasts: Vec<UpcastDef>,
+    /// The `#[tag]` fields.
+    pub tags: Vec<TagFieldDef>,
+}
+
+/// A `#[tag]` (or `#[tag(key = "…")]`) field of an event or a command.
+pub struct TagFieldDef {
+    /// The tag's key.
+    pub key: String,
+    /// The field.
+    pub member: Ident,
+    /// Its type.
+    pub ty: syn::Type,
+}
+
+/// The `#[tag]` fields of a struct's named fields; errors for `#[tag]` elsewhere.
+fn tag_fields(cx: &mut Ctxt, data: &Data, what: &str) -> Vec<TagFieldDef> {
+    let mut out = Vec::new();
+    match data {
+        Data::Struct(Fields::Named(named)) => {
+            for field in &named.named {
+                let Some(member) = &field.ident else { continue };
+                if let Some((key, _)) = attr_dcb::field_tag(cx, &field.attrs, member) {
+                    out.push(TagFieldDef {
+                        key,
+                        member: member.clone(),
+                        ty: field.ty.clone(),
+                    });
+                }
+            }
+        }
+        Data::Struct(Fields::Unnamed(unnamed)) => {
+            for field in &unnamed.unnamed {
+                if let Some(attr) = field
+                    .attrs
+                    .iter()
+                    .find(|a| a.path().is_ident(attr_dcb::TAG_FIELD))
+                {
+                    cx.error_spanned_by(
+                        attr,
+                        format!("`#[tag]` goes on a named field of {what}: the field's name is the tag's key unless `#[tag(key = \"…\")]` says otherwise"),
+                    );
+                }
+            }
+        }
+        _ => {}
+    }
+    out
 }
 
 /// `#[upcast(from = n, with = path)]`.
@@ -115,6 +163,7 @@ pub fn event(cx: &mut Ctxt, input: &DeriveInput) -> Option<EventDef> {
         );
         LitStr::new(&plain, input.ident.span())
     });
+    let tags = tag_fields(cx, &input.data, "an event");
     Some(EventDef {
         krate: attr::crate_path(args.krate),
         name,
@@ -122,6 +171,7 @@ pub fn event(cx: &mut Ctxt, input: &DeriveInput) -> Option<EventDef> {
         version,
         version_span,
         upcasts,
+        tags,
     })
 }
 
@@ -240,9 +290,13 @@ pub struct CommandDef {
     pub ident: Ident,
     /// `aggregate = …`, or a type that is the "missing `aggregate`" error.
     pub aggregate: TokenStream,
+    /// `decision = …`: the command is decided by a decision, not an aggregate.
+    pub decision: Option<syn::Type>,
     pub name: LitStr,
     /// The `#[id]` field and its type's span, or `None` (an error was recorded).
     pub id: Option<(Member, Span)>,
+    /// The `#[tag]` fields (of a decision's command).
+    pub tags: Vec<TagFieldDef>,
 }
 
 /// Reads `#[derive(Command)]`. `None` when no impl can be generated (a union, generics).
@@ -253,12 +307,19 @@ pub fn command(cx: &mut Ctxt, input: &DeriveInput) -> Option<CommandDef> {
         || "aggregate".to_owned(),
         |a| sig::last_ident(a).map_or_else(|| sig::display(a), naming::plain),
     );
+    let decision = args.decision.clone();
+    if let (Some(_), Some(ty)) = (&args.aggregate, &decision) {
+        cx.error_spanned_by(
+            ty,
+            "a command goes to one aggregate or one decision: remove `aggregate = …` or `decision = …`",
+        );
+    }
     let aggregate = match &args.aggregate {
         Some(ty) => quote!(#ty),
         None => error_type(&syn::Error::new(
             ident.span(),
             format!(
-                "missing target aggregate: add `#[command(aggregate = …)]` to `{}`, naming the aggregate whose `#[handle]` method takes it",
+                "missing target aggregate: add `#[command(aggregate = …)]` to `{}`, naming the aggregate whose `#[handle]` method takes it (or `#[command(decision = …)]` for a decision's command)",
                 naming::plain(ident)
             ),
         )),
@@ -301,8 +362,29 @@ pub fn command(cx: &mut Ctxt, input: &DeriveInput) -> Option<CommandDef> {
     ) {
         return None;
     }
+    let tags = tag_fields(cx, &input.data, "a command");
+    if let (Some(fields), Some(_)) = (fields, &decision) {
+        for field in &fields.named {
+            for a in field
+                .attrs
+                .iter()
+                .filter(|a| a.path().is_ident(attr::ID_FIELD))
+            {
+                cx.error_spanned_by(
+                    a,
+                    "a decision's command names no stream: mark the fields that select its events `#[tag]` instead of `#[id]`",
+                );
+            }
+        }
+    }
     let mut id = None;
-    if let Some(fields) = fields {
+    if let Some(fields) = fields.filter(|_| decision.is_none()) {
+        if let Some(first) = tags.first() {
+            cx.error_spanned_by(
+                &first.member,
+                "`#[tag]` fields select the events of a decision's states: this command goes to an aggregate, which finds its stream by `#[id]`; remove `#[tag]`, or make it `#[command(decision = …)]`",
+            );
+        }
         for field in &fields.named {
             for a in &field.attrs {
                 if !attr::is_marker(cx, a, attr::ID_FIELD) {
@@ -334,7 +416,9 @@ pub fn command(cx: &mut Ctxt, input: &DeriveInput) -> Option<CommandDef> {
             .unwrap_or_else(|| LitStr::new(&naming::plain(ident), ident.span())),
         ident: ident.clone(),
         aggregate,
+        decision,
         id,
+        tags,
     })
 }
 

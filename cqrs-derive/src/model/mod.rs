@@ -11,6 +11,7 @@
 //! mistakes with one wording.
 
 pub mod aggregate;
+pub mod decision;
 pub mod derive;
 pub mod process;
 pub mod projection;

@@ -47,6 +47,7 @@ pub fn event(payload: impl Into<String>) -> NewEvent {
         correlation_id: None,
         causation_id: None,
         metadata: UserMetadata::empty(),
+        tags: eventweave_core::Tags::empty(),
     }
 }
 

@@ -18,6 +18,14 @@ impl fmt::Display for AccountId {
     }
 }
 
+/// The tag text of an account id (`account:42`): every account event carries it, so a
+/// decision reads accounts by tag (`transfer_decision.rs`).
+impl eventweave_core::TagValue for AccountId {
+    fn tag_text(&self) -> String {
+        self.0.to_string()
+    }
+}
+
 /// Reads what `Display` writes: how `EventMeta::aggregate_id` gets an account's id back from
 /// its stream name.
 impl std::str::FromStr for AccountId {
@@ -222,6 +230,9 @@ pub enum BankError {
     /// A transfer to the same account.
     #[error("cannot transfer to the same account")]
     SameAccount,
+    /// No account was opened under this id (a decision reads accounts that may not exist).
+    #[error("account {0} does not exist")]
+    NoSuchAccount(AccountId),
 }
 
 /// The bank's policy, injected into the withdrawal handler.
@@ -234,6 +245,7 @@ pub struct Limits {
 /// A bank account.
 #[derive(Default, Debug)]
 pub struct Account {
+    opened: bool,
     closed: bool,
     balance: u64,
 }
@@ -244,7 +256,17 @@ impl Account {
         self.balance
     }
 
-    /// Whether the account is closed.
+    /// Whether the account was opened and is not closed.
+    pub fn is_open(&self) -> bool {
+        self.opened && !self.closed
+    }
+
+    /// Whether the account was opened (and maybe closed since).
+    pub fn exists(&self) -> bool {
+        self.opened
+    }
+
+    /// Whether the account was closed.
     pub fn is_closed(&self) -> bool {
         self.closed
     }
@@ -271,7 +293,9 @@ impl Account {
     }
 }
 
-#[aggregate(id = AccountId, name = "account")]
+// `tag`: every event carries `account:<id>`, so decisions read an account by tag (the
+// one-step transfer in `transfer_decision.rs`).
+#[aggregate(id = AccountId, name = "account", tag = "account")]
 impl Account {
     #[handle]
     fn open(cmd: OpenAccount) -> AccountOpened {
@@ -341,7 +365,9 @@ impl Account {
     }
 
     #[apply]
-    fn opened(&mut self, _: &AccountOpened) {}
+    fn opened(&mut self, _: &AccountOpened) {
+        self.opened = true;
+    }
 
     #[apply]
     fn deposited(&mut self, e: &MoneyDeposited) {

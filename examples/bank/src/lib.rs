@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod seed;
 pub mod serve;
 pub mod transfer;
+pub mod transfer_decision;
 pub mod transfer_process;
 
 /// The bank's [event catalog](eventweave_core::catalog): what its modules declare. The
@@ -33,4 +34,5 @@ pub use balances::{AccountSummary, BalancesTable};
 pub use balances_in_memory::*;
 pub use history::*;
 pub use transfer::*;
+pub use transfer_decision::*;
 pub use transfer_process::*;

@@ -31,6 +31,7 @@ fn new_event<E: Event + serde::Serialize>(event: &E) -> NewEvent {
         correlation_id: None,
         causation_id: None,
         metadata: UserMetadata::default(),
+        tags: eventweave_core::Tags::empty(),
     }
 }
 

@@ -24,6 +24,7 @@ pub fn raw(name: &str, json: &str) -> NewEvent {
         correlation_id: None,
         causation_id: None,
         metadata: UserMetadata::empty(),
+        tags: eventweave_core::Tags::empty(),
     }
 }
 

@@ -1,0 +1,541 @@
+//! The atomic append to several streams, with an optional condition: `append_conditional`, and
+//! plain appends of tagged events (one write, no condition), which must write `event_tags`.
+//!
+//! Without a condition it is one statement (`statements::append`) in its own transaction. With
+//! one, four requests are pipelined on the connection (sent together, one round trip):
+//! `BEGIN; LOCK TABLE … IN ROW EXCLUSIVE MODE` (`SHARE ROW EXCLUSIVE` for a condition on every
+//! event), the lock pass (`locks::lock_statement`: the query's keys exclusive, the events' keys
+//! shared, in ascending order), the statement, `COMMIT`. The statement is a new one, so its
+//! snapshot is taken after the locks were granted: that order is what the argument in
+//! `dcb/mod.rs` needs. A failed request aborts the transaction and `COMMIT` then rolls it back.
+//!
+//! When nothing was written, the answer is told apart as the plain append does: the append's
+//! ids stored as this same append is a retry (the stored events; the condition is not checked
+//! again, since its own events fail it), ids stored otherwise `DuplicateEventId` or
+//! `IdempotencyConflict`; then the statement's own explanation, a conflicting position
+//! (`ConditionFailed`) or a write's version (`Conflict`); a unique violation without stored ids
+//! is a race with a concurrent append to one of the streams, and the append runs again (the
+//! condition and versions are checked again with it).
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use eventweave_core::telemetry::AppendTelemetry;
+use eventweave_core::{
+    AppendCondition, BackendError, ExpectedVersion, NewEvent, Position, RecordedEvent, StoreError,
+    StreamId, StreamWrite, Timestamp, Uuid, check_query, check_retry, check_writes,
+};
+use tokio_postgres::Row;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+
+use super::locks;
+use super::read::encode_query;
+use crate::decode::{self, JsonParam};
+use crate::error::{backend, closed_before_sending, session_ended, write_failed};
+use crate::hooks::HeldAppend;
+use crate::pool::{Conn, Pooled};
+use crate::store::{PostgresStore, Shared};
+
+/// How often an append re-runs after a race with a concurrent append to one of its streams.
+const MAX_ATTEMPTS: usize = 32;
+
+/// An append's parameters, owned (the metadata serialized once).
+struct Batch {
+    streams: Vec<String>,
+    expected: Vec<i64>,
+    write_of: Vec<i32>,
+    nth: Vec<i64>,
+    ids: Vec<Uuid>,
+    names: Vec<String>,
+    versions: Vec<i32>,
+    payloads: Vec<String>,
+    metadata: Vec<Option<String>>,
+    correlations: Vec<Option<Uuid>>,
+    causations: Vec<Option<Uuid>>,
+    tag_of: Vec<i32>,
+    tags: Vec<String>,
+    /// Key texts of the events' shared dcb locks.
+    shared: Vec<String>,
+    /// 0 no condition, 1 items, 2 every event; the condition's position; its items.
+    condition: i32,
+    after: i64,
+    items: Option<String>,
+    /// Key texts of the condition's exclusive locks.
+    exclusive: Vec<String>,
+}
+
+fn expected_param(expected: ExpectedVersion) -> i64 {
+    match expected {
+        ExpectedVersion::Any => -1,
+        ExpectedVersion::NoStream => 0,
+        ExpectedVersion::Exact(v) => i64::try_from(v).unwrap_or(i64::MAX),
+    }
+}
+
+impl Batch {
+    fn new(
+        writes: &[StreamWrite],
+        condition: Option<&AppendCondition>,
+    ) -> Result<Batch, StoreError> {
+        let total: usize = writes.iter().map(|w| w.events.len()).sum();
+        let mut b = Batch {
+            streams: Vec::with_capacity(writes.len()),
+            expected: Vec::with_capacity(writes.len()),
+            write_of: Vec::with_capacity(total),
+            nth: Vec::with_capacity(total),
+            ids: Vec::with_capacity(total),
+            names: Vec::with_capacity(total),
+            versions: Vec::with_capacity(total),
+            payloads: Vec::with_capacity(total),
+            metadata: Vec::with_capacity(total),
+            correlations: Vec::with_capacity(total),
+            causations: Vec::with_capacity(total),
+            tag_of: Vec::new(),
+            tags: Vec::new(),
+            shared: Vec::new(),
+            condition: 0,
+            after: 0,
+            items: None,
+            exclusive: Vec::new(),
+        };
+        for (w, write) in writes.iter().enumerate() {
+            b.streams.push(write.stream.as_str().to_owned());
+            b.expected.push(expected_param(write.expected));
+            for (i, e) in write.events.iter().enumerate() {
+                b.write_of.push(w as i32 + 1);
+                b.nth.push(i as i64 + 1);
+                b.ids.push(e.event_id);
+                b.names.push(e.event_name.to_string());
+                b.versions.push(e.event_version as i32);
+                b.payloads.push(e.payload.as_str().to_owned());
+                b.metadata.push(if e.metadata.is_empty() {
+                    None
+                } else {
+                    // A map of JSON values always serializes; the error is kept, not unwrapped.
+                    Some(
+                        serde_json::to_string(e.metadata.as_map())
+                            .map_err(|err| StoreError::Backend(BackendError::from_error(err)))?,
+                    )
+                });
+                b.correlations.push(e.correlation_id);
+                b.causations.push(e.causation_id);
+                let ordinal = b.ids.len() as i32;
+                for tag in &e.tags {
+                    b.tag_of.push(ordinal);
+                    b.tags.push(tag.as_str().to_owned());
+                }
+                locks::event_keys(&e.event_name, &e.tags, &mut b.shared);
+            }
+        }
+        if let Some(condition) = condition {
+            let (kind, items) = encode_query(&condition.query);
+            b.condition = kind;
+            b.items = items;
+            b.after = i64::try_from(condition.after.0).unwrap_or(i64::MAX);
+            for item in condition.query.items().unwrap_or_default() {
+                locks::item_keys(item, &mut b.exclusive);
+            }
+        }
+        Ok(b)
+    }
+
+    /// Runs the statement; borrows every parameter for the request.
+    async fn execute(
+        &self,
+        conn: &Conn,
+        statement: &tokio_postgres::Statement,
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        let payloads: Vec<JsonParam<'_>> = self.payloads.iter().map(|p| JsonParam(p)).collect();
+        let metadata: Vec<Option<JsonParam<'_>>> = self
+            .metadata
+            .iter()
+            .map(|m| m.as_deref().map(JsonParam))
+            .collect();
+        let items = self.items.as_deref().map(JsonParam);
+        let params: [&(dyn ToSql + Sync); 17] = [
+            &self.streams,
+            &self.expected,
+            &self.write_of,
+            &self.nth,
+            &self.ids,
+            &self.names,
+            &self.versions,
+            &payloads,
+            &metadata,
+            &self.correlations,
+            &self.causations,
+            &self.tag_of,
+            &self.tags,
+            &self.shared,
+            &self.condition,
+            &self.after,
+            &items,
+        ];
+        conn.client.query(statement, &params).await
+    }
+
+    /// The lock pass's parameters: every key text, and whether it is wanted exclusively.
+    fn lock_params(&self) -> (Vec<&str>, Vec<bool>) {
+        let texts = self
+            .exclusive
+            .iter()
+            .chain(&self.shared)
+            .map(String::as_str)
+            .collect();
+        let exclusive = (0..self.exclusive.len() + self.shared.len())
+            .map(|i| i < self.exclusive.len())
+            .collect();
+        (texts, exclusive)
+    }
+}
+
+/// What the statement answered.
+struct Answer {
+    /// (position, version, recorded_at) by event id.
+    inserted: HashMap<Uuid, (i64, i64, SystemTime)>,
+    conflicting: Option<i64>,
+    /// Each write's version, in order.
+    actual: Vec<u64>,
+}
+
+fn answer(rows: &[Row], writes: usize) -> Result<Answer, StoreError> {
+    let mut out = Answer {
+        inserted: HashMap::new(),
+        conflicting: None,
+        actual: vec![0; writes],
+    };
+    for row in rows {
+        let kind: i32 = row.try_get(0).map_err(backend)?;
+        let value: Option<i64> = row.try_get(1).map_err(backend)?;
+        match kind {
+            0 => {
+                let version: i64 = row.try_get(2).map_err(backend)?;
+                let at: SystemTime = row.try_get(3).map_err(backend)?;
+                let id: Uuid = row.try_get(4).map_err(backend)?;
+                out.inserted.insert(id, (value.unwrap_or(0), version, at));
+            }
+            1 => out.conflicting = value,
+            _ => {
+                let actual: i64 = row.try_get(2).map_err(backend)?;
+                let i = value.unwrap_or(0) as usize;
+                if let Some(slot) = i.checked_sub(1).and_then(|i| out.actual.get_mut(i)) {
+                    *slot = actual.max(0) as u64;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// How one run of the append ended.
+enum Run {
+    Answered(Answer),
+    /// A unique violation: an id is stored, or a concurrent append took a version.
+    Unique,
+}
+
+impl Shared {
+    /// A plain append of tagged events: one write, no condition, with telemetry as `append`.
+    pub async fn append_tagged(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let telemetry = AppendTelemetry::start("postgres", stream, expected, &events);
+        let writes = vec![StreamWrite::new(stream.clone(), expected, events)];
+        let appended = self.append_conditional(writes, None);
+        let result = telemetry.instrument(appended).await;
+        telemetry.finish(&result);
+        result
+    }
+
+    pub async fn append_conditional(
+        &self,
+        writes: Vec<StreamWrite>,
+        condition: Option<&AppendCondition>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        check_writes(&writes, self.config.max_event_bytes)?;
+        if let Some(condition) = condition {
+            check_query(&condition.query)?;
+        }
+        let batch = Batch::new(&writes, condition)?;
+        let mut conn = self.pool.get().await?;
+        for _ in 0..MAX_ATTEMPTS {
+            if conn.client.is_closed() {
+                return Err(closed_before_sending());
+            }
+            let run = if condition.is_some() {
+                self.run_locked(&mut conn, &batch, true).await?
+            } else {
+                self.run_alone(&mut conn, &batch).await?
+            };
+            if let Run::Answered(answer) = &run
+                && answer.conflicting.is_none()
+                && writes
+                    .iter()
+                    .zip(&answer.actual)
+                    .all(|(w, &actual)| w.expected.admits(actual))
+            {
+                drop(conn);
+                let recorded = recorded(writes, &answer.inserted)?;
+                for e in recorded.iter().rev() {
+                    self.versions.saw(&e.meta.stream, e.meta.version);
+                }
+                if !recorded.is_empty() {
+                    self.notifier.committed();
+                }
+                return Ok(recorded);
+            }
+            // Nothing was written: a retry of this append, or a refusal.
+            if let Some(outcome) = replayed(&writes, stored_events(&conn, &batch.ids).await?) {
+                return outcome;
+            }
+            if let Run::Answered(answer) = run {
+                if let (Some(conflicting), Some(condition)) = (answer.conflicting, condition) {
+                    return Err(StoreError::ConditionFailed {
+                        after: condition.after,
+                        conflicting: Position(conflicting as u64),
+                    });
+                }
+                if let Some((w, &actual)) = writes
+                    .iter()
+                    .zip(&answer.actual)
+                    .find(|(w, actual)| !w.expected.admits(**actual))
+                {
+                    return Err(StoreError::Conflict {
+                        stream: w.stream.clone(),
+                        expected: w.expected,
+                        actual,
+                    });
+                }
+            }
+            // A unique violation without stored ids: a concurrent append took a version (or an
+            // id whose transaction then rolled back). Again, checking everything again.
+        }
+        Err(StoreError::Unavailable(
+            format!("a conditional append kept racing with concurrent appends; gave up after {MAX_ATTEMPTS} attempts").into(),
+        ))
+    }
+
+    /// The statement alone, in its own transaction.
+    async fn run_alone(&self, conn: &mut Pooled, batch: &Batch) -> Result<Run, StoreError> {
+        let statement = conn.cached(&self.dcb.append).await.map_err(backend)?;
+        match batch.execute(conn, &statement).await {
+            Ok(rows) => Ok(Run::Answered(answer(&rows, batch.streams.len())?)),
+            Err(e) => self.failed(conn, e),
+        }
+    }
+
+    /// `BEGIN`, the table lock, the lock pass and the statement, pipelined; `COMMIT` too when
+    /// `commit` (the test hook leaves the transaction open). Rows of the statement, or why not.
+    async fn run_locked(
+        &self,
+        conn: &mut Pooled,
+        batch: &Batch,
+        commit: bool,
+    ) -> Result<Run, StoreError> {
+        let lock_statement = conn.cached(&self.dcb.lock).await.map_err(backend)?;
+        let statement = conn.cached(&self.dcb.append).await.map_err(backend)?;
+        let begin = if batch.condition == 2 {
+            &self.dcb.begin_all
+        } else {
+            &self.dcb.begin
+        };
+        let (texts, exclusive) = batch.lock_params();
+        let lock_params: [&(dyn ToSql + Sync); 2] = [&texts, &exclusive];
+        // Until the transaction is seen to end, the connection must not go back to the pool.
+        conn.discard_on_drop();
+        let client = &conn.client;
+        let (begun, locked, ran, committed) = tokio::join!(
+            client.batch_execute(begin),
+            client.query(&lock_statement, &lock_params),
+            batch.execute(conn, &statement),
+            async {
+                if commit {
+                    client.batch_execute("COMMIT").await
+                } else {
+                    Ok(())
+                }
+            },
+        );
+        if let Err(e) = committed {
+            // The commit's own failure: it may have been applied if the connection was lost.
+            return Err(write_failed(e));
+        }
+        let first_error = begun.err().or(locked.err());
+        if commit {
+            conn.reuse_on_drop();
+        }
+        if let Some(e) = first_error {
+            if session_ended(&e) {
+                conn.discard_on_drop();
+            }
+            return Err(backend(e));
+        }
+        match ran {
+            Ok(rows) => Ok(Run::Answered(answer(&rows, batch.streams.len())?)),
+            Err(e) => self.failed(conn, e),
+        }
+    }
+
+    /// A failed statement (its transaction rolled back): a unique violation to resolve, or an
+    /// error.
+    fn failed(&self, conn: &mut Pooled, e: tokio_postgres::Error) -> Result<Run, StoreError> {
+        if let Some(db) = e.as_db_error()
+            && *db.code() == SqlState::UNIQUE_VIOLATION
+            && db
+                .constraint()
+                .is_some_and(|c| c == self.names.event_id_key || c == self.names.stream_version_key)
+        {
+            return Ok(Run::Unique);
+        }
+        if session_ended(&e) {
+            conn.discard_on_drop();
+        }
+        Err(write_failed(e))
+    }
+}
+
+/// The recorded events, in the writes' order (which is position order).
+fn recorded(
+    writes: Vec<StreamWrite>,
+    inserted: &HashMap<Uuid, (i64, i64, SystemTime)>,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let mut out = Vec::with_capacity(inserted.len());
+    for write in writes {
+        for event in write.events {
+            let Some(&(position, version, at)) = inserted.get(&event.event_id) else {
+                // Committed, but the reply does not say where: the caller cannot know.
+                return Err(StoreError::OutcomeUnknown(BackendError::new(format!(
+                    "the append to `{}` committed without returning event {}",
+                    write.stream, event.event_id
+                ))));
+            };
+            out.push(event.record(
+                write.stream.clone(),
+                version as u64,
+                Position(position as u64),
+                Timestamp::from(at),
+            ));
+        }
+    }
+    out.sort_by_key(|e| e.meta.position);
+    Ok(out)
+}
+
+/// The stored events carrying any of `ids`, in position order.
+async fn stored_events(conn: &Conn, ids: &[Uuid]) -> Result<Vec<RecordedEvent>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = conn
+        .client
+        .query(&conn.st.by_ids, &[&ids])
+        .await
+        .map_err(backend)?;
+    let mut last = None;
+    rows.iter()
+        .map(|row| decode::event(row, 0, &mut last))
+        .collect()
+}
+
+/// The answer to an append some of whose ids are stored (`None` if none is): the stored events
+/// if every id is stored as this same append (each write's events in its stream, in order, at
+/// consecutive versions, after the previous write's), `IdempotencyConflict` if only the events'
+/// content differs, `DuplicateEventId` otherwise.
+pub(crate) fn replayed(
+    writes: &[StreamWrite],
+    stored: Vec<RecordedEvent>,
+) -> Option<Result<Vec<RecordedEvent>, StoreError>> {
+    let first_stored = stored.first()?.meta.event_id;
+    let by_id: HashMap<Uuid, &RecordedEvent> =
+        stored.iter().map(|e| (e.meta.event_id, e)).collect();
+    let duplicate = |event_id: Uuid, stream: &StreamId| {
+        Some(Err(StoreError::DuplicateEventId {
+            event_id,
+            stream: stream.clone(),
+        }))
+    };
+    let total: usize = writes.iter().map(|w| w.events.len()).sum();
+    let mut previous = Position::ZERO;
+    for write in writes {
+        let mut run = Vec::with_capacity(write.events.len());
+        for event in &write.events {
+            let Some(&s) = by_id.get(&event.event_id) else {
+                // A new id beside stored ones: name the first stored one of this write or any.
+                let id = write
+                    .events
+                    .iter()
+                    .map(|e| e.event_id)
+                    .find(|id| by_id.contains_key(id))
+                    .unwrap_or(first_stored);
+                return duplicate(id, &write.stream);
+            };
+            let in_order = s.meta.position > previous
+                && run
+                    .last()
+                    .is_none_or(|r: &RecordedEvent| s.meta.version == r.meta.version + 1);
+            if s.meta.stream != write.stream || !in_order {
+                return duplicate(event.event_id, &write.stream);
+            }
+            previous = s.meta.position;
+            run.push(s.clone());
+        }
+        if let Err(e) = check_retry(&write.stream, &run, &write.events) {
+            return Some(Err(e));
+        }
+    }
+    if stored.len() != total {
+        return duplicate(first_stored, &writes[0].stream);
+    }
+    Some(Ok(stored))
+}
+
+impl PostgresStore {
+    /// Runs a conditional append inside `BEGIN` (locks, check, inserts) and returns without
+    /// committing: its exclusive locks stay held. For tests of concurrent conditional appends.
+    /// A condition that fails, or a version that does not match, is the error it would be.
+    #[doc(hidden)]
+    pub async fn __begin_append_conditional(
+        &self,
+        writes: Vec<StreamWrite>,
+        condition: Option<&AppendCondition>,
+    ) -> Result<HeldAppend, StoreError> {
+        let shared = &self.shared;
+        check_writes(&writes, shared.config.max_event_bytes)?;
+        let batch = Batch::new(&writes, condition)?;
+        let mut conn = shared.pool.get().await?;
+        let run = shared.run_locked(&mut conn, &batch, false).await;
+        // The transaction is open whatever happened; the hook's guard ends it.
+        conn.discard_on_drop();
+        let answer = match run? {
+            Run::Answered(answer) => answer,
+            Run::Unique => {
+                return Err(StoreError::Backend(
+                    "the held append met a unique violation".into(),
+                ));
+            }
+        };
+        if let (Some(conflicting), Some(condition)) = (answer.conflicting, condition) {
+            return Err(StoreError::ConditionFailed {
+                after: condition.after,
+                conflicting: Position(conflicting as u64),
+            });
+        }
+        if let Some((w, &actual)) = writes
+            .iter()
+            .zip(&answer.actual)
+            .find(|(w, actual)| !w.expected.admits(**actual))
+        {
+            return Err(StoreError::Conflict {
+                stream: w.stream.clone(),
+                expected: w.expected,
+                actual,
+            });
+        }
+        let recorded = recorded(writes, &answer.inserted)?;
+        Ok(HeldAppend::new(conn, recorded, shared.notifier.clone()))
+    }
+}
