@@ -12,6 +12,9 @@
 //! `cargo run -p cqrs-bench --release -- --http` (64 keep-alive HTTP clients against the bank's
 //! service beside the same deposits in process, in memory and on PostgreSQL; issue 13)
 //!
+//! `cargo run -p cqrs-bench --release -- --dcb` (conditional appends and racing decisions on
+//! `MemoryStore`, issue 15)
+//!
 //! `cargo run -p cqrs-bench --release -- --stray` (live lag with rolled-back holes, without and
 //! with a stray transaction held open on the server: 60 s each; `--medium` 3 s)
 //!
@@ -46,6 +49,17 @@ async fn main() {
             .expect("the HTTP workload");
         print!(
             "HTTP rows ({mode:?} mode): median of {} round(s)\n\n",
+            mode.rounds()
+        );
+        print_table(&rows);
+        return;
+    }
+    if flag("--dcb") {
+        let rows = std::thread::spawn(move || cqrs_bench::dcb::run(mode))
+            .join()
+            .expect("the dcb workload");
+        print!(
+            "dynamic consistency boundary rows ({mode:?} mode): median of {} round(s)\n\n",
             mode.rounds()
         );
         print_table(&rows);

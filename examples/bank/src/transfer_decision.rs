@@ -52,8 +52,13 @@ impl Transfers {
         cmd: &TransferFunds,
         #[tags(account = from)] from: &Account,
         #[tags(account = to)] to: &Account,
-    ) -> Result<(InAggregate<Account, MoneyWithdrawn>, InAggregate<Account, MoneyDeposited>), BankError>
-    {
+    ) -> Result<
+        (
+            InAggregate<Account, MoneyWithdrawn>,
+            InAggregate<Account, MoneyDeposited>,
+        ),
+        BankError,
+    > {
         if cmd.from == cmd.to {
             return Err(BankError::SameAccount);
         }

@@ -44,7 +44,11 @@ fn transfer(from: u64, to: u64, amount: u64) -> TransferFunds {
 async fn both_halves_land_in_the_accounts_streams_at_once() {
     let app = bank_with(&[(1, 100), (2, 0)]).await;
     let outcome = app.execute(transfer(1, 2, 30)).await.unwrap();
-    let streams: Vec<&str> = outcome.events.iter().map(|e| e.meta.stream.as_str()).collect();
+    let streams: Vec<&str> = outcome
+        .events
+        .iter()
+        .map(|e| e.meta.stream.as_str())
+        .collect();
     assert_eq!(streams, ["account-1", "account-2"]);
     assert_eq!(
         outcome.events[1].meta.position.0,
@@ -54,7 +58,14 @@ async fn both_halves_land_in_the_accounts_streams_at_once() {
     // The aggregates' own loads and commands see the decision's events.
     let (from, version) = app.load::<Account>(&AccountId(1)).await.unwrap();
     assert_eq!((from.balance(), version), (70, 3));
-    assert_eq!(app.load::<Account>(&AccountId(2)).await.unwrap().0.balance(), 30);
+    assert_eq!(
+        app.load::<Account>(&AccountId(2))
+            .await
+            .unwrap()
+            .0
+            .balance(),
+        30
+    );
     app.execute(Withdraw {
         account: AccountId(2),
         amount: 30,
@@ -78,7 +89,9 @@ async fn a_refused_transfer_writes_nothing() {
     let unknown = app.execute(transfer(1, 9, 5)).await;
     assert!(matches!(
         unknown,
-        Err(CommandError::Rejected(BankError::NoSuchAccount(AccountId(9))))
+        Err(CommandError::Rejected(BankError::NoSuchAccount(AccountId(
+            9
+        ))))
     ));
     assert_eq!(app.store().head().await.unwrap(), head);
 }
@@ -107,7 +120,13 @@ async fn concurrent_transfers_never_overdraw() {
     assert_eq!(moved, 100, "exactly the balance moved");
     let balance = |id| {
         let app = app.clone();
-        async move { app.load::<Account>(&AccountId(id)).await.unwrap().0.balance() }
+        async move {
+            app.load::<Account>(&AccountId(id))
+                .await
+                .unwrap()
+                .0
+                .balance()
+        }
     };
     assert_eq!(balance(1).await, 0);
     assert_eq!(balance(2).await + balance(3).await, 100);
@@ -115,15 +134,10 @@ async fn concurrent_transfers_never_overdraw() {
 
 #[test]
 fn the_rules_as_fixtures() {
-    let opened = |id| {
-        InAggregate::<Account, _>::new(
-            AccountId(id),
-            AccountOpened {
-                owner: "o".into(),
-            },
-        )
-    };
-    let deposited = |id, amount| InAggregate::<Account, _>::new(AccountId(id), MoneyDeposited { amount });
+    let opened =
+        |id| InAggregate::<Account, _>::new(AccountId(id), AccountOpened { owner: "o".into() });
+    let deposited =
+        |id, amount| InAggregate::<Account, _>::new(AccountId(id), MoneyDeposited { amount });
     DecisionFixture::<Transfers>::new()
         .given((opened(1), opened(2), deposited(1, 50)))
         .when(transfer(1, 2, 50))
