@@ -205,7 +205,9 @@ pub fn decision_state(args: TokenStream, input: TokenStream) -> TokenStream {
 ///
 /// Compile-time checks: the command has a `#[tag]` field for each tag of each state, of the
 /// type the state's events give that tag (compared by name); each emitted event type is read
-/// back by one of the handler's states.
+/// back by one of the handler's states. The emitted types are read from the return type as
+/// written, so write it out rather than through a type alias (return `Emits`, built by hand,
+/// to opt out of the check).
 #[proc_macro_attribute]
 pub fn decision(args: TokenStream, input: TokenStream) -> TokenStream {
     expand::decision::expand_decision(args.into(), input.into()).into()
