@@ -181,19 +181,21 @@ pub fn decision_state(args: TokenStream, input: TokenStream) -> TokenStream {
 ///         cmd: &Subscribe,
 ///         seats: &CourseSeats,
 ///         courses: &StudentCourses,
-///     ) -> Result<StudentSubscribed, SubscribeError> { … }
+///     ) -> Result<StudentSubscribed, SubscribeError> { todo!() }
 ///
 ///     #[handle]
 ///     fn transfer(
 ///         cmd: &Transfer,
 ///         #[tags(account = from)] from: &Account,
 ///         #[tags(account = to)] to: &Account,
-///     ) -> Result<(InAggregate<Account, Withdrawn>, InAggregate<Account, Deposited>), Refused> { … }
+///     ) -> Result<(InAggregate<Account, Withdrawn>, InAggregate<Account, Deposited>), Refused> {
+///         todo!()
+///     }
 /// }
 /// ```
 ///
 /// - `name = "…"`: the category of its own stream (default: the type's name in snake case);
-///   events it emits that are not [`InAggregate`] go to `<name>-<the command's tag values>`.
+///   events it emits that are not `InAggregate` go to `<name>-<the command's tag values>`.
 /// - `command = Name`, `vis = …`: the generated command enum (`SubscriptionsCommand`).
 /// - `crate = "path"`: where `eventweave_core` is.
 ///
