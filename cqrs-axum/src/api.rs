@@ -159,6 +159,17 @@ impl<S: EventStore> ApiBuilder<S> {
         self
     }
 
+    /// Serves every command of decision `D` by name (`POST /commands/{name}`), like
+    /// [`ApiBuilder::aggregate`] for an aggregate's.
+    pub fn decision<D: eventweave_core::Decision>(mut self) -> Self {
+        let router = std::mem::replace(&mut self.router, Router::new(self.app.clone()));
+        match router.decision::<D>() {
+            Ok(router) => self.router = router,
+            Err(e) => self.error = self.error.or(Some(e)),
+        }
+        self
+    }
+
     /// A typed route for command `C`: `POST path` with `C` as JSON, run with
     /// `Cqrs::execute_with` (no name lookup). Same headers, responses and problems as
     /// `/commands/{name}`; the authorization hook sees `C::NAME`.

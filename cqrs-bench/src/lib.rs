@@ -12,6 +12,7 @@
 //! domain with the same domain written by hand. Figures: BENCHMARKS.md.
 
 pub mod dcb;
+pub mod dcb_memory;
 pub mod http;
 pub mod memory;
 pub mod postgres;

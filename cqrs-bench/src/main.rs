@@ -14,6 +14,8 @@
 //!
 //! `cargo run -p cqrs-bench --release -- --dcb` (conditional appends beside unconditional ones,
 //! tagged beside untagged, decisions racing for seats: issue 15)
+//! `cargo run -p cqrs-bench --release -- --dcb-memory` (conditional appends and racing decisions
+//! on `MemoryStore`, issue 15)
 //!
 //! `cargo run -p cqrs-bench --release -- --stray` (live lag with rolled-back holes, without and
 //! with a stray transaction held open on the server: 60 s each; `--medium` 3 s)
@@ -69,6 +71,17 @@ async fn main() {
             .expect("the HTTP workload");
         print!(
             "HTTP rows ({mode:?} mode): median of {} round(s)\n\n",
+            mode.rounds()
+        );
+        print_table(&rows);
+        return;
+    }
+    if flag("--dcb-memory") {
+        let rows = std::thread::spawn(move || cqrs_bench::dcb_memory::run(mode))
+            .join()
+            .expect("the dcb workload");
+        print!(
+            "dynamic consistency boundary rows ({mode:?} mode): median of {} round(s)\n\n",
             mode.rounds()
         );
         print_table(&rows);

@@ -119,3 +119,17 @@ async fn the_read_side_rows_run_quick_and_check_their_results() {
         }
     }
 }
+
+/// The dynamic consistency boundary rows run in quick mode (each checks that every seat was
+/// taken exactly once) and report both rows with their baselines.
+#[test]
+fn the_dcb_rows_run_quick_and_check_their_seats() {
+    let rows = cqrs_bench::dcb::run(cqrs_bench::Mode::Quick);
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|r| r.rate > 0.0 && r.baseline.is_some()));
+    assert!(
+        rows[1].workload.contains("conflict rate"),
+        "{}",
+        rows[1].workload
+    );
+}

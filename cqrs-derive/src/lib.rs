@@ -181,19 +181,21 @@ pub fn decision_state(args: TokenStream, input: TokenStream) -> TokenStream {
 ///         cmd: &Subscribe,
 ///         seats: &CourseSeats,
 ///         courses: &StudentCourses,
-///     ) -> Result<StudentSubscribed, SubscribeError> { … }
+///     ) -> Result<StudentSubscribed, SubscribeError> { todo!() }
 ///
 ///     #[handle]
 ///     fn transfer(
 ///         cmd: &Transfer,
 ///         #[tags(account = from)] from: &Account,
 ///         #[tags(account = to)] to: &Account,
-///     ) -> Result<(InAggregate<Account, Withdrawn>, InAggregate<Account, Deposited>), Refused> { … }
+///     ) -> Result<(InAggregate<Account, Withdrawn>, InAggregate<Account, Deposited>), Refused> {
+///         todo!()
+///     }
 /// }
 /// ```
 ///
 /// - `name = "…"`: the category of its own stream (default: the type's name in snake case);
-///   events it emits that are not [`InAggregate`] go to `<name>-<the command's tag values>`.
+///   events it emits that are not `InAggregate` go to `<name>-<the command's tag values>`.
 /// - `command = Name`, `vis = …`: the generated command enum (`SubscriptionsCommand`).
 /// - `crate = "path"`: where `eventweave_core` is.
 ///
@@ -205,7 +207,9 @@ pub fn decision_state(args: TokenStream, input: TokenStream) -> TokenStream {
 ///
 /// Compile-time checks: the command has a `#[tag]` field for each tag of each state, of the
 /// type the state's events give that tag (compared by name); each emitted event type is read
-/// back by one of the handler's states.
+/// back by one of the handler's states. The emitted types are read from the return type as
+/// written, so write it out rather than through a type alias (return `Emits`, built by hand,
+/// to opt out of the check).
 #[proc_macro_attribute]
 pub fn decision(args: TokenStream, input: TokenStream) -> TokenStream {
     expand::decision::expand_decision(args.into(), input.into()).into()

@@ -264,6 +264,21 @@ fn generate_decision(def: &DecisionDef) -> TokenStream {
     for handler in handlers {
         out.extend(decides_impl(def, handler));
     }
+    // The catalog shows a decision like an aggregate that handles its commands (the events
+    // it emits belong to their aggregates, or to no one: none are listed).
+    let type_name = super::type_name(ident);
+    out.extend(quote! {
+        const _: () = {
+            #p::inventory::submit! {
+                #p::AggregateRegistration {
+                    name: <#self_ty as #p::Decision>::NAME,
+                    type_name: #type_name,
+                    events: &[],
+                    commands: <#cmd as #p::DecisionCommandSet>::NAMES,
+                }
+            }
+        };
+    });
     out
 }
 

@@ -104,6 +104,7 @@ pub fn builder<S: EventStore>(app: Cqrs<S>) -> ApiBuilder<S> {
              The caller `guest` (header `X-Caller`) may not withdraw.",
         )
         .aggregate::<Account>()
+        .decision::<Transfers>()
         .command::<OpenAccount>("/accounts")
         .command::<Deposit>("/deposits")
         .command::<Withdraw>("/withdrawals")
