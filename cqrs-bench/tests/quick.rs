@@ -124,7 +124,7 @@ async fn the_read_side_rows_run_quick_and_check_their_results() {
 /// taken exactly once) and report both rows with their baselines.
 #[test]
 fn the_dcb_rows_run_quick_and_check_their_seats() {
-    let rows = cqrs_bench::dcb::run(cqrs_bench::Mode::Quick);
+    let rows = cqrs_bench::dcb_memory::run(cqrs_bench::Mode::Quick);
     assert_eq!(rows.len(), 2);
     assert!(rows.iter().all(|r| r.rate > 0.0 && r.baseline.is_some()));
     assert!(
