@@ -326,6 +326,7 @@ mod connect;
 mod conninfo;
 mod decode;
 mod error;
+mod group;
 mod holes;
 mod hooks;
 mod inspect;

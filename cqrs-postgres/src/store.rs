@@ -13,6 +13,7 @@ use crate::checkpoint::CheckpointSql;
 use crate::config::{Names, PostgresConfig};
 use crate::connect::{ConnectError, Connector};
 use crate::error::OpenError;
+use crate::group::Appends;
 use crate::holes::Holes;
 use crate::notify::Notifier;
 use crate::pool::Pool;
@@ -41,6 +42,8 @@ pub(crate) struct Shared {
     pub connector: Connector,
     pub holes: Holes,
     pub versions: KnownVersions,
+    /// The statement slots and the queue of group commit.
+    pub appends: Appends,
     pub notifier: Notifier,
     pub checkpoint_sql: CheckpointSql,
     pub snapshot_sql: SnapshotSql,
@@ -96,6 +99,7 @@ impl PostgresStore {
                 connector,
                 holes: Holes::default(),
                 versions: KnownVersions::default(),
+                appends: Appends::default(),
                 notifier,
             }),
         })

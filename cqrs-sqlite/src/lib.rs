@@ -239,6 +239,7 @@ mod checkpoints;
 mod config;
 mod connection;
 mod error;
+mod group;
 mod inspect;
 mod portable;
 mod read;
