@@ -11,9 +11,11 @@
 //! dev-dependencies only). `compile-time/run.py` compares the build time of a 50-command macro
 //! domain with the same domain written by hand. Figures: BENCHMARKS.md.
 
+pub mod curve;
 pub mod http;
 pub mod memory;
 pub mod postgres;
+pub mod raw_catch_up;
 pub mod raw_memory;
 pub mod read_side;
 pub mod sqlite;

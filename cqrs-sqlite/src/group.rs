@@ -149,3 +149,135 @@ mod tests {
         assert!(queue.take_all().is_empty());
     }
 }
+
+/// Appends queued behind the held write turn, all answered by one writer in one transaction.
+#[cfg(test)]
+mod queued_behind_the_turn {
+    use std::collections::{HashMap, HashSet};
+
+    use eventweave_core::testing::conformance::event;
+    use eventweave_core::{
+        EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent, StoreError, StreamId, Uuid,
+    };
+
+    use crate::SqliteStore;
+
+    async fn append(
+        store: &SqliteStore,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        store.append(&StreamId::from(stream), expected, events).await
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn fifty_queued_appends_each_get_their_own_answer_in_one_commit() {
+        let store = SqliteStore::temporary().unwrap();
+        append(&store, "moved", ExpectedVersion::NoStream, vec![event("1"), event("2")])
+            .await
+            .unwrap();
+        let earlier = vec![event(r#"{"a":1}"#), event(r#"{"b":2}"#)];
+        append(&store, "retried", ExpectedVersion::NoStream, earlier.clone())
+            .await
+            .unwrap();
+        let taken = event("{}");
+        append(&store, "owner", ExpectedVersion::NoStream, vec![taken.clone()])
+            .await
+            .unwrap();
+
+        // Hold the turn, as a sink batch does: every append below queues.
+        let turn = store.turn().take().await.unwrap();
+        let mut tasks = Vec::new();
+        let mut spawn = |stream: &str, expected, events: Vec<NewEvent>| {
+            let store = store.clone();
+            let stream = stream.to_owned();
+            tasks.push(tokio::spawn(async move {
+                append(&store, &stream, expected, events).await
+            }));
+        };
+        spawn("moved", ExpectedVersion::Exact(1), vec![event("3")]);
+        spawn("retried", ExpectedVersion::NoStream, earlier.clone());
+        spawn("reuses", ExpectedVersion::NoStream, vec![event("{}"), taken.clone()]);
+        // One stream twice in one group: the second sees the first's rows.
+        spawn("twice", ExpectedVersion::NoStream, vec![event("1")]);
+        spawn("twice", ExpectedVersion::Exact(1), vec![event("2"), event("3")]);
+        spawn("twice", ExpectedVersion::NoStream, vec![event("4")]);
+        let mut fresh = Vec::new();
+        for k in 0..44 {
+            let e = event(&k.to_string());
+            fresh.push(e.event_id);
+            spawn(&format!("fresh-{k}"), ExpectedVersion::NoStream, vec![e]);
+        }
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        drop(turn);
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(task.await.unwrap());
+        }
+        assert!(matches!(
+            &results[0],
+            Err(StoreError::Conflict { actual: 2, .. })
+        ));
+        let retried = results[1].as_ref().unwrap();
+        assert_eq!(
+            retried.iter().map(|e| e.meta.event_id).collect::<Vec<_>>(),
+            earlier.iter().map(|e| e.event_id).collect::<Vec<_>>()
+        );
+        assert!(matches!(
+            &results[2],
+            Err(StoreError::DuplicateEventId { event_id, .. }) if *event_id == taken.event_id
+        ));
+        assert_eq!(results[3].as_ref().unwrap()[0].meta.version, 1);
+        let second: Vec<u64> = results[4].as_ref().unwrap().iter().map(|e| e.meta.version).collect();
+        assert_eq!(second, [2, 3]);
+        assert!(matches!(
+            &results[5],
+            Err(StoreError::Conflict { actual: 3, .. })
+        ));
+        let mut stamps = HashSet::new();
+        for (k, result) in results[6..].iter().enumerate() {
+            let events = result.as_ref().unwrap();
+            assert_eq!(events[0].meta.event_id, fresh[k]);
+            stamps.insert(events[0].meta.recorded_at);
+        }
+        // One group, one transaction, one clock reading.
+        assert_eq!(stamps.len(), 1, "the queued appends were not written together");
+
+        // Stored: 2 + 2 + 1 before; 1 + 2 (twice) + 44 now; nothing of the refused ones.
+        let all = store.read_all(Position::ZERO, 1_000).await.unwrap();
+        assert_eq!(all.len(), 5 + 3 + 44);
+        let mut seen: HashMap<Uuid, usize> = HashMap::new();
+        for e in &all {
+            *seen.entry(e.meta.event_id).or_default() += 1;
+        }
+        assert!(seen.values().all(|n| *n == 1));
+        assert!(all.windows(2).all(|w| w[1].meta.position.0 == w[0].meta.position.0 + 1));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_queued_append_whose_caller_left_is_not_written() {
+        let store = SqliteStore::temporary().unwrap();
+        let turn = store.turn().take().await.unwrap();
+        let left = event("{}");
+        let leaving = {
+            let store = store.clone();
+            let left = left.clone();
+            tokio::spawn(async move { append(&store, "left", ExpectedVersion::NoStream, vec![left]).await })
+        };
+        let staying = {
+            let store = store.clone();
+            tokio::spawn(async move { append(&store, "stays", ExpectedVersion::NoStream, vec![event("{}")]).await })
+        };
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        leaving.abort();
+        assert!(leaving.await.unwrap_err().is_cancelled());
+        drop(turn);
+        staying.await.unwrap().unwrap();
+        assert!(store.read_event(left.event_id).await.unwrap().is_none());
+    }
+}
