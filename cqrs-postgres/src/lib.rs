@@ -124,6 +124,12 @@
 //! [`DuplicateEventId`](eventweave_core::StoreError::DuplicateEventId); otherwise the version did not
 //! hold and the error is [`Conflict`](eventweave_core::StoreError::Conflict) with the stream's version.
 //!
+//! **Group commit** ([`group_commit`](PostgresConfig::group_commit), on by default): at most
+//! [`append_statements`](PostgresConfig::append_statements) append statements run at a time;
+//! appends that arrive while they all run wait and go together in the next statement, one
+//! commit for all of them, each with its own expected-version check and its own outcome. An
+//! append that finds a statement free runs at once, so a lone client never waits.
+//!
 //! # Gap-free global order
 //!
 //! Positions come from a sequence, and transactions commit in any order: the one that drew
