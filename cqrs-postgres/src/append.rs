@@ -16,6 +16,11 @@
 //! the crate, which draw without the lock, refuse to open the store. The gap-free proof in
 //! ARCHITECTURE.md rests on this.
 //!
+//! With group commit (`group.rs`) several appends share one statement. It draws every row's
+//! position through the same `CASE`, so the order above holds for each of them (the first row
+//! takes the id and the lock, later rows find both held until the transaction ends), and the
+//! proof does not depend on how many appends or streams one statement carries.
+//!
 //! # Choices
 //!
 //! - **One statement, one round trip** (an implicit transaction). Against a raw single-row insert

@@ -140,6 +140,12 @@ impl Appends {
     }
 }
 
+/// How an append enters: at once, with a slot, or queued.
+enum Entry {
+    Now(Vec<NewEvent>, Encoded),
+    Queued(oneshot::Receiver<Reply>),
+}
+
 /// A statement slot, held: given back on drop, or handed to a new writer when appends wait.
 struct Slot<'a> {
     shared: &'a Arc<Shared>,
@@ -186,22 +192,31 @@ impl Shared {
         events: Vec<NewEvent>,
         encoded: Encoded,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let mut queue = self.appends.lock();
-        if queue.running < self.config.get_append_statements() && queue.waiting.is_empty() {
-            queue.running += 1;
-            drop(queue);
-            let _slot = Slot { shared: self };
-            return self.append_alone(stream, expected, events, &encoded).await;
-        }
-        let (reply, answer) = oneshot::channel();
-        queue.waiting.push_back(Waiting {
-            stream: stream.clone(),
-            expected,
-            events,
-            encoded,
-            reply,
-        });
-        drop(queue);
+        // The lock is released before any `.await` (its guard is not `Send`).
+        let entry = {
+            let mut queue = self.appends.lock();
+            if queue.running < self.config.get_append_statements() && queue.waiting.is_empty() {
+                queue.running += 1;
+                Entry::Now(events, encoded)
+            } else {
+                let (reply, answer) = oneshot::channel();
+                queue.waiting.push_back(Waiting {
+                    stream: stream.clone(),
+                    expected,
+                    events,
+                    encoded,
+                    reply,
+                });
+                Entry::Queued(answer)
+            }
+        };
+        let answer = match entry {
+            Entry::Now(events, encoded) => {
+                let _slot = Slot { shared: self };
+                return self.append_alone(stream, expected, events, &encoded).await;
+            }
+            Entry::Queued(answer) => answer,
+        };
         answer.await.unwrap_or_else(|_| {
             // The writer stopped (a panic, a runtime shutting down) while the append was in
             // its hands: it may have been sent.
