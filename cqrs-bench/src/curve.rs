@@ -189,11 +189,9 @@ pub async fn run(mode: crate::Mode) -> Option<Curve> {
     let schema = format!("cqrs_curve_{}", new_id().simple());
     let config = PostgresConfig::new(&url).schema(&schema);
     let grouped = app(PostgresStore::open(config.clone()).await.expect("open")).await;
-    let alone = app(
-        PostgresStore::open(config.group_commit(false))
-            .await
-            .expect("open"),
-    )
+    let alone = app(PostgresStore::open(config.group_commit(false))
+        .await
+        .expect("open"))
     .await;
     let admin = connect(&url).await;
     let table = create_raw_table(&admin, &schema).await;
@@ -305,9 +303,18 @@ mod tests {
             raw: vec![p(110.0), p(1_500.0), p(1_500.0)],
         };
         let text = format(&curve, &[1, 8, 64]);
-        assert!(text.contains("| 64 | 4000 | 1.00 | 2.00 | 1000 |"), "{text}");
-        assert!(text.contains("raw at 8 clients: 2.67x (target >= 3x: missed)"), "{text}");
-        assert!(text.contains("without grouping at 8 clients: 4.00x (target >= 3x: met)"), "{text}");
+        assert!(
+            text.contains("| 64 | 4000 | 1.00 | 2.00 | 1000 |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("raw at 8 clients: 2.67x (target >= 3x: missed)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("without grouping at 8 clients: 4.00x (target >= 3x: met)"),
+            "{text}"
+        );
         assert!(text.contains("100.0% (target within 5%: met)"), "{text}");
     }
 }

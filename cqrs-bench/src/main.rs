@@ -57,7 +57,10 @@ async fn main() {
     if flag("--curve") {
         if let Some(curve) = cqrs_bench::curve::run(mode).await {
             print!("group-commit curve on PostgreSQL ({mode:?} mode)\n\n");
-            print!("{}", cqrs_bench::curve::format(&curve, cqrs_bench::curve::clients(mode)));
+            print!(
+                "{}",
+                cqrs_bench::curve::format(&curve, cqrs_bench::curve::clients(mode))
+            );
         }
         return;
     }

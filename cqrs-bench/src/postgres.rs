@@ -203,7 +203,15 @@ impl RawBatch {
         client
             .execute(
                 &self.insert,
-                &[&stream, &ids, &names, &versions, &payloads, &correlations, &causations],
+                &[
+                    &stream,
+                    &ids,
+                    &names,
+                    &versions,
+                    &payloads,
+                    &correlations,
+                    &causations,
+                ],
             )
             .await
             .expect("raw batch insert")

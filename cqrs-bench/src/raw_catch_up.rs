@@ -43,8 +43,7 @@ pub async fn raw_catch_up(url: &str, schema: &str, filled: &Filled) -> Run {
         };
         match row.get::<_, &str>(1) {
             "account.opened" => {
-                let opened: AccountOpened =
-                    serde_json::from_str(row.get(2)).expect("an opening");
+                let opened: AccountOpened = serde_json::from_str(row.get(2)).expect("an opening");
                 balances.insert(
                     account,
                     AccountSummary {

@@ -61,7 +61,7 @@ pub struct PostgresConfig {
     pub(crate) idle_in_transaction_timeout: Duration,
     pub(crate) keepalives: TcpKeepalives,
     pub(crate) group_commit: bool,
-    pub(crate) append_statements: usize,
+    pub(crate) append_statements: Option<usize>,
 }
 
 /// TCP keepalive settings of the store's connections, applied on both ends: the client probes
@@ -131,7 +131,7 @@ impl PostgresConfig {
             idle_in_transaction_timeout: Duration::from_secs(10),
             keepalives: TcpKeepalives::default(),
             group_commit: true,
-            append_statements: 2,
+            append_statements: None,
         }
     }
 
@@ -193,11 +193,12 @@ impl PostgresConfig {
     }
 
     /// With [`group_commit`](PostgresConfig::group_commit), how many append statements (a lone
-    /// append or a group) this store runs at a time (default 2; at least 1, at most the
-    /// [`pool_size`](PostgresConfig::pool_size)). While they all run, further appends wait and
-    /// go together in the next statement.
+    /// append or a group) this store runs at a time (default: the
+    /// [`pool_size`](PostgresConfig::pool_size); at least 1, at most the pool size). While they
+    /// all run, further appends wait and go together in the next free statement. Fewer makes
+    /// larger groups sooner, at the price of concurrency below that many clients.
     pub fn append_statements(mut self, statements: usize) -> Self {
-        self.append_statements = statements.max(1);
+        self.append_statements = Some(statements.max(1));
         self
     }
 
@@ -305,7 +306,9 @@ impl PostgresConfig {
 
     /// See [`PostgresConfig::append_statements`] (bounded by the pool size).
     pub fn get_append_statements(&self) -> usize {
-        self.append_statements.min(self.pool_size)
+        self.append_statements
+            .unwrap_or(self.pool_size)
+            .min(self.pool_size)
     }
 
     /// The most connections the pool of projection batches opens.
@@ -781,5 +784,19 @@ mod tests {
             default.get_tcp_keepalives().bound(),
             Duration::from_secs(25)
         );
+        // Group commit: on, as many statements as connections unless fewer are asked for.
+        assert!(default.get_group_commit());
+        assert_eq!(default.get_append_statements(), 8);
+        assert_eq!(config.get_append_statements(), 3);
+        assert_eq!(
+            config.clone().append_statements(2).get_append_statements(),
+            2
+        );
+        assert_eq!(
+            config.clone().append_statements(9).get_append_statements(),
+            3
+        );
+        assert_eq!(config.append_statements(0).get_append_statements(), 1);
+        assert!(!default.group_commit(false).get_group_commit());
     }
 }

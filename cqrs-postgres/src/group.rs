@@ -47,10 +47,15 @@
 //!
 //! - **Group only what queued while the slots were busy**, no timer: an append that finds a slot
 //!   free never waits, so single-client latency is the lone append's.
-//! - **Several slots** (default 2): with one, the writer finds the queue empty right after
-//!   answering a group (its clients have not sent their next commands yet), gives the slot
-//!   back, and the first of them takes it alone while the rest queue: one lone append between
-//!   two groups. With two, one statement is in flight while the next group forms.
+//! - **As many slots as the pool has connections** (by default): up to that many clients nothing
+//!   waits and nothing changes (PostgreSQL already shares WAL flushes between concurrent
+//!   commits); grouping takes over where the pool would have made appends wait anyway. With 2
+//!   slots, 4 to 8 clients ran at about half the ungrouped rate (two statements in flight
+//!   instead of eight, groups of 3 to 7); with 8, at the ungrouped rate up to 8 clients and
+//!   several times it beyond (BENCHMARKS.md, "Group commit"). With a single slot, the writer
+//!   finds the queue empty right after answering a group (its clients have not sent their next
+//!   commands yet), gives the slot back, and the first of them takes it alone while the rest
+//!   queue: a lone append between every two groups.
 //! - **The writer is a spawned task**, so a caller whose future is dropped while its group is
 //!   written cannot leave the other appends of the group without answers. A waiting append whose
 //!   caller has gone is left out of the next group, so it is not written.
@@ -70,7 +75,7 @@ use tokio::sync::oneshot;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-use crate::append::{EventArrays, Encoded, expected_param, recorded};
+use crate::append::{Encoded, EventArrays, expected_param, recorded};
 use crate::error::{closed_before_sending, session_ended, write_failed};
 use crate::pool::Conn;
 use crate::store::Shared;
@@ -245,7 +250,11 @@ impl Shared {
             if conn.client.is_closed() {
                 return answer_all(group, closed_before_sending());
             }
-            match insert_group(&conn, &group).await {
+            let known: Vec<bool> = group
+                .iter()
+                .map(|w| self.version_known(&w.stream, w.expected))
+                .collect();
+            match insert_group(&conn, &group, &known).await {
                 Ok(rows) => {
                     drop(conn);
                     self.settle(group, rows).await;
@@ -332,22 +341,30 @@ impl Shared {
 }
 
 /// Runs a group's statement: the rows it inserted (position, version, recorded_at, event_id).
-async fn insert_group(conn: &Conn, group: &[Waiting]) -> Result<Vec<Row>, tokio_postgres::Error> {
+/// `known[i]`: the version the `i`-th append expects is known to exist, so the statement skips
+/// its checks (a stream already beyond it fails on the unique constraint instead).
+async fn insert_group(
+    conn: &Conn,
+    group: &[Waiting],
+    known: &[bool],
+) -> Result<Vec<Row>, tokio_postgres::Error> {
     let rows: usize = group.iter().map(|w| w.events.len()).sum();
     let mut arrays = EventArrays::with_capacity(rows);
     let mut streams = Vec::with_capacity(rows);
     let mut expected = Vec::with_capacity(rows);
     let mut nth = Vec::with_capacity(rows);
-    for waiting in group {
+    let mut checked = Vec::with_capacity(rows);
+    for (waiting, &known) in group.iter().zip(known) {
         arrays.extend(&waiting.events, &waiting.encoded);
         let base = expected_param(waiting.expected);
         for i in 1..=waiting.events.len() {
             streams.push(waiting.stream.as_str());
             expected.push(base);
             nth.push(i as i64);
+            checked.push(!known);
         }
     }
-    let tail: [&(dyn ToSql + Sync); 3] = [&streams, &expected, &nth];
+    let tail: [&(dyn ToSql + Sync); 4] = [&streams, &expected, &nth, &checked];
     let params: Vec<&(dyn ToSql + Sync)> = arrays.params().into_iter().chain(tail).collect();
     conn.client.query(&conn.st.append_group, &params).await
 }
@@ -358,7 +375,8 @@ async fn insert_group(conn: &Conn, group: &[Waiting]) -> Result<Vec<Row>, tokio_
 /// writer, a reused id), 40 (a deadlock between writers of the same streams) or 54 (a limit).
 fn row_dependent(e: &tokio_postgres::Error) -> bool {
     e.as_db_error().is_some_and(|db| {
-        db.severity() == "ERROR" && matches!(db.code().code().get(..2), Some("22" | "23" | "40" | "54"))
+        db.severity() == "ERROR"
+            && matches!(db.code().code().get(..2), Some("22" | "23" | "40" | "54"))
     })
 }
 
@@ -443,7 +461,12 @@ mod tests {
     fn a_group_holds_at_most_the_row_limit_but_always_one_append() {
         let appends = Appends::default();
         let mut answers = Vec::new();
-        for (stream, events) in [("big", MAX_GROUP_ROWS + 5), ("a", 600), ("b", 600), ("c", 1)] {
+        for (stream, events) in [
+            ("big", MAX_GROUP_ROWS + 5),
+            ("a", 600),
+            ("b", 600),
+            ("c", 1),
+        ] {
             let (w, answer) = waiting(stream, events);
             answers.push(answer);
             appends.lock().waiting.push_back(w);

@@ -123,7 +123,11 @@ async fn fifty_queued_appends_each_get_their_own_answer_and_nothing_is_lost_or_d
     for k in 0..5 {
         let stream = StreamId::from(format!("moved-{k}"));
         store
-            .append(&stream, ExpectedVersion::NoStream, vec![event("1"), event("2")])
+            .append(
+                &stream,
+                ExpectedVersion::NoStream,
+                vec![event("1"), event("2")],
+            )
             .await
             .unwrap();
         // Decided on version 1: the stream moved on.
@@ -138,14 +142,27 @@ async fn fifty_queued_appends_each_get_their_own_answer_and_nothing_is_lost_or_d
         let stream = format!("retried-{k}");
         let events = vec![event(r#"{"a":1}"#), event(r#"{"b":2}"#)];
         store
-            .append(&StreamId::from(stream.as_str()), ExpectedVersion::NoStream, events.clone())
+            .append(
+                &StreamId::from(stream.as_str()),
+                ExpectedVersion::NoStream,
+                events.clone(),
+            )
             .await
             .unwrap();
-        cases.push(case(&stream, ExpectedVersion::NoStream, events, Want::Retried));
+        cases.push(case(
+            &stream,
+            ExpectedVersion::NoStream,
+            events,
+            Want::Retried,
+        ));
     }
     let taken = event("{}");
     store
-        .append(&StreamId::from("owner"), ExpectedVersion::NoStream, vec![taken.clone()])
+        .append(
+            &StreamId::from("owner"),
+            ExpectedVersion::NoStream,
+            vec![taken.clone()],
+        )
         .await
         .unwrap();
     // The bad row: an id already stored in another stream. Its group's statement fails on the
@@ -181,7 +198,12 @@ async fn fifty_queued_appends_each_get_their_own_answer_and_nothing_is_lost_or_d
             Want::Written,
         ));
     }
-    cases.push(case("two-at-once", ExpectedVersion::NoStream, vec![event("1")], Want::Written));
+    cases.push(case(
+        "two-at-once",
+        ExpectedVersion::NoStream,
+        vec![event("1")],
+        Want::Written,
+    ));
     cases.push(case(
         "two-at-once",
         ExpectedVersion::Exact(5),
@@ -219,7 +241,10 @@ async fn fifty_queued_appends_each_get_their_own_answer_and_nothing_is_lost_or_d
         .collect();
     let_them_queue().await;
     held.rollback().await.unwrap();
-    let blocked = blocked.await.unwrap().expect("the blocked append goes in after the rollback");
+    let blocked = blocked
+        .await
+        .unwrap()
+        .expect("the blocked append goes in after the rollback");
     assert_eq!(blocked[0].meta.version, 1);
 
     let mut written_ids = Vec::new();
@@ -247,18 +272,29 @@ async fn fifty_queued_appends_each_get_their_own_answer_and_nothing_is_lost_or_d
         }
         match (case.want, result) {
             (Want::Written, Ok(events)) => {
-                assert_eq!(events.iter().map(|e| e.meta.event_id).collect::<Vec<_>>(), ids);
+                assert_eq!(
+                    events.iter().map(|e| e.meta.event_id).collect::<Vec<_>>(),
+                    ids
+                );
                 assert!(events.iter().all(|e| e.meta.stream == case.stream));
                 let versions: Vec<u64> = events.iter().map(|e| e.meta.version).collect();
                 assert_eq!(versions, (1..=ids.len() as u64).collect::<Vec<_>>());
                 written_ids.extend(ids);
             }
-            (Want::Conflict(actual), Err(StoreError::Conflict { actual: a, stream, .. })) => {
+            (
+                Want::Conflict(actual),
+                Err(StoreError::Conflict {
+                    actual: a, stream, ..
+                }),
+            ) => {
                 assert_eq!((a, &stream), (actual, &case.stream), "{}", case.stream);
                 refused_ids.extend(ids);
             }
             (Want::Retried, Ok(events)) => {
-                assert_eq!(events.iter().map(|e| e.meta.event_id).collect::<Vec<_>>(), ids);
+                assert_eq!(
+                    events.iter().map(|e| e.meta.event_id).collect::<Vec<_>>(),
+                    ids
+                );
             }
             (Want::Duplicate, Err(StoreError::DuplicateEventId { event_id, stream })) => {
                 assert_eq!((event_id, &stream), (ids[1], &case.stream));
@@ -268,7 +304,11 @@ async fn fifty_queued_appends_each_get_their_own_answer_and_nothing_is_lost_or_d
             (want, got) => panic!("{}: wanted {want:?}, got {got:?}", case.stream),
         }
     }
-    assert_eq!(twice.iter().filter(|ok| **ok).count(), 1, "one creation of `twice` wins");
+    assert_eq!(
+        twice.iter().filter(|ok| **ok).count(),
+        1,
+        "one creation of `twice` wins"
+    );
 
     // Stored: every written event exactly once, nothing of a refused append, in gap-free order.
     let all = all_events(&store).await;
@@ -281,9 +321,15 @@ async fn fifty_queued_appends_each_get_their_own_answer_and_nothing_is_lost_or_d
         assert!(seen.contains_key(id), "a written event is missing");
     }
     for id in &refused_ids {
-        assert!(!seen.contains_key(id), "an event of a refused append was stored");
+        assert!(
+            !seen.contains_key(id),
+            "an event of a refused append was stored"
+        );
     }
-    assert!(all.windows(2).all(|w| w[0].meta.position < w[1].meta.position));
+    assert!(
+        all.windows(2)
+            .all(|w| w[0].meta.position < w[1].meta.position)
+    );
     // Before: 10 moved, 10 retried, 1 owner; the blocker; now: 31 fresh, 12 any, 1 twice, 1
     // two-at-once.
     assert_eq!(all.len(), 10 + 10 + 1 + 1 + 31 + 12 + 1 + 1);
@@ -330,7 +376,11 @@ async fn a_queued_append_whose_caller_left_is_not_written_and_without_grouping_e
         let left = left.clone();
         tokio::spawn(async move {
             store
-                .append(&StreamId::from("left"), ExpectedVersion::NoStream, vec![left])
+                .append(
+                    &StreamId::from("left"),
+                    ExpectedVersion::NoStream,
+                    vec![left],
+                )
                 .await
         })
     };
@@ -340,7 +390,11 @@ async fn a_queued_append_whose_caller_left_is_not_written_and_without_grouping_e
         let stays = stays.clone();
         tokio::spawn(async move {
             store
-                .append(&StreamId::from("stays"), ExpectedVersion::NoStream, vec![stays])
+                .append(
+                    &StreamId::from("stays"),
+                    ExpectedVersion::NoStream,
+                    vec![stays],
+                )
                 .await
         })
     };
@@ -354,7 +408,9 @@ async fn a_queued_append_whose_caller_left_is_not_written_and_without_grouping_e
     assert!(store.read_event(stays.event_id).await.unwrap().is_some());
 
     // The switch: without grouping, concurrent appends each commit in their own transaction.
-    let alone = PostgresStore::open(config.group_commit(false)).await.unwrap();
+    let alone = PostgresStore::open(config.group_commit(false))
+        .await
+        .unwrap();
     let tasks: Vec<_> = (0..16)
         .map(|k| {
             let alone = alone.clone();

@@ -73,7 +73,11 @@ pub(crate) struct Request {
 /// it would get alone, in order (a later append of a stream sees the earlier ones' rows), and
 /// one that fails rolls back to its savepoint, leaving the others. If the commit fails, every
 /// append that wrote (or found its events written earlier in the group) gets the commit's error.
-pub(crate) fn append_group(conn: &mut Connection, group: Vec<Request>, now: Timestamp) -> Vec<Reply> {
+pub(crate) fn append_group(
+    conn: &mut Connection,
+    group: Vec<Request>,
+    now: Timestamp,
+) -> Vec<Reply> {
     let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => return same_error(group.len(), backend(e)),

@@ -168,23 +168,40 @@ mod queued_behind_the_turn {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        store.append(&StreamId::from(stream), expected, events).await
+        store
+            .append(&StreamId::from(stream), expected, events)
+            .await
     }
 
     #[tokio::test(flavor = "current_thread")]
     async fn fifty_queued_appends_each_get_their_own_answer_in_one_commit() {
         let store = SqliteStore::temporary().unwrap();
-        append(&store, "moved", ExpectedVersion::NoStream, vec![event("1"), event("2")])
-            .await
-            .unwrap();
+        append(
+            &store,
+            "moved",
+            ExpectedVersion::NoStream,
+            vec![event("1"), event("2")],
+        )
+        .await
+        .unwrap();
         let earlier = vec![event(r#"{"a":1}"#), event(r#"{"b":2}"#)];
-        append(&store, "retried", ExpectedVersion::NoStream, earlier.clone())
-            .await
-            .unwrap();
+        append(
+            &store,
+            "retried",
+            ExpectedVersion::NoStream,
+            earlier.clone(),
+        )
+        .await
+        .unwrap();
         let taken = event("{}");
-        append(&store, "owner", ExpectedVersion::NoStream, vec![taken.clone()])
-            .await
-            .unwrap();
+        append(
+            &store,
+            "owner",
+            ExpectedVersion::NoStream,
+            vec![taken.clone()],
+        )
+        .await
+        .unwrap();
 
         // Hold the turn, as a sink batch does: every append below queues.
         let turn = store.turn().take().await.unwrap();
@@ -198,10 +215,18 @@ mod queued_behind_the_turn {
         };
         spawn("moved", ExpectedVersion::Exact(1), vec![event("3")]);
         spawn("retried", ExpectedVersion::NoStream, earlier.clone());
-        spawn("reuses", ExpectedVersion::NoStream, vec![event("{}"), taken.clone()]);
+        spawn(
+            "reuses",
+            ExpectedVersion::NoStream,
+            vec![event("{}"), taken.clone()],
+        );
         // One stream twice in one group: the second sees the first's rows.
         spawn("twice", ExpectedVersion::NoStream, vec![event("1")]);
-        spawn("twice", ExpectedVersion::Exact(1), vec![event("2"), event("3")]);
+        spawn(
+            "twice",
+            ExpectedVersion::Exact(1),
+            vec![event("2"), event("3")],
+        );
         spawn("twice", ExpectedVersion::NoStream, vec![event("4")]);
         let mut fresh = Vec::new();
         for k in 0..44 {
@@ -231,7 +256,12 @@ mod queued_behind_the_turn {
             Err(StoreError::DuplicateEventId { event_id, .. }) if *event_id == taken.event_id
         ));
         assert_eq!(results[3].as_ref().unwrap()[0].meta.version, 1);
-        let second: Vec<u64> = results[4].as_ref().unwrap().iter().map(|e| e.meta.version).collect();
+        let second: Vec<u64> = results[4]
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|e| e.meta.version)
+            .collect();
         assert_eq!(second, [2, 3]);
         assert!(matches!(
             &results[5],
@@ -244,7 +274,11 @@ mod queued_behind_the_turn {
             stamps.insert(events[0].meta.recorded_at);
         }
         // One group, one transaction, one clock reading.
-        assert_eq!(stamps.len(), 1, "the queued appends were not written together");
+        assert_eq!(
+            stamps.len(),
+            1,
+            "the queued appends were not written together"
+        );
 
         // Stored: 2 + 2 + 1 before; 1 + 2 (twice) + 44 now; nothing of the refused ones.
         let all = store.read_all(Position::ZERO, 1_000).await.unwrap();
@@ -254,7 +288,10 @@ mod queued_behind_the_turn {
             *seen.entry(e.meta.event_id).or_default() += 1;
         }
         assert!(seen.values().all(|n| *n == 1));
-        assert!(all.windows(2).all(|w| w[1].meta.position.0 == w[0].meta.position.0 + 1));
+        assert!(
+            all.windows(2)
+                .all(|w| w[1].meta.position.0 == w[0].meta.position.0 + 1)
+        );
     }
 
     #[tokio::test(flavor = "current_thread")]
@@ -265,11 +302,21 @@ mod queued_behind_the_turn {
         let leaving = {
             let store = store.clone();
             let left = left.clone();
-            tokio::spawn(async move { append(&store, "left", ExpectedVersion::NoStream, vec![left]).await })
+            tokio::spawn(async move {
+                append(&store, "left", ExpectedVersion::NoStream, vec![left]).await
+            })
         };
         let staying = {
             let store = store.clone();
-            tokio::spawn(async move { append(&store, "stays", ExpectedVersion::NoStream, vec![event("{}")]).await })
+            tokio::spawn(async move {
+                append(
+                    &store,
+                    "stays",
+                    ExpectedVersion::NoStream,
+                    vec![event("{}")],
+                )
+                .await
+            })
         };
         for _ in 0..10 {
             tokio::task::yield_now().await;

@@ -21,24 +21,24 @@
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::task::Poll;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Poll;
 
 use eventweave_core::telemetry::AppendTelemetry;
 use eventweave_core::{
-    BackendError, EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent, Snapshot, StoreError, StreamId,
-    Timestamp, Uuid, check_append, check_snapshot, check_stream_id,
+    BackendError, EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent, Snapshot,
+    StoreError, StreamId, Timestamp, Uuid, check_append, check_snapshot, check_stream_id,
 };
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use crate::append::{Reply, Request};
 use crate::changes::Changes;
-use crate::group::{self, Queue};
 use crate::config::SqliteConfig;
 use crate::connection::{Readers, open_writer};
 use crate::error::{OpenError, backend};
+use crate::group::{self, Queue};
 use crate::turns::{TurnGuard, WriteTurn};
 use crate::{append, read, schema, snapshots};
 
@@ -207,7 +207,13 @@ impl SqliteStore {
             if queued.is_empty() {
                 let recorded = append::append(&mut writer.conn, stream, expected, events, now);
                 drop(writer);
-                self.committed(recorded.as_ref().ok().and_then(|r| r.last()).map(|e| e.meta.position));
+                self.committed(
+                    recorded
+                        .as_ref()
+                        .ok()
+                        .and_then(|r| r.last())
+                        .map(|e| e.meta.position),
+                );
                 return recorded;
             }
             let own = Request {
@@ -245,7 +251,9 @@ impl SqliteStore {
                 let (_, last) = group::write_all(&mut writer.conn, queued, None, Timestamp::now());
                 drop(writer);
                 self.committed(last);
-                answer.try_recv().unwrap_or_else(|_| Err(unanswered(stream)))
+                answer
+                    .try_recv()
+                    .unwrap_or_else(|_| Err(unanswered(stream)))
             }
         }
     }
