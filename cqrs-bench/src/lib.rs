@@ -13,9 +13,11 @@
 
 pub mod dcb;
 pub mod dcb_memory;
+pub mod curve;
 pub mod http;
 pub mod memory;
 pub mod postgres;
+pub mod raw_catch_up;
 pub mod raw_memory;
 pub mod read_side;
 pub mod sqlite;

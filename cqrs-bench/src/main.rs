@@ -9,6 +9,9 @@
 //! `cargo run -p cqrs-bench --release -- --postgres` (only the PostgreSQL store rows;
 //! `--memory`: only the in-memory rows)
 //!
+//! `cargo run -p cqrs-bench --release -- --curve` (group commit: 1 to 128 clients on PostgreSQL,
+//! with and without grouping, beside raw insert transactions; issue 14)
+//!
 //! `cargo run -p cqrs-bench --release -- --http` (64 keep-alive HTTP clients against the bank's
 //! service beside the same deposits in process, in memory and on PostgreSQL; issue 13)
 //!
@@ -85,6 +88,16 @@ async fn main() {
             mode.rounds()
         );
         print_table(&rows);
+        return;
+    }
+    if flag("--curve") {
+        if let Some(curve) = cqrs_bench::curve::run(mode).await {
+            print!("group-commit curve on PostgreSQL ({mode:?} mode)\n\n");
+            print!(
+                "{}",
+                cqrs_bench::curve::format(&curve, cqrs_bench::curve::clients(mode))
+            );
+        }
         return;
     }
     if flag("--memory") {

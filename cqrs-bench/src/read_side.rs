@@ -947,10 +947,13 @@ async fn run_with<P: CatchUpPeer>(
         let (store, schema) = fresh_store(url, 4).await;
         let filled = fill(&store, sizes.catch_up_events, sizes.per_stream).await;
         let (mut runner, mut build, mut peers) = (Vec::new(), Vec::new(), Vec::new());
+        let mut raw = Vec::new();
         for round in 0..sizes.catch_up_rounds {
             if round % 2 == 1 {
                 build.push(build_catch_up(&store, &filled).await.rate());
             }
+            let raw_run = crate::raw_catch_up::raw_catch_up(url, &schema, &filled).await;
+            raw.push(raw_run.rate());
             runner.push(runner_catch_up(&store, &filled, sizes.batch).await.rate());
             if let Some(peer) = peer {
                 let run = peer.catch_up(url, filled.events, sizes.per_stream).await;
@@ -972,16 +975,22 @@ async fn run_with<P: CatchUpPeer>(
             peer_rate,
             ">= 200,000/s",
         ));
-        rows.push(row(
-            format!(
-                "(pg) catch-up of {} events: Cqrs::builder().projection(Balances).build()",
-                filled.events
-            ),
-            crate::median(&mut build),
-            "events/s",
-            peer_rate,
-            "-",
-        ));
+        rows.push(
+            row(
+                format!(
+                    "(pg) catch-up of {} events: Cqrs::builder().projection(Balances).build()",
+                    filled.events
+                ),
+                crate::median(&mut build),
+                "events/s",
+                peer_rate,
+                ">= 80% of raw, >= 1,000,000/s, >= 3x the peer",
+            )
+            .with_baseline(Some((
+                "raw streamed SELECT into the same map".to_owned(),
+                crate::median(&mut raw),
+            ))),
+        );
         for staged in [false, true] {
             let (pg, raw) = pg_sink(url, sizes, staged).await;
             let (how, raw_how) = if staged {

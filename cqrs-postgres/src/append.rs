@@ -16,6 +16,11 @@
 //! the crate, which draw without the lock, refuse to open the store. The gap-free proof in
 //! ARCHITECTURE.md rests on this.
 //!
+//! With group commit (`group.rs`) several appends share one statement. It draws every row's
+//! position through the same `CASE`, so the order above holds for each of them (the first row
+//! takes the id and the lock, later rows find both held until the transaction ends), and the
+//! proof does not depend on how many appends or streams one statement carries.
+//!
 //! # Choices
 //!
 //! - **One statement, one round trip** (an implicit transaction). Against a raw single-row insert
@@ -28,6 +33,7 @@
 //!   committed (`versions.rs`); batches keep the probe, whose cost the batch shares.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use eventweave_core::telemetry::AppendTelemetry;
@@ -37,6 +43,7 @@ use eventweave_core::{
 };
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
 
 use crate::decode::{self, JsonParam};
 use crate::error::{backend, closed_before_sending, session_ended, write_failed};
@@ -58,12 +65,12 @@ enum Refusal {
 
 /// The serialized metadata of each event (`None` when empty).
 pub(crate) struct Encoded {
-    metadata: Vec<Option<String>>,
+    pub(crate) metadata: Vec<Option<String>>,
 }
 
 impl Shared {
     pub async fn append(
-        &self,
+        self: &Arc<Self>,
         stream: &StreamId,
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
@@ -75,14 +82,31 @@ impl Shared {
         result
     }
 
-    /// The append itself, from the pool checkout to the reply (`append` adds telemetry).
+    /// The append itself, from the checks to the reply (`append` adds telemetry): refused input
+    /// never waits; an append that finds a statement slot free runs at once, alone; one that
+    /// finds every slot busy waits and goes with the next group (`group.rs`).
     async fn append_now(
-        &self,
+        self: &Arc<Self>,
         stream: &StreamId,
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let encoded = validate(stream, &events, self.config.max_event_bytes)?;
+        if events.is_empty() || !self.config.group_commit {
+            return self.append_alone(stream, expected, events, &encoded).await;
+        }
+        self.append_grouped(stream, expected, events, encoded).await
+    }
+
+    /// One append in its own statement, with its refusals resolved: the path of every append
+    /// when nothing else is in flight, and of a group's appends that need an answer of their own.
+    pub(crate) async fn append_alone(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        encoded: &Encoded,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
         let mut conn = self.pool.get().await?;
         if events.is_empty() {
             let actual = stream_version(&conn, stream).await?;
@@ -102,7 +126,7 @@ impl Shared {
                 return Err(closed_before_sending());
             }
             let known = self.version_known(stream, expected);
-            let refusal = match insert(&conn, stream, expected, known, &events, &encoded).await {
+            let refusal = match insert(&conn, stream, expected, known, &events, encoded).await {
                 Ok(rows) if !rows.is_empty() => {
                     drop(conn);
                     // The rows came back, so the append committed: a reply that does not read
@@ -202,12 +226,86 @@ pub(crate) fn validate(
 }
 
 /// The expected version as the statement's `$2`: -1 for "any".
-fn expected_param(expected: ExpectedVersion) -> i64 {
+pub(crate) fn expected_param(expected: ExpectedVersion) -> i64 {
     match expected {
         ExpectedVersion::Any => -1,
         ExpectedVersion::NoStream => 0,
         // No stream reaches i64::MAX events; an expectation beyond it simply conflicts.
         ExpectedVersion::Exact(v) => i64::try_from(v).unwrap_or(i64::MAX),
+    }
+}
+
+/// The parameters of events, one array per column in `statements::EVENT_PARAMS` order: the one
+/// place that turns events into statement parameters (a single event's are its arrays' first
+/// elements, see [`EventArrays::one`]). A new column goes here and into `EVENT_PARAMS`.
+pub(crate) struct EventArrays<'a> {
+    ids: Vec<Uuid>,
+    names: Vec<&'a str>,
+    versions: Vec<i32>,
+    payloads: Vec<JsonParam<'a>>,
+    metadata: Vec<Option<JsonParam<'a>>>,
+    correlations: Vec<Option<Uuid>>,
+    causations: Vec<Option<Uuid>>,
+}
+
+impl<'a> EventArrays<'a> {
+    pub(crate) fn with_capacity(n: usize) -> Self {
+        EventArrays {
+            ids: Vec::with_capacity(n),
+            names: Vec::with_capacity(n),
+            versions: Vec::with_capacity(n),
+            payloads: Vec::with_capacity(n),
+            metadata: Vec::with_capacity(n),
+            correlations: Vec::with_capacity(n),
+            causations: Vec::with_capacity(n),
+        }
+    }
+
+    /// The arrays of `events` with their serialized metadata.
+    pub(crate) fn of(events: &'a [NewEvent], encoded: &'a Encoded) -> Self {
+        let mut arrays = EventArrays::with_capacity(events.len());
+        arrays.extend(events, encoded);
+        arrays
+    }
+
+    /// Appends `events`' columns.
+    pub(crate) fn extend(&mut self, events: &'a [NewEvent], encoded: &'a Encoded) {
+        for (e, metadata) in events.iter().zip(&encoded.metadata) {
+            self.ids.push(e.event_id);
+            self.names.push(e.event_name.as_ref());
+            // `check_append` bounds schema versions by `i32::MAX`.
+            self.versions.push(e.event_version as i32);
+            self.payloads.push(JsonParam(e.payload.as_str()));
+            self.metadata.push(metadata.as_deref().map(JsonParam));
+            self.correlations.push(e.correlation_id);
+            self.causations.push(e.causation_id);
+        }
+    }
+
+    /// The arrays as parameters, in `EVENT_PARAMS` order.
+    pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 7] {
+        [
+            &self.ids,
+            &self.names,
+            &self.versions,
+            &self.payloads,
+            &self.metadata,
+            &self.correlations,
+            &self.causations,
+        ]
+    }
+
+    /// The first event's values as scalar parameters, in `EVENT_PARAMS` order.
+    fn one(&self) -> [&(dyn ToSql + Sync); 7] {
+        [
+            &self.ids[0],
+            &self.names[0],
+            &self.versions[0],
+            &self.payloads[0],
+            &self.metadata[0],
+            &self.correlations[0],
+            &self.causations[0],
+        ]
     }
 }
 
@@ -226,65 +324,24 @@ pub(crate) async fn insert(
     let expected = expected_param(expected);
     let name = stream.as_str();
     let st = &conn.st;
-    if let [e] = events {
-        let version = e.event_version as i32;
-        let metadata = encoded.metadata[0].as_deref().map(JsonParam);
-        return conn
-            .client
-            .query(
-                match (any, known) {
-                    (true, _) => &st.append_one_any,
-                    (false, true) => &st.append_one_known,
-                    (false, false) => &st.append_one,
-                },
-                &[
-                    &name,
-                    &expected,
-                    &e.event_id,
-                    &e.event_name.as_ref(),
-                    &version,
-                    &JsonParam(e.payload.as_str()),
-                    &metadata,
-                    &e.correlation_id,
-                    &e.causation_id,
-                ],
-            )
-            .await;
+    let arrays = EventArrays::of(events, encoded);
+    let head: [&(dyn ToSql + Sync); 2] = [&name, &expected];
+    if let [_] = events {
+        let statement = match (any, known) {
+            (true, _) => &st.append_one_any,
+            (false, true) => &st.append_one_known,
+            (false, false) => &st.append_one,
+        };
+        let params: Vec<&(dyn ToSql + Sync)> = head.into_iter().chain(arrays.one()).collect();
+        return conn.client.query(statement, &params).await;
     }
-    let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
-    let names: Vec<&str> = events.iter().map(|e| e.event_name.as_ref()).collect();
-    let versions: Vec<i32> = events.iter().map(|e| e.event_version as i32).collect();
-    let payloads: Vec<JsonParam<'_>> = events
-        .iter()
-        .map(|e| JsonParam(e.payload.as_str()))
-        .collect();
-    let metadata: Vec<Option<JsonParam<'_>>> = encoded
-        .metadata
-        .iter()
-        .map(|m| m.as_deref().map(JsonParam))
-        .collect();
-    let correlations: Vec<Option<Uuid>> = events.iter().map(|e| e.correlation_id).collect();
-    let causations: Vec<Option<Uuid>> = events.iter().map(|e| e.causation_id).collect();
-    conn.client
-        .query(
-            if any {
-                &st.append_batch_any
-            } else {
-                &st.append_batch
-            },
-            &[
-                &name,
-                &expected,
-                &ids,
-                &names,
-                &versions,
-                &payloads,
-                &metadata,
-                &correlations,
-                &causations,
-            ],
-        )
-        .await
+    let statement = if any {
+        &st.append_batch_any
+    } else {
+        &st.append_batch
+    };
+    let params: Vec<&(dyn ToSql + Sync)> = head.into_iter().chain(arrays.params()).collect();
+    conn.client.query(statement, &params).await
 }
 
 /// The envelopes of a successful insert, from the rows it returned.

@@ -60,6 +60,8 @@ pub struct PostgresConfig {
     pub(crate) acquire_timeout: Duration,
     pub(crate) idle_in_transaction_timeout: Duration,
     pub(crate) keepalives: TcpKeepalives,
+    pub(crate) group_commit: bool,
+    pub(crate) append_statements: Option<usize>,
 }
 
 /// TCP keepalive settings of the store's connections, applied on both ends: the client probes
@@ -128,6 +130,8 @@ impl PostgresConfig {
             acquire_timeout: Duration::from_secs(30),
             idle_in_transaction_timeout: Duration::from_secs(10),
             keepalives: TcpKeepalives::default(),
+            group_commit: true,
+            append_statements: None,
         }
     }
 
@@ -175,6 +179,26 @@ impl PostgresConfig {
     /// take the connections commands need.
     pub fn sink_pool_size(mut self, connections: usize) -> Self {
         self.sink_pool_size = connections.max(1);
+        self
+    }
+
+    /// Whether appends that arrive while [`append_statements`](PostgresConfig::append_statements)
+    /// appends are in flight wait and are written together, in one statement and one commit
+    /// (default `true`). Each keeps its own expected-version check and its own outcome; an append
+    /// that finds a statement slot free is never delayed. `false`: every append runs at once in
+    /// its own statement, as many at a time as the pool has connections.
+    pub fn group_commit(mut self, enabled: bool) -> Self {
+        self.group_commit = enabled;
+        self
+    }
+
+    /// With [`group_commit`](PostgresConfig::group_commit), how many append statements (a lone
+    /// append or a group) this store runs at a time (default: the
+    /// [`pool_size`](PostgresConfig::pool_size); at least 1, at most the pool size). While they
+    /// all run, further appends wait and go together in the next free statement. Fewer makes
+    /// larger groups sooner, at the price of concurrency below that many clients.
+    pub fn append_statements(mut self, statements: usize) -> Self {
+        self.append_statements = Some(statements.max(1));
         self
     }
 
@@ -273,6 +297,18 @@ impl PostgresConfig {
     /// The most connections the pool of appends and reads opens.
     pub fn get_pool_size(&self) -> usize {
         self.pool_size
+    }
+
+    /// See [`PostgresConfig::group_commit`].
+    pub fn get_group_commit(&self) -> bool {
+        self.group_commit
+    }
+
+    /// See [`PostgresConfig::append_statements`] (bounded by the pool size).
+    pub fn get_append_statements(&self) -> usize {
+        self.append_statements
+            .unwrap_or(self.pool_size)
+            .min(self.pool_size)
     }
 
     /// The most connections the pool of projection batches opens.
@@ -433,6 +469,8 @@ impl fmt::Debug for PostgresConfig {
                 &self.idle_in_transaction_timeout,
             )
             .field("keepalives", &self.keepalives)
+            .field("group_commit", &self.group_commit)
+            .field("append_statements", &self.append_statements)
             .finish()
     }
 }
@@ -751,5 +789,19 @@ mod tests {
             default.get_tcp_keepalives().bound(),
             Duration::from_secs(25)
         );
+        // Group commit: on, as many statements as connections unless fewer are asked for.
+        assert!(default.get_group_commit());
+        assert_eq!(default.get_append_statements(), 8);
+        assert_eq!(config.get_append_statements(), 3);
+        assert_eq!(
+            config.clone().append_statements(2).get_append_statements(),
+            2
+        );
+        assert_eq!(
+            config.clone().append_statements(9).get_append_statements(),
+            3
+        );
+        assert_eq!(config.append_statements(0).get_append_statements(), 1);
+        assert!(!default.group_commit(false).get_group_commit());
     }
 }

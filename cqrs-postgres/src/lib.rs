@@ -138,6 +138,11 @@
 //! concurrent writer of a matching event either is waited for and seen, or draws after the
 //! decision; appends whose queries do not overlap do not wait for each other. ARCHITECTURE.md
 //! has the argument.
+//! **Group commit** ([`group_commit`](PostgresConfig::group_commit), on by default): at most
+//! [`append_statements`](PostgresConfig::append_statements) append statements run at a time;
+//! appends that arrive while they all run wait and go together in the next statement, one
+//! commit for all of them, each with its own expected-version check and its own outcome. An
+//! append that finds a statement free runs at once, so a lone client never waits.
 //!
 //! # Gap-free global order
 //!
@@ -342,6 +347,7 @@ mod conninfo;
 mod dcb;
 mod decode;
 mod error;
+mod group;
 mod holes;
 mod hooks;
 mod inspect;

@@ -15,6 +15,7 @@ use crate::config::{Names, PostgresConfig};
 use crate::connect::{ConnectError, Connector};
 use crate::dcb::DcbState;
 use crate::error::OpenError;
+use crate::group::Appends;
 use crate::holes::Holes;
 use crate::notify::Notifier;
 use crate::pool::Pool;
@@ -43,6 +44,8 @@ pub(crate) struct Shared {
     pub connector: Connector,
     pub holes: Holes,
     pub versions: KnownVersions,
+    /// The statement slots and the queue of group commit.
+    pub appends: Appends,
     pub notifier: Notifier,
     pub checkpoint_sql: CheckpointSql,
     pub snapshot_sql: SnapshotSql,
@@ -101,6 +104,7 @@ impl PostgresStore {
                 connector,
                 holes: Holes::default(),
                 versions: KnownVersions::default(),
+                appends: Appends::default(),
                 notifier,
             }),
         })

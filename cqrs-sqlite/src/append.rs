@@ -26,6 +26,9 @@ const INSERT: &str = "INSERT INTO events (event_id, stream, version, event_name,
      payload, metadata, correlation_id, causation_id, recorded_at) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 
+/// What to answer an append.
+pub(crate) type Reply = Result<Vec<RecordedEvent>, StoreError>;
+
 /// Appends `events` to `stream` in one transaction on the write connection.
 pub(crate) fn append(
     conn: &mut Connection,
@@ -33,72 +36,197 @@ pub(crate) fn append(
     expected: ExpectedVersion,
     events: Vec<NewEvent>,
     now: Timestamp,
-) -> Result<Vec<RecordedEvent>, StoreError> {
+) -> Reply {
     // IMMEDIATE takes the write lock first, so the version read below cannot go stale before
     // the inserts (a DEFERRED transaction could fail to upgrade its lock instead).
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(backend)?;
-    let version = stream_version(&tx, stream)?;
-    if !expected.admits(version) {
-        // A retry of a committed append comes with a stale expectation: recognise it first.
-        if let Some(outcome) = earlier_append(&tx, stream, &events)? {
-            return outcome;
+    // An error drops `tx`, which rolls back.
+    match write(&tx, stream, expected, &events, now)? {
+        Step::Inserted { version, positions } => {
+            // Only a failing commit can leave the outcome unknown (see `commit_failed`).
+            tx.commit().map_err(commit_failed)?;
+            Ok(record(stream, events, version, positions, now))
         }
-        return Err(StoreError::Conflict {
-            stream: stream.clone(),
-            expected,
-            actual: version,
-        });
-    }
-    if events.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut positions = Vec::with_capacity(events.len());
-    {
-        let mut insert = tx.prepare_cached(INSERT).map_err(backend)?;
-        for (i, event) in events.iter().enumerate() {
-            let metadata = if event.metadata.is_empty() {
-                None
-            } else {
-                // A map of JSON values always serializes; the error is kept, not unwrapped.
-                Some(
-                    serde_json::to_string(event.metadata.as_map())
-                        .map_err(|e| StoreError::Backend(BackendError::from_error(e)))?,
-                )
-            };
-            let inserted = insert.execute((
-                id_bytes(&event.event_id),
-                stream.as_str(),
-                to_sql_int(version + 1 + i as u64),
-                &*event.event_name,
-                event.event_version,
-                event.payload.as_str(),
-                metadata,
-                event.correlation_id.as_ref().map(id_bytes),
-                event.causation_id.as_ref().map(id_bytes),
-                now.unix_micros(),
-            ));
-            match inserted {
-                Ok(_) => positions.push(tx.last_insert_rowid()),
-                Err(e) if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
-                    // An id of the batch is stored already. The statement failed alone; the
-                    // rows inserted before it still belong to this transaction, so roll it
-                    // back before looking the ids up.
-                    drop(insert);
-                    tx.rollback().map_err(backend)?;
-                    return match earlier_append(conn, stream, &events)? {
-                        Some(outcome) => outcome,
-                        None => Err(backend(e)),
-                    };
-                }
-                Err(e) => return Err(backend(e)),
+        Step::Answered(answer) => answer,
+        Step::IdTaken(e) => {
+            // An id of the batch is stored already. The rows inserted before it still belong
+            // to this transaction, so roll it back before looking the ids up.
+            tx.rollback().map_err(backend)?;
+            match earlier_append(conn, stream, &events)? {
+                Some(outcome) => outcome,
+                None => Err(backend(e)),
             }
         }
     }
-    // Only a failing commit can leave the outcome unknown (see `commit_failed`).
-    tx.commit().map_err(commit_failed)?;
-    Ok(events
+}
+
+/// One append of a group: what it asks, and where its answer goes.
+pub(crate) struct Request {
+    pub stream: StreamId,
+    pub expected: ExpectedVersion,
+    pub events: Vec<NewEvent>,
+}
+
+/// Appends each request in a savepoint of one transaction, committed once: each gets the answer
+/// it would get alone, in order (a later append of a stream sees the earlier ones' rows), and
+/// one that fails rolls back to its savepoint, leaving the others. If the commit fails, every
+/// append that wrote (or found its events written earlier in the group) gets the commit's error.
+pub(crate) fn append_group(
+    conn: &mut Connection,
+    group: Vec<Request>,
+    now: Timestamp,
+) -> Vec<Reply> {
+    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => return same_error(group.len(), backend(e)),
+    };
+    let mut answers = Vec::with_capacity(group.len());
+    for request in group {
+        answers.push(append_in_savepoint(&mut tx, request, now));
+    }
+    if let Err(e) = tx.commit() {
+        let error = commit_failed(e);
+        for answer in &mut answers {
+            if answer.is_ok() {
+                *answer = Err(copy_error(&error));
+            }
+        }
+    }
+    answers
+}
+
+/// One append of a group, in its own savepoint of `tx`.
+fn append_in_savepoint(tx: &mut Transaction<'_>, request: Request, now: Timestamp) -> Reply {
+    let Request {
+        stream,
+        expected,
+        events,
+    } = request;
+    // Dropped without `commit`, a savepoint rolls back to where it began and is released.
+    let mut savepoint = tx.savepoint().map_err(backend)?;
+    match write(&savepoint, &stream, expected, &events, now)? {
+        Step::Inserted { version, positions } => {
+            savepoint.commit().map_err(backend)?;
+            Ok(record(&stream, events, version, positions, now))
+        }
+        Step::Answered(answer) => answer,
+        Step::IdTaken(e) => {
+            savepoint.rollback().map_err(backend)?;
+            match earlier_append(&savepoint, &stream, &events)? {
+                Some(outcome) => outcome,
+                None => Err(backend(e)),
+            }
+        }
+    }
+}
+
+/// `n` answers of one error (the first gets it, the others a copy).
+pub(crate) fn same_error(n: usize, error: StoreError) -> Vec<Reply> {
+    let mut answers: Vec<Reply> = (1..n).map(|_| Err(copy_error(&error))).collect();
+    answers.insert(0, Err(error));
+    answers
+}
+
+/// The same error for another append: kind, message and code (SQLite's error value is not
+/// `Clone`).
+fn copy_error(error: &StoreError) -> StoreError {
+    let same = |e: &BackendError| {
+        let copy = BackendError::new(e.message());
+        match e.code() {
+            Some(code) => copy.with_code(code),
+            None => copy,
+        }
+    };
+    match error {
+        StoreError::Unavailable(e) => StoreError::Unavailable(same(e)),
+        StoreError::OutcomeUnknown(e) => StoreError::OutcomeUnknown(same(e)),
+        StoreError::Backend(e) => StoreError::Backend(same(e)),
+        other => StoreError::Backend(BackendError::new(other.to_string())),
+    }
+}
+
+/// What [`write`] did inside its transaction.
+enum Step {
+    /// The rows are inserted, at versions from `version + 1` and these positions (not yet
+    /// committed).
+    Inserted { version: u64, positions: Vec<i64> },
+    /// Nothing was inserted and this is the answer (a conflict, a retry's stored events, an
+    /// empty batch).
+    Answered(Reply),
+    /// An insert met a unique index: roll the rows back, then look the ids up.
+    IdTaken(rusqlite::Error),
+}
+
+/// The version check and the inserts of one append, inside an open transaction (or savepoint)
+/// on `conn`. An error may leave rows inserted: the caller rolls back.
+fn write(
+    conn: &Connection,
+    stream: &StreamId,
+    expected: ExpectedVersion,
+    events: &[NewEvent],
+    now: Timestamp,
+) -> Result<Step, StoreError> {
+    let version = stream_version(conn, stream)?;
+    if !expected.admits(version) {
+        // A retry of a committed append comes with a stale expectation: recognise it first.
+        if let Some(outcome) = earlier_append(conn, stream, events)? {
+            return Ok(Step::Answered(outcome));
+        }
+        return Ok(Step::Answered(Err(StoreError::Conflict {
+            stream: stream.clone(),
+            expected,
+            actual: version,
+        })));
+    }
+    if events.is_empty() {
+        return Ok(Step::Answered(Ok(Vec::new())));
+    }
+    let mut positions = Vec::with_capacity(events.len());
+    let mut insert = conn.prepare_cached(INSERT).map_err(backend)?;
+    for (i, event) in events.iter().enumerate() {
+        let metadata = if event.metadata.is_empty() {
+            None
+        } else {
+            // A map of JSON values always serializes; the error is kept, not unwrapped.
+            Some(
+                serde_json::to_string(event.metadata.as_map())
+                    .map_err(|e| StoreError::Backend(BackendError::from_error(e)))?,
+            )
+        };
+        let inserted = insert.execute((
+            id_bytes(&event.event_id),
+            stream.as_str(),
+            to_sql_int(version + 1 + i as u64),
+            &*event.event_name,
+            event.event_version,
+            event.payload.as_str(),
+            metadata,
+            event.correlation_id.as_ref().map(id_bytes),
+            event.causation_id.as_ref().map(id_bytes),
+            now.unix_micros(),
+        ));
+        match inserted {
+            Ok(_) => positions.push(conn.last_insert_rowid()),
+            Err(e) if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
+                return Ok(Step::IdTaken(e));
+            }
+            Err(e) => return Err(backend(e)),
+        }
+    }
+    Ok(Step::Inserted { version, positions })
+}
+
+/// The envelopes of inserted events.
+fn record(
+    stream: &StreamId,
+    events: Vec<NewEvent>,
+    version: u64,
+    positions: Vec<i64>,
+    now: Timestamp,
+) -> Vec<RecordedEvent> {
+    events
         .into_iter()
         .zip(positions)
         .enumerate()
@@ -110,12 +238,12 @@ pub(crate) fn append(
                 now,
             )
         })
-        .collect())
+        .collect()
 }
 
 /// The stream's current version (0 when it has no events).
-fn stream_version(tx: &Transaction<'_>, stream: &StreamId) -> Result<u64, StoreError> {
-    let version: Option<i64> = tx
+fn stream_version(conn: &Connection, stream: &StreamId) -> Result<u64, StoreError> {
+    let version: Option<i64> = conn
         .prepare_cached("SELECT MAX(version) FROM events WHERE stream = ?1")
         .and_then(|mut s| s.query_row([stream.as_str()], |row| row.get(0)))
         .map_err(backend)?;

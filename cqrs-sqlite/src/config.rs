@@ -63,6 +63,9 @@ pub struct SqliteConfig {
     pub max_event_bytes: usize,
     /// How often to look for other processes' appends. See [`SqliteConfig::poll_interval()`].
     pub poll_interval: Duration,
+    /// Whether appends waiting for the write turn are committed together. See
+    /// [`SqliteConfig::group_commit()`].
+    pub group_commit: bool,
 }
 
 impl Default for SqliteConfig {
@@ -72,6 +75,7 @@ impl Default for SqliteConfig {
             busy_timeout: Duration::from_secs(5),
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
             poll_interval: Duration::from_millis(50),
+            group_commit: true,
         }
     }
 }
@@ -111,6 +115,17 @@ impl SqliteConfig {
     /// `StoreError::InvalidAppend` before anything is written.
     pub fn max_event_bytes(mut self, bytes: usize) -> Self {
         self.max_event_bytes = bytes;
+        self
+    }
+
+    /// Whether appends that wait for the file's write turn are written together when it comes,
+    /// in one transaction and one commit (default `true`): each in a savepoint of its own, so
+    /// each keeps its own version check and its own outcome. An append that finds the turn free
+    /// is written at once, alone, as without grouping; appends only wait together when several
+    /// run at once (a multi-thread runtime) or behind a sink batch. `false`: each append takes
+    /// the turn and commits alone.
+    pub fn group_commit(mut self, enabled: bool) -> Self {
+        self.group_commit = enabled;
         self
     }
 

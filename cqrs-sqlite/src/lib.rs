@@ -247,6 +247,7 @@ mod config;
 mod connection;
 mod dcb;
 mod error;
+mod group;
 mod inspect;
 mod lease;
 mod portable;

@@ -18,22 +18,28 @@
 //!   version fits the workspace's `rust-version` (1.88; rusqlite 0.43 needs 1.89). The resolver
 //!   picks it.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Poll;
 
 use eventweave_core::telemetry::AppendTelemetry;
 use eventweave_core::{
-    AppendCondition, EventQuery, EventStore, ExpectedVersion, NewEvent, Position, QueryRead,
-    RecordedEvent, Snapshot, StoreError, StreamId, StreamWrite, Timestamp, Uuid, check_append,
-    check_query, check_snapshot, check_stream_id, check_writes,
+    AppendCondition, BackendError, EventQuery, EventStore, ExpectedVersion, NewEvent, Position,
+    QueryRead, RecordedEvent, Snapshot, StoreError, StreamId, StreamWrite, Timestamp, Uuid,
+    check_append, check_query, check_snapshot, check_stream_id, check_writes,
 };
 use rusqlite::Connection;
+use tokio::sync::oneshot;
 
+use crate::append::{Reply, Request};
 use crate::changes::Changes;
 use crate::config::SqliteConfig;
 use crate::connection::{Readers, open_writer};
 use crate::error::{OpenError, backend};
+use crate::group::{self, Queue};
 use crate::turns::{TurnGuard, WriteTurn};
 use crate::{append, dcb, read, schema, snapshots};
 
@@ -56,6 +62,8 @@ struct Shared {
     turn: WriteTurn,
     readers: Readers,
     changes: Changes,
+    /// Appends waiting for the write turn, written together by whoever gets it (`group.rs`).
+    queue: Queue,
     /// Set for [`SqliteStore::temporary`]: removes the files. Declared last so it drops after
     /// the connections are closed.
     _temporary: Option<TemporaryFiles>,
@@ -111,6 +119,7 @@ impl SqliteStore {
                 turn,
                 readers: Readers::new(),
                 changes,
+                queue: Queue::default(),
                 _temporary: temporary,
             }),
         })
@@ -131,10 +140,8 @@ impl SqliteStore {
         &self.shared.turn
     }
 
-    /// Waits (with `.await`) for the file's write turn, then lends the write connection. The
-    /// caller runs its transaction to the end without `.await`ing and drops the [`Writer`].
-    pub(crate) async fn writer(&self) -> Result<Writer<'_>, StoreError> {
-        let turn = self.shared.turn.take().await?;
+    /// Lends the write connection to the holder of the file's write turn.
+    fn lend(&self, turn: TurnGuard) -> Writer<'_> {
         // An append that panicked dropped its transaction, which rolls back: the connection is
         // clean, so a poisoned lock is still usable. Holding the turn, nobody else holds it.
         let conn = self
@@ -142,7 +149,14 @@ impl SqliteStore {
             .writer
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        Ok(Writer { conn, _turn: turn })
+        Writer { conn, _turn: turn }
+    }
+
+    /// Waits (with `.await`) for the file's write turn, then lends the write connection. The
+    /// caller runs its transaction to the end without `.await`ing and drops the [`Writer`].
+    pub(crate) async fn writer(&self) -> Result<Writer<'_>, StoreError> {
+        let turn = self.shared.turn.take().await?;
+        Ok(self.lend(turn))
     }
 
     /// The write connection if the write turn is free now, without waiting (for `Drop`).
@@ -187,14 +201,73 @@ impl SqliteStore {
         events: Vec<NewEvent>,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         check_append(stream, &events, self.shared.config.max_event_bytes)?;
-        let now = Timestamp::now();
-        let mut writer = self.writer().await?;
-        let recorded = append::append(&mut writer.conn, stream, expected, events, now)?;
-        drop(writer);
-        if let Some(last) = recorded.last() {
-            self.shared.changes.committed(last.meta.position);
+        if !self.shared.config.group_commit {
+            let now = Timestamp::now();
+            let mut writer = self.writer().await?;
+            let recorded = append::append(&mut writer.conn, stream, expected, events, now)?;
+            drop(writer);
+            self.committed(recorded.last().map(|e| e.meta.position));
+            return Ok(recorded);
         }
-        Ok(recorded)
+        let shared = &*self.shared;
+        shared.turn.refuse_in_own_batch()?;
+        if let Some(turn) = shared.turn.try_take() {
+            // Free: alone, unless appends queued meanwhile (then they go first, with it).
+            let queued = shared.queue.take_all();
+            let mut writer = self.lend(turn);
+            let now = Timestamp::now();
+            if queued.is_empty() {
+                let recorded = append::append(&mut writer.conn, stream, expected, events, now);
+                drop(writer);
+                self.committed(
+                    recorded
+                        .as_ref()
+                        .ok()
+                        .and_then(|r| r.last())
+                        .map(|e| e.meta.position),
+                );
+                return recorded;
+            }
+            let own = Request {
+                stream: stream.clone(),
+                expected,
+                events,
+            };
+            let (answer, last) = group::write_all(&mut writer.conn, queued, Some(own), now);
+            drop(writer);
+            self.committed(last);
+            return answer.unwrap_or_else(|| Err(unanswered(stream)));
+        }
+        let request = Request {
+            stream: stream.clone(),
+            expected,
+            events,
+        };
+        let (id, mut answer) = shared.queue.push(request);
+        match answer_or_turn(&mut answer, shared.turn.take()).await {
+            Raced::Answer(reply) => reply.unwrap_or_else(|_| Err(unanswered(stream))),
+            Raced::Turn(Err(e)) => {
+                if shared.queue.remove(id) {
+                    return Err(e);
+                }
+                // A writer has it: its answer comes.
+                answer.await.unwrap_or_else(|_| Err(unanswered(stream)))
+            }
+            Raced::Turn(Ok(turn)) => {
+                // Whoever held the turn before may have written it already.
+                if let Ok(reply) = answer.try_recv() {
+                    return reply;
+                }
+                let queued = shared.queue.take_all();
+                let mut writer = self.lend(turn);
+                let (_, last) = group::write_all(&mut writer.conn, queued, None, Timestamp::now());
+                drop(writer);
+                self.committed(last);
+                answer
+                    .try_recv()
+                    .unwrap_or_else(|_| Err(unanswered(stream)))
+            }
+        }
     }
 
     /// The conditional append to several streams (also plain appends of tagged events), with
@@ -217,6 +290,44 @@ impl SqliteStore {
         }
         Ok(recorded)
     }
+    /// Wakes waiters after a commit up to `last`.
+    fn committed(&self, last: Option<Position>) {
+        if let Some(last) = last {
+            self.shared.changes.committed(last);
+        }
+    }
+}
+
+/// What a queued append answers when its answer never came (the writer panicked): it may have
+/// been written.
+fn unanswered(stream: &StreamId) -> StoreError {
+    StoreError::OutcomeUnknown(BackendError::new(format!(
+        "the group writing the append to `{stream}` stopped before answering"
+    )))
+}
+
+/// Which came first for a queued append.
+enum Raced {
+    /// Its answer, written by whoever held the turn.
+    Answer(Result<Reply, oneshot::error::RecvError>),
+    /// The turn: now it writes the queue itself.
+    Turn(Result<TurnGuard, StoreError>),
+}
+
+/// Waits for the append's answer or for the turn, whichever comes first (the answer when both
+/// are there; the turn's waiter, dropped, gives back a permit it was handed).
+async fn answer_or_turn(
+    answer: &mut oneshot::Receiver<Reply>,
+    turn: impl Future<Output = Result<TurnGuard, StoreError>>,
+) -> Raced {
+    let mut turn = std::pin::pin!(turn);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(reply) = Pin::new(&mut *answer).poll(cx) {
+            return Poll::Ready(Raced::Answer(reply));
+        }
+        turn.as_mut().poll(cx).map(Raced::Turn)
+    })
+    .await
 }
 
 impl EventStore for SqliteStore {

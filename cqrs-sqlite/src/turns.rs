@@ -116,6 +116,12 @@ impl WriteTurn {
     /// save). Fails at once with [`WriteInSinkBatch`] when the current task holds the turn for
     /// a sink batch: waiting would never end.
     pub(crate) async fn take(&self) -> Result<TurnGuard, StoreError> {
+        self.refuse_in_own_batch()?;
+        self.acquire().await
+    }
+
+    /// [`WriteInSinkBatch`] when the current task holds the turn for a sink batch.
+    pub(crate) fn refuse_in_own_batch(&self) -> Result<(), StoreError> {
         if let Some(current) = task::try_id()
             && let Some((holder, projection)) = *self.turn.batch()
             && holder == current
@@ -124,7 +130,17 @@ impl WriteTurn {
                 WriteInSinkBatch { projection },
             )));
         }
-        self.acquire().await
+        Ok(())
+    }
+
+    /// The turn if it is free now and nobody waits for it (the semaphore is fair: a permit
+    /// given back goes to the first waiter, so it is never free while someone waits).
+    pub(crate) fn try_take(&self) -> Option<TurnGuard> {
+        let permit = self.turn.permit.try_acquire().ok()?;
+        permit.forget();
+        Some(TurnGuard {
+            turn: Arc::clone(&self.turn),
+        })
     }
 
     /// Waits for the turn, for the batch of the sink of `projection`, which holds it across its

@@ -1,0 +1,320 @@
+//! The group-commit curve (issue 14, part 1): 1 to 128 concurrent clients, each sending bank
+//! commands on its own account for a fixed time, through `Cqrs::execute` on PostgreSQL with
+//! group commit, the same without it (`PostgresConfig::group_commit(false)`), and raw
+//! single-row insert transactions beside them, all in the same run.
+//!
+//! `cargo run -p cqrs-bench --release -- --curve` (3 rounds of 1.5 s per point and system; the
+//! rates are medians of the rounds, the latencies percentiles of every command of every round).
+//!
+//! Each client opens its account, then deposits until the time is up; every command's latency
+//! is recorded. The raw clients insert deposit-shaped rows into a table of the store's shape,
+//! one autocommit `INSERT` per row. PostgreSQL allows 100 connections here, shared with other
+//! work, so the raw clients use at most [`RAW_CONNECTIONS`] connections: beyond that, clients
+//! share them (tokio-postgres pipelines their statements, each still its own transaction). The
+//! two stores use the default pool of 8 connections. Points and systems alternate, and which
+//! system goes first rotates, so a slower moment of the machine weighs on all alike. Each run
+//! checks every account's final balance.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bank::{AccountId, Deposit, OpenAccount};
+use eventweave_core::{Cqrs, new_id};
+use eventweave_postgres::{PostgresConfig, PostgresStore};
+use tokio::task::JoinSet;
+
+use crate::postgres::{Raw, URL_VAR, app, connect, create_raw_table};
+
+/// The client counts of the curve.
+pub const CLIENTS: [usize; 8] = [1, 2, 4, 8, 16, 32, 64, 128];
+
+/// The most connections the raw baseline opens.
+pub const RAW_CONNECTIONS: usize = 32;
+
+/// One system at one client count: the rate and the latencies.
+#[derive(Clone, Debug, Default)]
+pub struct Point {
+    /// Commands (or raw transactions) per second, median of the rounds.
+    pub rate: f64,
+    /// Median latency of one command, over every round.
+    pub p50: Duration,
+    /// 99th percentile latency.
+    pub p99: Duration,
+}
+
+/// The three systems at each of [`CLIENTS`].
+#[derive(Clone, Debug, Default)]
+pub struct Curve {
+    /// `Cqrs::execute` with group commit (the default).
+    pub grouped: Vec<Point>,
+    /// `Cqrs::execute` with `group_commit(false)`.
+    pub alone: Vec<Point>,
+    /// Raw single-row insert transactions.
+    pub raw: Vec<Point>,
+}
+
+/// What one timed run measured.
+struct Sample {
+    count: u64,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+/// Account ids unique across the run.
+static NEXT_ACCOUNT: AtomicU64 = AtomicU64::new(5_000_000);
+
+/// `clients` clients sending commands through `app` for `time`.
+async fn commands(app: &Cqrs<PostgresStore>, clients: usize, time: Duration) -> Sample {
+    let accounts: Vec<u64> = (0..clients)
+        .map(|_| NEXT_ACCOUNT.fetch_add(1, Ordering::Relaxed))
+        .collect();
+    let started = Instant::now();
+    let deadline = started + time;
+    let mut tasks = JoinSet::new();
+    for &id in &accounts {
+        let app = app.clone();
+        tasks.spawn(async move {
+            let account = AccountId(id);
+            let mut latencies = Vec::new();
+            let sent = Instant::now();
+            app.execute(OpenAccount {
+                account,
+                owner: String::new(),
+            })
+            .await
+            .expect("open");
+            latencies.push(sent.elapsed());
+            while Instant::now() < deadline {
+                let sent = Instant::now();
+                app.execute(Deposit { account, amount: 1 })
+                    .await
+                    .expect("deposit");
+                latencies.push(sent.elapsed());
+            }
+            latencies
+        });
+    }
+    let latencies: Vec<Duration> = tasks.join_all().await.into_iter().flatten().collect();
+    let elapsed = started.elapsed();
+    // Every account holds one deposit per command after its opening.
+    let mut deposits = latencies.len() as u64 - clients as u64;
+    for &id in &accounts {
+        let (account, _) = app
+            .load::<bank::Account>(&AccountId(id))
+            .await
+            .expect("the account loads");
+        deposits -= account.balance();
+    }
+    assert_eq!(deposits, 0, "a deposit was lost or duplicated");
+    Sample {
+        count: latencies.len() as u64,
+        elapsed,
+        latencies,
+    }
+}
+
+/// `clients` raw clients inserting rows for `time`, over at most [`RAW_CONNECTIONS`]
+/// connections.
+async fn raw(connections: &[Arc<Raw>], clients: usize, time: Duration) -> Sample {
+    let started = Instant::now();
+    let deadline = started + time;
+    let mut tasks = JoinSet::new();
+    for k in 0..clients {
+        let raw = Arc::clone(&connections[k % connections.len()]);
+        let tag = NEXT_ACCOUNT.fetch_add(1, Ordering::Relaxed);
+        tasks.spawn(async move {
+            let mut latencies = Vec::new();
+            let mut i = 0;
+            while Instant::now() < deadline {
+                let sent = Instant::now();
+                raw.inserts_from(tag, i, 1).await;
+                latencies.push(sent.elapsed());
+                i += 1;
+            }
+            latencies
+        });
+    }
+    let latencies: Vec<Duration> = tasks.join_all().await.into_iter().flatten().collect();
+    Sample {
+        count: latencies.len() as u64,
+        elapsed: started.elapsed(),
+        latencies,
+    }
+}
+
+/// The percentile `p` (0 to 1) of sorted latencies.
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[rank]
+}
+
+/// The point of several rounds' samples.
+fn point(samples: Vec<Sample>) -> Point {
+    let mut rates: Vec<f64> = samples
+        .iter()
+        .map(|s| s.count as f64 / s.elapsed.as_secs_f64())
+        .collect();
+    let mut all: Vec<Duration> = samples.into_iter().flat_map(|s| s.latencies).collect();
+    all.sort_unstable();
+    Point {
+        rate: crate::median(&mut rates),
+        p50: percentile(&all, 0.5),
+        p99: percentile(&all, 0.99),
+    }
+}
+
+/// The client counts measured in `mode`.
+pub fn clients(mode: crate::Mode) -> &'static [usize] {
+    match mode {
+        crate::Mode::Full => &CLIENTS,
+        crate::Mode::Quick => &[1, 4],
+    }
+}
+
+/// Measures the curve; `None`, after a printed line, without `CQRS_POSTGRES_URL`.
+pub async fn run(mode: crate::Mode) -> Option<Curve> {
+    let Some(url) = std::env::var(URL_VAR).ok().filter(|u| !u.is_empty()) else {
+        eprintln!("SKIPPED: the group-commit curve: {URL_VAR} is not set");
+        return None;
+    };
+    let (rounds, time) = match mode {
+        crate::Mode::Full => (3, Duration::from_millis(1_500)),
+        crate::Mode::Quick => (1, Duration::from_millis(30)),
+    };
+    let clients = clients(mode);
+    let schema = format!("cqrs_curve_{}", new_id().simple());
+    let config = PostgresConfig::new(&url).schema(&schema);
+    let grouped = app(PostgresStore::open(config.clone()).await.expect("open")).await;
+    let alone = app(PostgresStore::open(config.group_commit(false))
+        .await
+        .expect("open"))
+    .await;
+    let admin = connect(&url).await;
+    let table = create_raw_table(&admin, &schema).await;
+    let mut connections = Vec::new();
+    for _ in 0..RAW_CONNECTIONS.min(*clients.iter().max().unwrap_or(&1)) {
+        connections.push(Arc::new(Raw::connect(&url, &table).await));
+    }
+    let mut samples: Vec<[Vec<Sample>; 3]> = clients.iter().map(|_| Default::default()).collect();
+    for round in 0..rounds {
+        for (i, &n) in clients.iter().enumerate() {
+            for k in 0..3 {
+                let system = (round + i + k) % 3;
+                let sample = match system {
+                    0 => commands(&grouped, n, time).await,
+                    1 => commands(&alone, n, time).await,
+                    _ => raw(&connections[..n.min(RAW_CONNECTIONS)], n, time).await,
+                };
+                samples[i][system].push(sample);
+            }
+        }
+    }
+    let mut curve = Curve::default();
+    for [g, a, r] in samples {
+        curve.grouped.push(point(g));
+        curve.alone.push(point(a));
+        curve.raw.push(point(r));
+    }
+    drop((grouped, alone, connections));
+    admin
+        .batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .await
+        .expect("drop the curve's schema");
+    Some(curve)
+}
+
+/// The curve as a Markdown table, then the targets, met or missed.
+pub fn format(curve: &Curve, clients: &[usize]) -> String {
+    use std::fmt::Write as _;
+    let ms = |d: Duration| format!("{:.2}", d.as_secs_f64() * 1e3);
+    let mut out = String::from(
+        "| clients | grouped: commands/s | p50 ms | p99 ms | without grouping: commands/s | p50 ms | p99 ms | raw insert tx/s | p50 ms | p99 ms |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for (i, n) in clients.iter().enumerate() {
+        let (g, a, r) = (&curve.grouped[i], &curve.alone[i], &curve.raw[i]);
+        let _ = writeln!(
+            out,
+            "| {n} | {:.0} | {} | {} | {:.0} | {} | {} | {:.0} | {} | {} |",
+            g.rate,
+            ms(g.p50),
+            ms(g.p99),
+            a.rate,
+            ms(a.p50),
+            ms(a.p99),
+            r.rate,
+            ms(r.p50),
+            ms(r.p99)
+        );
+    }
+    let at = |n: usize| clients.iter().position(|&c| c == n);
+    if let (Some(i1), Some(i8), Some(i64)) = (at(1), at(8), at(64)) {
+        let verdict = |ok: bool| if ok { "met" } else { "missed" };
+        let vs_raw = curve.grouped[i64].rate / curve.raw[i8].rate;
+        let vs_alone = curve.grouped[i64].rate / curve.alone[i8].rate;
+        let one = curve.grouped[i1].rate / curve.alone[i1].rate;
+        let _ = writeln!(
+            out,
+            "\n- 64 clients grouped / raw at 8 clients: {vs_raw:.2}x (target >= 3x: {})",
+            verdict(vs_raw >= 3.0)
+        );
+        let _ = writeln!(
+            out,
+            "- 64 clients grouped / without grouping at 8 clients: {vs_alone:.2}x (target >= 3x: {})",
+            verdict(vs_alone >= 3.0)
+        );
+        let _ = writeln!(
+            out,
+            "- 1 client grouped / without grouping: {:.1}% (target within 5%: {})",
+            100.0 * one,
+            verdict(one >= 0.95)
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_of_sorted_latencies() {
+        let ms = Duration::from_millis;
+        let sorted: Vec<Duration> = (1..=100).map(ms).collect();
+        assert_eq!(percentile(&sorted, 0.5), ms(51));
+        assert_eq!(percentile(&sorted, 0.99), ms(99));
+        assert_eq!(percentile(&[], 0.5), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_table_states_each_target() {
+        let p = |rate| Point {
+            rate,
+            p50: Duration::from_millis(1),
+            p99: Duration::from_millis(2),
+        };
+        let curve = Curve {
+            grouped: vec![p(100.0), p(1_000.0), p(4_000.0)],
+            alone: vec![p(100.0), p(1_000.0), p(1_000.0)],
+            raw: vec![p(110.0), p(1_500.0), p(1_500.0)],
+        };
+        let text = format(&curve, &[1, 8, 64]);
+        assert!(
+            text.contains("| 64 | 4000 | 1.00 | 2.00 | 1000 |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("raw at 8 clients: 2.67x (target >= 3x: missed)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("without grouping at 8 clients: 4.00x (target >= 3x: met)"),
+            "{text}"
+        );
+        assert!(text.contains("100.0% (target within 5%: met)"), "{text}");
+    }
+}
