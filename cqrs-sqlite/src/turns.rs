@@ -134,7 +134,8 @@ impl WriteTurn {
     }
 
     /// The turn if it is free now and nobody waits for it (the semaphore is fair: a permit
-    /// given back goes to the first waiter, so it is never free while someone waits).
+    /// given back goes to the first waiter, so it is never free while someone waits). Used by
+    /// group commit and by a lease released in `Drop`, which cannot wait.
     pub(crate) fn try_take(&self) -> Option<TurnGuard> {
         let permit = self.turn.permit.try_acquire().ok()?;
         permit.forget();
@@ -152,15 +153,6 @@ impl WriteTurn {
         let guard = self.acquire().await?;
         *self.turn.batch() = task::try_id().map(|id| (id, projection));
         Ok(guard)
-    }
-
-    /// The turn if it is free now (a lease released in `Drop`, which cannot wait).
-    pub(crate) fn try_take(&self) -> Option<TurnGuard> {
-        let permit = self.turn.permit.try_acquire().ok()?;
-        permit.forget();
-        Some(TurnGuard {
-            turn: Arc::clone(&self.turn),
-        })
     }
 
     async fn acquire(&self) -> Result<TurnGuard, StoreError> {
