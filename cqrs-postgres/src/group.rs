@@ -23,8 +23,9 @@
 //!   alone, which resolves it as every lone append is resolved (a retry with the same ids
 //!   returns the stored events, other stored ids are `DuplicateEventId`, otherwise `Conflict`,
 //!   and a stream that moved on to the expected version meanwhile is written);
-//! - a statement that failed on a row (a unique violation from a concurrent writer of another
-//!   process, a reused event id, a value the server refuses, a deadlock) wrote nothing: the group
+//! - a statement that failed on a row (a unique violation: a known version the stream has moved
+//!   past, a concurrent writer, a reused event id; a value the server refuses; a deadlock)
+//!   wrote nothing: the group
 //!   is split in two and each half written again, down to lone appends, so the one at fault gets
 //!   its own error and the others are written (about 2·log2(n) statements for one bad append of
 //!   n);
@@ -59,9 +60,11 @@
 //! - **The writer is a spawned task**, so a caller whose future is dropped while its group is
 //!   written cannot leave the other appends of the group without answers. A waiting append whose
 //!   caller has gone is left out of the next group, so it is not written.
-//! - **Exact expected versions are checked on both sides** (`v` exists, `v + 1` does not), so a
-//!   stale expectation (a command decided on an old cached state) is a refusal that fails only
-//!   its own append, not a unique violation that would split the group.
+//! - **Versions the store has not seen are checked on both sides** (`v` exists, `v + 1` does
+//!   not), so a stale expectation is a refusal that fails only its own append. Versions it has
+//!   seen committed (and 0) skip the probes, as a lone append does: a stream that moved past
+//!   them meets the unique constraint and splits the group. The probes' generic plan may be a
+//!   per-row sequential scan on a young table (`statements.rs`), so the common case avoids it.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
