@@ -108,6 +108,8 @@ pub struct CqrsBuilder<S> {
     projections: Vec<Box<dyn DynProjection>>,
     max_retries: u32,
     cache_capacity: usize,
+    turns: bool,
+    coupled: bool,
     query_timeout: Duration,
     discover: bool,
     progress: Option<ProgressFn>,
@@ -145,6 +147,25 @@ impl<S: EventStore> CqrsBuilder<S> {
     /// the cache, so every command replays its stream.
     pub fn cache_capacity(mut self, entries: usize) -> Self {
         self.cache_capacity = entries;
+        self
+    }
+
+    /// Lets commands of this process on one aggregate id run side by side (each replaying the
+    /// stream when another holds its cached state, the later ones failing their append and
+    /// retrying), as before commands took turns per id. Only for the benchmark that measures
+    /// the difference (`cqrs-bench --contention`); not part of the API.
+    #[doc(hidden)]
+    pub fn __without_turns(mut self) -> Self {
+        self.turns = false;
+        self
+    }
+
+    /// Runs every in-memory projection and query under one lock, as before each projection
+    /// had its own, so one slow projection holds up every command and query. Only for the
+    /// benchmark that measures the difference (`cqrs-bench --contention`); not part of the API.
+    #[doc(hidden)]
+    pub fn __coupled_projections(mut self) -> Self {
+        self.coupled = true;
         self
     }
 
@@ -208,10 +229,10 @@ impl<S: EventStore> CqrsBuilder<S> {
         }
         let app = Cqrs {
             inner: Arc::new(Inner {
-                read_side: ReadSide::new(self.projections),
+                read_side: ReadSide::new(self.projections, self.coupled),
                 store: self.store,
                 services: self.services,
-                caches: Caches::new(self.cache_capacity),
+                caches: Caches::new(self.cache_capacity, self.turns),
                 max_retries: self.max_retries,
                 query_timeout: self.query_timeout,
                 on_warning: self.on_warning,
@@ -235,6 +256,8 @@ impl<S: EventStore> Cqrs<S> {
             projections: Vec::new(),
             max_retries: 5,
             cache_capacity: 10_000,
+            turns: true,
+            coupled: false,
             query_timeout: Duration::from_secs(5),
             discover: false,
             progress: None,
@@ -264,9 +287,17 @@ impl<S: EventStore> Cqrs<S> {
 
     /// Runs `cmd`: loads its aggregate (from the cache, or by replaying its stream), asks the
     /// handler, applies and appends the events with the version it read, and hands them to the
-    /// projections. On a concurrent write it reloads and retries, up to `max_retries` times.
+    /// projections. On a concurrent write (of another process) it reloads and retries, up to
+    /// `max_retries` times.
+    ///
+    /// Commands of this process on one aggregate id run one after the other, in the order they
+    /// were first polled: a command waits for the one in flight on its id and starts from the
+    /// state that one left, so concurrent commands on a hot aggregate neither replay its stream
+    /// nor conflict with each other. A handler must therefore not await another command on its
+    /// own aggregate id (it would wait for itself).
     ///
     /// A rejection, a panic, or a failed append leaves the store and the cache as they were.
+    /// Dropping the future before it completes gives up its turn (and its place in the queue).
     pub fn execute_with<C>(
         &self,
         cmd: C,
@@ -339,6 +370,11 @@ impl<S: EventStore> Cqrs<S> {
             };
             return self.earlier_run(&cmd, earlier).await;
         }
+        // This process's commands on one id run one at a time, in arrival order (`cache.rs`).
+        let mut turn = match cache.try_turn(id) {
+            Ok(turn) => turn,
+            Err(queued) => queued.await,
+        };
         let creates = <C::Aggregate as Handles<C>>::KIND == HandlerKind::Create;
         let mut attempts = 0;
         loop {
@@ -347,7 +383,7 @@ impl<S: EventStore> Cqrs<S> {
                 mut state,
                 version,
                 stream,
-            } = match cache.take(id) {
+            } = match turn.take() {
                 Some(hydrated) => hydrated,
                 // A creation command needs an empty stream, and the append's `NoStream` check
                 // proves it is one: no read round trip before it (the usual case is a new id).
@@ -365,14 +401,11 @@ impl<S: EventStore> Cqrs<S> {
                         stream: stream.clone(),
                         version,
                     };
-                    cache.put(
-                        id,
-                        Hydrated {
-                            state,
-                            version,
-                            stream,
-                        },
-                    );
+                    turn.put(Hydrated {
+                        state,
+                        version,
+                        stream,
+                    });
                     return Err(err);
                 }
                 (HandlerKind::Update, 0) => return Err(CommandError::NotFound { stream }),
@@ -382,14 +415,11 @@ impl<S: EventStore> Cqrs<S> {
             let events = match decided {
                 Ok(Ok(events)) => events,
                 Ok(Err(rejection)) => {
-                    cache.put(
-                        id,
-                        Hydrated {
-                            state,
-                            version,
-                            stream,
-                        },
-                    );
+                    turn.put(Hydrated {
+                        state,
+                        version,
+                        stream,
+                    });
                     return Err(match rejection {
                         HandlerError::Rejected(e) => CommandError::Rejected(e),
                         HandlerError::MissingService(service) => CommandError::MissingService {
@@ -407,14 +437,11 @@ impl<S: EventStore> Cqrs<S> {
                 }
             };
             if events.is_empty() {
-                cache.put(
-                    id,
-                    Hydrated {
-                        state,
-                        version,
-                        stream: stream.clone(),
-                    },
-                );
+                turn.put(Hydrated {
+                    state,
+                    version,
+                    stream: stream.clone(),
+                });
                 return Ok(CommandOutcome {
                     command_id,
                     correlation_id,
@@ -454,7 +481,8 @@ impl<S: EventStore> Cqrs<S> {
                                 version: actual,
                             });
                         }
-                        // The state was stale: drop it (it is not in the cache), decide again.
+                        // Another process wrote: drop the stale state, reload it (still holding the turn)
+                        // and decide again.
                         StoreError::Conflict { actual, .. } => {
                             let retrying = attempts <= inner.max_retries;
                             let aggregate = <C::Aggregate as Aggregate>::NAME;
@@ -502,14 +530,11 @@ impl<S: EventStore> Cqrs<S> {
                 }
                 _ => None,
             };
-            cache.put(
-                id,
-                Hydrated {
-                    state,
-                    version,
-                    stream: stream.clone(),
-                },
-            );
+            turn.put(Hydrated {
+                state,
+                version,
+                stream: stream.clone(),
+            });
             inner
                 .read_side
                 .deliver(&inner.store, &recorded, &events)
