@@ -11,6 +11,7 @@
 //! dev-dependencies only). `compile-time/run.py` compares the build time of a 50-command macro
 //! domain with the same domain written by hand. Figures: BENCHMARKS.md.
 
+pub mod contention;
 pub mod http;
 pub mod memory;
 pub mod postgres;

@@ -755,7 +755,8 @@ impl<S: EventStore> Cqrs<S> {
         self.inner.read_side.pending_len()
     }
 
-    /// The last global position the projections have applied.
+    /// The last global position every in-memory projection has applied (the lowest of theirs:
+    /// each projection applies at its own pace, see [`Cqrs::projections`]).
     pub fn position(&self) -> Position {
         self.inner.read_side.applied()
     }

@@ -9,18 +9,19 @@
 //!
 //! **Each projection is a lane** with its own lock and its own applied position, so a slow
 //! projection holds up neither the other projections, nor queries on them, nor the commands
-//! of other tasks. Events leave the sequencer in order and go to every lane: a lane nobody is
-//! applying to is *claimed* by the task that handed the events over, which applies them right
-//! after leaving the sequencer's lock (the command's own events with their typed values); a lane
-//! another task is applying to gets them in its *inbox*, and its claimer applies them, in
-//! order, before it lets the lane go. So every projection sees every event once, in position
-//! order, and only the task already busy with a slow projection waits for it. A claimer takes
-//! its lane's inbox at most [`DRAIN_ROUNDS`] times before it returns (a command does not feed a
-//! busy projection for ever); what is left waits for the next task that claims the lane: the
-//! next command, a query on it, or a `query_after` waiting for it. An inbox holding more than
-//! [`INBOX_LIMIT`] events makes the commands that fill it wait for the projection (and help
-//! apply): the memory a slow projection holds stays bounded, and a projection that cannot keep
-//! up with the write rate slows the writers down to its pace instead of losing events.
+//! of other tasks. Events leave the sequencer in order and go to every lane. The first lane no
+//! task is applying to is *claimed* at once by the task that handed the events over and gets
+//! them directly, after the sequencer's lock is released (a command's own events with their
+//! typed values, nothing copied: the usual case of one projection costs no more). Every other
+//! lane gets them in its *inbox*; the task then claims, one at a time, each lane that is free
+//! and applies its inbox, so a projection that blocks holds only its own lane. A lane's claimer
+//! applies everything in order and, before letting the lane go, what other tasks left in its
+//! inbox meanwhile, at most [`DRAIN_ROUNDS`] times (a command does not feed a busy projection for
+//! ever); what is left waits for the next task that claims the lane: the next command, a query
+//! on it, or a `query_after` waiting for it. An inbox holding more than [`INBOX_LIMIT`] events
+//! makes the tasks that fill it wait for the projection (and help apply): the memory a slow
+//! projection holds stays bounded, and a projection that cannot keep up with the write rate
+//! slows the writers down to its pace instead of losing events.
 //!
 //! `query` answers from the projection's current state (after applying its inbox, when no other
 //! task is applying to it). `query_after(position)` waits for *its* projection to apply every
@@ -443,7 +444,7 @@ impl ReadSide {
         own: &[RecordedEvent],
         typed: &Offset<'_, T>,
     ) -> bool {
-        {
+        let batch = {
             let mut order = self.lock_order();
             let inbox = &mut order.inboxes[index];
             if inbox.claimed {
@@ -453,12 +454,38 @@ impl ReadSide {
                 return true;
             }
             inbox.claimed = true;
-        }
+            std::mem::take(&mut inbox.events)
+        };
         let lane = &self.lanes[index];
         let mut work = lane.lock_work();
-        let applied = Position(lane.applied.load(Ordering::Acquire));
+        let mut applied = Position(lane.applied.load(Ordering::Acquire));
+        Self::apply_batch(lane, &mut work, &mut applied, &batch, own, typed);
+        lane.applied.store(applied.0, Ordering::SeqCst);
         self.drain_and_release(index, &mut work, applied, own, typed);
         true
+    }
+
+    /// Applies `batch` (events of an inbox) to a lane this task holds; events of `own` get their
+    /// typed values.
+    fn apply_batch<T: Typed + ?Sized>(
+        lane: &Lane,
+        work: &mut Work,
+        applied: &mut Position,
+        batch: &VecDeque<RecordedEvent>,
+        own: &[RecordedEvent],
+        typed: &Offset<'_, T>,
+    ) {
+        for event in batch {
+            let value = own
+                .binary_search_by_key(&event.meta.position, |e| e.meta.position)
+                .ok()
+                .and_then(|i| typed.at(i));
+            let event = match value {
+                Some(value) => EventRef::with_typed(event, value),
+                None => EventRef::stored(event),
+            };
+            lane.apply(work, applied, event);
+        }
     }
 
     /// Applies what waits in the inbox of a lane this task holds (`work` locked), at most
@@ -484,17 +511,7 @@ impl ReadSide {
                 std::mem::take(&mut inbox.events)
             };
             rounds += 1;
-            for event in &batch {
-                let value = own
-                    .binary_search_by_key(&event.meta.position, |e| e.meta.position)
-                    .ok()
-                    .and_then(|i| typed.at(i));
-                let event = match value {
-                    Some(value) => EventRef::with_typed(event, value),
-                    None => EventRef::stored(event),
-                };
-                lane.apply(work, &mut applied, event);
-            }
+            Self::apply_batch(lane, work, &mut applied, &batch, own, typed);
             lane.applied.store(applied.0, Ordering::SeqCst);
             self.advanced.wake_all();
         }
