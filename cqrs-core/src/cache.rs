@@ -33,7 +33,7 @@ use std::any::{Any, TypeId};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::task::{Context, Poll, Waker};
 
 use crate::FastMap;
@@ -316,11 +316,35 @@ impl<A: Aggregate> Drop for Queued<'_, A> {
     }
 }
 
+/// How many aggregate types get a slot found without a lock (the rest go through a map).
+const SLOTS: usize = 32;
+
 /// One cache per aggregate type, created on first use.
+///
+/// A command looks its type's cache up on every call, so the first [`SLOTS`] types live in
+/// write-once slots scanned without a lock or a reference count (a few atomic loads); further
+/// types go through a map behind a lock.
 pub(crate) struct Caches {
-    by_type: RwLock<FastMap<TypeId, Arc<dyn Any + Send + Sync>>>,
+    slots: [OnceLock<(TypeId, Box<dyn Any + Send + Sync>)>; SLOTS],
+    more: RwLock<FastMap<TypeId, Arc<dyn Any + Send + Sync>>>,
     capacity: usize,
     turns: bool,
+}
+
+/// An aggregate type's cache, borrowed from its slot or shared from the map.
+pub(crate) enum CacheRef<'a, A: Aggregate> {
+    Slot(&'a AggregateCache<A>),
+    Shared(Arc<AggregateCache<A>>),
+}
+
+impl<A: Aggregate> std::ops::Deref for CacheRef<'_, A> {
+    type Target = AggregateCache<A>;
+    fn deref(&self) -> &AggregateCache<A> {
+        match self {
+            CacheRef::Slot(cache) => cache,
+            CacheRef::Shared(cache) => cache,
+        }
+    }
 }
 
 impl Caches {
@@ -328,16 +352,32 @@ impl Caches {
     /// by side (the behaviour before turns, kept for the contention benchmark only).
     pub fn new(capacity: usize, turns: bool) -> Self {
         Caches {
-            by_type: RwLock::new(FastMap::default()),
+            slots: [const { OnceLock::new() }; SLOTS],
+            more: RwLock::new(FastMap::default()),
             capacity,
             turns,
         }
     }
 
-    pub fn of<A: Aggregate>(&self) -> Arc<AggregateCache<A>> {
+    pub fn of<A: Aggregate>(&self) -> CacheRef<'_, A> {
         let key = TypeId::of::<A>();
+        let downcast = "caches are keyed by the TypeId of their aggregate";
+        // Slots fill in order and are never emptied, so a type is in the first slot that is
+        // either its own or was empty when it was first asked for.
+        for slot in &self.slots {
+            let (id, any) = slot.get_or_init(|| {
+                let cache = AggregateCache::<A>::new(self.capacity, self.turns);
+                (key, Box::new(cache))
+            });
+            if *id == key {
+                return match any.downcast_ref::<AggregateCache<A>>() {
+                    Some(cache) => CacheRef::Slot(cache),
+                    None => unreachable!("{downcast}"),
+                };
+            }
+        }
         let found = self
-            .by_type
+            .more
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(&key)
@@ -345,14 +385,16 @@ impl Caches {
         let any = match found {
             Some(any) => any,
             None => self
-                .by_type
+                .more
                 .write()
                 .unwrap_or_else(|p| p.into_inner())
                 .entry(key)
                 .or_insert_with(|| Arc::new(AggregateCache::<A>::new(self.capacity, self.turns)))
                 .clone(),
         };
-        any.downcast::<AggregateCache<A>>()
-            .unwrap_or_else(|_| unreachable!("caches are keyed by the TypeId of their aggregate"))
+        match any.downcast::<AggregateCache<A>>() {
+            Ok(cache) => CacheRef::Shared(cache),
+            Err(_) => unreachable!("{downcast}"),
+        }
     }
 }

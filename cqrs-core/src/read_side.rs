@@ -46,7 +46,7 @@
 
 use std::any::{Any, TypeId};
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -119,6 +119,8 @@ pub(crate) struct ReadSide {
     lanes: Vec<Lane>,
     /// Mirror of `Order::sequenced`, readable without the lock.
     sequenced: AtomicU64,
+    /// Whether `Order::pending` holds events, readable without the lock (every command asks).
+    pending_any: AtomicBool,
     /// Woken when the sequencer or any lane moves on, or a lane is let go.
     advanced: Signal,
     enabled: bool,
@@ -147,9 +149,10 @@ impl Writing<'_> {
         }
         self.counted = false;
         let last = self.side.writers.fetch_sub(1, Ordering::SeqCst) == 1;
-        if last && !self.side.lock_order().pending.is_empty() {
-            // A failed read only delays: the next delivery or `query_after` reads again.
-            let _ = self.side.read_available(store).await;
+        if last && self.side.pending_any.load(Ordering::SeqCst) {
+            // A failed read only delays: the next delivery or `query_after` reads again. (Boxed:
+            // rare, and it would make every command's future larger.)
+            let _ = Box::pin(self.side.read_available(store)).await;
         }
     }
 }
@@ -238,6 +241,7 @@ impl ReadSide {
             }),
             lanes,
             sequenced: AtomicU64::new(0),
+            pending_any: AtomicBool::new(false),
             advanced: Signal::default(),
             writers: AtomicUsize::new(0),
             coupled: coupled.then(|| Mutex::new(())),
@@ -299,22 +303,24 @@ impl ReadSide {
             && self.writers.load(Ordering::SeqCst) <= 1
         {
             // A failed read only delays: these events wait in `pending` for the next catch-up.
-            let _ = self.read_available(store).await;
+            // (Boxed, as the other rare paths here: every command's future stays small.)
+            let _ = Box::pin(self.read_available(store)).await;
         }
         let handed = self.hand_over(recorded, typed, Vec::new());
         if handed.pending_overflows {
             // No last writer came to read the gap (writers kept overlapping): read it now.
-            let _ = self.read_available(store).await;
+            let _ = Box::pin(self.read_available(store)).await;
             let mut order = self.lock_order();
             if order.pending.len() > PENDING_LIMIT {
                 // The gap is not readable yet (a running transaction holds it). Every waiting
                 // event is stored, so the next read brings it back; keeping them would let the
                 // buffer grow for as long as the gap stays.
                 order.pending.clear();
+                self.pending_any.store(false, Ordering::SeqCst);
             }
         }
         if handed.backlog {
-            self.relieve_backlog().await;
+            Box::pin(self.relieve_backlog()).await;
         }
     }
 
@@ -374,6 +380,8 @@ impl ReadSide {
                 after.push(event);
             }
             handed.pending_overflows = order.pending.len() > PENDING_LIMIT;
+            self.pending_any
+                .store(!order.pending.is_empty(), Ordering::SeqCst);
             if ready.is_empty() && after.is_empty() {
                 return handed;
             }
