@@ -14,6 +14,7 @@
 pub mod dcb;
 pub mod dcb_memory;
 pub mod curve;
+pub mod contention;
 pub mod http;
 pub mod memory;
 pub mod postgres;

@@ -19,6 +19,9 @@
 //! tagged beside untagged, decisions racing for seats: issue 15)
 //! `cargo run -p cqrs-bench --release -- --dcb-memory` (conditional appends and racing decisions
 //! on `MemoryStore`, issue 15)
+//! `cargo run -p cqrs-bench --release -- --contention` (64 clients on one account, in memory
+//! and on PostgreSQL, and a stalling projection beside a fast one, each beside the behaviour
+//! before; issue 14 part 3)
 //!
 //! `cargo run -p cqrs-bench --release -- --stray` (live lag with rolled-back holes, without and
 //! with a stray transaction held open on the server: 60 s each; `--medium` 3 s)
@@ -98,6 +101,15 @@ async fn main() {
                 cqrs_bench::curve::format(&curve, cqrs_bench::curve::clients(mode))
             );
         }
+        return;
+    }
+    if flag("--contention") {
+        // Its own 2-worker runtime, on a thread of its own (this one is current-thread).
+        let rows = std::thread::spawn(move || cqrs_bench::contention::run(mode))
+            .join()
+            .expect("the contention workloads");
+        print!("contention rows ({mode:?} mode): median of the rounds, before beside after\n\n");
+        print_table(&rows);
         return;
     }
     if flag("--memory") {

@@ -149,6 +149,8 @@ pub struct CqrsBuilder<S> {
     projections: Vec<Box<dyn DynProjection>>,
     max_retries: u32,
     cache_capacity: usize,
+    turns: bool,
+    coupled: bool,
     query_timeout: Duration,
     discover: bool,
     progress: Option<ProgressFn>,
@@ -186,6 +188,25 @@ impl<S: EventStore> CqrsBuilder<S> {
     /// the cache, so every command replays its stream.
     pub fn cache_capacity(mut self, entries: usize) -> Self {
         self.cache_capacity = entries;
+        self
+    }
+
+    /// Lets commands of this process on one aggregate id run side by side (each replaying the
+    /// stream when another holds its cached state, the later ones failing their append and
+    /// retrying), as before commands took turns per id. Only for the benchmark that measures
+    /// the difference (`cqrs-bench --contention`); not part of the API.
+    #[doc(hidden)]
+    pub fn __without_turns(mut self) -> Self {
+        self.turns = false;
+        self
+    }
+
+    /// Runs every in-memory projection and query under one lock, as before each projection
+    /// had its own, so one slow projection holds up every command and query. Only for the
+    /// benchmark that measures the difference (`cqrs-bench --contention`); not part of the API.
+    #[doc(hidden)]
+    pub fn __coupled_projections(mut self) -> Self {
+        self.coupled = true;
         self
     }
 
@@ -249,10 +270,10 @@ impl<S: EventStore> CqrsBuilder<S> {
         }
         let app = Cqrs {
             inner: Arc::new(Inner {
-                read_side: ReadSide::new(self.projections),
+                read_side: ReadSide::new(self.projections, self.coupled),
                 store: self.store,
                 services: self.services,
-                caches: Caches::new(self.cache_capacity),
+                caches: Caches::new(self.cache_capacity, self.turns),
                 max_retries: self.max_retries,
                 query_timeout: self.query_timeout,
                 on_warning: self.on_warning,
@@ -276,6 +297,8 @@ impl<S: EventStore> Cqrs<S> {
             projections: Vec::new(),
             max_retries: 5,
             cache_capacity: 10_000,
+            turns: true,
+            coupled: false,
             query_timeout: Duration::from_secs(5),
             discover: false,
             progress: None,
@@ -311,7 +334,14 @@ impl<S: EventStore> Cqrs<S> {
     /// matching the read was written since; when one was, it reads and decides again, up to
     /// `max_retries` times (see [`Decides`](crate::Decides)).
     ///
+    /// Commands of this process on one aggregate id run one after the other, in the order they
+    /// were first polled: a command waits for the one in flight on its id and starts from the
+    /// state that one left, so concurrent commands on a hot aggregate neither replay its stream
+    /// nor conflict with each other. A handler must therefore not await another command on its
+    /// own aggregate id (it would wait for itself).
+    ///
     /// A rejection, a panic, or a failed append leaves the store and the cache as they were.
+    /// Dropping the future before it completes gives up its turn (and its place in the queue).
     #[inline]
     pub fn execute_with<C: Execute>(
         &self,
@@ -392,8 +422,15 @@ impl<S: EventStore> Cqrs<S> {
                 metadata: &metadata,
                 first,
             };
-            return self.earlier_run(&cmd, earlier).await;
+            // Cold paths are boxed: the command's future stays small, so making it (and moving it
+            // into its box) costs less on every command.
+            return Box::pin(self.earlier_run(&cmd, earlier)).await;
         }
+        // This process's commands on one id run one at a time, in arrival order (`cache.rs`).
+        let mut turn = match cache.try_turn(id) {
+            Ok(turn) => turn,
+            Err(queued) => queued.await,
+        };
         let creates = <C::Aggregate as Handles<C>>::KIND == HandlerKind::Create;
         let id_tag = id_tag::<C::Aggregate, _>(id)?;
         let mut attempts = 0;
@@ -403,7 +440,7 @@ impl<S: EventStore> Cqrs<S> {
                 mut state,
                 version,
                 stream,
-            } = match cache.take(id) {
+            } = match turn.take() {
                 Some(hydrated) => hydrated,
                 // A creation command needs an empty stream, and the append's `NoStream` check
                 // proves it is one: no read round trip before it (the usual case is a new id).
@@ -412,7 +449,7 @@ impl<S: EventStore> Cqrs<S> {
                     version: 0,
                     stream: C::Aggregate::stream_id(id),
                 },
-                None => self.hydrate::<C::Aggregate, _>(id).await?,
+                None => Box::pin(self.hydrate::<C::Aggregate, _>(id)).await?,
             };
             CommandSpan::deciding(attempts, &stream, version);
             match (<C::Aggregate as Handles<C>>::KIND, version) {
@@ -421,14 +458,11 @@ impl<S: EventStore> Cqrs<S> {
                         stream: stream.clone(),
                         version,
                     };
-                    cache.put(
-                        id,
-                        Hydrated {
-                            state,
-                            version,
-                            stream,
-                        },
-                    );
+                    turn.put(Hydrated {
+                        state,
+                        version,
+                        stream,
+                    });
                     return Err(err);
                 }
                 (HandlerKind::Update, 0) => return Err(CommandError::NotFound { stream }),
@@ -438,14 +472,11 @@ impl<S: EventStore> Cqrs<S> {
             let events = match decided {
                 Ok(Ok(events)) => events,
                 Ok(Err(rejection)) => {
-                    cache.put(
-                        id,
-                        Hydrated {
-                            state,
-                            version,
-                            stream,
-                        },
-                    );
+                    turn.put(Hydrated {
+                        state,
+                        version,
+                        stream,
+                    });
                     return Err(match rejection {
                         HandlerError::Rejected(e) => CommandError::Rejected(e),
                         HandlerError::MissingService(service) => CommandError::MissingService {
@@ -463,14 +494,11 @@ impl<S: EventStore> Cqrs<S> {
                 }
             };
             if events.is_empty() {
-                cache.put(
-                    id,
-                    Hydrated {
-                        state,
-                        version,
-                        stream: stream.clone(),
-                    },
-                );
+                turn.put(Hydrated {
+                    state,
+                    version,
+                    stream: stream.clone(),
+                });
                 return Ok(CommandOutcome {
                     command_id,
                     correlation_id,
@@ -517,7 +545,8 @@ impl<S: EventStore> Cqrs<S> {
                                 version: actual,
                             });
                         }
-                        // The state was stale: drop it (it is not in the cache), decide again.
+                        // Another process wrote: drop the stale state, reload it (still holding the turn)
+                        // and decide again.
                         StoreError::Conflict { actual, .. } => {
                             let retrying = attempts <= inner.max_retries;
                             let aggregate = <C::Aggregate as Aggregate>::NAME;
@@ -565,21 +594,18 @@ impl<S: EventStore> Cqrs<S> {
                 }
                 _ => None,
             };
-            cache.put(
-                id,
-                Hydrated {
-                    state,
-                    version,
-                    stream: stream.clone(),
-                },
-            );
+            turn.put(Hydrated {
+                state,
+                version,
+                stream: stream.clone(),
+            });
             inner
                 .read_side
                 .deliver(&inner.store, &recorded, &events)
                 .await;
             writing.finish(&inner.store).await;
             if let Some(taken) = snapshot {
-                self.save_snapshot(&stream, version, taken).await;
+                Box::pin(self.save_snapshot(&stream, version, taken)).await;
             }
             return Ok(CommandOutcome {
                 command_id,
@@ -793,7 +819,8 @@ impl<S: EventStore> Cqrs<S> {
         self.inner.read_side.pending_len()
     }
 
-    /// The last global position the projections have applied.
+    /// The last global position every in-memory projection has applied (the lowest of theirs:
+    /// each projection applies at its own pace, see [`Cqrs::projections`]).
     pub fn position(&self) -> Position {
         self.inner.read_side.applied()
     }

@@ -255,7 +255,7 @@ impl Emits {
         let id_tag = A::ID_TAG.map(|key| Tag::new(key, &id.to_string()));
         let owned = id.clone();
         let evict = Evict(Arc::new(move |caches: &Caches| {
-            caches.of::<A>().take(&owned);
+            caches.of::<A>().evict(&owned);
         }));
         self.events
             .push(emitted(Some(A::stream_id(id)), &event, id_tag, Some(evict)));
