@@ -11,10 +11,10 @@
 //! dev-dependencies only). `compile-time/run.py` compares the build time of a 50-command macro
 //! domain with the same domain written by hand. Figures: BENCHMARKS.md.
 
+pub mod contention;
+pub mod curve;
 pub mod dcb;
 pub mod dcb_memory;
-pub mod curve;
-pub mod contention;
 pub mod http;
 pub mod memory;
 pub mod postgres;
