@@ -8,6 +8,6 @@ use cqrs_bench::Mode;
 async fn the_quick_dcb_rows_check_their_races() {
     let rows = cqrs_bench::dcb::run(Mode::Quick).await;
     let postgres = std::env::var("CQRS_POSTGRES_URL").is_ok_and(|u| !u.is_empty());
-    assert_eq!(rows.len(), if postgres { 6 } else { 2 });
+    assert_eq!(rows.len(), if postgres { 8 } else { 2 });
     assert!(rows.iter().all(|r| r.rate > 0.0), "{rows:?}");
 }

@@ -96,27 +96,32 @@ pub(crate) fn type_lock_one(n: &Names, name: &str) -> String {
 
 /// A true boolean expression that takes, shared and in ascending key order, the keys whose
 /// texts `texts` (a query of one text column) returns. The subquery is uncorrelated, so it runs
-/// once per statement (an init plan); the `DISTINCT … ORDER BY` below it keeps it from being
-/// flattened, so the locks are taken in that order.
+/// once per statement (an init plan). The locks are taken by the aggregate's `FILTER`, which
+/// reads the sorted rows in order; `OFFSET 0` keeps the planner from pushing anything into the
+/// sorted subquery (a `WHERE` there was pushed below the sort, and the locks were taken in hash
+/// order: two appends deadlocked).
 pub(crate) fn shared_locks(n: &Names, texts: &str) -> String {
     format!(
-        "(SELECT count(*) FROM (SELECT DISTINCT hashtext(k.t) AS h FROM ({texts}) AS k(t) ORDER BY h) AS s
-          WHERE pg_advisory_xact_lock_shared({class}, s.h) IS NOT NULL) >= 0",
+        "(SELECT count(*) FILTER (WHERE pg_advisory_xact_lock_shared({class}, s.h) IS NOT NULL)
+          FROM (SELECT DISTINCT hashtext(k.t) AS h FROM ({texts}) AS k(t) ORDER BY h OFFSET 0) AS s)
+         >= 0",
         class = class(n)
     )
 }
 
 /// The statement a conditional append runs first in its transaction: every key of `$1` locked
-/// in ascending order, exclusively where any of its entries in `$2` is true, shared otherwise.
+/// in ascending order, exclusively where any of its entries in `$2` is true, shared otherwise
+/// (taken in the aggregate's `FILTER` over the sorted keys, as in [`shared_locks`]).
 pub(crate) fn lock_statement(n: &Names) -> String {
     format!(
-        "SELECT count(*) FROM (
+        "SELECT count(*) FILTER (WHERE CASE
+                 WHEN s.x THEN pg_advisory_xact_lock({class}, s.h) IS NOT NULL
+                 ELSE pg_advisory_xact_lock_shared({class}, s.h) IS NOT NULL END)
+         FROM (
              SELECT hashtext(u.t) AS h, bool_or(u.x) AS x
              FROM unnest($1::text[], $2::bool[]) AS u(t, x)
-             GROUP BY 1 ORDER BY 1
-         ) AS s
-         WHERE CASE WHEN s.x THEN pg_advisory_xact_lock({class}, s.h) IS NOT NULL
-                    ELSE pg_advisory_xact_lock_shared({class}, s.h) IS NOT NULL END",
+             GROUP BY 1 ORDER BY 1 OFFSET 0
+         ) AS s",
         class = class(n)
     )
 }
