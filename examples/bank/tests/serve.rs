@@ -239,7 +239,9 @@ async fn every_command_problem_has_its_status_and_type() {
         .problem(400, "unknown-command");
     let known = problem["known"].as_array().unwrap();
     assert!(known.contains(&json!("Deposit")) && known.contains(&json!("OpenAccount")));
-    assert_eq!(known.len(), 7);
+    // The accounts' commands and the transfer decision's `TransferFunds`.
+    assert!(known.contains(&json!("TransferFunds")));
+    assert_eq!(known.len(), 8);
 
     // Malformed bodies.
     for body in [r#"{"account": 1, "amount": "#, r#"{"account":1}"#, "[]", ""] {
