@@ -8,12 +8,14 @@
 
 #![cfg(feature = "opentelemetry")]
 
+mod transfer_bank;
+
 use std::time::Duration;
 
 use bank::*;
 use eventweave_core::runner::ProjectionRunner;
 use eventweave_core::{
-    CommandContext, Cqrs, EventStore, MemoryStore, Position, TRACEPARENT, TraceContext,
+    CommandContext, EventStore, MemoryStore, Position, TRACEPARENT, TraceContext,
 };
 use opentelemetry::trace::{SpanId, TraceId, TracerProvider as _};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
@@ -77,34 +79,7 @@ async fn a_transfer_s_debit_credit_and_refund_are_one_trace_of_parent_and_child_
     let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("bank-test"));
     let _guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
 
-    let store = MemoryStore::new();
-    let app = Cqrs::builder(store.clone())
-        .service(Limits {
-            max_withdrawal: 1_000,
-        })
-        .build()
-        .await
-        .unwrap();
-    for (account, owner) in [(1, "Ada"), (2, "Bo"), (3, "Cy")] {
-        let account = AccountId(account);
-        app.execute(OpenAccount {
-            account,
-            owner: owner.into(),
-        })
-        .await
-        .unwrap();
-    }
-    app.execute(Deposit {
-        account: AccountId(1),
-        amount: 100,
-    })
-    .await
-    .unwrap();
-    app.execute(CloseAccount {
-        account: AccountId(3),
-    })
-    .await
-    .unwrap();
+    let (store, app) = transfer_bank::transfer_bank(&[(1, "Ada"), (2, "Bo"), (3, "Cy")]).await;
     let running = ProjectionRunner::new(store.clone(), transfer_process(&app).unwrap()).spawn();
     // Transfer 1 comes with the caller's trace and is credited to Bo; transfer 2 comes without
     // one, is refused (Cy's account is closed) and refunded.

@@ -1,6 +1,8 @@
 //! The transfer process manager: given/when/then, one transfer followed through its ids alone,
 //! re-delivery that issues nothing twice, and deadlines that survive a restart.
 
+mod transfer_bank;
+
 use std::time::Duration;
 
 use bank::*;
@@ -69,34 +71,7 @@ fn a_rejected_credit_issues_the_refund_and_the_credit_ends_it() {
 }
 
 async fn bank() -> (MemoryStore, Cqrs<MemoryStore>) {
-    let store = MemoryStore::new();
-    let app = Cqrs::builder(store.clone())
-        .service(Limits {
-            max_withdrawal: 1_000,
-        })
-        .build()
-        .await
-        .unwrap();
-    for (account, owner) in [(1, "Ada"), (2, "Bob"), (3, "Cy")] {
-        app.execute(OpenAccount {
-            account: AccountId(account),
-            owner: owner.into(),
-        })
-        .await
-        .unwrap();
-    }
-    app.execute(Deposit {
-        account: AccountId(1),
-        amount: 100,
-    })
-    .await
-    .unwrap();
-    app.execute(CloseAccount {
-        account: AccountId(3),
-    })
-    .await
-    .unwrap();
-    (store, app)
+    transfer_bank::transfer_bank(&[(1, "Ada"), (2, "Bob"), (3, "Cy")]).await
 }
 
 /// Waits until the runner has handled every stored event, including those its own commands
@@ -226,7 +201,7 @@ async fn re_delivering_every_event_issues_no_command_twice() {
         .unwrap();
     let app = Cqrs::builder(store.clone())
         .service(Limits {
-            max_withdrawal: 1_000,
+            max_withdrawal: transfer_bank::MAX_WITHDRAWAL,
         })
         .build()
         .await

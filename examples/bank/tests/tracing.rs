@@ -3,13 +3,15 @@
 //! compensation event, the commands it runs nest under it, and the whole chain under the
 //! runner's batch.
 
+mod transfer_bank;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bank::*;
+use eventweave_core::EventStore;
 use eventweave_core::runner::ProjectionRunner;
-use eventweave_core::{Cqrs, EventStore, MemoryStore};
 use tracing::span;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
@@ -92,34 +94,7 @@ async fn a_refused_credit_shows_its_compensation_and_the_chain_nests() {
     let captured = Captured::default();
     let _guard =
         tracing::subscriber::set_default(tracing_subscriber::registry().with(captured.clone()));
-    let store = MemoryStore::new();
-    let app = Cqrs::builder(store.clone())
-        .service(Limits {
-            max_withdrawal: 1_000,
-        })
-        .build()
-        .await
-        .unwrap();
-    for (account, owner) in [(1, "Ada"), (3, "Cy")] {
-        let account = AccountId(account);
-        app.execute(OpenAccount {
-            account,
-            owner: owner.into(),
-        })
-        .await
-        .unwrap();
-    }
-    app.execute(Deposit {
-        account: AccountId(1),
-        amount: 100,
-    })
-    .await
-    .unwrap();
-    app.execute(CloseAccount {
-        account: AccountId(3),
-    })
-    .await
-    .unwrap();
+    let (store, app) = transfer_bank::transfer_bank(&[(1, "Ada"), (3, "Cy")]).await;
     let running = ProjectionRunner::new(store.clone(), transfer_process(&app).unwrap()).spawn();
     let debit = start_transfer(&app, TransferId(1), AccountId(1), AccountId(3), 30)
         .await
@@ -220,34 +195,7 @@ async fn a_transfer_s_debit_credit_and_refund_share_the_sender_s_trace() {
     let captured = Captured::default();
     let _guard =
         tracing::subscriber::set_default(tracing_subscriber::registry().with(captured.clone()));
-    let store = MemoryStore::new();
-    let app = Cqrs::builder(store.clone())
-        .service(Limits {
-            max_withdrawal: 1_000,
-        })
-        .build()
-        .await
-        .unwrap();
-    for (account, owner) in [(1, "Ada"), (2, "Bo"), (3, "Cy")] {
-        let account = AccountId(account);
-        app.execute(OpenAccount {
-            account,
-            owner: owner.into(),
-        })
-        .await
-        .unwrap();
-    }
-    app.execute(Deposit {
-        account: AccountId(1),
-        amount: 100,
-    })
-    .await
-    .unwrap();
-    app.execute(CloseAccount {
-        account: AccountId(3),
-    })
-    .await
-    .unwrap();
+    let (store, app) = transfer_bank::transfer_bank(&[(1, "Ada"), (2, "Bo"), (3, "Cy")]).await;
     let running = ProjectionRunner::new(store.clone(), transfer_process(&app).unwrap()).spawn();
     // Transfer 1 is credited (to Bo); transfer 2 is refused (Cy's account is closed) and refunded.
     let traces = [
