@@ -22,22 +22,6 @@ async fn store_on(config: PostgresConfig) -> PostgresStore {
     PostgresStore::open(config).await.expect("open the store")
 }
 
-fn ids(events: &[RecordedEvent]) -> Vec<Uuid> {
-    events.iter().map(|e| e.meta.event_id).collect()
-}
-
-/// Reads everything from the start until `want` events came back or `patience` ran out.
-async fn read_until(store: &PostgresStore, want: usize, patience: Duration) -> Vec<RecordedEvent> {
-    let started = Instant::now();
-    loop {
-        let all = store.read_all(Position::ZERO, 10_000).await.unwrap();
-        if all.len() >= want || started.elapsed() > patience {
-            return all;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_never_passes_a_position_a_running_transaction_holds() {
     let Some(url) =
@@ -83,7 +67,7 @@ async fn a_reader_never_passes_a_position_a_running_transaction_holds() {
     let committed = held.commit().await.unwrap();
     let read = store.read_all(Position::ZERO, 100).await.unwrap();
     assert_eq!(
-        ids(&read),
+        common::ids(&read),
         vec![first.event_id, early[0].meta.event_id],
         "both, in order"
     );
@@ -147,7 +131,7 @@ async fn a_hole_held_by_a_younger_transaction_than_the_visible_row_is_not_skippe
     t2.commit().await.unwrap();
     let read = store.read_all(Position::ZERO, 10).await.unwrap();
     assert_eq!(
-        ids(&read),
+        common::ids(&read),
         vec![early.event_id, late],
         "both events, in position order"
     );
@@ -188,10 +172,10 @@ async fn a_rolled_back_position_is_stepped_over_once_its_transaction_ended() {
     held.rollback().await.unwrap();
     // Other tests' transactions may hold the horizon back for a moment; then the hole is
     // known to be empty and the reader steps over it.
-    let read = read_until(&store, 1, Duration::from_secs(10)).await;
+    let read = common::read_until(&store, 1, Duration::from_secs(10)).await;
     assert_eq!(
-        ids(&read),
-        ids(&kept),
+        common::ids(&read),
+        common::ids(&kept),
         "only the committed event, at its position"
     );
     assert_eq!(read[0].meta.position, kept[0].meta.position);
@@ -361,7 +345,7 @@ async fn subscribers_see_every_committed_event_once_in_order_under_out_of_order_
                 .all(|w| w[0].meta.position < w[1].meta.position),
             "subscriber {i}: positions strictly increase"
         );
-        let got: Vec<Uuid> = ids(&seen);
+        let got: Vec<Uuid> = common::ids(&seen);
         let unique: HashSet<Uuid> = got.iter().copied().collect();
         assert_eq!(unique.len(), got.len(), "subscriber {i}: no event twice");
         assert!(

@@ -5,18 +5,12 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use eventweave_core::testing::conformance::event;
-use eventweave_core::{
-    EventStore, ExpectedVersion, Position, RecordedEvent, StoreError, StreamId, Uuid,
-};
+use eventweave_core::{EventStore, ExpectedVersion, Position, StoreError, StreamId};
 use eventweave_postgres::{PostgresConfig, PostgresStore};
 use tokio_postgres::Client;
-
-fn ids(events: &[RecordedEvent]) -> Vec<Uuid> {
-    events.iter().map(|e| e.meta.event_id).collect()
-}
 
 /// A session of its own that holds a transaction id until it is committed.
 async fn stray_transaction(url: &str) -> Client {
@@ -26,18 +20,6 @@ async fn stray_transaction(url: &str) -> Client {
         .await
         .unwrap();
     stray
-}
-
-/// Reads from the start until `want` events came back or `patience` ran out.
-async fn read_until(store: &PostgresStore, want: usize, patience: Duration) -> Vec<RecordedEvent> {
-    let started = Instant::now();
-    loop {
-        let all = store.read_all(Position::ZERO, 10_000).await.unwrap();
-        if all.len() >= want || started.elapsed() > patience {
-            return all;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 /// The reproduction of the issue: `Open`, a refused second `Open` (a rolled-back hole), a stray
@@ -90,9 +72,9 @@ async fn a_stray_transaction_does_not_stall_readers_at_a_rolled_back_hole() {
     // A new store, as another application instance would open it, and the writer itself.
     let fresh = PostgresStore::open(config.clone()).await.unwrap();
     for store in [&fresh, &writer] {
-        let read = read_until(store, 2, Duration::from_secs(10)).await;
+        let read = common::read_until(store, 2, Duration::from_secs(10)).await;
         assert_eq!(
-            ids(&read),
+            common::ids(&read),
             want,
             "both events, while the stray transaction is still open"
         );
@@ -149,8 +131,11 @@ async fn a_hole_a_running_appender_holds_is_not_skipped_beside_a_stray_transacti
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     held.commit().await.unwrap();
-    let read = read_until(&reader, 2, Duration::from_secs(10)).await;
-    assert_eq!(ids(&read), vec![slow.event_id, fast[0].meta.event_id]);
+    let read = common::read_until(&reader, 2, Duration::from_secs(10)).await;
+    assert_eq!(
+        common::ids(&read),
+        vec![slow.event_id, fast[0].meta.event_id]
+    );
     stray.batch_execute("COMMIT").await.unwrap();
     drop((store, reader));
     common::drop_schema(&url, &schema).await;
@@ -192,7 +177,7 @@ async fn contended_writers_beside_a_stray_transaction_are_read_in_full() {
                     )
                     .await;
                 match result {
-                    Ok(recorded) => committed.extend(ids(&recorded)),
+                    Ok(recorded) => committed.extend(common::ids(&recorded)),
                     Err(StoreError::Conflict { .. }) => {}
                     Err(e) => panic!("unexpected failure: {e}"),
                 }
@@ -205,7 +190,7 @@ async fn contended_writers_beside_a_stray_transaction_are_read_in_full() {
         committed.extend(writer.await.unwrap());
     }
     let reader = PostgresStore::open(config).await.unwrap();
-    let read = read_until(&reader, committed.len(), Duration::from_secs(20)).await;
+    let read = common::read_until(&reader, committed.len(), Duration::from_secs(20)).await;
     assert_eq!(
         read.len(),
         committed.len(),
@@ -215,7 +200,7 @@ async fn contended_writers_beside_a_stray_transaction_are_read_in_full() {
         read.windows(2)
             .all(|w| w[0].meta.position < w[1].meta.position)
     );
-    let mut got = ids(&read);
+    let mut got = common::ids(&read);
     got.sort();
     committed.sort();
     assert_eq!(got, committed, "exactly the committed events");

@@ -12,7 +12,9 @@ pub mod proxy;
 pub mod read_model;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use eventweave_core::{EventStore, Position, RecordedEvent, Uuid};
 
 use eventweave_postgres::{PostgresConfig, PostgresStore};
 use tokio_postgres::{Client, NoTls};
@@ -130,5 +132,26 @@ async fn sweep_stale_schemas(url: &str) {
                 .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", quote(&name)))
                 .await;
         }
+    }
+}
+
+/// The ids of `events`, in their order.
+pub fn ids(events: &[RecordedEvent]) -> Vec<Uuid> {
+    events.iter().map(|e| e.meta.event_id).collect()
+}
+
+/// Reads from the start until `want` events came back or `patience` ran out.
+pub async fn read_until(
+    store: &PostgresStore,
+    want: usize,
+    patience: Duration,
+) -> Vec<RecordedEvent> {
+    let started = Instant::now();
+    loop {
+        let all = store.read_all(Position::ZERO, 10_000).await.unwrap();
+        if all.len() >= want || started.elapsed() > patience {
+            return all;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
