@@ -23,6 +23,9 @@
 //! and on PostgreSQL, and a stalling projection beside a fast one, each beside the behaviour
 //! before; issue 14 part 3)
 //!
+//! `cargo run -p cqrs-bench --release -- --segments` (the awaited-`PgSink` workload in 4
+//! segments beside 1 segment, rounds alternating; issue 14 part 2)
+//!
 //! `cargo run -p cqrs-bench --release -- --stray` (live lag with rolled-back holes, without and
 //! with a stray transaction held open on the server: 60 s each; `--medium` 3 s)
 //!
@@ -110,6 +113,18 @@ async fn main() {
             .expect("the contention workloads");
         print!("contention rows ({mode:?} mode): median of the rounds, before beside after\n\n");
         print_table(&rows);
+        return;
+    }
+    if flag("--segments") {
+        match cqrs_bench::segments::run(mode).await {
+            Some(rows) => {
+                print!(
+                    "segmented projection rows ({mode:?} mode): median of alternating rounds\n\n"
+                );
+                print_table(&rows);
+            }
+            None => println!("segmented projection rows skipped: CQRS_POSTGRES_URL is not set"),
+        }
         return;
     }
     if flag("--memory") {
