@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use eventweave_core::runner::{
-    ApplyError, CheckpointedSink, Checkpoints, DurableProjection, LocalLease, ProjectionSink,
-    ResegmentOptions, RunnerState, Segment, SegmentError, SegmentedRunner, layout_key, load_layout,
-    resegment, segment_checkpoints, stream_hash,
+    ApplyError, CheckpointedSink, Checkpoints, DurableProjection, LocalLease, ProjectionRunner,
+    ProjectionSink, ResegmentOptions, RunnerState, Segment, SegmentError, SegmentedRunner,
+    layout_key, load_layout, resegment, segment_checkpoints, stream_hash,
 };
 use eventweave_core::{
     EventStore, ExpectedVersion, MemoryStore, NewEvent, Payload, Position, ProjectionError,
@@ -237,4 +237,77 @@ async fn a_layout_or_sink_that_does_not_match_is_refused() {
         store.load_checkpoint(&layout_key(Log::NAME)).await.unwrap(),
         Position(2)
     );
+}
+
+#[tokio::test]
+async fn a_change_brings_lagging_segments_to_the_common_position_first() {
+    let store = MemoryStore::new();
+    let log = Log::default();
+    let sink = |segment| CheckpointedSink::new(log.clone(), store.clone()).segment(segment);
+    resegment(&store, &LocalLease, sink, 2, ResegmentOptions::default())
+        .await
+        .unwrap();
+    for k in 0..200 {
+        append(&store, k % 31).await;
+    }
+    let head = store.head().await.unwrap();
+    // Only segment 0 of 2 runs: segment 1 stays at 0.
+    let first = Segment::new(0, 2).unwrap();
+    let running = ProjectionRunner::new(store.clone(), sink(first)).spawn();
+    running.wait_for(head, WAIT).await.unwrap();
+    running.stop().await;
+    let lagging = Segment::new(1, 2).unwrap();
+    assert_eq!(
+        store
+            .load_checkpoint(&lagging.key(Log::NAME))
+            .await
+            .unwrap(),
+        Position::ZERO
+    );
+    let at = resegment(&store, &LocalLease, sink, 3, ResegmentOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(at, head, "the highest checkpoint");
+    // Every event up to the common position is applied once already, by its old segment.
+    check_once_in_order(&store, &log).await;
+    for k in 0..50 {
+        append(&store, k % 31).await;
+    }
+    let running = SegmentedRunner::new(store.clone(), 3, sink)
+        .start()
+        .await
+        .unwrap();
+    running
+        .wait_for(store.head().await.unwrap(), WAIT)
+        .await
+        .unwrap();
+    running.stop().await;
+    check_once_in_order(&store, &log).await;
+}
+
+#[tokio::test]
+async fn a_runner_of_another_layout_stands_by_and_applies_nothing() {
+    let store = MemoryStore::new();
+    for k in 0..20 {
+        append(&store, k).await;
+    }
+    let log = Log::default();
+    let sink = |segment| CheckpointedSink::new(log.clone(), store.clone()).segment(segment);
+    resegment(&store, &LocalLease, sink, 4, ResegmentOptions::default())
+        .await
+        .unwrap();
+    // A runner deployed before the split: the whole projection, and one of a layout of 2.
+    for stale in [Segment::WHOLE, Segment::new(0, 2).unwrap()] {
+        let running = ProjectionRunner::new(store.clone(), sink(stale))
+            .leases(LocalLease, Duration::from_millis(10))
+            .spawn();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            matches!(running.status().state, RunnerState::Standby),
+            "{:?}",
+            running.status().state
+        );
+        running.stop().await;
+    }
+    assert!(log.0.lock().unwrap().is_empty(), "nothing applied");
 }
