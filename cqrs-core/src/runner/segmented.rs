@@ -158,7 +158,7 @@ where
             .map(|sink| {
                 ProjectionRunner::new(self.store.clone(), sink)
                     .batch_size(self.batch_size)
-                    .retry(self.retry.clone())
+                    .retry(self.retry)
                     .on_failure(self.on_failure)
                     .leases(leases.clone(), self.lease_retry)
                     .spawn()
