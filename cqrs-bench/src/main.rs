@@ -116,7 +116,19 @@ async fn main() {
         return;
     }
     if flag("--segments") {
-        match cqrs_bench::segments::run(mode).await {
+        // Its own 2-worker runtime, on a thread of its own (this one is current-thread): the
+        // segments' tasks decode and send on both cores, as a server's runtime would.
+        let rows = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("a runtime")
+                .block_on(cqrs_bench::segments::run(mode))
+        })
+        .join()
+        .expect("the segment workloads");
+        match rows {
             Some(rows) => {
                 print!(
                     "segmented projection rows ({mode:?} mode): median of alternating rounds\n\n"
