@@ -21,6 +21,7 @@ pub mod postgres;
 pub mod raw_catch_up;
 pub mod raw_memory;
 pub mod read_side;
+pub mod segments;
 pub mod sqlite;
 pub mod stray;
 pub mod table;

@@ -23,6 +23,9 @@
 //! and on PostgreSQL, and a stalling projection beside a fast one, each beside the behaviour
 //! before; issue 14 part 3)
 //!
+//! `cargo run -p cqrs-bench --release -- --segments` (the awaited-`PgSink` workload in 4
+//! segments beside 1 segment, rounds alternating; issue 14 part 2)
+//!
 //! `cargo run -p cqrs-bench --release -- --stray` (live lag with rolled-back holes, without and
 //! with a stray transaction held open on the server: 60 s each; `--medium` 3 s)
 //!
@@ -110,6 +113,30 @@ async fn main() {
             .expect("the contention workloads");
         print!("contention rows ({mode:?} mode): median of the rounds, before beside after\n\n");
         print_table(&rows);
+        return;
+    }
+    if flag("--segments") {
+        // Its own 2-worker runtime, on a thread of its own (this one is current-thread): the
+        // segments' tasks decode and send on both cores, as a server's runtime would.
+        let rows = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("a runtime")
+                .block_on(cqrs_bench::segments::run(mode))
+        })
+        .join()
+        .expect("the segment workloads");
+        match rows {
+            Some(rows) => {
+                print!(
+                    "segmented projection rows ({mode:?} mode): median of alternating rounds\n\n"
+                );
+                print_table(&rows);
+            }
+            None => println!("segmented projection rows skipped: CQRS_POSTGRES_URL is not set"),
+        }
         return;
     }
     if flag("--memory") {

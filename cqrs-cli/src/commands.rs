@@ -11,6 +11,8 @@
 //!   elsewhere or free, through `Leases::held_elsewhere`, which reads the SQLite row without
 //!   taking it) and the lag. A runner's own `RunnerState` lives in the
 //!   process that runs it.
+//! - **A projection stored in segments** is listed with its slowest segment's checkpoint, then
+//!   one line per segment (checkpoint, lag, parked events and lease of `{name}#{k}/{n}`).
 //! - **`replay-parked` goes through the projection's own sink** (`ProjectionSink::replay_parked`,
 //!   made by the function `Admin::durable` registered), so each sink keeps its guarantee: on the
 //!   SQL sinks the parked record is deleted in the transaction that applies the event, so two
@@ -26,7 +28,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eventweave_core::registry::{self, ProjectionKind};
-use eventweave_core::runner::{Checkpoints, Lease, Leases, list_projections};
+use eventweave_core::runner::{
+    Checkpoints, Lease, Leases, Segment, list_projections, load_layout, segment_checkpoints,
+};
 use eventweave_core::{EventStore, InspectStore, Position, StreamId, Uuid};
 
 use crate::output::{self, BAD, BOLD, DIM, GOOD, WARN, out, paint};
@@ -187,6 +191,21 @@ where
             (true, false) => "durable",
             (false, _) => "in memory",
         };
+        // A projection stored in segments: its row shows the slowest segment, and a line per
+        // segment follows.
+        let segments = if durable {
+            segment_checkpoints(store, p.name).await?
+        } else {
+            Vec::new()
+        };
+        let head = p.checkpoint.0 + p.lag;
+        let mut p = p;
+        if segments.len() > 1
+            && let Some(slowest) = segments.iter().map(|(_, c)| *c).min()
+        {
+            p.checkpoint = slowest;
+            p.lag = head.saturating_sub(slowest.0);
+        }
         let (checkpoint, lag, parked, state) = if durable {
             let parked = store.parked_events(p.name).await?.len();
             let running = match leases {
@@ -220,11 +239,50 @@ where
             "{:<24} {:<16} {checkpoint:>10} {lag:>8} {parked}  {state}",
             p.name, kind
         ));
+        if segments.len() > 1 {
+            list_segments(store, leases, p.name, &segments, head).await?;
+        }
     }
     if leases.is_none() {
         out(paint(
             DIM,
             "(this store has no leases across processes: whether a projection runs elsewhere is unknown)",
+        ));
+    }
+    Ok(())
+}
+
+/// One line per segment of a projection stored in segments: its checkpoint, lag, parked
+/// events and lease.
+async fn list_segments<S, L>(
+    store: &S,
+    leases: Option<&L>,
+    name: &str,
+    segments: &[(Segment, Position)],
+    head: u64,
+) -> Result<(), Failure>
+where
+    S: EventStore + Checkpoints,
+    L: Leases,
+{
+    for (segment, checkpoint) in segments {
+        let key = segment.key(name);
+        let lag = head.saturating_sub(checkpoint.0);
+        let parked = store.parked_events(&key).await?.len();
+        let state = match (leases, lag) {
+            (Some(leases), lag) => match (leases.held_elsewhere(&key).await?, lag) {
+                (true, 0) => paint(GOOD, "running elsewhere, caught up"),
+                (true, _) => paint(WARN, "running elsewhere, behind"),
+                (false, _) => paint(WARN, "not running"),
+            },
+            (None, 0) => paint(GOOD, "caught up"),
+            (None, _) => paint(WARN, "behind"),
+        };
+        out(format!(
+            "  {:<22} {:<16} {:>10} {lag:>8} {parked:>7}  {state}",
+            format!("segment {segment}"),
+            "",
+            checkpoint.to_string()
         ));
     }
     Ok(())
@@ -268,6 +326,16 @@ where
 {
     let registration = durable(name)?;
     let name = registration.name;
+    // In segments, other processes run the segments under their own leases: resetting the read
+    // model under the whole projection's lease would have them apply events a second time.
+    let segments = load_layout(store, name).await?;
+    if segments > 1 {
+        return Err(format!(
+            "`{name}` runs in {segments} segments: merge it to one segment first \
+             (`eventweave_core::runner::resegment` to 1), then rebuild"
+        )
+        .into());
+    }
     // Held until the rebuild ends, so no other process starts the projection meanwhile.
     let _lease = match leases {
         Some(leases) => Some(take_lease(leases, name, wait).await?),

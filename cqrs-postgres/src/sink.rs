@@ -10,8 +10,8 @@
 //! dropped mid-way closes its connection (which rolls it back).
 
 use eventweave_core::runner::{
-    ApplyError, DurableProjection, ParkedEvent, ProjectionSink, handle_caught, not_parked,
-    reset_caught, reset_error,
+    ApplyError, DurableProjection, ParkedEvent, ProjectionSink, Segment, handle_caught,
+    load_layout, not_parked, refuse_segment_reset, reset_caught, reset_error,
 };
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -389,6 +389,9 @@ impl PgTx {
 pub struct PgSink<P> {
     store: PostgresStore,
     projection: P,
+    /// The segment it applies, and the name of its checkpoint (`segment.key(P::NAME)`).
+    segment: Segment,
+    key: String,
     /// The checkpoint as this sink last read or committed it (`None` before the first read).
     committed: Option<Position>,
 }
@@ -399,7 +402,22 @@ impl<P: DurableProjection<PgTx>> PgSink<P> {
         PgSink {
             store: store.clone(),
             projection,
+            segment: Segment::WHOLE,
+            key: P::NAME.to_owned(),
             committed: None,
+        }
+    }
+
+    /// The sink of one segment of the projection (`eventweave_core::runner::Segment`): its
+    /// checkpoint is the segment's (`{name}#{k}/{n}`), and its runner applies only the
+    /// segment's streams. Every segment's sink writes to the same read model, each to its own
+    /// streams' rows. For [`SegmentedRunner`](eventweave_core::runner::SegmentedRunner) and
+    /// [`resegment`](eventweave_core::runner::resegment).
+    pub fn segment(self, segment: Segment) -> Self {
+        PgSink {
+            key: segment.key(P::NAME),
+            segment,
+            ..self
         }
     }
 
@@ -474,7 +492,7 @@ impl<P: DurableProjection<PgTx>> PgSink<P> {
         through: Position,
     ) -> Result<Result<(), (usize, ProjectionError)>, StoreError> {
         let mut conn = connection(&self.store).await?;
-        begin(&self.store, &mut conn, P::NAME, self.committed).await?;
+        begin(&self.store, &mut conn, &self.key, self.committed).await?;
         let tx = PgTx::new(conn);
         for (i, event) in events.iter().enumerate() {
             tx.event.store(i, Ordering::Relaxed);
@@ -493,7 +511,7 @@ impl<P: DurableProjection<PgTx>> PgSink<P> {
         }
         let mut conn = tx.conn;
         let advance = &self.store.shared.checkpoint_sql.advance;
-        checkpoint::finish(&mut conn, advance, &[&P::NAME, &to_db(through)]).await?;
+        checkpoint::finish(&mut conn, advance, &[&self.key, &to_db(through)]).await?;
         self.committed = Some(through);
         Ok(Ok(()))
     }
@@ -555,9 +573,17 @@ impl<P: DurableProjection<PgTx>> ProjectionSink for PgSink<P> {
         P::EVENTS
     }
 
+    fn segment(&self) -> Segment {
+        self.segment
+    }
+
+    async fn stored_segments(&mut self) -> Result<u32, StoreError> {
+        load_layout(&self.store, P::NAME).await
+    }
+
     async fn checkpoint(&mut self) -> Result<Position, StoreError> {
         let position =
-            eventweave_core::runner::Checkpoints::load_checkpoint(&self.store, P::NAME).await?;
+            eventweave_core::runner::Checkpoints::load_checkpoint(&self.store, &self.key).await?;
         self.committed = Some(position);
         Ok(position)
     }
@@ -589,9 +615,9 @@ impl<P: DurableProjection<PgTx>> ProjectionSink for PgSink<P> {
         error: &ProjectionError,
     ) -> Result<(), StoreError> {
         let mut conn = connection(&self.store).await?;
-        begin(&self.store, &mut conn, P::NAME, self.committed).await?;
+        begin(&self.store, &mut conn, &self.key, self.committed).await?;
         let parked = ParkedEvent::new(
-            P::NAME,
+            &self.key,
             event,
             eventweave_core::ErrorChain(error).to_string(),
         );
@@ -604,6 +630,7 @@ impl<P: DurableProjection<PgTx>> ProjectionSink for PgSink<P> {
     }
 
     async fn reset(&mut self) -> Result<(), ApplyError> {
+        refuse_segment_reset(P::NAME, self.segment)?;
         let conn = connection(&self.store).await?;
         // A reset is an operator's decision: it takes the checkpoint wherever it is.
         checkpoint::begin_and_lock(&conn, &self.store.shared.checkpoint_sql, P::NAME).await?;
@@ -640,7 +667,7 @@ impl<P: DurableProjection<PgTx>> ProjectionSink for PgSink<P> {
             .await
             .map_err(crate::error::backend)?;
         let sql = &self.store.shared.checkpoint_sql;
-        match checkpoint::unpark(&conn, sql, P::NAME, Some(event.meta.position)).await {
+        match checkpoint::unpark(&conn, sql, &self.key, Some(event.meta.position)).await {
             Ok(true) => {}
             Ok(false) => {
                 checkpoint::rollback(&mut conn).await;

@@ -2,8 +2,8 @@
 //! batch runs the handlers and moves the checkpoint in one transaction.
 
 use eventweave_core::runner::{
-    ApplyError, DurableProjection, ParkedEvent, ProjectionSink, handle_caught, not_parked,
-    reset_caught, reset_error,
+    ApplyError, DurableProjection, ParkedEvent, ProjectionSink, Segment, handle_caught,
+    load_layout, not_parked, refuse_segment_reset, reset_caught, reset_error,
 };
 use eventweave_core::{BackendError, Position, ProjectionError, RecordedEvent, StoreError};
 use rusqlite::Connection;
@@ -61,9 +61,12 @@ pub struct SqliteSink<P> {
     turn: WriteTurn,
     /// The checkpoint this sink last read or committed: the fence.
     expected: Position,
+    /// The segment it applies, and the name of its checkpoint (`segment.key(P::NAME)`).
+    segment: Segment,
+    key: &'static str,
     /// Keeps a temporary store's file alive while the sink uses it. After `tx`, so the sink's
     /// connection closes first.
-    _store: SqliteStore,
+    store: SqliteStore,
 }
 
 impl<P: DurableProjection<SqliteTx>> SqliteSink<P> {
@@ -78,8 +81,30 @@ impl<P: DurableProjection<SqliteTx>> SqliteSink<P> {
             tx: SqliteTx::new(conn),
             turn: store.turn().clone(),
             expected,
-            _store: store.clone(),
+            segment: Segment::WHOLE,
+            key: P::NAME,
+            store: store.clone(),
         })
+    }
+
+    /// The sink of one segment of the projection (`eventweave_core::runner::Segment`): its
+    /// checkpoint is the segment's (`{name}#{k}/{n}`), read again before the runner's first
+    /// batch, and its runner applies only the segment's streams. For
+    /// [`SegmentedRunner`](eventweave_core::runner::SegmentedRunner) and
+    /// [`resegment`](eventweave_core::runner::resegment).
+    pub fn segment(self, segment: Segment) -> Self {
+        // The checkpoint name lives as long as the program (the fence's errors name it with a
+        // `&'static str`); a sink per segment is made a handful of times per process.
+        let key: &'static str = if segment == Segment::WHOLE {
+            P::NAME
+        } else {
+            Box::leak(segment.key(P::NAME).into_boxed_str())
+        };
+        SqliteSink {
+            segment,
+            key,
+            ..self
+        }
     }
 
     /// The projection.
@@ -125,10 +150,18 @@ impl<P: DurableProjection<SqliteTx>> ProjectionSink for SqliteSink<P> {
         P::EVENTS
     }
 
+    fn segment(&self) -> Segment {
+        self.segment
+    }
+
+    async fn stored_segments(&mut self) -> Result<u32, StoreError> {
+        load_layout(&self.store, P::NAME).await
+    }
+
     async fn checkpoint(&mut self) -> Result<Position, StoreError> {
         let conn = self.tx.try_conn().ok_or_else(busy)?;
         rollback_leftover(&conn);
-        let position = checkpoints::load(&conn, P::NAME).map_err(backend)?;
+        let position = checkpoints::load(&conn, self.key).map_err(backend)?;
         drop(conn);
         self.expected = position;
         Ok(position)
@@ -139,8 +172,9 @@ impl<P: DurableProjection<SqliteTx>> ProjectionSink for SqliteSink<P> {
         events: &[RecordedEvent],
         through: Position,
     ) -> Result<(), ApplyError> {
-        let turn = self.turn.take_for_batch(P::NAME).await?;
-        let batch = Batch::fenced(&self.tx, turn, P::NAME, self.expected)?;
+        let key = self.key;
+        let turn = self.turn.take_for_batch(key).await?;
+        let batch = Batch::fenced(&self.tx, turn, key, self.expected)?;
         for (i, event) in events.iter().enumerate() {
             batch.run(|conn| savepoint(conn, "SAVEPOINT cqrs_event"))?;
             match handle_caught(&mut self.projection, &self.tx, event).await {
@@ -155,7 +189,7 @@ impl<P: DurableProjection<SqliteTx>> ProjectionSink for SqliteSink<P> {
                         batch.run(|conn| {
                             savepoint(conn, "ROLLBACK TO cqrs_event")?;
                             savepoint(conn, "RELEASE cqrs_event")?;
-                            checkpoints::save(conn, P::NAME, kept)
+                            checkpoints::save(conn, key, kept)
                         })?;
                         batch.commit()?;
                         self.expected = kept;
@@ -164,7 +198,7 @@ impl<P: DurableProjection<SqliteTx>> ProjectionSink for SqliteSink<P> {
                 }
             }
         }
-        batch.run(|conn| checkpoints::save(conn, P::NAME, through))?;
+        batch.run(|conn| checkpoints::save(conn, key, through))?;
         batch.commit()?;
         self.expected = through;
         Ok(())
@@ -176,16 +210,13 @@ impl<P: DurableProjection<SqliteTx>> ProjectionSink for SqliteSink<P> {
         error: &ProjectionError,
     ) -> Result<(), StoreError> {
         let position = self.expected.max(event.meta.position);
-        let parked = ParkedEvent::new(
-            P::NAME,
-            event,
-            eventweave_core::ErrorChain(error).to_string(),
-        );
-        let turn = self.turn.take_for_batch(P::NAME).await?;
-        let batch = Batch::fenced(&self.tx, turn, P::NAME, self.expected).map_err(into_store)?;
+        let key = self.key;
+        let parked = ParkedEvent::new(key, event, eventweave_core::ErrorChain(error).to_string());
+        let turn = self.turn.take_for_batch(self.key).await?;
+        let batch = Batch::fenced(&self.tx, turn, self.key, self.expected).map_err(into_store)?;
         batch.run(|conn| {
             checkpoints::insert_parked(conn, &parked)?;
-            checkpoints::save(conn, P::NAME, position)
+            checkpoints::save(conn, key, position)
         })?;
         batch.commit()?;
         self.expected = position;
@@ -193,7 +224,8 @@ impl<P: DurableProjection<SqliteTx>> ProjectionSink for SqliteSink<P> {
     }
 
     async fn reset(&mut self) -> Result<(), ApplyError> {
-        let turn = self.turn.take_for_batch(P::NAME).await?;
+        refuse_segment_reset(P::NAME, self.segment)?;
+        let turn = self.turn.take_for_batch(self.key).await?;
         let batch = Batch::begin(&self.tx, turn)?;
         reset_caught(&mut self.projection, &self.tx)
             .await
@@ -219,10 +251,11 @@ impl<P: DurableProjection<SqliteTx>> ProjectionSink for SqliteSink<P> {
     /// Exactly once: one transaction deletes the parked record (none: nothing is applied) and
     /// runs the handler; the checkpoint is not touched, so no fence is needed.
     async fn replay_parked(&mut self, event: &RecordedEvent) -> Result<(), ApplyError> {
-        let turn = self.turn.take_for_batch(P::NAME).await?;
+        let key = self.key;
+        let turn = self.turn.take_for_batch(self.key).await?;
         let batch = Batch::begin(&self.tx, turn)?;
         let position = Some(event.meta.position);
-        if !batch.run(|conn| checkpoints::unpark(conn, P::NAME, position))? {
+        if !batch.run(|conn| checkpoints::unpark(conn, key, position))? {
             return Err(not_parked(P::NAME, event));
         }
         handle_caught(&mut self.projection, &self.tx, event)

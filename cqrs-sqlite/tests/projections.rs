@@ -725,3 +725,53 @@ impl Drop for Removed {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segments_split_and_merge_without_counting_an_event_twice() {
+    use eventweave_core::runner::{LocalLease, ResegmentOptions, SegmentedRunner, resegment};
+    let store = SqliteStore::temporary().unwrap();
+    let mut ledger = Ledger::default();
+    ledger.append(&store, 120, 7, 6).await;
+    let segment = |s| sink::<Main>(&store, Probe::default()).segment(s);
+    let one = ProjectionRunner::new(store.clone(), sink::<Main>(&store, Probe::default()))
+        .batch_size(16)
+        .spawn();
+    caught_up(&one, &store).await;
+    drop(one.stop().await);
+    ledger.append(&store, 60, 7, 3).await;
+    // 1 → 3 from the checkpoint (no rebuild), then 3 → 1, events appended in between.
+    for count in [3, 1] {
+        let at = resegment(
+            &store,
+            &LocalLease,
+            segment,
+            count,
+            ResegmentOptions::default(),
+        )
+        .await
+        .unwrap();
+        assert!(
+            at >= Position(120),
+            "started from {at}, not from the checkpoint"
+        );
+        let running = SegmentedRunner::new(store.clone(), count, segment)
+            .batch_size(16)
+            .start()
+            .await
+            .unwrap();
+        let head = store.head().await.unwrap();
+        running.wait_for(head, WAIT).await.unwrap();
+        running.stop().await;
+        ledger.append(&store, 30, 7, 2).await;
+    }
+    let running = SegmentedRunner::new(store.clone(), 1, segment)
+        .start()
+        .await
+        .unwrap();
+    running
+        .wait_for(store.head().await.unwrap(), WAIT)
+        .await
+        .unwrap();
+    running.stop().await;
+    assert_eq!(rows::<Main>(&store), ledger.totals());
+}

@@ -25,6 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::error::{ProjectionError, QueryError, StoreError};
 use crate::ids::Position;
 use crate::progress::ProgressFn;
+use crate::runner::segment::Segment;
 use crate::runner::sink::ProjectionSink;
 use crate::signal::Signal;
 
@@ -66,6 +67,8 @@ pub enum RunnerState {
 pub struct RunnerStatus {
     /// Projection name.
     pub name: &'static str,
+    /// The segment it runs ([`Segment::WHOLE`] for an unsegmented projection).
+    pub segment: Segment,
     /// Stored names of the events it handles.
     pub events: &'static [&'static str],
     /// Position of the last event whose effects are committed.
@@ -106,6 +109,7 @@ const CAUSED_KEPT: usize = 1024;
 /// State the task shares with its handle.
 pub(crate) struct Shared {
     pub(crate) name: &'static str,
+    pub(crate) segment: Segment,
     pub(crate) events: &'static [&'static str],
     checkpoint: AtomicU64,
     /// `(checkpoint, the sink's caused_through)` after each recent batch, oldest first (at most
@@ -117,9 +121,14 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(name: &'static str, events: &'static [&'static str]) -> Shared {
+    pub(crate) fn new(
+        name: &'static str,
+        events: &'static [&'static str],
+        segment: Segment,
+    ) -> Shared {
         Shared {
             name,
+            segment,
             events,
             checkpoint: AtomicU64::new(0),
             caused: Mutex::default(),
@@ -200,6 +209,7 @@ impl Shared {
         let (state, parked) = self.lock().clone();
         RunnerStatus {
             name: self.name,
+            segment: self.segment,
             events: self.events,
             checkpoint: self.checkpoint(),
             state,

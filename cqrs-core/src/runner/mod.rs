@@ -17,6 +17,10 @@
 //!
 //! [`Leases`] let several processes run the same projections against one database: one of them
 //! works, the others stand by and take over from the checkpoint when it dies.
+//!
+//! A projection can also be stored in **segments** by stream ([`Segment`], [`SegmentedRunner`]):
+//! each segment has its own checkpoint and lease, so several processes or tasks share one
+//! projection's work; [`resegment`] splits or merges them without a rebuild.
 
 mod durable;
 mod group;
@@ -24,6 +28,8 @@ mod handle;
 mod lease;
 pub(crate) mod retry;
 mod run;
+mod segment;
+mod segmented;
 mod sink;
 
 // Defined below the runner (the store contract, the crate root) so that lower layers need not
@@ -36,7 +42,12 @@ pub use handle::{RebuildError, RunnerState, RunnerStatus, RunningProjection};
 pub use lease::{Lease, Leases, LocalLease};
 pub use retry::{OnFailure, RetryPolicy};
 pub use run::ProjectionRunner;
+pub use segment::{
+    ResegmentOptions, Segment, SegmentError, SegmentLease, SegmentLeases, layout_key, load_layout,
+    resegment, segment_checkpoints, stream_hash,
+};
+pub use segmented::{RunningSegments, SegmentedRunner};
 pub use sink::{ApplyError, CheckpointedSink, MemorySink, ProjectionSink, not_parked};
 // Helpers of the framework's own SQL sinks: public for those crates, not part of the API.
 #[doc(hidden)]
-pub use sink::{handle_caught, reset_caught, reset_error, stored_error};
+pub use sink::{handle_caught, refuse_segment_reset, reset_caught, reset_error, stored_error};

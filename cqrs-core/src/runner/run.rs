@@ -37,6 +37,7 @@ use crate::progress::{Meter, Progress, ProgressFn};
 use crate::runner::handle::{Control, Kept, RebuildError, RunnerState, RunningProjection, Shared};
 use crate::runner::lease::{Lease, Leases, LocalLease};
 use crate::runner::retry::{OnFailure, RetryPolicy};
+use crate::runner::segment::Segment;
 use crate::runner::sink::{ApplyError, ProjectionSink};
 use crate::store::{EmptyReads, EventStore};
 use crate::telemetry::RunnerTelemetry;
@@ -174,11 +175,14 @@ impl<S: EventStore, K: ProjectionSink, L: Leases> ProjectionRunner<S, K, L> {
         impl Future<Output = K> + Send + 'static,
         Arc<Mutex<Option<K>>>,
     ) {
-        let shared = Arc::new(Shared::new(self.sink.name(), self.sink.events()));
+        let segment = self.sink.segment();
+        let shared = Arc::new(Shared::new(self.sink.name(), self.sink.events(), segment));
         let (control, inbox) = mpsc::unbounded_channel();
         let (sink, left) = Kept::new(self.sink);
         let task = Task {
             telemetry: RunnerTelemetry::new(shared.name),
+            lease_key: segment.key(shared.name),
+            segment,
             store: self.store,
             sink,
             config: self.config,
@@ -199,6 +203,10 @@ enum Exit {
 
 struct Task<S, K> {
     store: S,
+    /// The segment the sink applies ([`Segment::WHOLE`] unless segmented), and the name of its
+    /// lease (its checkpoint's name).
+    segment: Segment,
+    lease_key: String,
     sink: Kept<K>,
     config: Config,
     shared: Arc<Shared>,
@@ -233,6 +241,21 @@ impl<S: EventStore, K: ProjectionSink> Task<S, K> {
                 Some(lease) => lease,
                 None => break,
             };
+            // Under the lease, the stored layout is stable (a change takes every lease of the
+            // layout it changes): a runner of another layout stands by.
+            match self.stored_segments().await {
+                None => break,
+                Some(stored) if stored != self.segment.count() => {
+                    drop(lease);
+                    self.telemetry.standing_by();
+                    self.shared.set_state(RunnerState::Standby);
+                    if !self.pause(self.config.lease_retry).await {
+                        break;
+                    }
+                    continue;
+                }
+                Some(_) => {}
+            }
             let exit = tokio::select! {
                 biased;
                 _ = lease.lost() => None,
@@ -263,7 +286,7 @@ impl<S: EventStore, K: ProjectionSink> Task<S, K> {
     /// Waits for the lease; `None` when asked to stop meanwhile.
     async fn acquire<L: Leases>(&mut self, leases: &L) -> Option<L::Lease> {
         loop {
-            match leases.try_acquire(self.shared.name).await {
+            match leases.try_acquire(&self.lease_key).await {
                 Ok(Some(lease)) => {
                     self.telemetry.lease_acquired();
                     return Some(lease);
@@ -456,10 +479,11 @@ impl<S: EventStore, K: ProjectionSink> Task<S, K> {
             let mut through = last_position;
             let last_recorded = last.meta.recorded_at;
             let short = batch.len() < self.config.batch_size;
-            let events = self.shared.events;
+            let (events, segment) = (self.shared.events, self.segment);
+            // A segment skips the other segments' streams; its checkpoint still moves past them.
             let mut handled: Vec<RecordedEvent> = batch
                 .into_iter()
-                .filter(|e| events.contains(&&*e.meta.event_name))
+                .filter(|e| events.contains(&&*e.meta.event_name) && segment.owns(&e.meta.stream))
                 .collect();
             // Retrying: commit what precedes the failing event first, then try it alone.
             if let Some((failing, _)) = self.failing
@@ -625,6 +649,21 @@ impl<S: EventStore, K: ProjectionSink> Task<S, K> {
                     self.shared.publish(position);
                     return Some(position);
                 }
+                Err(e) => {
+                    if !self.store_trouble(e).await {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The number of segments the projection is stored in, retried while the sink's storage
+    /// fails; `None` when asked to stop.
+    async fn stored_segments(&mut self) -> Option<u32> {
+        loop {
+            match self.sink.stored_segments().await {
+                Ok(count) => return Some(count),
                 Err(e) => {
                     if !self.store_trouble(e).await {
                         return None;

@@ -36,6 +36,7 @@ use crate::envelope::RecordedEvent;
 use crate::error::{ProjectionError, ProjectionFailure, StoreError};
 use crate::ids::Position;
 use crate::runner::durable::DurableProjection;
+use crate::runner::segment::{Segment, load_layout};
 use crate::store::{Checkpoints, ParkedEvent};
 use crate::unwind::CatchUnwind;
 
@@ -146,6 +147,23 @@ pub trait ProjectionSink: Send + 'static {
         async move { Err(ApplyError::Store(error)) }
     }
 
+    /// The [`Segment`] of the projection this sink applies, whose name its checkpoint is kept
+    /// under ([`Segment::key`]); [`Segment::WHOLE`] (the projection's own name) by default.
+    /// A runner of this sink applies only the events of the segment's streams, under the
+    /// segment's lease.
+    fn segment(&self) -> Segment {
+        Segment::WHOLE
+    }
+
+    /// The number of segments the projection is stored in (`load_layout`), which the runner
+    /// compares with its segment's after taking the lease: a runner of another layout stands
+    /// by instead of applying events that a segment of the stored layout applies too. The
+    /// default (for sinks with no stored checkpoint) trusts the sink's own segment.
+    fn stored_segments(&mut self) -> impl Future<Output = Result<u32, StoreError>> + Send {
+        let count = self.segment().count();
+        async move { Ok(count) }
+    }
+
     /// The highest position of the events this sink's own effects recorded in the store while
     /// it applied the events up to its checkpoint (a process manager's commands), or
     /// `Position::ZERO` for a sink that appends nothing (the default).
@@ -211,6 +229,22 @@ pub fn not_parked(projection: &'static str, event: &RecordedEvent) -> ApplyError
     ))
 }
 
+/// Refuses the reset of one segment of several: the projection's reset hook empties the whole
+/// read model, which the other segments' checkpoints still claim. Merge to one segment
+/// (`resegment`), then rebuild.
+pub fn refuse_segment_reset(projection: &'static str, segment: Segment) -> Result<(), ApplyError> {
+    if segment.count() == 1 {
+        return Ok(());
+    }
+    Err(ApplyError::Store(StoreError::Backend(
+        format!(
+            "projection `{projection}` runs in {} segments: a rebuild of segment {segment} would              empty the read model of the others; merge it to one segment (`resegment` to 1) and              rebuild that",
+            segment.count()
+        )
+        .into(),
+    )))
+}
+
 /// The error a failed reset hook is reported as.
 pub fn reset_error(projection: &'static str, failure: ProjectionFailure) -> ApplyError {
     ApplyError::Store(StoreError::Backend(
@@ -224,6 +258,7 @@ pub struct MemorySink<P> {
     projection: P,
     checkpoint: Position,
     parked: Vec<ParkedEvent>,
+    segment: Segment,
 }
 
 impl<P: DurableProjection> MemorySink<P> {
@@ -233,7 +268,14 @@ impl<P: DurableProjection> MemorySink<P> {
             projection,
             checkpoint: Position::ZERO,
             parked: Vec::new(),
+            segment: Segment::WHOLE,
         }
+    }
+
+    /// The sink of one segment of the projection: its runner applies only that segment's
+    /// streams (each segment's sink holds its own part of the state).
+    pub fn segment(self, segment: Segment) -> Self {
+        MemorySink { segment, ..self }
     }
 
     /// The projection.
@@ -250,6 +292,10 @@ impl<P: DurableProjection> MemorySink<P> {
 impl<P: DurableProjection> ProjectionSink for MemorySink<P> {
     fn name(&self) -> &'static str {
         P::NAME
+    }
+
+    fn segment(&self) -> Segment {
+        self.segment
     }
 
     fn events(&self) -> &'static [&'static str] {
@@ -281,7 +327,7 @@ impl<P: DurableProjection> ProjectionSink for MemorySink<P> {
         error: &ProjectionError,
     ) -> Result<(), StoreError> {
         self.parked.push(ParkedEvent::new(
-            P::NAME,
+            &self.segment.key(P::NAME),
             event,
             crate::ErrorChain(error).to_string(),
         ));
@@ -318,6 +364,9 @@ impl<P: DurableProjection> ProjectionSink for MemorySink<P> {
 pub struct CheckpointedSink<P, C> {
     projection: P,
     checkpoints: C,
+    segment: Segment,
+    /// The name its checkpoint is kept under (`segment.key(P::NAME)`).
+    key: String,
 }
 
 impl<P: DurableProjection, C: Checkpoints> CheckpointedSink<P, C> {
@@ -326,6 +375,17 @@ impl<P: DurableProjection, C: Checkpoints> CheckpointedSink<P, C> {
         CheckpointedSink {
             projection,
             checkpoints,
+            segment: Segment::WHOLE,
+            key: P::NAME.to_owned(),
+        }
+    }
+
+    /// The sink of one segment of the projection (its checkpoint under the segment's name).
+    pub fn segment(self, segment: Segment) -> Self {
+        CheckpointedSink {
+            key: segment.key(P::NAME),
+            segment,
+            ..self
         }
     }
 
@@ -340,12 +400,20 @@ impl<P: DurableProjection, C: Checkpoints> ProjectionSink for CheckpointedSink<P
         P::NAME
     }
 
+    fn segment(&self) -> Segment {
+        self.segment
+    }
+
     fn events(&self) -> &'static [&'static str] {
         P::EVENTS
     }
 
+    async fn stored_segments(&mut self) -> Result<u32, StoreError> {
+        load_layout(&self.checkpoints, P::NAME).await
+    }
+
     async fn checkpoint(&mut self) -> Result<Position, StoreError> {
-        self.checkpoints.load_checkpoint(P::NAME).await
+        self.checkpoints.load_checkpoint(&self.key).await
     }
 
     async fn apply(
@@ -358,13 +426,13 @@ impl<P: DurableProjection, C: Checkpoints> ProjectionSink for CheckpointedSink<P
                 // Keep the effects already done from being repeated on the retry.
                 if i > 0 {
                     self.checkpoints
-                        .save_checkpoint(P::NAME, events[i - 1].meta.position)
+                        .save_checkpoint(&self.key, events[i - 1].meta.position)
                         .await?;
                 }
                 return Err(ApplyError::Handler(error));
             }
         }
-        self.checkpoints.save_checkpoint(P::NAME, through).await?;
+        self.checkpoints.save_checkpoint(&self.key, through).await?;
         Ok(())
     }
 
@@ -376,17 +444,18 @@ impl<P: DurableProjection, C: Checkpoints> ProjectionSink for CheckpointedSink<P
         // The whole chain: a handler's error is the source, not part of the message.
         let reason = crate::ErrorChain(error).to_string();
         self.checkpoints
-            .park_event(ParkedEvent::new(P::NAME, event, reason))
+            .park_event(ParkedEvent::new(&self.key, event, reason))
             .await
     }
 
     async fn reset(&mut self) -> Result<(), ApplyError> {
+        refuse_segment_reset(P::NAME, self.segment)?;
         reset_caught(&mut self.projection, &())
             .await
             .map_err(|f| reset_error(P::NAME, f))?;
-        self.checkpoints.unpark_event(P::NAME, None).await?;
+        self.checkpoints.unpark_event(&self.key, None).await?;
         self.checkpoints
-            .save_checkpoint(P::NAME, Position::ZERO)
+            .save_checkpoint(&self.key, Position::ZERO)
             .await?;
         Ok(())
     }
@@ -396,7 +465,7 @@ impl<P: DurableProjection, C: Checkpoints> ProjectionSink for CheckpointedSink<P
     /// deduplicate with `meta.event_id`, as for every delivery of this sink).
     async fn replay_parked(&mut self, event: &RecordedEvent) -> Result<(), ApplyError> {
         let position = event.meta.position;
-        let parked = self.checkpoints.parked_events(P::NAME).await?;
+        let parked = self.checkpoints.parked_events(&self.key).await?;
         if !parked.iter().any(|p| p.position == position) {
             return Err(not_parked(P::NAME, event));
         }
@@ -404,7 +473,7 @@ impl<P: DurableProjection, C: Checkpoints> ProjectionSink for CheckpointedSink<P
             .await
             .map_err(ApplyError::Handler)?;
         self.checkpoints
-            .unpark_event(P::NAME, Some(position))
+            .unpark_event(&self.key, Some(position))
             .await?;
         Ok(())
     }
