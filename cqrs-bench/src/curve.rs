@@ -14,14 +14,25 @@
 //! two stores use the default pool of 8 connections. Points and systems alternate, and which
 //! system goes first rotates, so a slower moment of the machine weighs on all alike. Each run
 //! checks every account's final balance.
+//!
+//! The same curve on SQLite ([`run_sqlite`]): the bank on a `SqliteStore` in a temporary file
+//! with group commit and without it (`SqliteConfig::group_commit(false)`), beside raw
+//! single-row `BEGIN IMMEDIATE` insert transactions into a fresh store's `events` table on one
+//! rusqlite connection shared by the raw clients (SQLite has one writer). It runs on a 2-worker
+//! runtime: SQLite calls run inline on the calling task, so only appends on another worker find
+//! the write turn taken and queue.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use std::sync::Mutex;
+
 use bank::{AccountId, Deposit, OpenAccount};
-use eventweave_core::{Cqrs, new_id};
+use eventweave_core::{Cqrs, EventStore, Timestamp, new_id};
 use eventweave_postgres::{PostgresConfig, PostgresStore};
+use eventweave_sqlite::rusqlite::{Connection, TransactionBehavior};
+use eventweave_sqlite::{SqliteConfig, SqliteStore};
 use tokio::task::JoinSet;
 
 use crate::postgres::{Raw, URL_VAR, app, connect, create_raw_table};
@@ -65,7 +76,7 @@ struct Sample {
 static NEXT_ACCOUNT: AtomicU64 = AtomicU64::new(5_000_000);
 
 /// `clients` clients sending commands through `app` for `time`.
-async fn commands(app: &Cqrs<PostgresStore>, clients: usize, time: Duration) -> Sample {
+async fn commands<S: EventStore>(app: &Cqrs<S>, clients: usize, time: Duration) -> Sample {
     let accounts: Vec<u64> = (0..clients)
         .map(|_| NEXT_ACCOUNT.fetch_add(1, Ordering::Relaxed))
         .collect();
@@ -141,6 +152,61 @@ async fn raw(connections: &[Arc<Raw>], clients: usize, time: Duration) -> Sample
         elapsed: started.elapsed(),
         latencies,
     }
+}
+
+/// `clients` raw clients inserting rows into SQLite for `time`, one single-row `BEGIN
+/// IMMEDIATE` transaction each, on one connection (taken in turn).
+async fn raw_sqlite(conn: &Arc<Mutex<Connection>>, clients: usize, time: Duration) -> Sample {
+    let started = Instant::now();
+    let deadline = started + time;
+    let mut tasks = JoinSet::new();
+    for _ in 0..clients {
+        let conn = Arc::clone(conn);
+        let tag = NEXT_ACCOUNT.fetch_add(1, Ordering::Relaxed);
+        tasks.spawn(async move {
+            let mut latencies = Vec::new();
+            let mut version = 0i64;
+            while Instant::now() < deadline {
+                let sent = Instant::now();
+                version += 1;
+                raw_sqlite_insert(&conn, tag, version);
+                latencies.push(sent.elapsed());
+                // As an async command does between its appends: let the other clients run.
+                tokio::task::yield_now().await;
+            }
+            latencies
+        });
+    }
+    let latencies: Vec<Duration> = tasks.join_all().await.into_iter().flatten().collect();
+    Sample {
+        count: latencies.len() as u64,
+        elapsed: started.elapsed(),
+        latencies,
+    }
+}
+
+/// One deposit-shaped row of stream `account-<tag>` at `version`, in its own transaction.
+fn raw_sqlite_insert(conn: &Mutex<Connection>, tag: u64, version: i64) {
+    let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .expect("begin");
+    tx.prepare_cached(
+        "INSERT INTO events (event_id, stream, version, event_name, event_version, \
+         payload, metadata, correlation_id, causation_id, recorded_at) \
+         VALUES (?1, ?2, ?3, 'account.deposited', 1, '{\"amount\":1}', NULL, ?4, ?5, ?6)",
+    )
+    .expect("prepare the raw insert")
+    .execute((
+        &new_id().as_bytes()[..],
+        format!("account-{tag}"),
+        version,
+        &new_id().as_bytes()[..],
+        &new_id().as_bytes()[..],
+        Timestamp::now().unix_micros(),
+    ))
+    .expect("raw insert");
+    tx.commit().expect("commit");
 }
 
 /// The percentile `p` (0 to 1) of sorted latencies.
@@ -225,6 +291,53 @@ pub async fn run(mode: crate::Mode) -> Option<Curve> {
         .await
         .expect("drop the curve's schema");
     Some(curve)
+}
+
+/// Measures the SQLite curve (on the runtime it is called on: give it worker threads).
+pub async fn run_sqlite(mode: crate::Mode) -> Curve {
+    let (rounds, time) = match mode {
+        crate::Mode::Full => (3, Duration::from_millis(1_500)),
+        crate::Mode::Quick => (1, Duration::from_millis(30)),
+    };
+    let clients = clients(mode);
+    let open = |config: SqliteConfig| SqliteStore::temporary_with(config).expect("a store");
+    let grouped = crate::memory::bank_app(open(SqliteConfig::new())).await;
+    let alone = crate::memory::bank_app(open(SqliteConfig::new().group_commit(false))).await;
+    // The raw table: the `events` table of a fresh store file, on a connection with the
+    // store's pragmas (WAL, `synchronous=NORMAL`, the defaults).
+    let raw_store = open(SqliteConfig::new());
+    let conn = Connection::open(raw_store.path()).expect("a raw connection");
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .expect("WAL");
+    conn.pragma_update(
+        None,
+        "synchronous",
+        SqliteConfig::new().durability.pragma_value(),
+    )
+    .expect("synchronous");
+    let conn = Arc::new(Mutex::new(conn));
+    let mut samples: Vec<[Vec<Sample>; 3]> = clients.iter().map(|_| Default::default()).collect();
+    for round in 0..rounds {
+        for (i, &n) in clients.iter().enumerate() {
+            for k in 0..3 {
+                let system = (round + i + k) % 3;
+                let sample = match system {
+                    0 => commands(&grouped, n, time).await,
+                    1 => commands(&alone, n, time).await,
+                    _ => raw_sqlite(&conn, n, time).await,
+                };
+                samples[i][system].push(sample);
+            }
+        }
+    }
+    let mut curve = Curve::default();
+    for [g, a, r] in samples {
+        curve.grouped.push(point(g));
+        curve.alone.push(point(a));
+        curve.raw.push(point(r));
+    }
+    drop((grouped, alone, conn, raw_store));
+    curve
 }
 
 /// The curve as a Markdown table, then the targets, met or missed.

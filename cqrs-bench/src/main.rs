@@ -10,7 +10,8 @@
 //! `--memory`: only the in-memory rows)
 //!
 //! `cargo run -p cqrs-bench --release -- --curve` (group commit: 1 to 128 clients on PostgreSQL,
-//! with and without grouping, beside raw insert transactions; issue 14)
+//! then on SQLite, with and without grouping, beside raw insert transactions; issue 14;
+//! `--sqlite-only` skips PostgreSQL)
 //!
 //! `cargo run -p cqrs-bench --release -- --http` (64 keep-alive HTTP clients against the bank's
 //! service beside the same deposits in process, in memory and on PostgreSQL; issue 13)
@@ -97,13 +98,27 @@ async fn main() {
         return;
     }
     if flag("--curve") {
-        if let Some(curve) = cqrs_bench::curve::run(mode).await {
+        let clients = cqrs_bench::curve::clients(mode);
+        if !flag("--sqlite-only")
+            && let Some(curve) = cqrs_bench::curve::run(mode).await
+        {
             print!("group-commit curve on PostgreSQL ({mode:?} mode)\n\n");
-            print!(
-                "{}",
-                cqrs_bench::curve::format(&curve, cqrs_bench::curve::clients(mode))
-            );
+            print!("{}", cqrs_bench::curve::format(&curve, clients));
         }
+        // Its own 2-worker runtime, on a thread of its own: SQLite appends queue for the write
+        // turn only when another worker holds it.
+        let curve = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("a runtime")
+                .block_on(cqrs_bench::curve::run_sqlite(mode))
+        })
+        .join()
+        .expect("the SQLite curve");
+        print!("\ngroup-commit curve on SQLite ({mode:?} mode, 2 worker threads)\n\n");
+        print!("{}", cqrs_bench::curve::format(&curve, clients));
         return;
     }
     if flag("--contention") {

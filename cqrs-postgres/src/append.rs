@@ -47,6 +47,7 @@ use tokio_postgres::types::ToSql;
 
 use crate::decode::{self, JsonParam};
 use crate::error::{backend, closed_before_sending, session_ended, write_failed};
+use crate::group::{Pending, insert_appends};
 use crate::pool::Conn;
 use crate::store::Shared;
 
@@ -311,7 +312,8 @@ impl<'a> EventArrays<'a> {
 
 /// Runs the append statement: the rows it inserted (position, version, recorded_at), or none
 /// when the expected version does not exist. `known`: the expected version is known to exist,
-/// so a single event takes the statement without the existence check.
+/// so a single event takes the statement without the existence check. Tagged events take the
+/// tagged group statement (it writes their tags and takes their dcb locks).
 pub(crate) async fn insert(
     conn: &Conn,
     stream: &StreamId,
@@ -320,6 +322,18 @@ pub(crate) async fn insert(
     events: &[NewEvent],
     encoded: &Encoded,
 ) -> Result<Vec<Row>, tokio_postgres::Error> {
+    if events.iter().any(|e| !e.tags.is_empty()) {
+        // Tagged events also write `tags` and `event_tags` and lock their tags: the tagged group
+        // statement, with one append (`group.rs`).
+        let one = [Pending {
+            stream,
+            expected,
+            events,
+            encoded,
+            known,
+        }];
+        return insert_appends(conn, &one).await;
+    }
     let any = expected == ExpectedVersion::Any;
     let expected = expected_param(expected);
     let name = stream.as_str();

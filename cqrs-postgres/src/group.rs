@@ -16,7 +16,11 @@
 //! rows) and at most [`MAX_GROUP_ROWS`] events. It is one `INSERT … SELECT … FROM unnest(…)` in
 //! its own implicit transaction (`statements.rs`, `append_group`): every row carries its
 //! append's stream and expected version, and the statement inserts the rows of exactly those
-//! appends whose check holds on its snapshot. Then:
+//! appends whose check holds on its snapshot. Tagged appends (their events carry tags) group
+//! like untagged ones: a group holding one takes the tagged form of the statement, which also
+//! writes every row's `tags` column and the `event_tags` rows of the rows it inserted, and takes
+//! the shared dcb locks of all its rows (see below). Conditional appends never group
+//! (`dcb/append.rs`). Then:
 //!
 //! - an append whose rows all came back is committed: it gets its events;
 //! - an append that inserted nothing was refused (its version did not hold): it runs again
@@ -43,6 +47,18 @@
 //! the statement does not enter the argument; a group is, to readers, a batch that happens to
 //! span several streams. A group that fails rolls back whole, leaving rolled-back holes as a
 //! failed batch does.
+//!
+//! # Why an append condition still sees every grouped write
+//!
+//! The argument in `dcb/mod.rs` needs of every plain append that it holds, shared and before it
+//! draws a position, the dcb key of its events' types, tags and (tag, type) pairs, taken in one
+//! ascending pass after the events table's `ROW EXCLUSIVE` lock. A group's statement takes the
+//! union of its rows' keys, deduplicated and in ascending order, in one init plan inside the
+//! first row's position `CASE`: after the table locks the statement took when it started, before
+//! its first draw, held until its transaction ends. To a conditional append, a group is one
+//! writer holding every key any of its events holds: it waits for the group or the group draws
+//! after it, as for a lone append. Keys of an append the statement then refuses are held too,
+//! which only makes a condition wait a little longer. At most [`MAX_GROUP_KEYS`] keys a group.
 //!
 //! # Choices
 //!
@@ -72,19 +88,26 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use eventweave_core::{
-    BackendError, ExpectedVersion, NewEvent, RecordedEvent, StoreError, StreamId, Uuid,
+    BackendError, ExpectedVersion, NewEvent, RecordedEvent, StoreError, StreamId, Tags, Uuid,
 };
 use tokio::sync::oneshot;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use crate::append::{Encoded, EventArrays, expected_param, recorded};
+use crate::dcb::locks;
 use crate::error::{closed_before_sending, session_ended, write_failed};
 use crate::pool::Conn;
 use crate::store::Shared;
 
 /// The most events one group statement carries (an append larger than this goes alone).
 pub(crate) const MAX_GROUP_ROWS: usize = 1024;
+
+/// The most dcb lock keys one group statement takes, counted as an append sends them (one per
+/// event type, two more per tag: `dcb/locks.rs`), before deduplication. A transaction's
+/// advisory locks share the server's lock table (`max_locks_per_transaction` × connections);
+/// a group never takes more than an append of [`MAX_GROUP_ROWS`] untagged events would.
+pub(crate) const MAX_GROUP_KEYS: usize = MAX_GROUP_ROWS;
 
 /// What an append waiting in the queue gets back.
 type Reply = Result<Vec<RecordedEvent>, StoreError>;
@@ -95,7 +118,29 @@ pub(crate) struct Waiting {
     expected: ExpectedVersion,
     events: Vec<NewEvent>,
     encoded: Encoded,
+    /// The dcb lock keys its events take (see [`MAX_GROUP_KEYS`]).
+    keys: usize,
     reply: oneshot::Sender<Reply>,
+}
+
+impl Waiting {
+    fn new(
+        stream: StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        encoded: Encoded,
+        reply: oneshot::Sender<Reply>,
+    ) -> Waiting {
+        let tags: usize = events.iter().map(|e| e.tags.len()).sum();
+        Waiting {
+            stream,
+            expected,
+            keys: events.len() + 2 * tags,
+            events,
+            encoded,
+            reply,
+        }
+    }
 }
 
 /// The slots and the queue of one store (shared by its clones).
@@ -118,24 +163,27 @@ impl Appends {
     }
 
     /// The next group: waiting appends in arrival order, one per stream, at most
-    /// [`MAX_GROUP_ROWS`] events (at least one append); appends whose caller has gone are
-    /// dropped unwritten. The others stay queued, in order.
+    /// [`MAX_GROUP_ROWS`] events and [`MAX_GROUP_KEYS`] lock keys (at least one append);
+    /// appends whose caller has gone are dropped unwritten. The others stay queued, in order.
     fn take_group(&self) -> Vec<Waiting> {
         let mut queue = self.lock();
         let mut group: Vec<Waiting> = Vec::new();
         let mut streams = HashSet::new();
-        let mut rows = 0;
+        let (mut rows, mut keys) = (0, 0);
         let mut kept = VecDeque::new();
         while let Some(next) = queue.waiting.pop_front() {
             if next.reply.is_closed() {
                 continue;
             }
-            let fits = group.is_empty() || rows + next.events.len() <= MAX_GROUP_ROWS;
+            let fits = group.is_empty()
+                || (rows + next.events.len() <= MAX_GROUP_ROWS
+                    && keys + next.keys <= MAX_GROUP_KEYS);
             if fits && !streams.contains(&next.stream) {
                 rows += next.events.len();
+                keys += next.keys;
                 streams.insert(next.stream.clone());
                 group.push(next);
-                if rows >= MAX_GROUP_ROWS {
+                if rows >= MAX_GROUP_ROWS || keys >= MAX_GROUP_KEYS {
                     break;
                 }
             } else {
@@ -208,13 +256,13 @@ impl Shared {
                 Entry::Now(events, encoded)
             } else {
                 let (reply, answer) = oneshot::channel();
-                queue.waiting.push_back(Waiting {
-                    stream: stream.clone(),
+                queue.waiting.push_back(Waiting::new(
+                    stream.clone(),
                     expected,
                     events,
                     encoded,
                     reply,
-                });
+                ));
                 Entry::Queued(answer)
             }
         };
@@ -351,25 +399,99 @@ async fn insert_group(
     group: &[Waiting],
     known: &[bool],
 ) -> Result<Vec<Row>, tokio_postgres::Error> {
-    let rows: usize = group.iter().map(|w| w.events.len()).sum();
+    let appends: Vec<Pending<'_>> = group
+        .iter()
+        .zip(known)
+        .map(|(w, &known)| Pending {
+            stream: &w.stream,
+            expected: w.expected,
+            events: &w.events,
+            encoded: &w.encoded,
+            known,
+        })
+        .collect();
+    insert_appends(conn, &appends).await
+}
+
+/// One append of a group statement, borrowed.
+pub(crate) struct Pending<'a> {
+    pub stream: &'a StreamId,
+    pub expected: ExpectedVersion,
+    pub events: &'a [NewEvent],
+    pub encoded: &'a Encoded,
+    /// The version it expects is known to exist: the statement skips its checks.
+    pub known: bool,
+}
+
+/// Runs the group statement for `appends`: the rows it inserted (position, version,
+/// recorded_at, event_id). Appends with a tagged event take the tagged statement, with every
+/// row's tags and every row's dcb keys; a lone tagged append comes here too (`append::insert`),
+/// as a group of one.
+pub(crate) async fn insert_appends(
+    conn: &Conn,
+    appends: &[Pending<'_>],
+) -> Result<Vec<Row>, tokio_postgres::Error> {
+    let rows: usize = appends.iter().map(|a| a.events.len()).sum();
     let mut arrays = EventArrays::with_capacity(rows);
     let mut streams = Vec::with_capacity(rows);
     let mut expected = Vec::with_capacity(rows);
     let mut nth = Vec::with_capacity(rows);
     let mut checked = Vec::with_capacity(rows);
-    for (waiting, &known) in group.iter().zip(known) {
-        arrays.extend(&waiting.events, &waiting.encoded);
-        let base = expected_param(waiting.expected);
-        for i in 1..=waiting.events.len() {
-            streams.push(waiting.stream.as_str());
+    for append in appends {
+        arrays.extend(append.events, append.encoded);
+        let base = expected_param(append.expected);
+        for i in 1..=append.events.len() {
+            streams.push(append.stream.as_str());
             expected.push(base);
             nth.push(i as i64);
-            checked.push(!known);
+            checked.push(!append.known);
         }
     }
     let tail: [&(dyn ToSql + Sync); 4] = [&streams, &expected, &nth, &checked];
-    let params: Vec<&(dyn ToSql + Sync)> = arrays.params().into_iter().chain(tail).collect();
-    conn.client.query(&conn.st.append_group, &params).await
+    let params = arrays.params().into_iter().chain(tail);
+    let events = || appends.iter().flat_map(|a| a.events);
+    if events().all(|e| e.tags.is_empty()) {
+        let params: Vec<&(dyn ToSql + Sync)> = params.collect();
+        return conn.client.query(&conn.st.append_group, &params).await;
+    }
+    let mut tags = Vec::with_capacity(rows);
+    let mut keys = Vec::with_capacity(rows * 3);
+    for event in events() {
+        tags.push(tags_literal(&event.tags));
+        locks::event_keys(&event.event_name, &event.tags, &mut keys);
+    }
+    let tagged: [&(dyn ToSql + Sync); 2] = [&tags, &keys];
+    let params: Vec<&(dyn ToSql + Sync)> = params.chain(tagged).collect();
+    conn.client
+        .query(&conn.st.append_group_tagged, &params)
+        .await
+}
+
+/// An event's tags as the text of a `text[]` literal (`None` without tags): each element
+/// double-quoted, with `"` and `\` escaped by a backslash, so any text a tag may hold (commas,
+/// braces, quotes, spaces, `NULL`) reads back as itself (`array_in`'s quoting rules).
+fn tags_literal(tags: &Tags) -> Option<String> {
+    if tags.is_empty() {
+        return None;
+    }
+    let mut literal =
+        String::with_capacity(2 + tags.iter().map(|t| t.as_str().len() + 3).sum::<usize>());
+    literal.push('{');
+    for (i, tag) in tags.iter().enumerate() {
+        if i > 0 {
+            literal.push(',');
+        }
+        literal.push('"');
+        for c in tag.as_str().chars() {
+            if matches!(c, '"' | '\\') {
+                literal.push('\\');
+            }
+            literal.push(c);
+        }
+        literal.push('"');
+    }
+    literal.push('}');
+    Some(literal)
 }
 
 /// Whether a failed group statement failed because of some of its rows, so that writing the
@@ -420,13 +542,13 @@ mod tests {
             metadata: vec![None; events.len()],
         };
         let (reply, answer) = oneshot::channel();
-        let waiting = Waiting {
-            stream: StreamId::from(stream),
-            expected: ExpectedVersion::Any,
+        let waiting = Waiting::new(
+            StreamId::from(stream),
+            ExpectedVersion::Any,
             events,
             encoded,
             reply,
-        };
+        );
         (waiting, answer)
     }
 
@@ -478,6 +600,36 @@ mod tests {
         // `b` does not fit beside `a`; `c` does, and goes ahead of it.
         assert_eq!(streams(&appends.take_group()), ["a", "c"]);
         assert_eq!(streams(&appends.take_group()), ["b"]);
+    }
+
+    #[test]
+    fn a_group_of_tagged_appends_holds_at_most_the_key_limit() {
+        let appends = Appends::default();
+        let mut answers = Vec::new();
+        let tags = Tags::new(["a:1", "b:2"].map(|t| eventweave_core::Tag::parse(t).unwrap()));
+        for k in 0..300 {
+            let (mut w, answer) = waiting(&format!("s{k}"), 1);
+            w.events[0].tags = tags.clone();
+            let w = Waiting::new(w.stream, w.expected, w.events, w.encoded, w.reply);
+            assert_eq!(w.keys, 5, "one type key, two per tag");
+            answers.push(answer);
+            appends.lock().waiting.push_back(w);
+        }
+        assert_eq!(appends.take_group().len(), MAX_GROUP_KEYS / 5);
+        assert_eq!(appends.take_group().len(), 300 - MAX_GROUP_KEYS / 5);
+    }
+
+    #[test]
+    fn tag_literals_quote_every_element_and_escape_quotes_and_backslashes() {
+        assert_eq!(tags_literal(&Tags::empty()), None);
+        let tags = Tags::new(
+            [r#"note:a,b {c} "d" \e"#, "course:NULL"]
+                .map(|t| eventweave_core::Tag::parse(t).unwrap()),
+        );
+        assert_eq!(
+            tags_literal(&tags).unwrap(),
+            r#"{"course:NULL","note:a,b {c} \"d\" \\e"}"#
+        );
     }
 
     #[test]

@@ -31,15 +31,6 @@ impl PostgresStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<HeldAppend, StoreError> {
-        if events.iter().any(|e| !e.tags.is_empty()) {
-            // Tagged events take the dcb statement, as `append` does.
-            let writes = vec![eventweave_core::StreamWrite::new(
-                stream.clone(),
-                expected,
-                events,
-            )];
-            return self.__begin_append_conditional(writes, None).await;
-        }
         let shared = &self.shared;
         let encoded = validate(stream, &events, shared.config.max_event_bytes)?;
         let mut conn = shared.pool.get().await?;

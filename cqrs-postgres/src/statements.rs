@@ -25,6 +25,9 @@ pub(crate) struct Sql {
     pub append_batch_any: String,
     /// The appends of a group, each with its own stream and expected version (`group.rs`).
     pub append_group: String,
+    /// [`Sql::append_group`] for a group with tagged events: it also writes the `tags` column
+    /// and the `event_tags` rows, and takes the dcb keys it is sent.
+    pub append_group_tagged: String,
     pub read_stream: String,
     pub read_all: String,
     pub head: String,
@@ -169,25 +172,53 @@ fn current_version(n: &Names) -> String {
 /// probes' plan, which is generic and chosen once: planned while the table was tiny, a probe
 /// is a sequential scan, per row, until the next `ANALYZE` (measured: 0.5–1.8 ms per row of a
 /// group on a young table). Rows return the event id, which names their append.
-fn append_group(n: &Names, columns: &str, many: &str) -> String {
+///
+/// Untagged (`tagged` false): one `INSERT`; every append locks its event types shared before it
+/// draws (`dcb/locks.rs`), and the uncorrelated subquery takes the group's type keys once, in
+/// ascending order, from the names array `$2`.
+///
+/// Tagged: each row also carries its tags as the text of a `text[]` literal (`$12`, NULL
+/// without tags; `group::tags_literal`), written to the `tags` column; a second data-modifying
+/// `WITH` query writes an `event_tags` row per tag of each *inserted* row (a refused append's
+/// rows never reach it). `$13` is the key texts of every row's shared dcb locks (types, tags,
+/// (tag, type) pairs: `locks::event_keys`), taken in one ascending, deduplicated pass by the
+/// init plan in the position `CASE`: after the `ROW EXCLUSIVE` locks the statement takes when it
+/// starts, before the first position is drawn, exactly as a lone tagged append takes them.
+fn append_group(n: &Names, columns: &str, many: &str, tagged: bool) -> String {
     let events = &n.events;
-    let rows = unnest(
-        1,
-        &[
-            ("stream", "text"),
-            ("expected", "int8"),
-            ("nth", "int8"),
-            ("checked", "bool"),
-        ],
-    );
-    format!(
-        "INSERT INTO {events} ({columns})
+    let mut extra = vec![
+        ("stream", "text"),
+        ("expected", "int8"),
+        ("nth", "int8"),
+        ("checked", "bool"),
+    ];
+    if tagged {
+        extra.push(("tags", "text"));
+    }
+    let rows = unnest(1, &extra);
+    let (locks, tags_column, tags_value, returning) = if tagged {
+        (
+            crate::dcb::locks::shared_locks(n, "SELECT unnest($13::text[])"),
+            ", tags",
+            ", e.tags::text[]",
+            ", tags",
+        )
+    } else {
+        (
+            crate::dcb::locks::type_locks(n, "unnest($2::text[])"),
+            "",
+            "",
+            "",
+        )
+    };
+    let insert = format!(
+        "INSERT INTO {events} ({columns}{tags_column})
          SELECT {next}, e.stream,
                 CASE WHEN e.expected < 0
                      THEN (SELECT coalesce(max(v.version), 0) FROM {events} AS v
                            WHERE v.stream = e.stream)
                      ELSE e.expected END + e.nth,
-                {many}
+                {many}{tags_value}
          FROM {rows}
          WHERE NOT e.checked
             OR e.expected < 0
@@ -197,11 +228,20 @@ fn append_group(n: &Names, columns: &str, many: &str) -> String {
                 AND NOT EXISTS (SELECT 1 FROM {events} AS v
                                 WHERE v.stream = e.stream AND v.version = e.expected + 1))
          ORDER BY e.ord
-         RETURNING position, version, recorded_at, event_id",
-        // Group rows carry no tags (tagged appends take the dcb path, `store.rs`), but every
-        // append locks its event types shared before it draws (`dcb/locks.rs`); the
-        // uncorrelated subquery takes the group's type keys once, in ascending order.
-        next = next_position(n, &crate::dcb::locks::type_locks(n, "unnest($2::text[])")),
+         RETURNING position, version, recorded_at, event_id{returning}",
+        next = next_position(n, &locks),
+    );
+    if !tagged {
+        return insert;
+    }
+    format!(
+        "WITH ins AS ({insert}),
+         tagged AS (
+             INSERT INTO {event_tags} (tag, position)
+             SELECT t.tag, ins.position FROM ins CROSS JOIN LATERAL unnest(ins.tags) AS t(tag)
+         )
+         SELECT position, version, recorded_at, event_id FROM ins",
+        event_tags = n.event_tags,
     )
 }
 
@@ -258,7 +298,8 @@ impl Sql {
                 next = next_position(n, &batch_types),
                 current = current_version(n),
             ),
-            append_group: append_group(n, &columns, &many),
+            append_group: append_group(n, &columns, &many, false),
+            append_group_tagged: append_group(n, &columns, &many, true),
             read_stream: format!(
                 "SELECT {EVENT_COLUMNS} FROM {events}
                  WHERE stream = $1::text AND version >= $2::int8
@@ -311,6 +352,7 @@ pub(crate) struct Prepared {
     pub append_batch: Statement,
     pub append_batch_any: Statement,
     pub append_group: Statement,
+    pub append_group_tagged: Statement,
     pub read_stream: Statement,
     pub read_all: Statement,
     pub head: Statement,
@@ -330,6 +372,7 @@ impl Prepared {
             batch,
             batch_any,
             group,
+            group_tagged,
             read_stream,
             read_all,
             head,
@@ -344,6 +387,7 @@ impl Prepared {
             client.prepare(&sql.append_batch),
             client.prepare(&sql.append_batch_any),
             client.prepare(&sql.append_group),
+            client.prepare(&sql.append_group_tagged),
             client.prepare(&sql.read_stream),
             client.prepare(&sql.read_all),
             client.prepare(&sql.head),
@@ -359,6 +403,7 @@ impl Prepared {
             append_batch: batch?,
             append_batch_any: batch_any?,
             append_group: group?,
+            append_group_tagged: group_tagged?,
             read_stream: read_stream?,
             read_all: read_all?,
             head: head?,
@@ -396,6 +441,7 @@ mod tests {
             &sql.append_batch,
             &sql.append_batch_any,
             &sql.append_group,
+            &sql.append_group_tagged,
         ] {
             assert!(
                 text.contains("CASE WHEN pg_try_advisory_xact_lock(")

@@ -141,10 +141,8 @@ impl EventStore for PostgresStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        // Tagged events also write `event_tags` and lock their tags: the dcb statement.
-        if events.iter().any(|e| !e.tags.is_empty()) {
-            return self.shared.append_tagged(stream, expected, events).await;
-        }
+        // Tagged events go the same way (alone or grouped); what they write beyond the untagged
+        // (the `tags` column, `event_tags`, the tags' dcb locks) is chosen in `append.rs`.
         self.shared.append(stream, expected, events).await
     }
 

@@ -6,8 +6,9 @@
 //! not serialise); a matching event written by a transaction that commits after the check began
 //! is refused (the check waits for it); a matching event holding a position below the read's is
 //! not missed (the read's position is gap-free); appends of matching events wait for a held
-//! condition and come after it in the global order; a file of schema version 4 upgrades in
-//! place; a stored tag that is not a tag is a typed decode error.
+//! condition and come after it in the global order; a condition waits for a group commit whose
+//! statement holds a matching tagged event and is refused when it commits; a file of schema
+//! version 4 upgrades in place; a stored tag that is not a tag is a typed decode error.
 //!
 //! Waits are observed, not timed: a session of its own (`application_name`) is polled in
 //! `pg_stat_activity` until it waits on a lock; a bound of 20 s only turns a hang into a failure.
@@ -474,5 +475,111 @@ async fn a_schema_of_version_4_upgrades_in_place_and_bad_stored_tags_are_decode_
         other => panic!("want a decode error naming the tags, got {other:?}"),
     }
     drop(store);
+    common::drop_schema(&url, &schema).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_condition_waits_for_a_group_holding_a_matching_tagged_event_and_is_refused() {
+    let Some(url) = common::url_or_skip(
+        "a_condition_waits_for_a_group_holding_a_matching_tagged_event_and_is_refused",
+    ) else {
+        return;
+    };
+    let config = common::fresh_config(&url).await;
+    let schema = config.schema_name().to_owned();
+    let store = PostgresStore::open(config).await.unwrap();
+    // The grouping store: one statement slot, so appends sent while it is busy queue and go
+    // together in one group statement.
+    let group_app = app_name("group");
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let grouping = PostgresStore::open(
+        PostgresConfig::new(format!("{url}{sep}application_name={group_app}"))
+            .schema(&schema)
+            .pool_size(4)
+            .append_statements(1),
+    )
+    .await
+    .unwrap();
+    let checker_app = app_name("checker");
+    let checker = store_named(&url, &schema, &checker_app).await;
+    let course = tag("course:c1");
+    let query = EventQuery::from_items([QueryItem::types(["booked"]).with_tag(course.clone())]);
+    let read = store.read_query(&query, Position(1), 100).await.unwrap();
+    assert!(read.events.is_empty());
+
+    // Two versions held by open transactions: `a` keeps the slot busy, `b` holds the group's
+    // statement open after its tagged row (first in the group) went in.
+    let (a, b) = (StreamId::from("a"), StreamId::from("b"));
+    let held_a = store
+        .__begin_append(&a, ExpectedVersion::NoStream, vec![event("noted", &[])])
+        .await
+        .unwrap();
+    let held_b = store
+        .__begin_append(&b, ExpectedVersion::NoStream, vec![event("noted", &[])])
+        .await
+        .unwrap();
+    let append = |stream: StreamId, events: Vec<NewEvent>| {
+        let grouping = grouping.clone();
+        tokio::spawn(async move {
+            grouping
+                .append(&stream, ExpectedVersion::NoStream, events)
+                .await
+        })
+    };
+    let on_a = append(a, vec![event("noted", &[])]);
+    until_waiting(&url, &group_app).await;
+    let booking = event("booked", &[&course, &tag("student:s1")]);
+    let booked = append(StreamId::from("booking"), vec![booking.clone()]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let on_b = append(b, vec![event("noted", &[])]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    held_a.rollback().await.unwrap();
+    within("the append that held the slot", on_a)
+        .await
+        .unwrap()
+        .unwrap();
+    // The group [booking, b] runs: the booking's row is in, `b`'s waits for `held_b`.
+    until_waiting(&url, &group_app).await;
+
+    // A decision on the course, on the read from before the booking: it must wait for the group
+    // (which holds the booking's dcb keys) and then see the booking.
+    let condition = AppendCondition::new(query.clone(), read.through);
+    let decision = tokio::spawn(async move {
+        checker
+            .append_conditional(
+                write("decision", vec![event("booked", &[&course])]),
+                Some(&condition),
+            )
+            .await
+    });
+    until_waiting(&url, &checker_app).await;
+    assert!(!booked.is_finished(), "the booking is still in its group");
+    held_b.rollback().await.unwrap();
+    let booked = within("the booking", booked).await.unwrap().unwrap();
+    let on_b = within("the group's untagged append", on_b)
+        .await
+        .unwrap()
+        .unwrap();
+    match within("the decision", decision).await.unwrap() {
+        Err(StoreError::ConditionFailed { conflicting, .. }) => {
+            assert_eq!(conflicting, booked[0].meta.position);
+        }
+        other => panic!("the grouped booking must fail the condition: {other:?}"),
+    }
+    // The booking and `b` went in one statement: one transaction id.
+    let sql = common::raw_client(&url).await;
+    let txs: i64 = sql
+        .query_one(
+            &format!(
+                "SELECT count(DISTINCT xmin::text) FROM {}.events WHERE event_id = ANY($1)",
+                common::quote(&schema)
+            ),
+            &[&vec![booking.event_id, on_b[0].meta.event_id]],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(txs, 1, "the booking was not written in a group");
+    drop((store, grouping));
     common::drop_schema(&url, &schema).await;
 }

@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use eventweave_core::testing::conformance::event;
 use eventweave_core::{
-    EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent, StoreError, StreamId, Uuid,
+    EventQuery, EventStore, ExpectedVersion, NewEvent, Position, QueryItem, RecordedEvent,
+    StoreError, StreamId, Tag, Tags, Uuid,
 };
 use eventweave_postgres::PostgresStore;
 use tokio::task::JoinHandle;
@@ -429,5 +430,150 @@ async fn a_queued_append_whose_caller_left_is_not_written_and_without_grouping_e
     }
     assert_eq!(transactions(&sql, &schema, &ids).await, 16);
     drop((store, alone));
+    common::drop_schema(&url, &schema).await;
+}
+
+/// A tagged event of type `booked` (tags are the issue-15 `key:value` texts).
+fn tagged(tags: &[&str]) -> NewEvent {
+    let mut e = event("{}");
+    e.event_name = "booked".to_owned().into();
+    e.tags = Tags::new(tags.iter().map(|t| Tag::parse(t).unwrap()));
+    e
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_tagged_appends_go_in_one_group_with_their_tags_and_a_conflict_fails_only_its_own() {
+    let Some(url) = common::url_or_skip(
+        "queued_tagged_appends_go_in_one_group_with_their_tags_and_a_conflict_fails_only_its_own",
+    ) else {
+        return;
+    };
+    let config = common::fresh_config(&url).await.append_statements(1);
+    let schema = config.schema_name().to_owned();
+    let store = PostgresStore::open(config.clone()).await.unwrap();
+    let sql = common::raw_client(&url).await;
+
+    // Written through another handle, so this store does not know the version and checks it in
+    // the statement: the stale append is refused there, and the group is not split.
+    let other = PostgresStore::open(config).await.unwrap();
+    let moved = StreamId::from("moved");
+    other
+        .append(
+            &moved,
+            ExpectedVersion::NoStream,
+            vec![tagged(&["course:c0"]), tagged(&["course:c0"])],
+        )
+        .await
+        .unwrap();
+    drop(other);
+
+    // Hold the only statement slot: an append waits on the held version, the rest queue.
+    let blocker = StreamId::from("blocker");
+    let held = store
+        .__begin_append(&blocker, ExpectedVersion::NoStream, vec![event("{}")])
+        .await
+        .unwrap();
+    let blocked = {
+        let store = store.clone();
+        let blocker = blocker.clone();
+        tokio::spawn(async move {
+            store
+                .append(&blocker, ExpectedVersion::NoStream, vec![event("{}")])
+                .await
+        })
+    };
+    until_blocked(&sql, &schema).await;
+
+    // Tag texts that need quoting in an array literal read back as themselves.
+    let odd = r#"note:a,b {c} "d" \e NULL"#;
+    let mut tasks: Vec<(StreamId, Vec<NewEvent>, JoinHandle<_>)> = Vec::new();
+    let mut spawn = |stream: StreamId, expected, events: Vec<NewEvent>| {
+        let store = store.clone();
+        let (s, e) = (stream.clone(), events.clone());
+        let task = tokio::spawn(async move { store.append(&s, expected, e).await });
+        tasks.push((stream, events, task));
+    };
+    for k in 0..12 {
+        let course = format!("course:c{}", k % 3);
+        let events = if k == 5 {
+            vec![tagged(&[&course, odd]), tagged(&[&course, "student:s5"])]
+        } else {
+            vec![tagged(&[&course, &format!("student:s{k}")])]
+        };
+        spawn(
+            StreamId::from(format!("t-{k}")),
+            ExpectedVersion::NoStream,
+            events,
+        );
+    }
+    // An untagged append in the same group, and a stale tagged one.
+    spawn(
+        StreamId::from("plain"),
+        ExpectedVersion::NoStream,
+        vec![event("{}")],
+    );
+    spawn(
+        moved.clone(),
+        ExpectedVersion::Exact(1),
+        vec![tagged(&["course:c0"])],
+    );
+    let_them_queue().await;
+    held.rollback().await.unwrap();
+    blocked.await.unwrap().unwrap();
+
+    let mut written = Vec::new();
+    for (stream, events, task) in tasks {
+        let result = task.await.unwrap();
+        if stream == moved {
+            assert!(
+                matches!(result, Err(StoreError::Conflict { actual: 2, .. })),
+                "the stale append: {result:?}"
+            );
+            continue;
+        }
+        let recorded = result.unwrap_or_else(|e| panic!("{stream}: {e:?}"));
+        assert_eq!(recorded.len(), events.len());
+        for (r, e) in recorded.iter().zip(&events) {
+            assert_eq!((r.meta.event_id, &r.meta.tags), (e.event_id, &e.tags));
+        }
+        written.extend(recorded.iter().map(|r| r.meta.event_id));
+    }
+    // One group: one transaction wrote every one of them.
+    assert_eq!(
+        transactions(&sql, &schema, &written).await,
+        1,
+        "the queued tagged appends were not written in one group"
+    );
+
+    // Their tags are stored and indexed: reading by each tag finds exactly its events.
+    let read = |tag: &str| {
+        let query = EventQuery::from_items([QueryItem::tags([Tag::parse(tag).unwrap()])]);
+        let store = store.clone();
+        async move { store.read_query(&query, Position(1), 100).await.unwrap() }
+    };
+    let c0 = read("course:c0").await;
+    // Two of `moved` (written before), then k = 0, 3, 6, 9 (one event each).
+    assert_eq!(c0.events.len(), 2 + 4);
+    let c2 = read("course:c2").await;
+    // k = 2, 5 (two events), 8, 11.
+    assert_eq!(c2.events.len(), 5);
+    let odd_read = read(odd).await;
+    assert_eq!(odd_read.events.len(), 1);
+    assert_eq!(
+        odd_read.events[0]
+            .meta
+            .tags
+            .iter()
+            .map(Tag::as_str)
+            .collect::<Vec<_>>(),
+        ["course:c2", odd]
+    );
+    let student = read("student:s7").await;
+    assert_eq!(student.events.len(), 1);
+    assert_eq!(student.events[0].meta.stream.as_str(), "t-7");
+    // Readers still see every event once, in order (13 appends now, the blocker, `moved`).
+    let all = all_events(&store).await;
+    assert_eq!(all.len(), 2 + 1 + 12 + 1 + 1);
+    drop(store);
     common::drop_schema(&url, &schema).await;
 }

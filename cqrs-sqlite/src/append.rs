@@ -23,8 +23,11 @@ use crate::error::{backend, commit_failed};
 use crate::read::{ALL_FROM, decode_row, to_sql_int};
 
 const INSERT: &str = "INSERT INTO events (event_id, stream, version, event_name, event_version, \
-     payload, metadata, correlation_id, causation_id, recorded_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+     payload, metadata, correlation_id, causation_id, recorded_at, tags) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+
+/// One row of the tag index per tag of an inserted event.
+pub(crate) const INSERT_TAG: &str = "INSERT INTO event_tags (tag, position) VALUES (?1, ?2)";
 
 /// What to answer an append.
 pub(crate) type Reply = Result<Vec<RecordedEvent>, StoreError>;
@@ -185,6 +188,8 @@ fn write(
     }
     let mut positions = Vec::with_capacity(events.len());
     let mut insert = conn.prepare_cached(INSERT).map_err(backend)?;
+    // Tagged events also get their `tags` column and `event_tags` rows (`dcb.rs`), in the same
+    // transaction or savepoint, so a group's tagged appends are written like its others.
     for (i, event) in events.iter().enumerate() {
         let metadata = if event.metadata.is_empty() {
             None
@@ -206,9 +211,21 @@ fn write(
             event.correlation_id.as_ref().map(id_bytes),
             event.causation_id.as_ref().map(id_bytes),
             now.unix_micros(),
+            crate::dcb::tags_column(&event.tags),
         ));
         match inserted {
-            Ok(_) => positions.push(conn.last_insert_rowid()),
+            Ok(_) => {
+                let position = conn.last_insert_rowid();
+                if !event.tags.is_empty() {
+                    let mut tag_insert = conn.prepare_cached(INSERT_TAG).map_err(backend)?;
+                    for tag in &event.tags {
+                        tag_insert
+                            .execute((tag.as_str(), position))
+                            .map_err(backend)?;
+                    }
+                }
+                positions.push(position);
+            }
             Err(e) if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
                 return Ok(Step::IdTaken(e));
             }

@@ -3,7 +3,9 @@
 //!
 //! **Storage** (migration 4, `schema.rs`): `events.tags` holds an event's tags as a JSON array
 //! (NULL without tags), read back with every event; `event_tags (tag, position)` (a
-//! `WITHOUT ROWID` table keyed by both) is the index a query reads by.
+//! `WITHOUT ROWID` table keyed by both) is the index a query reads by. Plain appends of tagged
+//! events write both in `append.rs`, alone or in a group's savepoint (`group.rs`); this module
+//! writes them for conditional appends and writes to several streams.
 //!
 //! **Why a condition cannot miss a write.** SQLite has one writer at a time: an append (plain or
 //! conditional) runs in a `BEGIN IMMEDIATE` transaction, which holds the file's write lock from
@@ -79,6 +81,11 @@ pub(crate) fn decode_tags(row: &Row<'_>, column: usize) -> Result<Tags, String> 
         tags.push(Tag::parse(text).map_err(|e| format!("holds a bad tag: {e}"))?);
     }
     Ok(Tags::new(tags))
+}
+
+/// The `tags` column of an event: NULL without tags, else a JSON array of them.
+pub(crate) fn tags_column(tags: &Tags) -> Option<String> {
+    (!tags.is_empty()).then(|| json_strings(tags.iter().map(Tag::as_str)))
 }
 
 fn json_strings<'a>(texts: impl IntoIterator<Item = &'a str>) -> String {
@@ -217,7 +224,7 @@ pub(crate) fn append(
     {
         let mut insert = tx.prepare_cached(INSERT).map_err(backend)?;
         let mut tag = tx
-            .prepare_cached("INSERT INTO event_tags (tag, position) VALUES (?1, ?2)")
+            .prepare_cached(crate::append::INSERT_TAG)
             .map_err(backend)?;
         for (write, version) in writes.into_iter().zip(versions) {
             for (i, event) in write.events.into_iter().enumerate() {
@@ -255,7 +262,7 @@ fn insert_event(
                 .map_err(|e| StoreError::Backend(eventweave_core::BackendError::from_error(e)))?,
         )
     };
-    let tags = (!event.tags.is_empty()).then(|| json_strings(event.tags.iter().map(Tag::as_str)));
+    let tags = tags_column(&event.tags);
     let position = insert
         .insert((
             &event.event_id.as_bytes()[..],

@@ -18,6 +18,10 @@
 //! that wrote gets its error. Positions are rowids assigned inside the one write transaction,
 //! so order stays gap-free.
 //!
+//! Tagged appends queue like the others: `append.rs` writes their `tags` column and `event_tags`
+//! rows in their savepoint. A conditional append never queues (`dcb.rs`): it takes the turn and
+//! checks its condition inside its own `BEGIN IMMEDIATE`, after every group before it committed.
+//!
 //! When does this happen? SQLite calls run inline on the calling task (`store.rs`), so on a
 //! `current_thread` runtime an append never waits for another append: only behind a sink batch
 //! (which holds the turn across its handlers' awaits). On a multi-thread runtime, appends on
@@ -157,7 +161,8 @@ mod queued_behind_the_turn {
 
     use eventweave_core::testing::conformance::event;
     use eventweave_core::{
-        EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent, StoreError, StreamId, Uuid,
+        EventQuery, EventStore, ExpectedVersion, NewEvent, Position, QueryItem, RecordedEvent,
+        StoreError, StreamId, Tag, Tags, Uuid,
     };
 
     use crate::SqliteStore;
@@ -326,5 +331,94 @@ mod queued_behind_the_turn {
         drop(turn);
         staying.await.unwrap().unwrap();
         assert!(store.read_event(left.event_id).await.unwrap().is_none());
+    }
+
+    fn tagged(tags: &[&str]) -> NewEvent {
+        let mut e = event("{}");
+        e.event_name = "booked".to_owned().into();
+        e.tags = Tags::new(tags.iter().map(|t| Tag::parse(t).unwrap()));
+        e
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn queued_tagged_appends_share_one_commit_with_their_tags_and_a_conflict_fails_alone() {
+        let store = SqliteStore::temporary().unwrap();
+        append(
+            &store,
+            "moved",
+            ExpectedVersion::NoStream,
+            vec![tagged(&["course:c0"]), tagged(&["course:c0"])],
+        )
+        .await
+        .unwrap();
+        let turn = store.turn().take().await.unwrap();
+        let mut tasks = Vec::new();
+        let mut spawn = |stream: String, expected, events: Vec<NewEvent>| {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                append(&store, &stream, expected, events).await
+            }));
+        };
+        // A stale tagged append first: it rolls back to its savepoint, tags and all.
+        spawn(
+            "moved".to_owned(),
+            ExpectedVersion::Exact(1),
+            vec![tagged(&["course:c0", "student:stale"])],
+        );
+        for k in 0..9 {
+            let tags = [format!("course:c{}", k % 3), format!("student:s{k}")];
+            spawn(
+                format!("t-{k}"),
+                ExpectedVersion::NoStream,
+                vec![tagged(&[&tags[0], &tags[1]])],
+            );
+        }
+        spawn(
+            "plain".to_owned(),
+            ExpectedVersion::NoStream,
+            vec![event("{}")],
+        );
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        drop(turn);
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(task.await.unwrap());
+        }
+        assert!(matches!(
+            &results[0],
+            Err(StoreError::Conflict { actual: 2, .. })
+        ));
+        let stamps: HashSet<_> = results[1..]
+            .iter()
+            .map(|r| r.as_ref().unwrap()[0].meta.recorded_at)
+            .collect();
+        assert_eq!(
+            stamps.len(),
+            1,
+            "the queued appends were not written together"
+        );
+
+        let read = |tag: &str| {
+            let query = EventQuery::from_items([QueryItem::tags([Tag::parse(tag).unwrap()])]);
+            let store = store.clone();
+            async move { store.read_query(&query, Position(1), 100).await.unwrap() }
+        };
+        // `moved`'s two, then k = 0, 3, 6.
+        assert_eq!(read("course:c0").await.events.len(), 2 + 3);
+        assert!(read("student:stale").await.events.is_empty());
+        let s4 = read("student:s4").await;
+        assert_eq!(s4.events.len(), 1);
+        assert_eq!(s4.events[0].meta.stream.as_str(), "t-4");
+        assert_eq!(
+            s4.events[0]
+                .meta
+                .tags
+                .iter()
+                .map(Tag::as_str)
+                .collect::<Vec<_>>(),
+            ["course:c1", "student:s4"]
+        );
     }
 }

@@ -270,8 +270,7 @@ impl SqliteStore {
         }
     }
 
-    /// The conditional append to several streams (also plain appends of tagged events), with
-    /// the wait for the write turn.
+    /// The conditional append to several streams, with the wait for the write turn.
     async fn append_conditional_now(
         &self,
         writes: Vec<StreamWrite>,
@@ -338,15 +337,10 @@ impl EventStore for SqliteStore {
         events: Vec<NewEvent>,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let telemetry = AppendTelemetry::start("sqlite", stream, expected, &events);
-        let result = if events.iter().any(|e| !e.tags.is_empty()) {
-            // Tagged events also write `event_tags`: the dcb append, one write.
-            let writes = vec![StreamWrite::new(stream.clone(), expected, events)];
-            let appended = self.append_conditional_now(writes, None);
-            telemetry.instrument(appended).await
-        } else {
-            let appended = self.append_now(stream, expected, events);
-            telemetry.instrument(appended).await
-        };
+        // Tagged events go the same way, alone or queued into a group (`append.rs` writes their
+        // `event_tags` rows in the append's transaction or savepoint).
+        let appended = self.append_now(stream, expected, events);
+        let result = telemetry.instrument(appended).await;
         telemetry.finish(&result);
         result
     }

@@ -1,5 +1,6 @@
-//! The atomic append to several streams, with an optional condition: `append_conditional`, and
-//! plain appends of tagged events (one write, no condition), which must write `event_tags`.
+//! The atomic append to several streams, with an optional condition: `append_conditional`.
+//! (Plain appends of tagged events to one stream do not come here: they take the group
+//! statement, alone or in a group, `group.rs`.)
 //!
 //! Without a condition it is one statement (`statements::append`) in its own transaction. With
 //! one, four requests are pipelined on the connection (sent together, one round trip):
@@ -20,10 +21,9 @@
 use std::collections::HashMap;
 use std::time::SystemTime;
 
-use eventweave_core::telemetry::AppendTelemetry;
 use eventweave_core::{
-    AppendCondition, BackendError, ExpectedVersion, NewEvent, Position, RecordedEvent, StoreError,
-    StreamId, StreamWrite, Timestamp, Uuid, check_query, check_retry, check_writes,
+    AppendCondition, BackendError, ExpectedVersion, Position, RecordedEvent, StoreError, StreamId,
+    StreamWrite, Timestamp, Uuid, check_query, check_retry, check_writes,
 };
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
@@ -236,21 +236,6 @@ enum Run {
 }
 
 impl Shared {
-    /// A plain append of tagged events: one write, no condition, with telemetry as `append`.
-    pub async fn append_tagged(
-        &self,
-        stream: &StreamId,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let telemetry = AppendTelemetry::start("postgres", stream, expected, &events);
-        let writes = vec![StreamWrite::new(stream.clone(), expected, events)];
-        let appended = self.append_conditional(writes, None);
-        let result = telemetry.instrument(appended).await;
-        telemetry.finish(&result);
-        result
-    }
-
     pub async fn append_conditional(
         &self,
         writes: Vec<StreamWrite>,
