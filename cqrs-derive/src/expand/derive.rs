@@ -288,7 +288,12 @@ fn decision_command_impl(def: &CommandDef, decision: &syn::Type) -> TokenStream 
     let fields = tag_fields_const(&p, tags);
     let arms = tags.iter().enumerate().map(|(i, t)| {
         let member = &t.member;
-        let text = respan(quote!(#p::tag_text(&self.#member)), t.ty.span());
+        // An `Option` field is an error already (one error for one mistake).
+        let text = if t.optional {
+            quote!(::std::string::String::new())
+        } else {
+            respan(quote!(#p::tag_text(&self.#member)), t.ty.span())
+        };
         quote!(#i => #text,)
     });
     // A decision without a handler for this command fails here, once, on `decision = …`.
