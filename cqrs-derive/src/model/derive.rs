@@ -534,3 +534,28 @@ pub fn query(cx: &mut Ctxt, input: &DeriveInput) -> Option<QueryDef> {
         response,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::option_inner;
+
+    #[test]
+    fn option_fields_are_recognised_as_written() {
+        let inner = |s: &str| {
+            let ty: syn::Type = syn::parse_str(s).unwrap();
+            option_inner(&ty).map(|t| quote::ToTokens::to_token_stream(t).to_string())
+        };
+        assert_eq!(inner("Option<u32>").as_deref(), Some("u32"));
+        assert_eq!(
+            inner("std::option::Option<CourseId>").as_deref(),
+            Some("CourseId")
+        );
+        assert_eq!(
+            inner("::core::option::Option<String>").as_deref(),
+            Some("String")
+        );
+        assert_eq!(inner("my::Option<u32>"), None, "another `Option`");
+        assert_eq!(inner("Vec<u32>"), None);
+        assert_eq!(inner("Option"), None);
+    }
+}
