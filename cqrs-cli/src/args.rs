@@ -75,7 +75,8 @@ pub enum AdminCommand {
         #[arg(long)]
         event: Option<String>,
     },
-    /// Print the event catalog: commands, aggregates, events, projections, process managers.
+    /// Print the event catalog: commands, aggregates, decisions, events, projections, process
+    /// managers.
     Catalog {
         /// Output format.
         #[arg(long, value_enum, default_value_t = CatalogFormat::Mermaid)]

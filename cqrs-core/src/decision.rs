@@ -30,6 +30,11 @@
 //!   never be read); the command has no `#[tag]` field for a state's tag, or one of another
 //!   type than the events' (compared by the types' names as written); a handler emits an event
 //!   that none of its states would read back (the decision could not see its own effect).
+//! - **Emitted tag values are checked at run time**: an event the command's own query would
+//!   not match (tagged with another course than the command's, say) is refused with
+//!   [`CommandError::EscapesQuery`] before anything is written. The compile-time check covers
+//!   keys and types; values exist only at run time. (The alternative, appending it anyway, would
+//!   let the next decision on those tags miss it: its rule would silently stop holding.)
 //! - **Handlers are synchronous** and take no services (a decision is a pure function of its
 //!   command and states; retries re-run it).
 
@@ -380,6 +385,60 @@ impl<A: Aggregate, E: fmt::Debug> fmt::Debug for InAggregate<A, E> {
             .field("event", &self.event)
             .finish()
     }
+}
+
+/// Refuses an emitted event that escapes the query of the command that decided it (`items`,
+/// one per state of its handler), so that the next decision on the same tags would not read it
+/// and no condition would guard it. Two rules:
+///
+/// 1. A tag of the event whose key the query reads its type by must have one of the values the
+///    query read (`course:c2` is refused when the states folding `StudentSubscribed` read
+///    `course:c1`), even when another state still matches the event (by its student): the
+///    course's state, which the decision was about, would not see it.
+/// 2. Some item matches the event (its type, and every tag of the item).
+///
+/// A transfer reading one account state twice (`account:a`, `account:b`) may emit an event
+/// tagged with either. The macros check the keys and types at compile time; the values exist
+/// only here. Events that cannot be encoded are left to the append, which reports them.
+pub(crate) fn check_read_back<E>(
+    command: &'static str,
+    items: &[QueryItem],
+    emits: &Emits,
+) -> Result<(), CommandError<E>> {
+    for emitted in emits.events.iter().filter(|e| e.payload.is_ok()) {
+        let folding: Vec<&QueryItem> = items
+            .iter()
+            .filter(|i| {
+                let types = i.event_types();
+                types.is_empty() || types.iter().any(|t| t == emitted.name)
+            })
+            .collect();
+        let escapes = |expected: Option<&Tag>, found: Option<&Tag>| CommandError::EscapesQuery {
+            command,
+            event: emitted.name,
+            expected: expected.cloned(),
+            found: found.cloned(),
+        };
+        for tag in emitted.tags.iter() {
+            let mut read = folding
+                .iter()
+                .flat_map(|i| i.required_tags())
+                .filter(|t| t.key() == tag.key())
+                .peekable();
+            let first = read.peek().copied();
+            if first.is_some() && !read.any(|t| t == tag) {
+                return Err(escapes(first, Some(tag)));
+            }
+        }
+        if !items.iter().any(|i| i.matches(emitted.name, &emitted.tags)) {
+            let expected = folding
+                .first()
+                .and_then(|i| i.required_tags().iter().find(|t| !emitted.tags.contains(t)));
+            let found = expected.and_then(|e| emitted.tags.iter().find(|t| t.key() == e.key()));
+            return Err(escapes(expected, found));
+        }
+    }
+    Ok(())
 }
 
 /// The stream of a decision's own events for a command: `<decision name>-<tag values>`

@@ -5,6 +5,7 @@
 //! others give `DispatchError::NotDeserializable` at run time, instead of every command being
 //! forced to be deserializable.
 
+use std::any::TypeId;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -55,7 +56,8 @@ fn decision_route<'a, D: Decision, S: EventStore>(
 /// ```
 pub struct Router<S> {
     app: Cqrs<S>,
-    routes: BTreeMap<&'static str, Route<S>>,
+    /// Each name's route, with the type of the aggregate or decision that handles it.
+    routes: BTreeMap<&'static str, (TypeId, Route<S>)>,
 }
 
 impl<S: EventStore> Router<S> {
@@ -69,22 +71,54 @@ impl<S: EventStore> Router<S> {
 
     /// Routes every command of aggregate `A`. Two aggregates may not share a command name.
     pub fn aggregate<A: Aggregate>(mut self) -> Result<Self, DispatchError> {
-        for &name in <A::Command as CommandSet>::NAMES {
-            if self.routes.insert(name, route::<A, S>).is_some() {
-                return Err(DispatchError::DuplicateCommand { name });
-            }
-        }
+        let names = <A::Command as CommandSet>::NAMES;
+        self.add(TypeId::of::<A>(), names, route::<A, S>, false)?;
         Ok(self)
     }
 
     /// Routes every command of decision `D`. No two routed commands may share a name.
     pub fn decision<D: Decision>(mut self) -> Result<Self, DispatchError> {
-        for &name in <D::Command as DecisionCommandSet>::NAMES {
-            if self.routes.insert(name, decision_route::<D, S>).is_some() {
+        let names = <D::Command as DecisionCommandSet>::NAMES;
+        self.add(TypeId::of::<D>(), names, decision_route::<D, S>, false)?;
+        Ok(self)
+    }
+
+    /// Routes the commands of aggregate `A` unless they are routed already (a process
+    /// manager's sink adds the owner of each command it may issue, several of one owner).
+    #[doc(hidden)]
+    pub fn __ensure_aggregate<A: Aggregate>(&mut self) -> Result<(), DispatchError> {
+        let names = <A::Command as CommandSet>::NAMES;
+        self.add(TypeId::of::<A>(), names, route::<A, S>, true)
+    }
+
+    /// Routes the commands of decision `D` unless they are routed already.
+    #[doc(hidden)]
+    pub fn __ensure_decision<D: Decision>(&mut self) -> Result<(), DispatchError> {
+        let names = <D::Command as DecisionCommandSet>::NAMES;
+        self.add(TypeId::of::<D>(), names, decision_route::<D, S>, true)
+    }
+
+    /// Adds `names`, handled by `owner`, through `route`. A name routed to another owner is a
+    /// `DuplicateCommand`; one routed to the same owner too, unless `again` allows it. Nothing
+    /// is added when it fails.
+    fn add(
+        &mut self,
+        owner: TypeId,
+        names: &'static [&'static str],
+        route: Route<S>,
+        again: bool,
+    ) -> Result<(), DispatchError> {
+        for &name in names {
+            if let Some((routed_to, _)) = self.routes.get(name)
+                && (*routed_to != owner || !again)
+            {
                 return Err(DispatchError::DuplicateCommand { name });
             }
         }
-        Ok(self)
+        for &name in names {
+            self.routes.insert(name, (owner, route));
+        }
+        Ok(())
     }
 
     /// The routed command names, sorted.
@@ -105,7 +139,7 @@ impl<S: EventStore> Router<S> {
         body: &str,
         context: CommandContext,
     ) -> Result<CommandOutcome, DispatchError> {
-        let Some(route) = self.routes.get(name) else {
+        let Some((_, route)) = self.routes.get(name) else {
             return Err(DispatchError::UnknownCommand {
                 name: name.to_owned(),
                 known: self.commands(),

@@ -28,18 +28,22 @@ pub use crate::catalog::probe::{
     NoRoute, NoSchema, RouteProbe, RouteViaProjection, SchemaProbe, SchemaViaSchemars,
 };
 pub use crate::context::{CommandContext, CommandOutcome};
+pub use crate::dispatch::Router;
 pub use crate::envelope::{EventMeta, RecordedEvent};
 pub use crate::error::{
     BoxError, CommandError, DecodeFailure, DispatchError, ProjectionError, ProjectionFailure,
 };
 pub use crate::event::{Event, EventSet, UpcastPayload};
 pub use crate::event_of::{EventOf, IntoEvents};
-pub use crate::process::{IntoIssues, Issue, ProcessManager, Rejection, decode as process_decode};
+pub use crate::process::{
+    IntoIssues, Issuable, Issue, ProcessManager, Rejection, decode as process_decode,
+};
 pub use crate::projection::{Decoded, DynProjection, EventRef, Projection};
 pub use crate::query::{Query, RoutedQuery};
 pub use crate::registry::{
-    AggregateRegistration, CommandRegistration, EventRegistration, ProcessManagerRegistration,
-    ProjectionKind, ProjectionRegistration, QueryRegistration,
+    AggregateRegistration, CommandRegistration, DecisionRegistration, DecisionStateInfo,
+    EventRegistration, ProcessManagerRegistration, ProjectionKind, ProjectionRegistration,
+    QueryRegistration,
 };
 pub use crate::runner::DurableProjection;
 pub use crate::services::Services;

@@ -50,7 +50,9 @@ pub struct CommandRegistration {
     /// `module::Type`.
     pub type_name: &'static str,
     /// Stream category (`Aggregate::NAME`) of the aggregate it targets
-    /// (`#[command(aggregate = …)]`).
+    /// (`#[command(aggregate = …)]`), or the name (`Decision::NAME`) of the decision that
+    /// decides it (`#[command(decision = …)]`; that decision's [`DecisionRegistration`] lists
+    /// it).
     pub aggregate: &'static str,
     /// Its JSON Schema, when there is one (see [`SchemaFn`]).
     pub schema: SchemaFn,
@@ -101,6 +103,34 @@ pub struct AggregateRegistration {
     pub events: &'static [&'static str],
     /// Names of the commands it handles.
     pub commands: &'static [&'static str],
+}
+
+/// One `#[decision]` type: what the catalog shows of it.
+#[derive(Debug)]
+pub struct DecisionRegistration {
+    /// `Decision::NAME` (its own streams' category).
+    pub name: &'static str,
+    /// `module::Type`.
+    pub type_name: &'static str,
+    /// Names of the commands it decides.
+    pub commands: &'static [&'static str],
+    /// The states its handlers fold (a state used by several handlers may appear more than
+    /// once).
+    pub states: &'static [DecisionStateInfo],
+    /// Stored names of the events its handlers' return types name (a handler returning
+    /// `Emits` built by hand names none).
+    pub emits: &'static [&'static str],
+}
+
+/// A state a decision folds: which events it reads, and by which tags.
+#[derive(Debug)]
+pub struct DecisionStateInfo {
+    /// The state's type name (`DecisionState::STATE_NAME`).
+    pub name: &'static str,
+    /// The keys of the tags its events are selected by (values from the command).
+    pub tags: &'static [&'static str],
+    /// Stored names of the events it folds.
+    pub events: &'static [&'static str],
 }
 
 /// One `#[projection]` type.
@@ -177,6 +207,7 @@ inventory::collect!(ProjectionRegistration);
 inventory::collect!(CommandRegistration);
 inventory::collect!(QueryRegistration);
 inventory::collect!(ProcessManagerRegistration);
+inventory::collect!(DecisionRegistration);
 
 /// Every registered event type, sorted by stored name then type.
 pub fn events() -> Vec<&'static EventRegistration> {
@@ -216,6 +247,13 @@ pub fn queries() -> Vec<&'static QueryRegistration> {
 /// Every registered process manager, sorted by name then type.
 pub fn process_managers() -> Vec<&'static ProcessManagerRegistration> {
     let mut all: Vec<_> = inventory::iter::<ProcessManagerRegistration>().collect();
+    all.sort_by_key(|r| (r.name, r.type_name));
+    all
+}
+
+/// Every registered decision, sorted by name then type.
+pub fn decisions() -> Vec<&'static DecisionRegistration> {
+    let mut all: Vec<_> = inventory::iter::<DecisionRegistration>().collect();
     all.sort_by_key(|r| (r.name, r.type_name));
     all
 }

@@ -91,8 +91,13 @@ fn imports_point_down_the_layers() {
             .to_string_lossy()
             .trim_end_matches(".rs")
             .to_owned();
-        // `tests.rs` files are `#[cfg(test)]` modules, skipped like `#[cfg(test)]` code.
-        if OUTSIDE.contains(&module.as_str()) || file.file_name().is_some_and(|n| n == "tests.rs") {
+        // `tests.rs` and `*_tests.rs` files are `#[cfg(test)]` modules, skipped like
+        // `#[cfg(test)]` code.
+        let test_module = file.file_name().is_some_and(|n| {
+            let n = n.to_string_lossy();
+            n == "tests.rs" || n.ends_with("_tests.rs")
+        });
+        if OUTSIDE.contains(&module.as_str()) || test_module {
             continue;
         }
         let Some(own) = layer_of(&module) else {

@@ -86,6 +86,10 @@ use crate::model::derive::DeriveInput;
 /// Compile-time checks: an upcaster from every older version (a missing one is reported on
 /// `version = n`), only one from each, none from version 0 or from `version` or later, and
 /// each function has one of the forms above.
+/// - `#[tag]` / `#[tag(key = "…")]` on a named field (of the struct, or of an enum's variant):
+///   the event carries the tag `key:<value>` (key: the field's name unless given), its value
+///   the field's `TagValue` text. On an `Option<T>` field there is no tag when it is `None`;
+///   an enum value carries the tags of its own variant's fields. Decisions read events by them.
 ///
 /// The type must also implement `Serialize`, `Deserialize`, `Clone`, `Debug` and `PartialEq`
 /// (derive them), and be `Send + Sync + 'static`. Generic types and unions are rejected.

@@ -180,6 +180,7 @@ impl<S: EventStore> Cqrs<S> {
                     });
                 }
             };
+            crate::decision::check_read_back(C::NAME, &items, &emits)?;
             if emits.events.is_empty() {
                 return Ok(CommandOutcome {
                     command_id,

@@ -55,9 +55,13 @@ impl Catalog {
     /// ```text
     /// { "format": "eventweave-catalog", "version": 1,
     ///   "aggregates":       [{ "name", "type", "commands": [name], "events": [name] }],
-    ///   "commands":         [{ "name", "type" | null, "aggregate" | null, "handled": bool,
-    ///                          "issued_by": [process manager] }],
+    ///   "decisions":        [{ "name", "type", "commands": [name],
+    ///                          "states": [{ "name", "tags": [key], "events": [name] }],
+    ///                          "emits": [name] }],
+    ///   "commands":         [{ "name", "type" | null, "aggregate" | null, "decision" | null,
+    ///                          "handled": bool, "issued_by": [process manager] }],
     ///   "events":           [{ "name", "version" | null, "type" | null, "recorded_by": [aggregate],
+    ///                          "emitted_by": [decision], "read_by": [decision],
     ///                          "projections": [name], "process_managers": [name] }],
     ///   "projections":      [{ "name", "type", "kind": "in-memory" | "durable",
     ///                          "events": [name], "queries": [type] }],
@@ -65,8 +69,9 @@ impl Catalog {
     ///   "queries":          [{ "type", "response", "projection" | null }] }
     /// ```
     ///
-    /// Names are stored event names, command names (`Command::NAME`) and aggregate, projection
-    /// and process-manager names; types are `module::Type`. `null` for a type means the item is
+    /// Names are stored event names, command names (`Command::NAME`) and aggregate, decision,
+    /// projection and process-manager names; a state's name is its type's, its `tags` the keys
+    /// its events are selected by (values from the command), in declaration order; types are `module::Type`. `null` for a type means the item is
     /// known only by name; `"issues": null` means the process manager declares nothing (unknown,
     /// not empty). Every list is sorted; the text ends with a newline.
     pub fn to_json(&self) -> String {

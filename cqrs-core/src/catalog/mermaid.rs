@@ -1,6 +1,7 @@
 //! The catalog as a Mermaid flowchart, coloured like an event-storming board: commands (blue)
-//! → aggregates (yellow) → events (orange) → projections (green) and process managers (lilac),
-//! which issue commands (dotted); projections answer queries (dotted).
+//! → aggregates (yellow) and decisions (pink) → events (orange) → projections (green) and
+//! process managers (lilac), which issue commands (dotted); projections answer queries
+//! (dotted); decisions read events by tag (dotted, labelled with the tag keys).
 //!
 //! Node ids are made from names (a numbered suffix on collision) and labels are escaped, so any
 //! stored name renders.
@@ -64,11 +65,13 @@ impl Catalog {
     /// The catalog as a Mermaid `flowchart LR` (text ending with a newline), for a README
     /// (GitHub renders ` ```mermaid ` blocks) or <https://mermaid.live>.
     ///
-    /// Commands are boxes, aggregates double-edged boxes, events stadiums, durable projections
+    /// Commands are boxes, aggregates double-edged boxes, decisions rhombi, events stadiums, durable projections
     /// cylinders, in-memory projections rounded boxes, process managers hexagons and queries
-    /// parallelograms. Solid arrows: a command handled by an aggregate, an event it records, an
-    /// event a projection or process manager handles. Dotted: a command a process manager
-    /// declares it issues, a query a projection answers. Same catalog, same text.
+    /// parallelograms. Solid arrows: a command handled by an aggregate or decided by a decision,
+    /// an event it records or may emit, an event a projection or process manager handles.
+    /// Dotted: a command a process manager declares it issues, a query a projection answers, an
+    /// event a decision reads (labelled with the keys of the tags it reads it by). Same
+    /// catalog, same text.
     pub fn to_mermaid(&self) -> String {
         let mut ids = Ids::default();
         let mut out = String::new();
@@ -79,6 +82,7 @@ impl Catalog {
         for (class, style) in [
             ("command", "fill:#a8d1ff,stroke:#2f6db5,color:#000"),
             ("aggregate", "fill:#fff59d,stroke:#b8a200,color:#000"),
+            ("decision", "fill:#f8bbd0,stroke:#b0406a,color:#000"),
             ("event", "fill:#ffbf80,stroke:#c26a00,color:#000"),
             ("projection", "fill:#b9e6a7,stroke:#4a8f31,color:#000"),
             ("process", "fill:#dcb8ec,stroke:#7d4a99,color:#000"),
@@ -87,18 +91,24 @@ impl Catalog {
             let _ = writeln!(out, "    classDef {class} {style}");
         }
 
-        let command_key = |name: &str, aggregate: Option<&str>| {
-            format!("{name}\u{0}{}", aggregate.unwrap_or_default())
+        // A command is keyed by its name and its aggregate's or decision's.
+        let command_key = |c: &super::CommandEntry| {
+            let owner = c.aggregate.as_deref().or(c.decision.as_deref());
+            format!("{}\u{0}{}", c.name, owner.unwrap_or_default())
         };
         let mut nodes = String::new();
         let mut edges = String::new();
         for c in &self.commands {
-            let id = ids.id("cmd", &command_key(&c.name, c.aggregate.as_deref()));
+            let id = ids.id("cmd", &command_key(c));
             let _ = writeln!(nodes, "    {id}[\"{}\"]:::command", label(&c.name));
         }
         for a in &self.aggregates {
             let id = ids.id("agg", &a.name);
             let _ = writeln!(nodes, "    {id}[[\"{}\"]]:::aggregate", label(&a.name));
+        }
+        for d in &self.decisions {
+            let id = ids.id("dec", &d.name);
+            let _ = writeln!(nodes, "    {id}{{\"{}\"}}:::decision", label(&d.name));
         }
         for e in &self.events {
             let id = ids.id("evt", &e.name);
@@ -135,9 +145,12 @@ impl Catalog {
         }
 
         for c in self.commands.iter().filter(|c| c.handled) {
+            let from = ids.id("cmd", &command_key(c));
             if let Some(aggregate) = &c.aggregate {
-                let from = ids.id("cmd", &command_key(&c.name, Some(aggregate)));
                 let to = ids.id("agg", aggregate);
+                let _ = writeln!(edges, "    {from} --> {to}");
+            } else if let Some(decision) = &c.decision {
+                let to = ids.id("dec", decision);
                 let _ = writeln!(edges, "    {from} --> {to}");
             }
         }
@@ -146,6 +159,30 @@ impl Catalog {
             for e in &a.events {
                 let to = ids.id("evt", e);
                 let _ = writeln!(edges, "    {from} --> {to}");
+            }
+        }
+        for d in &self.decisions {
+            let from = ids.id("dec", &d.name);
+            for e in &d.emits {
+                let to = ids.id("evt", e);
+                let _ = writeln!(edges, "    {from} --> {to}");
+            }
+            // One dotted edge per event read, labelled with the tag keys of each state reading
+            // it (`course+student` for a state read by both, `or` between states).
+            let mut reads: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+            for s in &d.states {
+                for e in &s.events {
+                    reads.entry(e).or_default().insert(s.tags.join("+"));
+                }
+            }
+            for (e, keys) in reads {
+                let to = ids.id("evt", e);
+                let keys: Vec<String> = keys.into_iter().filter(|k| !k.is_empty()).collect();
+                let text = match keys.as_slice() {
+                    [] => "reads".to_owned(),
+                    _ => format!("reads by {}", keys.join(" or ")),
+                };
+                let _ = writeln!(edges, "    {to} -.->|\"{}\"| {from}", label(&text));
             }
         }
         for e in &self.events {
@@ -163,7 +200,7 @@ impl Catalog {
             let from = ids.id("pm", &p.name);
             for name in p.issues.iter().flatten() {
                 for c in self.commands.iter().filter(|c| &c.name == name) {
-                    let to = ids.id("cmd", &command_key(&c.name, c.aggregate.as_deref()));
+                    let to = ids.id("cmd", &command_key(c));
                     let _ = writeln!(edges, "    {from} -. issues .-> {to}");
                 }
             }

@@ -58,6 +58,8 @@
 //!   names with a numbered suffix on collision. So a committed copy can be compared with the code;
 //!   the bank's `tests/catalog.rs` does.
 
+#[cfg(test)]
+mod decision_tests;
 mod json;
 mod mermaid;
 #[doc(hidden)]
@@ -70,7 +72,7 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 
 use crate::registry::{
-    self, AggregateRegistration, CommandRegistration, EventRegistration,
+    self, AggregateRegistration, CommandRegistration, DecisionRegistration, EventRegistration,
     ProcessManagerRegistration, ProjectionKind, ProjectionRegistration, QueryRegistration,
     SchemaFn,
 };
@@ -82,6 +84,8 @@ pub use json::{FORMAT, FORMAT_VERSION, SCHEMAS_FORMAT};
 pub struct Catalog {
     /// By name.
     pub aggregates: Vec<AggregateEntry>,
+    /// By name.
+    pub decisions: Vec<DecisionEntry>,
     /// By name, then type.
     pub commands: Vec<CommandEntry>,
     /// By stored name.
@@ -108,6 +112,35 @@ pub struct AggregateEntry {
     pub events: Vec<String>,
 }
 
+/// A decision: the states it reads (event types and tags), the commands it decides and the
+/// events it may emit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DecisionEntry {
+    /// `Decision::NAME`.
+    pub name: String,
+    /// `module::Type`.
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// Names of the commands it decides, sorted.
+    pub commands: Vec<String>,
+    /// The states its handlers fold, by name.
+    pub states: Vec<StateEntry>,
+    /// Stored names of the events its handlers' return types name, sorted (a handler that
+    /// builds `Emits` by hand adds none).
+    pub emits: Vec<String>,
+}
+
+/// A decision's state: the events it reads, selected by which tags.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StateEntry {
+    /// The state's type name.
+    pub name: String,
+    /// Keys of the tags its events are selected by (values from the command), as declared.
+    pub tags: Vec<String>,
+    /// Stored names of the events it folds, sorted.
+    pub events: Vec<String>,
+}
+
 /// A command.
 #[derive(Clone, Debug, Serialize)]
 pub struct CommandEntry {
@@ -119,7 +152,9 @@ pub struct CommandEntry {
     pub type_name: Option<String>,
     /// The aggregate it targets (`#[command(aggregate = …)]`), when known.
     pub aggregate: Option<String>,
-    /// Whether that aggregate has a handler for it.
+    /// The decision that decides it (`#[command(decision = …)]`), when known.
+    pub decision: Option<String>,
+    /// Whether that aggregate or decision has a handler for it.
     pub handled: bool,
     /// Process managers that declare they issue it, sorted.
     pub issued_by: Vec<String>,
@@ -139,6 +174,10 @@ pub struct EventEntry {
     pub type_name: Option<String>,
     /// Aggregates that record it, sorted.
     pub recorded_by: Vec<String>,
+    /// Decisions that may emit it, sorted.
+    pub emitted_by: Vec<String>,
+    /// Decisions that read it (one of their states folds it), sorted.
+    pub read_by: Vec<String>,
     /// Projections that handle it, sorted.
     pub projections: Vec<String>,
     /// Process managers that handle it, sorted.
@@ -199,6 +238,8 @@ pub struct Registrations<'a> {
     pub commands: Vec<&'a CommandRegistration>,
     /// Aggregates.
     pub aggregates: Vec<&'a AggregateRegistration>,
+    /// Decisions.
+    pub decisions: Vec<&'a DecisionRegistration>,
     /// Projections (process managers' own registrations as durable projections included).
     pub projections: Vec<&'a ProjectionRegistration>,
     /// Queries.
@@ -214,6 +255,7 @@ impl Registrations<'static> {
             events: registry::events(),
             commands: registry::commands(),
             aggregates: registry::aggregates(),
+            decisions: registry::decisions(),
             projections: registry::projections(),
             queries: registry::queries(),
             process_managers: registry::process_managers(),
@@ -233,6 +275,7 @@ impl Registrations<'_> {
         self.events.retain(|r| inside(r.type_name));
         self.commands.retain(|r| inside(r.type_name));
         self.aggregates.retain(|r| inside(r.type_name));
+        self.decisions.retain(|r| inside(r.type_name));
         self.projections.retain(|r| inside(r.type_name));
         self.queries.retain(|r| inside(r.type_name));
         self.process_managers.retain(|r| inside(r.type_name));
@@ -272,6 +315,7 @@ impl Catalog {
                     events: sorted(r.events.iter().copied()),
                 })
                 .collect(),
+            decisions: parts.decisions.iter().map(|r| decision(r)).collect(),
             process_managers: parts
                 .process_managers
                 .iter()
@@ -323,6 +367,8 @@ impl Catalog {
     fn sort(&mut self) {
         self.aggregates
             .sort_by(|a, b| (&a.name, &a.type_name).cmp(&(&b.name, &b.type_name)));
+        self.decisions
+            .sort_by(|a, b| (&a.name, &a.type_name).cmp(&(&b.name, &b.type_name)));
         self.commands
             .sort_by(|a, b| (&a.name, &a.type_name).cmp(&(&b.name, &b.type_name)));
         self.events
@@ -337,6 +383,7 @@ impl Catalog {
     /// Whether nothing is declared.
     pub fn is_empty(&self) -> bool {
         self.aggregates.is_empty()
+            && self.decisions.is_empty()
             && self.commands.is_empty()
             && self.events.is_empty()
             && self.projections.is_empty()
@@ -355,6 +402,10 @@ fn events(parts: &Registrations<'_>, catalog: &Catalog) -> Vec<EventEntry> {
             .iter()
             .flat_map(|a| a.events.iter().map(String::as_str)),
     );
+    names.extend(catalog.decisions.iter().flat_map(|d| {
+        let read = d.states.iter().flat_map(|s| s.events.iter());
+        read.chain(d.emits.iter()).map(String::as_str)
+    }));
     names.extend(
         catalog
             .projections
@@ -373,6 +424,14 @@ fn events(parts: &Registrations<'_>, catalog: &Catalog) -> Vec<EventEntry> {
             entry.recorded_by = linked(
                 catalog.aggregates.iter().map(|a| (&a.name, &a.events)),
                 name,
+            );
+            entry.emitted_by = linked(catalog.decisions.iter().map(|d| (&d.name, &d.emits)), name);
+            entry.read_by = sorted(
+                catalog
+                    .decisions
+                    .iter()
+                    .filter(|d| d.states.iter().any(|s| s.events.iter().any(|e| e == name)))
+                    .map(|d| d.name.as_str()),
             );
             entry.projections = linked(
                 catalog.projections.iter().map(|p| (&p.name, &p.events)),
@@ -393,6 +452,8 @@ fn events(parts: &Registrations<'_>, catalog: &Catalog) -> Vec<EventEntry> {
                 version: None,
                 type_name: None,
                 recorded_by: Vec::new(),
+                emitted_by: Vec::new(),
+                read_by: Vec::new(),
                 projections: Vec::new(),
                 process_managers: Vec::new(),
                 schema: None,
@@ -406,6 +467,8 @@ fn events(parts: &Registrations<'_>, catalog: &Catalog) -> Vec<EventEntry> {
                 version: Some(r.version),
                 type_name: Some(r.type_name.to_owned()),
                 recorded_by: Vec::new(),
+                emitted_by: Vec::new(),
+                read_by: Vec::new(),
                 projections: Vec::new(),
                 process_managers: Vec::new(),
                 schema: Some(r.schema),
@@ -435,16 +498,27 @@ fn commands(parts: &Registrations<'_>, catalog: &Catalog) -> Vec<CommandEntry> {
             .iter()
             .any(|a| a.name == aggregate && a.commands.iter().any(|c| c == name))
     };
+    let decided = |decision: &str, name: &str| {
+        catalog
+            .decisions
+            .iter()
+            .any(|d| d.name == decision && d.commands.iter().any(|c| c == name))
+    };
+    // A registration's `aggregate` names a decision when that decision lists the command.
     let mut out: Vec<CommandEntry> = parts
         .commands
         .iter()
-        .map(|r| CommandEntry {
-            name: r.name.to_owned(),
-            type_name: Some(r.type_name.to_owned()),
-            aggregate: Some(r.aggregate.to_owned()),
-            handled: handled(r.aggregate, r.name),
-            issued_by: issued_by(r.name),
-            schema: Some(r.schema),
+        .map(|r| {
+            let by_decision = decided(r.aggregate, r.name);
+            CommandEntry {
+                name: r.name.to_owned(),
+                type_name: Some(r.type_name.to_owned()),
+                aggregate: (!by_decision).then(|| r.aggregate.to_owned()),
+                decision: by_decision.then(|| r.aggregate.to_owned()),
+                handled: by_decision || handled(r.aggregate, r.name),
+                issued_by: issued_by(r.name),
+                schema: Some(r.schema),
+            }
         })
         .collect();
     for aggregate in &catalog.aggregates {
@@ -457,6 +531,25 @@ fn commands(parts: &Registrations<'_>, catalog: &Catalog) -> Vec<CommandEntry> {
                     name: name.clone(),
                     type_name: None,
                     aggregate: Some(aggregate.name.clone()),
+                    decision: None,
+                    handled: true,
+                    issued_by: issued_by(name),
+                    schema: None,
+                });
+            }
+        }
+    }
+    for decision in &catalog.decisions {
+        for name in &decision.commands {
+            let known = out
+                .iter()
+                .any(|c| &c.name == name && c.decision.as_deref() == Some(&decision.name));
+            if !known {
+                out.push(CommandEntry {
+                    name: name.clone(),
+                    type_name: None,
+                    aggregate: None,
+                    decision: Some(decision.name.clone()),
                     handled: true,
                     issued_by: issued_by(name),
                     schema: None,
@@ -471,6 +564,7 @@ fn commands(parts: &Registrations<'_>, catalog: &Catalog) -> Vec<CommandEntry> {
                     name: name.clone(),
                     type_name: None,
                     aggregate: None,
+                    decision: None,
                     handled: false,
                     issued_by: issued_by(name),
                     schema: None,
@@ -479,6 +573,29 @@ fn commands(parts: &Registrations<'_>, catalog: &Catalog) -> Vec<CommandEntry> {
         }
     }
     out
+}
+
+/// A decision's entry: its states once each (by name), lists sorted.
+fn decision(r: &DecisionRegistration) -> DecisionEntry {
+    let mut states: Vec<StateEntry> = Vec::new();
+    for s in r.states {
+        if states.iter().any(|known| known.name == s.name) {
+            continue;
+        }
+        states.push(StateEntry {
+            name: s.name.to_owned(),
+            tags: s.tags.iter().map(|t| (*t).to_owned()).collect(),
+            events: sorted(s.events.iter().copied()),
+        });
+    }
+    states.sort_by(|a, b| a.name.cmp(&b.name));
+    DecisionEntry {
+        name: r.name.to_owned(),
+        type_name: r.type_name.to_owned(),
+        commands: sorted(r.commands.iter().copied()),
+        states,
+        emits: sorted(r.emits.iter().copied()),
+    }
 }
 
 /// Names of the items (name, their list) whose list holds `name`, sorted.

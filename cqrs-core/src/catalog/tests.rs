@@ -287,6 +287,7 @@ fn the_json_document_has_a_fixed_shape() {
         .collect();
     for key in [
         "aggregates",
+        "decisions",
         "commands",
         "events",
         "projections",
@@ -301,6 +302,7 @@ fn the_json_document_has_a_fixed_shape() {
             "name": "Repair",
             "type": concat!(module_path!(), "::Repair"),
             "aggregate": "catalog-test-lamp",
+            "decision": null,
             "handled": false,
             "issued_by": [],
         })

@@ -17,6 +17,7 @@ pub use sql::{SqlError, SqlErrorKind};
 pub use store::{BackendError, Mismatch, Retry, StoreError};
 
 use crate::ids::{Position, StreamId, Uuid};
+use crate::tag::Tag;
 
 /// A boxed error, used where the concrete type is erased (untyped dispatch, store back-ends).
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -141,6 +142,20 @@ pub enum CommandError<E> {
     },
     /// The aggregate's stored events could not be decoded.
     Decode(DecodeError),
+    /// A decision emitted an event that escapes its own query: a tag value differs from the
+    /// ones the query read by that key (or no state of the handler reads the event), so the
+    /// next decision on the command's tags would not see it and its condition would not guard
+    /// it. Nothing was appended.
+    EscapesQuery {
+        /// The command.
+        command: &'static str,
+        /// The emitted event's stored name.
+        event: &'static str,
+        /// The tag the query reads that the event lacks (`None`: no state folds its type).
+        expected: Option<Tag>,
+        /// The event's tag with that key, if it has one.
+        found: Option<Tag>,
+    },
     /// The command id (given with `CommandContext::with_command_id`, the command's idempotency
     /// key) was used before for a command that recorded other events: the command sent now is
     /// not the same. Nothing was appended; the first command's events stay as they are. A
@@ -184,6 +199,17 @@ impl<E> CommandError<E> {
             },
             CommandError::Encode { event, message } => CommandError::Encode { event, message },
             CommandError::Decode(e) => CommandError::Decode(e),
+            CommandError::EscapesQuery {
+                command,
+                event,
+                expected,
+                found,
+            } => CommandError::EscapesQuery {
+                command,
+                event,
+                expected,
+                found,
+            },
             CommandError::CommandIdReused {
                 command_id,
                 stream,
@@ -218,6 +244,7 @@ impl<E> CommandError<E> {
             | CommandError::Panicked { .. }
             | CommandError::Encode { .. }
             | CommandError::Decode(_)
+            | CommandError::EscapesQuery { .. }
             | CommandError::CommandIdReused { .. } => Retry::Never,
         }
     }
@@ -259,6 +286,26 @@ impl<E: fmt::Display> fmt::Display for CommandError<E> {
                 write!(f, "cannot serialize event `{event}`: {message}")
             }
             CommandError::Decode(e) => fmt::Display::fmt(e, f),
+            CommandError::EscapesQuery {
+                command,
+                event,
+                expected: Some(expected),
+                found,
+            } => {
+                write!(f, "the decision of `{command}` emitted `{event}` ")?;
+                match found {
+                    Some(found) => write!(f, "tagged `{found}`")?,
+                    None => write!(f, "without a `{}` tag", expected.key())?,
+                }
+                write!(
+                    f,
+                    ", but its query reads `{expected}`: the event would escape the decision's condition; nothing was appended (emit it with the command's tag values)"
+                )
+            }
+            CommandError::EscapesQuery { command, event, .. } => write!(
+                f,
+                "the decision of `{command}` emitted `{event}`, which none of its handler's states folds: the event would escape the decision's condition; nothing was appended"
+            ),
             CommandError::CommandIdReused {
                 command_id,
                 stream,

@@ -3,13 +3,12 @@
 
 use serde::Serialize;
 
-use crate::aggregate::Command;
 use crate::envelope::{EventMeta, Payload, RecordedEvent, UserMetadata};
 use crate::error::{BoxError, CommandError};
 use crate::event::Event;
 use crate::ids::{Position, StreamId, Timestamp, Uuid, new_id};
 use crate::process::issue::IssuedCommand;
-use crate::process::{Issue, ProcessManager, Rejection, derive_id};
+use crate::process::{Issuable, Issue, ProcessManager, Rejection, derive_id};
 
 /// Given past events, when an event arrives (or an issued command is rejected), then expect
 /// the commands and deadlines the process manager issues.
@@ -88,7 +87,7 @@ impl<P: ProcessManager> ProcessFixture<P> {
     /// [`Rejection::error`] gives `error` back typed and [`Rejection::message`] its text.
     pub fn when_rejected<C, E>(self, command: C, error: E) -> ThenProcess<P>
     where
-        C: Command + Serialize,
+        C: Issuable + Serialize,
         E: std::error::Error + Send + Sync + 'static,
     {
         self.compensate(command, CommandError::Rejected(Box::new(error)))
@@ -98,13 +97,13 @@ impl<P: ProcessManager> ProcessFixture<P> {
     /// (`CommandError::NotFound`, say) but the store failures and conflicts production retries.
     pub fn when_failed<C, E>(self, command: C, error: CommandError<E>) -> ThenProcess<P>
     where
-        C: Command + Serialize,
+        C: Issuable + Serialize,
         E: std::error::Error + Send + Sync + 'static,
     {
         self.compensate(command, error.map_rejection(|e| Box::new(e) as BoxError))
     }
 
-    fn compensate<C: Command + Serialize>(
+    fn compensate<C: Issuable + Serialize>(
         mut self,
         command: C,
         error: CommandError<BoxError>,

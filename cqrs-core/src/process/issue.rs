@@ -11,9 +11,45 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::aggregate::{Command, Handles};
-use crate::error::{BoxError, CommandError};
+use crate::dispatch::Router;
+use crate::error::{BoxError, CommandError, DispatchError};
 use crate::event::Event;
 use crate::ids::Uuid;
+use crate::store::EventStore;
+
+/// A command a process manager can issue with [`Issue::command`]: a command of an aggregate
+/// that handles it (every such command, through a blanket impl), or of a decision that decides
+/// it (`#[derive(Command)]` implements it for `#[command(decision = …)]`).
+///
+/// Both kinds are recorded and run the same way: by name through the process sink's
+/// [`Router`], with a command id derived from the triggering event, their rejections handed to
+/// the compensation.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be issued by a process manager: no aggregate or decision handles it",
+    label = "not a handled command",
+    note = "a process manager issues a `#[derive(Command)]` type whose `#[command(aggregate = …)]` or `#[command(decision = …)]` has a `#[handle]` method for it"
+)]
+pub trait Issuable: Send + Sync + 'static {
+    /// The name it is recorded and routed by.
+    const NAME: &'static str;
+
+    /// Routes the aggregate or decision that handles it in `router` (nothing when it is
+    /// routed already).
+    #[doc(hidden)]
+    fn __route<S: EventStore>(router: &mut Router<S>) -> Result<(), DispatchError>;
+}
+
+impl<C> Issuable for C
+where
+    C: Command,
+    C::Aggregate: Handles<C>,
+{
+    const NAME: &'static str = <C as Command>::NAME;
+
+    fn __route<S: EventStore>(router: &mut Router<S>) -> Result<(), DispatchError> {
+        router.__ensure_aggregate::<C::Aggregate>()
+    }
+}
 
 /// A command or a deadline that a process manager issues.
 ///
@@ -56,12 +92,12 @@ pub struct IssuedDeadline {
 }
 
 impl Issue {
-    /// Issues `command`. Only compiles for a command whose aggregate has a handler for it, and
-    /// that is serializable both ways (it is recorded before it runs, and run by name).
+    /// Issues `command`. Only compiles for a command that an aggregate or a decision handles
+    /// ([`Issuable`]), and that is serializable both ways (it is recorded before it runs, and
+    /// run by name).
     pub fn command<C>(command: C) -> Issue
     where
-        C: Command + Serialize + DeserializeOwned,
-        C::Aggregate: Handles<C>,
+        C: Issuable + Serialize + DeserializeOwned,
     {
         match serde_json::to_value(&command) {
             Ok(body) => Issue(Kind::Command(IssuedCommand {
@@ -188,7 +224,8 @@ pub struct Rejection {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RejectionKind {
-    /// The aggregate's handler refused it: [`Rejection::error`] gives its error, typed.
+    /// The aggregate's or decision's handler refused it: [`Rejection::error`] gives its
+    /// error, typed.
     Rejected,
     /// A command for an existing aggregate found none.
     NotFound,
@@ -273,12 +310,12 @@ impl Rejection {
     }
 
     /// Whether the rejected command is `C`.
-    pub fn is<C: Command>(&self) -> bool {
+    pub fn is<C: Issuable>(&self) -> bool {
         self.command.name == C::NAME
     }
 
     /// The rejected command, decoded (`None` if it is not a `C`).
-    pub fn command<C: Command + DeserializeOwned>(&self) -> Option<C> {
+    pub fn command<C: Issuable + DeserializeOwned>(&self) -> Option<C> {
         if !self.is::<C>() {
             return None;
         }

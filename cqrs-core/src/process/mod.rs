@@ -47,10 +47,18 @@
 //!   instead of new tables: every store gets it with no migration, and the records carry the
 //!   business transaction's correlation id, so they show up when it is traced.
 //! - **Issued commands are name + JSON, run through `Router`.** `Issue::command` checks the command
-//!   at compile time (`C::Aggregate: Handles<C>`), but the sink, generic over the store, cannot
-//!   name every command type, so it runs them by name; the JSON is also the outbox record and what
-//!   `ProcessFixture` compares. Saga commands are few, so the extra serialization costs little. An
-//!   aggregate the sink was not given (`.aggregate::<A>()`) is a handler failure at run time.
+//!   at compile time ([`Issuable`]: an aggregate's command it handles, or a decision's command
+//!   it decides), but the sink, generic over the store, cannot name every command type, so it
+//!   runs them by name; the JSON is also the outbox record and what `ProcessFixture` compares.
+//!   Saga commands are few, so the extra serialization costs little. The sink routes the
+//!   aggregates and decisions of the declared commands (`issues = [...]`) by itself; others are
+//!   given with `.aggregate::<A>()` / `.decision::<D>()`, and a command the sink cannot route
+//!   is a handler failure at run time.
+//! - **Decision commands are issued like aggregate commands** (one `Issue::command`, one
+//!   [`Issuable`] trait implemented by both kinds): recorded before they run, with a command id
+//!   derived from the event, so a re-run after a crash finds the first run's events (the
+//!   decision bus answers a command id whose first event is stored with that run's events);
+//!   their rejections reach `on_rejected` with the decision's error typed.
 //! - **What a process manager issues is declared** (`issues = [A, B]`): handlers return `Issue`,
 //!   which erases the command type, and scanning handler bodies for `Issue::command(X { .. })`
 //!   would miss commands built in helpers. Each entry is checked to be a command at compile time,
@@ -70,7 +78,9 @@ mod record;
 mod sink;
 
 pub use fixture::{ProcessFixture, ThenProcess};
-pub use issue::{IntoIssues, Issue, IssuedCommand, IssuedDeadline, Rejection, RejectionKind};
+pub use issue::{
+    IntoIssues, Issuable, Issue, IssuedCommand, IssuedDeadline, Rejection, RejectionKind,
+};
 pub use sink::{ProcessManagerSink, REJECTIONS_KEPT};
 // Defined with the ids (the command bus derives event ids with it too).
 pub use crate::ids::{DERIVED_ID_NAMESPACE, derive_id};
@@ -78,10 +88,12 @@ pub use crate::ids::{DERIVED_ID_NAMESPACE, derive_id};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::dispatch::Router;
 use crate::envelope::RecordedEvent;
-use crate::error::ProjectionFailure;
+use crate::error::{DispatchError, ProjectionFailure};
 use crate::event::{Event, decode_payload};
 use crate::ids::Uuid;
+use crate::store::EventStore;
 
 /// A process manager: the state of one business transaction and how it reacts to events.
 ///
@@ -140,6 +152,15 @@ pub trait ProcessManager:
     /// returns the commands to run and the deadlines to schedule. An error is retried by the
     /// runner, like a projection's.
     fn handle(&mut self, event: &RecordedEvent) -> Result<Vec<Issue>, ProjectionFailure>;
+
+    /// Routes, in `router`, the aggregates and decisions of the commands it declares
+    /// (`#[process_manager(issues = [...])]` generates it); by default none, and the sink is
+    /// given them with `.aggregate::<A>()` and `.decision::<D>()`.
+    #[doc(hidden)]
+    fn __route_issues<S: EventStore>(router: &mut Router<S>) -> Result<(), DispatchError> {
+        let _ = router;
+        Ok(())
+    }
 
     /// Compensation: a command this instance issued was rejected (recorded in the instance
     /// stream before this runs). By default nothing more is issued.

@@ -6,11 +6,13 @@
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::aggregate::Aggregate;
 use crate::app::Cqrs;
 use crate::context::{CAUSED_BY_EVENT, CommandContext};
+use crate::decision::Decision;
 use crate::dispatch::Router;
 use crate::envelope::{NewEvent, Payload, RecordedEvent, UserMetadata};
 use crate::error::{CommandError, DispatchError, ProjectionError, ProjectionFailure, StoreError};
@@ -51,7 +53,8 @@ pub const REJECTIONS_KEPT: usize = 256;
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let store = MemoryStore::new();
 /// let app = Cqrs::builder(store.clone()).build().await.unwrap();
-/// // `.aggregate::<Account>()?` for each aggregate whose commands it issues
+/// // `.aggregate::<Account>()?` / `.decision::<Transfers>()?` for each aggregate or decision
+/// // whose commands it issues (those of the commands declared in `issues = [...]` are routed)
 /// let sink = ProcessManagerSink::<Idle, _>::new(app);
 /// let running = ProjectionRunner::new(store, sink).spawn();
 /// running.stop().await;
@@ -59,8 +62,10 @@ pub const REJECTIONS_KEPT: usize = 256;
 /// ```
 pub struct ProcessManagerSink<P, S> {
     store: S,
-    router: Option<Router<S>>,
-    app: Cqrs<S>,
+    router: Router<S>,
+    /// Why the routes of the declared commands could not be added (two commands of one name):
+    /// reported as a handler failure when a command is to run.
+    wiring: Option<Arc<DispatchError>>,
     instances: HashMap<Uuid, Instance<P>>,
     timer: Option<Timer>,
     deadline_poll: Duration,
@@ -71,12 +76,16 @@ pub struct ProcessManagerSink<P, S> {
 }
 
 impl<P: ProcessManager, S: EventStore + Checkpoints> ProcessManagerSink<P, S> {
-    /// A sink for `P` that runs its commands through `app`.
+    /// A sink for `P` that runs its commands through `app`, with a route for the aggregate
+    /// or decision of each command `P` declares (`#[process_manager(issues = [...])]`).
     pub fn new(app: Cqrs<S>) -> Self {
+        let store = app.store().clone();
+        let mut router = Router::new(app);
+        let wiring = P::__route_issues(&mut router).err().map(Arc::new);
         ProcessManagerSink {
-            store: app.store().clone(),
-            router: Some(Router::new(app.clone())),
-            app,
+            store,
+            router,
+            wiring,
             instances: HashMap::new(),
             timer: None,
             deadline_poll: DEFAULT_POLL,
@@ -86,13 +95,17 @@ impl<P: ProcessManager, S: EventStore + Checkpoints> ProcessManagerSink<P, S> {
         }
     }
 
-    /// Routes the commands of aggregate `A` (every aggregate whose commands `P` issues).
+    /// Routes the commands of aggregate `A` (every aggregate whose commands `P` issues and does
+    /// not declare); nothing when they are routed already.
     pub fn aggregate<A: Aggregate>(mut self) -> Result<Self, DispatchError> {
-        let router = self
-            .router
-            .take()
-            .unwrap_or_else(|| Router::new(self.app.clone()));
-        self.router = Some(router.aggregate::<A>()?);
+        self.router.__ensure_aggregate::<A>()?;
+        Ok(self)
+    }
+
+    /// Routes the commands of decision `D` (every decision whose commands `P` issues and does
+    /// not declare); nothing when they are routed already.
+    pub fn decision<D: Decision>(mut self) -> Result<Self, DispatchError> {
+        self.router.__ensure_decision::<D>()?;
         Ok(self)
     }
 
@@ -279,9 +292,14 @@ impl<P: ProcessManager, S: EventStore + Checkpoints> ProcessManagerSink<P, S> {
             if let Some(trace) = trace {
                 context = context.with_trace(trace);
             }
-            let router = self.router.as_ref().expect("the router is always put back");
+            if let Some(wiring) = &self.wiring {
+                let failure = ProjectionFailure::Handler(wiring.clone());
+                return Err(handler_error::<P>(event, failure));
+            }
             let body = next.command.body.to_string();
-            let dispatch = router.dispatch_with(&next.command.name, &body, context);
+            let dispatch = self
+                .router
+                .dispatch_with(&next.command.name, &body, context);
             let outcome = traced.instrument(dispatch).await;
             let error = match outcome {
                 // `DuplicateEventId`, `CommandIdReused`: the command ran before (a crash came

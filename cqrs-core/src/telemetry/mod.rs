@@ -46,7 +46,7 @@
 //!
 //! `outcome` (spans and the `outcome` label below): `ok`, `rejected`, `not_found`,
 //! `already_exists`, `conflict`, `missing_service`, `panicked`, `encode_error`, `decode_error`,
-//! `command_id_reused`, `store_error` for commands; `ok`, `conflict`, `duplicate_event_id`,
+//! `escapes_query`, `command_id_reused`, `store_error` for commands; `ok`, `conflict`, `duplicate_event_id`,
 //! `idempotency_conflict`, `invalid_input`, `invalid_query`, `condition_failed`, `unsupported`,
 //! `decode_error`, `unavailable`, `outcome_unknown`, `backend_error` for appends; `ok`, `failed`, `store_error` for batches; `ok`, `rejected` for
 //! process-manager commands.
@@ -307,6 +307,7 @@ pub(crate) fn command_outcome<T, E>(result: &Result<T, CommandError<E>>) -> &'st
         Err(CommandError::Panicked { .. }) => "panicked",
         Err(CommandError::Encode { .. }) => "encode_error",
         Err(CommandError::Decode(_)) => "decode_error",
+        Err(CommandError::EscapesQuery { .. }) => "escapes_query",
         Err(CommandError::CommandIdReused { .. }) => "command_id_reused",
         Err(CommandError::Store(_)) => "store_error",
     }
@@ -508,6 +509,7 @@ impl CommandTelemetry {
             CommandError::MissingService { .. }
             | CommandError::Encode { .. }
             | CommandError::Decode(_)
+            | CommandError::EscapesQuery { .. }
             | CommandError::Store(_) => tracing::warn!(target: COMMAND, command, aggregate,
                 outcome, error = %error, "command failed"),
             _ => tracing::info!(target: COMMAND, command, aggregate, outcome, error = %error,

@@ -264,22 +264,66 @@ fn generate_decision(def: &DecisionDef) -> TokenStream {
     for handler in handlers {
         out.extend(decides_impl(def, handler));
     }
-    // The catalog shows a decision like an aggregate that handles its commands (the events
-    // it emits belong to their aggregates, or to no one: none are listed).
+    out.extend(registration(def));
+    out
+}
+
+/// The catalog's registration: the commands, the states of every handler (each state type
+/// once) and the events the handlers' return types name. Each state and event is spanned like
+/// the checks that name it, so a type that is not one reports once.
+fn registration(def: &DecisionDef) -> TokenStream {
+    let p = private(&def.krate);
+    let DecisionDef {
+        self_ty,
+        ident,
+        command_enum: cmd,
+        handlers,
+        ..
+    } = def;
+    let mut seen = Vec::new();
+    let mut states = Vec::new();
+    let mut emits = Vec::new();
+    for handler in handlers.iter().filter(|h| h.state == State::Wired) {
+        for state in &handler.states {
+            let ty = &state.ty;
+            if seen.contains(&display(ty)) {
+                continue;
+            }
+            seen.push(display(ty));
+            states.push(respan(
+                quote! {
+                    #p::DecisionStateInfo {
+                        name: <#ty as #p::DecisionState>::STATE_NAME,
+                        tags: <#ty as #p::DecisionState>::TAG_KEYS,
+                        events: <#ty as #p::DecisionState>::EVENT_NAMES,
+                    }
+                },
+                ty.span(),
+            ));
+        }
+        if let Some(returns) = &handler.returns {
+            let mut emitted = Vec::new();
+            emitted_types(&returns.ok, &mut emitted);
+            for e in emitted {
+                let event = &e.event;
+                emits.push(respan(quote!(<#event as #p::Event>::NAME), event.span()));
+            }
+        }
+    }
     let type_name = super::type_name(ident);
-    out.extend(quote! {
+    quote! {
         const _: () = {
             #p::inventory::submit! {
-                #p::AggregateRegistration {
+                #p::DecisionRegistration {
                     name: <#self_ty as #p::Decision>::NAME,
                     type_name: #type_name,
-                    events: &[],
                     commands: <#cmd as #p::DecisionCommandSet>::NAMES,
+                    states: &[#(#states),*],
+                    emits: &[#(#emits),*],
                 }
             }
         };
-    });
-    out
+    }
 }
 
 /// `impl Decides<C>` for one handler, and its checks.

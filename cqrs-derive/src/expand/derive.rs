@@ -83,23 +83,88 @@ pub fn tag_fields_const(p: &TokenStream, tags: &[TagFieldDef]) -> TokenStream {
 
 /// `TAG_FIELDS` and `tags()` of an event with `#[tag]` fields (nothing without: the trait's
 /// defaults say "no tags" at no cost). Each value's conversion is spanned on its field's type,
-/// so a type without `TagValue` is reported there.
+/// so a type without `TagValue` is reported there. A struct whose tags are all plain values
+/// builds them in one array; `Option` fields (no tag when `None`) and an enum's variants
+/// (the tags of the variant it is) push them one by one.
 fn event_tags(p: &TokenStream, tags: &[TagFieldDef]) -> TokenStream {
     if tags.is_empty() {
         return TokenStream::new();
     }
     let fields = tag_fields_const(p, tags);
-    let values = tags.iter().map(|t| {
+    let tag = |t: &TagFieldDef, value: TokenStream| {
         let key = &t.key;
-        let member = &t.member;
-        let tag = respan(quote!(#p::field_tag(#key, &self.#member)), t.ty.span());
-        quote!(#tag?)
-    });
+        respan(quote!(#p::field_tag(#key, #value)), t.ty.span())
+    };
+    let simple = tags.iter().all(|t| !t.optional && t.variant.is_none());
+    let body = if simple {
+        let values = tags.iter().map(|t| {
+            let member = &t.member;
+            let tag = tag(t, quote!(&self.#member));
+            quote!(#tag?)
+        });
+        quote!(#p::Ok(#p::Tags::new([#(#values),*])))
+    } else {
+        // `__value` is a reference to the field's value (to the `T` of an `Option<T>`).
+        let push = |t: &TagFieldDef, field: TokenStream| {
+            let tag = tag(t, quote!(__value));
+            if t.optional {
+                quote! {
+                    if let ::core::option::Option::Some(__value) = #field {
+                        __cqrs_tags.push(#tag?);
+                    }
+                }
+            } else {
+                quote! {{
+                    let __value = #field;
+                    __cqrs_tags.push(#tag?);
+                }}
+            }
+        };
+        let of_struct = tags.iter().filter(|t| t.variant.is_none()).map(|t| {
+            let member = &t.member;
+            push(t, quote!(&self.#member))
+        });
+        let mut variants: Vec<&syn::Ident> = Vec::new();
+        for v in tags.iter().filter_map(|t| t.variant.as_ref()) {
+            if !variants.contains(&v) {
+                variants.push(v);
+            }
+        }
+        let arms = variants.iter().map(|v| {
+            let of_variant: Vec<_> = tags
+                .iter()
+                .filter(|t| t.variant.as_ref() == Some(*v))
+                .collect();
+            let members = of_variant.iter().map(|t| &t.member);
+            let pushes = of_variant.iter().map(|t| {
+                let member = &t.member;
+                push(t, quote!(#member))
+            });
+            quote!(Self::#v { #(#members,)* .. } => { #(#pushes)* })
+        });
+        let by_variant = if variants.is_empty() {
+            TokenStream::new()
+        } else {
+            quote! {
+                #[allow(unreachable_patterns)]
+                match self {
+                    #(#arms)*
+                    _ => {}
+                }
+            }
+        };
+        quote! {
+            let mut __cqrs_tags = #p::Vec::new();
+            #(#of_struct)*
+            #by_variant
+            #p::Ok(#p::Tags::new(__cqrs_tags))
+        }
+    };
     quote! {
         #fields
 
         fn tags(&self) -> #p::Result<#p::Tags, #p::TagError> {
-            #p::Ok(#p::Tags::new([#(#values),*]))
+            #body
         }
     }
 }
@@ -208,7 +273,8 @@ fn command_impl(def: &CommandDef) -> TokenStream {
     }
 }
 
-/// `impl DecisionCommand` and `impl Execute` for a decision's command, and its registration.
+/// `impl DecisionCommand`, `impl Execute` and `impl Issuable` (a process manager may issue it)
+/// for a decision's command, and its registration.
 fn decision_command_impl(def: &CommandDef, decision: &syn::Type) -> TokenStream {
     let CommandDef {
         krate,
@@ -222,7 +288,12 @@ fn decision_command_impl(def: &CommandDef, decision: &syn::Type) -> TokenStream 
     let fields = tag_fields_const(&p, tags);
     let arms = tags.iter().enumerate().map(|(i, t)| {
         let member = &t.member;
-        let text = respan(quote!(#p::tag_text(&self.#member)), t.ty.span());
+        // An `Option` field is an error already (one error for one mistake).
+        let text = if t.optional {
+            quote!(::std::string::String::new())
+        } else {
+            respan(quote!(#p::tag_text(&self.#member)), t.ty.span())
+        };
         quote!(#i => #text,)
     });
     // A decision without a handler for this command fails here, once, on `decision = …`.
@@ -258,6 +329,17 @@ fn decision_command_impl(def: &CommandDef, decision: &syn::Type) -> TokenStream 
                 __context: #p::CommandContext,
             ) -> #p::CommandFuture<'_, Self::Error> {
                 __app.__execute_decision(self, __context)
+            }
+        }
+
+        #attrs
+        impl #p::Issuable for #ident {
+            const NAME: &'static str = <#ident as #p::DecisionCommand>::NAME;
+
+            fn __route<__S: #p::EventStore>(
+                __router: &mut #p::Router<__S>,
+            ) -> #p::Result<(), #p::DispatchError> {
+                __router.__ensure_decision::<#decision>()
             }
         }
 

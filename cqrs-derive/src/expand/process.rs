@@ -72,15 +72,15 @@ fn wired(def: &ProcessDef) -> Vec<&EventHandler> {
 }
 
 /// `__ISSUES`: the names of the commands declared with `issues = [A, B]` (each checked to be a
-/// command, on the user's type), or `None`. The trait's `ISSUES` and the registration both use
-/// it, so a type that is not a command is reported once.
+/// command an aggregate or a decision handles, on the user's type), or `None`. The trait's
+/// `ISSUES` and the registration both use it, so a type that is not a command is reported once.
 fn issues(def: &ProcessDef) -> TokenStream {
     let p = private(&def.krate);
     let value = match &def.issues {
         Some(types) => {
             let names = types
                 .iter()
-                .map(|ty| respan(quote!(<#ty as #p::Command>::NAME), ty.span()));
+                .map(|ty| respan(quote!(<#ty as #p::Issuable>::NAME), ty.span()));
             quote!(::core::option::Option::Some(&[#(#names),*]))
         }
         None => quote!(::core::option::Option::None),
@@ -123,6 +123,14 @@ fn process_impl(def: &ProcessDef, infos: &[syn::Ident]) -> TokenStream {
         .iter()
         .find(|c| c.state == State::Wired)
         .map(|c| on_rejected(&p, c));
+    // The sink routes the aggregate or decision of each declared command (spanned like
+    // `__ISSUES`, so a type that is not a command gives one error, not two).
+    let routes = def.issues.iter().flatten().map(|ty| {
+        respan(
+            quote!(<#ty as #p::Issuable>::__route(__router)?;),
+            ty.span(),
+        )
+    });
     // A state type without a supertrait (`Default`, `Serialize`, …) fails on the user's type.
     let trait_ref = respan(quote!(#p::ProcessManager), self_ty.span());
     quote! {
@@ -139,6 +147,14 @@ fn process_impl(def: &ProcessDef, infos: &[syn::Ident]) -> TokenStream {
                 let __name: &str = &__event.meta.event_name;
                 #(#arms)*
                 #p::Ok(#p::Vec::new())
+            }
+
+            fn __route_issues<__S: #p::EventStore>(
+                __router: &mut #p::Router<__S>,
+            ) -> #p::Result<(), #p::DispatchError> {
+                let _ = &__router;
+                #(#routes)*
+                #p::Ok(())
             }
 
             #on_rejected

@@ -26,7 +26,8 @@ pub struct DeriveInput {
 /// What kind of item it is.
 pub enum Data {
     Struct(Fields),
-    Enum(Token![enum]),
+    /// The `enum` token and the variants.
+    Enum(Token![enum], Vec<syn::Variant>),
     Union(Token![union]),
 }
 
@@ -34,7 +35,12 @@ impl Parse for DeriveInput {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let (attrs, ident, generics, data) = match input.parse::<Item>()? {
             Item::Struct(s) => (s.attrs, s.ident, s.generics, Data::Struct(s.fields)),
-            Item::Enum(e) => (e.attrs, e.ident, e.generics, Data::Enum(e.enum_token)),
+            Item::Enum(e) => (
+                e.attrs,
+                e.ident,
+                e.generics,
+                Data::Enum(e.enum_token, e.variants.into_iter().collect()),
+            ),
             Item::Union(u) => (u.attrs, u.ident, u.generics, Data::Union(u.union_token)),
             other => {
                 return Err(syn::Error::new_spanned(
@@ -74,27 +80,58 @@ pub struct TagFieldDef {
     pub key: String,
     /// The field.
     pub member: Ident,
-    /// Its type.
+    /// Its type; for an `Option<T>` field, `T`.
     pub ty: syn::Type,
+    /// An `Option<T>` field: the event has no such tag when it is `None`.
+    pub optional: bool,
+    /// The enum variant it is a field of (`None`: a struct's field).
+    pub variant: Option<Ident>,
 }
 
-/// The `#[tag]` fields of a struct's named fields; errors for `#[tag]` elsewhere.
+/// The `#[tag]` fields of a struct's named fields, or of an enum's variants' named fields;
+/// errors for `#[tag]` elsewhere.
 fn tag_fields(cx: &mut Ctxt, data: &Data, what: &str) -> Vec<TagFieldDef> {
     let mut out = Vec::new();
     match data {
-        Data::Struct(Fields::Named(named)) => {
+        Data::Struct(fields) => named_tag_fields(cx, fields, None, what, &mut out),
+        Data::Enum(_, variants) => {
+            for variant in variants {
+                named_tag_fields(cx, &variant.fields, Some(&variant.ident), what, &mut out);
+            }
+        }
+        Data::Union(_) => {}
+    }
+    out
+}
+
+/// The `#[tag]` fields of `fields` (of a struct, or of enum variant `variant`).
+fn named_tag_fields(
+    cx: &mut Ctxt,
+    fields: &Fields,
+    variant: Option<&Ident>,
+    what: &str,
+    out: &mut Vec<TagFieldDef>,
+) {
+    match fields {
+        Fields::Named(named) => {
             for field in &named.named {
                 let Some(member) = &field.ident else { continue };
                 if let Some((key, _)) = attr_dcb::field_tag(cx, &field.attrs, member) {
+                    let (ty, optional) = match option_inner(&field.ty) {
+                        Some(inner) => (inner.clone(), true),
+                        None => (field.ty.clone(), false),
+                    };
                     out.push(TagFieldDef {
                         key,
                         member: member.clone(),
-                        ty: field.ty.clone(),
+                        ty,
+                        optional,
+                        variant: variant.cloned(),
                     });
                 }
             }
         }
-        Data::Struct(Fields::Unnamed(unnamed)) => {
+        Fields::Unnamed(unnamed) => {
             for field in &unnamed.unnamed {
                 if let Some(attr) = field
                     .attrs
@@ -108,9 +145,38 @@ fn tag_fields(cx: &mut Ctxt, data: &Data, what: &str) -> Vec<TagFieldDef> {
                 }
             }
         }
-        _ => {}
+        Fields::Unit => {}
     }
-    out
+}
+
+/// `T` of a field written `Option<T>` (or `std::option::Option<T>`, `core::option::Option<T>`).
+/// Recognised by how it is written: an alias of `Option` is taken for a plain value type.
+fn option_inner(ty: &syn::Type) -> Option<&syn::Type> {
+    let syn::Type::Path(path) = ty else {
+        return None;
+    };
+    if path.qself.is_some() {
+        return None;
+    }
+    let segments = &path.path.segments;
+    let last = segments.last()?;
+    let prefix: Vec<String> = segments
+        .iter()
+        .take(segments.len() - 1)
+        .map(|s| s.ident.to_string())
+        .collect();
+    let plain_path =
+        prefix.is_empty() || prefix == ["std", "option"] || prefix == ["core", "option"];
+    if last.ident != "Option" || !plain_path {
+        return None;
+    }
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    match args.args.first() {
+        Some(syn::GenericArgument::Type(inner)) if args.args.len() == 1 => Some(inner),
+        _ => None,
+    }
 }
 
 /// `#[upcast(from = n, with = path)]`.
@@ -339,7 +405,7 @@ pub fn command(cx: &mut Ctxt, input: &DeriveInput) -> Option<CommandDef> {
                 None
             }
         },
-        Data::Enum(token) => {
+        Data::Enum(token, _) => {
             cx.error_spanned_by(
                 token,
                 "`#[derive(Command)]` goes on a struct with named fields, not an enum: each command is its own struct (`#[aggregate]` generates the enum of an aggregate's commands)",
@@ -363,6 +429,12 @@ pub fn command(cx: &mut Ctxt, input: &DeriveInput) -> Option<CommandDef> {
         return None;
     }
     let tags = tag_fields(cx, &input.data, "a command");
+    for tag in tags.iter().filter(|t| t.optional) {
+        cx.error_spanned_by(
+            &tag.member,
+            "a command's `#[tag]` field cannot be an `Option`: it fills the tag its decision's states are read by; give it a value type, or make a command without this tag",
+        );
+    }
     if let (Some(fields), Some(_)) = (fields, &decision) {
         for field in &fields.named {
             for a in field
@@ -461,4 +533,29 @@ pub fn query(cx: &mut Ctxt, input: &DeriveInput) -> Option<QueryDef> {
         generics: input.generics.clone(),
         response,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::option_inner;
+
+    #[test]
+    fn option_fields_are_recognised_as_written() {
+        let inner = |s: &str| {
+            let ty: syn::Type = syn::parse_str(s).unwrap();
+            option_inner(&ty).map(|t| quote::ToTokens::to_token_stream(t).to_string())
+        };
+        assert_eq!(inner("Option<u32>").as_deref(), Some("u32"));
+        assert_eq!(
+            inner("std::option::Option<CourseId>").as_deref(),
+            Some("CourseId")
+        );
+        assert_eq!(
+            inner("::core::option::Option<String>").as_deref(),
+            Some("String")
+        );
+        assert_eq!(inner("my::Option<u32>"), None, "another `Option`");
+        assert_eq!(inner("Vec<u32>"), None);
+        assert_eq!(inner("Option"), None);
+    }
 }

@@ -70,6 +70,15 @@ fn the_catalog_sees_the_whole_bank() {
         "commands derive JsonSchema"
     );
     assert!(catalog.commands.iter().all(|c| c.handled));
+    let transfers = catalog
+        .decisions
+        .iter()
+        .find(|d| d.name == "transfers")
+        .expect("the transfer decision is listed as a decision");
+    assert_eq!(transfers.commands, ["TransferFunds"]);
+    assert_eq!(transfers.states[0].tags, ["account"]);
+    assert_eq!(transfers.emits, ["account.deposited", "account.withdrawn"]);
+    assert!(catalog.aggregates.iter().all(|a| a.name != "transfers"));
 }
 
 #[test]
