@@ -37,6 +37,10 @@
 //! the gap is still not readable (a position a running transaction holds), drops the buffer:
 //! those events are stored, and the next read brings them back.
 //!
+//! Catch-ups read [`CATCH_UP_BATCH`] events per round trip and, after a full batch, send the
+//! next read before applying it (`ReadSide::apply_reading_ahead`): the store finds and sends
+//! the next rows while the projections apply these, instead of the two taking turns.
+//!
 //! "Caught up" is always measured against the store's head: `build()` and
 //! [`Cqrs::catch_up`](crate::Cqrs::catch_up) apply every event up to the head they read when
 //! they began, however many reads come back empty or short before it (PostgreSQL's `read_all`
