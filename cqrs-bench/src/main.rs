@@ -4,7 +4,7 @@
 //! `cargo run -p cqrs-bench --release -- --quick` (tiny sizes, 1 round)
 //! `cargo run -p cqrs-bench --release -- --read-side` (only the read-side rows: catch-up,
 //! exactly-once SQL projections, live lag; add `--medium` for a tenth of the events and 3 s
-//! of lag)
+//! of lag; `--catch-up` instead: only the catch-up rows from PostgreSQL, with `--medium` too)
 //!
 //! `cargo run -p cqrs-bench --release -- --postgres` (only the PostgreSQL store rows;
 //! `--memory`: only the in-memory rows)
@@ -160,6 +160,12 @@ async fn main() {
             "in-memory rows ({mode:?} mode): median of {} round(s)\n\n",
             mode.rounds()
         );
+        print_table(&rows);
+        return;
+    }
+    if flag("--catch-up") {
+        let rows = read_side::catch_up_only(mode, flag("--medium")).await;
+        println!("{}\n", read_side::ROUNDS);
         print_table(&rows);
         return;
     }

@@ -943,54 +943,7 @@ async fn run_with<P: CatchUpPeer>(
     };
     let url = std::env::var(URL_VAR).ok().filter(|u| !u.is_empty());
     if let Some(url) = &url {
-        // Catch-up: one pre-filled schema, the two paths alternating round by round.
-        let (store, schema) = fresh_store(url, 4).await;
-        let filled = fill(&store, sizes.catch_up_events, sizes.per_stream).await;
-        let (mut runner, mut build, mut peers) = (Vec::new(), Vec::new(), Vec::new());
-        let mut raw = Vec::new();
-        for round in 0..sizes.catch_up_rounds {
-            if round % 2 == 1 {
-                build.push(build_catch_up(&store, &filled).await.rate());
-            }
-            let raw_run = crate::raw_catch_up::raw_catch_up(url, &schema, &filled).await;
-            raw.push(raw_run.rate());
-            runner.push(runner_catch_up(&store, &filled, sizes.batch).await.rate());
-            if let Some(peer) = peer {
-                let run = peer.catch_up(url, filled.events, sizes.per_stream).await;
-                peers.push(run.rate());
-            }
-            if round % 2 == 0 {
-                build.push(build_catch_up(&store, &filled).await.rate());
-            }
-        }
-        drop_schema(url, store, &schema).await;
-        let peer_rate = peer.map(|_| crate::median(&mut peers));
-        rows.push(row(
-            format!(
-                "(pg) catch-up of {} events: ProjectionRunner + MemorySink (sums per stream), batch {}",
-                filled.events, sizes.batch
-            ),
-            crate::median(&mut runner),
-            "events/s",
-            peer_rate,
-            ">= 200,000/s",
-        ));
-        rows.push(
-            row(
-                format!(
-                    "(pg) catch-up of {} events: Cqrs::builder().projection(Balances).build()",
-                    filled.events
-                ),
-                crate::median(&mut build),
-                "events/s",
-                peer_rate,
-                ">= 80% of raw, >= 1,000,000/s, >= 3x the peer",
-            )
-            .with_baseline(Some((
-                "raw streamed SELECT into the same map".to_owned(),
-                crate::median(&mut raw),
-            ))),
-        );
+        rows.extend(catch_up_rows(url, sizes, peer).await);
         for staged in [false, true] {
             let (pg, raw) = pg_sink(url, sizes, staged).await;
             let (how, raw_how) = if staged {
@@ -1050,6 +1003,84 @@ async fn run_with<P: CatchUpPeer>(
             ));
         }
     }
+    rows
+}
+
+/// Only the catch-up rows from PostgreSQL (`cqrs-bench --catch-up`; empty without
+/// `CQRS_POSTGRES_URL`): the runner, `build()` and the raw streamed SELECT, in the same rounds.
+pub async fn catch_up_only(mode: crate::Mode, medium: bool) -> Vec<crate::Row> {
+    let sizes = sizes_of(mode, medium);
+    match std::env::var(URL_VAR).ok().filter(|u| !u.is_empty()) {
+        Some(url) => catch_up_rows(&url, sizes, None::<&NoPeer>).await,
+        None => {
+            eprintln!("SKIPPED: PostgreSQL catch-up benchmarks: {URL_VAR} is not set");
+            Vec::new()
+        }
+    }
+}
+
+/// The catch-up rows: one pre-filled schema, the paths alternating round by round.
+async fn catch_up_rows<P: CatchUpPeer>(
+    url: &str,
+    sizes: Sizes,
+    peer: Option<&P>,
+) -> Vec<crate::Row> {
+    let row = |workload: String, rate: f64, unit, peer, target: &str| crate::Row {
+        workload,
+        rate,
+        unit,
+        baseline: None,
+        peer,
+        target: target.to_owned(),
+    };
+    let mut rows = Vec::new();
+    let (store, schema) = fresh_store(url, 4).await;
+    let filled = fill(&store, sizes.catch_up_events, sizes.per_stream).await;
+    let (mut runner, mut build, mut peers) = (Vec::new(), Vec::new(), Vec::new());
+    let mut raw = Vec::new();
+    for round in 0..sizes.catch_up_rounds {
+        if round % 2 == 1 {
+            build.push(build_catch_up(&store, &filled).await.rate());
+        }
+        let raw_run = crate::raw_catch_up::raw_catch_up(url, &schema, &filled).await;
+        raw.push(raw_run.rate());
+        runner.push(runner_catch_up(&store, &filled, sizes.batch).await.rate());
+        if let Some(peer) = peer {
+            let run = peer.catch_up(url, filled.events, sizes.per_stream).await;
+            peers.push(run.rate());
+        }
+        if round % 2 == 0 {
+            build.push(build_catch_up(&store, &filled).await.rate());
+        }
+    }
+    drop_schema(url, store, &schema).await;
+    let peer_rate = peer.map(|_| crate::median(&mut peers));
+    rows.push(row(
+        format!(
+            "(pg) catch-up of {} events: ProjectionRunner + MemorySink (sums per stream), batch {}",
+            filled.events, sizes.batch
+        ),
+        crate::median(&mut runner),
+        "events/s",
+        peer_rate,
+        ">= 200,000/s",
+    ));
+    rows.push(
+        row(
+            format!(
+                "(pg) catch-up of {} events: Cqrs::builder().projection(Balances).build()",
+                filled.events
+            ),
+            crate::median(&mut build),
+            "events/s",
+            peer_rate,
+            ">= 80% of raw, >= 1,000,000/s, >= 3x the peer",
+        )
+        .with_baseline(Some((
+            "raw streamed SELECT into the same map".to_owned(),
+            crate::median(&mut raw),
+        ))),
+    );
     rows
 }
 

@@ -432,7 +432,6 @@ impl<S: EventStore> Cqrs<S> {
             Err(queued) => queued.await,
         };
         let creates = <C::Aggregate as Handles<C>>::KIND == HandlerKind::Create;
-        let id_tag = id_tag::<C::Aggregate, _>(id)?;
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -440,16 +439,20 @@ impl<S: EventStore> Cqrs<S> {
                 mut state,
                 version,
                 stream,
+                id_tags,
             } = match turn.take() {
                 Some(hydrated) => hydrated,
                 // A creation command needs an empty stream, and the append's `NoStream` check
                 // proves it is one: no read round trip before it (the usual case is a new id).
-                None if creates => Hydrated {
-                    state: C::Aggregate::default(),
-                    version: 0,
-                    stream: C::Aggregate::stream_id(id),
-                },
+                None if creates => {
+                    Hydrated::new(C::Aggregate::default(), 0, C::Aggregate::stream_id(id))
+                }
                 None => Box::pin(self.hydrate::<C::Aggregate, _>(id)).await?,
+            };
+            // Made once per cached aggregate, then kept with it.
+            let id_tags = match id_tags {
+                Some(tags) => tags,
+                None => tags_of_id::<C::Aggregate, _>(id)?,
             };
             CommandSpan::deciding(attempts, &stream, version);
             match (<C::Aggregate as Handles<C>>::KIND, version) {
@@ -462,6 +465,7 @@ impl<S: EventStore> Cqrs<S> {
                         state,
                         version,
                         stream,
+                        id_tags: Some(id_tags),
                     });
                     return Err(err);
                 }
@@ -476,6 +480,7 @@ impl<S: EventStore> Cqrs<S> {
                         state,
                         version,
                         stream,
+                        id_tags: Some(id_tags),
                     });
                     return Err(match rejection {
                         HandlerError::Rejected(e) => CommandError::Rejected(e),
@@ -498,6 +503,7 @@ impl<S: EventStore> Cqrs<S> {
                     state,
                     version,
                     stream: stream.clone(),
+                    id_tags: Some(id_tags),
                 });
                 return Ok(CommandOutcome {
                     command_id,
@@ -526,7 +532,7 @@ impl<S: EventStore> Cqrs<S> {
                 command_id,
                 correlation_id,
                 &metadata,
-                id_tag.as_ref(),
+                &id_tags,
             )?;
             let expected = match version {
                 0 => ExpectedVersion::NoStream,
@@ -598,6 +604,7 @@ impl<S: EventStore> Cqrs<S> {
                 state,
                 version,
                 stream: stream.clone(),
+                id_tags: Some(id_tags),
             });
             inner
                 .read_side
@@ -711,11 +718,7 @@ impl<S: EventStore> Cqrs<S> {
                     self.save_snapshot(&stream, version, taken).await;
                 }
                 telemetry.loaded(version - start, version);
-                return Ok(Hydrated {
-                    state,
-                    version,
-                    stream,
-                });
+                return Ok(Hydrated::new(state, version, stream));
             }
         }
     }
@@ -869,12 +872,13 @@ struct EventIds {
     derive_from: Option<crate::Uuid>,
 }
 
-/// The tag every event of aggregate `id` carries (`#[aggregate(tag = …)]`), if it has one.
-fn id_tag<A: Aggregate, X>(id: &A::Id) -> Result<Option<Tag>, CommandError<X>> {
+/// The tags every event of aggregate `id` carries (`#[aggregate(tag = …)]`): its id tag, or
+/// none. Made once per cached aggregate (`Hydrated::id_tags`), so a command only clones an `Arc`.
+fn tags_of_id<A: Aggregate, X>(id: &A::Id) -> Result<Tags, CommandError<X>> {
     match A::ID_TAG {
-        None => Ok(None),
+        None => Ok(Tags::empty()),
         Some(key) => Tag::new(key, &id.to_string())
-            .map(Some)
+            .map(|tag| Tags::new([tag]))
             .map_err(|e| CommandError::Encode {
                 event: A::NAME,
                 message: e.to_string(),
@@ -890,7 +894,7 @@ fn encode<E: EventSet, X>(
     command_id: crate::Uuid,
     correlation_id: crate::Uuid,
     metadata: &crate::UserMetadata,
-    id_tag: Option<&Tag>,
+    id_tags: &Tags,
 ) -> Result<Vec<NewEvent>, CommandError<X>> {
     ENCODE_BUFFER.with_borrow_mut(|buffer| {
         let mut encoded = Vec::with_capacity(events.len());
@@ -903,10 +907,14 @@ fn encode<E: EventSet, X>(
             event.encode(buffer).map_err(|e| failed(e.to_string()))?;
             // serde_json writes UTF-8 only; this check is a cheap guard, not a conversion.
             let json = std::str::from_utf8(buffer).map_err(|e| failed(e.to_string()))?;
-            let mut tags = event.tags().map_err(|e| failed(e.to_string()))?;
-            if let Some(id_tag) = id_tag {
-                tags = Tags::new(tags.iter().cloned().chain([id_tag.clone()]));
-            }
+            let own = event.tags().map_err(|e| failed(e.to_string()))?;
+            let tags = if own.is_empty() {
+                id_tags.clone()
+            } else if id_tags.is_empty() {
+                own
+            } else {
+                Tags::new(own.iter().chain(id_tags.iter()).cloned())
+            };
             encoded.push(NewEvent {
                 event_id: match ids.derive_from {
                     None => new_id_at(ids.millis),

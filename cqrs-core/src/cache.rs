@@ -39,12 +39,27 @@ use std::task::{Context, Poll, Waker};
 use crate::FastMap;
 use crate::aggregate::Aggregate;
 use crate::ids::StreamId;
+use crate::tag::Tags;
 
 /// One aggregate's state at a known version.
 pub(crate) struct Hydrated<A> {
     pub state: A,
     pub version: u64,
     pub stream: StreamId,
+    /// The tags every event of the aggregate carries (its id tag), once a command made them.
+    pub id_tags: Option<Tags>,
+}
+
+impl<A> Hydrated<A> {
+    /// A state whose id tags are not made yet.
+    pub fn new(state: A, version: u64, stream: StreamId) -> Self {
+        Hydrated {
+            state,
+            version,
+            stream,
+            id_tags: None,
+        }
+    }
 }
 
 /// One aggregate id: its cached state and its turn.

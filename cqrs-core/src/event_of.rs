@@ -134,6 +134,11 @@ impl EventMeta {
         let parsed: A::Id = id.parse().map_err(|_| error())?;
         // Only an id that prints back to the same text is the aggregate's (`007` parses as 7,
         // which names another stream). Compared as it is printed: no allocation per event.
+        // A projection usually sees several events of one stream in a row, so the last text
+        // that printed back is remembered (per thread and aggregate type) and not printed again.
+        if VERIFIED.with_borrow(|last| last.holds::<A>(id)) {
+            return Ok(parsed);
+        }
         let mut same = PrintsAs {
             rest: id,
             same: true,
@@ -142,9 +147,48 @@ impl EventMeta {
             && same.same
             && same.rest.is_empty()
         {
+            VERIFIED.with_borrow_mut(|last| last.remember::<A>(id));
             Ok(parsed)
         } else {
             Err(error())
+        }
+    }
+}
+
+/// Id texts longer than this are printed back every time (not remembered).
+const VERIFIED_MAX: usize = 64;
+
+thread_local! {
+    /// The id text of the last stream [`EventMeta::aggregate_id`] found to print back exactly.
+    static VERIFIED: std::cell::RefCell<Verified> = const {
+        std::cell::RefCell::new(Verified {
+            aggregate: None,
+            len: 0,
+            text: [0; VERIFIED_MAX],
+        })
+    };
+}
+
+/// An aggregate type and an id text whose parsed id printed back as that text. `Display` and
+/// `FromStr` are pure functions of the text, so the same text of the same type needs no second
+/// check.
+struct Verified {
+    aggregate: Option<std::any::TypeId>,
+    len: usize,
+    text: [u8; VERIFIED_MAX],
+}
+
+impl Verified {
+    fn holds<A: Aggregate>(&self, id: &str) -> bool {
+        self.aggregate == Some(std::any::TypeId::of::<A>())
+            && self.text.get(..self.len) == Some(id.as_bytes())
+    }
+
+    fn remember<A: Aggregate>(&mut self, id: &str) {
+        if let Some(slot) = self.text.get_mut(..id.len()) {
+            slot.copy_from_slice(id.as_bytes());
+            self.len = id.len();
+            self.aggregate = Some(std::any::TypeId::of::<A>());
         }
     }
 }

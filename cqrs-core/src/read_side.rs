@@ -37,6 +37,10 @@
 //! the gap is still not readable (a position a running transaction holds), drops the buffer:
 //! those events are stored, and the next read brings them back.
 //!
+//! Catch-ups read [`CATCH_UP_BATCH`] events per round trip and, after a full batch, send the
+//! next read before applying it (`ReadSide::apply_reading_ahead`): the store finds and sends
+//! the next rows while the projections apply these, instead of the two taking turns.
+//!
 //! "Caught up" is always measured against the store's head: `build()` and
 //! [`Cqrs::catch_up`](crate::Cqrs::catch_up) apply every event up to the head they read when
 //! they began, however many reads come back empty or short before it (PostgreSQL's `read_all`
@@ -46,6 +50,8 @@
 
 use std::any::{Any, TypeId};
 use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -62,8 +68,9 @@ use crate::signal::Signal;
 use crate::store::{EmptyReads, EventStore};
 use crate::unwind;
 
-/// Events read from the store per catch-up round trip.
-const CATCH_UP_BATCH: usize = 1024;
+/// Events read from the store per catch-up round trip (the next batch is read while one is
+/// applied: `ReadSide::apply_reading_ahead`).
+const CATCH_UP_BATCH: usize = 4096;
 
 /// Events that may wait in `pending` before the command that adds one more reads the store.
 const PENDING_LIMIT: usize = 256;
@@ -601,12 +608,13 @@ impl ReadSide {
         if !self.enabled {
             return Ok(self.sequenced());
         }
-        loop {
-            let (sequenced, read) = self.read_once(store).await?;
-            if read < CATCH_UP_BATCH {
-                return Ok(sequenced);
-            }
+        let mut batch = self.read_next(store).await?;
+        // A full batch says more is probably readable: read it while this one is applied.
+        while batch.len() == CATCH_UP_BATCH {
+            batch = self.apply_reading_ahead(store, batch).await?;
         }
+        self.apply_read(batch).await;
+        Ok(self.sequenced())
     }
 
     /// Reads and applies every event up to the store's head as it is now, waiting for positions
@@ -639,8 +647,20 @@ impl ReadSide {
         };
         let mut empty = EmptyReads::default();
         let mut reported = Instant::now();
+        let mut batch = self.read_next(store).await?;
         loop {
-            let (sequenced, read) = self.read_once(store).await?;
+            let read = batch.len();
+            // A full batch that ends below the head: the next one is readable (or waits only
+            // for a running transaction), so it is read while this one is applied.
+            let ahead =
+                read == CATCH_UP_BATCH && batch.last().is_some_and(|e| e.meta.position < head);
+            let next = if ahead {
+                Some(self.apply_reading_ahead(store, batch).await?)
+            } else {
+                self.apply_read(batch).await;
+                None
+            };
+            let sequenced = self.sequenced();
             if sequenced >= head {
                 self.settle_lanes(sequenced).await;
                 let applied = self.applied();
@@ -661,20 +681,54 @@ impl ReadSide {
                     reported = Instant::now();
                 }
             }
+            batch = match next {
+                Some(read_ahead) => read_ahead,
+                None => self.read_next(store).await?,
+            };
         }
     }
 
-    /// One `read_all` after what is sequenced, handed over: the position sequenced and the
-    /// number of events the read returned.
-    async fn read_once<S: EventStore>(&self, store: &S) -> Result<(Position, usize), StoreError> {
+    /// One `read_all` after what is sequenced.
+    async fn read_next<S: EventStore>(&self, store: &S) -> Result<Vec<RecordedEvent>, StoreError> {
         let from = self.lock_order().sequenced.next();
-        let batch = store.read_all(from, CATCH_UP_BATCH).await?;
-        let read = batch.len();
+        store.read_all(from, CATCH_UP_BATCH).await
+    }
+
+    /// Hands events read from the store over (and helps a lane whose inbox overflows).
+    async fn apply_read(&self, batch: Vec<RecordedEvent>) {
         let handed = self.hand_over(&[], &(), batch);
         if handed.backlog {
             self.relieve_backlog().await;
         }
-        Ok((self.sequenced(), read))
+    }
+
+    /// Hands `batch` (a full read) over while the store reads the batch after it: the read is
+    /// sent first, so the server finds and sends the next rows while this task decodes and
+    /// applies these. Returns the next batch.
+    ///
+    /// A store's request may need its connection task to run before it leaves the process (on
+    /// a current-thread runtime that task runs only when this one yields), so the read is
+    /// polled, this task yields once, and the read is polled again before the work starts.
+    async fn apply_reading_ahead<S: EventStore>(
+        &self,
+        store: &S,
+        batch: Vec<RecordedEvent>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let from = match batch.last() {
+            Some(last) => last.meta.position.next(),
+            None => self.lock_order().sequenced.next(),
+        };
+        let mut next = pin!(store.read_all(from, CATCH_UP_BATCH));
+        let mut early = poll_once(next.as_mut()).await;
+        if early.is_none() {
+            tokio::task::yield_now().await;
+            early = poll_once(next.as_mut()).await;
+        }
+        self.apply_read(batch).await;
+        match early {
+            Some(read) => read,
+            None => next.await,
+        }
     }
 
     fn lock_order(&self) -> MutexGuard<'_, Order> {
@@ -831,4 +885,13 @@ impl Lane {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
     }
+}
+
+/// Polls `future` once: its output if it is ready, else `None` (its waker is registered).
+async fn poll_once<F: Future>(mut future: Pin<&mut F>) -> Option<F::Output> {
+    std::future::poll_fn(|cx| match future.as_mut().poll(cx) {
+        std::task::Poll::Ready(output) => std::task::Poll::Ready(Some(output)),
+        std::task::Poll::Pending => std::task::Poll::Ready(None),
+    })
+    .await
 }

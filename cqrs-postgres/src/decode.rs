@@ -182,7 +182,8 @@ pub(crate) fn event(
     let payload: JsonText<'_> = cursor.required(6, "payload")?;
     let payload = Payload::from_json(payload.0);
     let metadata = match cursor.optional::<JsonText<'_>>(7, "metadata")? {
-        None => UserMetadata::empty(),
+        // Most events carry none: no parse for the empty object.
+        None | Some(JsonText("{}")) => UserMetadata::empty(),
         Some(JsonText(text)) => {
             match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text) {
                 Ok(map) => UserMetadata::from_map(map),

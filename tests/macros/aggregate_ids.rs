@@ -60,3 +60,23 @@ fn streams_that_are_not_the_aggregates_are_typed_errors() {
         assert!(error.to_string().contains(stream), "{error}");
     }
 }
+
+/// The last id text that printed back is remembered per thread; a text that only parses to
+/// the same id (`007`, `+7`) is still refused after it, and in between other streams.
+#[test]
+fn a_remembered_id_lets_no_other_text_through() {
+    let event = CopyAdded { copy: 1 };
+    for _ in 0..2 {
+        assert_eq!(meta_in("test-upsert-book-7").aggregate_id(&event), Ok(7));
+        assert_eq!(meta_in("test-upsert-book-7").aggregate_id(&event), Ok(7));
+        for stream in ["test-upsert-book-007", "test-upsert-book-+7"] {
+            let error = meta_in(stream).aggregate_id::<Book, _>(&event).unwrap_err();
+            assert_eq!(error.stream.as_str(), stream);
+        }
+    }
+    assert_eq!(meta_in("test-upsert-book-70").aggregate_id(&event), Ok(70));
+    let error = meta_in("test-upsert-book-070")
+        .aggregate_id::<Book, _>(&event)
+        .unwrap_err();
+    assert_eq!(error.stream.as_str(), "test-upsert-book-070");
+}

@@ -58,6 +58,32 @@ async fn catch_up_reaches_the_head_it_read_first() {
     assert_eq!(app.query(TotalOf("counter-2".into())).await.unwrap(), 55);
 }
 
+/// More events than three catch-up batches, with a hole in the third: the catch-up reads the
+/// next batch while it applies a full one, and a read ahead that stops at the hole waits for it
+/// like any other read. Every event is applied once, in order (the projection's total).
+#[tokio::test]
+async fn build_reading_ahead_applies_every_batch_once_past_a_hole() {
+    let store = HoleStore::default();
+    let head = append_added(&store.inner, 3, 10_000).await;
+    store.hold_for(Position(9_000), 3);
+    let app = Cqrs::builder(store.clone())
+        .projection(Totals::default())
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(store.empty_reads(), 3, "it waited at the hole");
+    assert_eq!(app.position(), head);
+    let total: u64 = (1..=10_000).sum();
+    assert_eq!(app.query(TotalOf("counter-3".into())).await.unwrap(), total);
+    let head = append_added(&store.inner, 3, 9_000).await;
+    assert_eq!(app.catch_up().await.unwrap(), head);
+    let more: u64 = (1..=9_000).sum();
+    assert_eq!(
+        app.query(TotalOf("counter-3".into())).await.unwrap(),
+        total + more
+    );
+}
+
 #[tokio::test]
 async fn query_after_waits_for_a_pending_hole_and_times_out_while_it_is_held() {
     let store = HoleStore::default();

@@ -601,7 +601,7 @@ async fn build_reports_the_progress_of_the_start_up_catch_up() {
     let store = MemoryStore::new();
     let writer = Cqrs::builder(store.clone()).build().await.unwrap();
     writer.execute(Open { id: 1 }).await.unwrap();
-    for _ in 0..2999 {
+    for _ in 0..8999 {
         writer.execute(Add { id: 1, n: 1 }).await.unwrap();
     }
     let reports = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -612,12 +612,12 @@ async fn build_reports_the_progress_of_the_start_up_catch_up() {
         .build()
         .await
         .unwrap();
-    assert_eq!(app.query(TotalOf("counter-1".into())).await.unwrap(), 2999);
+    assert_eq!(app.query(TotalOf("counter-1".into())).await.unwrap(), 8999);
     let reports = reports.lock().unwrap();
-    assert!(reports.len() >= 3, "one per batch of 1024 and a last one");
+    assert!(reports.len() >= 3, "one per batch of 4096 and a last one");
     assert!(reports.windows(2).all(|w| w[0].done <= w[1].done));
     let last = reports.last().unwrap();
-    assert_eq!((last.done, last.total, last.finished), (3000, 3000, true));
+    assert_eq!((last.done, last.total, last.finished), (9000, 9000, true));
     assert_eq!(reports.iter().filter(|r| r.finished).count(), 1);
 }
 

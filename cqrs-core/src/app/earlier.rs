@@ -15,7 +15,7 @@
 
 use std::pin::pin;
 
-use super::{Cqrs, EventIds, Hydrated, LOAD_BATCH, encode, id_tag};
+use super::{Cqrs, EventIds, Hydrated, LOAD_BATCH, encode, tags_of_id};
 use crate::aggregate::{Aggregate, Command, HandlerError, HandlerKind, Handles};
 use crate::context::CommandOutcome;
 use crate::envelope::{RecordedEvent, UserMetadata};
@@ -108,14 +108,14 @@ impl<S: EventStore> Cqrs<S> {
             millis: 0,
             derive_from: Some(command_id),
         };
-        let id_tag = id_tag::<C::Aggregate, _>(id)?;
+        let id_tags = tags_of_id::<C::Aggregate, _>(id)?;
         let sent = encode(
             &decided,
             ids,
             command_id,
             correlation_id,
             metadata,
-            id_tag.as_ref(),
+            &id_tags,
         )?;
         match check_retry(&stream, &stored, &sent) {
             Ok(()) => {}
