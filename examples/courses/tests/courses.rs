@@ -2,91 +2,13 @@
 //! students racing for the last seats, one student racing for more courses than allowed,
 //! capacity changes, dispatch by name, and where the events are stored.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use courses::*;
 use eventweave_core::{
-    AppendCondition, CommandError, CommandOutcome, Cqrs, EventQuery, EventStore, ExpectedVersion,
-    MemoryStore, NewEvent, Position, QueryItem, QueryRead, RecordedEvent, Router, StoreError,
-    StreamId, StreamWrite, Tag, Uuid,
+    CommandError, CommandOutcome, Cqrs, EventQuery, EventStore, MemoryStore, Position, QueryItem,
+    Router, Tag,
 };
-use tokio::sync::Barrier;
-
-/// `MemoryStore` whose first `n` conditional appends wait until all `n` are there: every
-/// racer has read and decided on the same state before any of them appends, so only the
-/// append conditions keep them from all succeeding.
-#[derive(Clone)]
-struct GatedStore {
-    inner: MemoryStore,
-    gate: Arc<Barrier>,
-    gated: Arc<AtomicUsize>,
-    n: usize,
-}
-
-impl GatedStore {
-    fn new(inner: MemoryStore, n: usize) -> Self {
-        GatedStore {
-            inner,
-            gate: Arc::new(Barrier::new(n)),
-            gated: Arc::new(AtomicUsize::new(0)),
-            n,
-        }
-    }
-}
-
-impl EventStore for GatedStore {
-    async fn append(
-        &self,
-        stream: &StreamId,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.append(stream, expected, events).await
-    }
-    async fn read_stream(
-        &self,
-        stream: &StreamId,
-        from: u64,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_stream(stream, from, limit).await
-    }
-    async fn read_all(
-        &self,
-        from: Position,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_all(from, limit).await
-    }
-    async fn head(&self) -> Result<Position, StoreError> {
-        self.inner.head().await
-    }
-    async fn read_event(&self, id: Uuid) -> Result<Option<RecordedEvent>, StoreError> {
-        self.inner.read_event(id).await
-    }
-    async fn wait_for_events(&self, after: Position) {
-        self.inner.wait_for_events(after).await;
-    }
-    async fn read_query(
-        &self,
-        query: &EventQuery,
-        from: Position,
-        limit: usize,
-    ) -> Result<QueryRead, StoreError> {
-        self.inner.read_query(query, from, limit).await
-    }
-    async fn append_conditional(
-        &self,
-        writes: Vec<StreamWrite>,
-        condition: Option<&AppendCondition>,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        if self.gated.fetch_add(1, Ordering::SeqCst) < self.n {
-            self.gate.wait().await;
-        }
-        self.inner.append_conditional(writes, condition).await
-    }
-}
+mod gated;
+use gated::Gated;
 
 type Outcome = Result<CommandOutcome, CommandError<CourseError>>;
 
@@ -190,7 +112,7 @@ async fn sixteen_students_race_for_the_last_three_seats() {
             .await
             .unwrap();
     }
-    let app = app(GatedStore::new(memory, 16), 100).await.unwrap();
+    let app = app(Gated::new(memory, 16), 100).await.unwrap();
     let racers: Vec<_> = (0..16)
         .map(|i| {
             let app = app.clone();
@@ -239,7 +161,7 @@ async fn one_student_racing_for_five_courses_gets_three() {
     for i in 0..5 {
         define(&setup, &format!("c{i}"), 10).await;
     }
-    let app = app(GatedStore::new(memory, 5), 100).await.unwrap();
+    let app = app(Gated::new(memory, 5), 100).await.unwrap();
     let racers: Vec<_> = (0..5)
         .map(|i| {
             let app = app.clone();

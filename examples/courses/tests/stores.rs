@@ -4,91 +4,14 @@
 //! (three allowed). A gate holds every racer's conditional append until all have read and
 //! decided on the same state, so only the stores' append conditions keep them apart.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use courses::*;
 use eventweave_core::{
-    AppendCondition, CommandError, CommandOutcome, Cqrs, EventQuery, EventStore, ExpectedVersion,
-    NewEvent, Position, QueryItem, QueryRead, RecordedEvent, StoreError, StreamId, StreamWrite,
-    Tag, Uuid,
+    CommandError, CommandOutcome, Cqrs, EventQuery, EventStore, Position, QueryItem, Tag,
 };
 use eventweave_postgres::{PostgresConfig, PostgresStore};
 use eventweave_sqlite::SqliteStore;
-use tokio::sync::Barrier;
-
-/// A store whose first `n` conditional appends wait until all `n` are there.
-#[derive(Clone)]
-struct Gated<S> {
-    inner: S,
-    gate: Arc<Barrier>,
-    gated: Arc<AtomicUsize>,
-    n: usize,
-}
-
-impl<S> Gated<S> {
-    fn new(inner: S, n: usize) -> Self {
-        Gated {
-            inner,
-            gate: Arc::new(Barrier::new(n)),
-            gated: Arc::new(AtomicUsize::new(0)),
-            n,
-        }
-    }
-}
-
-impl<S: EventStore> EventStore for Gated<S> {
-    async fn append(
-        &self,
-        stream: &StreamId,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.append(stream, expected, events).await
-    }
-    async fn read_stream(
-        &self,
-        stream: &StreamId,
-        from: u64,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_stream(stream, from, limit).await
-    }
-    async fn read_all(
-        &self,
-        from: Position,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_all(from, limit).await
-    }
-    async fn head(&self) -> Result<Position, StoreError> {
-        self.inner.head().await
-    }
-    async fn read_event(&self, id: Uuid) -> Result<Option<RecordedEvent>, StoreError> {
-        self.inner.read_event(id).await
-    }
-    async fn wait_for_events(&self, after: Position) {
-        self.inner.wait_for_events(after).await;
-    }
-    async fn read_query(
-        &self,
-        query: &EventQuery,
-        from: Position,
-        limit: usize,
-    ) -> Result<QueryRead, StoreError> {
-        self.inner.read_query(query, from, limit).await
-    }
-    async fn append_conditional(
-        &self,
-        writes: Vec<StreamWrite>,
-        condition: Option<&AppendCondition>,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        if self.gated.fetch_add(1, Ordering::SeqCst) < self.n {
-            self.gate.wait().await;
-        }
-        self.inner.append_conditional(writes, condition).await
-    }
-}
+mod gated;
+use gated::Gated;
 
 type Outcome = Result<CommandOutcome, CommandError<CourseError>>;
 
