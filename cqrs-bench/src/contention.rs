@@ -29,8 +29,8 @@ use std::time::{Duration, Instant};
 
 use bank::{Account, AccountId, Balances, Deposit, GetBalance, Limits, OpenAccount};
 use eventweave_core::{
-    Cqrs, CqrsBuilder, EventRef, EventStore, ExpectedVersion, MemoryStore, NewEvent, Position,
-    Projection, ProjectionError, RecordedEvent, Snapshot, StoreError, StreamId, Uuid, new_id,
+    Cqrs, CqrsBuilder, EventRef, EventStore, MemoryStore, Projection, ProjectionError,
+    RecordedEvent, StoreError, StreamId, new_id,
 };
 use eventweave_postgres::{PostgresConfig, PostgresStore};
 
@@ -70,14 +70,9 @@ struct Counting<S> {
 }
 
 impl<S: EventStore> EventStore for Counting<S> {
-    async fn append(
-        &self,
-        stream: &StreamId,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.append(stream, expected, events).await
-    }
+    eventweave_core::forward_event_store!(
+        inner: append, read_all, head, read_event, wait_for_events, load_snapshot, save_snapshot
+    );
 
     async fn read_stream(
         &self,
@@ -87,34 +82,6 @@ impl<S: EventStore> EventStore for Counting<S> {
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         self.replays.fetch_add(1, Ordering::Relaxed);
         self.inner.read_stream(stream, from_version, limit).await
-    }
-
-    async fn read_all(
-        &self,
-        from: Position,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_all(from, limit).await
-    }
-
-    async fn head(&self) -> Result<Position, StoreError> {
-        self.inner.head().await
-    }
-
-    async fn read_event(&self, event_id: Uuid) -> Result<Option<RecordedEvent>, StoreError> {
-        self.inner.read_event(event_id).await
-    }
-
-    async fn wait_for_events(&self, after: Position) {
-        self.inner.wait_for_events(after).await
-    }
-
-    async fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, StoreError> {
-        self.inner.load_snapshot(stream).await
-    }
-
-    async fn save_snapshot(&self, stream: &StreamId, snapshot: Snapshot) -> Result<(), StoreError> {
-        self.inner.save_snapshot(stream, snapshot).await
     }
 }
 

@@ -35,9 +35,65 @@
 
 use cqrs_bench::{Mode, memory, print_table, read_side};
 
+/// What `--help` prints: every flag `main` reads (kept beside [`FLAGS`]).
+const USAGE: &str = "\
+usage: cqrs-bench [MODE] [--quick | --medium]
+
+Without a mode: the whole suite of our rows (in memory, PostgreSQL if CQRS_POSTGRES_URL is set,
+SQLite, read side). The peer's rows: cargo bench -p cqrs-bench --bench suite.
+
+modes (one at a time):
+  --memory        the in-memory rows beside the hand-written loop
+  --postgres      the PostgreSQL store rows (batch append beside a raw multi-row insert)
+  --read-side     the read-side rows (catch-up, exactly-once SQL projections, live lag)
+  --catch-up      only the catch-up rows from PostgreSQL beside a raw streamed SELECT
+  --curve         group commit: 1 to 128 clients, PostgreSQL then SQLite, beside raw
+                  (--sqlite-only skips PostgreSQL)
+  --segments      the awaited PgSink workload in 4 segments beside 1
+  --contention    64 clients on one account, a stalling projection beside a fast one
+  --dcb           conditional appends beside unconditional ones, racing seats (PostgreSQL, SQLite)
+  --dcb-memory    the same decisions on MemoryStore
+  --http          64 keep-alive HTTP clients against the bank beside in-process deposits
+  --stray         live lag with and without a stray transaction on the server (60 s each)
+
+sizes:
+  --quick         tiny sizes, one round (a smoke test, figures mean little)
+  --medium        read side, catch-up and stray: a tenth of the events, 3 s of lag
+
+PostgreSQL rows need CQRS_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test).
+";
+
+/// Every flag `main` understands; anything else is refused rather than silently running the
+/// whole suite.
+const FLAGS: &[&str] = &[
+    "--memory",
+    "--postgres",
+    "--read-side",
+    "--catch-up",
+    "--curve",
+    "--sqlite-only",
+    "--segments",
+    "--contention",
+    "--dcb",
+    "--dcb-memory",
+    "--http",
+    "--stray",
+    "--quick",
+    "--medium",
+];
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let flag = |name: &str| std::env::args().any(|a| a == name);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        print!("{USAGE}");
+        return;
+    }
+    if let Some(unknown) = args.iter().find(|a| !FLAGS.contains(&a.as_str())) {
+        eprintln!("cqrs-bench: unknown argument `{unknown}`\n\n{USAGE}");
+        std::process::exit(2);
+    }
+    let flag = |name: &str| args.iter().any(|a| a == name);
     let mode = if flag("--quick") {
         Mode::Quick
     } else {
@@ -57,16 +113,7 @@ async fn main() {
     if flag("--dcb") {
         // Its own 2-worker runtime, on a thread of its own: racing writers must interleave
         // (SQLite runs inline, so on this current-thread runtime they would take turns).
-        let rows = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("a runtime")
-                .block_on(cqrs_bench::dcb::run(mode))
-        })
-        .join()
-        .expect("the dcb workloads");
+        let rows = on_two_workers("the dcb workloads", move || cqrs_bench::dcb::run(mode));
         print!(
             "dcb rows ({mode:?} mode): median of {} round(s)\n\n",
             mode.rounds()
@@ -107,16 +154,9 @@ async fn main() {
         }
         // Its own 2-worker runtime, on a thread of its own: SQLite appends queue for the write
         // turn only when another worker holds it.
-        let curve = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("a runtime")
-                .block_on(cqrs_bench::curve::run_sqlite(mode))
-        })
-        .join()
-        .expect("the SQLite curve");
+        let curve = on_two_workers("the SQLite curve", move || {
+            cqrs_bench::curve::run_sqlite(mode)
+        });
         print!("\ngroup-commit curve on SQLite ({mode:?} mode, 2 worker threads)\n\n");
         print!("{}", cqrs_bench::curve::format(&curve, clients));
         return;
@@ -133,16 +173,9 @@ async fn main() {
     if flag("--segments") {
         // Its own 2-worker runtime, on a thread of its own (this one is current-thread): the
         // segments' tasks decode and send on both cores, as a server's runtime would.
-        let rows = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("a runtime")
-                .block_on(cqrs_bench::segments::run(mode))
-        })
-        .join()
-        .expect("the segment workloads");
+        let rows = on_two_workers("the segment workloads", move || {
+            cqrs_bench::segments::run(mode)
+        });
         match rows {
             Some(rows) => {
                 print!(
@@ -194,4 +227,23 @@ async fn main() {
     }
     println!("{}\n", read_side::ROUNDS);
     print_table(&rows);
+}
+
+/// Runs the future `work` makes on a 2-worker runtime of its own, on a thread of its own, and returns its output
+/// (`main`'s runtime is current-thread; `what` names the work if it panics). Workloads whose
+/// tasks must interleave or use both cores run here.
+fn on_two_workers<T: Send + 'static, F: std::future::Future<Output = T>>(
+    what: &'static str,
+    work: impl FnOnce() -> F + Send + 'static,
+) -> T {
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(work())
+    })
+    .join()
+    .unwrap_or_else(|_| panic!("{what} panicked"))
 }

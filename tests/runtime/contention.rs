@@ -30,6 +30,8 @@ struct SlowStore {
 }
 
 impl EventStore for SlowStore {
+    eventweave_core::forward_event_store!(inner: read_all, head, wait_for_events);
+
     async fn append(
         &self,
         stream: &StreamId,
@@ -51,22 +53,6 @@ impl EventStore for SlowStore {
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         self.stream_reads.fetch_add(1, Ordering::SeqCst);
         self.inner.read_stream(stream, from_version, limit).await
-    }
-
-    async fn read_all(
-        &self,
-        from: Position,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_all(from, limit).await
-    }
-
-    async fn head(&self) -> Result<Position, StoreError> {
-        self.inner.head().await
-    }
-
-    async fn wait_for_events(&self, after: Position) {
-        self.inner.wait_for_events(after).await
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use eventweave_core::testing::domain::*;
 use eventweave_core::{
     BackendError, CommandContext, CommandError, Cqrs, EventStore, ExpectedVersion, MemoryStore,
-    Mismatch, NewEvent, Position, RecordedEvent, Retry, StoreError, StreamId, Uuid, new_id,
+    Mismatch, NewEvent, RecordedEvent, Retry, StoreError, StreamId, Uuid, new_id,
 };
 
 /// A `MemoryStore` whose next append, once armed, is written and then reported lost, as a
@@ -21,6 +21,8 @@ struct LosingStore {
 }
 
 impl EventStore for LosingStore {
+    eventweave_core::forward_event_store!(inner: read_stream, read_all, head, wait_for_events);
+
     async fn append(
         &self,
         stream: &StreamId,
@@ -34,27 +36,6 @@ impl EventStore for LosingStore {
             )));
         }
         Ok(recorded)
-    }
-    async fn read_stream(
-        &self,
-        stream: &StreamId,
-        from_version: u64,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_stream(stream, from_version, limit).await
-    }
-    async fn read_all(
-        &self,
-        from: Position,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_all(from, limit).await
-    }
-    async fn head(&self) -> Result<Position, StoreError> {
-        self.inner.head().await
-    }
-    async fn wait_for_events(&self, after: Position) {
-        self.inner.wait_for_events(after).await
     }
     // `read_event` is left to the trait's provided scan, which must be enough.
 }

@@ -141,6 +141,8 @@ struct HangingStore {
 }
 
 impl EventStore for HangingStore {
+    eventweave_core::forward_event_store!(inner: read_stream, read_all, head, wait_for_events);
+
     async fn append(
         &self,
         stream: &StreamId,
@@ -152,31 +154,6 @@ impl EventStore for HangingStore {
             self.go.notified().await;
         }
         self.inner.append(stream, expected, events).await
-    }
-
-    async fn read_stream(
-        &self,
-        stream: &StreamId,
-        from_version: u64,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_stream(stream, from_version, limit).await
-    }
-
-    async fn read_all(
-        &self,
-        from: Position,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_all(from, limit).await
-    }
-
-    async fn head(&self) -> Result<Position, StoreError> {
-        self.inner.head().await
-    }
-
-    async fn wait_for_events(&self, after: Position) {
-        self.inner.wait_for_events(after).await
     }
 }
 

@@ -298,6 +298,8 @@ struct Counting {
 }
 
 impl EventStore for Counting {
+    crate::forward_event_store!(inner: read_all, head, wait_for_events);
+
     async fn append(
         &self,
         stream: &StreamId,
@@ -317,22 +319,6 @@ impl EventStore for Counting {
         let read = self.inner.read_stream(stream, from_version, limit).await;
         self.reads.fetch_add(1, Ordering::SeqCst);
         read
-    }
-
-    async fn read_all(
-        &self,
-        from: Position,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_all(from, limit).await
-    }
-
-    async fn head(&self) -> Result<Position, StoreError> {
-        self.inner.head().await
-    }
-
-    async fn wait_for_events(&self, after: Position) {
-        self.inner.wait_for_events(after).await
     }
 }
 

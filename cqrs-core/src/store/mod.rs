@@ -9,10 +9,14 @@
 //! [`AppendCondition`]). The decision runtime reads, decides, and appends with the condition
 //! "no event matching my query after the position my read was complete through": the
 //! position, not a version, is what makes the check span streams.
+//!
+//! A wrapper of another store that changes one or two methods writes the rest with
+//! [`forward_event_store!`](crate::forward_event_store).
 
 mod checkpoints;
 mod contract;
 mod dynamic;
+mod forward;
 mod idempotency;
 mod inspect;
 mod memory;

@@ -101,23 +101,7 @@ impl HoleStore {
 }
 
 impl EventStore for HoleStore {
-    async fn append(
-        &self,
-        stream: &StreamId,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.append(stream, expected, events).await
-    }
-
-    async fn read_stream(
-        &self,
-        stream: &StreamId,
-        from_version: u64,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_stream(stream, from_version, limit).await
-    }
+    eventweave_core::forward_event_store!(inner: append, read_stream, head);
 
     async fn read_all(
         &self,
@@ -144,10 +128,6 @@ impl EventStore for HoleStore {
             events.retain(|e| e.meta.position < at);
         }
         Ok(events)
-    }
-
-    async fn head(&self) -> Result<Position, StoreError> {
-        self.inner.head().await
     }
 
     // Like a store that does not know about the hole: events exist beyond it, so this
@@ -177,23 +157,7 @@ pub struct FlakyStore {
 }
 
 impl EventStore for FlakyStore {
-    async fn append(
-        &self,
-        stream: &StreamId,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.append(stream, expected, events).await
-    }
-
-    async fn read_stream(
-        &self,
-        stream: &StreamId,
-        from_version: u64,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_stream(stream, from_version, limit).await
-    }
+    eventweave_core::forward_event_store!(inner: append, read_stream, head, wait_for_events);
 
     async fn read_all(
         &self,
@@ -211,13 +175,5 @@ impl EventStore for FlakyStore {
             )));
         }
         self.inner.read_all(from, limit).await
-    }
-
-    async fn head(&self) -> Result<Position, StoreError> {
-        self.inner.head().await
-    }
-
-    async fn wait_for_events(&self, after: Position) {
-        self.inner.wait_for_events(after).await
     }
 }

@@ -5,10 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use eventweave_core::{
-    AppendCondition, EventQuery, EventStore, ExpectedVersion, NewEvent, Position, QueryRead,
-    RecordedEvent, StoreError, StreamId, StreamWrite, Uuid,
-};
+use eventweave_core::{AppendCondition, EventStore, RecordedEvent, StoreError, StreamWrite};
 use tokio::sync::Barrier;
 
 /// A store whose first `n` conditional appends wait until all `n` are there.
@@ -32,46 +29,10 @@ impl<S> Gated<S> {
 }
 
 impl<S: EventStore> EventStore for Gated<S> {
-    async fn append(
-        &self,
-        stream: &StreamId,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.append(stream, expected, events).await
-    }
-    async fn read_stream(
-        &self,
-        stream: &StreamId,
-        from: u64,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_stream(stream, from, limit).await
-    }
-    async fn read_all(
-        &self,
-        from: Position,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_all(from, limit).await
-    }
-    async fn head(&self) -> Result<Position, StoreError> {
-        self.inner.head().await
-    }
-    async fn read_event(&self, id: Uuid) -> Result<Option<RecordedEvent>, StoreError> {
-        self.inner.read_event(id).await
-    }
-    async fn wait_for_events(&self, after: Position) {
-        self.inner.wait_for_events(after).await;
-    }
-    async fn read_query(
-        &self,
-        query: &EventQuery,
-        from: Position,
-        limit: usize,
-    ) -> Result<QueryRead, StoreError> {
-        self.inner.read_query(query, from, limit).await
-    }
+    eventweave_core::forward_event_store!(
+        inner: append, read_stream, read_all, head, read_event, wait_for_events, read_query
+    );
+
     async fn append_conditional(
         &self,
         writes: Vec<StreamWrite>,
