@@ -12,6 +12,7 @@
 
 use std::borrow::Cow;
 use std::error::Error as StdError;
+use std::sync::OnceLock;
 use std::time::SystemTime;
 
 use bytes::{BufMut, BytesMut};
@@ -74,7 +75,7 @@ struct Cursor<'r> {
     at: usize,
     stream: StreamId,
     version: u64,
-    event_name: String,
+    event_name: Cow<'static, str>,
     event_version: u32,
 }
 
@@ -83,7 +84,7 @@ impl<'r> Cursor<'r> {
         StoreError::Decode(DecodeError {
             stream: self.stream.clone(),
             version: self.version,
-            event_name: self.event_name.clone(),
+            event_name: self.event_name.to_string(),
             event_version: self.event_version,
             failure: DecodeFailure::InvalidPayload(format!(
                 "the stored row's column `{column}` {problem}"
@@ -93,7 +94,16 @@ impl<'r> Cursor<'r> {
 
     /// Column `offset` (after `at`), which must not be NULL.
     fn required<T: FromSql<'r>>(&self, offset: usize, column: &str) -> Result<T, StoreError> {
-        match self.row.try_get::<_, Option<T>>(self.at + offset) {
+        self.checked(self.row.try_get::<_, Option<T>>(self.at + offset), column)
+    }
+
+    /// A column already read (`got`), which must not be NULL.
+    fn checked<T>(
+        &self,
+        got: Result<Option<T>, tokio_postgres::Error>,
+        column: &str,
+    ) -> Result<T, StoreError> {
+        match got {
             Ok(Some(value)) => Ok(value),
             Ok(None) => Err(self.fail(column, "is NULL")),
             Err(e) => Err(self.fail(column, format_args!("cannot be read: {e}"))),
@@ -112,6 +122,36 @@ impl<'r> Cursor<'r> {
     }
 }
 
+/// The stored names of the event types registered in this program, sorted (built once).
+fn registered_names() -> &'static [&'static str] {
+    static NAMES: OnceLock<Vec<&'static str>> = OnceLock::new();
+    NAMES.get_or_init(|| {
+        let mut names: Vec<&'static str> = eventweave_core::registry::events()
+            .iter()
+            .map(|registration| registration.name)
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    })
+}
+
+/// An event name read from a row: the registered type's own `&'static str` when one is
+/// registered under it (no allocation per row: a catch-up reads the same few names over and
+/// over), else an owned copy.
+fn event_name(text: &str) -> Cow<'static, str> {
+    let names = registered_names();
+    match names.binary_search(&text) {
+        Ok(found) => Cow::Borrowed(names[found]),
+        Err(_) => Cow::Owned(text.to_owned()),
+    }
+}
+
+/// A column's value if it read as one (for naming the row in errors; checked later).
+fn lenient<T: Copy, E>(column: &Result<Option<T>, E>) -> Option<T> {
+    column.as_ref().ok().copied().flatten()
+}
+
 /// The position of the event whose columns start at `at` (`None` for the NULL row of an
 /// empty outer join).
 pub(crate) fn position(row: &Row, at: usize) -> Result<Option<u64>, StoreError> {
@@ -128,9 +168,13 @@ pub(crate) fn event(
     at: usize,
     last_stream: &mut Option<StreamId>,
 ) -> Result<RecordedEvent, StoreError> {
-    // First the identifying columns, leniently, so that any later error can name them.
-    let stream_text = row.try_get::<_, Option<&str>>(at + 1).ok().flatten();
-    let stream = match (stream_text, last_stream.as_ref()) {
+    // The identifying columns are read once: leniently first, so that any later error can
+    // name them, and checked in column order below.
+    let stream_column = row.try_get::<_, Option<&str>>(at + 1);
+    let version_column = row.try_get::<_, Option<i64>>(at + 2);
+    let name_column = row.try_get::<_, Option<&str>>(at + 4);
+    let event_version_column = row.try_get::<_, Option<i32>>(at + 5);
+    let stream = match (lenient(&stream_column), last_stream.as_ref()) {
         (Some(text), Some(last)) if last.as_str() == text => last.clone(),
         (Some(text), _) => {
             let stream = StreamId::from(text);
@@ -143,35 +187,22 @@ pub(crate) fn event(
         row,
         at,
         stream,
-        version: row
-            .try_get::<_, Option<i64>>(at + 2)
-            .ok()
-            .flatten()
-            .map_or(0, |v| v.max(0) as u64),
-        event_name: row
-            .try_get::<_, Option<&str>>(at + 4)
-            .ok()
-            .flatten()
-            .unwrap_or_default()
-            .to_owned(),
-        event_version: row
-            .try_get::<_, Option<i32>>(at + 5)
-            .ok()
-            .flatten()
-            .map_or(0, |v| v.max(0) as u32),
+        version: lenient(&version_column).map_or(0, |v: i64| v.max(0) as u64),
+        event_name: lenient(&name_column).map_or(Cow::Borrowed(""), event_name),
+        event_version: lenient(&event_version_column).map_or(0, |v: i32| v.max(0) as u32),
     };
     let position: i64 = cursor.required(0, "position")?;
     if position < 1 {
         return Err(cursor.fail("position", format_args!("is {position}, not a position")));
     }
-    let _: &str = cursor.required(1, "stream")?;
-    let version: i64 = cursor.required(2, "version")?;
+    cursor.checked(stream_column, "stream")?;
+    let version: i64 = cursor.checked(version_column, "version")?;
     if version < 1 {
         return Err(cursor.fail("version", format_args!("is {version}; versions start at 1")));
     }
     let event_id: Uuid = cursor.required(3, "event_id")?;
-    let _: &str = cursor.required(4, "event_name")?;
-    let event_version: i32 = cursor.required(5, "event_version")?;
+    cursor.checked(name_column, "event_name")?;
+    let event_version: i32 = cursor.checked(event_version_column, "event_version")?;
     let event_version = u32::try_from(event_version).map_err(|_| {
         cursor.fail(
             "event_version",
@@ -212,7 +243,7 @@ pub(crate) fn event(
             stream,
             version: version as u64,
             position: Position(position as u64),
-            event_name: Cow::Owned(event_name),
+            event_name,
             event_version,
             recorded_at: Timestamp::from(recorded_at),
             correlation_id,
