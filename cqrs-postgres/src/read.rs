@@ -266,4 +266,59 @@ mod tests {
         assert_eq!(limit_param(10), 10);
         assert_eq!(limit_param(usize::MAX), i64::MAX);
     }
+
+    /// The snapshot columns of `read_all` are computed once, by the scan of
+    /// `pg_current_snapshot()`, not again for every event row by the join above it (which costs
+    /// two `xid8` to text to `int8` conversions and an `age` per row). Checked on the generic
+    /// plan a pooled connection runs, when `CQRS_POSTGRES_URL` names a database.
+    #[tokio::test(flavor = "current_thread")]
+    async fn snapshot_columns_are_computed_once_per_read() {
+        let Some(url) = std::env::var("CQRS_POSTGRES_URL")
+            .ok()
+            .filter(|url| !url.trim().is_empty())
+        else {
+            eprintln!(
+                "SKIPPED: snapshot_columns_are_computed_once_per_read: CQRS_POSTGRES_URL is not set"
+            );
+            return;
+        };
+        let schema = format!("cqrs_test_read_plan_{}", eventweave_core::new_id().simple());
+        let store = crate::PostgresStore::open(crate::PostgresConfig::new(url).schema(&schema))
+            .await
+            .unwrap();
+        let conn = store.shared.pool.get().await.unwrap();
+        let plan = conn
+            .client
+            .simple_query(&format!(
+                "SET plan_cache_mode = force_generic_plan;
+                 PREPARE read_plan(int8, int8) AS {};
+                 EXPLAIN (VERBOSE, COSTS OFF) EXECUTE read_plan(1, 10);",
+                crate::statements::Sql::new(&store.shared.names).read_all
+            ))
+            .await
+            .unwrap();
+        let lines: Vec<String> = plan
+            .iter()
+            .filter_map(|message| match message {
+                tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+                _ => None,
+            })
+            .collect();
+        conn.client
+            .batch_execute(&format!(
+                "DEALLOCATE read_plan; RESET plan_cache_mode; DROP SCHEMA \"{schema}\" CASCADE"
+            ))
+            .await
+            .unwrap();
+        // The scan of `pg_current_snapshot()` outputs the computed columns.
+        let scan = lines
+            .iter()
+            .position(|line| line.contains("Function Scan") && line.contains("pg_current_snapshot"))
+            .unwrap_or_else(|| panic!("no scan of the snapshot in {lines:#?}"));
+        let output = &lines[scan + 1];
+        assert!(
+            output.contains("Output:") && output.contains("pg_snapshot_xmin("),
+            "the snapshot columns are computed above their scan, once per row: {lines:#?}"
+        );
+    }
 }
