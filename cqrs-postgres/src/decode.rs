@@ -13,7 +13,6 @@
 use std::borrow::Cow;
 use std::error::Error as StdError;
 use std::sync::OnceLock;
-use std::time::SystemTime;
 
 use bytes::{BufMut, BytesMut};
 use eventweave_core::{
@@ -66,6 +65,34 @@ impl<'a> FromSql<'a> for JsonText<'a> {
 
     fn accepts(ty: &Type) -> bool {
         *ty == Type::JSONB || *ty == Type::JSON
+    }
+}
+
+/// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01 00:00:00 UTC).
+const PG_EPOCH_UNIX_MICROS: i64 = 946_684_800_000_000;
+
+/// A `timestamptz` (or `timestamp`) column as microseconds since the Unix epoch, read straight
+/// from its binary format (microseconds since 2000-01-01), without the detour through
+/// `SystemTime`. `infinity` and `-infinity` are refused (they are no recording time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct UnixMicros(pub i64);
+
+impl<'a> FromSql<'a> for UnixMicros {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, DriverError> {
+        let bytes: [u8; 8] = raw
+            .try_into()
+            .map_err(|_| "a timestamp of other than 8 bytes")?;
+        match i64::from_be_bytes(bytes) {
+            i64::MAX | i64::MIN => Err("an infinite timestamp".into()),
+            micros => micros
+                .checked_add(PG_EPOCH_UNIX_MICROS)
+                .map(UnixMicros)
+                .ok_or_else(|| "a timestamp out of range".into()),
+        }
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::TIMESTAMPTZ || *ty == Type::TIMESTAMP
     }
 }
 
@@ -230,7 +257,7 @@ pub(crate) fn event(
     };
     let correlation_id: Option<Uuid> = cursor.optional(8, "correlation_id")?;
     let causation_id: Option<Uuid> = cursor.optional(9, "causation_id")?;
-    let recorded_at: SystemTime = cursor.required(10, "recorded_at")?;
+    let recorded_at: UnixMicros = cursor.required(10, "recorded_at")?;
     let tags = crate::dcb::decode_tags(cursor.optional::<Vec<&str>>(11, "tags")?)
         .map_err(|problem| cursor.fail("tags", problem))?;
     cursor.version = version as u64;
@@ -245,7 +272,7 @@ pub(crate) fn event(
             position: Position(position as u64),
             event_name,
             event_version,
-            recorded_at: Timestamp::from(recorded_at),
+            recorded_at: Timestamp(recorded_at.0),
             correlation_id,
             causation_id,
             metadata,
@@ -257,6 +284,8 @@ pub(crate) fn event(
 
 #[cfg(test)]
 mod tests {
+    use std::time::SystemTime;
+
     use super::*;
 
     #[test]
@@ -270,6 +299,36 @@ mod tests {
         JsonParam("[]").to_sql(&Type::JSON, &mut out).unwrap();
         assert_eq!(&out[..], b"[]", "plain json has no version byte");
         assert!(!<JsonParam<'_> as ToSql>::accepts(&Type::TEXT));
+    }
+
+    #[test]
+    fn timestamps_are_read_as_unix_micros_and_infinity_refused() {
+        let at = |micros: i64| UnixMicros::from_sql(&Type::TIMESTAMPTZ, &micros.to_be_bytes());
+        assert_eq!(at(0).unwrap(), UnixMicros(946_684_800_000_000));
+        assert_eq!(at(-946_684_800_000_000).unwrap(), UnixMicros(0));
+        // 2026-12-07 12:00:00.000001 UTC.
+        let unix = 1_796_644_800_000_001;
+        assert_eq!(
+            at(unix - 946_684_800_000_000).unwrap(),
+            UnixMicros(unix),
+            "the same instant as through SystemTime"
+        );
+        let through_system_time = Timestamp::from(
+            SystemTime::from_sql(
+                &Type::TIMESTAMPTZ,
+                &(unix - 946_684_800_000_000).to_be_bytes(),
+            )
+            .unwrap(),
+        );
+        assert_eq!(through_system_time.0, unix);
+        assert!(at(i64::MAX).is_err(), "infinity");
+        assert!(at(i64::MIN).is_err(), "-infinity");
+        assert!(
+            at(i64::MAX - 1).is_err(),
+            "past i64 once moved to the Unix epoch"
+        );
+        assert!(UnixMicros::from_sql(&Type::TIMESTAMPTZ, &[0; 4]).is_err());
+        assert!(!<UnixMicros as FromSql<'_>>::accepts(&Type::INT8));
     }
 
     #[test]
