@@ -11,6 +11,7 @@
 //! would have broken users' matches (it is `#[non_exhaustive]` now).
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::error::Error as StdError;
 use std::sync::OnceLock;
 
@@ -163,9 +164,20 @@ fn registered_names() -> &'static [&'static str] {
 /// registered under it (no allocation per row: a catch-up reads the same few names over and
 /// over), else an owned copy.
 fn event_name(text: &str) -> Cow<'static, str> {
+    thread_local! {
+        /// The registered name found last on this thread: consecutive rows mostly repeat it.
+        static LAST: Cell<&'static str> = const { Cell::new("") };
+    }
+    let last = LAST.with(Cell::get);
+    if last == text {
+        return Cow::Borrowed(last);
+    }
     let names = registered_names();
     match names.binary_search(&text) {
-        Ok(found) => Cow::Borrowed(names[found]),
+        Ok(found) => {
+            LAST.with(|cell| cell.set(names[found]));
+            Cow::Borrowed(names[found])
+        }
         Err(_) => Cow::Owned(text.to_owned()),
     }
 }
@@ -295,6 +307,15 @@ mod tests {
         JsonParam("[]").to_sql(&Type::JSON, &mut out).unwrap();
         assert_eq!(&out[..], b"[]", "plain json has no version byte");
         assert!(!<JsonParam<'_> as ToSql>::accepts(&Type::TEXT));
+    }
+
+    #[test]
+    fn unregistered_event_names_are_copied() {
+        for _ in 0..2 {
+            assert!(
+                matches!(event_name("no.such.event"), Cow::Owned(name) if name == "no.such.event")
+            );
+        }
     }
 
     #[test]
