@@ -11,8 +11,9 @@
 //! would have broken users' matches (it is `#[non_exhaustive]` now).
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::error::Error as StdError;
-use std::time::SystemTime;
+use std::sync::OnceLock;
 
 use bytes::{BufMut, BytesMut};
 use eventweave_core::{
@@ -68,13 +69,37 @@ impl<'a> FromSql<'a> for JsonText<'a> {
     }
 }
 
+/// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01 00:00:00 UTC).
+const PG_EPOCH_UNIX_MICROS: i64 = 946_684_800_000_000;
+
+/// A `timestamptz` (or `timestamp`) column as microseconds since the Unix epoch, read straight
+/// from its binary format (microseconds since 2000-01-01), without the detour through
+/// `SystemTime`. `infinity` saturates at `i64::MAX`, as it did through `SystemTime`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct UnixMicros(pub i64);
+
+impl<'a> FromSql<'a> for UnixMicros {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, DriverError> {
+        let bytes: [u8; 8] = raw
+            .try_into()
+            .map_err(|_| "a timestamp of other than 8 bytes")?;
+        Ok(UnixMicros(
+            i64::from_be_bytes(bytes).saturating_add(PG_EPOCH_UNIX_MICROS),
+        ))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::TIMESTAMPTZ || *ty == Type::TIMESTAMP
+    }
+}
+
 /// Where a row's event columns start, and what the row is known to be so far (for errors).
 struct Cursor<'r> {
     row: &'r Row,
     at: usize,
     stream: StreamId,
     version: u64,
-    event_name: String,
+    event_name: Cow<'static, str>,
     event_version: u32,
 }
 
@@ -83,7 +108,7 @@ impl<'r> Cursor<'r> {
         StoreError::Decode(DecodeError {
             stream: self.stream.clone(),
             version: self.version,
-            event_name: self.event_name.clone(),
+            event_name: self.event_name.to_string(),
             event_version: self.event_version,
             failure: DecodeFailure::InvalidPayload(format!(
                 "the stored row's column `{column}` {problem}"
@@ -93,7 +118,16 @@ impl<'r> Cursor<'r> {
 
     /// Column `offset` (after `at`), which must not be NULL.
     fn required<T: FromSql<'r>>(&self, offset: usize, column: &str) -> Result<T, StoreError> {
-        match self.row.try_get::<_, Option<T>>(self.at + offset) {
+        self.checked(self.row.try_get::<_, Option<T>>(self.at + offset), column)
+    }
+
+    /// A column already read (`got`), which must not be NULL.
+    fn checked<T>(
+        &self,
+        got: Result<Option<T>, tokio_postgres::Error>,
+        column: &str,
+    ) -> Result<T, StoreError> {
+        match got {
             Ok(Some(value)) => Ok(value),
             Ok(None) => Err(self.fail(column, "is NULL")),
             Err(e) => Err(self.fail(column, format_args!("cannot be read: {e}"))),
@@ -112,6 +146,47 @@ impl<'r> Cursor<'r> {
     }
 }
 
+/// The stored names of the event types registered in this program, sorted (built once).
+fn registered_names() -> &'static [&'static str] {
+    static NAMES: OnceLock<Vec<&'static str>> = OnceLock::new();
+    NAMES.get_or_init(|| {
+        let mut names: Vec<&'static str> = eventweave_core::registry::events()
+            .iter()
+            .map(|registration| registration.name)
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    })
+}
+
+/// An event name read from a row: the registered type's own `&'static str` when one is
+/// registered under it (no allocation per row: a catch-up reads the same few names over and
+/// over), else an owned copy.
+fn event_name(text: &str) -> Cow<'static, str> {
+    thread_local! {
+        /// The registered name found last on this thread: consecutive rows mostly repeat it.
+        static LAST: Cell<&'static str> = const { Cell::new("") };
+    }
+    let last = LAST.with(Cell::get);
+    if last == text {
+        return Cow::Borrowed(last);
+    }
+    let names = registered_names();
+    match names.binary_search(&text) {
+        Ok(found) => {
+            LAST.with(|cell| cell.set(names[found]));
+            Cow::Borrowed(names[found])
+        }
+        Err(_) => Cow::Owned(text.to_owned()),
+    }
+}
+
+/// A column's value if it read as one (for naming the row in errors; checked later).
+fn lenient<T: Copy, E>(column: &Result<Option<T>, E>) -> Option<T> {
+    column.as_ref().ok().copied().flatten()
+}
+
 /// The position of the event whose columns start at `at` (`None` for the NULL row of an
 /// empty outer join).
 pub(crate) fn position(row: &Row, at: usize) -> Result<Option<u64>, StoreError> {
@@ -128,9 +203,13 @@ pub(crate) fn event(
     at: usize,
     last_stream: &mut Option<StreamId>,
 ) -> Result<RecordedEvent, StoreError> {
-    // First the identifying columns, leniently, so that any later error can name them.
-    let stream_text = row.try_get::<_, Option<&str>>(at + 1).ok().flatten();
-    let stream = match (stream_text, last_stream.as_ref()) {
+    // The identifying columns are read once: leniently first, so that any later error can
+    // name them, and checked in column order below.
+    let stream_column = row.try_get::<_, Option<&str>>(at + 1);
+    let version_column = row.try_get::<_, Option<i64>>(at + 2);
+    let name_column = row.try_get::<_, Option<&str>>(at + 4);
+    let event_version_column = row.try_get::<_, Option<i32>>(at + 5);
+    let stream = match (lenient(&stream_column), last_stream.as_ref()) {
         (Some(text), Some(last)) if last.as_str() == text => last.clone(),
         (Some(text), _) => {
             let stream = StreamId::from(text);
@@ -143,35 +222,22 @@ pub(crate) fn event(
         row,
         at,
         stream,
-        version: row
-            .try_get::<_, Option<i64>>(at + 2)
-            .ok()
-            .flatten()
-            .map_or(0, |v| v.max(0) as u64),
-        event_name: row
-            .try_get::<_, Option<&str>>(at + 4)
-            .ok()
-            .flatten()
-            .unwrap_or_default()
-            .to_owned(),
-        event_version: row
-            .try_get::<_, Option<i32>>(at + 5)
-            .ok()
-            .flatten()
-            .map_or(0, |v| v.max(0) as u32),
+        version: lenient(&version_column).map_or(0, |v: i64| v.max(0) as u64),
+        event_name: lenient(&name_column).map_or(Cow::Borrowed(""), event_name),
+        event_version: lenient(&event_version_column).map_or(0, |v: i32| v.max(0) as u32),
     };
     let position: i64 = cursor.required(0, "position")?;
     if position < 1 {
         return Err(cursor.fail("position", format_args!("is {position}, not a position")));
     }
-    let _: &str = cursor.required(1, "stream")?;
-    let version: i64 = cursor.required(2, "version")?;
+    cursor.checked(stream_column, "stream")?;
+    let version: i64 = cursor.checked(version_column, "version")?;
     if version < 1 {
         return Err(cursor.fail("version", format_args!("is {version}; versions start at 1")));
     }
     let event_id: Uuid = cursor.required(3, "event_id")?;
-    let _: &str = cursor.required(4, "event_name")?;
-    let event_version: i32 = cursor.required(5, "event_version")?;
+    cursor.checked(name_column, "event_name")?;
+    let event_version: i32 = cursor.checked(event_version_column, "event_version")?;
     let event_version = u32::try_from(event_version).map_err(|_| {
         cursor.fail(
             "event_version",
@@ -199,7 +265,7 @@ pub(crate) fn event(
     };
     let correlation_id: Option<Uuid> = cursor.optional(8, "correlation_id")?;
     let causation_id: Option<Uuid> = cursor.optional(9, "causation_id")?;
-    let recorded_at: SystemTime = cursor.required(10, "recorded_at")?;
+    let recorded_at: UnixMicros = cursor.required(10, "recorded_at")?;
     let tags = crate::dcb::decode_tags(cursor.optional::<Vec<&str>>(11, "tags")?)
         .map_err(|problem| cursor.fail("tags", problem))?;
     cursor.version = version as u64;
@@ -212,9 +278,9 @@ pub(crate) fn event(
             stream,
             version: version as u64,
             position: Position(position as u64),
-            event_name: Cow::Owned(event_name),
+            event_name,
             event_version,
-            recorded_at: Timestamp::from(recorded_at),
+            recorded_at: Timestamp(recorded_at.0),
             correlation_id,
             causation_id,
             metadata,
@@ -226,6 +292,8 @@ pub(crate) fn event(
 
 #[cfg(test)]
 mod tests {
+    use std::time::SystemTime;
+
     use super::*;
 
     #[test]
@@ -239,6 +307,40 @@ mod tests {
         JsonParam("[]").to_sql(&Type::JSON, &mut out).unwrap();
         assert_eq!(&out[..], b"[]", "plain json has no version byte");
         assert!(!<JsonParam<'_> as ToSql>::accepts(&Type::TEXT));
+    }
+
+    #[test]
+    fn unregistered_event_names_are_copied() {
+        for _ in 0..2 {
+            assert!(
+                matches!(event_name("no.such.event"), Cow::Owned(name) if name == "no.such.event")
+            );
+        }
+    }
+
+    #[test]
+    fn timestamps_are_read_as_unix_micros() {
+        let at = |micros: i64| UnixMicros::from_sql(&Type::TIMESTAMPTZ, &micros.to_be_bytes());
+        assert_eq!(at(0).unwrap(), UnixMicros(946_684_800_000_000));
+        assert_eq!(at(-946_684_800_000_000).unwrap(), UnixMicros(0));
+        // 2026-12-07 12:00:00.000001 UTC.
+        let unix = 1_796_644_800_000_001;
+        assert_eq!(
+            at(unix - 946_684_800_000_000).unwrap(),
+            UnixMicros(unix),
+            "the same instant as through SystemTime"
+        );
+        let through_system_time = Timestamp::from(
+            SystemTime::from_sql(
+                &Type::TIMESTAMPTZ,
+                &(unix - 946_684_800_000_000).to_be_bytes(),
+            )
+            .unwrap(),
+        );
+        assert_eq!(through_system_time.0, unix);
+        assert_eq!(at(i64::MAX).unwrap(), UnixMicros(i64::MAX), "infinity");
+        assert!(UnixMicros::from_sql(&Type::TIMESTAMPTZ, &[0; 4]).is_err());
+        assert!(!<UnixMicros as FromSql<'_>>::accepts(&Type::INT8));
     }
 
     #[test]

@@ -11,10 +11,12 @@
 //! `read_all` must run on the primary: the gap-free argument reasons about the primary's
 //! transaction ids, so reads from replicas are not offered.
 
+use std::pin::pin;
 use std::time::Duration;
 
 use eventweave_core::{Position, RecordedEvent, StoreError, StreamId};
-use tokio_postgres::Row;
+use futures_util::TryStreamExt;
+use tokio_postgres::types::ToSql;
 
 use crate::decode;
 use crate::error::backend;
@@ -23,6 +25,21 @@ use crate::store::Shared;
 
 /// The longest wait for events while the notification connection is not listening.
 const UNLISTENED_POLL: Duration = Duration::from_millis(100);
+
+/// Room reserved for the events of one `read_all` at most (a larger limit grows as rows come).
+const READ_CAPACITY: usize = 8192;
+
+/// What one read lets a reader take.
+#[derive(Default)]
+struct AdmittedRead {
+    /// The events up to the first hole that may still fill and the first row that does not
+    /// decode, in position order.
+    events: Vec<RecordedEvent>,
+    /// Why the row right after `events` does not decode, when that is where they end.
+    bad: Option<StoreError>,
+    /// The read stopped at a hole that an earlier read already saw.
+    stopped_at_old_hole: bool,
+}
 
 /// A `LIMIT` parameter: PostgreSQL's `bigint` caps what `usize::MAX` ("everything") means.
 fn limit_param(limit: usize) -> i64 {
@@ -82,65 +99,93 @@ impl Shared {
         let from = from.0.max(1);
         let mut looked = false;
         loop {
-            let (rows, stopped_at_old_hole) = self.read_admitted(from, limit).await?;
-            if stopped_at_old_hole && !looked && self.look_at_appenders().await? {
+            let read = self.read_admitted(from, limit).await?;
+            if read.stopped_at_old_hole && !looked && self.look_at_appenders().await? {
                 looked = true;
                 continue;
             }
-            let mut out = Vec::with_capacity(rows.len());
-            let mut last = None;
-            for row in &rows {
-                match decode::event(row, 2, &mut last) {
-                    Ok(event) => out.push(event),
-                    Err(e) if out.is_empty() => return Err(e),
-                    Err(_) => break,
-                }
-            }
-            return Ok(out);
+            return match read.bad {
+                // The first admitted row does not decode: the reader gets the error.
+                Some(error) if read.events.is_empty() => Err(error),
+                _ => Ok(read.events),
+            };
         }
     }
 
-    /// One read: the rows a reader may take (in position order), and whether it stopped at a
-    /// hole an earlier read already saw.
-    async fn read_admitted(&self, from: u64, limit: usize) -> Result<(Vec<Row>, bool), StoreError> {
+    /// One read: the events a reader may take (in position order, up to the first row that
+    /// does not decode, whose error comes along), and whether it stopped at a hole an earlier
+    /// read already saw.
+    ///
+    /// Rows are decoded as they arrive (`query_raw`), so PostgreSQL finds and sends the later
+    /// rows of the batch while this process decodes the earlier ones, and no batch of raw rows
+    /// is held; which of them a reader may take is decided once the last is in.
+    async fn read_admitted(&self, from: u64, limit: usize) -> Result<AdmittedRead, StoreError> {
         let conn = self.pool.get().await?;
         let read = self.holes.begin_read();
+        let params: [&(dyn ToSql + Sync); 2] = [
+            &i64::try_from(from).unwrap_or(i64::MAX),
+            &limit_param(limit),
+        ];
         let rows = conn
             .client
-            .query(
-                &conn.st.read_all,
-                &[
-                    &i64::try_from(from).unwrap_or(i64::MAX),
-                    &limit_param(limit),
-                ],
-            )
+            .query_raw(&conn.st.read_all, params)
             .await
             .map_err(backend)?;
-        drop(conn);
-        let Some(first) = rows.first() else {
-            return Ok((Vec::new(), false));
-        };
-        let snapshot = Snapshot {
-            xmin: first.try_get::<_, i64>(0).map_err(backend)? as u64,
-            next_xid: first.try_get::<_, i64>(1).map_err(backend)? as u64,
-        };
-        // Column 2 on are the event's; the one row of an empty read has a NULL position.
-        let mut events = Vec::with_capacity(rows.len());
-        let mut positions = Vec::with_capacity(rows.len());
-        for row in rows {
-            if let Some(position) = decode::position(&row, 2)? {
-                positions.push(position);
-                events.push(row);
+        let mut rows = pin!(rows);
+        let mut snapshot = None;
+        // Every row's position (the holes are decided on all of them), the events of the rows
+        // that decode, and the bad row with the lowest position.
+        let mut positions = Vec::with_capacity(limit.min(READ_CAPACITY));
+        let mut events = Vec::with_capacity(limit.min(READ_CAPACITY));
+        let mut bad: Option<(u64, StoreError)> = None;
+        let mut last = None;
+        while let Some(row) = rows.try_next().await.map_err(backend)? {
+            if snapshot.is_none() {
+                snapshot = Some(Snapshot {
+                    xmin: row.try_get::<_, i64>(0).map_err(backend)? as u64,
+                    next_xid: row.try_get::<_, i64>(1).map_err(backend)? as u64,
+                });
+            }
+            // Column 2 on are the event's; the one row of an empty read has a NULL position.
+            let Some(position) = decode::position(&row, 2)? else {
+                continue;
+            };
+            positions.push(position);
+            match decode::event(&row, 2, &mut last) {
+                Ok(event) => events.push(event),
+                Err(error) => {
+                    if bad.as_ref().is_none_or(|(at, _)| position < *at) {
+                        bad = Some((position, error));
+                    }
+                }
             }
         }
+        drop(conn);
+        let Some(snapshot) = snapshot else {
+            return Ok(AdmittedRead::default());
+        };
         if !positions.is_sorted() {
-            let mut paired: Vec<_> = positions.into_iter().zip(events).collect();
-            paired.sort_unstable_by_key(|&(position, _)| position);
-            (positions, events) = paired.into_iter().unzip();
+            positions.sort_unstable();
+            events.sort_unstable_by_key(|event| event.meta.position);
         }
         let admitted = self.holes.admit(read, from, &positions, snapshot);
-        events.truncate(admitted.admitted);
-        Ok((events, admitted.stopped_at_old_hole))
+        // The first position a reader may not take, if any; then the first bad row before it.
+        let mut end = positions.get(admitted.admitted).copied();
+        let bad = match bad {
+            Some((at, error)) if end.is_none_or(|end| at < end) => {
+                end = Some(at);
+                Some(error)
+            }
+            _ => None,
+        };
+        if let Some(end) = end {
+            events.truncate(events.partition_point(|event| event.meta.position.0 < end));
+        }
+        Ok(AdmittedRead {
+            events,
+            bad,
+            stopped_at_old_hole: admitted.stopped_at_old_hole,
+        })
     }
 
     /// Reads which appenders of this store are running now and records what that decides
@@ -220,5 +265,60 @@ mod tests {
     fn limits_saturate_at_bigint() {
         assert_eq!(limit_param(10), 10);
         assert_eq!(limit_param(usize::MAX), i64::MAX);
+    }
+
+    /// The snapshot columns of `read_all` are computed once, by the scan of
+    /// `pg_current_snapshot()`, not again for every event row by the join above it (which costs
+    /// two `xid8` to text to `int8` conversions and an `age` per row). Checked on the generic
+    /// plan a pooled connection runs, when `CQRS_POSTGRES_URL` names a database.
+    #[tokio::test(flavor = "current_thread")]
+    async fn snapshot_columns_are_computed_once_per_read() {
+        let Some(url) = std::env::var("CQRS_POSTGRES_URL")
+            .ok()
+            .filter(|url| !url.trim().is_empty())
+        else {
+            eprintln!(
+                "SKIPPED: snapshot_columns_are_computed_once_per_read: CQRS_POSTGRES_URL is not set"
+            );
+            return;
+        };
+        let schema = format!("cqrs_test_read_plan_{}", eventweave_core::new_id().simple());
+        let store = crate::PostgresStore::open(crate::PostgresConfig::new(url).schema(&schema))
+            .await
+            .unwrap();
+        let conn = store.shared.pool.get().await.unwrap();
+        let plan = conn
+            .client
+            .simple_query(&format!(
+                "SET plan_cache_mode = force_generic_plan;
+                 PREPARE read_plan(int8, int8) AS {};
+                 EXPLAIN (VERBOSE, COSTS OFF) EXECUTE read_plan(1, 10);",
+                crate::statements::Sql::new(&store.shared.names).read_all
+            ))
+            .await
+            .unwrap();
+        let lines: Vec<String> = plan
+            .iter()
+            .filter_map(|message| match message {
+                tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+                _ => None,
+            })
+            .collect();
+        conn.client
+            .batch_execute(&format!(
+                "DEALLOCATE read_plan; RESET plan_cache_mode; DROP SCHEMA \"{schema}\" CASCADE"
+            ))
+            .await
+            .unwrap();
+        // The scan of `pg_current_snapshot()` outputs the computed columns.
+        let scan = lines
+            .iter()
+            .position(|line| line.contains("Function Scan") && line.contains("pg_current_snapshot"))
+            .unwrap_or_else(|| panic!("no scan of the snapshot in {lines:#?}"));
+        let output = &lines[scan + 1];
+        assert!(
+            output.contains("Output:") && output.contains("pg_snapshot_xmin("),
+            "the snapshot columns are computed above their scan, once per row: {lines:#?}"
+        );
     }
 }

@@ -122,6 +122,23 @@ pub(crate) fn next_position(n: &Names, dcb_locks: &str) -> String {
     )
 }
 
+/// [`next_position`] for statements that insert many rows (batches and groups): the appender
+/// lock is taken by an uncorrelated subquery, which PostgreSQL runs once per statement (an init
+/// plan, run when the first row's `CASE` condition needs it) instead of once per row, with its
+/// `xid8`-to-text conversion: 0.14 µs of server time per row measured, 1–2 % of a 1,000-event
+/// append. The order is the same: the first row's condition gives the transaction its id and
+/// takes the lock (and the dcb locks) before its `nextval`, and every later row's condition
+/// reads the same result, so no position is drawn before both are held.
+pub(crate) fn next_position_once(n: &Names, dcb_locks: &str) -> String {
+    format!(
+        "CASE WHEN (SELECT pg_try_advisory_xact_lock({class}, {key})) AND {dcb_locks} \
+         THEN nextval({sequence}::regclass) END",
+        class = appender_lock_class(n),
+        key = APPENDER_LOCK_KEY,
+        sequence = quote_literal(&n.position_sequence)
+    )
+}
+
 /// The second key of an appender lock: the low 32 bits of the transaction id, shifted into
 /// `int4`'s range. `pg_locks` shows it as the unsigned `objid`, which is the low 32 bits with
 /// the top bit flipped (`holes::xid_from_lock`).
@@ -229,7 +246,7 @@ fn append_group(n: &Names, columns: &str, many: &str, tagged: bool) -> String {
                                 WHERE v.stream = e.stream AND v.version = e.expected + 1))
          ORDER BY e.ord
          RETURNING position, version, recorded_at, event_id{returning}",
-        next = next_position(n, &locks),
+        next = next_position_once(n, &locks),
     );
     if !tagged {
         return insert;
@@ -285,7 +302,7 @@ impl Sql {
                  WHERE {exists}
                  ORDER BY e.ord
                  RETURNING position, version, recorded_at",
-                next = next_position(n, &batch_types),
+                next = next_position_once(n, &batch_types),
                 exists = version_exists(n),
             ),
             append_batch_any: format!(
@@ -295,7 +312,7 @@ impl Sql {
                  WHERE $2::int8 < 0
                  ORDER BY e.ord
                  RETURNING position, version, recorded_at",
-                next = next_position(n, &batch_types),
+                next = next_position_once(n, &batch_types),
                 current = current_version(n),
             ),
             append_group: append_group(n, &columns, &many, false),
@@ -310,12 +327,15 @@ impl Sql {
             // from `x` to the next id to be assigned, read during execution (after the snapshot
             // was taken) without assigning one. The snapshot's `xmax` is no such bound: it is
             // one past the newest *completed* id, and a running transaction can hold a higher id.
+            // `OFFSET 0` keeps the planner from pulling `s` up into the join: pulled up, the two
+            // expressions were computed again for every row (two `xid8` to text to `int8`
+            // conversions and an `age` per row: a quarter of the server's time for the read).
             read_all: format!(
                 "SELECT s.xmin, s.next_xid, e.*
                  FROM (SELECT pg_snapshot_xmin(c)::text::int8 AS xmin,
                               pg_snapshot_xmin(c)::text::int8 + age(xid(pg_snapshot_xmin(c)))
                                   AS next_xid
-                       FROM pg_current_snapshot() AS c) AS s
+                       FROM pg_current_snapshot() AS c OFFSET 0) AS s
                  LEFT JOIN LATERAL (
                      SELECT {EVENT_COLUMNS} FROM {events}
                      WHERE position >= $1::int8 ORDER BY position LIMIT $2::int8
@@ -444,13 +464,26 @@ mod tests {
             &sql.append_group_tagged,
         ] {
             assert!(
-                text.contains("CASE WHEN pg_try_advisory_xact_lock(")
+                (text.contains("CASE WHEN pg_try_advisory_xact_lock(")
+                    || text.contains("CASE WHEN (SELECT pg_try_advisory_xact_lock("))
                     && text.contains("pg_current_xact_id()")
                     && text.contains("pg_advisory_xact_lock_shared(")
                     && text.contains(" THEN nextval("),
                 "{text}"
             );
             assert_eq!(text.matches("nextval(").count(), 1, "{text}");
+        }
+        // Statements of many rows take the appender lock once, in an init plan.
+        for text in [
+            &sql.append_batch,
+            &sql.append_batch_any,
+            &sql.append_group,
+            &sql.append_group_tagged,
+        ] {
+            assert!(
+                text.contains("CASE WHEN (SELECT pg_try_advisory_xact_lock("),
+                "{text}"
+            );
         }
     }
 }

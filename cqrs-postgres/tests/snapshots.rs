@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use eventweave_core::testing::snapshots::{Step, load_equals_replay};
@@ -192,4 +193,58 @@ async fn cold_load_of_100k_events_with_snapshots() {
         median < Duration::from_millis(5),
         "cold load took {median:?}"
     );
+}
+
+/// A registered event name (here `Booked`'s) is read back borrowed, the registered type's own
+/// `&'static str`, not copied for every row (`decode.rs`); an unregistered one is copied.
+#[tokio::test]
+async fn registered_event_names_are_read_back_borrowed() {
+    let Some(url) = common::url_or_skip("registered_event_names_are_read_back_borrowed") else {
+        return;
+    };
+    let config = common::fresh_config(&url).await;
+    let schema = config.schema_name().to_owned();
+    let store = eventweave_postgres::PostgresStore::open(config)
+        .await
+        .expect("open a fresh store");
+    book(&store, 1, 3).await;
+    let unregistered = NewEvent {
+        event_id: new_id(),
+        event_name: "not_registered.anywhere".into(),
+        event_version: 1,
+        payload: Payload::from_json("{}"),
+        correlation_id: None,
+        causation_id: None,
+        metadata: UserMetadata::empty(),
+        tags: eventweave_core::Tags::empty(),
+    };
+    store
+        .append(
+            &"other-1".into(),
+            ExpectedVersion::NoStream,
+            vec![unregistered],
+        )
+        .await
+        .unwrap();
+    let read = store
+        .read_all(eventweave_core::Position(1), 10)
+        .await
+        .unwrap();
+    assert_eq!(read.len(), 4);
+    for event in &read[..3] {
+        assert!(
+            matches!(
+                &event.meta.event_name,
+                Cow::Borrowed("snapshot_bench.booked")
+            ),
+            "{:?}",
+            event.meta.event_name
+        );
+    }
+    assert!(
+        matches!(&read[3].meta.event_name, Cow::Owned(name) if name == "not_registered.anywhere"),
+        "{:?}",
+        read[3].meta.event_name
+    );
+    common::drop_schema(&url, &schema).await;
 }
