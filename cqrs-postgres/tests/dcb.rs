@@ -425,12 +425,23 @@ async fn a_schema_of_version_4_upgrades_in_place_and_bad_stored_tags_are_decode_
         .await
         .unwrap();
     drop(store);
-    // Back to what version 4 wrote: no tags column, no tags table.
+    // Back to what version 4 wrote: no tags column, no tags table, no append function.
     let client = common::raw_client(&url).await;
+    let function: String = client
+        .query_one(
+            "SELECT p.oid::regprocedure::text FROM pg_proc AS p
+             JOIN pg_namespace AS n ON n.oid = p.pronamespace
+             WHERE n.nspname = $1 AND p.proname LIKE '%dcb\\_append'",
+            &[&schema],
+        )
+        .await
+        .unwrap()
+        .get(0);
     client
         .batch_execute(&format!(
             "ALTER TABLE {s}.events DROP COLUMN tags; DROP TABLE {s}.event_tags;
-             DELETE FROM {s}.schema_migrations WHERE version = 5;"
+             DROP FUNCTION {function};
+             DELETE FROM {s}.schema_migrations WHERE version >= 5;"
         ))
         .await
         .unwrap();
