@@ -74,7 +74,9 @@ pub(crate) fn function(n: &Names) -> String {
         first = item_positions(n, ">", "$16", "1"),
     );
     let actual = |w: &str| {
-        format!("(SELECT coalesce(max(v.version), 0) FROM {events} AS v WHERE v.stream = {w}.stream)")
+        format!(
+            "(SELECT coalesce(max(v.version), 0) FROM {events} AS v WHERE v.stream = {w}.stream)"
+        )
     };
     let body = format!(
         "BEGIN
