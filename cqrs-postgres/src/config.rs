@@ -507,6 +507,9 @@ pub(crate) struct Names {
     /// `"schema"."event_tags"` (or `"schema"."<events>_event_tags"`): one row per tag of each
     /// tagged event, the index of reading by query (`dcb/`).
     pub event_tags: String,
+    /// `"schema"."cqrs_…_dcb_append"`: the function that runs an atomic append to several
+    /// streams, with its condition, as one statement (`dcb/statements.rs`, migration 6).
+    pub dcb_append: String,
     /// The unquoted schema and events table names, from which lease keys are derived.
     lease_seed: (String, String),
 }
@@ -555,6 +558,11 @@ impl Names {
             parked: format!("{}.{}", quote(schema), quote(&parked)),
             snapshots: format!("{}.{}", quote(schema), quote(&snapshots)),
             event_tags: format!("{}.{}", quote(schema), quote(&event_tags)),
+            dcb_append: format!(
+                "{}.{}",
+                quote(schema),
+                quote(&format!("cqrs_{tag:016x}_dcb_append"))
+            ),
             lease_seed: (schema.to_owned(), events.to_owned()),
         })
     }

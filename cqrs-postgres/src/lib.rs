@@ -103,7 +103,9 @@
 //! `causation_id`, `recorded_at` (timestamptz, the database's clock), `tags` (text[], NULL
 //! without tags). JSONB normalises formatting: a payload comes back as the same JSON value, not
 //! the same text. `event_tags` (`tag`, `position`; both the primary key) has one row per tag of
-//! each tagged event: the index reading by query uses.
+//! each tagged event: the index reading by query uses. A PL/pgSQL function,
+//! `cqrs_<hash>_dcb_append`, runs conditional appends and appends to several streams as one
+//! statement (its statements lock, then check and insert, each with its own snapshot).
 //!
 //! Two more tables serve durable projections: `checkpoints` (`projection` primary key,
 //! `position`, `updated_at`) and `parked_events` (`projection`, `position`, `event_id`,

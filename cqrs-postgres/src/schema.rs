@@ -10,7 +10,9 @@
 //! 2 `checkpoints` and `parked_events`; version 3 `snapshots` (one row per stream, the latest
 //! snapshot); version 4 the marker that keeps older crates, which draw positions without the
 //! appender lock, from opening the store; version 5 the `tags` column and the `event_tags` table
-//! of reading by query (and the marker that appenders take the dcb locks). The crate docs' Schema section lists the columns.
+//! of reading by query (and the marker that appenders take the dcb locks); version 6 the function
+//! of appends to several streams with a condition (`dcb/statements.rs`). The crate docs' Schema
+//! section lists the columns.
 //! Constraint and sequence names carry `<tag>`, a hash of the schema and table names, so two stores
 //! in one schema never share one.
 //!
@@ -63,6 +65,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 5,
         description: "event tags: a column of the events table and the event_tags index table",
         sql: event_tags,
+    },
+    Migration {
+        version: 6,
+        description: "the function that appends to several streams under a condition",
+        sql: dcb_append_function,
     },
 ];
 
@@ -193,6 +200,14 @@ fn event_tags(n: &Names) -> String {
         events = n.events,
         event_tags = n.event_tags,
     )
+}
+
+/// Version 6: the function a conditional append (and an append to several streams) calls, so
+/// that it is one statement in an implicit transaction instead of `BEGIN`, the table lock, the
+/// lock pass, the statement and `COMMIT` (`dcb/statements.rs`, `function`). `CREATE OR REPLACE`:
+/// a later version that changes the function is a new migration that replaces it.
+fn dcb_append_function(n: &Names) -> String {
+    crate::dcb::statements::function(n)
 }
 
 /// Creates the schema and applies every migration it lacks, under the schema's advisory lock.

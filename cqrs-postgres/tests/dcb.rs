@@ -17,31 +17,15 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use eventweave_core::testing::dcb::{tag, tagged_event as event};
 use eventweave_core::{
-    AppendCondition, EventQuery, EventStore, ExpectedVersion, NewEvent, Payload, Position,
-    QueryItem, StoreError, StreamId, StreamWrite, Tag, Tags, UserMetadata, new_id,
+    AppendCondition, EventQuery, EventStore, ExpectedVersion, NewEvent, Position, QueryItem,
+    StoreError, StreamId, StreamWrite, Tag,
 };
 use eventweave_postgres::{PostgresConfig, PostgresStore};
 
 /// A hang becomes a failure after this long; nothing here should take more than milliseconds.
 const HANG: Duration = Duration::from_secs(20);
-
-fn event(name: &str, tags: &[&Tag]) -> NewEvent {
-    NewEvent {
-        event_id: new_id(),
-        event_name: name.to_owned().into(),
-        event_version: 1,
-        payload: Payload::from_json("{}"),
-        correlation_id: None,
-        causation_id: None,
-        metadata: UserMetadata::empty(),
-        tags: Tags::new(tags.iter().map(|t| (*t).clone())),
-    }
-}
-
-fn tag(text: &str) -> Tag {
-    Tag::parse(text).unwrap()
-}
 
 fn write(stream: &str, events: Vec<NewEvent>) -> Vec<StreamWrite> {
     vec![StreamWrite::new(
@@ -49,6 +33,16 @@ fn write(stream: &str, events: Vec<NewEvent>) -> Vec<StreamWrite> {
         ExpectedVersion::Any,
         events,
     )]
+}
+
+/// A store on a fresh schema (the URL, the schema, the store), or `None` when there is no
+/// PostgreSQL to test on (the test is skipped, as `common::url_or_skip` says).
+async fn fresh(test: &str) -> Option<(String, String, PostgresStore)> {
+    let url = common::url_or_skip(test)?;
+    let config = common::fresh_config(&url).await;
+    let schema = config.schema_name().to_owned();
+    let store = PostgresStore::open(config).await.unwrap();
+    Some((url, schema, store))
 }
 
 /// A store on `schema` whose sessions are named `app` (to find them in `pg_stat_activity`).
@@ -94,13 +88,11 @@ fn app_name(role: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn appends_with_disjoint_queries_do_not_wait_for_each_other() {
-    let Some(url) = common::url_or_skip("appends_with_disjoint_queries_do_not_wait_for_each_other")
+    let Some((url, schema, store)) =
+        fresh("appends_with_disjoint_queries_do_not_wait_for_each_other").await
     else {
         return;
     };
-    let config = common::fresh_config(&url).await;
-    let schema = config.schema_name().to_owned();
-    let store = PostgresStore::open(config).await.unwrap();
     let (a, b) = (tag("course:a"), tag("course:b"));
     let on = |t: &Tag| {
         AppendCondition::new(
@@ -174,14 +166,11 @@ async fn appends_with_disjoint_queries_do_not_wait_for_each_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_matching_event_that_commits_after_the_check_began_is_refused() {
-    let Some(url) =
-        common::url_or_skip("a_matching_event_that_commits_after_the_check_began_is_refused")
+    let Some((url, schema, store)) =
+        fresh("a_matching_event_that_commits_after_the_check_began_is_refused").await
     else {
         return;
     };
-    let config = common::fresh_config(&url).await;
-    let schema = config.schema_name().to_owned();
-    let store = PostgresStore::open(config).await.unwrap();
     let app = app_name("checker");
     let checker = store_named(&url, &schema, &app).await;
     let (course, student) = (tag("course:c1"), tag("student:s1"));
@@ -238,14 +227,11 @@ async fn a_matching_event_that_commits_after_the_check_began_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_matching_event_holding_a_position_below_the_reads_is_not_missed() {
-    let Some(url) =
-        common::url_or_skip("a_matching_event_holding_a_position_below_the_reads_is_not_missed")
+    let Some((url, schema, store)) =
+        fresh("a_matching_event_holding_a_position_below_the_reads_is_not_missed").await
     else {
         return;
     };
-    let config = common::fresh_config(&url).await;
-    let schema = config.schema_name().to_owned();
-    let store = PostgresStore::open(config).await.unwrap();
     let username = tag("username:ada");
     let query = EventQuery::from_items([QueryItem::types(["claimed"]).with_tag(username.clone())]);
     // A claim draws its position and stays uncommitted; a later, unrelated event commits.
@@ -298,14 +284,11 @@ async fn a_matching_event_holding_a_position_below_the_reads_is_not_missed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn appends_of_matching_events_wait_for_a_held_condition_and_come_after_it() {
-    let Some(url) = common::url_or_skip(
-        "appends_of_matching_events_wait_for_a_held_condition_and_come_after_it",
-    ) else {
+    let Some((url, schema, store)) =
+        fresh("appends_of_matching_events_wait_for_a_held_condition_and_come_after_it").await
+    else {
         return;
     };
-    let config = common::fresh_config(&url).await;
-    let schema = config.schema_name().to_owned();
-    let store = PostgresStore::open(config).await.unwrap();
     let (tagged_app, untagged_app) = (app_name("tagged"), app_name("untagged"));
     let tagged_writer = store_named(&url, &schema, &tagged_app).await;
     let untagged_writer = store_named(&url, &schema, &untagged_app).await;
@@ -371,13 +354,11 @@ async fn appends_of_matching_events_wait_for_a_held_condition_and_come_after_it(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_condition_on_every_event_waits_for_running_appends() {
-    let Some(url) = common::url_or_skip("a_condition_on_every_event_waits_for_running_appends")
+    let Some((url, schema, store)) =
+        fresh("a_condition_on_every_event_waits_for_running_appends").await
     else {
         return;
     };
-    let config = common::fresh_config(&url).await;
-    let schema = config.schema_name().to_owned();
-    let store = PostgresStore::open(config).await.unwrap();
     let app = app_name("all");
     let checker = store_named(&url, &schema, &app).await;
     let head = store.head().await.unwrap();
@@ -425,12 +406,23 @@ async fn a_schema_of_version_4_upgrades_in_place_and_bad_stored_tags_are_decode_
         .await
         .unwrap();
     drop(store);
-    // Back to what version 4 wrote: no tags column, no tags table.
+    // Back to what version 4 wrote: no tags column, no tags table, no append function.
     let client = common::raw_client(&url).await;
+    let function: String = client
+        .query_one(
+            "SELECT p.oid::regprocedure::text FROM pg_proc AS p
+             JOIN pg_namespace AS n ON n.oid = p.pronamespace
+             WHERE n.nspname = $1 AND p.proname LIKE '%dcb\\_append'",
+            &[&schema],
+        )
+        .await
+        .unwrap()
+        .get(0);
     client
         .batch_execute(&format!(
             "ALTER TABLE {s}.events DROP COLUMN tags; DROP TABLE {s}.event_tags;
-             DELETE FROM {s}.schema_migrations WHERE version = 5;"
+             DROP FUNCTION {function};
+             DELETE FROM {s}.schema_migrations WHERE version >= 5;"
         ))
         .await
         .unwrap();
@@ -480,14 +472,11 @@ async fn a_schema_of_version_4_upgrades_in_place_and_bad_stored_tags_are_decode_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_condition_waits_for_a_group_holding_a_matching_tagged_event_and_is_refused() {
-    let Some(url) = common::url_or_skip(
-        "a_condition_waits_for_a_group_holding_a_matching_tagged_event_and_is_refused",
-    ) else {
+    let Some((url, schema, store)) =
+        fresh("a_condition_waits_for_a_group_holding_a_matching_tagged_event_and_is_refused").await
+    else {
         return;
     };
-    let config = common::fresh_config(&url).await;
-    let schema = config.schema_name().to_owned();
-    let store = PostgresStore::open(config).await.unwrap();
     // The grouping store: one statement slot, so appends sent while it is busy queue and go
     // together in one group statement.
     let group_app = app_name("group");

@@ -18,7 +18,7 @@ use eventweave_core::{
     EventQuery, EventStore, ExpectedVersion, NewEvent, Position, QueryItem, RecordedEvent,
     StoreError, StreamId, Tag, Tags, Uuid,
 };
-use eventweave_postgres::PostgresStore;
+use eventweave_postgres::{HeldAppend, PostgresStore};
 use tokio::task::JoinHandle;
 use tokio_postgres::Client;
 
@@ -40,6 +40,34 @@ async fn until_blocked(sql: &Client, schema: &str) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("the blocking append never waited for the held transaction");
+}
+
+/// Holds the store's only statement slot: an uncommitted append holds version 1 of `blocker`,
+/// and a second append to it, spawned, waits for that row while it holds the slot. Returns the
+/// held append (roll it back to free the slot) and the blocked one.
+async fn hold_the_slot(
+    store: &PostgresStore,
+    sql: &Client,
+    schema: &str,
+) -> (
+    HeldAppend,
+    JoinHandle<Result<Vec<RecordedEvent>, StoreError>>,
+) {
+    let blocker = StreamId::from("blocker");
+    let held = store
+        .__begin_append(&blocker, ExpectedVersion::NoStream, vec![event("{}")])
+        .await
+        .unwrap();
+    let blocked = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .append(&blocker, ExpectedVersion::NoStream, vec![event("{}")])
+                .await
+        })
+    };
+    until_blocked(sql, schema).await;
+    (held, blocked)
 }
 
 /// Lets spawned appends run up to their place in the queue.
@@ -217,21 +245,7 @@ async fn fifty_queued_appends_each_get_their_own_answer_and_nothing_is_lost_or_d
     assert_eq!(cases.len(), 50);
 
     // Hold the slot: an append waits for the held transaction's row at `blocker` version 1.
-    let blocker = StreamId::from("blocker");
-    let held = store
-        .__begin_append(&blocker, ExpectedVersion::NoStream, vec![event("{}")])
-        .await
-        .unwrap();
-    let blocked = {
-        let store = store.clone();
-        let blocker = blocker.clone();
-        tokio::spawn(async move {
-            store
-                .append(&blocker, ExpectedVersion::NoStream, vec![event("{}")])
-                .await
-        })
-    };
-    until_blocked(&sql, &schema).await;
+    let (held, blocked) = hold_the_slot(&store, &sql, &schema).await;
     let tasks: Vec<JoinHandle<Result<Vec<RecordedEvent>, StoreError>>> = cases
         .iter()
         .map(|c| {
@@ -356,21 +370,7 @@ async fn a_queued_append_whose_caller_left_is_not_written_and_without_grouping_e
     let schema = config.schema_name().to_owned();
     let store = PostgresStore::open(config.clone()).await.unwrap();
     let sql = common::raw_client(&url).await;
-    let blocker = StreamId::from("blocker");
-    let held = store
-        .__begin_append(&blocker, ExpectedVersion::NoStream, vec![event("{}")])
-        .await
-        .unwrap();
-    let blocked = {
-        let store = store.clone();
-        let blocker = blocker.clone();
-        tokio::spawn(async move {
-            store
-                .append(&blocker, ExpectedVersion::NoStream, vec![event("{}")])
-                .await
-        })
-    };
-    until_blocked(&sql, &schema).await;
+    let (held, blocked) = hold_the_slot(&store, &sql, &schema).await;
     let left = event("{}");
     let leaving = {
         let store = store.clone();
@@ -468,21 +468,7 @@ async fn queued_tagged_appends_go_in_one_group_with_their_tags_and_a_conflict_fa
     drop(other);
 
     // Hold the only statement slot: an append waits on the held version, the rest queue.
-    let blocker = StreamId::from("blocker");
-    let held = store
-        .__begin_append(&blocker, ExpectedVersion::NoStream, vec![event("{}")])
-        .await
-        .unwrap();
-    let blocked = {
-        let store = store.clone();
-        let blocker = blocker.clone();
-        tokio::spawn(async move {
-            store
-                .append(&blocker, ExpectedVersion::NoStream, vec![event("{}")])
-                .await
-        })
-    };
-    until_blocked(&sql, &schema).await;
+    let (held, blocked) = hold_the_slot(&store, &sql, &schema).await;
 
     // Tag texts that need quoting in an array literal read back as themselves.
     let odd = r#"note:a,b {c} "d" \e NULL"#;

@@ -3,29 +3,13 @@
 //! a stored tags column that is not a JSON array of tags is a typed decode error; two handles of
 //! one file (as two processes would) see each other's events in their conditions.
 
+use eventweave_core::testing::dcb::{tag, tagged_event as event};
 use eventweave_core::{
-    AppendCondition, EventQuery, EventStore, ExpectedVersion, NewEvent, Payload, Position,
-    QueryItem, StoreError, StreamId, StreamWrite, Tag, Tags, UserMetadata, new_id,
+    AppendCondition, EventQuery, EventStore, ExpectedVersion, Position, QueryItem, StoreError,
+    StreamId, StreamWrite, Tags,
 };
 use eventweave_sqlite::SqliteStore;
 use eventweave_sqlite::rusqlite::Connection;
-
-fn event(name: &str, tags: &[&Tag]) -> NewEvent {
-    NewEvent {
-        event_id: new_id(),
-        event_name: name.to_owned().into(),
-        event_version: 1,
-        payload: Payload::from_json("{}"),
-        correlation_id: None,
-        causation_id: None,
-        metadata: UserMetadata::empty(),
-        tags: Tags::new(tags.iter().map(|t| (*t).clone())),
-    }
-}
-
-fn tag(text: &str) -> Tag {
-    Tag::parse(text).unwrap()
-}
 
 #[tokio::test]
 async fn a_file_of_version_4_upgrades_in_place_and_bad_stored_tags_are_decode_errors() {

@@ -169,8 +169,20 @@
       return col;
     };
     const edges = [];
-    for (const cmd of c.commands) if (cmd.aggregate) edges.push(["cmd:" + cmd.name, "agg:" + cmd.aggregate, false]);
+    // Decisions (catalog version 2; an older server sends none) sit beside the aggregates: their
+    // commands lead to them, they emit events (solid) and read the events of their states
+    // (dashed, drawn back from the event).
+    const decisions = c.decisions || [];
+    for (const cmd of c.commands) {
+      if (cmd.aggregate) edges.push(["cmd:" + cmd.name, "agg:" + cmd.aggregate, false]);
+      if (cmd.decision) edges.push(["cmd:" + cmd.name, "dec:" + cmd.decision, false]);
+    }
     for (const agg of c.aggregates) for (const ev of agg.events) edges.push(["agg:" + agg.name, "evt:" + ev, false]);
+    for (const d of decisions) {
+      for (const ev of d.emits) edges.push(["dec:" + d.name, "evt:" + ev, false]);
+      const read = new Set(d.states.flatMap((state) => state.events));
+      for (const ev of read) edges.push(["evt:" + ev, "dec:" + d.name, true]);
+    }
     for (const p of c.projections) {
       for (const ev of p.events) edges.push(["evt:" + ev, "prj:" + p.name, false]);
       for (const q of p.queries) edges.push(["prj:" + p.name, "qry:" + q, true]);
@@ -182,7 +194,13 @@
     const short = (type) => type.split("::").pop();
     graph.replaceChildren(
       column("Commands", c.commands, "command", (x) => "cmd:" + x.name, (x) => x.name),
-      column("Aggregates", c.aggregates, "aggregate", (x) => "agg:" + x.name, (x) => x.name),
+      (() => {
+        const col = column("Aggregates", c.aggregates, "aggregate", (x) => "agg:" + x.name, (x) => x.name);
+        if (decisions.length === 0) return col;
+        const decs = column("Decisions", decisions, "decision", (x) => "dec:" + x.name, (x) => x.name);
+        col.append(...Array.from(decs.children));
+        return col;
+      })(),
       column("Events", c.events, "event", (x) => "evt:" + x.name, (x) => x.name),
       (() => {
         const col = column("Projections", c.projections, "projection", (x) => "prj:" + x.name, (x) => x.name);

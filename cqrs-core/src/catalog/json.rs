@@ -20,7 +20,13 @@ pub const FORMAT: &str = "eventweave-catalog";
 pub const SCHEMAS_FORMAT: &str = "eventweave-catalog-schemas";
 /// `version` of both documents' shape; raised when a field changes meaning or goes away (new
 /// fields may appear without it).
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// - 1: the first shape.
+/// - 2 (issue 15): decisions are listed in `decisions`, no longer among `aggregates`; a
+///   decision's command names it in `decision` (its `aggregate` is `null`); events name the
+///   decisions that emit and read them (`emitted_by`, `read_by`). A reader of version 1 that
+///   took every command for an aggregate's would misplace a decision's.
+pub const FORMAT_VERSION: u32 = 2;
 
 #[derive(Serialize)]
 struct Document<'a> {
@@ -53,7 +59,7 @@ impl Catalog {
     /// The catalog as a JSON document for tools:
     ///
     /// ```text
-    /// { "format": "eventweave-catalog", "version": 1,
+    /// { "format": "eventweave-catalog", "version": 2,
     ///   "aggregates":       [{ "name", "type", "commands": [name], "events": [name] }],
     ///   "decisions":        [{ "name", "type", "commands": [name],
     ///                          "states": [{ "name", "tags": [key], "events": [name] }],
@@ -85,7 +91,7 @@ impl Catalog {
     /// The JSON Schema of every command and event payload:
     ///
     /// ```text
-    /// { "format": "eventweave-catalog-schemas", "version": 1,
+    /// { "format": "eventweave-catalog-schemas", "version": 2,
     ///   "commands": [{ "name", "type" | null, "schema": {…} | null }],
     ///   "events":   [{ "name", "type" | null, "version", "schema": {…} | null }] }
     /// ```

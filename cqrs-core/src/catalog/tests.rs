@@ -273,7 +273,7 @@ fn the_json_document_has_a_fixed_shape() {
     let text = catalog().to_json();
     assert!(
         text.starts_with(
-            "{\n  \"format\": \"eventweave-catalog\",\n  \"version\": 1,\n  \"aggregates\": ["
+            "{\n  \"format\": \"eventweave-catalog\",\n  \"version\": 2,\n  \"aggregates\": ["
         ),
         "{text}"
     );

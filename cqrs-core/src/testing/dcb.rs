@@ -54,6 +54,27 @@ impl Case {
     }
 }
 
+/// A new event of type `name` carrying `tags`, with `{}` as payload: for a store's own dcb tests
+/// beyond these cases (its interleavings, its schema upgrades), which name types and tags
+/// themselves.
+pub fn tagged_event(name: &str, tags: &[&Tag]) -> NewEvent {
+    NewEvent {
+        event_id: new_id(),
+        event_name: name.to_owned().into(),
+        event_version: 1,
+        payload: Payload::from_json("{}"),
+        correlation_id: None,
+        causation_id: None,
+        metadata: UserMetadata::empty(),
+        tags: Tags::new(tags.iter().map(|t| (*t).clone())),
+    }
+}
+
+/// The tag `text` (`key:value`). Panics if it is not one: for tests, which name valid tags.
+pub fn tag(text: &str) -> Tag {
+    Tag::parse(text).expect("a valid tag")
+}
+
 fn one(stream: &crate::StreamId, events: Vec<NewEvent>) -> Vec<StreamWrite> {
     vec![StreamWrite::new(
         stream.clone(),

@@ -2,13 +2,13 @@
 //! (Plain appends of tagged events to one stream do not come here: they take the group
 //! statement, alone or in a group, `group.rs`.)
 //!
-//! Without a condition it is one statement (`statements::append`) in its own transaction. With
-//! one, four requests are pipelined on the connection (sent together, one round trip):
-//! `BEGIN; LOCK TABLE … IN ROW EXCLUSIVE MODE` (`SHARE ROW EXCLUSIVE` for a condition on every
-//! event), the lock pass (`locks::lock_statement`: the query's keys exclusive, the events' keys
-//! shared, in ascending order), the statement, `COMMIT`. The statement is a new one, so its
-//! snapshot is taken after the locks were granted: that order is what the argument in
-//! `dcb/mod.rs` needs. A failed request aborts the transaction and `COMMIT` then rolls it back.
+//! With a condition or without, it is one request: the call of the store's append function
+//! (`statements::function`, migration 6) in an implicit transaction. The function takes the
+//! events table's `ROW EXCLUSIVE` lock (`SHARE ROW EXCLUSIVE` for a condition on every event),
+//! then the lock pass (the query's keys exclusive, the events' keys shared, in ascending order),
+//! then checks and inserts in a statement of its own, whose snapshot is therefore taken after
+//! the locks were granted: that order is what the argument in `dcb/mod.rs` needs. A failed
+//! statement rolls the whole call back.
 //!
 //! When nothing was written, the answer is told apart as the plain append does: the append's
 //! ids stored as this same append is a retry (the stored events; the condition is not checked
@@ -140,7 +140,7 @@ impl Batch {
         Ok(b)
     }
 
-    /// Runs the statement; borrows every parameter for the request.
+    /// Runs the call of the append function; borrows every parameter for the request.
     async fn execute(
         &self,
         conn: &Conn,
@@ -153,7 +153,8 @@ impl Batch {
             .map(|m| m.as_deref().map(JsonParam))
             .collect();
         let items = self.items.as_deref().map(JsonParam);
-        let params: [&(dyn ToSql + Sync); 17] = [
+        let (keys, exclusive) = self.lock_params();
+        let params: [&(dyn ToSql + Sync); 18] = [
             &self.streams,
             &self.expected,
             &self.write_of,
@@ -167,10 +168,11 @@ impl Batch {
             &self.causations,
             &self.tag_of,
             &self.tags,
-            &self.shared,
+            &keys,
             &self.condition,
             &self.after,
             &items,
+            &exclusive,
         ];
         conn.client.query(statement, &params).await
     }
@@ -190,10 +192,13 @@ impl Batch {
     }
 }
 
-/// What the statement answered.
+/// What the function answered.
 struct Answer {
     /// (position, version, recorded_at) by event id.
     inserted: HashMap<Uuid, (i64, i64, SystemTime)>,
+    /// Nothing was inserted: the function explained why (the conflicting position, the
+    /// versions).
+    refused: bool,
     conflicting: Option<i64>,
     /// Each write's version, in order.
     actual: Vec<u64>,
@@ -202,6 +207,7 @@ struct Answer {
 fn answer(rows: &[Row], writes: usize) -> Result<Answer, StoreError> {
     let mut out = Answer {
         inserted: HashMap::new(),
+        refused: false,
         conflicting: None,
         actual: vec![0; writes],
     };
@@ -215,7 +221,10 @@ fn answer(rows: &[Row], writes: usize) -> Result<Answer, StoreError> {
                 let id: Uuid = row.try_get(4).map_err(backend)?;
                 out.inserted.insert(id, (value.unwrap_or(0), version, at));
             }
-            1 => out.conflicting = value,
+            1 => {
+                out.refused = true;
+                out.conflicting = value;
+            }
             _ => {
                 let actual: i64 = row.try_get(2).map_err(backend)?;
                 let i = value.unwrap_or(0) as usize;
@@ -251,17 +260,9 @@ impl Shared {
             if conn.client.is_closed() {
                 return Err(closed_before_sending());
             }
-            let run = if condition.is_some() {
-                self.run_locked(&mut conn, &batch, true).await?
-            } else {
-                self.run_alone(&mut conn, &batch).await?
-            };
+            let run = self.run_call(&mut conn, &batch, true).await?;
             if let Run::Answered(answer) = &run
-                && answer.conflicting.is_none()
-                && writes
-                    .iter()
-                    .zip(&answer.actual)
-                    .all(|(w, &actual)| w.expected.admits(actual))
+                && !answer.refused
             {
                 drop(conn);
                 let recorded = recorded(writes, &answer.inserted)?;
@@ -295,70 +296,42 @@ impl Shared {
                         actual,
                     });
                 }
+                if batch.ids.is_empty() {
+                    // Nothing to write, and every check holds.
+                    return Ok(Vec::new());
+                }
             }
             // A unique violation without stored ids: a concurrent append took a version (or an
-            // id whose transaction then rolled back). Again, checking everything again.
+            // id whose transaction then rolled back), or a version that did not hold when
+            // checked holds now. Again, checking everything again.
         }
         Err(StoreError::Unavailable(
             format!("a conditional append kept racing with concurrent appends; gave up after {MAX_ATTEMPTS} attempts").into(),
         ))
     }
 
-    /// The statement alone, in its own transaction.
-    async fn run_alone(&self, conn: &mut Pooled, batch: &Batch) -> Result<Run, StoreError> {
-        let statement = conn.cached(&self.dcb.append).await.map_err(backend)?;
-        match batch.execute(conn, &statement).await {
-            Ok(rows) => Ok(Run::Answered(answer(&rows, batch.streams.len())?)),
-            Err(e) => self.failed(conn, e),
-        }
-    }
-
-    /// `BEGIN`, the table lock, the lock pass and the statement, pipelined; `COMMIT` too when
-    /// `commit` (the test hook leaves the transaction open). Rows of the statement, or why not.
-    async fn run_locked(
+    /// The call of the append function: in an implicit transaction of its own when `commit`,
+    /// otherwise after `BEGIN`, leaving the transaction open (the test hook). The rows it
+    /// answered, or why not.
+    async fn run_call(
         &self,
         conn: &mut Pooled,
         batch: &Batch,
         commit: bool,
     ) -> Result<Run, StoreError> {
-        let lock_statement = conn.cached(&self.dcb.lock).await.map_err(backend)?;
-        let statement = conn.cached(&self.dcb.append).await.map_err(backend)?;
-        let begin = if batch.condition == 2 {
-            &self.dcb.begin_all
+        let statement = conn.cached(&self.dcb.call).await.map_err(backend)?;
+        let ran = if commit {
+            batch.execute(conn, &statement).await
         } else {
-            &self.dcb.begin
+            // Until the transaction is seen to end, the connection must not go back to the pool.
+            conn.discard_on_drop();
+            let (begun, ran) = tokio::join!(
+                conn.client.batch_execute("BEGIN"),
+                batch.execute(conn, &statement),
+            );
+            begun.map_err(backend)?;
+            ran
         };
-        let (texts, exclusive) = batch.lock_params();
-        let lock_params: [&(dyn ToSql + Sync); 2] = [&texts, &exclusive];
-        // Until the transaction is seen to end, the connection must not go back to the pool.
-        conn.discard_on_drop();
-        let client = &conn.client;
-        let (begun, locked, ran, committed) = tokio::join!(
-            client.batch_execute(begin),
-            client.query(&lock_statement, &lock_params),
-            batch.execute(conn, &statement),
-            async {
-                if commit {
-                    client.batch_execute("COMMIT").await
-                } else {
-                    Ok(())
-                }
-            },
-        );
-        if let Err(e) = committed {
-            // The commit's own failure: it may have been applied if the connection was lost.
-            return Err(write_failed(e));
-        }
-        let first_error = begun.err().or(locked.err());
-        if commit {
-            conn.reuse_on_drop();
-        }
-        if let Some(e) = first_error {
-            if session_ended(&e) {
-                conn.discard_on_drop();
-            }
-            return Err(backend(e));
-        }
         match ran {
             Ok(rows) => Ok(Run::Answered(answer(&rows, batch.streams.len())?)),
             Err(e) => self.failed(conn, e),
@@ -492,7 +465,7 @@ impl PostgresStore {
         check_writes(&writes, shared.config.max_event_bytes)?;
         let batch = Batch::new(&writes, condition)?;
         let mut conn = shared.pool.get().await?;
-        let run = shared.run_locked(&mut conn, &batch, false).await;
+        let run = shared.run_call(&mut conn, &batch, false).await;
         // The transaction is open whatever happened; the hook's guard ends it.
         conn.discard_on_drop();
         let answer = match run? {
@@ -509,10 +482,11 @@ impl PostgresStore {
                 conflicting: Position(conflicting as u64),
             });
         }
-        if let Some((w, &actual)) = writes
-            .iter()
-            .zip(&answer.actual)
-            .find(|(w, actual)| !w.expected.admits(**actual))
+        if answer.refused
+            && let Some((w, &actual)) = writes
+                .iter()
+                .zip(&answer.actual)
+                .find(|(w, actual)| !w.expected.admits(**actual))
         {
             return Err(StoreError::Conflict {
                 stream: w.stream.clone(),

@@ -109,17 +109,19 @@ pub(crate) fn shared_locks(n: &Names, texts: &str) -> String {
     )
 }
 
-/// The statement a conditional append runs first in its transaction: every key of `$1` locked
-/// in ascending order, exclusively where any of its entries in `$2` is true, shared otherwise
-/// (taken in the aggregate's `FILTER` over the sorted keys, as in [`shared_locks`]).
-pub(crate) fn lock_statement(n: &Names) -> String {
+/// The lock pass of an append to several streams (`statements::function`), without its
+/// leading `SELECT` (it follows `PERFORM`): every key whose text is in the array `texts`, locked
+/// in ascending order, exclusively where any of its entries in the array `exclusive` is true,
+/// shared otherwise (taken in the aggregate's `FILTER` over the sorted keys, as in
+/// [`shared_locks`]).
+pub(crate) fn lock_pass(n: &Names, texts: &str, exclusive: &str) -> String {
     format!(
-        "SELECT count(*) FILTER (WHERE CASE
+        "count(*) FILTER (WHERE CASE
                  WHEN s.x THEN pg_advisory_xact_lock({class}, s.h) IS NOT NULL
                  ELSE pg_advisory_xact_lock_shared({class}, s.h) IS NOT NULL END)
          FROM (
              SELECT hashtext(u.t) AS h, bool_or(u.x) AS x
-             FROM unnest($1::text[], $2::bool[]) AS u(t, x)
+             FROM unnest({texts}, {exclusive}) AS u(t, x)
              GROUP BY 1 ORDER BY 1 OFFSET 0
          ) AS s",
         class = class(n)

@@ -8,11 +8,15 @@
 //!   after a known gap-free position, so the read states a completeness position `P` that is
 //!   gap-free: every position up to `P` is committed or a permanent hole. A matching event the
 //!   read did not return therefore has a position above `P`.
-//! - **Conditional appends** (`append.rs`): `BEGIN`, the `ROW EXCLUSIVE` lock on the events
-//!   table, the dcb locks (`locks.rs`) in one sorted pass, then one statement that checks the
-//!   condition and every write's version in a snapshot taken after the locks and inserts all rows
-//!   or none, then `COMMIT`: four requests pipelined, one round trip. Appends without a condition
-//!   are the same statement alone, in its own transaction.
+//! - **Appends to several streams, with or without a condition** (`append.rs`): one call of a
+//!   `VOLATILE` PL/pgSQL function (migration 6, `statements::function`), one request in an
+//!   implicit transaction. It takes the `ROW EXCLUSIVE` lock on the events table, then the dcb
+//!   locks (`locks.rs`) in one sorted pass, then runs one statement that checks the condition
+//!   and every write's version and inserts all rows or none. Each statement of a `VOLATILE`
+//!   function takes a fresh snapshot in `READ COMMITTED`, so the check's snapshot is taken after
+//!   the locks were granted, which the argument below needs. (One statement that took the locks
+//!   and checked would check on a snapshot taken before the locks: it could miss an event
+//!   committed by the transaction it waited for.)
 //!
 //! # Why a condition cannot miss a concurrent write
 //!
@@ -40,7 +44,7 @@
 pub(crate) mod append;
 pub(crate) mod locks;
 mod read;
-mod statements;
+pub(crate) mod statements;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -51,15 +55,10 @@ use crate::config::Names;
 /// The store's SQL for reading by query and conditional appends, and what it knows about the
 /// gap-free prefix.
 pub(crate) struct DcbState {
-    /// The conditional append (`statements::append`).
-    pub append: String,
+    /// The call of the append function (`statements::call`).
+    pub call: String,
     /// Reading by query (`statements::read`).
     pub read: String,
-    /// The lock pass of a conditional append (`locks::lock_statement`).
-    pub lock: String,
-    /// `BEGIN` and the events table's lock, for a condition on items and on every event.
-    pub begin: String,
-    pub begin_all: String,
     /// A position every position up to which is known committed or permanently empty: reads
     /// by query look for holes only after it. Only grows; a fact about the table, not about a
     /// reader, so one per store.
@@ -69,11 +68,8 @@ pub(crate) struct DcbState {
 impl DcbState {
     pub fn new(n: &Names) -> DcbState {
         DcbState {
-            append: statements::append(n),
+            call: statements::call(n),
             read: statements::read(n),
-            lock: locks::lock_statement(n),
-            begin: format!("BEGIN; LOCK TABLE {} IN ROW EXCLUSIVE MODE", n.events),
-            begin_all: format!("BEGIN; LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE", n.events),
             frontier: AtomicU64::new(0),
         }
     }

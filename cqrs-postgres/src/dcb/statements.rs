@@ -37,77 +37,127 @@ fn items(param: &str) -> String {
     format!("jsonb_to_recordset({param}::jsonb) AS q(d text, t text[], y text[])")
 }
 
-/// The conditional append to several streams, in one statement.
+/// The function that runs an atomic append to several streams, with its condition, as one
+/// statement in its caller's transaction (created by migration 6, `schema.rs`; called by
+/// [`call`]).
 ///
 /// Parameters: `$1` the writes' streams, `$2` their expected versions (-1: any); per event `$3`
 /// its write (from 1), `$4` its place in the write (from 1), `$5`–`$11` its columns; `$12`/`$13`
-/// (event from 1, tag) pairs; `$14` the key texts of the shared dcb locks of all events; `$15`
-/// the condition (0 none, 1 the items of `$17`, 2 every event) and `$16` its position.
+/// (event from 1, tag) pairs; `$14` the key texts of the dcb locks and `$18` whether each is
+/// wanted exclusively; `$15` the condition (0 none, 1 the items of `$17`, 2 every event) and
+/// `$16` its position.
 ///
-/// Every check reads the statement's one snapshot, taken after the locks of the transaction's
-/// earlier statement: the condition (the first matching position after `$16`) and each write's
-/// version. Rows are inserted only if all hold (all or nothing); the answer has the inserted
-/// rows (kind 0), the first conflicting position (kind 1, NULL if none) and each write's version
-/// (kind 2), so a refusal needs no second round trip to be explained.
-pub(crate) fn append(n: &Names) -> String {
-    let next = next_position(
-        n,
-        &crate::dcb::locks::shared_locks(n, "SELECT unnest($14::text[])"),
-    );
-    format!(
-        "WITH w AS MATERIALIZED (
-             SELECT w.i, w.stream, w.expected,
-                    (SELECT coalesce(max(v.version), 0) FROM {events} AS v
-                     WHERE v.stream = w.stream) AS actual
-             FROM unnest($1::text[], $2::int8[]) WITH ORDINALITY AS w(stream, expected, i)
-         ),
-         cond AS MATERIALIZED (
-             SELECT CASE $15::int4
-                 WHEN 2 THEN (SELECT min(a.position) FROM {events} AS a WHERE a.position > $16::int8)
-                 WHEN 1 THEN (SELECT min(m.position) FROM {items}
-                              CROSS JOIN LATERAL ({first}) AS m)
-             END AS conflicting
-         ),
-         go AS MATERIALIZED (
-             SELECT (SELECT c.conflicting FROM cond AS c) IS NULL
-                AND NOT EXISTS (SELECT 1 FROM w WHERE w.expected >= 0 AND w.expected <> w.actual)
-                AS ok
-         ),
-         rows AS (
-             SELECT e.ord, w.stream,
-                    CASE WHEN w.expected >= 0 THEN w.expected ELSE w.actual END + e.nth AS version,
-                    e.event_id, e.event_name, e.event_version, e.payload, e.metadata,
-                    e.correlation_id, e.causation_id,
-                    ARRAY(SELECT t.tag FROM unnest($12::int4[], $13::text[]) AS t(ev, tag)
-                          WHERE t.ev = e.ord) AS tags
-             FROM unnest($3::int4[], $4::int8[], $5::uuid[], $6::text[], $7::int4[], $8::jsonb[],
-                         $9::jsonb[], $10::uuid[], $11::uuid[])
-                  WITH ORDINALITY AS e(w, nth, event_id, event_name, event_version, payload,
-                                       metadata, correlation_id, causation_id, ord)
-             JOIN w ON w.i = e.w
-             WHERE (SELECT g.ok FROM go AS g)
-             ORDER BY e.ord
-         ),
-         ins AS (
-             INSERT INTO {events} (position, stream, version, event_id, event_name, event_version,
-                                   payload, metadata, correlation_id, causation_id, tags)
-             SELECT {next}, r.stream, r.version, r.event_id, r.event_name, r.event_version,
-                    r.payload, r.metadata, r.correlation_id, r.causation_id,
-                    CASE WHEN cardinality(r.tags) > 0 THEN r.tags END
-             FROM rows AS r
-             RETURNING position, version, recorded_at, event_id, tags
-         ),
-         tagged AS (
-             INSERT INTO {event_tags} (tag, position)
-             SELECT t.tag, ins.position FROM ins CROSS JOIN LATERAL unnest(ins.tags) AS t(tag)
-         )
-         SELECT 0 AS kind, ins.position, ins.version, ins.recorded_at, ins.event_id FROM ins
-         UNION ALL SELECT 1, c.conflicting, NULL, NULL, NULL FROM cond AS c
-         UNION ALL SELECT 2, w.i, w.actual, NULL, NULL FROM w",
-        events = n.events,
-        event_tags = n.event_tags,
+/// Three statements, in this order, each with its own snapshot (PL/pgSQL runs every statement
+/// of a `VOLATILE` function with a fresh snapshot in `READ COMMITTED`):
+/// 1. `LOCK TABLE … IN ROW EXCLUSIVE MODE` (`SHARE ROW EXCLUSIVE` for a condition on every
+///    event), the lock an `INSERT` takes first;
+/// 2. the lock pass (`locks::lock_pass`): every key in ascending order, exclusive or shared;
+/// 3. one `INSERT` whose snapshot is therefore taken after every lock was granted: it checks the
+///    condition (the first matching position after `$16`) and each write's version in one
+///    uncorrelated `WHERE` (init plans, evaluated once), and inserts every row or none. Its rows
+///    and tags are written as the group statement writes them; positions are drawn after the
+///    appender lock (`statements::next_position`), the dcb keys being held already.
+///
+/// The rows returned are those inserted (kind 0: position, version, recorded_at, event_id). When
+/// nothing was inserted, a fourth statement explains why, in a snapshot taken later but under
+/// the same locks: the first conflicting position (kind 1, NULL if none) and each write's
+/// version (kind 2). The locks keep every event matching the condition out meanwhile, so a
+/// conflict the check saw is the one explained; a write's version may have moved on since, and
+/// an explanation that finds nothing wrong makes the caller run the append again
+/// (`append.rs`).
+pub(crate) fn function(n: &Names) -> String {
+    let events = &n.events;
+    let conflicting_all = format!("SELECT a.position FROM {events} AS a WHERE a.position > $16");
+    let conflicting_items = format!(
+        "SELECT m.position FROM {items} CROSS JOIN LATERAL ({first}) AS m",
         items = items("$17"),
-        first = item_positions(n, ">", "$16::int8", "1"),
+        first = item_positions(n, ">", "$16", "1"),
+    );
+    let actual = |w: &str| {
+        format!(
+            "(SELECT coalesce(max(v.version), 0) FROM {events} AS v WHERE v.stream = {w}.stream)"
+        )
+    };
+    let body = format!(
+        "BEGIN
+  IF $15 = 2 THEN
+    LOCK TABLE {events} IN SHARE ROW EXCLUSIVE MODE;
+  ELSE
+    LOCK TABLE {events} IN ROW EXCLUSIVE MODE;
+  END IF;
+  PERFORM {lock_pass};
+  RETURN QUERY
+  WITH ins AS (
+      INSERT INTO {events} (position, stream, version, event_id, event_name, event_version,
+                            payload, metadata, correlation_id, causation_id, tags)
+      SELECT {next}, w.stream,
+             CASE WHEN w.expected >= 0 THEN w.expected ELSE {actual_w} END + e.nth,
+             e.event_id, e.event_name, e.event_version, e.payload, e.metadata,
+             e.correlation_id, e.causation_id,
+             (SELECT array_agg(t.tag ORDER BY t.o)
+              FROM unnest($12, $13) WITH ORDINALITY AS t(ev, tag, o) WHERE t.ev = e.ord)
+      FROM unnest($3, $4, $5, $6, $7, $8, $9, $10, $11)
+           WITH ORDINALITY AS e(w, nth, event_id, event_name, event_version, payload, metadata,
+                                correlation_id, causation_id, ord)
+      JOIN unnest($1, $2) WITH ORDINALITY AS w(stream, expected, i) ON w.i = e.w
+      WHERE ($15 <> 2 OR NOT EXISTS ({conflicting_all}))
+        AND ($15 <> 1 OR NOT EXISTS ({conflicting_items}))
+        AND NOT EXISTS (SELECT 1 FROM unnest($1, $2) AS c(stream, expected)
+                        WHERE c.expected >= 0 AND c.expected <> {actual_c})
+      ORDER BY e.ord
+      RETURNING position, version, recorded_at, event_id, tags
+  ),
+  tagged AS (
+      INSERT INTO {event_tags} (tag, position)
+      SELECT t.tag, ins.position FROM ins CROSS JOIN LATERAL unnest(ins.tags) AS t(tag)
+  )
+  SELECT 0, ins.position, ins.version, ins.recorded_at, ins.event_id FROM ins;
+  IF NOT FOUND THEN
+    RETURN QUERY
+    SELECT 1, CASE $15 WHEN 2 THEN (SELECT min(x.position) FROM ({conflicting_all}) AS x)
+                       WHEN 1 THEN (SELECT min(x.position) FROM ({conflicting_items}) AS x)
+              END,
+           NULL::int8, NULL::timestamptz, NULL::uuid
+    UNION ALL
+    SELECT 2, w.i, {actual_w}, NULL::timestamptz, NULL::uuid
+    FROM unnest($1, $2) WITH ORDINALITY AS w(stream, expected, i);
+  END IF;
+END",
+        event_tags = n.event_tags,
+        lock_pass = crate::dcb::locks::lock_pass(n, "$14", "$18"),
+        next = next_position(n, "true"),
+        actual_w = actual("w"),
+        actual_c = actual("c"),
+    );
+    // A dollar quote the body does not contain (a quoted name could hold any text).
+    let mut quote = "$eventweave$".to_owned();
+    while body.contains(&quote) {
+        quote.insert(quote.len() - 1, '_');
+    }
+    format!(
+        "CREATE OR REPLACE FUNCTION {function}(
+             text[], int8[], int4[], int8[], uuid[], text[], int4[], jsonb[], jsonb[], uuid[],
+             uuid[], int4[], text[], text[], int4, int8, jsonb, bool[])
+         RETURNS TABLE (o_kind int4, o_value int8, o_version int8, o_recorded_at timestamptz,
+                        o_event_id uuid)
+         LANGUAGE plpgsql VOLATILE
+         AS {quote}{body}{quote};
+         COMMENT ON FUNCTION {function}(text[], int8[], int4[], int8[], uuid[], text[], int4[],
+             jsonb[], jsonb[], uuid[], uuid[], int4[], text[], text[], int4, int8, jsonb, bool[])
+             IS 'eventweave-postgres: the atomic, conditional append to several streams.';",
+        function = n.dcb_append,
+    )
+}
+
+/// The call of [`function`]: one statement, run in an implicit transaction of its own (or in
+/// the caller's); the parameters are the function's.
+pub(crate) fn call(n: &Names) -> String {
+    format!(
+        "SELECT o_kind, o_value, o_version, o_recorded_at, o_event_id FROM {}(
+             $1::text[], $2::int8[], $3::int4[], $4::int8[], $5::uuid[], $6::text[], $7::int4[],
+             $8::jsonb[], $9::jsonb[], $10::uuid[], $11::uuid[], $12::int4[], $13::text[],
+             $14::text[], $15::int4, $16::int8, $17::jsonb, $18::bool[])",
+        n.dcb_append
     )
 }
 
@@ -160,11 +210,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_append_draws_positions_after_the_locks_and_only_once() {
+    fn the_function_locks_before_the_statement_that_checks_and_draws_once() {
         let names = crate::PostgresConfig::new("postgres://x").names().unwrap();
-        let sql = append(&names);
+        let sql = function(&names);
         assert_eq!(sql.matches("nextval(").count(), 1, "{sql}");
-        assert!(sql.contains("pg_advisory_xact_lock_shared("), "{sql}");
         assert!(sql.contains("pg_current_xact_id()"), "{sql}");
+        // The lock pass is a statement of its own, before the one that checks and inserts.
+        let lock = sql.find("PERFORM").unwrap();
+        let check = sql.find("RETURN QUERY").unwrap();
+        assert!(lock < check, "{sql}");
+        assert!(sql[lock..check].contains("pg_advisory_xact_lock("), "{sql}");
+        assert!(!sql[check..].contains("pg_advisory_xact_lock"), "{sql}");
+        assert!(sql.contains("VOLATILE"), "{sql}");
+    }
+
+    #[test]
+    fn the_dollar_quote_is_not_in_the_body() {
+        let names = crate::PostgresConfig::new("postgres://x")
+            .schema("a$eventweave$b")
+            .names()
+            .unwrap();
+        let sql = function(&names);
+        assert!(sql.contains("AS $eventweave_$BEGIN"), "{sql}");
     }
 }

@@ -91,6 +91,8 @@ async fn the_admin_page_shows_the_bank_and_new_events_live() {
         "account.deposited",
         "balances",
         "transfer",
+        "transfers",
+        "TransferFunds",
         "GetBalance",
     ] {
         assert!(
