@@ -258,7 +258,7 @@ impl Shared {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -273,13 +273,30 @@ mod tests {
     /// plan a pooled connection runs, when `CQRS_POSTGRES_URL` names a database.
     #[tokio::test(flavor = "current_thread")]
     async fn snapshot_columns_are_computed_once_per_read() {
+        assert_snapshot_columns_computed_once(
+            "snapshot_columns_are_computed_once_per_read",
+            |names| crate::statements::Sql::new(names).read_all,
+            "int8, int8",
+            "1, 10",
+        )
+        .await;
+    }
+
+    /// Prepares the statement `sql` builds (parameter types `types`) under a generic plan and
+    /// checks that the scan of `pg_current_snapshot()` itself outputs the computed snapshot
+    /// columns, so the planner did not pull them up into the join above (once per row). Skips
+    /// when `CQRS_POSTGRES_URL` is not set.
+    pub(crate) async fn assert_snapshot_columns_computed_once(
+        test: &str,
+        sql: impl FnOnce(&crate::config::Names) -> String,
+        types: &str,
+        args: &str,
+    ) {
         let Some(url) = std::env::var("CQRS_POSTGRES_URL")
             .ok()
             .filter(|url| !url.trim().is_empty())
         else {
-            eprintln!(
-                "SKIPPED: snapshot_columns_are_computed_once_per_read: CQRS_POSTGRES_URL is not set"
-            );
+            eprintln!("SKIPPED: {test}: CQRS_POSTGRES_URL is not set");
             return;
         };
         let schema = format!("cqrs_test_read_plan_{}", eventweave_core::new_id().simple());
@@ -291,9 +308,9 @@ mod tests {
             .client
             .simple_query(&format!(
                 "SET plan_cache_mode = force_generic_plan;
-                 PREPARE read_plan(int8, int8) AS {};
-                 EXPLAIN (VERBOSE, COSTS OFF) EXECUTE read_plan(1, 10);",
-                crate::statements::Sql::new(&store.shared.names).read_all
+                 PREPARE read_plan({types}) AS {};
+                 EXPLAIN (VERBOSE, COSTS OFF) EXECUTE read_plan({args});",
+                sql(&store.shared.names)
             ))
             .await
             .unwrap();

@@ -167,4 +167,16 @@ mod tests {
         );
         assert_eq!(encode_query(&EventQuery::all()), (2, None));
     }
+
+    /// As `read_all`'s: the snapshot columns once per read, not once per matching event.
+    #[tokio::test(flavor = "current_thread")]
+    async fn snapshot_columns_are_computed_once_per_read_by_query() {
+        crate::read::tests::assert_snapshot_columns_computed_once(
+            "snapshot_columns_are_computed_once_per_read_by_query",
+            super::super::statements::read,
+            "int8, int8, int8, int4, text",
+            "0, 1, 10, 2, NULL",
+        )
+        .await;
+    }
 }

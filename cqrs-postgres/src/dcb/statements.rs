@@ -166,13 +166,15 @@ pub(crate) fn call(n: &Names) -> String {
 /// after `$1` (ranges `[start, end)` ending at a visible row), and up to `$3` events from
 /// position `$2` on that match the query (`$4`: 1 the items of `$5`, 2 every event), in
 /// position order. `$1` is a position every position up to which is known committed or
-/// permanently empty, so the holes scanned are those since.
+/// permanently empty, so the holes scanned are those since. `OFFSET 0` keeps the snapshot
+/// columns in their one-row scan (pulled up into the join they were computed per event, as
+/// in `read_all`).
 pub(crate) fn read(n: &Names) -> String {
     format!(
         "SELECT s.xmin, s.next_xid, h.head, h.starts, h.ends, ev.*
          FROM (SELECT pg_snapshot_xmin(c)::text::int8 AS xmin,
                       pg_snapshot_xmin(c)::text::int8 + age(xid(pg_snapshot_xmin(c))) AS next_xid
-               FROM pg_current_snapshot() AS c) AS s
+               FROM pg_current_snapshot() AS c OFFSET 0) AS s
          CROSS JOIN (
              SELECT coalesce(max(p.position), $1::int8) AS head,
                     array_agg(p.prev + 1 ORDER BY p.position)
