@@ -745,3 +745,20 @@ pub const fn event_info<E: Event>() -> EventInfo<E> {
         decode_process: crate::process::decode::<E>,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Message;
+
+    #[test]
+    fn a_message_is_its_parts_and_a_long_one_is_cut_at_a_character_boundary() {
+        const SHORT: Message = Message::new(&["`Door` has ", "two", " events"]);
+        assert_eq!(SHORT.as_str(), "`Door` has two events");
+        // One byte, then two-byte characters: the capacity (1,024) splits the 512th, which is
+        // dropped whole.
+        let long = "é".repeat(Message::CAPACITY);
+        let cut = Message::new(&["a", &long]);
+        assert_eq!(cut.as_str().len(), 1 + 2 * 511);
+        assert!(cut.as_str().starts_with("aé") && cut.as_str().ends_with('é'));
+    }
+}
