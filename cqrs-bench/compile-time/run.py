@@ -10,6 +10,14 @@ and profile, `cargo clean -p <crate> [--release]` removes that crate's own artif
 `cargo build -p <crate> [--release]` is timed, so the timed build compiles the domain crate alone
 on a warm dependency cache. Each timing is repeated (default 3) and the median printed.
 
+What is not counted: building the proc macros (`eventweave-derive`, `serde_derive`) and `syn`.
+Both crates have all of them in their dependency graph (the hand-written one through
+`eventweave-core`'s default `derive` feature and its own serde derives), so counting them would
+add the same seconds to both sides; they are built once per machine, the domain at every edit.
+Running the macros is counted (it happens while the domain crate compiles). `CARGO_TARGET_DIR`,
+when set, replaces the temporary target directory, so repeated runs keep the dependencies.
+`compare.py` puts two checkouts side by side, interleaved.
+
 Usage (from anywhere; not part of `cargo test`):
     python3 cqrs-bench/compile-time/run.py [--n 50] [--repeat 3] [--keep]
 

@@ -69,13 +69,65 @@ pub fn decode_event<E: Event>(version: u32, payload: &str) -> Result<E, DecodeFa
 
 /// A stored payload decoded as `E` (upcast from `version`) and serialized again: what
 /// `EventRegistration::decode` does.
+///
+/// Every `#[derive(Event)]` instantiates it, so it is written to instantiate little per type:
+/// no closure, no `?` on an `E`-typed result, the event serialized by value (no `&E` impl), and
+/// the decoding shared with `EventSet::decode` (`decode_payload::<E>`).
 pub fn event_json<E: Event>(
     version: u32,
     payload: &str,
 ) -> Result<serde_json::Value, DecodeFailure> {
-    let event: E = crate::event::decode_payload(version, payload)?;
-    serde_json::to_value(&event).map_err(|e| DecodeFailure::InvalidPayload(e.to_string()))
+    match crate::event::decode_payload::<E>(version, payload) {
+        Ok(event) => serde_json::to_value(event).map_err(reserialize_failure),
+        Err(failure) => Err(failure),
+    }
 }
+
+/// [`event_json`]'s error when the decoded event does not serialize again (one function for
+/// every event type).
+fn reserialize_failure(e: serde_json::Error) -> DecodeFailure {
+    DecodeFailure::InvalidPayload(e.to_string())
+}
+
+/// The `schema` of a registration when the runtime is built without its `schemars` feature:
+/// no schema. One function for every registered type (see [`schema_fn`]).
+pub fn no_schema() -> Option<serde_json::Value> {
+    None
+}
+
+/// `schema_fn!(T)`: the `SchemaFn` a derive registers for type `T`.
+///
+/// With the runtime's `schemars` feature, a function local to the derive site that asks the
+/// autoref probe (`SchemaProbe`) for `T`'s schema; without it, [`no_schema`]. The choice is made
+/// by this crate's own features when the macro is defined, so generated code still names no
+/// `cfg` of the user's crate, and a build without `schemars` (the default) compiles no function
+/// and no probe instantiation per registered type.
+#[cfg(feature = "schemars")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __eventweave_schema_fn {
+    ($ty:ty) => {{
+        fn __schema() -> ::core::option::Option<$crate::__private::serde_json::Value> {
+            #[allow(unused_imports)]
+            use $crate::__private::{NoSchema as _, SchemaViaSchemars as _};
+            (&&$crate::__private::SchemaProbe::<$ty>::new()).json_schema()
+        }
+        __schema
+    }};
+}
+
+/// `schema_fn!(T)`: the `SchemaFn` a derive registers for type `T` (built without the
+/// `schemars` feature: [`no_schema`], see the other definition).
+#[cfg(not(feature = "schemars"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __eventweave_schema_fn {
+    ($ty:ty) => {
+        $crate::__private::no_schema
+    };
+}
+
+pub use crate::__eventweave_schema_fn as schema_fn;
 
 /// Serializes an event enum as `{"type": name, "version": n, "data": event}`.
 pub fn serialize_tagged<S: Serializer, E: Serialize>(
@@ -168,6 +220,51 @@ pub const fn concat_bytes<const N: usize>(parts: &[&str]) -> [u8; N] {
     out
 }
 
+/// A compile-time error message of at most [`Message::CAPACITY`] bytes, concatenated from
+/// parts that are only known during const evaluation (a longer one is cut at a character
+/// boundary). Unlike [`concat_bytes`] it needs no `const` item of the exact length, so a check
+/// that passes builds no message at all.
+pub struct Message {
+    bytes: [u8; Message::CAPACITY],
+    len: usize,
+}
+
+impl Message {
+    /// The longest message kept.
+    pub const CAPACITY: usize = 1024;
+
+    /// `parts` concatenated.
+    pub const fn new(parts: &[&str]) -> Self {
+        let mut bytes = [0u8; Message::CAPACITY];
+        let mut len = 0;
+        let mut i = 0;
+        while i < parts.len() {
+            let part = parts[i].as_bytes();
+            let mut j = 0;
+            while j < part.len() && len < Message::CAPACITY {
+                bytes[len] = part[j];
+                len += 1;
+                j += 1;
+            }
+            i += 1;
+        }
+        Message { bytes, len }
+    }
+
+    /// The message as text.
+    pub const fn as_str(&self) -> &str {
+        let mut len = self.len;
+        loop {
+            let (text, _) = self.bytes.split_at(len);
+            match std::str::from_utf8(text) {
+                Ok(text) => return text,
+                // Only a character cut by the capacity can fail: drop its bytes.
+                Err(_) => len -= 1,
+            }
+        }
+    }
+}
+
 /// Bytes made by [`concat_bytes`] back as text (they are UTF-8: they came from `&str`s).
 pub const fn utf8(bytes: &[u8]) -> &str {
     match std::str::from_utf8(bytes) {
@@ -214,6 +311,10 @@ pub fn box_command_error<E: StdError + Send + Sync + 'static>(
 pub struct JsonProbe<T>(PhantomData<T>);
 
 impl<T> JsonProbe<T> {
+    /// A probe for `T` (what generated code uses: a constant, so no constructor is
+    /// instantiated per command type).
+    pub const NEW: Self = JsonProbe(PhantomData);
+
     /// A probe for `T`.
     pub const fn new() -> Self {
         JsonProbe(PhantomData)
@@ -234,10 +335,19 @@ pub trait DecodeViaSerde<T> {
 
 impl<T: DeserializeOwned> DecodeViaSerde<T> for &JsonProbe<T> {
     fn decode_command(&self, command: &'static str, body: &str) -> Result<T, DispatchError> {
-        serde_json::from_str(body).map_err(|e| DispatchError::InvalidBody {
-            command,
-            message: e.to_string(),
-        })
+        match serde_json::from_str(body) {
+            Ok(decoded) => Ok(decoded),
+            Err(e) => Err(invalid_body(command, &e)),
+        }
+    }
+}
+
+/// `DispatchError::InvalidBody` (one function for every command type, where a closure would be
+/// instantiated per type).
+fn invalid_body(command: &'static str, error: &serde_json::Error) -> DispatchError {
+    DispatchError::InvalidBody {
+        command,
+        message: error.to_string(),
     }
 }
 
@@ -633,5 +743,22 @@ pub const fn event_info<E: Event>() -> EventInfo<E> {
         decode: decode_ref::<E>,
         decode_stored: decode_stored::<E>,
         decode_process: crate::process::decode::<E>,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Message;
+
+    #[test]
+    fn a_message_is_its_parts_and_a_long_one_is_cut_at_a_character_boundary() {
+        const SHORT: Message = Message::new(&["`Door` has ", "two", " events"]);
+        assert_eq!(SHORT.as_str(), "`Door` has two events");
+        // One byte, then two-byte characters: the capacity (1,024) splits the 512th, which is
+        // dropped whole.
+        let long = "é".repeat(Message::CAPACITY);
+        let cut = Message::new(&["a", &long]);
+        assert_eq!(cut.as_str().len(), 1 + 2 * 511);
+        assert!(cut.as_str().starts_with("aé") && cut.as_str().ends_with('é'));
     }
 }

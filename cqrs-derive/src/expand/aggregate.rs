@@ -108,15 +108,17 @@ fn event_enum(def: &AggregateDef, applies: &[&Apply]) -> TokenStream {
             "` and `{}`; give one of them another name with `#[event(name = \"…\")]`",
             display(event),
         );
+        // One `const` item per event, whose message is built only when the check fails: no
+        // nested items to check and evaluate per event.
         let check = quote! {
             const _: () = {
-                const __NAMES: &[&str] = <#ev as #p::EventSet>::NAMES;
-                const __EARLIER: usize = #p::earlier_duplicate(__NAMES, #i);
-                if __EARLIER < #i {
-                    const __PARTS: &[&str] =
-                        &[#before, __NAMES[#i], "\": `", #types[__EARLIER], #after];
-                    const __MESSAGE: [u8; #p::concat_len(__PARTS)] = #p::concat_bytes(__PARTS);
-                    ::core::panic!("{}", #p::utf8(&__MESSAGE));
+                let __names = <#ev as #p::EventSet>::NAMES;
+                let __earlier = #p::earlier_duplicate(__names, #i);
+                if __earlier < #i {
+                    let __message = #p::Message::new(
+                        &[#before, __names[#i], "\": `", #types[__earlier], #after],
+                    );
+                    ::core::panic!("{}", __message.as_str());
                 }
             };
         };
@@ -414,7 +416,7 @@ fn command_enum(def: &AggregateDef, handlers: &[&Handler]) -> TokenStream {
                 use #p::{DecodeUnsupported as _, DecodeViaSerde as _};
                 #(
                     if __name == <#commands as #p::Command>::NAME {
-                        return (&&#p::JsonProbe::<#commands>::new())
+                        return (&&#p::JsonProbe::<#commands>::NEW)
                             .decode_command(<#commands as #p::Command>::NAME, __body)
                             .map(#cmd::#variants);
                     }

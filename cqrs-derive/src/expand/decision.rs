@@ -235,7 +235,7 @@ fn generate_decision(def: &DecisionDef) -> TokenStream {
                 use #p::{DecodeUnsupported as _, DecodeViaSerde as _};
                 #(
                     if __name == <#commands as #p::DecisionCommand>::NAME {
-                        return (&&#p::JsonProbe::<#commands>::new())
+                        return (&&#p::JsonProbe::<#commands>::NEW)
                             .decode_command(<#commands as #p::DecisionCommand>::NAME, __body)
                             .map(#cmd::#variants);
                     }

@@ -42,7 +42,7 @@ fn event_impl(def: &EventDef) -> TokenStream {
     let version = LitInt::new(&format!("{version}u32"), *version_span);
     let type_name = type_name(ident);
     let upcast = upcast_fn(&p, upcasts);
-    let schema = schema_fn(&p, ident);
+    let schema = schema_fn(&p, &quote!(#ident));
     let tagging = event_tags(&p, tags);
     quote! {
         #attrs
@@ -53,18 +53,15 @@ fn event_impl(def: &EventDef) -> TokenStream {
             #upcast
         }
 
-        const _: () = {
-            #schema
-            #p::inventory::submit! {
-                #p::EventRegistration {
-                    name: <#ident as #p::Event>::NAME,
-                    version: <#ident as #p::Event>::VERSION,
-                    type_name: #type_name,
-                    schema: __schema,
-                    decode: #p::event_json::<#ident>,
-                }
+        #p::inventory::submit! {
+            #p::EventRegistration {
+                name: <#ident as #p::Event>::NAME,
+                version: <#ident as #p::Event>::VERSION,
+                type_name: #type_name,
+                schema: #schema,
+                decode: #p::event_json::<#ident>,
             }
-        };
+        }
     }
 }
 
@@ -169,23 +166,13 @@ fn event_tags(p: &TokenStream, tags: &[TagFieldDef]) -> TokenStream {
     }
 }
 
-/// `fn __schema()`: the type's JSON Schema through the autoref probe of `__private` (the
-/// `schemars` branch exists only when the runtime is built with that feature, and applies only
-/// to types that implement `JsonSchema`; otherwise `None`). The same code either way, so no
-/// `cfg` of the user's crate is involved.
-fn schema_fn(p: &TokenStream, ident: &syn::Ident) -> TokenStream {
-    schema_fn_named(p, &quote!(__schema), &quote!(#ident))
-}
-
-/// As [`schema_fn`], for any type, under the name `function`.
-fn schema_fn_named(p: &TokenStream, function: &TokenStream, ty: &TokenStream) -> TokenStream {
-    quote! {
-        fn #function() -> ::core::option::Option<#p::serde_json::Value> {
-            #[allow(unused_imports)]
-            use #p::{NoSchema as _, SchemaViaSchemars as _};
-            (&&#p::SchemaProbe::<#ty>::new()).json_schema()
-        }
-    }
+/// The registered `SchemaFn` of `ty`: `__private::schema_fn!(ty)`, which the runtime defines
+/// by its own features (with `schemars`, a local function asking the autoref probe for the
+/// type's JSON Schema, for types that implement `JsonSchema`; without it, one shared function
+/// that returns `None`). No `cfg` of the user's crate is involved, and without `schemars` no
+/// function is generated per type.
+fn schema_fn(p: &TokenStream, ty: &TokenStream) -> TokenStream {
+    quote!(#p::schema_fn!(#ty))
 }
 
 /// `Event::upcast`: each step from the stored version on, in order. The call is spanned on
@@ -246,7 +233,7 @@ fn command_impl(def: &CommandDef) -> TokenStream {
         None => quote!(::core::unimplemented!("this command has no `#[id]` field")),
     };
     let type_name = type_name(ident);
-    let schema = schema_fn(&p, ident);
+    let schema = schema_fn(&p, &quote!(#ident));
     quote! {
         #attrs
         impl #p::Command for #ident {
@@ -259,17 +246,14 @@ fn command_impl(def: &CommandDef) -> TokenStream {
             }
         }
 
-        const _: () = {
-            #schema
-            #p::inventory::submit! {
-                #p::CommandRegistration {
-                    name: <#ident as #p::Command>::NAME,
-                    type_name: #type_name,
-                    aggregate: <<#ident as #p::Command>::Aggregate as #p::Aggregate>::NAME,
-                    schema: __schema,
-                }
+        #p::inventory::submit! {
+            #p::CommandRegistration {
+                name: <#ident as #p::Command>::NAME,
+                type_name: #type_name,
+                aggregate: <<#ident as #p::Command>::Aggregate as #p::Aggregate>::NAME,
+                schema: #schema,
             }
-        };
+        }
     }
 }
 
@@ -302,7 +286,7 @@ fn decision_command_impl(def: &CommandDef, decision: &syn::Type) -> TokenStream 
         decision.span(),
     );
     let type_name = type_name(ident);
-    let schema = schema_fn(&p, ident);
+    let schema = schema_fn(&p, &quote!(#ident));
     quote! {
         #attrs
         impl #p::DecisionCommand for #ident {
@@ -343,17 +327,14 @@ fn decision_command_impl(def: &CommandDef, decision: &syn::Type) -> TokenStream 
             }
         }
 
-        const _: () = {
-            #schema
-            #p::inventory::submit! {
-                #p::CommandRegistration {
-                    name: <#ident as #p::DecisionCommand>::NAME,
-                    type_name: #type_name,
-                    aggregate: <#decision as #p::Decision>::NAME,
-                    schema: __schema,
-                }
+        #p::inventory::submit! {
+            #p::CommandRegistration {
+                name: <#ident as #p::DecisionCommand>::NAME,
+                type_name: #type_name,
+                aggregate: <#decision as #p::Decision>::NAME,
+                schema: #schema,
             }
-        };
+        }
     }
 }
 
@@ -394,13 +375,10 @@ fn query_impl(def: QueryDef) -> TokenStream {
     let registration = match response_text {
         Some(text) if generics.params.is_empty() => {
             let type_name = type_name(&ident);
-            let schema = schema_fn(&p, &ident);
-            let response_schema =
-                schema_fn_named(&p, &quote!(__response_schema), &quote!(#response));
+            let schema = schema_fn(&p, &quote!(#ident));
+            let response_schema = schema_fn(&p, &quote!(#response));
             quote! {
                 const _: () = {
-                    #schema
-                    #response_schema
                     fn __projection() -> ::core::option::Option<&'static str> {
                         #[allow(unused_imports)]
                         use #p::{NoRoute as _, RouteViaProjection as _};
@@ -411,8 +389,8 @@ fn query_impl(def: QueryDef) -> TokenStream {
                             type_name: #type_name,
                             response: #text,
                             projection: __projection,
-                            schema: __schema,
-                            response_schema: __response_schema,
+                            schema: #schema,
+                            response_schema: #response_schema,
                         }
                     }
                 };

@@ -200,3 +200,78 @@ pub fn allow_dead_code(item: &mut ItemImpl, indices: impl IntoIterator<Item = us
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The size of the expansion: what each registered type and each event of an aggregate
+    //! adds to the user's crate is compiled in every build of it (`cqrs-bench/compile-time`
+    //! measures the whole), so these tests hold the per-item counts where they are.
+
+    use proc_macro2::{TokenStream, TokenTree};
+    use quote::quote;
+
+    /// How many times the keyword `word` occurs in `tokens`, groups included.
+    fn count(tokens: &TokenStream, word: &str) -> usize {
+        tokens
+            .clone()
+            .into_iter()
+            .map(|tree| match tree {
+                TokenTree::Ident(ident) => usize::from(ident == word),
+                TokenTree::Group(group) => count(&group.stream(), word),
+                _ => 0,
+            })
+            .sum()
+    }
+
+    fn event(input: TokenStream) -> TokenStream {
+        super::derive::event(&syn::parse2(input).unwrap())
+    }
+
+    #[test]
+    fn a_registered_type_generates_no_function_of_its_own() {
+        // The schema is `__private::schema_fn!(T)`: the runtime decides, by its own features,
+        // whether a function is needed; without `schemars` none is.
+        let out = event(quote! {
+            #[event(name = "door.opened")]
+            pub struct Opened { pub at: u64 }
+        });
+        assert_eq!(count(&out, "fn"), 0, "{out}");
+        assert!(out.to_string().contains("schema_fn !"), "{out}");
+        let out = super::derive::command(
+            &syn::parse2(quote! {
+                #[command(aggregate = Door)]
+                pub struct Open { #[id] pub id: u64 }
+            })
+            .unwrap(),
+        );
+        // `Command::aggregate_id` only.
+        assert_eq!(count(&out, "fn"), 1, "{out}");
+    }
+
+    #[test]
+    fn each_duplicate_name_check_is_one_const_item() {
+        let out = super::aggregate::expand(
+            quote!(id = u64),
+            quote! {
+                impl Door {
+                    #[handle]
+                    fn open(cmd: &Open) -> Opened { Opened }
+                    #[apply]
+                    fn opened(&mut self, _: &Opened) {}
+                    #[apply]
+                    fn closed(&mut self, _: &Closed) {}
+                    #[apply]
+                    fn locked(&mut self, _: &Locked) {}
+                }
+            },
+        );
+        // Two checks (the first event has no earlier one), each one `const _: () = { … };`
+        // with no nested item.
+        let checks = out.to_string().matches("earlier_duplicate").count();
+        assert_eq!(checks, 2, "{out}");
+        // Every `const` of the expansion: the two checks, the registration's `const _`, the
+        // table of the events' type names, `EventSet::NAMES`, `Aggregate::NAME`,
+        // `CommandSet::NAMES` and the handler's `Handles::KIND`.
+        assert_eq!(count(&out, "const"), 2 + 1 + 5, "{out}");
+    }
+}
