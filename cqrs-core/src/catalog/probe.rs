@@ -5,9 +5,10 @@
 //! never adds a compile error.
 //!
 //! Schemas go through such a probe in `eventweave-core`, not a `cfg` in the user's crate. The
-//! derives always emit `(&&SchemaProbe::<T>::new()).json_schema()`; the branch that calls
-//! `schemars` exists only when `eventweave-core` has its `schemars` feature, and applies only to
-//! `T: JsonSchema`. A `#[cfg(feature = "schemars")]` emitted by the derive would test the *user's*
+//! derives always emit `__private::schema_fn!(T)`, a `macro_rules!` that `eventweave-core`
+//! defines from its own `schemars` feature: with it, a function calling
+//! `(&&SchemaProbe::<T>::new()).json_schema()`, whose branch calling `schemars` applies only to
+//! `T: JsonSchema`; without it, one shared function that finds no schema. A `#[cfg(feature = "schemars")]` emitted by the derive would test the *user's*
 //! crate's features (which need not exist, and warn as unknown cfgs), and a `T: JsonSchema` bound
 //! would break every crate whose types lack the derive as soon as some other crate in the tree
 //! turned the feature on. The probe adds no bound, so feature unification can only turn schemas on.
