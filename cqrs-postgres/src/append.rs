@@ -45,9 +45,10 @@ use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
+use crate::dcb::locks;
 use crate::decode::{self, JsonParam};
 use crate::error::{backend, closed_before_sending, session_ended, write_failed};
-use crate::group::{Pending, insert_appends};
+use crate::group::{Pending, insert_appends, tags_literal};
 use crate::pool::Conn;
 use crate::store::Shared;
 
@@ -312,8 +313,9 @@ impl<'a> EventArrays<'a> {
 
 /// Runs the append statement: the rows it inserted (position, version, recorded_at), or none
 /// when the expected version does not exist. `known`: the expected version is known to exist,
-/// so a single event takes the statement without the existence check. Tagged events take the
-/// tagged group statement (it writes their tags and takes their dcb locks).
+/// so a single event takes the statement without the existence check. A single tagged event
+/// takes the tagged single-event statements (they also write its tags and take its dcb locks);
+/// several events with tags take the tagged group statement with one append (`group.rs`).
 pub(crate) async fn insert(
     conn: &Conn,
     stream: &StreamId,
@@ -322,9 +324,8 @@ pub(crate) async fn insert(
     events: &[NewEvent],
     encoded: &Encoded,
 ) -> Result<Vec<Row>, tokio_postgres::Error> {
-    if events.iter().any(|e| !e.tags.is_empty()) {
-        // Tagged events also write `tags` and `event_tags` and lock their tags: the tagged group
-        // statement, with one append (`group.rs`).
+    let tagged = events.iter().any(|e| !e.tags.is_empty());
+    if tagged && events.len() > 1 {
         let one = [Pending {
             stream,
             expected,
@@ -340,13 +341,27 @@ pub(crate) async fn insert(
     let st = &conn.st;
     let arrays = EventArrays::of(events, encoded);
     let head: [&(dyn ToSql + Sync); 2] = [&name, &expected];
-    if let [_] = events {
+    if let [event] = events {
+        let params = head.into_iter().chain(arrays.one());
+        if tagged {
+            let statement = match (any, known) {
+                (true, _) => &st.append_one_tagged_any,
+                (false, true) => &st.append_one_tagged_known,
+                (false, false) => &st.append_one_tagged,
+            };
+            let tags = tags_literal(&event.tags);
+            let mut keys = Vec::with_capacity(1 + 2 * event.tags.len());
+            locks::event_keys(&event.event_name, &event.tags, &mut keys);
+            let tail: [&(dyn ToSql + Sync); 2] = [&tags, &keys];
+            let params: Vec<&(dyn ToSql + Sync)> = params.chain(tail).collect();
+            return conn.client.query(statement, &params).await;
+        }
         let statement = match (any, known) {
             (true, _) => &st.append_one_any,
             (false, true) => &st.append_one_known,
             (false, false) => &st.append_one,
         };
-        let params: Vec<&(dyn ToSql + Sync)> = head.into_iter().chain(arrays.one()).collect();
+        let params: Vec<&(dyn ToSql + Sync)> = params.collect();
         return conn.client.query(statement, &params).await;
     }
     let statement = if any {

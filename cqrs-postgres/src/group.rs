@@ -470,7 +470,7 @@ pub(crate) async fn insert_appends(
 /// An event's tags as the text of a `text[]` literal (`None` without tags): each element
 /// double-quoted, with `"` and `\` escaped by a backslash, so any text a tag may hold (commas,
 /// braces, quotes, spaces, `NULL`) reads back as itself (`array_in`'s quoting rules).
-fn tags_literal(tags: &Tags) -> Option<String> {
+pub(crate) fn tags_literal(tags: &Tags) -> Option<String> {
     if tags.is_empty() {
         return None;
     }

@@ -19,6 +19,13 @@ pub(crate) struct Sql {
     pub append_one: String,
     /// One event at whatever version the stream has (`$2` is -1).
     pub append_one_any: String,
+    /// [`Sql::append_one_known`] for a tagged event: it also writes the `tags` column (`$10`)
+    /// and the `event_tags` rows, and takes the dcb keys whose texts are `$11`.
+    pub append_one_tagged_known: String,
+    /// [`Sql::append_one`] for a tagged event (parameters as [`Sql::append_one_tagged_known`]).
+    pub append_one_tagged: String,
+    /// [`Sql::append_one_any`] for a tagged event (parameters as [`Sql::append_one_tagged_known`]).
+    pub append_one_tagged_any: String,
     /// A batch at expected version `$2`.
     pub append_batch: String,
     /// A batch at whatever version the stream has.
@@ -262,39 +269,117 @@ fn append_group(n: &Names, columns: &str, many: &str, tagged: bool) -> String {
     )
 }
 
+/// What a single tagged event adds to [`Singles`]' statements: the `tags` column, from the text
+/// of a `text[]` literal (`$10`, as `group::tags_literal` writes it).
+const TAGS: &str = "tags";
+
+/// The statements of one event, rendered with or without its tags: `locks` is the position's
+/// dcb lock expression (`dcb/locks.rs`), `tags` empty or [`TAGS`].
+///
+/// A tagged event has its own statements rather than taking the group statement with one
+/// append: `VALUES` instead of thirteen one-element arrays unnested, ordered and checked row
+/// by row. Measured on the server (backend CPU per execution, generic plans, 4 × 2,000 runs):
+/// 170–180 µs against 230–305 µs for the group statement, and 100–165 µs for an untagged event.
+struct Singles<'a> {
+    n: &'a Names,
+    columns: String,
+}
+
+impl Singles<'_> {
+    /// The insert's column list and the tags value, for `tags` empty or [`TAGS`].
+    fn tagged(&self, tags: &str) -> (String, &'static str, &'static str) {
+        if tags.is_empty() {
+            (self.columns.clone(), "", "")
+        } else {
+            (
+                format!("{}, tags", self.columns),
+                ", $10::text::text[]",
+                ", tags",
+            )
+        }
+    }
+
+    /// At version `$2` + 1, known to exist.
+    fn known(&self, locks: &str, tags: &str) -> String {
+        let (columns, value, returned) = self.tagged(tags);
+        format!(
+            "INSERT INTO {events} ({columns})
+             VALUES ({next}, $1::text, $2::int8 + 1, {one}{value})
+             RETURNING position, version, recorded_at{returned}",
+            events = self.n.events,
+            next = next_position(self.n, locks),
+            one = one(),
+        )
+    }
+
+    /// At expected version `$2`: inserts nothing when it does not exist.
+    fn checked(&self, locks: &str, tags: &str) -> String {
+        let (columns, value, returned) = self.tagged(tags);
+        format!(
+            "INSERT INTO {events} ({columns})
+             SELECT {next}, $1::text, $2::int8 + 1, {one}{value}
+             WHERE {exists}
+             RETURNING position, version, recorded_at{returned}",
+            events = self.n.events,
+            next = next_position(self.n, locks),
+            one = one(),
+            exists = version_exists(self.n),
+        )
+    }
+
+    /// At whatever version the stream has (`$2` is -1).
+    fn any(&self, locks: &str, tags: &str) -> String {
+        let (columns, value, returned) = self.tagged(tags);
+        format!(
+            "INSERT INTO {events} ({columns})
+             SELECT {next}, $1::text, base.version + 1, {one}{value}
+             FROM {current}
+             WHERE $2::int8 < 0
+             RETURNING position, version, recorded_at{returned}",
+            events = self.n.events,
+            next = next_position(self.n, locks),
+            one = one(),
+            current = current_version(self.n),
+        )
+    }
+}
+
+/// Wraps an insert that returns `position` and `tags` so that it also writes an `event_tags`
+/// row per tag of each inserted row (a refused insert's rows never reach it); the statement
+/// returns the insert's position, version and recorded_at.
+fn tag_rows(n: &Names, insert: &str) -> String {
+    format!(
+        "WITH ins AS ({insert}),
+         tagged AS (
+             INSERT INTO {event_tags} (tag, position)
+             SELECT t.tag, ins.position FROM ins CROSS JOIN LATERAL unnest(ins.tags) AS t(tag)
+         )
+         SELECT position, version, recorded_at FROM ins",
+        event_tags = n.event_tags,
+    )
+}
+
 impl Sql {
     pub fn new(n: &Names) -> Sql {
         let events = &n.events;
         // The event type of a single event is `$4`, a batch's types the array `$4`.
         let one_type = crate::dcb::locks::type_lock_one(n, "$4::text");
-        let batch_types = crate::dcb::locks::type_locks(n, "unnest($4::text[])");
+        let tag_locks = crate::dcb::locks::shared_locks(n, "SELECT unnest($11::text[])");
         let columns = insert_columns();
-        let (one, many) = (one(), many());
+        let singles = Singles {
+            n,
+            columns: columns.clone(),
+        };
+        let batch_types = crate::dcb::locks::type_locks(n, "unnest($4::text[])");
+        let many = many();
         let batch = unnest(3, &[]);
         Sql {
-            append_one_known: format!(
-                "INSERT INTO {events} ({columns})
-                 VALUES ({next}, $1::text, $2::int8 + 1, {one})
-                 RETURNING position, version, recorded_at",
-                next = next_position(n, &one_type),
-            ),
-            append_one: format!(
-                "INSERT INTO {events} ({columns})
-                 SELECT {next}, $1::text, $2::int8 + 1, {one}
-                 WHERE {exists}
-                 RETURNING position, version, recorded_at",
-                next = next_position(n, &one_type),
-                exists = version_exists(n),
-            ),
-            append_one_any: format!(
-                "INSERT INTO {events} ({columns})
-                 SELECT {next}, $1::text, base.version + 1, {one}
-                 FROM {current}
-                 WHERE $2::int8 < 0
-                 RETURNING position, version, recorded_at",
-                next = next_position(n, &one_type),
-                current = current_version(n),
-            ),
+            append_one_known: singles.known(&one_type, ""),
+            append_one: singles.checked(&one_type, ""),
+            append_one_any: singles.any(&one_type, ""),
+            append_one_tagged_known: tag_rows(n, &singles.known(&tag_locks, TAGS)),
+            append_one_tagged: tag_rows(n, &singles.checked(&tag_locks, TAGS)),
+            append_one_tagged_any: tag_rows(n, &singles.any(&tag_locks, TAGS)),
             append_batch: format!(
                 "INSERT INTO {events} ({columns})
                  SELECT {next}, $1::text, $2::int8 + e.ord, {many}
@@ -369,6 +454,9 @@ pub(crate) struct Prepared {
     pub append_one_known: Statement,
     pub append_one: Statement,
     pub append_one_any: Statement,
+    pub append_one_tagged_known: Statement,
+    pub append_one_tagged: Statement,
+    pub append_one_tagged_any: Statement,
     pub append_batch: Statement,
     pub append_batch_any: Statement,
     pub append_group: Statement,
@@ -389,6 +477,9 @@ impl Prepared {
             known,
             one,
             one_any,
+            tagged_known,
+            tagged,
+            tagged_any,
             batch,
             batch_any,
             group,
@@ -404,6 +495,9 @@ impl Prepared {
             client.prepare(&sql.append_one_known),
             client.prepare(&sql.append_one),
             client.prepare(&sql.append_one_any),
+            client.prepare(&sql.append_one_tagged_known),
+            client.prepare(&sql.append_one_tagged),
+            client.prepare(&sql.append_one_tagged_any),
             client.prepare(&sql.append_batch),
             client.prepare(&sql.append_batch_any),
             client.prepare(&sql.append_group),
@@ -420,6 +514,9 @@ impl Prepared {
             append_one_known: known?,
             append_one: one?,
             append_one_any: one_any?,
+            append_one_tagged_known: tagged_known?,
+            append_one_tagged: tagged?,
+            append_one_tagged_any: tagged_any?,
             append_batch: batch?,
             append_batch_any: batch_any?,
             append_group: group?,
@@ -458,6 +555,9 @@ mod tests {
             &sql.append_one_known,
             &sql.append_one,
             &sql.append_one_any,
+            &sql.append_one_tagged_known,
+            &sql.append_one_tagged,
+            &sql.append_one_tagged_any,
             &sql.append_batch,
             &sql.append_batch_any,
             &sql.append_group,
@@ -472,6 +572,21 @@ mod tests {
                 "{text}"
             );
             assert_eq!(text.matches("nextval(").count(), 1, "{text}");
+        }
+        // A single tagged event writes its tags and its `event_tags` rows with `VALUES`, and
+        // takes the dcb keys it is sent (`$11`) before the draw, as the group statement does.
+        for text in [
+            &sql.append_one_tagged_known,
+            &sql.append_one_tagged,
+            &sql.append_one_tagged_any,
+        ] {
+            assert!(text.contains("$10::text::text[]"), "{text}");
+            assert!(
+                text.contains(&format!("INSERT INTO {}", names.event_tags)),
+                "{text}"
+            );
+            assert!(text.contains("unnest($11::text[])"), "{text}");
+            assert!(!text.contains("WITH ORDINALITY"), "{text}");
         }
         // Statements of many rows take the appender lock once, in an init plan.
         for text in [
