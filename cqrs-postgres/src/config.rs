@@ -508,7 +508,7 @@ pub(crate) struct Names {
     /// tagged event, the index of reading by query (`dcb/`).
     pub event_tags: String,
     /// `"schema"."cqrs_…_dcb_append"`: the function that runs an atomic append to several
-    /// streams, with its condition, as one statement (`dcb/statements.rs`, migration 6).
+    /// streams, with its condition, as one statement (`dcb/statements.rs`, migrations 6 and 7).
     pub dcb_append: String,
     /// The unquoted schema and events table names, from which lease keys are derived.
     lease_seed: (String, String),

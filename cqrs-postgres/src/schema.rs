@@ -11,8 +11,9 @@
 //! snapshot); version 4 the marker that keeps older crates, which draw positions without the
 //! appender lock, from opening the store; version 5 the `tags` column and the `event_tags` table
 //! of reading by query (and the marker that appenders take the dcb locks); version 6 the function
-//! of appends to several streams with a condition (`dcb/statements.rs`). The crate docs' Schema
-//! section lists the columns.
+//! of appends to several streams with a condition (`dcb/statements.rs`); version 7 that function
+//! with flat parameters (each event's stream and tags; the old signature is dropped). The crate
+//! docs' Schema section lists the columns.
 //! Constraint and sequence names carry `<tag>`, a hash of the schema and table names, so two stores
 //! in one schema never share one.
 //!
@@ -69,6 +70,11 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 6,
         description: "the function that appends to several streams under a condition",
+        sql: dcb_append_function,
+    },
+    Migration {
+        version: 7,
+        description: "the append function takes each event's stream and tags flat",
         sql: dcb_append_function,
     },
 ];
@@ -202,10 +208,13 @@ fn event_tags(n: &Names) -> String {
     )
 }
 
-/// Version 6: the function a conditional append (and an append to several streams) calls, so
-/// that it is one statement in an implicit transaction instead of `BEGIN`, the table lock, the
-/// lock pass, the statement and `COMMIT` (`dcb/statements.rs`, `function`). `CREATE OR REPLACE`:
-/// a later version that changes the function is a new migration that replaces it.
+/// Versions 6 and 7: the function a conditional append (and an append to several streams)
+/// calls, so that it is one statement in an implicit transaction instead of `BEGIN`, the table
+/// lock, the lock pass, the statement and `COMMIT` (`dcb/statements.rs`, `function`). Version 7
+/// changed its parameters: both versions drop version 6's signature if present and create the
+/// current one (`CREATE OR REPLACE`), so a store at version 6 upgrades in place and a new store
+/// runs the same text twice. Crates that know only version 6 refuse a store at 7
+/// (`SchemaTooNew`), so no process calls the old signature after the upgrade.
 fn dcb_append_function(n: &Names) -> String {
     crate::dcb::statements::function(n)
 }

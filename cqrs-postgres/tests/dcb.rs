@@ -470,6 +470,95 @@ async fn a_schema_of_version_4_upgrades_in_place_and_bad_stored_tags_are_decode_
     common::drop_schema(&url, &schema).await;
 }
 
+/// The append functions in `schema`, as `name(types)`.
+async fn append_functions(client: &tokio_postgres::Client, schema: &str) -> Vec<String> {
+    let rows = client
+        .query(
+            "SELECT p.oid::regprocedure::text FROM pg_proc AS p
+             JOIN pg_namespace AS n ON n.oid = p.pronamespace
+             WHERE n.nspname = $1 AND p.proname LIKE '%dcb\\_append' ORDER BY 1",
+            &[&schema],
+        )
+        .await
+        .unwrap();
+    rows.iter().map(|r| r.get(0)).collect()
+}
+
+/// Version 7 replaced the append function's parameters: a store at version 6 (its function with
+/// the old signature) upgrades in place, the old signature is gone, and conditional appends run.
+#[tokio::test]
+async fn a_schema_of_version_6_upgrades_its_append_function_in_place() {
+    let Some(url) =
+        common::url_or_skip("a_schema_of_version_6_upgrades_its_append_function_in_place")
+    else {
+        return;
+    };
+    let config = common::fresh_config(&url).await;
+    let schema = config.schema_name().to_owned();
+    let s = common::quote(&schema);
+    drop(PostgresStore::open(config.clone()).await.unwrap());
+    let client = common::raw_client(&url).await;
+    let now = append_functions(&client, &schema).await;
+    assert_eq!(now.len(), 1, "{now:?}");
+    let name = now[0].split('(').next().unwrap().to_owned();
+    // Back to version 6: its function's signature (per event a write number and (event, tag)
+    // pairs), with a body that must never run again.
+    client
+        .batch_execute(&format!(
+            "DROP FUNCTION {current};
+             CREATE FUNCTION {name}(text[], int8[], int4[], int8[], uuid[], text[], int4[],
+                 jsonb[], jsonb[], uuid[], uuid[], int4[], text[], text[], int4, int8, jsonb,
+                 bool[])
+             RETURNS TABLE (o_kind int4, o_value int8, o_version int8,
+                            o_recorded_at timestamptz, o_event_id uuid)
+             LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'version 6 ran'; END$$;
+             DELETE FROM {s}.schema_migrations WHERE version >= 7;",
+            current = now[0],
+        ))
+        .await
+        .unwrap();
+    let store = PostgresStore::open(config)
+        .await
+        .expect("version 6 upgrades");
+    let after = append_functions(&client, &schema).await;
+    assert_eq!(
+        after, now,
+        "the old signature is dropped, the current one created"
+    );
+    let t = tag("course:c1");
+    let condition = AppendCondition::new(
+        EventQuery::from_items([QueryItem::tags([t.clone()])]),
+        Position::ZERO,
+    );
+    store
+        .append_conditional(
+            vec![StreamWrite::new(
+                StreamId::from("seat-1"),
+                ExpectedVersion::NoStream,
+                vec![event("booked", &[&t])],
+            )],
+            Some(&condition),
+        )
+        .await
+        .expect("the upgraded function appends");
+    match store
+        .append_conditional(
+            vec![StreamWrite::new(
+                StreamId::from("seat-2"),
+                ExpectedVersion::NoStream,
+                vec![event("booked", &[&t])],
+            )],
+            Some(&condition),
+        )
+        .await
+    {
+        Err(StoreError::ConditionFailed { .. }) => {}
+        other => panic!("want the condition to fail, got {other:?}"),
+    }
+    drop(store);
+    common::drop_schema(&url, &schema).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_condition_waits_for_a_group_holding_a_matching_tagged_event_and_is_refused() {
     let Some((url, schema, store)) =

@@ -1,9 +1,9 @@
 //! The atomic append to several streams, with an optional condition: `append_conditional`.
-//! (Plain appends of tagged events to one stream do not come here: they take the group
-//! statement, alone or in a group, `group.rs`.)
+//! (Plain appends of tagged events to one stream do not come here: a lone tagged event takes
+//! its own statement (`append.rs`), a batch or a group the group statement (`group.rs`).)
 //!
 //! With a condition or without, it is one request: the call of the store's append function
-//! (`statements::function`, migration 6) in an implicit transaction. The function takes the
+//! (`statements::function`, migrations 6 and 7) in an implicit transaction. The function takes the
 //! events table's `ROW EXCLUSIVE` lock (`SHARE ROW EXCLUSIVE` for a condition on every event),
 //! then the lock pass (the query's keys exclusive, the events' keys shared, in ascending order),
 //! then checks and inserts in a statement of its own, whose snapshot is therefore taken after
@@ -33,6 +33,7 @@ use super::locks;
 use super::read::encode_query;
 use crate::decode::{self, JsonParam};
 use crate::error::{backend, closed_before_sending, session_ended, write_failed};
+use crate::group::tags_literal;
 use crate::hooks::HeldAppend;
 use crate::pool::{Conn, Pooled};
 use crate::store::{PostgresStore, Shared};
@@ -42,9 +43,12 @@ const MAX_ATTEMPTS: usize = 32;
 
 /// An append's parameters, owned (the metadata serialized once).
 struct Batch {
+    /// Per write: its stream and expected version (-1: any).
     streams: Vec<String>,
     expected: Vec<i64>,
-    write_of: Vec<i32>,
+    /// Per event: its write's stream and expected version, its place in the write.
+    stream_of: Vec<String>,
+    expected_of: Vec<i64>,
     nth: Vec<i64>,
     ids: Vec<Uuid>,
     names: Vec<String>,
@@ -53,8 +57,8 @@ struct Batch {
     metadata: Vec<Option<String>>,
     correlations: Vec<Option<Uuid>>,
     causations: Vec<Option<Uuid>>,
-    tag_of: Vec<i32>,
-    tags: Vec<String>,
+    /// Per event: its tags as the text of a `text[]` literal (`None` without tags).
+    tags: Vec<Option<String>>,
     /// Key texts of the events' shared dcb locks.
     shared: Vec<String>,
     /// 0 no condition, 1 items, 2 every event; the condition's position; its items.
@@ -82,7 +86,8 @@ impl Batch {
         let mut b = Batch {
             streams: Vec::with_capacity(writes.len()),
             expected: Vec::with_capacity(writes.len()),
-            write_of: Vec::with_capacity(total),
+            stream_of: Vec::with_capacity(total),
+            expected_of: Vec::with_capacity(total),
             nth: Vec::with_capacity(total),
             ids: Vec::with_capacity(total),
             names: Vec::with_capacity(total),
@@ -91,19 +96,20 @@ impl Batch {
             metadata: Vec::with_capacity(total),
             correlations: Vec::with_capacity(total),
             causations: Vec::with_capacity(total),
-            tag_of: Vec::new(),
-            tags: Vec::new(),
+            tags: Vec::with_capacity(total),
             shared: Vec::new(),
             condition: 0,
             after: 0,
             items: None,
             exclusive: Vec::new(),
         };
-        for (w, write) in writes.iter().enumerate() {
+        for write in writes {
+            let expected = expected_param(write.expected);
             b.streams.push(write.stream.as_str().to_owned());
-            b.expected.push(expected_param(write.expected));
+            b.expected.push(expected);
             for (i, e) in write.events.iter().enumerate() {
-                b.write_of.push(w as i32 + 1);
+                b.stream_of.push(write.stream.as_str().to_owned());
+                b.expected_of.push(expected);
                 b.nth.push(i as i64 + 1);
                 b.ids.push(e.event_id);
                 b.names.push(e.event_name.to_string());
@@ -120,11 +126,7 @@ impl Batch {
                 });
                 b.correlations.push(e.correlation_id);
                 b.causations.push(e.causation_id);
-                let ordinal = b.ids.len() as i32;
-                for tag in &e.tags {
-                    b.tag_of.push(ordinal);
-                    b.tags.push(tag.as_str().to_owned());
-                }
+                b.tags.push(tags_literal(&e.tags));
                 locks::event_keys(&e.event_name, &e.tags, &mut b.shared);
             }
         }
@@ -157,7 +159,8 @@ impl Batch {
         let params: [&(dyn ToSql + Sync); 18] = [
             &self.streams,
             &self.expected,
-            &self.write_of,
+            &self.stream_of,
+            &self.expected_of,
             &self.nth,
             &self.ids,
             &self.names,
@@ -166,7 +169,6 @@ impl Batch {
             &metadata,
             &self.correlations,
             &self.causations,
-            &self.tag_of,
             &self.tags,
             &keys,
             &self.condition,

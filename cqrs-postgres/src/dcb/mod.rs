@@ -9,7 +9,7 @@
 //!   gap-free: every position up to `P` is committed or a permanent hole. A matching event the
 //!   read did not return therefore has a position above `P`.
 //! - **Appends to several streams, with or without a condition** (`append.rs`): one call of a
-//!   `VOLATILE` PL/pgSQL function (migration 6, `statements::function`), one request in an
+//!   `VOLATILE` PL/pgSQL function (migrations 6 and 7, `statements::function`), one request in an
 //!   implicit transaction. It takes the `ROW EXCLUSIVE` lock on the events table, then the dcb
 //!   locks (`locks.rs`) in one sorted pass, then runs one statement that checks the condition
 //!   and every write's version and inserts all rows or none. Each statement of a `VOLATILE`
