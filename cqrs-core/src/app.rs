@@ -422,6 +422,7 @@ impl<S: EventStore> Cqrs<S> {
     /// `async` block over the arguments (an `async fn` keeps a second copy of them), cold paths
     /// boxed, and locals that are borrowed (which the future keeps until their scope ends)
     /// scoped to one attempt.
+    #[allow(clippy::manual_async_fn)] // an `async fn` would store its arguments twice
     fn run_command<C>(
         &self,
         cmd: C,
