@@ -289,6 +289,23 @@ mod tests {
         assert!(first > 0.0 && last > 0.0);
     }
 
+    /// Every command's future is boxed; above 1,032 bytes glibc serves it outside its
+    /// per-thread cache, which cost about 700 instructions per command (BENCHMARKS.md).
+    #[tokio::test(flavor = "current_thread")]
+    async fn command_futures_fit_the_allocators_thread_cache() {
+        let app = bank_app(MemoryStore::new()).await;
+        let account = AccountId(1);
+        let sizes = [
+            app.__command_future_size(OpenAccount {
+                account,
+                owner: String::new(),
+            }),
+            app.__command_future_size(Deposit { account, amount: 1 }),
+        ];
+        eprintln!("command future sizes: {sizes:?}");
+        assert!(sizes.iter().all(|&size| size <= 1032), "{sizes:?}");
+    }
+
     #[tokio::test(flavor = "current_thread")]
     async fn quick_table_has_every_row() {
         let rows = run(crate::Mode::Quick).await;

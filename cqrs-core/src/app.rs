@@ -361,268 +361,331 @@ impl<S: EventStore> Cqrs<S> {
         C: Command,
         C::Aggregate: Handles<C>,
     {
+        let CommandContext {
+            command_id: given,
+            correlation_id,
+            caused_by_event,
+            metadata,
+            trace,
+        } = context;
         // One clock reading stamps the command id and the ids of the events it records.
         let millis = unix_millis();
-        let command_id = context.command_id.unwrap_or_else(|| new_id_at(millis));
-        let correlation_id = context.correlation_id.unwrap_or(command_id);
+        let command_id = given.unwrap_or_else(|| new_id_at(millis));
+        let correlation_id = correlation_id.unwrap_or(command_id);
         let telemetry = CommandTelemetry::start(
             <C::Aggregate as Aggregate>::NAME,
             C::NAME,
             command_id,
             correlation_id,
-            context.caused_by_event,
-            context.trace.as_ref(),
+            caused_by_event,
+            trace.as_ref(),
         );
-        let ids = CommandIds {
+        // The events' metadata is made here, not in the future, which then holds one pointer of
+        // it instead of the whole context. A trace handed on is the command span's, as when
+        // the future (which enters it on each poll) made it.
+        let metadata = {
+            let _entered = telemetry.as_ref().map(|traced| traced.0.enter());
+            event_metadata(metadata, caused_by_event, trace.as_ref())
+        };
+        let start = CommandStart {
             millis,
             command_id,
             correlation_id,
+            derive_from: given,
+            metadata,
         };
-        let command = self.run_command(cmd, context, ids);
-        CommandFuture::new(command, telemetry)
+        CommandFuture::new(self.run_command(cmd, start), telemetry)
     }
 
-    /// The command bus itself, behind [`Cqrs::execute_with`]: loads, decides, applies, appends
-    /// (retrying on conflicts) and delivers one command.
-    async fn run_command<C>(
-        &self,
-        cmd: C,
-        context: CommandContext,
-        CommandIds {
-            millis,
-            command_id,
-            correlation_id,
-        }: CommandIds,
-    ) -> Result<CommandOutcome, CommandError<<C::Aggregate as Handles<C>>::Error>>
+    /// The size in bytes of the future that runs `cmd`, which every command builds and moves
+    /// into its box: a test keeps it under glibc's thread-cache limit. Not part of the API.
+    #[doc(hidden)]
+    pub fn __command_future_size<C>(&self, cmd: C) -> usize
     where
         C: Command,
         C::Aggregate: Handles<C>,
     {
-        let inner = &*self.inner;
-        let cache = inner.caches.of::<C::Aggregate>();
-        let id = cmd.aggregate_id();
-        // A given command id makes the command idempotent: its event ids derive from it, so
-        // running it again re-appends the same ids (the store's retry or `DuplicateEventId`).
-        let derive_from = context.command_id;
-        let mut metadata = context.metadata;
-        if let Some(event_id) = context.caused_by_event {
-            metadata.insert(CAUSED_BY_EVENT, event_id.to_string());
-        }
-        if let Some(trace) = crate::telemetry::events_trace(context.trace.as_ref()) {
-            trace.write_metadata(&mut metadata);
-        }
-        // A command id seen before: answer with that run's outcome, or say the command differs.
-        if let Some(base) = derive_from
-            && let Some(first) = inner.store.read_event(derive_id(base, "event", 0)).await?
-        {
-            CommandSpan::earlier_run(base);
-            let earlier = EarlierRun {
-                command_id: base,
-                correlation_id,
-                metadata: &metadata,
-                first,
-            };
-            // Cold paths are boxed: the command's future stays small, so making it (and moving it
-            // into its box) costs less on every command.
-            return Box::pin(self.earlier_run(&cmd, earlier)).await;
-        }
-        // This process's commands on one id run one at a time, in arrival order (`cache.rs`).
-        let mut turn = match cache.try_turn(id) {
-            Ok(turn) => turn,
-            Err(queued) => queued.await,
+        let start = CommandStart {
+            millis: 0,
+            command_id: crate::Uuid::nil(),
+            correlation_id: crate::Uuid::nil(),
+            derive_from: None,
+            metadata: crate::UserMetadata::empty(),
         };
-        let creates = <C::Aggregate as Handles<C>>::KIND == HandlerKind::Create;
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let Hydrated {
-                mut state,
-                version,
-                stream,
-                id_tags,
-            } = match turn.take() {
-                Some(hydrated) => hydrated,
-                // A creation command needs an empty stream, and the append's `NoStream` check
-                // proves it is one: no read round trip before it (the usual case is a new id).
-                None if creates => {
-                    Hydrated::new(C::Aggregate::default(), 0, C::Aggregate::stream_id(id))
-                }
-                None => Box::pin(self.hydrate::<C::Aggregate, _>(id)).await?,
-            };
-            // Made once per cached aggregate, then kept with it.
-            let id_tags = match id_tags {
-                Some(tags) => tags,
-                None => tags_of_id::<C::Aggregate, _>(id)?,
-            };
-            CommandSpan::deciding(attempts, &stream, version);
-            match (<C::Aggregate as Handles<C>>::KIND, version) {
-                (HandlerKind::Create, 1..) => {
-                    let err = CommandError::AlreadyExists {
-                        stream: stream.clone(),
-                        version,
-                    };
-                    turn.put(Hydrated {
-                        state,
-                        version,
-                        stream,
-                        id_tags: Some(id_tags),
-                    });
-                    return Err(err);
-                }
-                (HandlerKind::Update, 0) => return Err(CommandError::NotFound { stream }),
-                _ => {}
+        std::mem::size_of_val(&self.run_command(cmd, start))
+    }
+
+    /// The command bus itself, behind [`Cqrs::execute_with`]: loads, decides, applies, appends
+    /// (retrying on conflicts) and delivers one command.
+    ///
+    /// Every command builds this future and moves it into a box, so it is kept small: an
+    /// `async` block over the arguments (an `async fn` keeps a second copy of them), cold paths
+    /// boxed, and locals that are borrowed (which the future keeps until their scope ends)
+    /// scoped to one attempt.
+    #[allow(clippy::manual_async_fn)] // an `async fn` would store its arguments twice
+    fn run_command<C>(
+        &self,
+        cmd: C,
+        start: CommandStart,
+    ) -> impl Future<
+        Output = Result<CommandOutcome, CommandError<<C::Aggregate as Handles<C>>::Error>>,
+    > + Send
+    + '_
+    where
+        C: Command,
+        C::Aggregate: Handles<C>,
+    {
+        async move {
+            let inner = &*self.inner;
+            let CommandStart {
+                millis,
+                command_id,
+                correlation_id,
+                derive_from,
+                ..
+            } = start;
+            let metadata = &start.metadata;
+            // A command id seen before: answer with that run's outcome, or say the command
+            // differs. (Cold paths are boxed: the command's future stays small.)
+            if let Some(base) = derive_from
+                && let Some(answer) =
+                    Box::pin(self.answer_earlier_run(&cmd, base, correlation_id, metadata)).await
+            {
+                return answer;
             }
-            let decided = CatchUnwind(pin!(state.handle(&cmd, &inner.services, version))).await;
-            let events = match decided {
-                Ok(Ok(events)) => events,
-                Ok(Err(rejection)) => {
+            let cache = inner.caches.of::<C::Aggregate>();
+            let id = cmd.aggregate_id();
+            // This process's commands on one id run one at a time, in arrival order (`cache.rs`).
+            let (turn, found) = match cache.try_turn(id) {
+                Ok(began) => began,
+                Err(queued) => queued.await,
+            };
+            let creates = <C::Aggregate as Handles<C>>::KIND == HandlerKind::Create;
+            let mut attempts = 0;
+            // The state of the next attempt; `None` reloads it.
+            let mut next = found;
+            loop {
+                attempts += 1;
+                let Hydrated {
+                    mut state,
+                    version,
+                    stream,
+                    id_tags,
+                } = match next {
+                    Some(hydrated) => hydrated,
+                    // A creation command needs an empty stream, and the append's `NoStream`
+                    // check proves it is one: no read round trip before it (the usual case is a
+                    // new id).
+                    None if creates => {
+                        Hydrated::new(C::Aggregate::default(), 0, C::Aggregate::stream_id(id))
+                    }
+                    None => Box::pin(self.hydrate::<C::Aggregate, _>(id)).await?,
+                };
+                // Made once per cached aggregate, then kept with it.
+                let id_tags = match id_tags {
+                    Some(tags) => tags,
+                    None => tags_of_id::<C::Aggregate, _>(id)?,
+                };
+                CommandSpan::deciding(attempts, &stream, version);
+                match (<C::Aggregate as Handles<C>>::KIND, version) {
+                    (HandlerKind::Create, 1..) => {
+                        let err = CommandError::AlreadyExists {
+                            stream: stream.clone(),
+                            version,
+                        };
+                        turn.put(Hydrated {
+                            state,
+                            version,
+                            stream,
+                            id_tags: Some(id_tags),
+                        });
+                        return Err(err);
+                    }
+                    (HandlerKind::Update, 0) => return Err(CommandError::NotFound { stream }),
+                    _ => {}
+                }
+                let decided = CatchUnwind(pin!(state.handle(&cmd, &inner.services, version))).await;
+                let events = match decided {
+                    Ok(Ok(events)) => events,
+                    Ok(Err(rejection)) => {
+                        turn.put(Hydrated {
+                            state,
+                            version,
+                            stream,
+                            id_tags: Some(id_tags),
+                        });
+                        return Err(match rejection {
+                            HandlerError::Rejected(e) => CommandError::Rejected(e),
+                            HandlerError::MissingService(service) => CommandError::MissingService {
+                                command: C::NAME,
+                                service,
+                            },
+                        });
+                    }
+                    Err(message) => {
+                        return Err(CommandError::Panicked {
+                            command: C::NAME,
+                            stream,
+                            message,
+                        });
+                    }
+                };
+                if events.is_empty() {
                     turn.put(Hydrated {
                         state,
                         version,
-                        stream,
+                        stream: stream.clone(),
                         id_tags: Some(id_tags),
                     });
-                    return Err(match rejection {
-                        HandlerError::Rejected(e) => CommandError::Rejected(e),
-                        HandlerError::MissingService(service) => CommandError::MissingService {
-                            command: C::NAME,
-                            service,
-                        },
+                    return Ok(CommandOutcome {
+                        command_id,
+                        correlation_id,
+                        stream,
+                        version,
+                        attempts,
+                        events: Vec::new(),
                     });
                 }
-                Err(message) => {
+                // Apply before appending: an `#[apply]` that panics then appends nothing.
+                if let Err(message) = unwind::catch(|| events.iter().for_each(|e| state.apply(e))) {
                     return Err(CommandError::Panicked {
                         command: C::NAME,
                         stream,
                         message,
                     });
                 }
-            };
-            if events.is_empty() {
+                let ids = EventIds {
+                    millis,
+                    derive_from,
+                };
+                let new_events =
+                    encode(&events, ids, command_id, correlation_id, metadata, &id_tags)?;
+                let expected = match version {
+                    0 => ExpectedVersion::NoStream,
+                    v => ExpectedVersion::Exact(v),
+                };
+                let writing = inner.read_side.start_write();
+                let appended = inner.store.append(&stream, expected, new_events).await;
+                let recorded = match appended {
+                    Ok(recorded) => recorded,
+                    Err(error) => {
+                        // Boxed while the write ends: an error is large, and rare.
+                        let error = Box::new(error);
+                        writing.finish(&inner.store).await;
+                        match *error {
+                            // A creation met an existing stream: the user's mistake, not a race.
+                            StoreError::Conflict { actual, .. } if creates => {
+                                return Err(CommandError::AlreadyExists {
+                                    stream,
+                                    version: actual,
+                                });
+                            }
+                            // Another process wrote: drop the stale state, reload it (still
+                            // holding the turn) and decide again.
+                            StoreError::Conflict { actual, .. } => {
+                                let retrying = attempts <= inner.max_retries;
+                                let aggregate = <C::Aggregate as Aggregate>::NAME;
+                                CommandSpan::conflict(
+                                    aggregate, &stream, version, actual, attempts, retrying,
+                                );
+                                if retrying {
+                                    next = None;
+                                    continue;
+                                }
+                                return Err(CommandError::Conflict { stream, attempts });
+                            }
+                            // Another process ran this command id meanwhile, with another command.
+                            StoreError::IdempotencyConflict { mismatch, .. } => {
+                                return Err(CommandError::CommandIdReused {
+                                    command_id,
+                                    stream,
+                                    mismatch,
+                                });
+                            }
+                            other => return Err(other.into()),
+                        }
+                    }
+                };
+                // The store recognised events of an earlier run of this command (same derived
+                // ids): they were decided on an older state, so the state just computed has them
+                // twice. It is dropped (not cached); the next command reloads.
+                if recorded.first().is_some_and(|e| e.meta.version <= version) {
+                    writing.finish(&inner.store).await;
+                    return Ok(CommandOutcome {
+                        command_id,
+                        correlation_id,
+                        stream,
+                        version: recorded.last().map_or(version, |e| e.meta.version),
+                        attempts,
+                        events: recorded,
+                    });
+                }
+                let before = version;
+                let version = recorded.last().map_or(version, |e| e.meta.version);
+                // Taken before the state goes back to the cache; saved after the append (a
+                // failed save is a warning: the command succeeded). Boxed: rare, and large.
+                let snapshot = match <C::Aggregate as Aggregate>::SNAPSHOTS {
+                    Some(policy) if policy.crossed(before, version) => {
+                        Some(Box::new(take_snapshot(&state, policy, version)))
+                    }
+                    _ => None,
+                };
                 turn.put(Hydrated {
                     state,
                     version,
                     stream: stream.clone(),
                     id_tags: Some(id_tags),
                 });
+                if let Some(rest) = inner.read_side.deliver(&inner.store, &recorded, &events) {
+                    rest.await;
+                }
+                writing.finish(&inner.store).await;
+                if let Some(taken) = snapshot {
+                    Box::pin(self.save_snapshot(&stream, version, *taken)).await;
+                }
                 return Ok(CommandOutcome {
                     command_id,
                     correlation_id,
                     stream,
                     version,
                     attempts,
-                    events: Vec::new(),
-                });
-            }
-            // Apply before appending: an `#[apply]` that panics then appends nothing.
-            if let Err(message) = unwind::catch(|| events.iter().for_each(|e| state.apply(e))) {
-                return Err(CommandError::Panicked {
-                    command: C::NAME,
-                    stream,
-                    message,
-                });
-            }
-            let ids = EventIds {
-                millis,
-                derive_from,
-            };
-            let new_events = encode(
-                &events,
-                ids,
-                command_id,
-                correlation_id,
-                &metadata,
-                &id_tags,
-            )?;
-            let expected = match version {
-                0 => ExpectedVersion::NoStream,
-                v => ExpectedVersion::Exact(v),
-            };
-            let writing = inner.read_side.start_write();
-            let recorded = match inner.store.append(&stream, expected, new_events).await {
-                Ok(recorded) => recorded,
-                Err(error) => {
-                    writing.finish(&inner.store).await;
-                    match error {
-                        // A creation met an existing stream: the user's mistake, not a race.
-                        StoreError::Conflict { actual, .. } if creates => {
-                            return Err(CommandError::AlreadyExists {
-                                stream,
-                                version: actual,
-                            });
-                        }
-                        // Another process wrote: drop the stale state, reload it (still holding the turn)
-                        // and decide again.
-                        StoreError::Conflict { actual, .. } => {
-                            let retrying = attempts <= inner.max_retries;
-                            let aggregate = <C::Aggregate as Aggregate>::NAME;
-                            CommandSpan::conflict(
-                                aggregate, &stream, version, actual, attempts, retrying,
-                            );
-                            if retrying {
-                                continue;
-                            }
-                            return Err(CommandError::Conflict { stream, attempts });
-                        }
-                        // Another process ran this command id meanwhile, with another command.
-                        StoreError::IdempotencyConflict { mismatch, .. } => {
-                            return Err(CommandError::CommandIdReused {
-                                command_id,
-                                stream,
-                                mismatch,
-                            });
-                        }
-                        other => return Err(other.into()),
-                    }
-                }
-            };
-            // The store recognised events of an earlier run of this command (same derived ids):
-            // they were decided on an older state, so the state just computed has them twice.
-            // It is dropped (not cached); the next command reloads.
-            if recorded.first().is_some_and(|e| e.meta.version <= version) {
-                writing.finish(&inner.store).await;
-                return Ok(CommandOutcome {
-                    command_id,
-                    correlation_id,
-                    stream,
-                    version: recorded.last().map_or(version, |e| e.meta.version),
-                    attempts,
                     events: recorded,
                 });
             }
-            let before = version;
-            let version = recorded.last().map_or(version, |e| e.meta.version);
-            // Taken before the state goes back to the cache; saved after the append (a failed
-            // save is a warning: the command succeeded).
-            let snapshot = match <C::Aggregate as Aggregate>::SNAPSHOTS {
-                Some(policy) if policy.crossed(before, version) => {
-                    Some(take_snapshot(&state, policy, version))
-                }
-                _ => None,
-            };
-            turn.put(Hydrated {
-                state,
-                version,
-                stream: stream.clone(),
-                id_tags: Some(id_tags),
-            });
-            inner
-                .read_side
-                .deliver(&inner.store, &recorded, &events)
-                .await;
-            writing.finish(&inner.store).await;
-            if let Some(taken) = snapshot {
-                Box::pin(self.save_snapshot(&stream, version, taken)).await;
-            }
-            return Ok(CommandOutcome {
-                command_id,
-                correlation_id,
-                stream,
-                version,
-                attempts,
-                events: recorded,
-            });
         }
+    }
+
+    /// When `base`, the command id given, recorded events already: that run's outcome, or
+    /// why this command differs from it (see `earlier.rs`).
+    async fn answer_earlier_run<C>(
+        &self,
+        cmd: &C,
+        base: crate::Uuid,
+        correlation_id: crate::Uuid,
+        metadata: &crate::UserMetadata,
+    ) -> Option<Result<CommandOutcome, CommandError<<C::Aggregate as Handles<C>>::Error>>>
+    where
+        C: Command,
+        C::Aggregate: Handles<C>,
+    {
+        let first = match self
+            .inner
+            .store
+            .read_event(derive_id(base, "event", 0))
+            .await
+        {
+            Ok(Some(first)) => first,
+            Ok(None) => return None,
+            Err(error) => return Some(Err(error.into())),
+        };
+        CommandSpan::earlier_run(base);
+        let earlier = EarlierRun {
+            command_id: base,
+            correlation_id,
+            metadata,
+            first,
+        };
+        Some(self.earlier_run(cmd, earlier).await)
     }
 
     /// Replays aggregate `id` from the store, bypassing the cache: its state and version
@@ -854,13 +917,41 @@ thread_local! {
     static ENCODE_BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(256));
 }
 
-/// The ids a command gets before it runs.
+/// The ids a decision's command gets before it runs.
 #[derive(Clone, Copy)]
 struct CommandIds {
     /// The clock reading that stamps the command id and its events' ids.
     millis: u64,
     command_id: crate::Uuid,
     correlation_id: crate::Uuid,
+}
+
+/// What a command starts with, made before its future (see [`Cqrs::run_command`]).
+struct CommandStart {
+    /// The clock reading that stamps the command id and its events' ids.
+    millis: u64,
+    command_id: crate::Uuid,
+    correlation_id: crate::Uuid,
+    /// The command id the caller gave: the command's event ids derive from it.
+    derive_from: Option<crate::Uuid>,
+    /// What every event of the command carries.
+    metadata: crate::UserMetadata,
+}
+
+/// The metadata of a command's events: the caller's, with the event that caused the command and
+/// the trace context handed on (if any).
+fn event_metadata(
+    mut metadata: crate::UserMetadata,
+    caused_by_event: Option<crate::Uuid>,
+    trace: Option<&crate::telemetry::TraceContext>,
+) -> crate::UserMetadata {
+    if let Some(event_id) = caused_by_event {
+        metadata.insert(CAUSED_BY_EVENT, event_id.to_string());
+    }
+    if let Some(trace) = crate::telemetry::events_trace(trace) {
+        trace.write_metadata(&mut metadata);
+    }
+    metadata
 }
 
 /// How the events of one command get their ids.

@@ -126,17 +126,17 @@ impl<A: Aggregate> AggregateCache<A> {
         }
     }
 
-    /// Begins the turn on `id` at once if it is free, else queues for it: await the
-    /// [`Queued`] future for the turn. Either way the caller holds or awaits the turn until it
-    /// drops what it got.
-    pub fn try_turn<'a>(&'a self, id: &'a A::Id) -> Result<Turn<'a, A>, Queued<'a, A>> {
+    /// Begins the turn on `id` at once if it is free, with the state the cache held (if any),
+    /// else queues for it: await the [`Queued`] future for the same. Either way the caller
+    /// holds or awaits the turn until it drops what it got.
+    pub fn try_turn<'a>(&'a self, id: &'a A::Id) -> Result<Began<'a, A>, Queued<'a, A>> {
         let mut entries = self.lock();
         if let Some(entry) = entries.get_mut(id) {
             if entry.held && !self.turns {
                 // The old behaviour: run beside the holder on a reloaded state.
-                let mut turn = Turn::new(self, id, None);
+                let mut turn = Turn::new(self, id);
                 turn.detached = true;
-                return Ok(turn);
+                return Ok((turn, None));
             }
             if entry.held {
                 let ticket = entry.next_ticket;
@@ -154,12 +154,12 @@ impl<A: Aggregate> AggregateCache<A> {
             }
             entry.held = true;
             let found = entry.hydrated.take();
-            return Ok(Turn::new(self, id, found));
+            return Ok((Turn::new(self, id), found));
         }
         let mut entry = Entry::new();
         entry.held = true;
         entries.insert(id.clone(), entry);
-        Ok(Turn::new(self, id, None))
+        Ok((Turn::new(self, id), None))
     }
 
     /// Forgets the cached state of `id` (a decision wrote into its stream). A command holding
@@ -230,33 +230,29 @@ impl<A: Aggregate> AggregateCache<A> {
     }
 }
 
+/// A turn just begun, with the state the cache held for the id (if any).
+pub(crate) type Began<'a, A> = (Turn<'a, A>, Option<Hydrated<A>>);
+
 /// A command's turn on one aggregate id: no other command of this process runs on the id
 /// until it ends. [`Turn::put`] ends it keeping a state for the next command; dropping it ends
-/// it with the entry empty (the next command reloads).
+/// it with the entry empty (the next command reloads). It holds no state itself: the command's
+/// future keeps it across every await, so it stays a few words.
 pub(crate) struct Turn<'a, A: Aggregate> {
     cache: &'a AggregateCache<A>,
     id: &'a A::Id,
-    /// The state the cache held when the turn began, until taken.
-    found: Option<Hydrated<A>>,
     ended: bool,
     /// Not the id's turn: a command run beside the holder (`AggregateCache::turns` off).
     detached: bool,
 }
 
 impl<'a, A: Aggregate> Turn<'a, A> {
-    fn new(cache: &'a AggregateCache<A>, id: &'a A::Id, found: Option<Hydrated<A>>) -> Self {
+    fn new(cache: &'a AggregateCache<A>, id: &'a A::Id) -> Self {
         Turn {
             cache,
             id,
-            found,
             ended: false,
             detached: false,
         }
-    }
-
-    /// The cached state, the first time (then `None`: the caller owns it and puts it back).
-    pub fn take(&mut self) -> Option<Hydrated<A>> {
-        self.found.take()
     }
 
     /// Ends the turn, leaving `entry` for the next command on this id.
@@ -289,9 +285,9 @@ pub(crate) struct Queued<'a, A: Aggregate> {
 }
 
 impl<'a, A: Aggregate> Future for Queued<'a, A> {
-    type Output = Turn<'a, A>;
+    type Output = Began<'a, A>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Turn<'a, A>> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Began<'a, A>> {
         let this = self.get_mut();
         let mut entries = this.cache.lock();
         let Some(entry) = entries.get_mut(this.id) else {
@@ -301,13 +297,13 @@ impl<'a, A: Aggregate> Future for Queued<'a, A> {
             entry.held = true;
             entries.insert(this.id.clone(), entry);
             this.done = true;
-            return Poll::Ready(Turn::new(this.cache, this.id, None));
+            return Poll::Ready((Turn::new(this.cache, this.id), None));
         };
         if entry.granted == Some(this.ticket) {
             entry.granted = None;
             this.done = true;
             let found = entry.hydrated.take();
-            return Poll::Ready(Turn::new(this.cache, this.id, found));
+            return Poll::Ready((Turn::new(this.cache, this.id), found));
         }
         if let Some(waiting) = entry.queue.iter_mut().find(|w| w.ticket == this.ticket) {
             match &mut waiting.waker {

@@ -147,19 +147,25 @@ pub(crate) struct Writing<'a> {
     counted: bool,
 }
 
-impl Writing<'_> {
-    /// Ends the write. The last writer out reads the store for the events that still wait for
-    /// an earlier position.
-    pub async fn finish<S: EventStore>(mut self, store: &S) {
-        if !self.counted {
-            return;
-        }
+impl<'a> Writing<'a> {
+    /// Ends the write (at once, when called). The last writer out reads the store for the
+    /// events that still wait for an earlier position: await the future for that.
+    pub fn finish<'s, S: EventStore>(mut self, store: &'s S) -> impl Future<Output = ()> + 's
+    where
+        'a: 's,
+    {
+        let side = self.side;
+        let read = self.counted
+            && side.writers.fetch_sub(1, Ordering::SeqCst) == 1
+            && side.pending_any.load(Ordering::SeqCst);
         self.counted = false;
-        let last = self.side.writers.fetch_sub(1, Ordering::SeqCst) == 1;
-        if last && self.side.pending_any.load(Ordering::SeqCst) {
-            // A failed read only delays: the next delivery or `query_after` reads again. (Boxed:
-            // rare, and it would make every command's future larger.)
-            let _ = Box::pin(self.side.read_available(store)).await;
+        // Only a few words: a command's future holds this one while it waits.
+        async move {
+            if read {
+                // A failed read only delays: the next delivery or `query_after` reads again.
+                // (Boxed: rare, and it would make every command's future larger.)
+                let _ = Box::pin(side.read_available(store)).await;
+            }
         }
     }
 }
@@ -291,14 +297,29 @@ impl ReadSide {
         Position(self.sequenced.load(Ordering::Acquire))
     }
 
-    /// Hands the events of one commit (with their typed values) to every projection.
-    pub async fn deliver<S: EventStore, E: EventSet>(
-        &self,
-        store: &S,
-        recorded: &[RecordedEvent],
-        typed: &[E],
-    ) {
-        self.deliver_with(store, recorded, typed).await;
+    /// Hands the events of one commit (with their typed values) to every projection, at once
+    /// when nothing needs the store (the usual case); else `Some` of the rest of the work
+    /// (boxed: it would make every command's future larger), to await.
+    pub fn deliver<'a, S: EventStore, E: EventSet>(
+        &'a self,
+        store: &'a S,
+        recorded: &'a [RecordedEvent],
+        typed: &'a [E],
+    ) -> Option<Pin<Box<dyn Future<Output = ()> + Send + 'a>>> {
+        let last = recorded.last()?;
+        if !self.enabled || self.sequenced() >= last.meta.position {
+            return None;
+        }
+        if recorded[0].meta.position > self.sequenced().next()
+            && self.writers.load(Ordering::SeqCst) <= 1
+        {
+            return Some(Box::pin(self.deliver_with(store, recorded, typed)));
+        }
+        let handed = self.hand_over(recorded, typed, Vec::new());
+        if handed.pending_overflows || handed.backlog {
+            return Some(Box::pin(self.after_hand_over(store, handed)));
+        }
+        None
     }
 
     /// Hands the events of one commit to every projection, which decode them (a decision's
@@ -329,6 +350,11 @@ impl ReadSide {
             let _ = Box::pin(self.read_available(store)).await;
         }
         let handed = self.hand_over(recorded, typed, Vec::new());
+        self.after_hand_over(store, handed).await;
+    }
+
+    /// What a hand-over left to do: read the gap when `pending` overflows, wait for a backlog.
+    async fn after_hand_over<S: EventStore>(&self, store: &S, handed: HandedOver) {
         if handed.pending_overflows {
             // No last writer came to read the gap (writers kept overlapping): read it now.
             let _ = Box::pin(self.read_available(store)).await;

@@ -7,9 +7,10 @@
 //! reported three times (on the argument, the call and the `.await`). These types carry no
 //! such bound: they only hold the future the method built while the bound was known to hold.
 //!
-//! The price is one allocation per command (the future is boxed). It cost about 8 % on the
-//! in-memory command rows (BENCHMARKS.md, "In-memory rows after the compile-error and API work");
-//! an allocation-free named future is open work.
+//! The price is one allocation per command (the future is boxed). The command bus keeps that
+//! future under 1,032 bytes (a test in `cqrs-bench` checks the bank's commands), the largest
+//! block glibc serves from its per-thread cache: above it, allocating and freeing the box cost
+//! about 700 instructions more per command. An allocation-free named future is open work.
 
 use std::fmt;
 use std::future::Future;
