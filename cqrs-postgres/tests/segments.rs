@@ -425,6 +425,8 @@ fn segments_child_runs_until_told() {
 struct Child4 {
     child: Child,
     working: Arc<std::sync::Mutex<String>>,
+    /// The thread reading the child's output; it ends at the output's end.
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 fn spawn_child(schema: &str) -> Child4 {
@@ -445,7 +447,7 @@ fn spawn_child(schema: &str) -> Child4 {
     let working = Arc::new(std::sync::Mutex::new(String::new()));
     let seen = Arc::clone(&working);
     let out = BufReader::new(child.stdout.take().unwrap());
-    std::thread::spawn(move || {
+    let reader = std::thread::spawn(move || {
         for line in out.lines().map_while(Result::ok) {
             if let Some(now) = line.strip_prefix("WORKING ") {
                 *seen.lock().unwrap() = now.to_owned();
@@ -454,12 +456,26 @@ fn spawn_child(schema: &str) -> Child4 {
             }
         }
     });
-    Child4 { child, working }
+    Child4 {
+        child,
+        working,
+        reader: Some(reader),
+    }
 }
 
 impl Child4 {
     fn working(&self) -> String {
         self.working.lock().unwrap().clone()
+    }
+
+    /// What the child said last, once it has exited and its whole output was read (the process
+    /// can end before the reading thread has seen its last line).
+    fn last_word(&mut self) -> String {
+        self.child.wait().unwrap();
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
+        self.working()
     }
 
     fn wait_working(&self, segments: usize, within: Duration) {
@@ -519,8 +535,7 @@ fn processes_join_leave_and_are_killed() {
     // B leaves (stops between batches): A comes back as a new process and takes B's segments.
     let mut b = b;
     drop(b.child.stdin.take());
-    b.child.wait().unwrap();
-    assert_eq!(b.working(), "LEFT");
+    assert_eq!(b.last_word(), "LEFT");
     let d = spawn_child(&schema);
     d.wait_working(2, Duration::from_secs(20));
     std::thread::sleep(Duration::from_millis(500));
