@@ -530,28 +530,16 @@ async fn a_schema_of_version_6_upgrades_its_append_function_in_place() {
         EventQuery::from_items([QueryItem::tags([t.clone()])]),
         Position::ZERO,
     );
-    store
-        .append_conditional(
-            vec![StreamWrite::new(
-                StreamId::from("seat-1"),
-                ExpectedVersion::NoStream,
-                vec![event("booked", &[&t])],
-            )],
-            Some(&condition),
-        )
-        .await
-        .expect("the upgraded function appends");
-    match store
-        .append_conditional(
-            vec![StreamWrite::new(
-                StreamId::from("seat-2"),
-                ExpectedVersion::NoStream,
-                vec![event("booked", &[&t])],
-            )],
-            Some(&condition),
-        )
-        .await
-    {
+    let book = |stream: &'static str| {
+        let write = StreamWrite::new(
+            StreamId::from(stream),
+            ExpectedVersion::NoStream,
+            vec![event("booked", &[&t])],
+        );
+        store.append_conditional(vec![write], Some(&condition))
+    };
+    book("seat-1").await.expect("the upgraded function appends");
+    match book("seat-2").await {
         Err(StoreError::ConditionFailed { .. }) => {}
         other => panic!("want the condition to fail, got {other:?}"),
     }
