@@ -1019,6 +1019,15 @@ pub async fn catch_up_only(mode: crate::Mode, medium: bool) -> Vec<crate::Row> {
     }
 }
 
+/// The CPU time this thread has run (Linux `schedstat`, in nanoseconds; zero elsewhere). The
+/// benchmark's runtime is current-thread, so it includes the connections' tasks.
+fn thread_cpu() -> Duration {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|stat| stat.split_whitespace().next()?.parse().ok())
+        .map_or(Duration::ZERO, Duration::from_nanos)
+}
+
 /// The catch-up rows: one pre-filled schema, the paths alternating round by round.
 async fn catch_up_rows<P: CatchUpPeer>(
     url: &str,
@@ -1038,11 +1047,18 @@ async fn catch_up_rows<P: CatchUpPeer>(
     let filled = fill(&store, sizes.catch_up_events, sizes.per_stream).await;
     let (mut runner, mut build, mut peers) = (Vec::new(), Vec::new(), Vec::new());
     let mut raw = Vec::new();
+    // This thread's CPU time in each path: on a loaded machine the rates move with who gets
+    // the cores, the client's CPU per event much less.
+    let (mut build_cpu, mut raw_cpu) = (Duration::ZERO, Duration::ZERO);
     for round in 0..sizes.catch_up_rounds {
         if round % 2 == 1 {
+            let cpu = thread_cpu();
             build.push(build_catch_up(&store, &filled).await.rate());
+            build_cpu += thread_cpu().saturating_sub(cpu);
         }
+        let cpu = thread_cpu();
         let raw_run = crate::raw_catch_up::raw_catch_up(url, &schema, &filled).await;
+        raw_cpu += thread_cpu().saturating_sub(cpu);
         raw.push(raw_run.rate());
         runner.push(runner_catch_up(&store, &filled, sizes.batch).await.rate());
         if let Some(peer) = peer {
@@ -1050,9 +1066,21 @@ async fn catch_up_rows<P: CatchUpPeer>(
             peers.push(run.rate());
         }
         if round % 2 == 0 {
+            let cpu = thread_cpu();
             build.push(build_catch_up(&store, &filled).await.rate());
+            build_cpu += thread_cpu().saturating_sub(cpu);
         }
     }
+    let per_event = |cpu: Duration| {
+        cpu.as_nanos() as f64 / (filled.events * sizes.catch_up_rounds as u64) as f64
+    };
+    eprintln!(
+        "catch-up client CPU per event (this thread, its connections' tasks included): \
+         build() {:.0} ns, raw streamed SELECT {:.0} ns ({:.2}x)",
+        per_event(build_cpu),
+        per_event(raw_cpu),
+        per_event(build_cpu) / per_event(raw_cpu)
+    );
     drop_schema(url, store, &schema).await;
     let peer_rate = peer.map(|_| crate::median(&mut peers));
     rows.push(row(
