@@ -16,7 +16,7 @@ use eventweave_core::{
 };
 use eventweave_postgres::{PostgresConfig, PostgresStore};
 use tokio::task::JoinSet;
-use tokio_postgres::{Client, NoTls, Statement};
+use tokio_postgres::{Client, Statement};
 
 /// The variable naming the database.
 pub const URL_VAR: &str = "CQRS_POSTGRES_URL";
@@ -93,13 +93,13 @@ fn rate(count: u64, elapsed: Duration) -> f64 {
 }
 
 pub(crate) async fn connect(url: &str) -> Client {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
+    // As the store connects (`PostgresConfig::connect`): the same `sslmode` decision and TLS
+    // stack, so a raw baseline and the store encrypt alike (with the default `prefer`, both do
+    // when the server offers TLS) and the rows compare SQL, not encryption.
+    PostgresConfig::new(url)
+        .connect()
         .await
-        .expect("connect to the benchmark database");
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    client
+        .expect("connect to the benchmark database")
 }
 
 /// A table of the store's shape (columns, primary key, unique constraints) for raw inserts.

@@ -2,7 +2,9 @@
 //! streamed `SELECT` of the stored events in position order, each row decoded into the same map
 //! the bank's in-memory `Balances` projection keeps (account id → `AccountSummary`), by hand:
 //! the account id parsed from the stream name, the payload parsed with serde_json into the bank's
-//! event type. No envelopes, no registry, no ordering checks, no gap-free protocol.
+//! event type. No envelopes, no registry, no ordering checks, no gap-free protocol. It connects
+//! as the store does (`crate::postgres::connect`: the same URL, `sslmode` and TLS stack), so with
+//! the default `prefer` both decrypt the rows and neither does with `?sslmode=disable`.
 
 use std::collections::HashMap;
 use std::time::Instant;

@@ -399,6 +399,25 @@ impl PostgresConfig {
             .unwrap_or(DEFAULT_APPLICATION_NAME)
     }
 
+    /// Opens one session configured as the store's connections are: the same TLS decision and
+    /// certificate checks (`sslmode`, `sslrootcert`), connect timeout, keepalives and session
+    /// settings (the idle-in-transaction timeout). For the application's own SQL beside the
+    /// store, and for comparing raw SQL with the store on equal terms (the benchmarks' raw
+    /// baselines connect this way). The connection is driven on a spawned tokio task, which
+    /// ends when the client is dropped or the connection fails.
+    ///
+    /// # Errors
+    /// [`OpenError::ConnectionString`] for a string that did not parse, [`OpenError::Tls`] when
+    /// TLS is required and fails, [`OpenError::Connect`] when the server cannot be reached or
+    /// refuses the session within the connect timeout.
+    pub async fn connect(&self) -> Result<tokio_postgres::Client, OpenError> {
+        let connector = crate::connect::Connector::new(self)?;
+        connector
+            .connect("")
+            .await
+            .map_err(crate::connect::ConnectError::into_open_error)
+    }
+
     fn driver(&self) -> Option<&tokio_postgres::Config> {
         self.conn.as_ref().ok().map(|info| &info.driver)
     }

@@ -160,3 +160,55 @@ async fn bad_configurations_and_unreachable_servers_are_typed_errors() {
         "{refused:?}"
     );
 }
+
+/// `PostgresConfig::connect` opens a session as the store's are: TLS as `sslmode` decides (the
+/// shared test server offers it, so `prefer` encrypts and `disable` does not), the store's
+/// session settings applied; bad strings and unreachable servers are the same typed errors as
+/// opening a store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_opened_from_the_config_is_set_up_as_the_stores() {
+    let Some(url) = common::url_or_skip("a_session_opened_from_the_config_is_set_up_as_the_stores")
+    else {
+        return;
+    };
+    let base = url.split('?').next().unwrap().to_owned();
+    let session = |mode: &'static str| {
+        let base = base.clone();
+        async move {
+            let client = PostgresConfig::new(format!("{base}?sslmode={mode}"))
+                .idle_in_transaction_timeout(std::time::Duration::from_secs(7))
+                .connect()
+                .await
+                .unwrap();
+            let row = client
+                .query_one(
+                    "SELECT ssl, current_setting('idle_in_transaction_session_timeout')
+                     FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                    &[],
+                )
+                .await
+                .unwrap();
+            (row.get::<_, bool>(0), row.get::<_, String>(1))
+        }
+    };
+    let server_offers_tls = {
+        let client = common::raw_client(&url).await;
+        let on: String = client.query_one("SHOW ssl", &[]).await.unwrap().get(0);
+        on == "on"
+    };
+    assert_eq!(session("disable").await, (false, "7s".to_owned()));
+    assert_eq!(
+        session("prefer").await,
+        (server_offers_tls, "7s".to_owned())
+    );
+    assert!(matches!(
+        PostgresConfig::new("postgres://host:notaport/db")
+            .connect()
+            .await,
+        Err(OpenError::ConnectionString(_))
+    ));
+    let refused = PostgresConfig::new("postgres://postgres@127.0.0.1:1/test")
+        .connect()
+        .await;
+    assert!(matches!(refused, Err(OpenError::Connect(_))), "{refused:?}");
+}
