@@ -269,12 +269,9 @@ fn append_group(n: &Names, columns: &str, many: &str, tagged: bool) -> String {
     )
 }
 
-/// What a single tagged event adds to [`Singles`]' statements: the `tags` column, from the text
-/// of a `text[]` literal (`$10`, as `group::tags_literal` writes it).
-const TAGS: &str = "tags";
-
 /// The statements of one event, rendered with or without its tags: `locks` is the position's
-/// dcb lock expression (`dcb/locks.rs`), `tags` empty or [`TAGS`].
+/// dcb lock expression (`dcb/locks.rs`); a tagged event also writes the `tags` column, from the
+/// text of a `text[]` literal (`$10`, as `group::tags_literal` writes it).
 ///
 /// A tagged event has its own statements rather than taking the group statement with one
 /// append: `VALUES` instead of thirteen one-element arrays unnested, ordered and checked row
@@ -286,9 +283,9 @@ struct Singles<'a> {
 }
 
 impl Singles<'_> {
-    /// The insert's column list and the tags value, for `tags` empty or [`TAGS`].
-    fn tagged(&self, tags: &str) -> (String, &'static str, &'static str) {
-        if tags.is_empty() {
+    /// The insert's column list, the tags value and the tags returned.
+    fn tags(&self, tagged: bool) -> (String, &'static str, &'static str) {
+        if !tagged {
             (self.columns.clone(), "", "")
         } else {
             (
@@ -300,8 +297,8 @@ impl Singles<'_> {
     }
 
     /// At version `$2` + 1, known to exist.
-    fn known(&self, locks: &str, tags: &str) -> String {
-        let (columns, value, returned) = self.tagged(tags);
+    fn known(&self, locks: &str, tagged: bool) -> String {
+        let (columns, value, returned) = self.tags(tagged);
         format!(
             "INSERT INTO {events} ({columns})
              VALUES ({next}, $1::text, $2::int8 + 1, {one}{value})
@@ -313,8 +310,8 @@ impl Singles<'_> {
     }
 
     /// At expected version `$2`: inserts nothing when it does not exist.
-    fn checked(&self, locks: &str, tags: &str) -> String {
-        let (columns, value, returned) = self.tagged(tags);
+    fn checked(&self, locks: &str, tagged: bool) -> String {
+        let (columns, value, returned) = self.tags(tagged);
         format!(
             "INSERT INTO {events} ({columns})
              SELECT {next}, $1::text, $2::int8 + 1, {one}{value}
@@ -328,8 +325,8 @@ impl Singles<'_> {
     }
 
     /// At whatever version the stream has (`$2` is -1).
-    fn any(&self, locks: &str, tags: &str) -> String {
-        let (columns, value, returned) = self.tagged(tags);
+    fn any(&self, locks: &str, tagged: bool) -> String {
+        let (columns, value, returned) = self.tags(tagged);
         format!(
             "INSERT INTO {events} ({columns})
              SELECT {next}, $1::text, base.version + 1, {one}{value}
@@ -374,12 +371,12 @@ impl Sql {
         let many = many();
         let batch = unnest(3, &[]);
         Sql {
-            append_one_known: singles.known(&one_type, ""),
-            append_one: singles.checked(&one_type, ""),
-            append_one_any: singles.any(&one_type, ""),
-            append_one_tagged_known: tag_rows(n, &singles.known(&tag_locks, TAGS)),
-            append_one_tagged: tag_rows(n, &singles.checked(&tag_locks, TAGS)),
-            append_one_tagged_any: tag_rows(n, &singles.any(&tag_locks, TAGS)),
+            append_one_known: singles.known(&one_type, false),
+            append_one: singles.checked(&one_type, false),
+            append_one_any: singles.any(&one_type, false),
+            append_one_tagged_known: tag_rows(n, &singles.known(&tag_locks, true)),
+            append_one_tagged: tag_rows(n, &singles.checked(&tag_locks, true)),
+            append_one_tagged_any: tag_rows(n, &singles.any(&tag_locks, true)),
             append_batch: format!(
                 "INSERT INTO {events} ({columns})
                  SELECT {next}, $1::text, $2::int8 + e.ord, {many}
