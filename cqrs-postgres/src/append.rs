@@ -298,7 +298,7 @@ impl<'a> EventArrays<'a> {
     }
 
     /// The first event's values as scalar parameters, in `EVENT_PARAMS` order.
-    fn one(&self) -> [&(dyn ToSql + Sync); 7] {
+    pub(crate) fn one(&self) -> [&(dyn ToSql + Sync); 7] {
         [
             &self.ids[0],
             &self.names[0],

@@ -529,6 +529,10 @@ pub(crate) struct Names {
     /// `"schema"."cqrs_…_dcb_append"`: the function that runs an atomic append to several
     /// streams, with its condition, as one statement (`dcb/statements.rs`, migrations 6 and 7).
     pub dcb_append: String,
+    /// `"schema"."cqrs_…_dcb_conflict"`: the function that finds the first event matching a
+    /// condition's items after a position, in a snapshot of its own (`dcb/statements.rs`,
+    /// migration 8).
+    pub dcb_conflict: String,
     /// The unquoted schema and events table names, from which lease keys are derived.
     lease_seed: (String, String),
 }
@@ -581,6 +585,11 @@ impl Names {
                 "{}.{}",
                 quote(schema),
                 quote(&format!("cqrs_{tag:016x}_dcb_append"))
+            ),
+            dcb_conflict: format!(
+                "{}.{}",
+                quote(schema),
+                quote(&format!("cqrs_{tag:016x}_dcb_conflict"))
             ),
             lease_seed: (schema.to_owned(), events.to_owned()),
         })

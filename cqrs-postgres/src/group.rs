@@ -474,15 +474,20 @@ pub(crate) fn tags_literal(tags: &Tags) -> Option<String> {
     if tags.is_empty() {
         return None;
     }
-    let mut literal =
-        String::with_capacity(2 + tags.iter().map(|t| t.as_str().len() + 3).sum::<usize>());
+    Some(text_array_literal(tags.iter().map(|t| t.as_str())))
+}
+
+/// The text of a `text[]` literal holding `texts` in order, each element quoted (so any text,
+/// empty or with commas, braces or spaces, is one element) with `"` and `\` escaped.
+pub(crate) fn text_array_literal<'a>(texts: impl Iterator<Item = &'a str> + Clone) -> String {
+    let mut literal = String::with_capacity(2 + texts.clone().map(|t| t.len() + 3).sum::<usize>());
     literal.push('{');
-    for (i, tag) in tags.iter().enumerate() {
+    for (i, text) in texts.enumerate() {
         if i > 0 {
             literal.push(',');
         }
         literal.push('"');
-        for c in tag.as_str().chars() {
+        for c in text.chars() {
             if matches!(c, '"' | '\\') {
                 literal.push('\\');
             }
@@ -491,7 +496,7 @@ pub(crate) fn tags_literal(tags: &Tags) -> Option<String> {
         literal.push('"');
     }
     literal.push('}');
-    Some(literal)
+    literal
 }
 
 /// Whether a failed group statement failed because of some of its rows, so that writing the

@@ -12,7 +12,8 @@
 //! appender lock, from opening the store; version 5 the `tags` column and the `event_tags` table
 //! of reading by query (and the marker that appenders take the dcb locks); version 6 the function
 //! of appends to several streams with a condition (`dcb/statements.rs`); version 7 that function
-//! with flat parameters (each event's stream and tags; the old signature is dropped). The crate
+//! with flat parameters (each event's stream and tags; the old signature is dropped); version 8
+//! the condition check a lone conditional event's statement calls (`dcb/statements.rs`). The crate
 //! docs' Schema section lists the columns.
 //! Constraint and sequence names carry `<tag>`, a hash of the schema and table names, so two stores
 //! in one schema never share one.
@@ -76,6 +77,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 7,
         description: "the append function takes each event's stream and tags flat",
         sql: dcb_append_function,
+    },
+    Migration {
+        version: 8,
+        description: "the condition check of a lone conditional event, in a snapshot of its own",
+        sql: dcb_conflict_function,
     },
 ];
 
@@ -217,6 +223,14 @@ fn event_tags(n: &Names) -> String {
 /// (`SchemaTooNew`), so no process calls the old signature after the upgrade.
 fn dcb_append_function(n: &Names) -> String {
     crate::dcb::statements::function(n)
+}
+
+/// Version 8: the function a lone conditional event's statement calls to check its condition
+/// after taking its locks (`dcb/statements.rs`, `conflict_function` and `append_one`). Crates
+/// that know only version 7 refuse a store at 8 (`SchemaTooNew`); they would still append
+/// correctly through the version 7 function, which is unchanged.
+fn dcb_conflict_function(n: &Names) -> String {
+    crate::dcb::statements::conflict_function(n)
 }
 
 /// Creates the schema and applies every migration it lacks, under the schema's advisory lock.

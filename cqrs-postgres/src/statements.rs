@@ -61,7 +61,7 @@ const EVENT_PARAMS: [(&str, &str); 7] = [
 
 /// The columns an append writes: the position, stream and version it computes, then the
 /// event's own.
-fn insert_columns() -> String {
+pub(crate) fn insert_columns() -> String {
     let mut columns = "position, stream, version".to_owned();
     for (name, _) in EVENT_PARAMS {
         columns.push_str(", ");
@@ -71,7 +71,7 @@ fn insert_columns() -> String {
 }
 
 /// The values of a single event, as parameters from `$3` on.
-fn one() -> String {
+pub(crate) fn one() -> String {
     let params: Vec<String> = EVENT_PARAMS
         .iter()
         .enumerate()
@@ -169,7 +169,7 @@ pub(crate) fn appender_lock_class(n: &Names) -> i32 {
 /// The version check of an append at a known version `$2`: the rows go in only if version `$2`
 /// exists (or is 0). A stream already beyond `$2` makes the insert of `$2 + 1` violate the
 /// unique (stream, version) constraint instead.
-fn version_exists(n: &Names) -> String {
+pub(crate) fn version_exists(n: &Names) -> String {
     format!(
         "$2::int8 = 0 OR EXISTS (SELECT 1 FROM {} WHERE stream = $1::text AND version = $2::int8)",
         n.events
@@ -177,7 +177,7 @@ fn version_exists(n: &Names) -> String {
 }
 
 /// The stream's current version, for appends that accept any (`$2` is then -1).
-fn current_version(n: &Names) -> String {
+pub(crate) fn current_version(n: &Names) -> String {
     format!(
         "(SELECT coalesce(max(version), 0) AS version FROM {} WHERE stream = $1::text) AS base",
         n.events

@@ -284,10 +284,30 @@ async fn a_matching_event_holding_a_position_below_the_reads_is_not_missed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn appends_of_matching_events_wait_for_a_held_condition_and_come_after_it() {
-    let Some((url, schema, store)) =
-        fresh("appends_of_matching_events_wait_for_a_held_condition_and_come_after_it").await
-    else {
+    // A lone event: the statement of its own (`dcb/append_one.rs`).
+    held_condition_case("appends_of_matching_events_wait_for_a_held_condition", 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_of_matching_events_wait_for_a_held_function_call_and_come_after_it() {
+    // Two events: the append function.
+    held_condition_case(
+        "appends_of_matching_events_wait_for_a_held_function_call",
+        2,
+    )
+    .await;
+}
+
+/// A decision of `events` events (one debit, then notes) held under its condition while a
+/// tagged and an untagged writer of matching events wait for it.
+async fn held_condition_case(test: &str, events: usize) {
+    let Some((url, schema, store)) = fresh(test).await else {
         return;
+    };
+    let decision = |account: &Tag| {
+        let mut all = vec![event("debited", &[account])];
+        all.extend((1..events).map(|_| event("noted", &[])));
+        all
     };
     let (tagged_app, untagged_app) = (app_name("tagged"), app_name("untagged"));
     let tagged_writer = store_named(&url, &schema, &tagged_app).await;
@@ -300,10 +320,7 @@ async fn appends_of_matching_events_wait_for_a_held_condition_and_come_after_it(
     ]);
     let condition = AppendCondition::new(query.clone(), Position::ZERO);
     let held = store
-        .__begin_append_conditional(
-            write("decision", vec![event("debited", &[&account])]),
-            Some(&condition),
-        )
+        .__begin_append_conditional(write("decision", decision(&account)), Some(&condition))
         .await
         .unwrap();
     let tagged = {
@@ -339,10 +356,7 @@ async fn appends_of_matching_events_wait_for_a_held_condition_and_come_after_it(
     }
     // The same decision again, on its old read, now fails.
     match store
-        .append_conditional(
-            write("again", vec![event("debited", &[&account])]),
-            Some(&condition),
-        )
+        .append_conditional(write("again", decision(&account)), Some(&condition))
         .await
     {
         Err(StoreError::ConditionFailed { conflicting, .. }) => assert_eq!(conflicting, decided),
@@ -530,11 +544,12 @@ async fn a_schema_of_version_6_upgrades_its_append_function_in_place() {
         EventQuery::from_items([QueryItem::tags([t.clone()])]),
         Position::ZERO,
     );
+    // Two events: a lone event takes a statement of its own, and this is about the function.
     let book = |stream: &'static str| {
         let write = StreamWrite::new(
             StreamId::from(stream),
             ExpectedVersion::NoStream,
-            vec![event("booked", &[&t])],
+            vec![event("booked", &[&t]), event("noted", &[])],
         );
         store.append_conditional(vec![write], Some(&condition))
     };

@@ -29,6 +29,7 @@ use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
+use super::append_one::One;
 use super::locks;
 use super::read::encode_query;
 use crate::decode::{self, JsonParam};
@@ -42,31 +43,31 @@ use crate::store::{PostgresStore, Shared};
 const MAX_ATTEMPTS: usize = 32;
 
 /// An append's parameters, owned (the metadata serialized once).
-struct Batch {
+pub(super) struct Batch {
     /// Per write: its stream and expected version (-1: any).
-    streams: Vec<String>,
-    expected: Vec<i64>,
+    pub(super) streams: Vec<String>,
+    pub(super) expected: Vec<i64>,
     /// Per event: its write's stream and expected version, its place in the write.
-    stream_of: Vec<String>,
-    expected_of: Vec<i64>,
-    nth: Vec<i64>,
-    ids: Vec<Uuid>,
-    names: Vec<String>,
-    versions: Vec<i32>,
-    payloads: Vec<String>,
-    metadata: Vec<Option<String>>,
-    correlations: Vec<Option<Uuid>>,
-    causations: Vec<Option<Uuid>>,
+    pub(super) stream_of: Vec<String>,
+    pub(super) expected_of: Vec<i64>,
+    pub(super) nth: Vec<i64>,
+    pub(super) ids: Vec<Uuid>,
+    pub(super) names: Vec<String>,
+    pub(super) versions: Vec<i32>,
+    pub(super) payloads: Vec<String>,
+    pub(super) metadata: Vec<Option<String>>,
+    pub(super) correlations: Vec<Option<Uuid>>,
+    pub(super) causations: Vec<Option<Uuid>>,
     /// Per event: its tags as the text of a `text[]` literal (`None` without tags).
-    tags: Vec<Option<String>>,
+    pub(super) tags: Vec<Option<String>>,
     /// Key texts of the events' shared dcb locks.
-    shared: Vec<String>,
+    pub(super) shared: Vec<String>,
     /// 0 no condition, 1 items, 2 every event; the condition's position; its items.
-    condition: i32,
-    after: i64,
-    items: Option<String>,
+    pub(super) condition: i32,
+    pub(super) after: i64,
+    pub(super) items: Option<String>,
     /// Key texts of the condition's exclusive locks.
-    exclusive: Vec<String>,
+    pub(super) exclusive: Vec<String>,
 }
 
 fn expected_param(expected: ExpectedVersion) -> i64 {
@@ -194,16 +195,17 @@ impl Batch {
     }
 }
 
-/// What the function answered.
-struct Answer {
+/// What the function answered (or a lone event's statement, `append_one.rs`).
+pub(super) struct Answer {
     /// (position, version, recorded_at) by event id.
-    inserted: HashMap<Uuid, (i64, i64, SystemTime)>,
+    pub(super) inserted: HashMap<Uuid, (i64, i64, SystemTime)>,
     /// Nothing was inserted: the function explained why (the conflicting position, the
     /// versions).
-    refused: bool,
-    conflicting: Option<i64>,
-    /// Each write's version, in order.
-    actual: Vec<u64>,
+    pub(super) refused: bool,
+    pub(super) conflicting: Option<i64>,
+    /// Each write's version, in order; empty when unknown (a lone event's statement refused
+    /// by its version check, which the function then explains).
+    pub(super) actual: Vec<u64>,
 }
 
 fn answer(rows: &[Row], writes: usize) -> Result<Answer, StoreError> {
@@ -239,6 +241,26 @@ fn answer(rows: &[Row], writes: usize) -> Result<Answer, StoreError> {
     Ok(out)
 }
 
+/// Which statement runs an append.
+#[derive(Clone, Copy)]
+enum Via<'a> {
+    /// The append function (`statements::function`): any append, and every explanation.
+    Function,
+    /// A lone event's statement (`statements::append_one`).
+    One(&'a One<'a>),
+}
+
+/// The transaction a run is in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Txn {
+    /// An implicit transaction of its own, committed by the statement.
+    Implicit,
+    /// After `BEGIN`, left open (the test hook).
+    Begin,
+    /// Inside a transaction already open.
+    Open,
+}
+
 /// How one run of the append ended.
 enum Run {
     Answered(Answer),
@@ -257,12 +279,19 @@ impl Shared {
             check_query(&condition.query)?;
         }
         let batch = Batch::new(&writes, condition)?;
+        // A lone event takes its own statement first; what that cannot answer, and every
+        // attempt after the first, goes through the function.
+        let one = One::of(&batch, condition);
         let mut conn = self.pool.get().await?;
-        for _ in 0..MAX_ATTEMPTS {
+        for attempt in 0..MAX_ATTEMPTS {
             if conn.client.is_closed() {
                 return Err(closed_before_sending());
             }
-            let run = self.run_call(&mut conn, &batch, true).await?;
+            let via = match &one {
+                Some(one) if attempt == 0 => Via::One(one),
+                _ => Via::Function,
+            };
+            let run = self.run(&mut conn, &batch, via, Txn::Implicit).await?;
             if let Run::Answered(answer) = &run
                 && !answer.refused
             {
@@ -312,30 +341,43 @@ impl Shared {
         ))
     }
 
-    /// The call of the append function: in an implicit transaction of its own when `commit`,
-    /// otherwise after `BEGIN`, leaving the transaction open (the test hook). The rows it
-    /// answered, or why not.
-    async fn run_call(
+    /// Runs the append `via` the function or a lone event's statement, in `txn`: the answer,
+    /// or why not.
+    async fn run(
         &self,
         conn: &mut Pooled,
         batch: &Batch,
-        commit: bool,
+        via: Via<'_>,
+        txn: Txn,
     ) -> Result<Run, StoreError> {
-        let statement = conn.cached(&self.dcb.call).await.map_err(backend)?;
-        let ran = if commit {
-            batch.execute(conn, &statement).await
-        } else {
+        let text = match via {
+            Via::Function => &self.dcb.call,
+            Via::One(one) => one.statement(&self.dcb.one),
+        };
+        let statement = conn.cached(text).await.map_err(backend)?;
+        if txn == Txn::Begin {
             // Until the transaction is seen to end, the connection must not go back to the pool.
             conn.discard_on_drop();
-            let (begun, ran) = tokio::join!(
-                conn.client.batch_execute("BEGIN"),
-                batch.execute(conn, &statement),
-            );
+        }
+        let open: &Conn = conn;
+        let execute = async {
+            match via {
+                Via::Function => batch.execute(open, &statement).await,
+                Via::One(one) => one.execute(&open.client, &statement).await,
+            }
+        };
+        let ran = if txn == Txn::Begin {
+            let (begun, ran) = tokio::join!(open.client.batch_execute("BEGIN"), execute);
             begun.map_err(backend)?;
             ran
+        } else {
+            execute.await
         };
         match ran {
-            Ok(rows) => Ok(Run::Answered(answer(&rows, batch.streams.len())?)),
+            Ok(rows) => Ok(Run::Answered(match via {
+                Via::Function => answer(&rows, batch.streams.len())?,
+                Via::One(one) => one.answer(&rows)?,
+            })),
             Err(e) => self.failed(conn, e),
         }
     }
@@ -466,8 +508,21 @@ impl PostgresStore {
         let shared = &self.shared;
         check_writes(&writes, shared.config.max_event_bytes)?;
         let batch = Batch::new(&writes, condition)?;
+        let one = One::of(&batch, condition);
         let mut conn = shared.pool.get().await?;
-        let run = shared.run_call(&mut conn, &batch, false).await;
+        // The path `append_conditional` takes first; a refusal it cannot explain is explained
+        // by the function, in the same transaction.
+        let via = one.as_ref().map_or(Via::Function, Via::One);
+        let mut run = shared.run(&mut conn, &batch, via, Txn::Begin).await;
+        if let Ok(Run::Answered(answer)) = &run
+            && answer.refused
+            && answer.conflicting.is_none()
+            && answer.actual.is_empty()
+        {
+            run = shared
+                .run(&mut conn, &batch, Via::Function, Txn::Open)
+                .await;
+        }
         // The transaction is open whatever happened; the hook's guard ends it.
         conn.discard_on_drop();
         let answer = match run? {

@@ -128,6 +128,26 @@ pub(crate) fn lock_pass(n: &Names, texts: &str, exclusive: &str) -> String {
     )
 }
 
+/// A true boolean expression that takes, in ascending key order, every key whose text is in the
+/// array `texts`, exclusively where the matching entry of the array `exclusive` is true, shared
+/// otherwise: the lock pass of a lone conditional event's statement
+/// (`statements::append_one`), an uncorrelated subquery run once (an init plan). The caller
+/// sends each text once (`One::keys`); two texts with one hash are both taken, the exclusive
+/// one first (`x DESC`), so no transaction asks to upgrade a key it holds shared, and the
+/// second request for a key it already holds never waits. Without `GROUP BY` this is one sort
+/// and no aggregate of pairs: a lone event locks five or six keys.
+pub(crate) fn locks_in_order(n: &Names, texts: &str, exclusive: &str) -> String {
+    format!(
+        "(SELECT count(*) FILTER (WHERE CASE
+                 WHEN s.x THEN pg_advisory_xact_lock({class}, s.h) IS NOT NULL
+                 ELSE pg_advisory_xact_lock_shared({class}, s.h) IS NOT NULL END)
+          FROM (SELECT hashtext(k.t) AS h, k.x FROM unnest({texts}, {exclusive}) AS k(t, x)
+                ORDER BY 1, 2 DESC OFFSET 0) AS s)
+         >= 0",
+        class = class(n)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

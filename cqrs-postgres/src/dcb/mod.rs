@@ -42,6 +42,7 @@
 //! (`statements::next_position`).
 
 pub(crate) mod append;
+mod append_one;
 pub(crate) mod locks;
 mod read;
 pub(crate) mod statements;
@@ -59,6 +60,9 @@ pub(crate) struct DcbState {
     pub call: String,
     /// Reading by query (`statements::read`).
     pub read: String,
+    /// A lone conditional event's statements (`statements::append_one`), by
+    /// [`statements::OneShape`]: new stream, checked version, any version.
+    pub one: [String; 3],
     /// A position every position up to which is known committed or permanently empty: reads
     /// by query look for holes only after it. Only grows; a fact about the table, not about a
     /// reader, so one per store.
@@ -70,6 +74,11 @@ impl DcbState {
         DcbState {
             call: statements::call(n),
             read: statements::read(n),
+            one: [
+                statements::append_one(n, statements::OneShape::New),
+                statements::append_one(n, statements::OneShape::Checked),
+                statements::append_one(n, statements::OneShape::Any),
+            ],
             frontier: AtomicU64::new(0),
         }
     }

@@ -144,11 +144,7 @@ END",
         actual_w = actual("w"),
         actual_c = actual("c"),
     );
-    // A dollar quote the body does not contain (a quoted name could hold any text).
-    let mut quote = "$eventweave$".to_owned();
-    while body.contains(&quote) {
-        quote.insert(quote.len() - 1, '_');
-    }
+    let quote = dollar_quote(&body);
     format!(
         "DROP FUNCTION IF EXISTS {function}({PARAMS_6});
          CREATE OR REPLACE FUNCTION {function}({PARAMS})
@@ -159,6 +155,152 @@ END",
          COMMENT ON FUNCTION {function}({PARAMS})
              IS 'eventweave-postgres: the atomic, conditional append to several streams.';",
         function = n.dcb_append,
+    )
+}
+
+/// A dollar quote `body` does not contain (a quoted name could hold any text).
+fn dollar_quote(body: &str) -> String {
+    let mut quote = "$eventweave$".to_owned();
+    while body.contains(&quote) {
+        quote.insert(quote.len() - 1, '_');
+    }
+    quote
+}
+
+/// The first event matching condition items, as one tagged item's scan: for each item `q`
+/// (`$1` its driving tag, `$2` the text of a `text[]` literal of all its tags or NULL when the
+/// driving tag is its only one, `$3` likewise of its types or NULL for any type), the
+/// `event_tags` primary key from `$5` on, each candidate checked in its events row.
+fn first_by_tags(n: &Names) -> String {
+    format!(
+        "SELECT min(m.position) FROM unnest($1, $2, $3) AS q(d, t, y) CROSS JOIN LATERAL (
+             SELECT et.position FROM {tags} AS et JOIN {events} AS e ON e.position = et.position
+             WHERE et.tag = q.d AND et.position > $5
+               AND (q.t IS NULL OR e.tags @> q.t::text[])
+               AND (q.y IS NULL OR e.event_name = ANY(q.y::text[]))
+             ORDER BY et.position LIMIT 1) AS m",
+        tags = n.event_tags,
+        events = n.events,
+    )
+}
+
+/// The first event after `$5` whose type is in `$4` (the types of the items without tags, which
+/// are OR'd, so one scan serves them all), by position. A scalar subquery keeps its `ORDER BY …
+/// LIMIT 1`, so the generic plan walks the primary key from `$5` on (inside `EXISTS` the limit
+/// is dropped and the plan became a sequential scan).
+fn first_by_types(n: &Names) -> String {
+    format!(
+        "SELECT a.position FROM {events} AS a WHERE a.position > $5 AND a.event_name = ANY($4)
+         ORDER BY a.position LIMIT 1",
+        events = n.events,
+    )
+}
+
+/// The parameter types of [`conflict_function`], in order.
+const CONFLICT_PARAMS: &str = "text[], text[], text[], text[], int8";
+
+/// The function that finds the first event after position `$5` matching a condition's items
+/// (migration 8; parameters as [`first_by_tags`] and [`first_by_types`] take them), or NULL.
+/// `VOLATILE` and PL/pgSQL, so never inlined and its query takes a snapshot of its own when it
+/// runs (`READ COMMITTED`): called from [`append_one`] after that statement's lock pass, it sees
+/// every transaction that ended before the locks were granted, which the statement's own
+/// snapshot, taken when it started, does not. Only the scans the items need are planned and
+/// run: tagged items, items by type alone, or both.
+pub(crate) fn conflict_function(n: &Names) -> String {
+    let body = format!(
+        "BEGIN
+  IF cardinality($4) = 0 THEN
+    RETURN ({tags});
+  ELSIF cardinality($1) = 0 THEN
+    RETURN ({types});
+  END IF;
+  RETURN least(({tags}), ({types}));
+END",
+        tags = first_by_tags(n),
+        types = first_by_types(n),
+    );
+    let quote = dollar_quote(&body);
+    format!(
+        "CREATE OR REPLACE FUNCTION {function}({CONFLICT_PARAMS}) RETURNS int8
+         LANGUAGE plpgsql VOLATILE
+         AS {quote}{body}{quote};
+         COMMENT ON FUNCTION {function}({CONFLICT_PARAMS})
+             IS 'eventweave-postgres: the first event matching an append condition, in a snapshot of its own.';",
+        function = n.dcb_conflict,
+    )
+}
+
+/// How a lone conditional event's version is checked, as the plain single-event statements
+/// check it (`statements.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OneShape {
+    /// At version `$2` + 1 with `$2` 0 (no stream): the unique constraint is the check.
+    New,
+    /// At expected version `$2` + 1, inserted only if version `$2` exists.
+    Checked,
+    /// At whatever version the stream has (`$2` is -1).
+    Any,
+}
+
+/// A conditional append of one event to one stream, as one statement (no function call, no
+/// `LOCK TABLE`): the common decision, which pays about a third less server time this way than
+/// through [`function`] (backend CPU per execution, generic plans: 216–235 µs against 266–288
+/// µs, the same tagged append without a condition 185–198 µs).
+///
+/// Parameters: `$1` the stream, `$2` the expected version (as [`OneShape`] reads it), `$3`–`$9`
+/// the event's columns, `$10` its tags as the text of a `text[]` literal (NULL for none), `$11`
+/// the texts of its dcb keys, each once, and `$12` whether each is taken exclusively (the
+/// condition's) or shared (the event's); `$13`–`$16` the condition's items as
+/// [`conflict_function`] takes them and `$17` its position.
+///
+/// The order that makes it sound, as in [`function`]: the statement takes the events table's
+/// `ROW EXCLUSIVE` lock when it starts; then `c`'s `CASE` takes every dcb key in one ascending
+/// pass (`locks::locks_in_order`) and only then calls [`conflict_function`], whose query runs in
+/// a snapshot taken after the keys were granted; the row is inserted only if it found nothing,
+/// and its position is drawn after the appender lock. The answer is always one row: the
+/// inserted row's position, version and time (NULL when nothing was inserted) and the first
+/// conflicting position (NULL when none). Nothing inserted and no conflict means the version
+/// check refused (`Checked`, `Any`); the caller then runs [`function`], which explains.
+pub(crate) fn append_one(n: &Names, shape: OneShape) -> String {
+    use crate::statements::{current_version, insert_columns, next_position, one, version_exists};
+    let (from, check, version) = match shape {
+        OneShape::New => (String::new(), String::new(), "$2::int8 + 1"),
+        OneShape::Checked => (
+            String::new(),
+            format!(" AND ({})", version_exists(n)),
+            "$2::int8 + 1",
+        ),
+        OneShape::Any => (
+            format!(", {}", current_version(n)),
+            " AND $2::int8 < 0".to_owned(),
+            "base.version + 1",
+        ),
+    };
+    format!(
+        "WITH c AS (
+             SELECT CASE WHEN {locks}
+                         THEN {conflict}($13::text[], $14::text[], $15::text[], $16::text[], $17::int8)
+                         ELSE 0 END AS conflict
+         ),
+         ins AS (
+             INSERT INTO {events} ({columns}, tags)
+             SELECT {next}, $1::text, {version}, {one}, $10::text::text[]
+             FROM c{from}
+             WHERE c.conflict IS NULL{check}
+             RETURNING position, version, recorded_at, tags
+         ),
+         tagged AS (
+             INSERT INTO {event_tags} (tag, position)
+             SELECT t.tag, ins.position FROM ins CROSS JOIN LATERAL unnest(ins.tags) AS t(tag)
+         )
+         SELECT ins.position, ins.version, ins.recorded_at, c.conflict FROM c LEFT JOIN ins ON true",
+        locks = crate::dcb::locks::locks_in_order(n, "$11::text[]", "$12::bool[]"),
+        conflict = n.dcb_conflict,
+        events = n.events,
+        event_tags = n.event_tags,
+        columns = insert_columns(),
+        next = next_position(n, "true"),
+        one = one(),
     )
 }
 
