@@ -357,6 +357,104 @@ where
     assert!(nothing.is_empty());
 }
 
+/// Conditions of every shape on a lone event (one event to one stream: the common decision,
+/// which a store may run on a path of its own), with types and tags holding quotes, commas,
+/// backslashes, braces and spaces, at every kind of expected version: an item by one tag, by
+/// two tags and two types, two items with tags, types alone, types alone beside a tag. Each is
+/// accepted while only non-matching events follow its position, and refused, naming the
+/// matching event, once one does; a stale or taken version is a `Conflict` either way round.
+pub async fn conditions_of_every_shape_guard_a_lone_event<S, F, Fut>(make: &F)
+where
+    S: EventStore,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let store = make().await;
+    let case = Case::new();
+    let odd = r#"a "q",\b {x} y"#;
+    let (t1, t2, t3) = (
+        case.tag("one", odd),
+        case.tag("two", odd),
+        case.tag("three", "plain"),
+    );
+    let (ty_a, ty_b) = (r#"ty"pe,a\{}"#, "type b");
+    let shapes = [
+        (
+            "one tag, any type",
+            EventQuery::from_items([QueryItem::tags([t1.clone()])]),
+            case.event(ty_b, [&t1]),
+            vec![case.event(ty_b, [&t2])],
+        ),
+        (
+            "two tags and two types",
+            EventQuery::from_items([case.item(&[ty_a, ty_b], [&t1, &t2])]),
+            case.event(ty_a, [&t1, &t2, &t3]),
+            vec![case.event(ty_a, [&t1]), case.event("other", [&t1, &t2])],
+        ),
+        (
+            "two items with tags",
+            EventQuery::from_items([case.item(&[ty_a], [&t1]), QueryItem::tags([t3.clone()])]),
+            case.event("other", [&t3]),
+            vec![case.event(ty_b, [&t1]), case.event("other", [&t2])],
+        ),
+        (
+            "types alone",
+            EventQuery::from_items([case.item(&[ty_a, ty_b], [])]),
+            case.event(ty_b, []),
+            vec![case.event("other", [&t1])],
+        ),
+        (
+            "types alone and a tag",
+            EventQuery::from_items([case.item(&[ty_a], []), QueryItem::tags([t2.clone()])]),
+            case.event("other", [&t2]),
+            vec![case.event(ty_b, [&t1])],
+        ),
+    ];
+    let others = stream("dcb-shapes-others");
+    for (i, (shape, query, matching, non_matching)) in shapes.into_iter().enumerate() {
+        let s = stream(&format!("dcb-shape-{i}"));
+        let after = store.head().await.unwrap();
+        let condition = AppendCondition::new(query, after);
+        let decide = |expected| {
+            let write = StreamWrite::new(s.clone(), expected, vec![case.event("decided", [])]);
+            store.append_conditional(vec![write], Some(&condition))
+        };
+        store
+            .append(&others, ExpectedVersion::Any, non_matching)
+            .await
+            .unwrap();
+        decide(ExpectedVersion::NoStream)
+            .await
+            .unwrap_or_else(|e| panic!("{shape}: only non-matching events follow: {e:?}"));
+        decide(ExpectedVersion::Exact(1))
+            .await
+            .unwrap_or_else(|e| panic!("{shape}: at version 1: {e:?}"));
+        for (expected, what) in [
+            (ExpectedVersion::Exact(1), "a stale version"),
+            (ExpectedVersion::NoStream, "a stream that exists"),
+        ] {
+            match decide(expected).await {
+                Err(StoreError::Conflict { actual: 2, .. }) => {}
+                other => panic!("{shape}, {what}: want Conflict at 2, got {other:?}"),
+            }
+        }
+        let written = store
+            .append(&others, ExpectedVersion::Any, vec![matching])
+            .await
+            .unwrap()[0]
+            .meta
+            .position;
+        for expected in [ExpectedVersion::Any, ExpectedVersion::Exact(2)] {
+            assert_condition_failed(decide(expected).await, after, written, shape);
+        }
+        assert_eq!(
+            store.read_stream(&s, 1, 10).await.unwrap().len(),
+            2,
+            "{shape}: the refused decisions wrote nothing"
+        );
+    }
+}
+
 /// One append writes several streams atomically, each with its own expected version; a stale
 /// version anywhere writes nothing anywhere.
 pub async fn conditional_appends_write_several_streams_atomically<S, F, Fut>(make: &F)

@@ -114,6 +114,7 @@ macro_rules! dcb_conformance_tests {
         $crate::__conformance_cases!(dcb; $make, $skip;
             query_reads_select_by_types_and_tags,
             conditions_refuse_only_matching_events_after_the_position,
+            conditions_of_every_shape_guard_a_lone_event,
             conditional_appends_write_several_streams_atomically,
             conditional_append_retries_are_idempotent,
             racing_writers_take_exactly_the_last_seats,

@@ -79,7 +79,7 @@ fn expected_param(expected: ExpectedVersion) -> i64 {
 }
 
 impl Batch {
-    fn new(
+    pub(super) fn new(
         writes: &[StreamWrite],
         condition: Option<&AppendCondition>,
     ) -> Result<Batch, StoreError> {

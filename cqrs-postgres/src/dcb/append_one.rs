@@ -156,3 +156,91 @@ impl<'a> One<'a> {
         self.batch.ids[0]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use eventweave_core::testing::dcb::{tag, tagged_event};
+    use eventweave_core::{EventQuery, ExpectedVersion, Position, QueryItem, StreamWrite};
+
+    use super::*;
+
+    fn batch(events: usize, expected: ExpectedVersion, condition: &AppendCondition) -> Batch {
+        let (c, s) = (tag("course:c1"), tag("student:s1"));
+        let write = StreamWrite::new(
+            "s".into(),
+            expected,
+            (0..events)
+                .map(|_| tagged_event("booked", &[&c, &s]))
+                .collect(),
+        );
+        Batch::new(&[write], Some(condition)).unwrap()
+    }
+
+    #[test]
+    fn a_lone_event_sends_each_key_once_the_conditions_exclusively() {
+        let (c, s) = (tag("course:c1"), tag("student:s1"));
+        let condition = AppendCondition::new(
+            EventQuery::from_items([
+                QueryItem::types(["booked"]).with_tags([c.clone(), s.clone()]),
+                QueryItem::tags([s.clone()]),
+                QueryItem::types(["limits", "other"]),
+            ]),
+            Position(7),
+        );
+        let b = batch(1, ExpectedVersion::NoStream, &condition);
+        let one = One::of(&b, Some(&condition)).expect("a lone event");
+        assert_eq!(one.shape, OneShape::New);
+        // Exclusive: the first item's pair with its driving tag, the second's tag, the types.
+        let exclusive: Vec<&str> = one
+            .keys
+            .iter()
+            .zip(&one.exclusive)
+            .filter(|(_, x)| **x)
+            .map(|(k, _)| *k)
+            .collect();
+        assert_eq!(
+            exclusive,
+            ["Pcourse:c1\u{1}booked", "Gstudent:s1", "Tlimits", "Tother"]
+        );
+        // Shared: the event's keys not already taken exclusively, each once.
+        let shared: Vec<&str> = one
+            .keys
+            .iter()
+            .zip(&one.exclusive)
+            .filter(|(_, x)| !**x)
+            .map(|(k, _)| *k)
+            .collect();
+        assert_eq!(shared, ["Tbooked", "Gcourse:c1", "Pstudent:s1\u{1}booked"]);
+        assert_eq!(one.driving, ["course:c1", "student:s1"]);
+        assert_eq!(
+            one.all_tags,
+            [Some(r#"{"course:c1","student:s1"}"#.to_owned()), None]
+        );
+        assert_eq!(one.types, [Some(r#"{"booked"}"#.to_owned()), None]);
+        assert_eq!(one.untagged_types, ["limits", "other"]);
+    }
+
+    #[test]
+    fn only_a_lone_event_under_items_takes_the_statement() {
+        let items = AppendCondition::new(
+            EventQuery::from_items([QueryItem::tags([tag("course:c1")])]),
+            Position(1),
+        );
+        let every = AppendCondition::new(EventQuery::all(), Position(1));
+        let shape = |expected| {
+            let b = batch(1, expected, &items);
+            One::of(&b, Some(&items)).map(|o| o.shape)
+        };
+        assert_eq!(shape(ExpectedVersion::Any), Some(OneShape::Any));
+        assert_eq!(shape(ExpectedVersion::Exact(3)), Some(OneShape::Checked));
+        assert_eq!(shape(ExpectedVersion::NoStream), Some(OneShape::New));
+        let two = batch(2, ExpectedVersion::Any, &items);
+        assert!(One::of(&two, Some(&items)).is_none(), "two events");
+        let b = batch(1, ExpectedVersion::Any, &every);
+        assert!(
+            One::of(&b, Some(&every)).is_none(),
+            "a condition on every event"
+        );
+        assert!(One::of(&b, None).is_none(), "no condition");
+    }
+}
