@@ -105,7 +105,9 @@
 //! the same text. `event_tags` (`tag`, `position`; both the primary key) has one row per tag of
 //! each tagged event: the index reading by query uses. A PL/pgSQL function,
 //! `cqrs_<hash>_dcb_append`, runs conditional appends and appends to several streams as one
-//! statement (its statements lock, then check and insert, each with its own snapshot).
+//! statement (its statements lock, then check and insert, each with its own snapshot); a
+//! second, `cqrs_<hash>_dcb_conflict`, is the check a lone conditional event's statement calls
+//! after its locks, in a snapshot of its own.
 //!
 //! Two more tables serve durable projections: `checkpoints` (`projection` primary key,
 //! `position`, `updated_at`) and `parked_events` (`projection`, `position`, `event_id`,

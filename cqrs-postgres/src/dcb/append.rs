@@ -2,6 +2,10 @@
 //! (Plain appends of tagged events to one stream do not come here: a lone tagged event takes
 //! its own statement (`append.rs`), a batch or a group the group statement (`group.rs`).)
 //!
+//! A lone event under a condition with items first takes a statement of its own
+//! (`append_one.rs`: about a third less server time); the rest of this applies to it too, with
+//! the function explaining what that statement cannot (a refused version).
+//!
 //! With a condition or without, it is one request: the call of the store's append function
 //! (`statements::function`, migrations 6 and 7) in an implicit transaction. The function takes the
 //! events table's `ROW EXCLUSIVE` lock (`SHARE ROW EXCLUSIVE` for a condition on every event),

@@ -8,6 +8,11 @@
 //!   after a known gap-free position, so the read states a completeness position `P` that is
 //!   gap-free: every position up to `P` is committed or a permanent hole. A matching event the
 //!   read did not return therefore has a position above `P`.
+//! - **A lone event under a condition** (`append_one.rs`), the common decision: one statement
+//!   (`statements::append_one`) that takes the dcb locks in one sorted pass, then calls a
+//!   `VOLATILE` PL/pgSQL check (migration 8, `statements::conflict_function`) whose query takes
+//!   its own snapshot, after the locks, and inserts only if that found nothing. What it cannot
+//!   answer (a version refused, a unique violation) goes to the function below.
 //! - **Appends to several streams, with or without a condition** (`append.rs`): one call of a
 //!   `VOLATILE` PL/pgSQL function (migrations 6 and 7, `statements::function`), one request in an
 //!   implicit transaction. It takes the `ROW EXCLUSIVE` lock on the events table, then the dcb
@@ -25,7 +30,8 @@
 //! query, a key every matching event holds shared (`locks.rs`). Let the condition be "no event
 //! matching Q after P" and W the transaction of an event e matching Q. Either
 //! - W took its shared lock before the checker's exclusive one: the checker waits until W ends;
-//!   its check statement starts after that, so its snapshot shows e if W committed. If e's
+//!   its check statement (or, for a lone event, its check function's query) starts after
+//!   that, so its snapshot shows e if W committed. If e's
 //!   position is above P the check refuses; if not, e was committed when the read ran (P is
 //!   gap-free: a position up to P was committed or permanently empty then), so the decision
 //!   already saw it. Or
