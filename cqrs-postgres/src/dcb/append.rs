@@ -3,7 +3,7 @@
 //! its own statement (`append.rs`), a batch or a group the group statement (`group.rs`).)
 //!
 //! A lone event under a condition with items first takes a statement of its own
-//! (`append_one.rs`: about a third less server time); the rest of this applies to it too, with
+//! (`append_one.rs`: about a quarter less server time); the rest of this applies to it too, with
 //! the function explaining what that statement cannot (a refused version).
 //!
 //! With a condition or without, it is one request: the call of the store's append function

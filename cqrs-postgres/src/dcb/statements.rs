@@ -256,10 +256,10 @@ pub(crate) enum OneShape {
     Any,
 }
 
-/// A conditional append of one event to one stream, as one statement (no function call, no
-/// `LOCK TABLE`): the common decision, which pays about a third less server time this way than
-/// through [`function`] (backend CPU per execution, generic plans: 216–235 µs against 266–288
-/// µs, the same tagged append without a condition 185–198 µs).
+/// A conditional append of one event to one stream, as one statement (no append function, no
+/// `LOCK TABLE`): the common decision, which pays about a quarter less server time this way
+/// than through [`function`] (backend CPU per execution, psql, generic plans: 206–219 µs against
+/// 262–288 µs; the same tagged append without a condition 178–203 µs; BENCHMARKS.md).
 ///
 /// Parameters: `$1` the stream, `$2` the expected version (as [`OneShape`] reads it), `$3`–`$9`
 /// the event's columns, `$10` its tags as the text of a `text[]` literal (NULL for none), `$11`
