@@ -164,22 +164,29 @@ fn registered_names() -> &'static [&'static str] {
 /// registered under it (no allocation per row: a catch-up reads the same few names over and
 /// over), else an owned copy.
 fn event_name(text: &str) -> Cow<'static, str> {
+    match registered_name(text.as_bytes()) {
+        Some(name) => Cow::Borrowed(name),
+        None => Cow::Owned(text.to_owned()),
+    }
+}
+
+/// The registered name whose bytes are `bytes`, if any (no UTF-8 check needed: equal bytes
+/// are the registered name's own).
+fn registered_name(bytes: &[u8]) -> Option<&'static str> {
     thread_local! {
         /// The registered name found last on this thread: consecutive rows mostly repeat it.
         static LAST: Cell<&'static str> = const { Cell::new("") };
     }
     let last = LAST.with(Cell::get);
-    if last == text {
-        return Cow::Borrowed(last);
+    if last.as_bytes() == bytes {
+        return Some(last);
     }
     let names = registered_names();
-    match names.binary_search(&text) {
-        Ok(found) => {
-            LAST.with(|cell| cell.set(names[found]));
-            Cow::Borrowed(names[found])
-        }
-        Err(_) => Cow::Owned(text.to_owned()),
-    }
+    let found = names[names
+        .binary_search_by(|name| name.as_bytes().cmp(bytes))
+        .ok()?];
+    LAST.with(|cell| cell.set(found));
+    Some(found)
 }
 
 /// A column's value if it read as one (for naming the row in errors; checked later).
@@ -279,13 +286,18 @@ fn fast_event(row: &Row, at: usize, last_stream: &mut Option<StreamId>) -> Optio
     let required = |offset: usize| column_bytes(row, at + offset).flatten();
     let optional = |offset: usize| column_bytes(row, at + offset);
     let position = int8(required(0)?)?;
-    let stream_text = std::str::from_utf8(required(1)?).ok()?;
+    let stream_bytes = required(1)?;
     let version = int8(required(2)?)?;
     if position < 1 || version < 1 {
         return None;
     }
     let event_id = uuid(required(3)?)?;
-    let name = std::str::from_utf8(required(4)?).ok()?;
+    let name_bytes = required(4)?;
+    // A registered name's bytes are valid UTF-8: only other names are checked.
+    let name = match registered_name(name_bytes) {
+        Some(name) => Cow::Borrowed(name),
+        None => Cow::Owned(std::str::from_utf8(name_bytes).ok()?.to_owned()),
+    };
     let event_version = u32::try_from(i32::from_be_bytes(required(5)?.try_into().ok()?)).ok()?;
     let payload = jsonb_text(required(6)?)?;
     let metadata = match optional(7)? {
@@ -313,10 +325,11 @@ fn fast_event(row: &Row, at: usize, last_stream: &mut Option<StreamId>) -> Optio
             crate::dcb::decode_tags(row.try_get::<_, Option<Vec<&str>>>(at + 11).ok()?).ok()?
         }
     };
+    // The same bytes as the previous row's stream are the same (valid) name.
     let stream = match last_stream {
-        Some(last) if last.as_str() == stream_text => last.clone(),
+        Some(last) if last.as_str().as_bytes() == stream_bytes => last.clone(),
         _ => {
-            let stream = StreamId::from(stream_text);
+            let stream = StreamId::from(std::str::from_utf8(stream_bytes).ok()?);
             *last_stream = Some(stream.clone());
             stream
         }
@@ -327,7 +340,7 @@ fn fast_event(row: &Row, at: usize, last_stream: &mut Option<StreamId>) -> Optio
             stream,
             version: version as u64,
             position: Position(position as u64),
-            event_name: event_name(name),
+            event_name: name,
             event_version,
             recorded_at: Timestamp(recorded_at),
             correlation_id,
