@@ -7,7 +7,7 @@
 //! the default `prefer` both decrypt the rows and neither does with `?sslmode=disable`.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bank::{AccountId, AccountOpened, MoneyDeposited, balances::AccountSummary};
 use futures_util::StreamExt;
@@ -15,9 +15,16 @@ use futures_util::StreamExt;
 use crate::read_side::{Filled, Run};
 
 /// Reads every event of the store in `schema` with one streamed `SELECT` and folds it into a
-/// balances map; checked against what was filled.
-pub async fn raw_catch_up(url: &str, schema: &str, filled: &Filled) -> Run {
+/// balances map; checked against what was filled. Also returns the CPU time its backend ran
+/// meanwhile (zero unless PostgreSQL runs on this machine).
+pub async fn raw_catch_up(url: &str, schema: &str, filled: &Filled) -> (Run, Duration) {
     let client = crate::postgres::connect(url).await;
+    let backend: i32 = client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .expect("the raw session's backend")
+        .get(0);
+    let server = crate::read_side::backends_cpu(&[backend]);
     let started = Instant::now();
     let statement = client
         .prepare(&format!(
@@ -67,10 +74,11 @@ pub async fn raw_catch_up(url: &str, schema: &str, filled: &Filled) -> Run {
         }
     }
     let elapsed = started.elapsed();
+    let server = crate::read_side::backends_cpu(&[backend]).saturating_sub(server);
     assert_eq!(events, filled.events, "every event read");
     for (k, sum) in filled.sums.iter().enumerate() {
         let found = balances.get(&AccountId(k as u64)).map(|line| line.balance);
         assert_eq!(found, Some(*sum), "balance of account {k}");
     }
-    Run { events, elapsed }
+    (Run { events, elapsed }, server)
 }

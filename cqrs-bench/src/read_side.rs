@@ -1028,6 +1028,47 @@ fn thread_cpu() -> Duration {
         .map_or(Duration::ZERO, Duration::from_nanos)
 }
 
+/// The CPU time the PostgreSQL backends `pids` have run, read from `/proc/<pid>/schedstat`:
+/// meaningful only when the server runs on this machine (a pid that is not a local `postgres`
+/// process counts nothing).
+pub(crate) fn backends_cpu(pids: &[i32]) -> Duration {
+    pids.iter()
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.trim() == "postgres")
+        })
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).ok()?;
+            stat.split_whitespace().next()?.parse().ok()
+        })
+        .map(Duration::from_nanos)
+        .sum()
+}
+
+/// `url` with `application_name` set to `name` (a URI or a keyword/value connection string).
+fn with_application_name(url: &str, name: &str) -> String {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let separator = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{separator}application_name={name}")
+    } else {
+        format!("{url} application_name={name}")
+    }
+}
+
+/// The backends of the sessions named `name` now.
+async fn backends_of(monitor: &tokio_postgres::Client, name: &str) -> Vec<i32> {
+    monitor
+        .query(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = $1",
+            &[&name],
+        )
+        .await
+        .expect("list the store's backends")
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
 /// The catch-up rows: one pre-filled schema, the paths alternating round by round.
 async fn catch_up_rows<P: CatchUpPeer>(
     url: &str,
@@ -1043,22 +1084,31 @@ async fn catch_up_rows<P: CatchUpPeer>(
         target: target.to_owned(),
     };
     let mut rows = Vec::new();
-    let (store, schema) = fresh_store(url, 4).await;
+    // The store's sessions carry a name of their own, so their backends' CPU time can be read.
+    let name = format!("cqrs_bench_catch_up_{}", new_id().simple());
+    let (store, schema) = fresh_store(&with_application_name(url, &name), 4).await;
+    let monitor = crate::postgres::connect(url).await;
     let filled = fill(&store, sizes.catch_up_events, sizes.per_stream).await;
     let (mut runner, mut build, mut peers) = (Vec::new(), Vec::new(), Vec::new());
     let mut raw = Vec::new();
     // This thread's CPU time in each path: on a loaded machine the rates move with who gets
     // the cores, the client's CPU per event much less.
     let (mut build_cpu, mut raw_cpu) = (Duration::ZERO, Duration::ZERO);
+    // And the server's: the backends' CPU time in each path (PostgreSQL on this machine).
+    let (mut build_server, mut raw_server) = (Duration::ZERO, Duration::ZERO);
     for round in 0..sizes.catch_up_rounds {
         if round % 2 == 1 {
+            let server = backends_cpu(&backends_of(&monitor, &name).await);
             let cpu = thread_cpu();
             build.push(build_catch_up(&store, &filled).await.rate());
             build_cpu += thread_cpu().saturating_sub(cpu);
+            let after = backends_cpu(&backends_of(&monitor, &name).await);
+            build_server += after.saturating_sub(server);
         }
         let cpu = thread_cpu();
-        let raw_run = crate::raw_catch_up::raw_catch_up(url, &schema, &filled).await;
+        let (raw_run, server) = crate::raw_catch_up::raw_catch_up(url, &schema, &filled).await;
         raw_cpu += thread_cpu().saturating_sub(cpu);
+        raw_server += server;
         raw.push(raw_run.rate());
         runner.push(runner_catch_up(&store, &filled, sizes.batch).await.rate());
         if let Some(peer) = peer {
@@ -1066,9 +1116,12 @@ async fn catch_up_rows<P: CatchUpPeer>(
             peers.push(run.rate());
         }
         if round % 2 == 0 {
+            let server = backends_cpu(&backends_of(&monitor, &name).await);
             let cpu = thread_cpu();
             build.push(build_catch_up(&store, &filled).await.rate());
             build_cpu += thread_cpu().saturating_sub(cpu);
+            let after = backends_cpu(&backends_of(&monitor, &name).await);
+            build_server += after.saturating_sub(server);
         }
     }
     let per_event = |cpu: Duration| {
@@ -1081,6 +1134,16 @@ async fn catch_up_rows<P: CatchUpPeer>(
         per_event(raw_cpu),
         per_event(build_cpu) / per_event(raw_cpu)
     );
+    if !raw_server.is_zero() {
+        eprintln!(
+            "catch-up server CPU per event (the sessions' backends, PostgreSQL on this \
+             machine): build() {:.0} ns, raw streamed SELECT {:.0} ns ({:.2}x)",
+            per_event(build_server),
+            per_event(raw_server),
+            per_event(build_server) / per_event(raw_server)
+        );
+    }
+    drop(monitor);
     drop_schema(url, store, &schema).await;
     let peer_rate = peer.map(|_| crate::median(&mut peers));
     rows.push(row(

@@ -164,22 +164,29 @@ fn registered_names() -> &'static [&'static str] {
 /// registered under it (no allocation per row: a catch-up reads the same few names over and
 /// over), else an owned copy.
 fn event_name(text: &str) -> Cow<'static, str> {
+    match registered_name(text.as_bytes()) {
+        Some(name) => Cow::Borrowed(name),
+        None => Cow::Owned(text.to_owned()),
+    }
+}
+
+/// The registered name whose bytes are `bytes`, if any (no UTF-8 check needed: equal bytes
+/// are the registered name's own).
+fn registered_name(bytes: &[u8]) -> Option<&'static str> {
     thread_local! {
         /// The registered name found last on this thread: consecutive rows mostly repeat it.
         static LAST: Cell<&'static str> = const { Cell::new("") };
     }
     let last = LAST.with(Cell::get);
-    if last == text {
-        return Cow::Borrowed(last);
+    if last.as_bytes() == bytes {
+        return Some(last);
     }
     let names = registered_names();
-    match names.binary_search(&text) {
-        Ok(found) => {
-            LAST.with(|cell| cell.set(names[found]));
-            Cow::Borrowed(names[found])
-        }
-        Err(_) => Cow::Owned(text.to_owned()),
-    }
+    let found = names[names
+        .binary_search_by(|name| name.as_bytes().cmp(bytes))
+        .ok()?];
+    LAST.with(|cell| cell.set(found));
+    Some(found)
 }
 
 /// A column's value if it read as one (for naming the row in errors; checked later).
@@ -196,9 +203,182 @@ pub(crate) fn position(row: &Row, at: usize) -> Result<Option<u64>, StoreError> 
     }
 }
 
+/// The column types [`event`] reads, in `statements::EVENT_COLUMNS` order. A row whose event
+/// columns have exactly these types is decoded from the bytes of its columns
+/// ([`fast_event`]); any other goes through the driver's conversions ([`checked_event`]).
+const EVENT_TYPES: [Type; 12] = [
+    Type::INT8,
+    Type::TEXT,
+    Type::INT8,
+    Type::UUID,
+    Type::TEXT,
+    Type::INT4,
+    Type::JSONB,
+    Type::JSONB,
+    Type::UUID,
+    Type::UUID,
+    Type::TIMESTAMPTZ,
+    Type::TEXT_ARRAY,
+];
+
+/// Whether the event columns of `row` (from `at` on) have the types [`fast_event`] reads. The
+/// same for every row of one statement: a reader of many rows asks once.
+pub(crate) fn reads_fast(row: &Row, at: usize) -> bool {
+    row.columns()
+        .get(at..at + EVENT_TYPES.len())
+        .is_some_and(|columns| {
+            columns
+                .iter()
+                .zip(&EVENT_TYPES)
+                .all(|(column, ty)| column.type_() == ty)
+        })
+}
+
+/// A column's bytes as the server sent them, whatever its type (checked once per statement by
+/// [`reads_fast`] instead of once per column and row).
+struct ColumnBytes<'a>(&'a [u8]);
+
+impl<'a> FromSql<'a> for ColumnBytes<'a> {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, DriverError> {
+        Ok(ColumnBytes(raw))
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+}
+
+/// The bytes of column `index` (`Some(None)` for NULL; `None` past the row's end).
+fn column_bytes(row: &Row, index: usize) -> Option<Option<&[u8]>> {
+    row.try_get::<_, Option<ColumnBytes<'_>>>(index)
+        .ok()
+        .map(|column| column.map(|bytes| bytes.0))
+}
+
+/// A binary `int8`.
+fn int8(bytes: &[u8]) -> Option<i64> {
+    Some(i64::from_be_bytes(bytes.try_into().ok()?))
+}
+
+/// A binary `uuid`.
+fn uuid(bytes: &[u8]) -> Option<Uuid> {
+    Some(Uuid::from_bytes(bytes.try_into().ok()?))
+}
+
+/// The JSON text of a binary `jsonb`.
+fn jsonb_text(bytes: &[u8]) -> Option<&str> {
+    match bytes.split_first() {
+        Some((&JSONB_VERSION, text)) => std::str::from_utf8(text).ok(),
+        _ => None,
+    }
+}
+
+/// The event whose columns start at `at`, read from the columns' bytes, when `row` holds an
+/// event that decodes without a problem; `None` for anything else (a NULL where a value
+/// belongs, a value out of range, metadata that is not an object, a bad tag, …), which
+/// [`checked_event`] then reads again to name the problem. Only for rows whose columns have
+/// the types [`reads_fast`] checks.
+///
+/// It checks what [`checked_event`] checks, without the driver's per-column conversion (a type
+/// check, and for text three type-name comparisons) and without carrying what a failure would
+/// report.
+fn fast_event(row: &Row, at: usize, last_stream: &mut Option<StreamId>) -> Option<RecordedEvent> {
+    let required = |offset: usize| column_bytes(row, at + offset).flatten();
+    let optional = |offset: usize| column_bytes(row, at + offset);
+    let position = int8(required(0)?)?;
+    let stream_bytes = required(1)?;
+    let version = int8(required(2)?)?;
+    if position < 1 || version < 1 {
+        return None;
+    }
+    let event_id = uuid(required(3)?)?;
+    let name_bytes = required(4)?;
+    // A registered name's bytes are valid UTF-8: only other names are checked.
+    let name = match registered_name(name_bytes) {
+        Some(name) => Cow::Borrowed(name),
+        None => Cow::Owned(std::str::from_utf8(name_bytes).ok()?.to_owned()),
+    };
+    let event_version = u32::try_from(i32::from_be_bytes(required(5)?.try_into().ok()?)).ok()?;
+    let payload = jsonb_text(required(6)?)?;
+    let metadata = match optional(7)? {
+        None => UserMetadata::empty(),
+        Some(bytes) => match jsonb_text(bytes)? {
+            "{}" => UserMetadata::empty(),
+            text => UserMetadata::from_map(
+                serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text).ok()?,
+            ),
+        },
+    };
+    let correlation_id = match optional(8)? {
+        None => None,
+        Some(bytes) => Some(uuid(bytes)?),
+    };
+    let causation_id = match optional(9)? {
+        None => None,
+        Some(bytes) => Some(uuid(bytes)?),
+    };
+    let recorded_at = int8(required(10)?)?.saturating_add(PG_EPOCH_UNIX_MICROS);
+    let tags = match optional(11)? {
+        None => eventweave_core::Tags::empty(),
+        // Tagged events are few; their array goes through the driver.
+        Some(_) => {
+            crate::dcb::decode_tags(row.try_get::<_, Option<Vec<&str>>>(at + 11).ok()?).ok()?
+        }
+    };
+    // The same bytes as the previous row's stream are the same (valid) name.
+    let stream = match last_stream {
+        Some(last) if last.as_str().as_bytes() == stream_bytes => last.clone(),
+        _ => {
+            let stream = StreamId::from(std::str::from_utf8(stream_bytes).ok()?);
+            *last_stream = Some(stream.clone());
+            stream
+        }
+    };
+    Some(RecordedEvent {
+        meta: EventMeta {
+            event_id,
+            stream,
+            version: version as u64,
+            position: Position(position as u64),
+            event_name: name,
+            event_version,
+            recorded_at: Timestamp(recorded_at),
+            correlation_id,
+            causation_id,
+            metadata,
+            tags,
+        },
+        payload: Payload::from_json(payload),
+    })
+}
+
 /// The event whose columns (in `statements::EVENT_COLUMNS` order) start at `at`. `last_stream`
 /// lets consecutive rows of one stream share one `StreamId` allocation.
 pub(crate) fn event(
+    row: &Row,
+    at: usize,
+    last_stream: &mut Option<StreamId>,
+) -> Result<RecordedEvent, StoreError> {
+    event_read(row, at, reads_fast(row, at), last_stream)
+}
+
+/// [`event`], told whether the row's columns have the types [`reads_fast`] checks (`fast`):
+/// a reader of many rows of one statement checks once.
+pub(crate) fn event_read(
+    row: &Row,
+    at: usize,
+    fast: bool,
+    last_stream: &mut Option<StreamId>,
+) -> Result<RecordedEvent, StoreError> {
+    if fast && let Some(event) = fast_event(row, at, last_stream) {
+        return Ok(event);
+    }
+    checked_event(row, at, last_stream)
+}
+
+/// [`event`] through the driver's conversions, column by column: a problem becomes a
+/// `StoreError::Decode` naming the row and the column.
+fn checked_event(
     row: &Row,
     at: usize,
     last_stream: &mut Option<StreamId>,
@@ -341,6 +521,98 @@ mod tests {
         assert_eq!(at(i64::MAX).unwrap(), UnixMicros(i64::MAX), "infinity");
         assert!(UnixMicros::from_sql(&Type::TIMESTAMPTZ, &[0; 4]).is_err());
         assert!(!<UnixMicros as FromSql<'_>>::accepts(&Type::INT8));
+    }
+
+    /// Rows read from their bytes (`fast_event`) come out exactly as through the driver's
+    /// conversions (`checked_event`): metadata or none, correlation and causation ids or none,
+    /// tags or none, non-ASCII text, and a row written by hand with an empty metadata object.
+    /// Skips when `CQRS_POSTGRES_URL` is not set.
+    #[tokio::test(flavor = "current_thread")]
+    async fn rows_read_from_their_bytes_equal_rows_read_through_the_driver() {
+        use eventweave_core::{EventStore, ExpectedVersion, NewEvent, Tag, Tags};
+        let Some(url) = std::env::var("CQRS_POSTGRES_URL")
+            .ok()
+            .filter(|url| !url.trim().is_empty())
+        else {
+            eprintln!("SKIPPED: rows_read_from_their_bytes_equal_rows_read_through_the_driver");
+            return;
+        };
+        let schema = format!("cqrs_test_decode_{}", eventweave_core::new_id().simple());
+        let store = crate::PostgresStore::open(crate::PostgresConfig::new(url).schema(&schema))
+            .await
+            .unwrap();
+        let event = |payload: &str, tagged: bool| {
+            let mut metadata = UserMetadata::empty();
+            if tagged {
+                metadata.insert("user", "ünïcode");
+            }
+            NewEvent {
+                event_id: eventweave_core::new_id(),
+                event_name: "decode.test".into(),
+                event_version: 3,
+                payload: Payload::from_json(payload),
+                correlation_id: tagged.then(eventweave_core::new_id),
+                causation_id: (!tagged).then(eventweave_core::new_id),
+                metadata,
+                tags: if tagged {
+                    Tags::new([Tag::parse("b:2").unwrap(), Tag::parse("a:1").unwrap()])
+                } else {
+                    Tags::empty()
+                },
+            }
+        };
+        store
+            .append(
+                &StreamId::from("décode-1"),
+                ExpectedVersion::NoStream,
+                vec![event(r#"{"n":1}"#, false), event(r#"{"s":"ß→✓"}"#, true)],
+            )
+            .await
+            .unwrap();
+        let conn = store.shared.pool.get().await.unwrap();
+        let events = &store.shared.names.events;
+        conn.client
+            .batch_execute(&format!(
+                "INSERT INTO {events} (stream, version, event_id, event_name, event_version,
+                     payload, metadata)
+                 VALUES ('décode-2', 1, gen_random_uuid(), 'not.registered', 0, '[]', '{{}}')"
+            ))
+            .await
+            .unwrap();
+        let rows = conn
+            .client
+            .query(
+                &format!(
+                    "SELECT {} FROM {events} ORDER BY position",
+                    crate::statements::EVENT_COLUMNS
+                ),
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 3);
+        let (mut fast_last, mut checked_last) = (None, None);
+        for row in &rows {
+            assert!(
+                reads_fast(row, 0),
+                "the store's columns are read from their bytes"
+            );
+            let fast = fast_event(row, 0, &mut fast_last).expect("a good row reads fast");
+            let checked = checked_event(row, 0, &mut checked_last).unwrap();
+            assert_eq!(fast, checked);
+        }
+        assert!(
+            !rows[1]
+                .try_get::<_, Option<Vec<&str>>>(11)
+                .unwrap()
+                .unwrap()
+                .is_empty()
+        );
+        assert!(!reads_fast(&rows[0], 1), "shifted columns have other types");
+        conn.client
+            .batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+            .await
+            .unwrap();
     }
 
     #[test]

@@ -70,9 +70,11 @@ impl Shared {
             .map_err(backend)?;
         drop(conn);
         let mut last = Some(stream.clone());
+        // Every row of the statement has the same column types: checked once.
+        let fast = rows.first().is_some_and(|row| decode::reads_fast(row, 0));
         let events = rows
             .iter()
-            .map(|row| decode::event(row, 0, &mut last))
+            .map(|row| decode::event_read(row, 0, fast, &mut last))
             .collect::<Result<Vec<_>, _>>()?;
         if let Some(newest) = events.last() {
             self.versions.saw(stream, newest.meta.version);
@@ -139,19 +141,23 @@ impl Shared {
         let mut events = Vec::with_capacity(limit.min(READ_CAPACITY));
         let mut bad: Option<(u64, StoreError)> = None;
         let mut last = None;
+        // Whether the rows' event columns have the types read from their bytes (the same for
+        // every row of the statement: checked on the first).
+        let mut fast = false;
         while let Some(row) = rows.try_next().await.map_err(backend)? {
             if snapshot.is_none() {
                 snapshot = Some(Snapshot {
                     xmin: row.try_get::<_, i64>(0).map_err(backend)? as u64,
                     next_xid: row.try_get::<_, i64>(1).map_err(backend)? as u64,
                 });
+                fast = decode::reads_fast(&row, 2);
             }
             // Column 2 on are the event's; the one row of an empty read has a NULL position.
             let Some(position) = decode::position(&row, 2)? else {
                 continue;
             };
             positions.push(position);
-            match decode::event(&row, 2, &mut last) {
+            match decode::event_read(&row, 2, fast, &mut last) {
                 Ok(event) => events.push(event),
                 Err(error) => {
                     if bad.as_ref().is_none_or(|(at, _)| position < *at) {
