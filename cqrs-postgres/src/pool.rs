@@ -23,6 +23,11 @@
 //!   the table held some 70,000 events: every execution then compiled about 100 functions,
 //!   300 ms for a statement that runs in a fraction of a millisecond. The store's statements are
 //!   index lookups, never the long scans JIT pays off for.
+//! - **No parallel plans** (`SET max_parallel_workers_per_gather = 0` on pooled connections): the
+//!   store's statements are index lookups and short ranges, which workers only slow down, and
+//!   `read_all` sends its snapshot row first through a `UNION ALL` whose branches a plain
+//!   `Append` returns in order; a parallel one would not (`statements.rs`). Without `Gather`
+//!   no plan is parallel.
 //! - **Generic plans** (`SET plan_cache_mode = force_generic_plan` on pooled connections): the
 //!   statements are key lookups whose plan does not depend on the values, and the append's earlier
 //!   form, re-planned on every execution, cost 60–90 µs of server time instead of about 25 (see
@@ -110,7 +115,10 @@ impl managed::Manager for Manager {
     async fn create(&self) -> Result<Conn, ConnectError> {
         let client = self
             .connector
-            .connect("SET plan_cache_mode = force_generic_plan; SET jit = off")
+            .connect(
+                "SET plan_cache_mode = force_generic_plan; SET jit = off; \
+                 SET max_parallel_workers_per_gather = 0",
+            )
             .await?;
         let st = Prepared::new(&client, &self.sql).await?;
         Ok(Conn::new(client, st))

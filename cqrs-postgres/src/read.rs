@@ -146,18 +146,29 @@ impl Shared {
         let mut fast = false;
         while let Some(row) = rows.try_next().await.map_err(backend)? {
             if snapshot.is_none() {
+                // The first row is the horizon: `xmin` and `next_xid` in the first and third
+                // columns, no stream.
+                if row
+                    .try_get::<_, Option<&str>>(1)
+                    .map_err(backend)?
+                    .is_some()
+                {
+                    return Err(StoreError::Backend(
+                        "read_all: the first row is not the snapshot row".into(),
+                    ));
+                }
                 snapshot = Some(Snapshot {
                     xmin: row.try_get::<_, i64>(0).map_err(backend)? as u64,
-                    next_xid: row.try_get::<_, i64>(1).map_err(backend)? as u64,
+                    next_xid: row.try_get::<_, i64>(2).map_err(backend)? as u64,
                 });
-                fast = decode::reads_fast(&row, 2);
+                fast = decode::reads_fast(&row, 0);
+                continue;
             }
-            // Column 2 on are the event's; the one row of an empty read has a NULL position.
-            let Some(position) = decode::position(&row, 2)? else {
+            let Some(position) = decode::position(&row, 0)? else {
                 continue;
             };
             positions.push(position);
-            match decode::event_read(&row, 2, fast, &mut last) {
+            match decode::event_read(&row, 0, fast, &mut last) {
                 Ok(event) => events.push(event),
                 Err(error) => {
                     if bad.as_ref().is_none_or(|(at, _)| position < *at) {
@@ -310,6 +321,15 @@ pub(crate) mod tests {
             .await
             .unwrap();
         let conn = store.shared.pool.get().await.unwrap();
+        // No parallel plans on pooled sessions: `read_all` relies on its `UNION ALL` returning
+        // the snapshot row first, which a parallel append would not promise.
+        let parallel: String = conn
+            .client
+            .query_one("SHOW max_parallel_workers_per_gather", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(parallel, "0");
         let plan = conn
             .client
             .simple_query(&format!(

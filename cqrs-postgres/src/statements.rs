@@ -409,19 +409,22 @@ impl Sql {
             // from `x` to the next id to be assigned, read during execution (after the snapshot
             // was taken) without assigning one. The snapshot's `xmax` is no such bound: it is
             // one past the newest *completed* id, and a running transaction can hold a higher id.
-            // `OFFSET 0` keeps the planner from pulling `s` up into the join: pulled up, the two
-            // expressions were computed again for every row (two `xid8` to text to `int8`
-            // conversions and an `age` per row: a quarter of the server's time for the read).
+            // The horizon comes once, as the first row (a plain `Append` returns its branches
+            // in order; pooled sessions plan nothing parallel, `pool.rs`, and the reader
+            // refuses a first row that is not the horizon): `xmin` in the `position` column, `next_xid` in the `version` column, every
+            // other column NULL (an event row's stream never is). The event rows carry no
+            // snapshot columns and pass through no join: a sixth less server time per row than
+            // a `LATERAL` join under the snapshot.
             read_all: format!(
-                "SELECT s.xmin, s.next_xid, e.*
-                 FROM (SELECT pg_snapshot_xmin(c)::text::int8 AS xmin,
-                              pg_snapshot_xmin(c)::text::int8 + age(xid(pg_snapshot_xmin(c)))
-                                  AS next_xid
-                       FROM pg_current_snapshot() AS c OFFSET 0) AS s
-                 LEFT JOIN LATERAL (
-                     SELECT {EVENT_COLUMNS} FROM {events}
-                     WHERE position >= $1::int8 ORDER BY position LIMIT $2::int8
-                 ) AS e ON true"
+                "(SELECT pg_snapshot_xmin(c)::text::int8,
+                         NULL::text,
+                         pg_snapshot_xmin(c)::text::int8 + age(xid(pg_snapshot_xmin(c))),
+                         NULL::uuid, NULL::text, NULL::int4, NULL::jsonb, NULL::jsonb,
+                         NULL::uuid, NULL::uuid, NULL::timestamptz, NULL::text[]
+                  FROM pg_current_snapshot() AS c)
+                 UNION ALL
+                 (SELECT {EVENT_COLUMNS} FROM {events}
+                  WHERE position >= $1::int8 ORDER BY position LIMIT $2::int8)"
             ),
             head: format!("SELECT coalesce(max(position), 0) FROM {events}"),
             exists_after: format!(
