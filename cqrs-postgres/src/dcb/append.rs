@@ -66,10 +66,11 @@ pub(super) struct Batch {
     pub(super) tags: Vec<Option<String>>,
     /// Key texts of the events' shared dcb locks.
     pub(super) shared: Vec<String>,
-    /// 0 no condition, 1 items, 2 every event; the condition's position; its items.
+    /// 0 no condition, 1 items, 2 every event; the condition's position. (Its items are
+    /// encoded for the function when it is called: a lone event's statement takes them as
+    /// arrays, `append_one.rs`.)
     pub(super) condition: i32,
     pub(super) after: i64,
-    pub(super) items: Option<String>,
     /// Key texts of the condition's exclusive locks.
     pub(super) exclusive: Vec<String>,
 }
@@ -105,7 +106,6 @@ impl Batch {
             shared: Vec::new(),
             condition: 0,
             after: 0,
-            items: None,
             exclusive: Vec::new(),
         };
         for write in writes {
@@ -136,9 +136,11 @@ impl Batch {
             }
         }
         if let Some(condition) = condition {
-            let (kind, items) = encode_query(&condition.query);
-            b.condition = kind;
-            b.items = items;
+            b.condition = if condition.query.items().is_some() {
+                1
+            } else {
+                2
+            };
             b.after = i64::try_from(condition.after.0).unwrap_or(i64::MAX);
             for item in condition.query.items().unwrap_or_default() {
                 locks::item_keys(item, &mut b.exclusive);
@@ -147,11 +149,13 @@ impl Batch {
         Ok(b)
     }
 
-    /// Runs the call of the append function; borrows every parameter for the request.
+    /// Runs the call of the append function under `condition` (the one the batch was made
+    /// with); borrows every parameter for the request.
     async fn execute(
         &self,
         conn: &Conn,
         statement: &tokio_postgres::Statement,
+        condition: Option<&AppendCondition>,
     ) -> Result<Vec<Row>, tokio_postgres::Error> {
         let payloads: Vec<JsonParam<'_>> = self.payloads.iter().map(|p| JsonParam(p)).collect();
         let metadata: Vec<Option<JsonParam<'_>>> = self
@@ -159,7 +163,8 @@ impl Batch {
             .iter()
             .map(|m| m.as_deref().map(JsonParam))
             .collect();
-        let items = self.items.as_deref().map(JsonParam);
+        let items = condition.and_then(|c| encode_query(&c.query).1);
+        let items = items.as_deref().map(JsonParam);
         let (keys, exclusive) = self.lock_params();
         let params: [&(dyn ToSql + Sync); 18] = [
             &self.streams,
@@ -248,8 +253,9 @@ fn answer(rows: &[Row], writes: usize) -> Result<Answer, StoreError> {
 /// Which statement runs an append.
 #[derive(Clone, Copy)]
 enum Via<'a> {
-    /// The append function (`statements::function`): any append, and every explanation.
-    Function,
+    /// The append function (`statements::function`) under the batch's condition: any append,
+    /// and every explanation.
+    Function(Option<&'a AppendCondition>),
     /// A lone event's statement (`statements::append_one`).
     One(&'a One<'a>),
 }
@@ -293,7 +299,7 @@ impl Shared {
             }
             let via = match &one {
                 Some(one) if attempt == 0 => Via::One(one),
-                _ => Via::Function,
+                _ => Via::Function(condition),
             };
             let run = self.run(&mut conn, &batch, via, Txn::Implicit).await?;
             if let Run::Answered(answer) = &run
@@ -355,7 +361,7 @@ impl Shared {
         txn: Txn,
     ) -> Result<Run, StoreError> {
         let text = match via {
-            Via::Function => &self.dcb.call,
+            Via::Function(_) => &self.dcb.call,
             Via::One(one) => one.statement(&self.dcb.one),
         };
         let statement = conn.cached(text).await.map_err(backend)?;
@@ -366,7 +372,7 @@ impl Shared {
         let open: &Conn = conn;
         let execute = async {
             match via {
-                Via::Function => batch.execute(open, &statement).await,
+                Via::Function(condition) => batch.execute(open, &statement, condition).await,
                 Via::One(one) => one.execute(&open.client, &statement).await,
             }
         };
@@ -379,7 +385,7 @@ impl Shared {
         };
         match ran {
             Ok(rows) => Ok(Run::Answered(match via {
-                Via::Function => answer(&rows, batch.streams.len())?,
+                Via::Function(_) => answer(&rows, batch.streams.len())?,
                 Via::One(one) => one.answer(&rows)?,
             })),
             Err(e) => self.failed(conn, e),
@@ -516,7 +522,7 @@ impl PostgresStore {
         let mut conn = shared.pool.get().await?;
         // The path `append_conditional` takes first; a refusal it cannot explain is explained
         // by the function, in the same transaction.
-        let via = one.as_ref().map_or(Via::Function, Via::One);
+        let via = one.as_ref().map_or(Via::Function(condition), Via::One);
         let mut run = shared.run(&mut conn, &batch, via, Txn::Begin).await;
         if let Ok(Run::Answered(answer)) = &run
             && answer.refused
@@ -524,7 +530,7 @@ impl PostgresStore {
             && answer.actual.is_empty()
         {
             run = shared
-                .run(&mut conn, &batch, Via::Function, Txn::Open)
+                .run(&mut conn, &batch, Via::Function(condition), Txn::Open)
                 .await;
         }
         // The transaction is open whatever happened; the hook's guard ends it.
