@@ -35,7 +35,7 @@ use tokio_postgres::types::ToSql;
 
 use super::append_one::One;
 use super::locks;
-use super::read::encode_query;
+use super::read::{encode_query, query_kind};
 use crate::decode::{self, JsonParam};
 use crate::error::{backend, closed_before_sending, session_ended, write_failed};
 use crate::group::tags_literal;
@@ -136,11 +136,7 @@ impl Batch {
             }
         }
         if let Some(condition) = condition {
-            b.condition = if condition.query.items().is_some() {
-                1
-            } else {
-                2
-            };
+            b.condition = query_kind(&condition.query);
             b.after = i64::try_from(condition.after.0).unwrap_or(i64::MAX);
             for item in condition.query.items().unwrap_or_default() {
                 locks::item_keys(item, &mut b.exclusive);

@@ -26,7 +26,7 @@ const EVENT_AT: usize = 5;
 /// `[{"d": driving tag, "t": tags, "y": types}]`.
 pub(crate) fn encode_query(query: &EventQuery) -> (i32, Option<String>) {
     let Some(items) = query.items() else {
-        return (2, None);
+        return (query_kind(query), None);
     };
     let items: Vec<Value> = items
         .iter()
@@ -38,7 +38,12 @@ pub(crate) fn encode_query(query: &EventQuery) -> (i32, Option<String>) {
             })
         })
         .collect();
-    (1, Some(Value::Array(items).to_string()))
+    (query_kind(query), Some(Value::Array(items).to_string()))
+}
+
+/// How the statements take a query: 1 by its items, 2 every event.
+pub(crate) fn query_kind(query: &EventQuery) -> i32 {
+    if query.items().is_some() { 1 } else { 2 }
 }
 
 fn int8(n: u64) -> i64 {
