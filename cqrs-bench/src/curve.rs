@@ -5,6 +5,14 @@
 //!
 //! `cargo run -p cqrs-bench --release -- --curve` (3 rounds of 1.5 s per point and system; the
 //! rates are medians of the rounds, the latencies percentiles of every command of every round).
+//! `CQRS_CURVE_CLIENTS=1,64` measures only those client counts and `CQRS_CURVE_ROUNDS=9` sets
+//! the rounds (for a closer look at one point; the table's targets need 1, 8 and 64).
+//!
+//! Each system has a schema of its own, so that one system's commits never wake or feed the
+//! other's notification listener or read side while it is measured. Beside the rates, each
+//! point shows the CPU time per command of this process and of every local `postgres` process
+//! (backends, WAL writer, checkpointer: read from `/proc`, so only when the server runs on this
+//! machine): where a point is bound by the machine's cores, that says whose work it is.
 //!
 //! Each client opens its account, then deposits until the time is up; every command's latency
 //! is recorded. The raw clients insert deposit-shaped rows into a table of the store's shape,
@@ -52,6 +60,11 @@ pub struct Point {
     pub p50: Duration,
     /// 99th percentile latency.
     pub p99: Duration,
+    /// CPU time of this process per command, over every round.
+    pub client_cpu: Duration,
+    /// CPU time of the local `postgres` processes per command, over every round (zero when the
+    /// server is not on this machine, and for SQLite).
+    pub server_cpu: Duration,
 }
 
 /// The three systems at each of [`CLIENTS`].
@@ -70,6 +83,76 @@ struct Sample {
     count: u64,
     elapsed: Duration,
     latencies: Vec<Duration>,
+    client_cpu: Duration,
+    server_cpu: Duration,
+}
+
+/// The CPU time this process and the local `postgres` processes have run so far.
+#[derive(Clone, Copy)]
+struct Cpu {
+    client: Duration,
+    server: Duration,
+}
+
+impl Cpu {
+    fn now() -> Cpu {
+        Cpu {
+            client: process_cpu(),
+            server: postgres_cpu(),
+        }
+    }
+
+    /// `sample` with the CPU time spent since `self`.
+    fn charge(self, mut sample: Sample) -> Sample {
+        let now = Cpu::now();
+        sample.client_cpu = now.client.saturating_sub(self.client);
+        sample.server_cpu = now.server.saturating_sub(self.server);
+        sample
+    }
+}
+
+/// The CPU time of every thread of this process (Linux `schedstat`; zero elsewhere).
+fn process_cpu() -> Duration {
+    schedstat_sum("/proc/self/task")
+}
+
+/// The CPU time of every process named `postgres` on this machine (zero elsewhere).
+fn postgres_cpu() -> Duration {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Duration::ZERO;
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "postgres")
+        })
+        .map(|e| schedstat(&e.path().join("schedstat")))
+        .sum()
+}
+
+/// The sum of the `schedstat` run times of the threads under `dir` (`/proc/<pid>/task`).
+fn schedstat_sum(dir: &str) -> Duration {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Duration::ZERO;
+    };
+    entries
+        .flatten()
+        .map(|e| schedstat(&e.path().join("schedstat")))
+        .sum()
+}
+
+/// The run time in a `schedstat` file (its first field, nanoseconds).
+fn schedstat(path: &std::path::Path) -> Duration {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|stat| stat.split_whitespace().next()?.parse().ok())
+        .map_or(Duration::ZERO, Duration::from_nanos)
 }
 
 /// Account ids unique across the run.
@@ -122,6 +205,8 @@ async fn commands<S: EventStore>(app: &Cqrs<S>, clients: usize, time: Duration) 
         count: latencies.len() as u64,
         elapsed,
         latencies,
+        client_cpu: Duration::ZERO,
+        server_cpu: Duration::ZERO,
     }
 }
 
@@ -151,6 +236,8 @@ async fn raw(connections: &[Arc<Raw>], clients: usize, time: Duration) -> Sample
         count: latencies.len() as u64,
         elapsed: started.elapsed(),
         latencies,
+        client_cpu: Duration::ZERO,
+        server_cpu: Duration::ZERO,
     }
 }
 
@@ -182,6 +269,8 @@ async fn raw_sqlite(conn: &Arc<Mutex<Connection>>, clients: usize, time: Duratio
         count: latencies.len() as u64,
         elapsed: started.elapsed(),
         latencies,
+        client_cpu: Duration::ZERO,
+        server_cpu: Duration::ZERO,
     }
 }
 
@@ -224,21 +313,74 @@ fn point(samples: Vec<Sample>) -> Point {
         .iter()
         .map(|s| s.count as f64 / s.elapsed.as_secs_f64())
         .collect();
+    let count: u64 = samples.iter().map(|s| s.count).sum::<u64>().max(1);
+    let per_command = |total: Duration| total / u32::try_from(count).unwrap_or(u32::MAX);
+    let client_cpu = per_command(samples.iter().map(|s| s.client_cpu).sum());
+    let server_cpu = per_command(samples.iter().map(|s| s.server_cpu).sum());
     let mut all: Vec<Duration> = samples.into_iter().flat_map(|s| s.latencies).collect();
     all.sort_unstable();
     Point {
         rate: crate::median(&mut rates),
         p50: percentile(&all, 0.5),
         p99: percentile(&all, 0.99),
+        client_cpu,
+        server_cpu,
     }
 }
 
-/// The client counts measured in `mode`.
-pub fn clients(mode: crate::Mode) -> &'static [usize] {
-    match mode {
-        crate::Mode::Full => &CLIENTS,
-        crate::Mode::Quick => &[1, 4],
+/// The client counts measured in `mode`, or those of `CQRS_CURVE_CLIENTS` (say `1,8,64`).
+///
+/// # Panics
+///
+/// On a `CQRS_CURVE_CLIENTS` that is not a comma-separated list of positive counts.
+pub fn clients(mode: crate::Mode) -> Vec<usize> {
+    if let Ok(list) = std::env::var(CLIENTS_VAR) {
+        return parse_clients(&list).unwrap_or_else(|| {
+            panic!("{CLIENTS_VAR}={list:?}: expected positive client counts, e.g. 1,8,64")
+        });
     }
+    match mode {
+        crate::Mode::Full => CLIENTS.to_vec(),
+        crate::Mode::Quick => vec![1, 4],
+    }
+}
+
+/// The variable that chooses the client counts.
+pub const CLIENTS_VAR: &str = "CQRS_CURVE_CLIENTS";
+
+/// The variable that sets the rounds per point.
+pub const ROUNDS_VAR: &str = "CQRS_CURVE_ROUNDS";
+
+/// `1,8,64` as counts; `None` if any is not a positive number or the list is empty.
+fn parse_clients(list: &str) -> Option<Vec<usize>> {
+    let counts: Vec<usize> = list
+        .split(',')
+        .map(|n| n.trim().parse().ok().filter(|&n| n > 0))
+        .collect::<Option<_>>()?;
+    (!counts.is_empty()).then_some(counts)
+}
+
+/// The rounds and the time per point and system in `mode` (`CQRS_CURVE_ROUNDS` overrides the
+/// rounds).
+///
+/// # Panics
+///
+/// On a `CQRS_CURVE_ROUNDS` that is not a positive number.
+fn rounds_and_time(mode: crate::Mode) -> (usize, Duration) {
+    let (rounds, time) = match mode {
+        crate::Mode::Full => (3, Duration::from_millis(1_500)),
+        crate::Mode::Quick => (1, Duration::from_millis(30)),
+    };
+    let rounds = match std::env::var(ROUNDS_VAR) {
+        Ok(n) => n
+            .trim()
+            .parse()
+            .ok()
+            .filter(|&n: &usize| n > 0)
+            .unwrap_or_else(|| panic!("{ROUNDS_VAR}={n:?}: expected a positive number")),
+        Err(_) => rounds,
+    };
+    (rounds, time)
 }
 
 /// Measures the curve; `None`, after a printed line, without `CQRS_POSTGRES_URL`.
@@ -247,20 +389,31 @@ pub async fn run(mode: crate::Mode) -> Option<Curve> {
         eprintln!("SKIPPED: the group-commit curve: {URL_VAR} is not set");
         return None;
     };
-    let (rounds, time) = match mode {
-        crate::Mode::Full => (3, Duration::from_millis(1_500)),
-        crate::Mode::Quick => (1, Duration::from_millis(30)),
-    };
+    let (rounds, time) = rounds_and_time(mode);
     let clients = clients(mode);
-    let schema = format!("cqrs_curve_{}", new_id().simple());
-    let config = PostgresConfig::new(&url).schema(&schema);
-    let grouped = app(PostgresStore::open(config.clone()).await.expect("open")).await;
-    let alone = app(PostgresStore::open(config.group_commit(false))
-        .await
-        .expect("open"))
+    // A schema per system: see the module docs.
+    let id = new_id().simple();
+    let schemas = [0, 1, 2].map(|k| format!("cqrs_curve_{id}_{k}"));
+    let grouped = app(
+        PostgresStore::open(PostgresConfig::new(&url).schema(&schemas[0]))
+            .await
+            .expect("open"),
+    )
+    .await;
+    let alone = app(PostgresStore::open(
+        PostgresConfig::new(&url)
+            .schema(&schemas[1])
+            .group_commit(false),
+    )
+    .await
+    .expect("open"))
     .await;
     let admin = connect(&url).await;
-    let table = create_raw_table(&admin, &schema).await;
+    admin
+        .batch_execute(&format!("CREATE SCHEMA \"{}\"", schemas[2]))
+        .await
+        .expect("create the raw table's schema");
+    let table = create_raw_table(&admin, &schemas[2]).await;
     let mut connections = Vec::new();
     for _ in 0..RAW_CONNECTIONS.min(*clients.iter().max().unwrap_or(&1)) {
         connections.push(Arc::new(Raw::connect(&url, &table).await));
@@ -270,11 +423,13 @@ pub async fn run(mode: crate::Mode) -> Option<Curve> {
         for (i, &n) in clients.iter().enumerate() {
             for k in 0..3 {
                 let system = (round + i + k) % 3;
+                let cpu = Cpu::now();
                 let sample = match system {
                     0 => commands(&grouped, n, time).await,
                     1 => commands(&alone, n, time).await,
                     _ => raw(&connections[..n.min(RAW_CONNECTIONS)], n, time).await,
                 };
+                let sample = cpu.charge(sample);
                 samples[i][system].push(sample);
             }
         }
@@ -286,19 +441,18 @@ pub async fn run(mode: crate::Mode) -> Option<Curve> {
         curve.raw.push(point(r));
     }
     drop((grouped, alone, connections));
-    admin
-        .batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
-        .await
-        .expect("drop the curve's schema");
+    for schema in &schemas {
+        admin
+            .batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+            .await
+            .expect("drop the curve's schemas");
+    }
     Some(curve)
 }
 
 /// Measures the SQLite curve (on the runtime it is called on: give it worker threads).
 pub async fn run_sqlite(mode: crate::Mode) -> Curve {
-    let (rounds, time) = match mode {
-        crate::Mode::Full => (3, Duration::from_millis(1_500)),
-        crate::Mode::Quick => (1, Duration::from_millis(30)),
-    };
+    let (rounds, time) = rounds_and_time(mode);
     let clients = clients(mode);
     let open = |config: SqliteConfig| SqliteStore::temporary_with(config).expect("a store");
     let grouped = crate::memory::bank_app(open(SqliteConfig::new())).await;
@@ -321,11 +475,13 @@ pub async fn run_sqlite(mode: crate::Mode) -> Curve {
         for (i, &n) in clients.iter().enumerate() {
             for k in 0..3 {
                 let system = (round + i + k) % 3;
+                let cpu = Cpu::now();
                 let sample = match system {
                     0 => commands(&grouped, n, time).await,
                     1 => commands(&alone, n, time).await,
                     _ => raw_sqlite(&conn, n, time).await,
                 };
+                let sample = cpu.charge(sample);
                 samples[i][system].push(sample);
             }
         }
@@ -341,27 +497,40 @@ pub async fn run_sqlite(mode: crate::Mode) -> Curve {
 }
 
 /// The curve as a Markdown table, then the targets, met or missed.
+///
+/// The CPU columns are microseconds per command: this process's, then the local `postgres`
+/// processes' (0 for SQLite, which runs in this process, and for a server elsewhere).
 pub fn format(curve: &Curve, clients: &[usize]) -> String {
     use std::fmt::Write as _;
     let ms = |d: Duration| format!("{:.2}", d.as_secs_f64() * 1e3);
+    let cpu = |p: &Point| {
+        format!(
+            "{:.0} + {:.0}",
+            p.client_cpu.as_secs_f64() * 1e6,
+            p.server_cpu.as_secs_f64() * 1e6
+        )
+    };
     let mut out = String::from(
-        "| clients | grouped: commands/s | p50 ms | p99 ms | without grouping: commands/s | p50 ms | p99 ms | raw insert tx/s | p50 ms | p99 ms |\n\
-         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| clients | grouped: commands/s | p50 ms | p99 ms | CPU us/cmd | without grouping: commands/s | p50 ms | p99 ms | CPU us/cmd | raw insert tx/s | p50 ms | p99 ms | CPU us/tx |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for (i, n) in clients.iter().enumerate() {
         let (g, a, r) = (&curve.grouped[i], &curve.alone[i], &curve.raw[i]);
         let _ = writeln!(
             out,
-            "| {n} | {:.0} | {} | {} | {:.0} | {} | {} | {:.0} | {} | {} |",
+            "| {n} | {:.0} | {} | {} | {} | {:.0} | {} | {} | {} | {:.0} | {} | {} | {} |",
             g.rate,
             ms(g.p50),
             ms(g.p99),
+            cpu(g),
             a.rate,
             ms(a.p50),
             ms(a.p99),
+            cpu(a),
             r.rate,
             ms(r.p50),
-            ms(r.p99)
+            ms(r.p99),
+            cpu(r),
         );
     }
     let at = |n: usize| clients.iter().position(|&c| c == n);
@@ -409,6 +578,8 @@ mod tests {
             rate,
             p50: Duration::from_millis(1),
             p99: Duration::from_millis(2),
+            client_cpu: Duration::from_micros(30),
+            server_cpu: Duration::from_micros(70),
         };
         let curve = Curve {
             grouped: vec![p(100.0), p(1_000.0), p(4_000.0)],
@@ -417,7 +588,7 @@ mod tests {
         };
         let text = format(&curve, &[1, 8, 64]);
         assert!(
-            text.contains("| 64 | 4000 | 1.00 | 2.00 | 1000 |"),
+            text.contains("| 64 | 4000 | 1.00 | 2.00 | 30 + 70 | 1000 |"),
             "{text}"
         );
         assert!(
@@ -429,5 +600,29 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("100.0% (target within 5%: met)"), "{text}");
+    }
+
+    #[test]
+    fn client_counts_parse_or_are_refused() {
+        assert_eq!(parse_clients("1,8,64"), Some(vec![1, 8, 64]));
+        assert_eq!(parse_clients(" 2 , 4"), Some(vec![2, 4]));
+        assert_eq!(parse_clients(""), None);
+        assert_eq!(parse_clients("1,0"), None);
+        assert_eq!(parse_clients("1,x"), None);
+    }
+
+    #[test]
+    fn cpu_per_command_is_the_rounds_total_over_their_commands() {
+        let sample = |count, cpu| Sample {
+            count,
+            elapsed: Duration::from_secs(1),
+            latencies: vec![Duration::from_millis(1)],
+            client_cpu: Duration::from_micros(cpu),
+            server_cpu: Duration::from_micros(2 * cpu),
+        };
+        let p = point(vec![sample(100, 1_000), sample(300, 7_000)]);
+        assert_eq!(p.client_cpu, Duration::from_micros(20));
+        assert_eq!(p.server_cpu, Duration::from_micros(40));
+        assert_eq!(p.rate, 200.0);
     }
 }

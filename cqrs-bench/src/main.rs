@@ -48,7 +48,8 @@ modes (one at a time):
   --read-side     the read-side rows (catch-up, exactly-once SQL projections, live lag)
   --catch-up      only the catch-up rows from PostgreSQL beside a raw streamed SELECT
   --curve         group commit: 1 to 128 clients, PostgreSQL then SQLite, beside raw
-                  (--sqlite-only skips PostgreSQL)
+                  (--sqlite-only skips PostgreSQL; CQRS_CURVE_CLIENTS=1,8,64 and
+                  CQRS_CURVE_ROUNDS=9 choose the points and the rounds)
   --segments      the awaited PgSink workload in 4 segments beside 1
   --contention    64 clients on one account, a stalling projection beside a fast one
   --dcb           conditional appends beside unconditional ones, racing seats (PostgreSQL, SQLite)
@@ -150,7 +151,7 @@ async fn main() {
             && let Some(curve) = cqrs_bench::curve::run(mode).await
         {
             print!("group-commit curve on PostgreSQL ({mode:?} mode)\n\n");
-            print!("{}", cqrs_bench::curve::format(&curve, clients));
+            print!("{}", cqrs_bench::curve::format(&curve, &clients));
         }
         // Its own 2-worker runtime, on a thread of its own: SQLite appends queue for the write
         // turn only when another worker holds it.
@@ -158,7 +159,7 @@ async fn main() {
             cqrs_bench::curve::run_sqlite(mode)
         });
         print!("\ngroup-commit curve on SQLite ({mode:?} mode, 2 worker threads)\n\n");
-        print!("{}", cqrs_bench::curve::format(&curve, clients));
+        print!("{}", cqrs_bench::curve::format(&curve, &clients));
         return;
     }
     if flag("--contention") {

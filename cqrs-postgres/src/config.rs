@@ -193,10 +193,13 @@ impl PostgresConfig {
     }
 
     /// With [`group_commit`](PostgresConfig::group_commit), how many append statements (a lone
-    /// append or a group) this store runs at a time (default: the
-    /// [`pool_size`](PostgresConfig::pool_size); at least 1, at most the pool size). While they
-    /// all run, further appends wait and go together in the next free statement. Fewer makes
-    /// larger groups sooner, at the price of concurrency below that many clients.
+    /// append or a group) this store runs at a time (default 2; at least 1, at most the
+    /// [`pool_size`](PostgresConfig::pool_size)). While they all run, further appends wait and
+    /// go together in the next free statement. Fewer makes larger groups sooner: concurrent
+    /// append statements meet on the same index pages, sequence and lock keys, so on a small
+    /// server two statements with large groups write several times more commands per second
+    /// than eight with small ones (BENCHMARKS.md, "How many append statements"). More keeps
+    /// appends moving while one statement waits on a lock held by another process.
     pub fn append_statements(mut self, statements: usize) -> Self {
         self.append_statements = Some(statements.max(1));
         self
@@ -307,7 +310,7 @@ impl PostgresConfig {
     /// See [`PostgresConfig::append_statements`] (bounded by the pool size).
     pub fn get_append_statements(&self) -> usize {
         self.append_statements
-            .unwrap_or(self.pool_size)
+            .unwrap_or(DEFAULT_APPEND_STATEMENTS)
             .min(self.pool_size)
     }
 
@@ -457,6 +460,11 @@ impl PostgresConfig {
 
 /// `application_name` of the store's sessions unless the connection string sets one.
 const DEFAULT_APPLICATION_NAME: &str = "eventweave-postgres";
+
+/// How many append statements a store with group commit runs at a time unless told otherwise:
+/// two, so that one statement's commit overlaps the next one's work and one statement waiting
+/// on a lock does not stop every append, while groups stay large (one statement per slot).
+const DEFAULT_APPEND_STATEMENTS: usize = 2;
 
 impl fmt::Debug for PostgresConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -825,13 +833,15 @@ mod tests {
             default.get_tcp_keepalives().bound(),
             Duration::from_secs(25)
         );
-        // Group commit: on, as many statements as connections unless fewer are asked for.
+        // Group commit: on, two statements unless others are asked for, never more than
+        // connections.
         assert!(default.get_group_commit());
-        assert_eq!(default.get_append_statements(), 8);
-        assert_eq!(config.get_append_statements(), 3);
+        assert_eq!(default.get_append_statements(), 2);
+        assert_eq!(default.clone().pool_size(1).get_append_statements(), 1);
+        assert_eq!(config.get_append_statements(), 2);
         assert_eq!(
-            config.clone().append_statements(2).get_append_statements(),
-            2
+            config.clone().append_statements(3).get_append_statements(),
+            3
         );
         assert_eq!(
             config.clone().append_statements(9).get_append_statements(),

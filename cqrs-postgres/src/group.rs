@@ -64,15 +64,18 @@
 //!
 //! - **Group only what queued while the slots were busy**, no timer: an append that finds a slot
 //!   free never waits, so single-client latency is the lone append's.
-//! - **As many slots as the pool has connections** (by default): up to that many clients nothing
-//!   waits and nothing changes (PostgreSQL already shares WAL flushes between concurrent
-//!   commits); grouping takes over where the pool would have made appends wait anyway. With 2
-//!   slots, 4 to 8 clients ran at about half the ungrouped rate (two statements in flight
-//!   instead of eight, groups of 3 to 7); with 8, at the ungrouped rate up to 8 clients and
-//!   several times it beyond (BENCHMARKS.md, "Group commit"). With a single slot, the writer
-//!   finds the queue empty right after answering a group (its clients have not sent their next
-//!   commands yet), gives the slot back, and the first of them takes it alone while the rest
-//!   queue: a lone append between every two groups.
+//! - **Two slots by default**, whatever the pool size. Concurrent append statements meet on
+//!   the same hot spots (the last page of the position index, the sequence, the shared dcb key
+//!   of a common event type, the lock manager), and on a small server their backends take turns
+//!   on its cores: measured on 2 cores (BENCHMARKS.md, "How many append statements"), 8 slots
+//!   cost about 230 µs of server CPU per command at 8 clients where 1 or 2 slots cost 60–120,
+//!   and wrote 10,000–11,000 commands/s at 64 clients where 1 or 2 slots wrote 20,000–33,000.
+//!   One slot groups the most but runs appends strictly one statement at a time: a statement
+//!   waiting on a row lock of another process's uncommitted transaction would hold up every
+//!   append of this store, and no statement's work overlaps another's commit. Two keep both.
+//!   (An earlier build, on a machine at load 8.5, measured 2 slots at half the ungrouped rate
+//!   for 4 to 8 clients and the default was the pool size; runs of this build alternating 1, 2
+//!   and 8 slots do not show that: 2 slots were at or above the ungrouped rate at every count.)
 //! - **The writer is a spawned task**, so a caller whose future is dropped while its group is
 //!   written cannot leave the other appends of the group without answers. A waiting append whose
 //!   caller has gone is left out of the next group, so it is not written.

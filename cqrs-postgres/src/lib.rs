@@ -45,6 +45,7 @@
 //! | [`schema`](PostgresConfig::schema) | `cqrs` | schema of the store's tables, created if missing. Names are always quoted. |
 //! | [`events_table`](PostgresConfig::events_table), [`migrations_table`](PostgresConfig::migrations_table) | `events`, `schema_migrations` | table names. |
 //! | [`pool_size`](PostgresConfig::pool_size) | 8 | connections for appends and reads (one more for LISTEN/NOTIFY). |
+//! | [`group_commit`](PostgresConfig::group_commit), [`append_statements`](PostgresConfig::append_statements) | on, 2 | appends that arrive while 2 append statements are in flight go together in the next one (see **Group commit** below). |
 //! | [`sink_pool_size`](PostgresConfig::sink_pool_size) | 4 | connections for [`PgSink`] batches and checkpoints, a pool of their own so projections never starve commands. |
 //! | [`acquire_timeout`](PostgresConfig::acquire_timeout) | 30 s | longest wait for a free pooled connection; then `StoreError::Unavailable` naming the pool. |
 //! | [`connect_timeout`](PostgresConfig::connect_timeout) | URL's `connect_timeout`, else 10 s | longest time to open a connection (TCP, TLS, authentication, session settings). |
