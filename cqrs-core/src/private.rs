@@ -176,18 +176,73 @@ pub const fn str_eq(a: &str, b: &str) -> bool {
     true
 }
 
-/// The index of the first of `names[..at]` equal to `names[at]`, or `at` when none is: the check
-/// that no two events of an aggregate share a stored name, one `const` per event (a check per
-/// pair of events would grow with the square of their number, and so would the build).
-pub const fn earlier_duplicate(names: &[&str], at: usize) -> usize {
-    let mut j = 0;
-    while j < at {
-        if str_eq(names[j], names[at]) {
-            return j;
+/// For each of `names`, the index of the first earlier name equal to it, or its own index when
+/// none is: every duplicate of an aggregate's stored names found in one `const` evaluation, which
+/// `#[aggregate]` makes once per aggregate (`N` events, `M` a power of two at least `2 * N`, the
+/// size of the hash table). Each event's check then reads its entry ([`distinct_event_name`]).
+///
+/// Const evaluation interprets every step, so the work is kept small: one pass hashes each name
+/// once into an open-addressing table, and two names' bytes are compared only when they land in
+/// the same probe sequence (comparing every pair, as one check per event against the names
+/// before it did, grows with the square of the number of events).
+pub const fn earlier_duplicates<const N: usize, const M: usize>(names: &[&str]) -> [usize; N] {
+    let mut earlier = [0usize; N];
+    // Indices into `names`; `usize::MAX` is an empty slot.
+    let mut table = [usize::MAX; M];
+    let mut i = 0;
+    while i < N {
+        let bytes = names[i].as_bytes();
+        let mut hash = bytes.len();
+        let mut k = 0;
+        while k < bytes.len() {
+            hash = hash.wrapping_mul(31).wrapping_add(bytes[k] as usize);
+            k += 1;
         }
-        j += 1;
+        let mut slot = hash % M;
+        earlier[i] = i;
+        loop {
+            let j = table[slot];
+            if j == usize::MAX {
+                table[slot] = i;
+                break;
+            }
+            if str_eq(names[j], names[i]) {
+                earlier[i] = j;
+                break;
+            }
+            slot = (slot + 1) % M;
+        }
+        i += 1;
     }
-    at
+    earlier
+}
+
+/// The check that event `at` of an aggregate has a stored name of its own: `earlier` is the
+/// table [`earlier_duplicates`] made, `names` the stored names (`EventSet::NAMES`), `types` the
+/// events' type names, in the same order. When an earlier event has the same name, const
+/// evaluation fails with the message `before`, the name, `": \``, the earlier type and `after`.
+///
+/// `#[track_caller]`: the failure is reported where the generated code calls it (spanned on
+/// the later event's type), as if the panic were written there, with no frame of this function.
+#[track_caller]
+pub const fn distinct_event_name(
+    earlier: &[usize],
+    names: &[&str],
+    types: &[&str],
+    at: usize,
+    before: &str,
+    after: &str,
+) {
+    if earlier[at] < at {
+        duplicate_event_name(names[at], types[earlier[at]], before, after);
+    }
+}
+
+/// [`distinct_event_name`]'s failure: the message is built only here, when the check fails.
+#[track_caller]
+const fn duplicate_event_name(name: &str, earlier_type: &str, before: &str, after: &str) -> ! {
+    let message = Message::new(&[before, name, "\": `", earlier_type, after]);
+    panic!("{}", message.as_str())
 }
 
 /// Length of `parts` concatenated: the size of a compile-time error message built with

@@ -96,10 +96,15 @@ fn event_enum(def: &AggregateDef, applies: &[&Apply]) -> TokenStream {
     let variant_docs = applies.iter().map(|a| format!("`{}`.", display(&a.event)));
     // Const evaluation fails on the later of two events with one stored name, with a message
     // that names the aggregate, the stored name and both types (built at compile time: only
-    // the stored names are unknown to the macro). One check per event against the names before
-    // it (`EventSet::NAMES`, in the same order), so the generated code grows linearly.
+    // the stored names are unknown to the macro). One `const` finds every duplicate of
+    // `EventSet::NAMES` at once (`earlier_duplicates`, hashed, so neither the generated code nor
+    // the evaluation grows with the square of the number of events); then one check per event
+    // reads its entry, spanned on that event's type, so each duplicate is reported there.
     let types = format_ident!("__{}_EVENT_TYPES", ev);
+    let earlier = format_ident!("__{}_EARLIER_NAME", ev);
     let type_names = applies.iter().map(|a| display(&a.event));
+    let count = applies.len();
+    let table_size = (2 * count).next_power_of_two();
     // The first event has no earlier one to clash with.
     let checks = applies.iter().enumerate().skip(1).map(|(i, a)| {
         let event = &a.event;
@@ -108,26 +113,33 @@ fn event_enum(def: &AggregateDef, applies: &[&Apply]) -> TokenStream {
             "` and `{}`; give one of them another name with `#[event(name = \"…\")]`",
             display(event),
         );
-        // One `const` item per event, whose message is built only when the check fails: no
-        // nested items to check and evaluate per event.
+        // One `const` item per event whose body is one call: a `#[track_caller]` const fn that
+        // builds the message only when the check fails, and whose panic is reported here.
         let check = quote! {
-            const _: () = {
-                let __names = <#ev as #p::EventSet>::NAMES;
-                let __earlier = #p::earlier_duplicate(__names, #i);
-                if __earlier < #i {
-                    let __message = #p::Message::new(
-                        &[#before, __names[#i], "\": `", #types[__earlier], #after],
-                    );
-                    ::core::panic!("{}", __message.as_str());
-                }
-            };
+            const _: () = #p::distinct_event_name(
+                &#earlier,
+                <#ev as #p::EventSet>::NAMES,
+                #types,
+                #i,
+                #before,
+                #after,
+            );
         };
         respan(check, event.span())
+    });
+    let table = (count > 1).then(|| {
+        quote! {
+            #[doc(hidden)]
+            #[allow(non_upper_case_globals)]
+            const #earlier: [usize; #count] =
+                #p::earlier_duplicates::<#count, #table_size>(<#ev as #p::EventSet>::NAMES);
+        }
     });
     let unique_names = quote! {
         #[doc(hidden)]
         #[allow(non_upper_case_globals)]
         const #types: &[&str] = &[#(#type_names),*];
+        #table
         #(#checks)*
     };
     quote! {
