@@ -33,7 +33,7 @@ pub use crate::envelope::{EventMeta, RecordedEvent};
 pub use crate::error::{
     BoxError, CommandError, DecodeFailure, DispatchError, ProjectionError, ProjectionFailure,
 };
-pub use crate::event::{Event, EventSet, UpcastPayload};
+pub use crate::event::{Event, EventSet, UpcastPayload, decode_payload};
 pub use crate::event_of::{EventOf, IntoEvents};
 pub use crate::process::{
     IntoIssues, Issuable, Issue, ProcessManager, Rejection, decode as process_decode,
@@ -55,13 +55,10 @@ pub use ::core::marker::Send;
 pub use ::core::result::Result::{self, Err, Ok};
 pub use ::std::vec::Vec;
 
-/// Serializes one event's payload.
-#[inline]
-pub fn encode_event<E: Serialize>(event: &E, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
-    serde_json::to_writer(out, event)
-}
-
 /// Decodes one event's payload written at schema `version`, upcasting an older one.
+///
+/// For hand-written `EventSet::decode` impls; generated code calls [`decode_payload`], which
+/// this wraps, so that it instantiates one function less per event type.
 #[inline]
 pub fn decode_event<E: Event>(version: u32, payload: &str) -> Result<E, DecodeFailure> {
     crate::event::decode_payload(version, payload)
@@ -71,14 +68,18 @@ pub fn decode_event<E: Event>(version: u32, payload: &str) -> Result<E, DecodeFa
 /// `EventRegistration::decode` does.
 ///
 /// Every `#[derive(Event)]` instantiates it, so it is written to instantiate little per type:
-/// no closure, no `?` on an `E`-typed result, the event serialized by value (no `&E` impl), and
-/// the decoding shared with `EventSet::decode` (`decode_payload::<E>`).
+/// no closure, no `?` on an `E`-typed result, the event serialized in place into
+/// `serde_json::value::Serializer` (what `serde_json::to_value` does, without instantiating
+/// `to_value` too), and the decoding shared with `EventSet::decode` (`decode_payload::<E>`).
 pub fn event_json<E: Event>(
     version: u32,
     payload: &str,
 ) -> Result<serde_json::Value, DecodeFailure> {
     match crate::event::decode_payload::<E>(version, payload) {
-        Ok(event) => serde_json::to_value(event).map_err(reserialize_failure),
+        Ok(event) => match Serialize::serialize(&event, serde_json::value::Serializer) {
+            Ok(value) => Ok(value),
+            Err(e) => Err(reserialize_failure(e)),
+        },
         Err(failure) => Err(failure),
     }
 }
