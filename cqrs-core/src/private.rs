@@ -832,7 +832,10 @@ mod tests {
         // probe sequences run into each other.
         let owned: Vec<String> = (0..40).map(|i| format!("shop.event{}", i % 20)).collect();
         let names: Vec<&str> = owned.iter().map(String::as_str).collect();
-        assert_eq!(earlier_duplicates::<40, 64>(&names).to_vec(), by_pairs(&names));
+        assert_eq!(
+            earlier_duplicates::<40, 64>(&names).to_vec(),
+            by_pairs(&names)
+        );
         let distinct: Vec<&str> = names[..20].to_vec();
         assert_eq!(
             earlier_duplicates::<20, 32>(&distinct).to_vec(),
