@@ -55,6 +55,12 @@ pub use ::core::marker::Send;
 pub use ::core::result::Result::{self, Err, Ok};
 pub use ::std::vec::Vec;
 
+/// Serializes one event's payload.
+#[inline]
+pub fn encode_event<E: Serialize>(event: &E, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+    serde_json::to_writer(out, event)
+}
+
 /// Decodes one event's payload written at schema `version`, upcasting an older one.
 ///
 /// For hand-written `EventSet::decode` impls; generated code calls [`decode_payload`], which

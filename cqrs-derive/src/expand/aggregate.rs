@@ -217,7 +217,7 @@ fn event_enum(def: &AggregateDef, applies: &[&Apply]) -> EnumParts {
 
             fn encode(&self, __out: &mut #p::Vec<u8>) -> #p::Result<(), #p::serde_json::Error> {
                 match *self {
-                    #(#ev::#variants(ref __event) => #p::serde_json::to_writer(__out, __event),)*
+                    #(#ev::#variants(ref __event) => #p::encode_event(__event, __out),)*
                 }
             }
 
