@@ -103,7 +103,7 @@ impl<E: Event> UpcastPayload for E {}
 /// (no detour through `serde_json::Value`), an older one through [`Event::upcast`], a newer one
 /// not at all ([`DecodeFailure::UnsupportedVersion`]).
 #[inline]
-pub(crate) fn decode_payload<E: Event>(version: u32, payload: &str) -> Result<E, DecodeFailure> {
+pub fn decode_payload<E: Event>(version: u32, payload: &str) -> Result<E, DecodeFailure> {
     if version == E::VERSION {
         return serde_json::from_str(payload).map_err(invalid_payload);
     }

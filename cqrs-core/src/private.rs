@@ -33,7 +33,7 @@ pub use crate::envelope::{EventMeta, RecordedEvent};
 pub use crate::error::{
     BoxError, CommandError, DecodeFailure, DispatchError, ProjectionError, ProjectionFailure,
 };
-pub use crate::event::{Event, EventSet, UpcastPayload};
+pub use crate::event::{Event, EventSet, UpcastPayload, decode_payload};
 pub use crate::event_of::{EventOf, IntoEvents};
 pub use crate::process::{
     IntoIssues, Issuable, Issue, ProcessManager, Rejection, decode as process_decode,
@@ -62,6 +62,9 @@ pub fn encode_event<E: Serialize>(event: &E, out: &mut Vec<u8>) -> Result<(), se
 }
 
 /// Decodes one event's payload written at schema `version`, upcasting an older one.
+///
+/// For hand-written `EventSet::decode` impls; generated code calls [`decode_payload`], which
+/// this wraps, so that it instantiates one function less per event type.
 #[inline]
 pub fn decode_event<E: Event>(version: u32, payload: &str) -> Result<E, DecodeFailure> {
     crate::event::decode_payload(version, payload)
@@ -70,15 +73,21 @@ pub fn decode_event<E: Event>(version: u32, payload: &str) -> Result<E, DecodeFa
 /// A stored payload decoded as `E` (upcast from `version`) and serialized again: what
 /// `EventRegistration::decode` does.
 ///
-/// Every `#[derive(Event)]` instantiates it, so it is written to instantiate little per type:
-/// no closure, no `?` on an `E`-typed result, the event serialized by value (no `&E` impl), and
-/// the decoding shared with `EventSet::decode` (`decode_payload::<E>`).
+/// Every `#[derive(Event)]` instantiates it, so it is written to instantiate little per type
+/// (in a release build, this function and the serialization it instantiates are still most of
+/// what the macros cost over hand-written code: see BENCHMARKS.md):
+/// no closure, no `?` on an `E`-typed result, the event serialized in place into
+/// `serde_json::value::Serializer` (what `serde_json::to_value` does, without instantiating
+/// `to_value` too), and the decoding shared with `EventSet::decode` (`decode_payload::<E>`).
 pub fn event_json<E: Event>(
     version: u32,
     payload: &str,
 ) -> Result<serde_json::Value, DecodeFailure> {
     match crate::event::decode_payload::<E>(version, payload) {
-        Ok(event) => serde_json::to_value(event).map_err(reserialize_failure),
+        Ok(event) => match Serialize::serialize(&event, serde_json::value::Serializer) {
+            Ok(value) => Ok(value),
+            Err(e) => Err(reserialize_failure(e)),
+        },
         Err(failure) => Err(failure),
     }
 }
@@ -176,18 +185,73 @@ pub const fn str_eq(a: &str, b: &str) -> bool {
     true
 }
 
-/// The index of the first of `names[..at]` equal to `names[at]`, or `at` when none is: the check
-/// that no two events of an aggregate share a stored name, one `const` per event (a check per
-/// pair of events would grow with the square of their number, and so would the build).
-pub const fn earlier_duplicate(names: &[&str], at: usize) -> usize {
-    let mut j = 0;
-    while j < at {
-        if str_eq(names[j], names[at]) {
-            return j;
+/// For each of `names`, the index of the first earlier name equal to it, or its own index when
+/// none is: every duplicate of an aggregate's stored names found in one `const` evaluation, which
+/// `#[aggregate]` makes once per aggregate (`N` events, `M` a power of two at least `2 * N`, the
+/// size of the hash table). Each event's check then reads its entry ([`distinct_event_name`]).
+///
+/// Const evaluation interprets every step, so the work is kept small: one pass hashes each name
+/// once into an open-addressing table, and two names' bytes are compared only when they land in
+/// the same probe sequence (comparing every pair, as one check per event against the names
+/// before it did, grows with the square of the number of events).
+pub const fn earlier_duplicates<const N: usize, const M: usize>(names: &[&str]) -> [usize; N] {
+    let mut earlier = [0usize; N];
+    // Indices into `names`; `usize::MAX` is an empty slot.
+    let mut table = [usize::MAX; M];
+    let mut i = 0;
+    while i < N {
+        let bytes = names[i].as_bytes();
+        let mut hash = bytes.len();
+        let mut k = 0;
+        while k < bytes.len() {
+            hash = hash.wrapping_mul(31).wrapping_add(bytes[k] as usize);
+            k += 1;
         }
-        j += 1;
+        let mut slot = hash % M;
+        earlier[i] = i;
+        loop {
+            let j = table[slot];
+            if j == usize::MAX {
+                table[slot] = i;
+                break;
+            }
+            if str_eq(names[j], names[i]) {
+                earlier[i] = j;
+                break;
+            }
+            slot = (slot + 1) % M;
+        }
+        i += 1;
     }
-    at
+    earlier
+}
+
+/// The check that event `at` of an aggregate has a stored name of its own: `earlier` is the
+/// table [`earlier_duplicates`] made, `names` the stored names (`EventSet::NAMES`), `types` the
+/// events' type names, in the same order. When an earlier event has the same name, const
+/// evaluation fails with the message `before`, the name, `": \``, the earlier type and `after`.
+///
+/// `#[track_caller]`: the failure is reported where the generated code calls it (spanned on
+/// the later event's type), as if the panic were written there, with no frame of this function.
+#[track_caller]
+pub const fn distinct_event_name(
+    earlier: &[usize],
+    names: &[&str],
+    types: &[&str],
+    at: usize,
+    before: &str,
+    after: &str,
+) {
+    if earlier[at] < at {
+        duplicate_event_name(names[at], types[earlier[at]], before, after);
+    }
+}
+
+/// [`distinct_event_name`]'s failure: the message is built only here, when the check fails.
+#[track_caller]
+const fn duplicate_event_name(name: &str, earlier_type: &str, before: &str, after: &str) -> ! {
+    let message = Message::new(&[before, name, "\": `", earlier_type, after]);
+    panic!("{}", message.as_str())
 }
 
 /// Length of `parts` concatenated: the size of a compile-time error message built with
@@ -334,6 +398,9 @@ pub trait DecodeViaSerde<T> {
 }
 
 impl<T: DeserializeOwned> DecodeViaSerde<T> for &JsonProbe<T> {
+    // `#[inline]`: a copy goes to the generated `from_json`'s codegen unit, where a release
+    // build can fold it in (one function less per command to optimize on its own).
+    #[inline]
     fn decode_command(&self, command: &'static str, body: &str) -> Result<T, DispatchError> {
         match serde_json::from_str(body) {
             Ok(decoded) => Ok(decoded),
@@ -748,7 +815,39 @@ pub const fn event_info<E: Event>() -> EventInfo<E> {
 
 #[cfg(test)]
 mod tests {
-    use super::Message;
+    use super::{Message, earlier_duplicates};
+
+    /// What `earlier_duplicates` must return, the slow way.
+    fn by_pairs(names: &[&str]) -> Vec<usize> {
+        (0..names.len())
+            .map(|i| (0..i).find(|&j| names[j] == names[i]).unwrap_or(i))
+            .collect()
+    }
+
+    #[test]
+    fn earlier_duplicates_names_the_first_earlier_equal_name() {
+        const NAMES: &[&str] = &["a", "b", "a", "", "b", "a", "ab", "ba", ""];
+        const EARLIER: [usize; 9] = earlier_duplicates::<9, 32>(NAMES);
+        assert_eq!(EARLIER, [0, 1, 0, 3, 1, 0, 6, 7, 3]);
+        assert_eq!(EARLIER.to_vec(), by_pairs(NAMES));
+    }
+
+    #[test]
+    fn earlier_duplicates_agrees_with_comparing_every_pair() {
+        // 40 names (20 distinct, each twice) in a table of 64 slots, more than half full, so
+        // probe sequences run into each other.
+        let owned: Vec<String> = (0..40).map(|i| format!("shop.event{}", i % 20)).collect();
+        let names: Vec<&str> = owned.iter().map(String::as_str).collect();
+        assert_eq!(
+            earlier_duplicates::<40, 64>(&names).to_vec(),
+            by_pairs(&names)
+        );
+        let distinct: Vec<&str> = names[..20].to_vec();
+        assert_eq!(
+            earlier_duplicates::<20, 32>(&distinct).to_vec(),
+            (0..20).collect::<Vec<_>>()
+        );
+    }
 
     #[test]
     fn a_message_is_its_parts_and_a_long_one_is_cut_at_a_character_boundary() {

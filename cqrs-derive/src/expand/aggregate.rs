@@ -10,7 +10,8 @@ use syn::ItemImpl;
 use syn::spanned::Spanned;
 
 use super::{
-    ImplBlockMacro, enum_attrs, expand_impl_block, impl_attrs, private, respan, type_name,
+    ImplBlockMacro, enum_attrs, expand_impl_block, impl_marker, impls_block, private, respan,
+    type_name,
 };
 use crate::attr::AggregateArgs;
 use crate::check;
@@ -64,21 +65,36 @@ fn generate(def: &AggregateDef) -> TokenStream {
         .iter()
         .filter(|h| h.state != State::Dropped)
         .collect();
-    let mut out = event_enum(def, &applies);
-    out.extend(aggregate_impl(def, &applies));
-    out.extend(command_enum(def, &handlers));
+    let events = event_enum(def, &applies);
+    let commands = command_enum(def, &handlers);
+    // Every impl in one block that allows the lints once (see `impls_block`).
+    let mut impls = events.impls;
+    impls.extend(aggregate_impl(def, &applies));
+    impls.extend(commands.impls);
     for handler in &handlers {
-        out.extend(handles_impl(def, handler));
+        impls.extend(handles_impl(def, handler));
     }
+    let mut out = events.items;
+    out.extend(commands.items);
+    out.extend(impls_block(impls));
+    out.extend(events.checks);
     out.extend(registration(def));
     out
 }
 
+/// A generated enum's items: the enum itself (and the constants beside it), its impls (for
+/// [`impls_block`]), and the const checks that go after the impls.
+struct EnumParts {
+    items: TokenStream,
+    impls: TokenStream,
+    checks: TokenStream,
+}
+
 /// The event enum with `From`, `IntoEvents`, `EventSet` and serde impls, and the check that
 /// no two events share a stored name.
-fn event_enum(def: &AggregateDef, applies: &[&Apply]) -> TokenStream {
+fn event_enum(def: &AggregateDef, applies: &[&Apply]) -> EnumParts {
     let p = private(&def.krate);
-    let attrs = impl_attrs();
+    let attrs = impl_marker();
     let AggregateDef {
         self_ty,
         ident,
@@ -96,10 +112,15 @@ fn event_enum(def: &AggregateDef, applies: &[&Apply]) -> TokenStream {
     let variant_docs = applies.iter().map(|a| format!("`{}`.", display(&a.event)));
     // Const evaluation fails on the later of two events with one stored name, with a message
     // that names the aggregate, the stored name and both types (built at compile time: only
-    // the stored names are unknown to the macro). One check per event against the names before
-    // it (`EventSet::NAMES`, in the same order), so the generated code grows linearly.
+    // the stored names are unknown to the macro). One `const` finds every duplicate of
+    // `EventSet::NAMES` at once (`earlier_duplicates`, hashed, so neither the generated code nor
+    // the evaluation grows with the square of the number of events); then one check per event
+    // reads its entry, spanned on that event's type, so each duplicate is reported there.
     let types = format_ident!("__{}_EVENT_TYPES", ev);
+    let earlier = format_ident!("__{}_EARLIER_NAME", ev);
     let type_names = applies.iter().map(|a| display(&a.event));
+    let count = applies.len();
+    let table_size = (2 * count).next_power_of_two();
     // The first event has no earlier one to clash with.
     let checks = applies.iter().enumerate().skip(1).map(|(i, a)| {
         let event = &a.event;
@@ -108,29 +129,36 @@ fn event_enum(def: &AggregateDef, applies: &[&Apply]) -> TokenStream {
             "` and `{}`; give one of them another name with `#[event(name = \"…\")]`",
             display(event),
         );
-        // One `const` item per event, whose message is built only when the check fails: no
-        // nested items to check and evaluate per event.
+        // One `const` item per event whose body is one call: a `#[track_caller]` const fn that
+        // builds the message only when the check fails, and whose panic is reported here.
         let check = quote! {
-            const _: () = {
-                let __names = <#ev as #p::EventSet>::NAMES;
-                let __earlier = #p::earlier_duplicate(__names, #i);
-                if __earlier < #i {
-                    let __message = #p::Message::new(
-                        &[#before, __names[#i], "\": `", #types[__earlier], #after],
-                    );
-                    ::core::panic!("{}", __message.as_str());
-                }
-            };
+            const _: () = #p::distinct_event_name(
+                &#earlier,
+                <#ev as #p::EventSet>::NAMES,
+                #types,
+                #i,
+                #before,
+                #after,
+            );
         };
         respan(check, event.span())
+    });
+    let table = (count > 1).then(|| {
+        quote! {
+            #[doc(hidden)]
+            #[allow(non_upper_case_globals)]
+            const #earlier: [usize; #count] =
+                #p::earlier_duplicates::<#count, #table_size>(<#ev as #p::EventSet>::NAMES);
+        }
     });
     let unique_names = quote! {
         #[doc(hidden)]
         #[allow(non_upper_case_globals)]
         const #types: &[&str] = &[#(#type_names),*];
+        #table
         #(#checks)*
     };
-    quote! {
+    let items = quote! {
         #[doc = #doc]
         #[derive(::core::clone::Clone, ::core::fmt::Debug, ::core::cmp::PartialEq)]
         #enum_attrs
@@ -140,7 +168,8 @@ fn event_enum(def: &AggregateDef, applies: &[&Apply]) -> TokenStream {
                 #variants(#events),
             )*
         }
-
+    };
+    let impls = quote! {
         #(
             #attrs
             impl ::core::convert::From<#events> for #ev {
@@ -197,9 +226,14 @@ fn event_enum(def: &AggregateDef, applies: &[&Apply]) -> TokenStream {
                 __version: u32,
                 __payload: &str,
             ) -> #p::Result<Self, #p::DecodeFailure> {
+                // `match` rather than `Result::map`, and the decoding function itself rather
+                // than its `#[inline]` wrapper: neither instantiates anything per event.
                 #(
                     if __name == <#events as #p::Event>::NAME {
-                        return #p::decode_event::<#events>(__version, __payload).map(#ev::#variants);
+                        return match #p::decode_payload::<#events>(__version, __payload) {
+                            #p::Ok(__event) => #p::Ok(#ev::#variants(__event)),
+                            #p::Err(__failure) => #p::Err(__failure),
+                        };
                     }
                 )*
                 #p::Err(#p::DecodeFailure::UnknownEvent)
@@ -247,15 +281,18 @@ fn event_enum(def: &AggregateDef, applies: &[&Apply]) -> TokenStream {
                 #p::deserialize_tagged::<__D, Self>(__deserializer)
             }
         }
-
-        #unique_names
+    };
+    EnumParts {
+        items,
+        impls,
+        checks: unique_names,
     }
 }
 
 /// `impl Aggregate` with an exhaustive `apply`.
 fn aggregate_impl(def: &AggregateDef, applies: &[&Apply]) -> TokenStream {
     let p = private(&def.krate);
-    let attrs = impl_attrs();
+    let attrs = impl_marker();
     let AggregateDef {
         self_ty,
         id,
@@ -355,9 +392,9 @@ fn aggregate_impl(def: &AggregateDef, applies: &[&Apply]) -> TokenStream {
 }
 
 /// The command enum with `From` and `CommandSet`.
-fn command_enum(def: &AggregateDef, handlers: &[&Handler]) -> TokenStream {
+fn command_enum(def: &AggregateDef, handlers: &[&Handler]) -> EnumParts {
     let p = private(&def.krate);
-    let attrs = impl_attrs();
+    let attrs = impl_marker();
     let AggregateDef {
         self_ty,
         ident,
@@ -385,7 +422,7 @@ fn command_enum(def: &AggregateDef, handlers: &[&Handler]) -> TokenStream {
         };
         respan(call, h.command.span())
     });
-    quote! {
+    let items = quote! {
         #[doc = #doc]
         #enum_attrs
         #vis enum #cmd {
@@ -394,7 +431,8 @@ fn command_enum(def: &AggregateDef, handlers: &[&Handler]) -> TokenStream {
                 #variants(#commands),
             )*
         }
-
+    };
+    let impls = quote! {
         #(
             #attrs
             impl ::core::convert::From<#commands> for #cmd {
@@ -416,9 +454,14 @@ fn command_enum(def: &AggregateDef, handlers: &[&Handler]) -> TokenStream {
                 use #p::{DecodeUnsupported as _, DecodeViaSerde as _};
                 #(
                     if __name == <#commands as #p::Command>::NAME {
-                        return (&&#p::JsonProbe::<#commands>::NEW)
+                        // `match` rather than `Result::map`: nothing instantiated per command
+                        // beyond the probe's method.
+                        return match (&&#p::JsonProbe::<#commands>::NEW)
                             .decode_command(<#commands as #p::Command>::NAME, __body)
-                            .map(#cmd::#variants);
+                        {
+                            #p::Ok(__command) => #p::Ok(#cmd::#variants(__command)),
+                            #p::Err(__error) => #p::Err(__error),
+                        };
                     }
                 )*
                 #p::Err(#p::DispatchError::UnknownCommand {
@@ -440,13 +483,18 @@ fn command_enum(def: &AggregateDef, handlers: &[&Handler]) -> TokenStream {
                 }
             }
         }
+    };
+    EnumParts {
+        items,
+        impls,
+        checks: TokenStream::new(),
     }
 }
 
 /// `impl Handles<C>` for one handler, and the check that `C` targets this aggregate.
 fn handles_impl(def: &AggregateDef, handler: &Handler) -> TokenStream {
     let p = private(&def.krate);
-    let attrs = impl_attrs();
+    let attrs = impl_marker();
     let AggregateDef {
         self_ty,
         event_enum: ev,
