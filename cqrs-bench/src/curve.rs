@@ -7,6 +7,8 @@
 //! rates are medians of the rounds, the latencies percentiles of every command of every round).
 //! `CQRS_CURVE_CLIENTS=1,64` measures only those client counts and `CQRS_CURVE_ROUNDS=9` sets
 //! the rounds (for a closer look at one point; the table's targets need 1, 8 and 64).
+//! `CQRS_CURVE_APPEND_STATEMENTS=3` runs the grouped store with that many append statements
+//! instead of its default.
 //!
 //! Each system has a schema of its own, so that one system's commits never wake or feed the
 //! other's notification listener or read side while it is measured. Beside the rates, each
@@ -43,6 +45,7 @@ use eventweave_sqlite::rusqlite::{Connection, TransactionBehavior};
 use eventweave_sqlite::{SqliteConfig, SqliteStore};
 use tokio::task::JoinSet;
 
+use crate::cpu::Cpu;
 use crate::postgres::{Raw, URL_VAR, app, connect, create_raw_table};
 
 /// The client counts of the curve.
@@ -87,72 +90,12 @@ struct Sample {
     server_cpu: Duration,
 }
 
-/// The CPU time this process and the local `postgres` processes have run so far.
-#[derive(Clone, Copy)]
-struct Cpu {
-    client: Duration,
-    server: Duration,
-}
-
-impl Cpu {
-    fn now() -> Cpu {
-        Cpu {
-            client: process_cpu(),
-            server: postgres_cpu(),
-        }
-    }
-
-    /// `sample` with the CPU time spent since `self`.
-    fn charge(self, mut sample: Sample) -> Sample {
-        let now = Cpu::now();
-        sample.client_cpu = now.client.saturating_sub(self.client);
-        sample.server_cpu = now.server.saturating_sub(self.server);
-        sample
-    }
-}
-
-/// The CPU time of every thread of this process (Linux `schedstat`; zero elsewhere).
-fn process_cpu() -> Duration {
-    schedstat_sum("/proc/self/task")
-}
-
-/// The CPU time of every process named `postgres` on this machine (zero elsewhere).
-fn postgres_cpu() -> Duration {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Duration::ZERO;
-    };
-    entries
-        .flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .bytes()
-                .all(|b| b.is_ascii_digit())
-        })
-        .filter(|e| {
-            std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "postgres")
-        })
-        .map(|e| schedstat(&e.path().join("schedstat")))
-        .sum()
-}
-
-/// The sum of the `schedstat` run times of the threads under `dir` (`/proc/<pid>/task`).
-fn schedstat_sum(dir: &str) -> Duration {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Duration::ZERO;
-    };
-    entries
-        .flatten()
-        .map(|e| schedstat(&e.path().join("schedstat")))
-        .sum()
-}
-
-/// The run time in a `schedstat` file (its first field, nanoseconds).
-fn schedstat(path: &std::path::Path) -> Duration {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|stat| stat.split_whitespace().next()?.parse().ok())
-        .map_or(Duration::ZERO, Duration::from_nanos)
+/// The CPU time run while measuring `sample`, charged to it.
+fn charge(since: Cpu, mut sample: Sample) -> Sample {
+    let cpu = since.since();
+    sample.client_cpu = cpu.client;
+    sample.server_cpu = cpu.server;
+    sample
 }
 
 /// Account ids unique across the run.
@@ -351,12 +294,33 @@ pub const CLIENTS_VAR: &str = "CQRS_CURVE_CLIENTS";
 /// The variable that sets the rounds per point.
 pub const ROUNDS_VAR: &str = "CQRS_CURVE_ROUNDS";
 
+/// The variable that sets the grouped PostgreSQL store's
+/// [`append_statements`](PostgresConfig::append_statements) (unset: the store's default), for
+/// trying other values on a given machine.
+pub const APPEND_STATEMENTS_VAR: &str = "CQRS_CURVE_APPEND_STATEMENTS";
+
+/// The grouped store's configuration: `config`, with `CQRS_CURVE_APPEND_STATEMENTS` applied.
+///
+/// # Panics
+///
+/// On a `CQRS_CURVE_APPEND_STATEMENTS` that is not a positive number.
+fn with_append_statements(config: PostgresConfig) -> PostgresConfig {
+    match std::env::var(APPEND_STATEMENTS_VAR) {
+        Ok(n) => config.append_statements(parse_positive(&n).unwrap_or_else(|| {
+            panic!("{APPEND_STATEMENTS_VAR}={n:?}: expected a positive number")
+        })),
+        Err(_) => config,
+    }
+}
+
+/// `n` as a positive count; `None` otherwise.
+fn parse_positive(n: &str) -> Option<usize> {
+    n.trim().parse().ok().filter(|&n: &usize| n > 0)
+}
+
 /// `1,8,64` as counts; `None` if any is not a positive number or the list is empty.
 fn parse_clients(list: &str) -> Option<Vec<usize>> {
-    let counts: Vec<usize> = list
-        .split(',')
-        .map(|n| n.trim().parse().ok().filter(|&n| n > 0))
-        .collect::<Option<_>>()?;
+    let counts: Vec<usize> = list.split(',').map(parse_positive).collect::<Option<_>>()?;
     (!counts.is_empty()).then_some(counts)
 }
 
@@ -372,11 +336,7 @@ fn rounds_and_time(mode: crate::Mode) -> (usize, Duration) {
         crate::Mode::Quick => (1, Duration::from_millis(30)),
     };
     let rounds = match std::env::var(ROUNDS_VAR) {
-        Ok(n) => n
-            .trim()
-            .parse()
-            .ok()
-            .filter(|&n: &usize| n > 0)
+        Ok(n) => parse_positive(&n)
             .unwrap_or_else(|| panic!("{ROUNDS_VAR}={n:?}: expected a positive number")),
         Err(_) => rounds,
     };
@@ -394,11 +354,11 @@ pub async fn run(mode: crate::Mode) -> Option<Curve> {
     // A schema per system: see the module docs.
     let id = new_id().simple();
     let schemas = [0, 1, 2].map(|k| format!("cqrs_curve_{id}_{k}"));
-    let grouped = app(
-        PostgresStore::open(PostgresConfig::new(&url).schema(&schemas[0]))
-            .await
-            .expect("open"),
-    )
+    let grouped = app(PostgresStore::open(with_append_statements(
+        PostgresConfig::new(&url).schema(&schemas[0]),
+    ))
+    .await
+    .expect("open"))
     .await;
     let alone = app(PostgresStore::open(
         PostgresConfig::new(&url)
@@ -429,7 +389,7 @@ pub async fn run(mode: crate::Mode) -> Option<Curve> {
                     1 => commands(&alone, n, time).await,
                     _ => raw(&connections[..n.min(RAW_CONNECTIONS)], n, time).await,
                 };
-                let sample = cpu.charge(sample);
+                let sample = charge(cpu, sample);
                 samples[i][system].push(sample);
             }
         }
@@ -481,7 +441,7 @@ pub async fn run_sqlite(mode: crate::Mode) -> Curve {
                     1 => commands(&alone, n, time).await,
                     _ => raw_sqlite(&conn, n, time).await,
                 };
-                let sample = cpu.charge(sample);
+                let sample = charge(cpu, sample);
                 samples[i][system].push(sample);
             }
         }
@@ -609,6 +569,9 @@ mod tests {
         assert_eq!(parse_clients(""), None);
         assert_eq!(parse_clients("1,0"), None);
         assert_eq!(parse_clients("1,x"), None);
+        assert_eq!(parse_positive(" 3 "), Some(3));
+        assert_eq!(parse_positive("0"), None);
+        assert_eq!(parse_positive("-1"), None);
     }
 
     #[test]

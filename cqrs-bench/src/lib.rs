@@ -12,6 +12,7 @@
 //! domain with the same domain written by hand. Figures: BENCHMARKS.md.
 
 pub mod contention;
+pub mod cpu;
 pub mod curve;
 pub mod dcb;
 pub mod dcb_memory;

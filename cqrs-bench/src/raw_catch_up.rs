@@ -24,7 +24,7 @@ pub async fn raw_catch_up(url: &str, schema: &str, filled: &Filled) -> (Run, Dur
         .await
         .expect("the raw session's backend")
         .get(0);
-    let server = crate::read_side::backends_cpu(&[backend]);
+    let server = crate::cpu::backends_cpu(&[backend]);
     let started = Instant::now();
     let statement = client
         .prepare(&format!(
@@ -74,7 +74,7 @@ pub async fn raw_catch_up(url: &str, schema: &str, filled: &Filled) -> (Run, Dur
         }
     }
     let elapsed = started.elapsed();
-    let server = crate::read_side::backends_cpu(&[backend]).saturating_sub(server);
+    let server = crate::cpu::backends_cpu(&[backend]).saturating_sub(server);
     assert_eq!(events, filled.events, "every event read");
     for (k, sum) in filled.sums.iter().enumerate() {
         let found = balances.get(&AccountId(k as u64)).map(|line| line.balance);

@@ -37,6 +37,7 @@ use eventweave_sqlite::{SqliteSink, SqliteStore, SqliteTx, rusqlite};
 use tokio::task::JoinSet;
 use tokio_postgres::types::ToSql;
 
+use crate::cpu::{backends_cpu, thread_cpu};
 use crate::postgres::URL_VAR;
 
 /// How the read-side rows are measured, for the table's heading.
@@ -1017,32 +1018,6 @@ pub async fn catch_up_only(mode: crate::Mode, medium: bool) -> Vec<crate::Row> {
             Vec::new()
         }
     }
-}
-
-/// The CPU time this thread has run (Linux `schedstat`, in nanoseconds; zero elsewhere). The
-/// benchmark's runtime is current-thread, so it includes the connections' tasks.
-fn thread_cpu() -> Duration {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|stat| stat.split_whitespace().next()?.parse().ok())
-        .map_or(Duration::ZERO, Duration::from_nanos)
-}
-
-/// The CPU time the PostgreSQL backends `pids` have run, read from `/proc/<pid>/schedstat`:
-/// meaningful only when the server runs on this machine (a pid that is not a local `postgres`
-/// process counts nothing).
-pub(crate) fn backends_cpu(pids: &[i32]) -> Duration {
-    pids.iter()
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                .is_ok_and(|comm| comm.trim() == "postgres")
-        })
-        .filter_map(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).ok()?;
-            stat.split_whitespace().next()?.parse().ok()
-        })
-        .map(Duration::from_nanos)
-        .sum()
 }
 
 /// `url` with `application_name` set to `name` (a URI or a keyword/value connection string).

@@ -1,12 +1,16 @@
 //! Segmented durable projections (issue 14 part 2): the awaited-`PgSink` workload (one upsert
 //! awaited per event, so one round trip per event bounds it) run by 1 segment and by 4
-//! segments (4 runner tasks in this process, `SegmentedRunner` with `LocalLease`), rounds
+//! segments (4 runner tasks in this process, `SegmentedRunner` with `LocalLease`), 7 rounds each
 //! alternating on one pre-filled schema. Target: 4 segments at least 3x one.
 //!
 //! Each round empties the read model, sets the projection back to the layout 1 at position 0
 //! and, for 4 segments, splits it with `resegment` (nothing to catch up at 0) before the
 //! clock starts; the clock stops when every segment's checkpoint is at the head. The table is
 //! checked after every round (each deposit applied exactly once).
+//!
+//! Beside the rates, the row gives each layout's CPU time per event (this process + every
+//! local `postgres` process) and the cores it kept busy on average: on a machine whose server
+//! shares the benchmark's cores, 4 segments can only beat 1 by the cores 1 left idle.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -19,6 +23,7 @@ use eventweave_core::runner::{
 use eventweave_core::{EventMeta, EventStore, Position, new_id, projection};
 use eventweave_postgres::{PgSink, PgTx, PostgresConfig, PostgresStore};
 
+use crate::cpu::Cpu;
 use crate::postgres::URL_VAR;
 use crate::read_side::{Filled, Run, fill};
 use crate::{Mode, Row, median};
@@ -61,7 +66,7 @@ impl SegmentSums {
 /// Events pre-filled (in streams of [`PER_STREAM`]) and rounds per layout.
 fn sizes(mode: Mode) -> (u64, usize) {
     match mode {
-        Mode::Full => (20_000, 3),
+        Mode::Full => (20_000, 7),
         Mode::Quick => (1_000, 1),
     }
 }
@@ -92,12 +97,13 @@ pub async fn run(mode: Mode) -> Option<Vec<Row>> {
         .await
         .expect("create the read model");
     let shares = shares(&store, &filled, 4).await;
-    let (mut one, mut four) = (Vec::new(), Vec::new());
+    let (mut one, mut four) = (Rounds::default(), Rounds::default());
     for _ in 0..rounds {
-        one.push(round(&url, &store, &schema, &filled, 1).await.rate());
-        four.push(round(&url, &store, &schema, &filled, 4).await.rate());
+        one.push(round(&url, &store, &schema, &filled, 1).await);
+        four.push(round(&url, &store, &schema, &filled, 4).await);
     }
-    let (one, four) = (median(&mut one), median(&mut four));
+    let cpu = format!("{}; {}", one.cpu("1 segment"), four.cpu("4 segments"));
+    let (one, four) = (median(&mut one.rates), median(&mut four.rates));
     drop(store);
     crate::postgres::connect(&url)
         .await
@@ -107,7 +113,7 @@ pub async fn run(mode: Mode) -> Option<Vec<Row>> {
     let row = Row {
         workload: format!(
             "(pg) segmented PgSink, 1 upsert awaited per event: 4 segments (4 tasks, events per \
-             segment {shares:?}) vs 1, {} events, batch {BATCH}",
+             segment {shares:?}) vs 1, {} events, batch {BATCH}; {cpu}",
             filled.events
         ),
         rate: four,
@@ -118,6 +124,41 @@ pub async fn run(mode: Mode) -> Option<Vec<Row>> {
     }
     .with_baseline(Some(("1 segment, same workload".to_owned(), one)));
     Some(vec![row])
+}
+
+/// The rounds of one layout: their rates, and the CPU time and wall clock of all of them.
+#[derive(Default)]
+struct Rounds {
+    rates: Vec<f64>,
+    events: u64,
+    elapsed: Duration,
+    client: Duration,
+    server: Duration,
+}
+
+impl Rounds {
+    fn push(&mut self, (run, cpu): (Run, Cpu)) {
+        self.rates.push(run.rate());
+        self.events += run.events;
+        self.elapsed += run.elapsed;
+        self.client += cpu.client;
+        self.server += cpu.server;
+    }
+
+    /// `<name>: <client> + <server> us CPU/event, <n> cores busy`.
+    fn cpu(&self, name: &str) -> String {
+        let per_event = |d: Duration| d.as_secs_f64() * 1e6 / self.events.max(1) as f64;
+        let cpu = Cpu {
+            client: self.client,
+            server: self.server,
+        };
+        format!(
+            "{name}: {:.0} + {:.0} us CPU/event (bench + postgres), {:.2} cores busy",
+            per_event(self.client),
+            per_event(self.server),
+            cpu.cores(self.elapsed)
+        )
+    }
 }
 
 /// Events each of `count` segments applies.
@@ -134,8 +175,15 @@ async fn shares(store: &PostgresStore, filled: &Filled, count: u32) -> Vec<u64> 
     shares
 }
 
-/// One timed catch-up of the whole store by `count` segments from position 0; checked.
-async fn round(url: &str, store: &PostgresStore, schema: &str, filled: &Filled, count: u32) -> Run {
+/// One timed catch-up of the whole store by `count` segments from position 0, and the CPU time
+/// it took; checked.
+async fn round(
+    url: &str,
+    store: &PostgresStore,
+    schema: &str,
+    filled: &Filled,
+    count: u32,
+) -> (Run, Cpu) {
     let client = crate::postgres::connect(url).await;
     client
         .batch_execute(&format!("TRUNCATE \"{schema}\".segment_sums"))
@@ -156,6 +204,7 @@ async fn round(url: &str, store: &PostgresStore, schema: &str, filled: &Filled, 
             .expect("split");
         assert_eq!(at, Position::ZERO);
     }
+    let cpu = Cpu::now();
     let started = Instant::now();
     let running = SegmentedRunner::new(store.clone(), count, sink)
         .batch_size(BATCH)
@@ -167,6 +216,7 @@ async fn round(url: &str, store: &PostgresStore, schema: &str, filled: &Filled, 
         .await
         .expect("the segments catch up");
     let elapsed = started.elapsed();
+    let cpu = cpu.since();
     running.stop().await;
     // Every deposit applied exactly once.
     let rows = client
@@ -186,8 +236,9 @@ async fn round(url: &str, store: &PostgresStore, schema: &str, filled: &Filled, 
         let total = found.get(&format!("account-{k}")).map_or(0, |(t, _)| *t);
         assert_eq!(total as u64, *sum, "sum of account {k}");
     }
-    Run {
+    let run = Run {
         events: filled.events,
         elapsed,
-    }
+    };
+    (run, cpu)
 }
