@@ -39,6 +39,49 @@ impl Cpu {
     }
 }
 
+/// The machine's CPU time counters (the first line of `/proc/stat`): all of it, and the part
+/// the hypervisor gave to other guests ("steal"). On a shared virtual machine steal is what
+/// moves a benchmark's figures from one run to the next; a run that reports it says how far
+/// its figures can be trusted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MachineTicks {
+    total: u64,
+    steal: u64,
+}
+
+impl MachineTicks {
+    /// The counters now; `None` where `/proc/stat` cannot be read.
+    pub fn now() -> Option<MachineTicks> {
+        std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|stat| MachineTicks::parse(stat.lines().next()?))
+    }
+
+    /// `cpu  user nice system idle iowait irq softirq steal …` (ticks).
+    fn parse(line: &str) -> Option<MachineTicks> {
+        let mut fields = line.split_whitespace();
+        if fields.next()? != "cpu" {
+            return None;
+        }
+        let ticks: Vec<u64> = fields
+            .take(8)
+            .map(|f| f.parse().ok())
+            .collect::<Option<_>>()?;
+        (ticks.len() == 8).then(|| MachineTicks {
+            total: ticks.iter().sum(),
+            steal: ticks[7],
+        })
+    }
+
+    /// The share of the machine's CPU time stolen since `self` (0.0 to 1.0); `None` if the
+    /// counters cannot be read or did not move.
+    pub fn steal_since(self) -> Option<f64> {
+        let now = MachineTicks::now()?;
+        let total = now.total.checked_sub(self.total).filter(|&t| t > 0)?;
+        Some(now.steal.saturating_sub(self.steal) as f64 / total as f64)
+    }
+}
+
 /// The CPU time this thread has run. On a current-thread runtime this includes the
 /// connections' tasks.
 pub fn thread_cpu() -> Duration {
@@ -123,6 +166,21 @@ mod tests {
         );
         assert!(process_cpu() >= thread_cpu());
         assert_eq!(backends_cpu(&[std::process::id() as i32]), Duration::ZERO);
+    }
+
+    #[test]
+    fn machine_ticks_read_the_aggregate_cpu_line() {
+        let ticks = MachineTicks::parse("cpu  10 0 20 900 5 0 5 60 0 0").expect("parses");
+        assert_eq!(
+            ticks,
+            MachineTicks {
+                total: 1_000,
+                steal: 60
+            }
+        );
+        assert_eq!(MachineTicks::parse("cpu0 10 0 20 900 5 0 5 60 0 0"), None);
+        assert_eq!(MachineTicks::parse("cpu  10 0 20"), None);
+        assert_eq!(MachineTicks::parse("cpu  10 0 x 900 5 0 5 60"), None);
     }
 
     #[test]

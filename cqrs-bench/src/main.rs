@@ -96,6 +96,19 @@ async fn main() {
         eprintln!("cqrs-bench: unknown argument `{unknown}`\n\n{USAGE}");
         std::process::exit(2);
     }
+    let ticks = cqrs_bench::cpu::MachineTicks::now();
+    run(&args).await;
+    // On a shared virtual machine the hypervisor's steal moves every figure: say how much.
+    if let Some(steal) = ticks.and_then(cqrs_bench::cpu::MachineTicks::steal_since) {
+        println!(
+            "\nCPU time stolen by the hypervisor during this run: {:.1}% of the machine's",
+            steal * 100.0
+        );
+    }
+}
+
+/// Runs what the (checked) arguments ask for.
+async fn run(args: &[String]) {
     let flag = |name: &str| args.iter().any(|a| a == name);
     let mode = if flag("--quick") {
         Mode::Quick
