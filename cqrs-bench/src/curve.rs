@@ -8,7 +8,8 @@
 //! `CQRS_CURVE_CLIENTS=1,64` measures only those client counts and `CQRS_CURVE_ROUNDS=9` sets
 //! the rounds (for a closer look at one point; the table's targets need 1, 8 and 64).
 //! `CQRS_CURVE_APPEND_STATEMENTS=3` runs the grouped store with that many append statements
-//! instead of its default.
+//! instead of its default; `CQRS_CURVE_SYSTEMS=grouped` measures only the systems named
+//! (`grouped`, `alone`, `raw`), say for a profiler watching the server.
 //!
 //! Each system has a schema of its own, so that one system's commits never wake or feed the
 //! other's notification listener or read side while it is measured. Beside the rates, each
@@ -258,6 +259,9 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 /// The point of several rounds' samples.
 fn point(samples: Vec<Sample>) -> Point {
+    if samples.is_empty() {
+        return Point::default(); // a system not measured (`CQRS_CURVE_SYSTEMS`)
+    }
     let mut rates: Vec<f64> = samples
         .iter()
         .map(|s| s.count as f64 / s.elapsed.as_secs_f64())
@@ -324,6 +328,36 @@ fn parse_positive(n: &str) -> Option<usize> {
     n.trim().parse().ok().filter(|&n: &usize| n > 0)
 }
 
+/// The variable that chooses the systems measured (`grouped`, `alone`, `raw`, comma-separated;
+/// unset: all three): one system alone is what a profiler attached to the server should see.
+pub const SYSTEMS_VAR: &str = "CQRS_CURVE_SYSTEMS";
+
+/// Which of the three systems (grouped, without grouping, raw) to measure.
+///
+/// # Panics
+///
+/// On a `CQRS_CURVE_SYSTEMS` that names no system or an unknown one.
+fn systems() -> [bool; 3] {
+    match std::env::var(SYSTEMS_VAR) {
+        Ok(list) => parse_systems(&list).unwrap_or_else(|| {
+            panic!("{SYSTEMS_VAR}={list:?}: expected some of grouped,alone,raw")
+        }),
+        Err(_) => [true; 3],
+    }
+}
+
+/// `grouped,raw` as the systems' flags; `None` for an unknown name or an empty list.
+fn parse_systems(list: &str) -> Option<[bool; 3]> {
+    let mut chosen = [false; 3];
+    for name in list.split(',') {
+        let k = ["grouped", "alone", "raw"]
+            .iter()
+            .position(|&known| known == name.trim())?;
+        chosen[k] = true;
+    }
+    chosen.contains(&true).then_some(chosen)
+}
+
 /// `1,8,64` as counts; `None` if any is not a positive number or the list is empty.
 fn parse_clients(list: &str) -> Option<Vec<usize>> {
     let counts: Vec<usize> = list.split(',').map(parse_positive).collect::<Option<_>>()?;
@@ -384,11 +418,15 @@ pub async fn run(mode: crate::Mode) -> Option<Curve> {
     for _ in 0..RAW_CONNECTIONS.min(*clients.iter().max().unwrap_or(&1)) {
         connections.push(Arc::new(Raw::connect(&url, &table).await));
     }
+    let measured = systems();
     let mut samples: Vec<[Vec<Sample>; 3]> = clients.iter().map(|_| Default::default()).collect();
     for round in 0..rounds {
         for (i, &n) in clients.iter().enumerate() {
             for k in 0..3 {
                 let system = (round + i + k) % 3;
+                if !measured[system] {
+                    continue;
+                }
                 let measure = async |time| match system {
                     0 => commands(&grouped, n, time).await,
                     1 => commands(&alone, n, time).await,
@@ -437,11 +475,15 @@ pub async fn run_sqlite(mode: crate::Mode) -> Curve {
     )
     .expect("synchronous");
     let conn = Arc::new(Mutex::new(conn));
+    let measured = systems();
     let mut samples: Vec<[Vec<Sample>; 3]> = clients.iter().map(|_| Default::default()).collect();
     for round in 0..rounds {
         for (i, &n) in clients.iter().enumerate() {
             for k in 0..3 {
                 let system = (round + i + k) % 3;
+                if !measured[system] {
+                    continue;
+                }
                 let measure = async |time| match system {
                     0 => commands(&grouped, n, time).await,
                     1 => commands(&alone, n, time).await,
@@ -482,27 +524,23 @@ pub fn format(curve: &Curve, clients: &[usize]) -> String {
         "| clients | grouped: commands/s | p50 ms | p99 ms | CPU us/cmd | without grouping: commands/s | p50 ms | p99 ms | CPU us/cmd | raw insert tx/s | p50 ms | p99 ms | CPU us/tx |\n\
          |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
+    // A point of a system not measured (`CQRS_CURVE_SYSTEMS`) has no commands: its cells are `-`.
+    let cells = |p: &Point| {
+        if p.rate > 0.0 {
+            format!("{:.0} | {} | {} | {}", p.rate, ms(p.p50), ms(p.p99), cpu(p))
+        } else {
+            "- | - | - | -".to_owned()
+        }
+    };
     for (i, n) in clients.iter().enumerate() {
         let (g, a, r) = (&curve.grouped[i], &curve.alone[i], &curve.raw[i]);
-        let _ = writeln!(
-            out,
-            "| {n} | {:.0} | {} | {} | {} | {:.0} | {} | {} | {} | {:.0} | {} | {} | {} |",
-            g.rate,
-            ms(g.p50),
-            ms(g.p99),
-            cpu(g),
-            a.rate,
-            ms(a.p50),
-            ms(a.p99),
-            cpu(a),
-            r.rate,
-            ms(r.p50),
-            ms(r.p99),
-            cpu(r),
-        );
+        let _ = writeln!(out, "| {n} | {} | {} | {} |", cells(g), cells(a), cells(r));
     }
     let at = |n: usize| clients.iter().position(|&c| c == n);
-    if let (Some(i1), Some(i8), Some(i64)) = (at(1), at(8), at(64)) {
+    let all_measured = [&curve.grouped, &curve.alone, &curve.raw]
+        .iter()
+        .all(|points| points.iter().all(|p| p.rate > 0.0));
+    if let (Some(i1), Some(i8), Some(i64), true) = (at(1), at(8), at(64), all_measured) {
         let verdict = |ok: bool| if ok { "met" } else { "missed" };
         let vs_raw = curve.grouped[i64].rate / curve.raw[i8].rate;
         let vs_alone = curve.grouped[i64].rate / curve.alone[i8].rate;
@@ -568,6 +606,33 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("100.0% (target within 5%: met)"), "{text}");
+    }
+
+    #[test]
+    fn systems_parse_or_are_refused() {
+        assert_eq!(parse_systems("grouped"), Some([true, false, false]));
+        assert_eq!(parse_systems("raw, alone"), Some([false, true, true]));
+        assert_eq!(parse_systems(""), None);
+        assert_eq!(parse_systems("grouped,fast"), None);
+    }
+
+    #[test]
+    fn a_system_not_measured_prints_dashes_and_no_targets() {
+        let p = |rate| Point {
+            rate,
+            ..Point::default()
+        };
+        let curve = Curve {
+            grouped: vec![p(100.0), p(1_000.0), p(4_000.0)],
+            alone: vec![Point::default(); 3],
+            raw: vec![Point::default(); 3],
+        };
+        let text = format(&curve, &[1, 8, 64]);
+        assert!(
+            text.contains("| 64 | 4000 | 0.00 | 0.00 | 0 + 0 | - | - | - | - | - | - | - | - |"),
+            "{text}"
+        );
+        assert!(!text.contains("target"), "{text}");
     }
 
     #[test]

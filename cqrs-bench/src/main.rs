@@ -51,7 +51,8 @@ modes (one at a time):
                   (--sqlite-only skips PostgreSQL; CQRS_CURVE_CLIENTS=1,8,64 and
                   CQRS_CURVE_ROUNDS=9 choose the points and the rounds;
                   CQRS_CURVE_APPEND_STATEMENTS=n sets the grouped store's
-                  append statements)
+                  append statements; CQRS_CURVE_SYSTEMS=grouped,alone,raw
+                  chooses the systems)
   --segments      the awaited PgSink workload in 4 segments beside 1
   --contention    64 clients on one account, a stalling projection beside a fast one
   --dcb           conditional appends beside unconditional ones, racing seats (PostgreSQL, SQLite)
