@@ -28,7 +28,6 @@ import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DOMAINS = ("macro_domain", "hand_domain")
@@ -78,20 +77,13 @@ def main():
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (apt-get install -y valgrind)")
     run = load_run()
-    ws = tempfile.mkdtemp(prefix="cqrs-compile-instructions-")
+    ws = run.make_workspace(a.n, "cqrs-compile-instructions-")
     out = os.path.join(ws, "cachegrind")
     os.makedirs(out)
     wrapper = os.path.join(ws, "rustc-wrapper.sh")
     with open(wrapper, "w") as f:
         f.write(WRAPPER.format(out=out))
     os.chmod(wrapper, os.stat(wrapper).st_mode | stat.S_IEXEC)
-    with open(os.path.join(ws, "Cargo.toml"), "w") as f:
-        f.write('[workspace]\nresolver = "3"\nmembers = ["macro_domain", "hand_domain"]\n\n'
-                "[profile.release]\ndebug = 1\n")
-    shutil.copy(os.path.join(run.ROOT, "Cargo.lock"), ws)
-    run.write_crate(ws, "macro_domain", run.macro_domain(a.n))
-    run.write_crate(ws, "hand_domain", run.hand_domain(a.n))
-    print(f"workspace: {ws}; {a.n} commands and {a.n} events per domain", flush=True)
     env = dict(os.environ)
     env.setdefault("CARGO_TARGET_DIR", os.path.join(ws, "target"))
 
@@ -111,16 +103,8 @@ def main():
             cargo("build", "-p", crate, *profile, wrapped=True)
             counts[(crate, label)] = instructions(out)
             print(f"{crate:13} {label:8} {counts[(crate, label)]:,} instructions", flush=True)
-    print()
-    print("| profile | macros (instructions) | by hand | macros / by hand |")
-    print("|---|---:|---:|---:|")
-    for label in ["release" if p else "debug" for p in profiles]:
-        m, h = counts[("macro_domain", label)], counts[("hand_domain", label)]
-        print(f"| {label} | {m / 1e9:.3f} G | {h / 1e9:.3f} G | {m / h:.3f} |")
-    if a.keep:
-        print(f"kept {ws}")
-    else:
-        shutil.rmtree(ws)
+    run.print_ratios(counts, profiles, " (instructions)", lambda c: f"{c / 1e9:.3f} G", "{:.3f}")
+    run.finish(ws, a.keep)
 
 
 if __name__ == "__main__":

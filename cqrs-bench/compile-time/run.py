@@ -175,6 +175,39 @@ serde_json = "1"
         f.write(source)
 
 
+def make_workspace(n, prefix):
+    """A throwaway workspace in a temporary directory holding both domains of `n` commands."""
+    ws = tempfile.mkdtemp(prefix=prefix)
+    with open(os.path.join(ws, "Cargo.toml"), "w") as f:
+        f.write('[workspace]\nresolver = "3"\nmembers = ["macro_domain", "hand_domain"]\n\n'
+                "[profile.release]\ndebug = 1\n")
+    # The main workspace's lock file, so the dependencies are the versions the project uses.
+    shutil.copy(os.path.join(ROOT, "Cargo.lock"), ws)
+    write_crate(ws, "macro_domain", macro_domain(n))
+    write_crate(ws, "hand_domain", hand_domain(n))
+    print(f"workspace: {ws}; {n} commands and {n} events per domain", flush=True)
+    return ws
+
+
+def print_ratios(results, profiles, what, figure, ratio):
+    """The table: per profile, `results[(crate, label)]` of both crates (formatted by `figure`)
+    and their ratio (by the format string `ratio`); `what` names the figure in the header."""
+    print()
+    print(f"| profile | macros{what} | by hand | macros / by hand |")
+    print("|---|---:|---:|---:|")
+    for label in ["release" if p else "debug" for p in profiles]:
+        m, h = results[("macro_domain", label)], results[("hand_domain", label)]
+        print(f"| {label} | {figure(m)} | {figure(h)} | {ratio.format(m / h)} |")
+
+
+def finish(ws, keep):
+    """Removes the workspace, or says where it was kept."""
+    if keep:
+        print(f"kept {ws}")
+    else:
+        shutil.rmtree(ws)
+
+
 TARGET_DIR = None
 
 
@@ -204,15 +237,7 @@ def main():
         global TARGET_DIR
         TARGET_DIR = os.path.join(ROOT, "target", "compile-time-quick")
         a.n, a.repeat, profiles = 5, 1, ([],)
-    ws = tempfile.mkdtemp(prefix="cqrs-compile-time-")
-    with open(os.path.join(ws, "Cargo.toml"), "w") as f:
-        f.write('[workspace]\nresolver = "3"\nmembers = ["macro_domain", "hand_domain"]\n\n'
-                "[profile.release]\ndebug = 1\n")
-    # The main workspace's lock file, so the dependencies are the versions the project uses.
-    shutil.copy(os.path.join(ROOT, "Cargo.lock"), ws)
-    write_crate(ws, "macro_domain", macro_domain(a.n))
-    write_crate(ws, "hand_domain", hand_domain(a.n))
-    print(f"workspace: {ws}; {a.n} commands and {a.n} events per domain", flush=True)
+    ws = make_workspace(a.n, "cqrs-compile-time-")
     results = {}
     for profile in profiles:
         label = "release" if profile else "debug"
@@ -225,16 +250,8 @@ def main():
             results[(crate, label)] = statistics.median(times)
             print(f"{crate:13} {label:8} {results[(crate, label)]:.2f} s "
                   f"(runs: {', '.join(f'{t:.2f}' for t in times)})", flush=True)
-    print()
-    print("| profile | macros | by hand | macros / by hand |")
-    print("|---|---:|---:|---:|")
-    for label in ["release" if p else "debug" for p in profiles]:
-        m, h = results[("macro_domain", label)], results[("hand_domain", label)]
-        print(f"| {label} | {m:.2f} s | {h:.2f} s | {m / h:.2f} |")
-    if a.keep:
-        print(f"kept {ws}")
-    else:
-        shutil.rmtree(ws)
+    print_ratios(results, profiles, "", lambda t: f"{t:.2f} s", "{:.2f}")
+    finish(ws, a.keep)
 
 
 if __name__ == "__main__":
