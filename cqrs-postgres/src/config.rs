@@ -59,6 +59,7 @@ pub struct PostgresConfig {
     pub(crate) connect_timeout: Duration,
     pub(crate) acquire_timeout: Duration,
     pub(crate) idle_in_transaction_timeout: Duration,
+    pub(crate) statement_timeout: Option<Duration>,
     pub(crate) keepalives: TcpKeepalives,
     pub(crate) group_commit: bool,
     pub(crate) append_statements: Option<usize>,
@@ -129,6 +130,7 @@ impl PostgresConfig {
             connect_timeout: connect_timeout.unwrap_or(Duration::from_secs(10)),
             acquire_timeout: Duration::from_secs(30),
             idle_in_transaction_timeout: Duration::from_secs(10),
+            statement_timeout: None,
             keepalives: TcpKeepalives::default(),
             group_commit: true,
             append_statements: None,
@@ -274,6 +276,23 @@ impl PostgresConfig {
         self
     }
 
+    /// PostgreSQL's `statement_timeout` on every session of the store (default: not set, so the
+    /// server's or the role's setting applies): the server cancels a statement that runs this
+    /// long, and the operation fails with
+    /// [`StoreError::Unavailable`](eventweave_core::StoreError::Unavailable) (SQLSTATE 57014):
+    /// the statement's transaction rolled back, nothing was written, and the same request may
+    /// be retried. This bounds how long an append, a read or a projection's statement can stall
+    /// behind a lock that another session holds (a migration, a `LOCK TABLE`, a stuck
+    /// conditional append); a group of appends cancelled together gets the same answer for each
+    /// append, without splitting. Choose it above the slowest statement the application runs,
+    /// including a projection handler's own SQL. Schema migrations at
+    /// [`open`](crate::PostgresStore::open) run without it (they wait for each other on purpose).
+    /// `Duration::ZERO` leaves it not set (PostgreSQL would read 0 as "no limit").
+    pub fn statement_timeout(mut self, timeout: Duration) -> Self {
+        self.statement_timeout = (!timeout.is_zero()).then_some(timeout);
+        self
+    }
+
     /// TCP keepalives of every connection of the store (default: first probe after 10 s idle,
     /// then every 5 s, dropped after 3 unanswered: 25 s). The server drops the session of a
     /// host that vanished within [`TcpKeepalives::bound`], rolling back its transaction.
@@ -357,6 +376,11 @@ impl PostgresConfig {
     /// See [`PostgresConfig::idle_in_transaction_timeout`].
     pub fn get_idle_in_transaction_timeout(&self) -> Duration {
         self.idle_in_transaction_timeout
+    }
+
+    /// See [`PostgresConfig::statement_timeout`] (`None`: not set by the store).
+    pub fn get_statement_timeout(&self) -> Option<Duration> {
+        self.statement_timeout
     }
 
     /// See [`PostgresConfig::tcp_keepalives`].
@@ -443,14 +467,22 @@ impl PostgresConfig {
     /// The statements that set up every session of the store (one round trip).
     pub(crate) fn session_sql(&self) -> String {
         let k = &self.keepalives;
-        format!(
+        let mut sql = format!(
             "SET idle_in_transaction_session_timeout = {}; SET tcp_keepalives_idle = {}; \
              SET tcp_keepalives_interval = {}; SET tcp_keepalives_count = {}",
             self.idle_in_transaction_timeout.as_millis(),
             k.idle.as_secs().max(1),
             k.interval.as_secs().max(1),
             k.retries,
-        )
+        );
+        if let Some(timeout) = self.statement_timeout {
+            // At least 1 ms: PostgreSQL reads 0 as "no limit".
+            sql.push_str(&format!(
+                "; SET statement_timeout = {}",
+                timeout.as_millis().max(1)
+            ));
+        }
+        sql
     }
 
     pub(crate) fn names(&self) -> Result<Names, OpenError> {
@@ -495,6 +527,7 @@ impl fmt::Debug for PostgresConfig {
                 "idle_in_transaction_timeout",
                 &self.idle_in_transaction_timeout,
             )
+            .field("statement_timeout", &self.statement_timeout)
             .field("keepalives", &self.keepalives)
             .field("group_commit", &self.group_commit)
             .field("append_statements", &self.append_statements)
@@ -825,6 +858,32 @@ mod tests {
             config
                 .session_sql()
                 .contains("idle_in_transaction_session_timeout = 2000")
+        );
+        assert!(!config.session_sql().contains("statement_timeout"));
+        assert_eq!(config.get_statement_timeout(), None);
+        let timed = config
+            .clone()
+            .statement_timeout(Duration::from_millis(1_500));
+        assert_eq!(
+            timed.get_statement_timeout(),
+            Some(Duration::from_millis(1_500))
+        );
+        assert!(
+            timed
+                .session_sql()
+                .ends_with("; SET statement_timeout = 1500")
+        );
+        let sub_ms = timed.clone().statement_timeout(Duration::from_micros(10));
+        assert!(
+            sub_ms
+                .session_sql()
+                .ends_with("; SET statement_timeout = 1")
+        );
+        assert_eq!(
+            timed
+                .statement_timeout(Duration::ZERO)
+                .get_statement_timeout(),
+            None
         );
         let default = PostgresConfig::new("postgres://db/x");
         assert_eq!(default.get_ssl_mode(), SslMode::Prefer);

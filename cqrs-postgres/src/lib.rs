@@ -50,6 +50,7 @@
 //! | [`acquire_timeout`](PostgresConfig::acquire_timeout) | 30 s | longest wait for a free pooled connection; then `StoreError::Unavailable` naming the pool. |
 //! | [`connect_timeout`](PostgresConfig::connect_timeout) | URL's `connect_timeout`, else 10 s | longest time to open a connection (TCP, TLS, authentication, session settings). |
 //! | [`idle_in_transaction_timeout`](PostgresConfig::idle_in_transaction_timeout) | 10 s | the server ends a store session idle inside a transaction this long (see [Bounds](#bounds-on-a-writer-that-died)). |
+//! | [`statement_timeout`](PostgresConfig::statement_timeout) | not set (the server's) | the server cancels a store statement that runs this long (a stall behind another session's lock): `StoreError::Unavailable`, nothing written. Migrations run without it. |
 //! | [`tcp_keepalives`](PostgresConfig::tcp_keepalives) | 10 s idle, 5 s × 3 | keepalives on both ends of every connection. |
 //! | [`max_event_bytes`](PostgresConfig::max_event_bytes) | 16 MiB | largest event (payload + metadata) an append accepts; larger ones are refused before anything is written. |
 //! | [`poll_interval`](PostgresConfig::poll_interval) | 500 ms | how long a waiting reader trusts notifications before it re-reads anyway. |

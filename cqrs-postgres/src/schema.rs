@@ -234,7 +234,11 @@ fn dcb_conflict_function(n: &Names) -> String {
 }
 
 /// Creates the schema and applies every migration it lacks, under the schema's advisory lock.
-pub(crate) async fn migrate(client: &mut Client, names: &Names) -> Result<(), OpenError> {
+pub(crate) async fn migrate(
+    client: &mut Client,
+    names: &Names,
+    without_statement_timeout: bool,
+) -> Result<(), OpenError> {
     let failed = |version: i32| {
         move |e: tokio_postgres::Error| OpenError::Migration {
             version,
@@ -242,6 +246,14 @@ pub(crate) async fn migrate(client: &mut Client, names: &Names) -> Result<(), Op
         }
     };
     let tx = client.transaction().await.map_err(failed(0))?;
+    if without_statement_timeout {
+        // The store's `statement_timeout` bounds its operations, not its migrations: a second
+        // process waits here for the first one's migration on purpose, and an index build may
+        // take long.
+        tx.batch_execute("SET LOCAL statement_timeout = 0")
+            .await
+            .map_err(failed(0))?;
+    }
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&names.migration_lock])
         .await
         .map_err(failed(0))?;

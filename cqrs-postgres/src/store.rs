@@ -69,7 +69,7 @@ impl PostgresStore {
             .connect("")
             .await
             .map_err(ConnectError::into_open_error)?;
-        schema::migrate(&mut client, &names).await?;
+        schema::migrate(&mut client, &names, config.statement_timeout.is_some()).await?;
         drop(client);
         let sql = Arc::new(Sql::new(&names));
         let pool = Pool::new(

@@ -6,7 +6,9 @@
 //!   next call after it comes back works;
 //! - a backend terminated while a read or an append waits: the server's `FATAL` with SQLSTATE
 //!   57P01 in the message, `Unavailable` for the read and `OutcomeUnknown` for the append;
-//! - a permanent SQL error (a CHECK constraint): `Backend` with its SQLSTATE, `Retry::Never`.
+//! - a permanent SQL error (a CHECK constraint): `Backend` with its SQLSTATE, `Retry::Never`;
+//! - a statement stalled behind another session's lock past `statement_timeout`: `Unavailable`
+//!   with SQLSTATE 57014, nothing written.
 //!
 //! Each test uses its own schema (and its own proxy); all are skipped without
 //! `CQRS_POSTGRES_URL`.
@@ -255,6 +257,91 @@ async fn a_permanent_sql_error_is_backend_with_its_sqlstate() {
         .append(&s, ExpectedVersion::NoStream, vec![event("2")])
         .await
         .expect("other appends still go in");
+    common::drop_schema(&url, &schema).await;
+}
+
+/// A statement stalled behind another session's lock is cancelled by the server after
+/// `statement_timeout`: each append (several at once, so some go as one group) and a read get
+/// `Unavailable` with SQLSTATE 57014, nothing is written, and the same appends go in once the
+/// lock is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_stalled_behind_a_lock_times_out_as_unavailable_and_writes_nothing() {
+    let Some(url) = common::url_or_skip("statement_timeout") else {
+        return;
+    };
+    let config = common::fresh_config(&url)
+        .await
+        .pool_size(2)
+        .statement_timeout(Duration::from_millis(300));
+    let schema = config.schema_name().to_owned();
+    let store = PostgresStore::open(config).await.unwrap();
+    let first = StreamId::from("stalled");
+    store
+        .append(&first, ExpectedVersion::NoStream, vec![event("0")])
+        .await
+        .unwrap();
+
+    // Another session holds the events table's strongest lock in an open transaction.
+    let mut locker = common::raw_client(&url).await;
+    let lock = locker.transaction().await.unwrap();
+    lock.batch_execute(&format!(
+        "LOCK TABLE {}.events IN ACCESS EXCLUSIVE MODE",
+        common::quote(&schema)
+    ))
+    .await
+    .unwrap();
+
+    let started = std::time::Instant::now();
+    let mut appends = tokio::task::JoinSet::new();
+    for k in 0..6 {
+        let store = store.clone();
+        appends.spawn(async move {
+            let stream = StreamId::from(format!("stalled-{k}"));
+            store
+                .append(
+                    &stream,
+                    ExpectedVersion::NoStream,
+                    vec![event(&k.to_string())],
+                )
+                .await
+        });
+    }
+    let timed_out = |result: Result<Vec<eventweave_core::RecordedEvent>, StoreError>| match result {
+        Err(StoreError::Unavailable(e)) => assert_eq!(e.code(), Some("57014"), "{e}"),
+        other => panic!("expected the statement to be cancelled: {other:?}"),
+    };
+    // Without the timeout the appends would wait for the lock: bound the wait so that a
+    // regression fails here instead of hanging.
+    let results = tokio::time::timeout(Duration::from_secs(20), appends.join_all())
+        .await
+        .expect("the stalled appends were cancelled, not left waiting for the lock");
+    for result in results {
+        timed_out(result);
+    }
+    timed_out(store.read_stream(&first, 1, 10).await);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "cancelled after about the timeout, not after the lock: {:?}",
+        started.elapsed()
+    );
+
+    lock.rollback().await.unwrap();
+    for k in 0..6 {
+        let stream = StreamId::from(format!("stalled-{k}"));
+        assert!(
+            store.read_stream(&stream, 1, 10).await.unwrap().is_empty(),
+            "a cancelled append wrote nothing"
+        );
+        store
+            .append(
+                &stream,
+                ExpectedVersion::NoStream,
+                vec![event(&k.to_string())],
+            )
+            .await
+            .expect("the same append goes in once the lock is gone");
+    }
+    assert_eq!(store.read_stream(&first, 1, 10).await.unwrap().len(), 1);
     common::drop_schema(&url, &schema).await;
 }
 
