@@ -152,13 +152,7 @@ async fn a_backend_terminated_mid_request_says_57p01() {
         .await
         .unwrap();
     let locker = common::raw_client(&url).await;
-    let events = format!("{}.events", common::quote(&schema));
-    locker
-        .batch_execute(&format!(
-            "BEGIN; LOCK TABLE {events} IN ACCESS EXCLUSIVE MODE"
-        ))
-        .await
-        .unwrap();
+    lock_events_table(&locker, &schema).await;
 
     let reader = {
         let (store, s) = (store.clone(), s.clone());
@@ -185,12 +179,7 @@ async fn a_backend_terminated_mid_request_says_57p01() {
         }
     }
     assert_eq!(read.unwrap().len(), 1);
-    locker
-        .batch_execute(&format!(
-            "BEGIN; LOCK TABLE {events} IN ACCESS EXCLUSIVE MODE"
-        ))
-        .await
-        .unwrap();
+    lock_events_table(&locker, &schema).await;
     let batch = vec![event("2")];
     let appender = {
         let (store, s, batch) = (store.clone(), s.clone(), batch.clone());
@@ -282,14 +271,8 @@ async fn a_statement_stalled_behind_a_lock_times_out_as_unavailable_and_writes_n
         .unwrap();
 
     // Another session holds the events table's strongest lock in an open transaction.
-    let mut locker = common::raw_client(&url).await;
-    let lock = locker.transaction().await.unwrap();
-    lock.batch_execute(&format!(
-        "LOCK TABLE {}.events IN ACCESS EXCLUSIVE MODE",
-        common::quote(&schema)
-    ))
-    .await
-    .unwrap();
+    let locker = common::raw_client(&url).await;
+    lock_events_table(&locker, &schema).await;
 
     let started = std::time::Instant::now();
     let mut appends = tokio::task::JoinSet::new();
@@ -325,7 +308,7 @@ async fn a_statement_stalled_behind_a_lock_times_out_as_unavailable_and_writes_n
         started.elapsed()
     );
 
-    lock.rollback().await.unwrap();
+    locker.batch_execute("ROLLBACK").await.unwrap();
     for k in 0..6 {
         let stream = StreamId::from(format!("stalled-{k}"));
         assert!(
@@ -343,6 +326,18 @@ async fn a_statement_stalled_behind_a_lock_times_out_as_unavailable_and_writes_n
     }
     assert_eq!(store.read_stream(&first, 1, 10).await.unwrap().len(), 1);
     common::drop_schema(&url, &schema).await;
+}
+
+/// Opens a transaction on `locker` that holds the schema's events table in `ACCESS EXCLUSIVE`
+/// mode (every read and append of the store waits) until `ROLLBACK`.
+async fn lock_events_table(locker: &tokio_postgres::Client, schema: &str) {
+    locker
+        .batch_execute(&format!(
+            "BEGIN; LOCK TABLE {}.events IN ACCESS EXCLUSIVE MODE",
+            common::quote(schema)
+        ))
+        .await
+        .unwrap();
 }
 
 /// Terminates the idle sessions whose last statement names the schema (the store's pool).
